@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# imslab set-up and entry points for a fresh Debian/Ubuntu machine with Python 3.11+.
+#   ./dev.sh demo    installs everything, then runs `imslab demo` on the built-in lab
+#   ./dev.sh test    installs everything, then runs ruff, mypy and the whole test suite
+#   ./dev.sh setup   installs only (apt peers + .venv)
+# Set IMSLAB_NO_APT=1 to skip the apt step (e.g. inside a container that already has the peers).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="${IMSLAB_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+# External peers the tests and demo use: SIPp, tshark, baresip, GStreamer's MIKEY parser,
+# iproute2 for network namespaces, sox for audio checks.
+APT_PACKAGES=(sip-tester tshark baresip iproute2 python3-venv python3-gi
+              gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base sox ca-certificates)
+
+apt_setup() {
+    [ "${IMSLAB_NO_APT:-0}" = 1 ] && return 0
+    command -v apt-get >/dev/null || { echo "dev.sh: no apt-get; install ${APT_PACKAGES[*]} by hand" >&2; return 0; }
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "dev.sh: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    # tshark asks whether non-root users may capture: answer no, non-interactively.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+venv_setup() {
+    local stamp="$VENV/.imslab-stamp"
+    local want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade "pip>=25.1"
+    # --group needs pip >= 25.1 (PEP 735 dependency groups).
+    "$VENV/bin/python" -m pip install -q -e . --group test
+    echo "$want" > "$stamp"
+}
+
+run_tests() {
+    export PATH="$VENV/bin:$PATH"
+    echo "== ruff" && ruff check . && ruff format --check .
+    echo "== mypy" && mypy
+    echo "== pytest"
+    # -bb: bytes/str mix-ups are errors (STYLE.md §8).
+    python -bb -m pytest "$@"
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+    setup) apt_setup; venv_setup ;;
+    demo)  apt_setup; venv_setup; exec "$VENV/bin/imslab" demo "$@" ;;
+    test)  apt_setup; venv_setup; run_tests "$@" ;;
+    *) sed -n '2,7p' "$0"; exit 2 ;;
+esac

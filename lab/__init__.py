@@ -1,0 +1,1 @@
+"""Orchestration and the ``imslab`` command line (lab -> ue/proxies/li -> ims)."""

@@ -1,0 +1,1 @@
+"""The UE application: register, call, answer, exchange SRTP audio."""
