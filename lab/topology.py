@@ -1,0 +1,331 @@
+"""The lab topology: one TOML file describing the whole IMS network.
+
+The model (see ``lab/lab.toml``, the built-in default):
+
+* ``[operators.X]`` — a network operator with its SIP ``domain``. The lab has two home operators
+  (A and B), a visited network (its P-CSCF serves inbound roamers), a separate media-path provider
+  (it runs a media anchor but sees no signalling) and an Internet SIP service.
+* ``[elements.NAME]`` — one network element: ``role`` (``pcscf``, ``scscf``, ``anchor``,
+  ``internet_proxy``), its ``operator``, its ``address`` and ports. A P-CSCF names its media
+  ``anchor`` and whether it offers SIP over ``tls`` on the UE hop.
+* ``[peering]`` — domain -> element serving it (stands in for DNS + the I-CSCF);
+  ``[tel]`` — number prefix -> domain (stands in for ENUM).
+* ``[[subscribers]]`` — the HSS: IMPI, IMPUs (one may be a tel URI), digest password.
+* ``[ues.NAME]`` — a device: which subscriber, which first hop (``pcscf``), its address and the
+  transport on the UE hop.
+
+Addresses: each element has its own loopback address with the standard ports. Host octets are
+unique across the lab, so :func:`load` can *override* the addressing: ``net_offset`` shifts the
+third octet (labs side by side: 127.0.10-19 -> 127.0.30-39), ``subnet`` collapses everything
+into one /24 keeping the host octets (tests: ``127.0.7``; network namespaces: ``10.231.7``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ims.errors import ImsError
+
+SIP_PORT = 5060
+SIPS_PORT = 5061
+ANCHOR_CONTROL_PORT = 2223
+RTP_PORTS = (30000, 39999)
+ROLES = ("pcscf", "scscf", "anchor", "internet_proxy")
+
+
+class TopologyError(ImsError, ValueError):
+    """The topology file is inconsistent (unknown reference, duplicate address...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operator:
+    name: str
+    domain: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Element:
+    name: str
+    role: str
+    operator: str
+    address: str
+    sip_port: int = SIP_PORT
+    tls_port: int = SIPS_PORT
+    tls: bool = False
+    anchor: str | None = None
+    control_port: int = ANCHOR_CONTROL_PORT
+    rtp_ports: tuple[int, int] = RTP_PORTS
+
+    @property
+    def sip_uri(self) -> str:
+        """The element's own SIP URI (loose routing), as used in Path/Record-Route/Service-Route."""
+        return f"sip:{self.address}:{self.sip_port};lr"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscriber:
+    impi: str
+    impus: tuple[str, ...]
+    password: str
+
+    @property
+    def domain(self) -> str:
+        return self.impi.rpartition("@")[2]
+
+    @property
+    def username(self) -> str:
+        return self.impi.rpartition("@")[0]
+
+    @property
+    def sip_impu(self) -> str:
+        """The first ``sip:`` IMPU: the default public identity."""
+        for impu in self.impus:
+            if impu.startswith("sip:"):
+                return impu
+        return self.impus[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UeSpec:
+    name: str
+    subscriber: str
+    pcscf: str
+    address: str
+    transport: str = "udp"
+    sip_port: int = SIP_PORT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topology:
+    name: str
+    operators: dict[str, Operator]
+    elements: dict[str, Element]
+    peering: dict[str, str]
+    tel: dict[str, str]
+    subscribers: dict[str, Subscriber]
+    ues: dict[str, UeSpec]
+    source: str = field(default="<built-in>")
+
+    # --- look-ups -------------------------------------------------------------------------
+    def element(self, name: str) -> Element:
+        try:
+            return self.elements[name]
+        except KeyError:
+            raise TopologyError(f"no element named {name!r} in the topology") from None
+
+    def ue(self, name: str) -> UeSpec:
+        try:
+            return self.ues[name]
+        except KeyError:
+            raise TopologyError(f"no UE named {name!r} in the topology") from None
+
+    def domain_of(self, element: str) -> str:
+        return self.operators[self.element(element).operator].domain
+
+    def by_role(self, role: str) -> list[Element]:
+        return [e for e in self.elements.values() if e.role == role]
+
+    def subscribers_of(self, domain: str) -> list[Subscriber]:
+        return [s for s in self.subscribers.values() if s.domain == domain]
+
+    def server_for_domain(self, domain: str) -> Element | None:
+        """The element serving ``domain`` (S-CSCF or Internet proxy), from the peering table."""
+        name = self.peering.get(domain.lower())
+        return None if name is None else self.element(name)
+
+    def domain_for_tel(self, number: str) -> str | None:
+        """Home domain of a global tel number (longest matching prefix), or None."""
+        best: str | None = None
+        best_len = -1
+        for prefix, domain in self.tel.items():
+            if number.startswith(prefix) and len(prefix) > best_len:
+                best, best_len = domain, len(prefix)
+        return best
+
+    def subscriber_of_ue(self, ue: str) -> Subscriber:
+        return self.subscribers[self.ue(ue).subscriber]
+
+    def ue_for_identity(self, identity: str) -> UeSpec | None:
+        """The UE whose subscriber owns ``identity`` (an IMPU, IMPI or UE name)."""
+        if identity in self.ues:
+            return self.ues[identity]
+        for ue in self.ues.values():
+            sub = self.subscribers[ue.subscriber]
+            if identity in sub.impus or identity == sub.impi:
+                return ue
+        return None
+
+    def addresses(self) -> dict[str, str]:
+        """Every element's and UE's address by name."""
+        out = {n: e.address for n, e in self.elements.items()}
+        out.update({n: u.address for n, u in self.ues.items()})
+        return out
+
+    def remap(self, *, net_offset: int = 0, subnet: str | None = None) -> Topology:
+        """The same lab on other addresses (see the module docstring)."""
+        if not net_offset and subnet is None:
+            return self
+        fn = _address_mapper(net_offset=net_offset, subnet=subnet)
+        elements = {
+            n: dataclasses.replace(e, address=fn(e.address)) for n, e in self.elements.items()
+        }
+        ues = {n: dataclasses.replace(u, address=fn(u.address)) for n, u in self.ues.items()}
+        topo = dataclasses.replace(self, elements=elements, ues=ues)
+        _check_unique_addresses(topo)
+        return topo
+
+
+def _address_mapper(*, net_offset: int, subnet: str | None) -> Any:
+    if subnet is not None:
+        parts = subnet.split(".")
+        if len(parts) != 3 or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts):
+            raise TopologyError(f"subnet must be three octets like 127.0.7, not {subnet!r}")
+
+    def fn(address: str) -> str:
+        octets = address.split(".")
+        if subnet is not None:
+            return f"{subnet}.{octets[3]}"
+        third = int(octets[2]) + net_offset
+        if not 0 <= third <= 255:
+            raise TopologyError(f"net_offset {net_offset} moves {address} out of range")
+        return f"{octets[0]}.{octets[1]}.{third}.{octets[3]}"
+
+    return fn
+
+
+def _check_unique_addresses(topo: Topology) -> None:
+    seen: dict[str, str] = {}
+    for name, addr in topo.addresses().items():
+        try:
+            ipaddress.IPv4Address(addr)
+        except ValueError:
+            raise TopologyError(f"{name}: {addr!r} is not an IPv4 address") from None
+        if addr in seen:
+            raise TopologyError(f"{name} and {seen[addr]} share the address {addr}")
+        seen[addr] = name
+
+
+def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
+    """Build and validate a :class:`Topology` from parsed TOML."""
+    try:
+        operators = {
+            name: Operator(
+                name=name, domain=str(o["domain"]).lower(), description=o.get("description", "")
+            )
+            for name, o in data.get("operators", {}).items()
+        }
+        elements: dict[str, Element] = {}
+        for name, e in data.get("elements", {}).items():
+            rtp = tuple(e.get("rtp_ports", RTP_PORTS))
+            elements[name] = Element(
+                name=name,
+                role=str(e["role"]),
+                operator=str(e["operator"]),
+                address=str(e["address"]),
+                sip_port=int(e.get("sip_port", SIP_PORT)),
+                tls_port=int(e.get("tls_port", SIPS_PORT)),
+                tls=bool(e.get("tls", False)),
+                anchor=e.get("anchor"),
+                control_port=int(e.get("control_port", ANCHOR_CONTROL_PORT)),
+                rtp_ports=(int(rtp[0]), int(rtp[1])),
+            )
+        subscribers = {}
+        for s in data.get("subscribers", []):
+            sub = Subscriber(
+                impi=str(s["impi"]).lower(),
+                impus=tuple(str(i) for i in s["impus"]),
+                password=str(s["password"]),
+            )
+            subscribers[sub.impi] = sub
+        ues = {
+            name: UeSpec(
+                name=name,
+                subscriber=str(u["subscriber"]).lower(),
+                pcscf=str(u["pcscf"]),
+                address=str(u["address"]),
+                transport=str(u.get("transport", "udp")).lower(),
+                sip_port=int(u.get("sip_port", SIP_PORT)),
+            )
+            for name, u in data.get("ues", {}).items()
+        }
+    except KeyError as exc:
+        raise TopologyError(f"{source}: missing field {exc.args[0]!r}") from None
+    topo = Topology(
+        name=str(data.get("lab", {}).get("name", "imslab")),
+        operators=operators,
+        elements=elements,
+        peering={k.lower(): str(v) for k, v in data.get("peering", {}).items()},
+        tel={str(k): str(v).lower() for k, v in data.get("tel", {}).items()},
+        subscribers=subscribers,
+        ues=ues,
+        source=source,
+    )
+    _validate(topo)
+    return topo
+
+
+def _validate(topo: Topology) -> None:
+    for e in topo.elements.values():
+        if e.role not in ROLES:
+            raise TopologyError(f"element {e.name}: unknown role {e.role!r} (one of {ROLES})")
+        if e.operator not in topo.operators:
+            raise TopologyError(f"element {e.name}: unknown operator {e.operator!r}")
+        if e.anchor is not None and topo.elements.get(e.anchor, None) is None:
+            raise TopologyError(f"element {e.name}: unknown anchor {e.anchor!r}")
+        if e.anchor is not None and topo.elements[e.anchor].role != "anchor":
+            raise TopologyError(f"element {e.name}: {e.anchor!r} is not an anchor")
+    for domain, name in topo.peering.items():
+        if name not in topo.elements:
+            raise TopologyError(f"peering {domain}: unknown element {name!r}")
+    for prefix, domain in topo.tel.items():
+        if domain not in topo.peering:
+            raise TopologyError(f"tel prefix {prefix}: domain {domain!r} has no peering entry")
+    for u in topo.ues.values():
+        if u.subscriber not in topo.subscribers:
+            raise TopologyError(f"UE {u.name}: unknown subscriber {u.subscriber!r}")
+        if u.pcscf not in topo.elements:
+            raise TopologyError(f"UE {u.name}: unknown first hop {u.pcscf!r}")
+        if u.transport not in ("udp", "tcp", "tls"):
+            raise TopologyError(f"UE {u.name}: transport must be udp, tcp or tls")
+        if u.transport == "tls" and not topo.elements[u.pcscf].tls:
+            raise TopologyError(f"UE {u.name}: {u.pcscf} does not offer TLS")
+    _check_unique_addresses(topo)
+
+
+def default_path() -> Path:
+    """Path of the built-in ``lab.toml`` (packaged with :mod:`lab`)."""
+    return Path(str(resources.files("lab").joinpath("lab.toml")))
+
+
+def load(
+    path: str | Path | None = None, *, net_offset: int = 0, subnet: str | None = None
+) -> Topology:
+    """Load a topology file (the built-in one when ``path`` is None) and apply an override."""
+    p = default_path() if path is None else Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TopologyError(f"cannot read topology {p}: {exc}") from None
+    return parse(data, source=str(p)).remap(net_offset=net_offset, subnet=subnet)
+
+
+def add_arguments(parser: Any) -> None:
+    """The common ``--config/--net-offset/--subnet`` options of every lab command and role."""
+    parser.add_argument("--config", default=None, help="topology TOML (default: built-in lab)")
+    parser.add_argument(
+        "--net-offset", type=int, default=0, help="shift every address's third octet by N"
+    )
+    parser.add_argument(
+        "--subnet", default=None, help="collapse all addresses into one /24, e.g. 127.0.7"
+    )
+
+
+def from_args(args: Any) -> Topology:
+    return load(args.config, net_offset=args.net_offset, subnet=args.subnet)

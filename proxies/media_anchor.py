@@ -1,0 +1,459 @@
+"""The media anchor: an RTP/RTCP relay per call leg (the IMS-AGW, or a media-path provider).
+
+A P-CSCF anchors each media stream of a call here: :meth:`MediaAnchor.allocate` opens a relay
+session with two legs, each an even RTP port and the next RTCP port on the anchor's address:
+
+* the **access** leg faces the UE (the P-CSCF puts its address in the SDP it sends to the UE);
+* the **core** leg faces the network (its address goes into the SDP sent towards the S-CSCF).
+
+A packet arriving on one leg is sent out of the other leg's socket to that leg's remote address
+(learned from the SDP through :meth:`set_remote`, then latched to the packet source of the first
+packet: symmetric RTP, RFC 4961). The relay never parses or decrypts payloads: SRTP passes through
+untouched, which is the point the LI study makes about who can see what.
+
+Every relayed packet goes through the :class:`~proxies.hooks.MediaHooks` (observe, rewrite, drop)
+with its call, leg and direction; session changes go to the session observers. Per-session
+counters are kept and returned when the session is released.
+
+Control: in-process through the methods here, or across processes through a small JSON-over-UDP
+control protocol (:class:`AnchorControlServer`, :class:`AnchorClient`) on the anchor's control
+port, in the spirit of rtpengine's ng protocol. Both implement :class:`AnchorControl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from ims.log import get_logger
+from proxies.hooks import (
+    AnchorSessionEvent,
+    MediaDirection,
+    MediaHooks,
+    MediaPacketEvent,
+    SessionChange,
+    SessionObservers,
+    _Drop,
+)
+
+_log = get_logger("proxies.media_anchor")
+
+Addr = tuple[str, int]
+
+
+class AnchorError(Exception):
+    """A control request failed (no ports left, unknown session, anchor unreachable)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocation:
+    """The anchor's own addresses for one stream: where each side must send its RTP."""
+
+    call_id: str
+    stream: int
+    access: Addr
+    core: Addr
+
+
+class AnchorControl(Protocol):
+    """What a P-CSCF needs from an anchor, in-process or remote."""
+
+    async def allocate(
+        self, call_id: str, stream: int, *, icid: str | None = None
+    ) -> Allocation: ...
+
+    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None: ...
+
+    async def release(self, call_id: str) -> dict[str, int]: ...
+
+
+@dataclass(slots=True)
+class LegCounters:
+    packets: int = 0
+    bytes: int = 0
+    rtcp_packets: int = 0
+    dropped: int = 0
+
+
+class _LegProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: AnchorSession, leg: str, rtcp: bool) -> None:
+        self.session = session
+        self.leg = leg
+        self.rtcp = rtcp
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        # Avoid the default loop's 256 KiB receive buffer per datagram (peers.md).
+        with contextlib.suppress(AttributeError):
+            transport.max_size = 2048  # type: ignore[attr-defined]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.session._relay(self.leg, self.rtcp, data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a peer that has gone away: count, keep relaying.
+        self.session.counters[self.leg].dropped += 1
+
+
+@dataclass(slots=True)
+class _Leg:
+    local: Addr
+    rtp: _LegProtocol | None = None
+    rtcp: _LegProtocol | None = None
+    remote: Addr | None = None
+    latched: bool = False
+
+
+@dataclass(slots=True)
+class AnchorSession:
+    anchor: MediaAnchor
+    call_id: str
+    icid: str | None
+    stream: int
+    legs: dict[str, _Leg]
+    counters: dict[str, LegCounters] = field(
+        default_factory=lambda: {"access": LegCounters(), "core": LegCounters()}
+    )
+
+    def _relay(self, leg: str, rtcp: bool, data: bytes, src: Addr) -> None:
+        here = self.legs[leg]
+        other_name = "core" if leg == "access" else "access"
+        other = self.legs[other_name]
+        counters = self.counters[leg]
+        if not here.latched:
+            # Symmetric RTP: the first packet's source is where this side really is.
+            src_rtp = (src[0], src[1] - 1) if rtcp else src
+            if here.remote != src_rtp:
+                here.remote = src_rtp
+            here.latched = True
+        if other.remote is None:
+            counters.dropped += 1
+            return
+        dst = (other.remote[0], other.remote[1] + 1) if rtcp else other.remote
+        hooks = self.anchor.hooks
+        if hooks:
+            out = hooks.process(
+                MediaPacketEvent(
+                    element=self.anchor.name,
+                    call_id=self.call_id,
+                    icid=self.icid,
+                    stream=self.stream,
+                    leg=leg,
+                    direction=MediaDirection.FROM_ACCESS
+                    if leg == "access"
+                    else MediaDirection.FROM_CORE,
+                    rtcp=rtcp,
+                    src=src,
+                    dst=dst,
+                    data=data,
+                )
+            )
+            if isinstance(out, _Drop):
+                counters.dropped += 1
+                return
+            data = out
+        proto = other.rtcp if rtcp else other.rtp
+        if proto is None or proto.transport is None:
+            counters.dropped += 1
+            return
+        proto.transport.sendto(data, dst)
+        if rtcp:
+            counters.rtcp_packets += 1
+        else:
+            counters.packets += 1
+            counters.bytes += len(data)
+
+    def stats(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for leg, c in self.counters.items():
+            direction = "from_access" if leg == "access" else "from_core"
+            out[f"{direction}_packets"] = c.packets
+            out[f"{direction}_bytes"] = c.bytes
+            out[f"{direction}_rtcp"] = c.rtcp_packets
+            out[f"{direction}_dropped"] = c.dropped
+        return out
+
+    def event(self, change: SessionChange) -> AnchorSessionEvent:
+        return AnchorSessionEvent(
+            element=self.anchor.name,
+            change=change,
+            call_id=self.call_id,
+            icid=self.icid,
+            stream=self.stream,
+            access=self.legs["access"].local,
+            core=self.legs["core"].local,
+            access_remote=self.legs["access"].remote,
+            core_remote=self.legs["core"].remote,
+            stats=self.stats(),
+        )
+
+    def close(self) -> None:
+        for leg in self.legs.values():
+            for proto in (leg.rtp, leg.rtcp):
+                if proto is not None and proto.transport is not None:
+                    proto.transport.close()
+
+
+class MediaAnchor:
+    """An RTP/RTCP relay on one address; implements :class:`AnchorControl` in-process."""
+
+    def __init__(self, name: str, address: str, ports: tuple[int, int] = (30000, 39999)) -> None:
+        self.name = name
+        self.address = address
+        self.ports = ports
+        self.hooks = MediaHooks(f"{name}.media")
+        self.session_observers = SessionObservers()
+        self.sessions: dict[tuple[str, int], AnchorSession] = {}
+        self.released: dict[str, dict[str, int]] = {}  # last stats of released calls
+        lo = ports[0] + (ports[0] % 2)
+        pairs = range(lo, ports[1], 2)  # (even RTP, RTCP = +1), both within the range
+        self._cursor = itertools.cycle(pairs)
+        self._span = len(pairs)
+
+    async def _bind_pair(self, session: AnchorSession, leg: str) -> Addr:
+        loop = asyncio.get_running_loop()
+        for _ in range(self._span):
+            port = next(self._cursor)
+            try:
+                rtp_t, rtp_p = await loop.create_datagram_endpoint(
+                    lambda: _LegProtocol(session, leg, False), local_addr=(self.address, port)
+                )
+            except OSError:
+                continue
+            try:
+                rtcp_t, rtcp_p = await loop.create_datagram_endpoint(
+                    lambda: _LegProtocol(session, leg, True), local_addr=(self.address, port + 1)
+                )
+            except OSError:
+                rtp_t.close()
+                continue
+            session.legs[leg] = _Leg(local=(self.address, port), rtp=rtp_p, rtcp=rtcp_p)
+            return (self.address, port)
+        raise AnchorError(f"{self.name}: no free RTP port pair in {self.ports}")
+
+    async def allocate(self, call_id: str, stream: int, *, icid: str | None = None) -> Allocation:
+        """Open (or return the existing) relay session for ``call_id``/``stream``."""
+        key = (call_id, stream)
+        session = self.sessions.get(key)
+        if session is None:
+            session = AnchorSession(anchor=self, call_id=call_id, icid=icid, stream=stream, legs={})
+            try:
+                await self._bind_pair(session, "access")
+                await self._bind_pair(session, "core")
+            except AnchorError:
+                session.close()
+                raise
+            self.sessions[key] = session
+            self.session_observers.notify(session.event(SessionChange.CREATED))
+            _log.info("session created", call_id=call_id, stream=stream)
+        elif icid and not session.icid:
+            session.icid = icid
+        return Allocation(
+            call_id=call_id,
+            stream=stream,
+            access=session.legs["access"].local,
+            core=session.legs["core"].local,
+        )
+
+    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None:
+        """Where the ``leg`` side receives RTP (from the SDP that side sent)."""
+        session = self.sessions.get((call_id, stream))
+        if session is None:
+            raise AnchorError(f"{self.name}: no session {call_id}/{stream}")
+        if leg not in session.legs:
+            raise AnchorError(f"leg must be access or core, not {leg!r}")
+        target = session.legs[leg]
+        if not target.latched:
+            target.remote = (remote[0], int(remote[1]))
+        self.session_observers.notify(session.event(SessionChange.UPDATED))
+
+    def stats(self, call_id: str) -> dict[str, int]:
+        """Counters summed over every stream of ``call_id`` (live or last released)."""
+        live = [s for (cid, _), s in self.sessions.items() if cid == call_id]
+        if not live:
+            return dict(self.released.get(call_id, {}))
+        total: dict[str, int] = {}
+        for s in live:
+            for k, v in s.stats().items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    async def release(self, call_id: str) -> dict[str, int]:
+        """Close every stream of ``call_id``; return its final counters."""
+        total = self.stats(call_id)
+        for key in [k for k in self.sessions if k[0] == call_id]:
+            session = self.sessions.pop(key)
+            session.close()
+            self.session_observers.notify(session.event(SessionChange.RELEASED))
+        if total:
+            self.released[call_id] = total
+            # keep the memory of released calls bounded
+            while len(self.released) > 1000:
+                self.released.pop(next(iter(self.released)))
+            _log.info("session released", call_id=call_id, **total)
+        return total
+
+    async def close(self) -> None:
+        for call_id in {cid for cid, _ in self.sessions}:
+            await self.release(call_id)
+
+
+# --- remote control ------------------------------------------------------------------------
+
+
+class _ControlProtocol(asyncio.DatagramProtocol):
+    def __init__(self, anchor: MediaAnchor) -> None:
+        self.anchor = anchor
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        asyncio.ensure_future(self._handle(data, (str(addr[0]), int(addr[1]))))
+
+    async def _handle(self, data: bytes, addr: Addr) -> None:
+        reply: dict[str, Any]
+        rid: Any = None
+        try:
+            req = json.loads(data)
+            rid = req.get("id")
+            cmd = req.get("cmd")
+            if cmd == "allocate":
+                a = await self.anchor.allocate(
+                    str(req["call_id"]), int(req["stream"]), icid=req.get("icid")
+                )
+                reply = {"access": list(a.access), "core": list(a.core)}
+            elif cmd == "set_remote":
+                remote = req["remote"]
+                await self.anchor.set_remote(
+                    str(req["call_id"]), int(req["stream"]), str(req["leg"]), (remote[0], remote[1])
+                )
+                reply = {}
+            elif cmd == "release":
+                reply = {"stats": await self.anchor.release(str(req["call_id"]))}
+            elif cmd == "stats":
+                reply = {"stats": self.anchor.stats(str(req["call_id"]))}
+            elif cmd == "ping":
+                reply = {"name": self.anchor.name}
+            else:
+                raise AnchorError(f"unknown command {cmd!r}")
+            reply["ok"] = True
+        except (AnchorError, ValueError, KeyError, TypeError, IndexError) as exc:
+            reply = {"ok": False, "error": str(exc)}
+        reply["id"] = rid
+        if self.transport is not None:
+            self.transport.sendto(json.dumps(reply).encode(), addr)
+
+
+class AnchorControlServer:
+    """Serves :class:`MediaAnchor` control requests (JSON over UDP) on ``(address, port)``."""
+
+    def __init__(self, anchor: MediaAnchor) -> None:
+        self.anchor = anchor
+        self._transport: asyncio.DatagramTransport | None = None
+
+    async def start(self, address: str, port: int) -> Addr:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _ControlProtocol(self.anchor), local_addr=(address, port)
+        )
+        self._transport = transport
+        sock = transport.get_extra_info("sockname")
+        return (str(sock[0]), int(sock[1]))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _ClientProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            reply = json.loads(data)
+        except ValueError:
+            return
+        fut = self.pending.pop(reply.get("id"), None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
+
+
+class AnchorClient:
+    """:class:`AnchorControl` over the JSON/UDP control protocol (retransmits on loss)."""
+
+    def __init__(self, server: Addr, *, local_address: str = "0.0.0.0", timeout: float = 2.0):
+        self.server = server
+        self.local_address = local_address
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._proto: _ClientProtocol | None = None
+
+    async def _ensure(self) -> tuple[asyncio.DatagramTransport, _ClientProtocol]:
+        if self._transport is None or self._proto is None:
+            loop = asyncio.get_running_loop()
+            self._transport, self._proto = await loop.create_datagram_endpoint(
+                _ClientProtocol, local_addr=(self.local_address, 0)
+            )
+        return self._transport, self._proto
+
+    async def _call(self, **req: Any) -> dict[str, Any]:
+        transport, proto = await self._ensure()
+        rid = next(self._ids)
+        req["id"] = rid
+        data = json.dumps(req).encode()
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        proto.pending[rid] = fut
+        try:
+            for attempt in range(4):  # 0.25, 0.5, 1, 2 s: bounded retransmission
+                transport.sendto(data, self.server)
+                try:
+                    reply = await asyncio.wait_for(asyncio.shield(fut), 0.25 * 2**attempt)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                raise AnchorError(f"anchor at {self.server} does not answer")
+        finally:
+            proto.pending.pop(rid, None)
+        if not reply.get("ok"):
+            raise AnchorError(str(reply.get("error")))
+        return reply
+
+    async def allocate(self, call_id: str, stream: int, *, icid: str | None = None) -> Allocation:
+        r = await self._call(cmd="allocate", call_id=call_id, stream=stream, icid=icid)
+        return Allocation(
+            call_id=call_id,
+            stream=stream,
+            access=(r["access"][0], int(r["access"][1])),
+            core=(r["core"][0], int(r["core"][1])),
+        )
+
+    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None:
+        await self._call(
+            cmd="set_remote", call_id=call_id, stream=stream, leg=leg, remote=list(remote)
+        )
+
+    async def release(self, call_id: str) -> dict[str, int]:
+        r = await self._call(cmd="release", call_id=call_id)
+        return {str(k): int(v) for k, v in r["stats"].items()}
+
+    async def stats(self, call_id: str) -> dict[str, int]:
+        r = await self._call(cmd="stats", call_id=call_id)
+        return {str(k): int(v) for k, v in r["stats"].items()}
+
+    async def ping(self) -> str:
+        return str((await self._call(cmd="ping"))["name"])
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
