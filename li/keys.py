@@ -1,0 +1,256 @@
+"""Key extraction where the operator legitimately holds the secret (study 2.2-2.3.1 case C).
+
+The IRI-POI calls these on the SDP of a call's offer and answer. Each returns
+:class:`KeyRecord` values: SRTP master keys for one *sender* of the call (offerer or answerer),
+or -- when the operator does not hold what is needed -- an *unavailable* record carrying the
+reason, so the LEMF can state the TS 33.106 outcome ("encrypted content and a notice").
+
+Sources of keys (3GPP TS 33.107 clause 7A: the CSCF intercepts the keys in SDP and delivers them
+to the LEMF as IRI; the study's clause numbers):
+
+* SDES (RFC 4568, study 2.2): the offer's ``a=crypto`` is the offerer's send key, the answer's
+  (same tag) the answerer's send key -- both directions from the signalling copy.
+* MIKEY-PSK with a publicly known PSK (RFC 3830 §3.1, study 2.2.1): the KEMAC is decrypted with
+  the transport keys derived from the known PSK; the TGK gives TEK/salt per crypto session.
+* MIKEY-PSK hop-by-hop (study 2.2.2): the intermediary (P-CSCF/S-CSCF) shares a PSK with the UE
+  and re-protects the MIKEY message toward the next hop (:mod:`li.keys_hop` does it; this module
+  reads the keys with the intermediary's PSK).
+* MIKEY-PKE case C (RFC 3830 §3.2, study 2.3.1 case C): the operator holds the responder's
+  private key; it decrypts the PKE payload (envelope key) and then the KEMAC.
+
+Key material is never logged (ims.log redacts, and :class:`KeyRecord` has a redacted repr);
+records only travel in X2 to the LEMF.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ims.errors import ImsError
+from ims.media.keys import SrtpKeys
+
+
+class Sender(StrEnum):
+    """Which party of the call sends the media these keys protect."""
+
+    OFFERER = "offerer"
+    ANSWERER = "answerer"
+    BOTH = "both"  # MIKEY: one TGK, TEK per crypto session (each SSRC)
+
+
+class KeySource(StrEnum):
+    SDES = "sdes"
+    MIKEY_PSK_PUBLIC = "mikey-psk-public"
+    MIKEY_PSK_HOP = "mikey-psk-hop"
+    MIKEY_PKE_ESCROW = "mikey-pke-escrow"  # case C: operator holds the responder's private key
+    MITM = "mitm"  # task-authorised man-in-the-middle (li.mitm)
+    NONE = "none"
+
+
+class Unavailable(StrEnum):
+    """Why the operator has no key (the content-unavailable reason sent to the LEMF)."""
+
+    NO_SRTP = "media not encrypted"  # nothing to decrypt: CC is clear
+    E2E_PSK = "end-to-end PSK set up by the users (study 2.2.1)"
+    EXTERNAL_CA = "certificates from a CA outside the operator (study 2.3.1 case A)"
+    NO_PRIVATE_KEY = "operator does not hold the responder's private key (study 2.3.1 case B)"
+    ONE_OPERATOR = "only one operator assists; the peer operator issued no substitute certificate"
+    PFS = "Diffie-Hellman: keys never cross the signalling (needs MITM on media)"
+    USER_HMAC_PSK = "DH-HMAC with a PSK agreed by the users (study 2.3.4)"
+    PROTECTED_HOP = "signalling protected to a P-CSCF in another network (study 2.2 Q4)"
+    NO_ANSWER = "no answer SDP seen"
+    UNSUPPORTED = "key management not understood"
+    MITM_FAILED = "MITM attempted but the UE rejected the substitute certificate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRecord:
+    """Keys for one sender of one call (or the reason there are none)."""
+
+    call_id: str
+    source: KeySource
+    sender: Sender
+    keys: SrtpKeys | None = None
+    ssrc: int | None = None  # MIKEY binds a TEK to an SSRC (CS ID map); SDES does not
+    reason: str = ""
+    leg: str = ""  # MITM on media: which leg ("access"/"core") these keys protect
+
+    @property
+    def available(self) -> bool:
+        return self.keys is not None
+
+    def __repr__(self) -> str:  # never print key material
+        state = "keys" if self.keys is not None else f"unavailable: {self.reason}"
+        return f"KeyRecord({self.call_id!r}, {self.source.value}, {self.sender.value}, {state})"
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as sent to the LEMF inside X2 (never to logs)."""
+        d: dict[str, object] = {
+            "call_id": self.call_id,
+            "source": self.source.value,
+            "sender": self.sender.value,
+            "reason": self.reason,
+        }
+        if self.leg:
+            d["leg"] = self.leg
+        if self.ssrc is not None:
+            d["ssrc"] = self.ssrc
+        if self.keys is not None:
+            d["suite"] = self.keys.suite
+            d["master_key"] = base64.b64encode(self.keys.master_key).decode()
+            d["master_salt"] = base64.b64encode(self.keys.master_salt).decode()
+            d["roc"] = self.keys.roc
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> KeyRecord:
+        keys = None
+        if "master_key" in d:
+            keys = SrtpKeys(
+                suite=str(d["suite"]),
+                master_key=base64.b64decode(str(d["master_key"])),
+                master_salt=base64.b64decode(str(d["master_salt"])),
+                roc=int(str(d.get("roc", 0))),
+            )
+        ssrc = d.get("ssrc")
+        return cls(
+            call_id=str(d["call_id"]),
+            source=KeySource(str(d["source"])),
+            sender=Sender(str(d["sender"])),
+            keys=keys,
+            ssrc=None if ssrc is None else int(str(ssrc)),
+            reason=str(d.get("reason", "")),
+            leg=str(d.get("leg", "")),
+        )
+
+
+def unavailable(call_id: str, reason: Unavailable | str, sender: Sender = Sender.BOTH) -> KeyRecord:
+    return KeyRecord(call_id=call_id, source=KeySource.NONE, sender=sender, reason=str(reason))
+
+
+class KeyExtractionError(ImsError):
+    """The key-management data could not be opened with the secret the operator holds."""
+
+
+# --- SDES -------------------------------------------------------------------------------------
+
+
+def _sdes_keys(attr: object) -> SrtpKeys:
+    from ims.sdes import CryptoAttribute
+
+    assert isinstance(attr, CryptoAttribute)
+    return SrtpKeys(suite=attr.suite, master_key=attr.master_key, master_salt=attr.master_salt)
+
+
+def sdes_keys(call_id: str, offer: object, answer: object | None) -> list[KeyRecord]:
+    """Both directions' SDES keys of the first secure audio stream (RFC 4568 §7.1).
+
+    ``offer``/``answer`` are :class:`ims.sdp.SessionDescription` (or SDP bytes/str). With no
+    answer yet, the offerer's key is still reported under the first offered line (it is the one
+    used if accepted; the answer refines it).
+    """
+    from ims.sdp.model import SessionDescription
+
+    o = offer if isinstance(offer, SessionDescription) else SessionDescription.parse(offer)  # type: ignore[arg-type]
+    a: SessionDescription | None
+    if answer is None or isinstance(answer, SessionDescription):
+        a = answer
+    else:
+        a = SessionDescription.parse(answer)  # type: ignore[arg-type]
+    out: list[KeyRecord] = []
+    for i, m in enumerate(o.media):
+        if m.rejected or not m.crypto:
+            continue
+        am = a.media[i] if a is not None and i < len(a.media) else None
+        if am is not None and (am.rejected or not am.crypto):
+            continue
+        chosen = m.crypto[0]
+        if am is not None:
+            tag = am.crypto[0].tag
+            chosen = next((c for c in m.crypto if c.tag == tag), chosen)
+            out.append(
+                KeyRecord(
+                    call_id=call_id,
+                    source=KeySource.SDES,
+                    sender=Sender.ANSWERER,
+                    keys=_sdes_keys(am.crypto[0]),
+                )
+            )
+        out.insert(
+            0,
+            KeyRecord(
+                call_id=call_id,
+                source=KeySource.SDES,
+                sender=Sender.OFFERER,
+                keys=_sdes_keys(chosen),
+            ),
+        )
+        break
+    return out
+
+
+def key_mgmt_mikey(sdp: object) -> bytes | None:
+    """The MIKEY message of the first audio stream (media level wins, RFC 4567 §3.1)."""
+    from ims.sdp.model import SessionDescription
+
+    s = sdp if isinstance(sdp, SessionDescription) else SessionDescription.parse(sdp)  # type: ignore[arg-type]
+    for m in s.media:
+        for km in m.key_mgmt:
+            if km.protocol.lower() == "mikey":
+                return km.data
+    for km in s.key_mgmt:
+        if km.protocol.lower() == "mikey":
+            return km.data
+    return None
+
+
+def _first_audio(sdp: object) -> object | None:
+    from ims.sdp.model import SessionDescription
+
+    s = sdp if isinstance(sdp, SessionDescription) else SessionDescription.parse(sdp)  # type: ignore[arg-type]
+    return next((m for m in s.media if not m.rejected), None)
+
+
+@dataclass(slots=True, kw_only=True)
+class OperatorKeyPolicy:
+    """What one operator's POI can open: the secrets it legitimately holds.
+
+    ``mikey`` opens MIKEY exchanges (publicly known PSK, hop-by-hop PSK shared with the UE,
+    escrowed private keys); without it every MIKEY call is reported unavailable with
+    ``mikey_reason``.
+    """
+
+    mikey: MikeyOpener | None = None
+    mikey_reason: str = str(Unavailable.UNSUPPORTED)
+
+    def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
+        from ims.errors import DecodeError
+
+        try:
+            m = _first_audio(offer)
+            if m is None:
+                return []
+            if getattr(m, "crypto", ()):
+                return sdes_keys(call_id, offer, answer)
+            offer_mikey = key_mgmt_mikey(offer)
+            if offer_mikey is not None:
+                answer_mikey = key_mgmt_mikey(answer) if answer is not None else None
+                if self.mikey is None:
+                    return [unavailable(call_id, self.mikey_reason)]
+                try:
+                    return list(self.mikey(call_id, offer_mikey, answer_mikey))
+                except (KeyExtractionError, DecodeError) as exc:
+                    return [unavailable(call_id, str(exc))]
+            if not getattr(m, "is_secure", False):
+                return [unavailable(call_id, Unavailable.NO_SRTP)]
+            return [unavailable(call_id, Unavailable.UNSUPPORTED)]
+        except DecodeError as exc:
+            return [unavailable(call_id, f"unreadable SDP: {exc}")]
+
+
+# A MIKEY opener: given the initiator's MIKEY message (and the responder's, when the mode
+# needs it) return the per-sender keys. Filled in by li.keys_mikey once the MIKEY modes exist.
+MikeyOpener = Callable[[str, bytes, bytes | None], Sequence[KeyRecord]]
