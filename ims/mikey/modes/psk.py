@@ -1,0 +1,313 @@
+"""MIKEY pre-shared key mode (RFC 3830 §3.1), with and without the verification message.
+
+I_MESSAGE = HDR(data type 0, V flag), T, RAND, [IDi], [IDr], {SP}, KEMAC
+R_MESSAGE = HDR(data type 1), T, [IDr], V                  (only when the V flag was set)
+
+* KEMAC = E(encr_key, Key data(TGK)) || MAC (§3.1, §6.2); encr_key/auth_key/salt_key come
+  from the PSK with cs_id 0xFF (§4.1.4). The MAC covers the whole I_MESSAGE up to, not
+  including, the MAC field (§5.2; KEMAC is the last payload, so that is ``data[:-20]``).
+* V (§3.1, §5.2): HMAC-SHA-1(auth_key, R_MESSAGE without the MAC field || IDi || IDr || T),
+  T being the *initiator's* timestamp value and IDi/IDr the identity bytes (empty when the
+  exchange carries no ID). minisip leaves IDi || IDr out; we follow the RFC text as recalled
+  in the module docs (see docs/mikey.md, "verification message").
+* The responder checks the timestamp window and replay cache (§5.4), then the MAC: a wrong PSK
+  is answered with an Error message carrying ``Invalid MAC`` (§6.12, error 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ims.mikey.constants import DataType, EncrAlg, ErrorNo, KeyDataType, MacAlg, PayloadType
+from ims.mikey.crypto import hmac_sha1_160, kemac_decrypt, kemac_encrypt, mac_equal, random_bytes
+from ims.mikey.errors import MikeyDecodeError, MikeyError
+from ims.mikey.kdf import TransportKeys, derive_transport_keys
+from ims.mikey.message import MikeyMessage, decode_subpayloads, encode_subpayloads
+from ims.mikey.modes.base import (
+    DEFAULT_SESSIONS,
+    CryptoSession,
+    Input,
+    KeyExchangeResult,
+    Machine,
+    ResponderReply,
+    build_cs_map,
+    build_sps,
+    decode_checked,
+    derive_session_keys,
+    fail_reply,
+    id_bytes,
+    id_payload,
+    replay_key,
+    require_rand,
+    require_t,
+    timestamp,
+)
+from ims.mikey.payloads import (
+    HdrPayload,
+    IdPayload,
+    KemacPayload,
+    KeyDataPayload,
+    Payload,
+    RandPayload,
+    SpPayload,
+    TPayload,
+    VPayload,
+)
+from ims.mikey.replay import ReplayCache
+
+MAC_LEN = 20
+
+
+def mac_message(auth_key: bytes, data_without_mac: bytes) -> bytes:
+    return hmac_sha1_160(auth_key, data_without_mac)
+
+
+def verification_mac(
+    auth_key: bytes, r_without_mac: bytes, idi: bytes, idr: bytes, t_i: TPayload
+) -> bytes:
+    """V payload MAC (RFC 3830 §5.2): R_MESSAGE-without-MAC || IDi || IDr || T_i."""
+    return hmac_sha1_160(auth_key, r_without_mac + idi + idr + t_i.value_bytes())
+
+
+def build_kemac(
+    *,
+    encr_alg: EncrAlg,
+    mac_alg: MacAlg,
+    keys: TransportKeys,
+    sub_payloads: Sequence[Payload],
+    csb_id: int,
+    t: TPayload,
+) -> KemacPayload:
+    """A KEMAC with a placeholder MAC (zeros) of the right length; caller fills the MAC."""
+    plaintext = encode_subpayloads(sub_payloads)
+    encr = kemac_encrypt(encr_alg, keys, plaintext, csb_id=csb_id, t_value=t.value_bytes())
+    return KemacPayload(
+        encr_alg=encr_alg,
+        encr_data=encr,
+        mac_alg=mac_alg,
+        mac=b"\x00" * (MAC_LEN if mac_alg is MacAlg.HMAC_SHA1_160 else 0),
+    )
+
+
+def open_kemac(
+    kemac: KemacPayload,
+    keys: TransportKeys | None,
+    *,
+    csb_id: int,
+    t: TPayload,
+    first: PayloadType,
+) -> tuple[Payload, ...]:
+    """Decrypt and decode a KEMAC sub-payload chain."""
+    plain = kemac_decrypt(kemac.encr_alg, keys, kemac.encr_data, csb_id=csb_id, t_value=t.value_bytes())
+    if kemac.encr_alg is EncrAlg.AES_KW_128:
+        plain = _strip_chain_padding(plain, first)
+    return decode_subpayloads(plain, first)
+
+
+def _strip_chain_padding(plain: bytes, first: PayloadType) -> bytes:
+    """Drop the zero padding added before AES key wrap (see ims.mikey.crypto)."""
+    for end in range(len(plain), max(len(plain) - 24, 0) - 1, -1):
+        if plain[end:].strip(b"\x00"):
+            break
+        try:
+            decode_subpayloads(plain[:end], first)
+        except MikeyDecodeError:
+            continue
+        return plain[:end]
+    return plain
+
+
+def tgk_from_sub_payloads(
+    subs: Sequence[Payload],
+) -> tuple[bytes, list[tuple[bytes, bytes]] | None]:
+    """The TGK (or the directly transported TEKs, GStreamer style) from Key data payloads."""
+    kds = [p for p in subs if isinstance(p, KeyDataPayload)]
+    if not kds:
+        raise MikeyError("no key data in KEMAC", mikey_error=ErrorNo.UNSPECIFIED)
+    first = kds[0]
+    if first.key_type in (KeyDataType.TGK, KeyDataType.TGK_SALT):
+        return first.key, None
+    teks: list[tuple[bytes, bytes]] = []
+    for kd in kds:
+        if kd.salt is not None:
+            teks.append((kd.key, kd.salt))
+        else:  # key || salt in one field (GStreamer, RTSP cameras)
+            teks.append((kd.key[:16], kd.key[16:]))
+    return first.key, teks
+
+
+class PskInitiator:
+    """Initiator of a PSK exchange. ``initiate(now)`` -> I_MESSAGE bytes;
+    ``receive(data, now)`` -> result (only when ``verification`` is on)."""
+
+    mode = "psk"
+
+    def __init__(
+        self,
+        *,
+        psk: bytes,
+        sessions: Sequence[CryptoSession] = DEFAULT_SESSIONS,
+        verification: bool = True,
+        encr_alg: EncrAlg = EncrAlg.AES_CM_128,
+        mac_alg: MacAlg = MacAlg.HMAC_SHA1_160,
+        idi: str | bytes | None = None,
+        idr: str | bytes | None = None,
+        csb_id: int | None = None,
+        rand: bytes | None = None,
+        tgk: bytes | None = None,
+        tgk_len: int = 16,
+    ) -> None:
+        self.psk = psk
+        self.sessions = tuple(sessions)
+        self.verification = verification
+        self.encr_alg = encr_alg
+        self.mac_alg = mac_alg
+        self.idi, self.idr = idi, idr
+        self.csb_id = csb_id if csb_id is not None else int.from_bytes(random_bytes(4), "big")
+        self.rand = rand if rand is not None else random_bytes(16)
+        self.tgk = tgk if tgk is not None else random_bytes(tgk_len)
+        self.machine = Machine()
+        self.result: KeyExchangeResult | None = None
+        self._t: TPayload | None = None
+        self._keys = derive_transport_keys(psk, self.csb_id, self.rand)
+
+    def initiate(self, now: float) -> bytes:
+        t = timestamp(now)
+        self._t = t
+        hdr = HdrPayload(
+            data_type=DataType.PSK_INIT,
+            csb_id=self.csb_id,
+            cs_map=build_cs_map(self.sessions),
+            v_flag=self.verification,
+        )
+        payloads: list[Payload] = [t, RandPayload(data=self.rand)]
+        for ident in (id_payload(self.idi), id_payload(self.idr)):
+            if ident is not None:
+                payloads.append(ident)
+        sps = build_sps(self.sessions)
+        payloads.extend(sps)
+        kd = KeyDataPayload(key_type=KeyDataType.TGK, key=self.tgk)
+        kemac = build_kemac(
+            encr_alg=self.encr_alg, mac_alg=self.mac_alg, keys=self._keys,
+            sub_payloads=[kd], csb_id=self.csb_id, t=t,
+        )
+        payloads.append(kemac)
+        data = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
+        if self.mac_alg is MacAlg.HMAC_SHA1_160:
+            data = data[:-MAC_LEN] + mac_message(self._keys.auth_key, data[:-MAC_LEN])
+        self.result = KeyExchangeResult(
+            mode=self.mode, csb_id=self.csb_id, rand=self.rand, tgk=self.tgk,
+            keys=derive_session_keys(
+                tgk=self.tgk, csb_id=self.csb_id, rand=self.rand, cs_map=hdr.cs_map, policies=sps
+            ),
+        )
+        self.machine.fire(Input.INITIATE if self.verification else Input.INITIATE_ONE_WAY)
+        return data
+
+    def receive(self, data: bytes, now: float) -> KeyExchangeResult:
+        """Check the R_MESSAGE (V payload); raises MikeyError / MikeyDecodeError."""
+        try:
+            msg = decode_checked(data, DataType.PSK_RESP)
+            if msg.hdr.csb_id != self.csb_id:
+                raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
+            v = msg.find(VPayload)
+            if v is None or v.auth_alg is not MacAlg.HMAC_SHA1_160:
+                raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
+            assert self._t is not None
+            want = verification_mac(
+                self._keys.auth_key, data[:-MAC_LEN], id_bytes(self.idi), id_bytes(self.idr), self._t
+            )
+            if not mac_equal(want, v.data):
+                raise MikeyError("verification message MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
+        except (MikeyError, MikeyDecodeError):
+            self.machine.fire(Input.BAD)
+            raise
+        self.machine.fire(Input.RESPONSE_OK)
+        assert self.result is not None
+        peer = msg.find(IdPayload)
+        self.result = _with_peer(self.result, peer.data if peer else None)
+        return self.result
+
+
+def _with_peer(r: KeyExchangeResult, peer_id: bytes | None) -> KeyExchangeResult:
+    return KeyExchangeResult(
+        mode=r.mode, csb_id=r.csb_id, rand=r.rand, tgk=r.tgk, keys=r.keys, peer_id=peer_id,
+        peer_certificate=r.peer_certificate,
+    )
+
+
+PskLookup = Callable[[bytes | None], bytes | None]
+
+
+class PskResponder:
+    """Responder of a PSK exchange. ``receive(data, now)`` never raises for peer input: it
+    returns a :class:`ResponderReply` with the R_MESSAGE (or None) or an Error message."""
+
+    mode = "psk"
+
+    def __init__(
+        self,
+        *,
+        psk: bytes | PskLookup,
+        idr: str | bytes | None = None,
+        replay: ReplayCache | None = None,
+    ) -> None:
+        self._lookup: PskLookup = psk if callable(psk) else (lambda _idi, k=psk: k)
+        self.idr = idr
+        self.replay = replay if replay is not None else ReplayCache()
+        self.machine = Machine()
+
+    def receive(self, data: bytes, now: float) -> ResponderReply:
+        try:
+            reply = self._receive(data, now)
+        except (MikeyError, MikeyDecodeError) as exc:
+            self.machine.fire(Input.BAD)
+            return fail_reply(exc, data, now)
+        self.machine.fire(Input.OFFER_OK)
+        return reply
+
+    def _receive(self, data: bytes, now: float) -> ResponderReply:
+        msg = decode_checked(data, DataType.PSK_INIT)
+        t = require_t(msg)
+        rand = require_rand(msg)
+        ids = msg.find_all(IdPayload)
+        idi = ids[0].data if ids else None
+        psk = self._lookup(idi)
+        if psk is None:
+            raise MikeyError("no PSK for this initiator", mikey_error=ErrorNo.INVALID_ID)
+        self.replay.check_time(t, now, msg.hdr.csb_id)
+        kemac = msg.find(KemacPayload)
+        if kemac is None or msg.payloads[-1] is not kemac:
+            raise MikeyError("KEMAC must be the last payload", mikey_error=ErrorNo.UNSPECIFIED)
+        keys = derive_transport_keys(psk, msg.hdr.csb_id, rand)
+        if kemac.mac_alg is MacAlg.HMAC_SHA1_160:
+            if not mac_equal(mac_message(keys.auth_key, data[:-MAC_LEN]), kemac.mac):
+                raise MikeyError("KEMAC MAC is wrong (wrong PSK?)", mikey_error=ErrorNo.INVALID_MAC)
+        elif kemac.encr_alg is not EncrAlg.NULL:
+            raise MikeyError("encrypted KEMAC without MAC", mikey_error=ErrorNo.INVALID_HA)
+        self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
+        subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.KEY_DATA)
+        tgk, teks = tgk_from_sub_payloads(subs)
+        result = KeyExchangeResult(
+            mode=self.mode, csb_id=msg.hdr.csb_id, rand=rand, tgk=tgk,
+            keys=derive_session_keys(
+                tgk=tgk, csb_id=msg.hdr.csb_id, rand=rand, cs_map=msg.hdr.cs_map,
+                policies=msg.find_all(SpPayload), tek_override=teks,
+            ),
+            peer_id=idi,
+        )
+        if not msg.hdr.v_flag:
+            return ResponderReply(message=None, result=result)
+        idr_p = id_payload(self.idr)
+        payloads: list[Payload] = [timestamp(now)]
+        if idr_p is not None:
+            payloads.append(idr_p)
+        payloads.append(VPayload(auth_alg=MacAlg.HMAC_SHA1_160, data=b"\x00" * MAC_LEN))
+        hdr = HdrPayload(data_type=DataType.PSK_RESP, csb_id=msg.hdr.csb_id, cs_map=msg.hdr.cs_map)
+        r = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
+        # IDi/IDr as the initiator knows them: the IDs it put in its own message.
+        idi_b = ids[0].data if ids else b""
+        idr_b = ids[1].data if len(ids) > 1 else b""
+        v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi_b, idr_b, t)
+        return ResponderReply(message=r[:-MAC_LEN] + v, result=result)
+
