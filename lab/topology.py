@@ -112,6 +112,8 @@ class Topology:
     subscribers: dict[str, Subscriber]
     ues: dict[str, UeSpec]
     source: str = field(default="<built-in>")
+    net_offset: int = 0
+    subnet: str | None = None
 
     # --- look-ups -------------------------------------------------------------------------
     def element(self, name: str) -> Element:
@@ -168,6 +170,15 @@ class Topology:
         out.update({n: u.address for n, u in self.ues.items()})
         return out
 
+    def cli_args(self) -> list[str]:
+        """The ``--config/--net-offset/--subnet`` arguments that reload this very topology."""
+        out = [] if self.source.startswith("<") else ["--config", self.source]
+        if self.net_offset:
+            out += ["--net-offset", str(self.net_offset)]
+        if self.subnet is not None:
+            out += ["--subnet", self.subnet]
+        return out
+
     def remap(self, *, net_offset: int = 0, subnet: str | None = None) -> Topology:
         """The same lab on other addresses (see the module docstring)."""
         if not net_offset and subnet is None:
@@ -177,7 +188,9 @@ class Topology:
             n: dataclasses.replace(e, address=fn(e.address)) for n, e in self.elements.items()
         }
         ues = {n: dataclasses.replace(u, address=fn(u.address)) for n, u in self.ues.items()}
-        topo = dataclasses.replace(self, elements=elements, ues=ues)
+        topo = dataclasses.replace(
+            self, elements=elements, ues=ues, net_offset=net_offset, subnet=subnet
+        )
         _check_unique_addresses(topo)
         return topo
 

@@ -77,6 +77,7 @@ class MediaPacketEvent:
     call_id: str
     icid: str | None
     stream: int
+    label: str  # "orig"/"term" side of the call at this anchor ("" when unlabelled)
     leg: str  # "access" or "core": the leg the packet arrived on
     direction: MediaDirection
     rtcp: bool
@@ -98,6 +99,7 @@ class AnchorSessionEvent:
     call_id: str
     icid: str | None
     stream: int
+    label: str
     access: tuple[str, int]  # anchor's own address on the UE side
     core: tuple[str, int]  # anchor's own address on the core side
     access_remote: tuple[str, int] | None
@@ -188,6 +190,7 @@ def _rebuild_media(event: MediaPacketEvent, data: bytes) -> MediaPacketEvent:
         call_id=event.call_id,
         icid=event.icid,
         stream=event.stream,
+        label=event.label,
         leg=event.leg,
         direction=event.direction,
         rtcp=event.rtcp,

@@ -57,18 +57,21 @@ class Allocation:
     stream: int
     access: Addr
     core: Addr
+    label: str = ""
 
 
 class AnchorControl(Protocol):
     """What a P-CSCF needs from an anchor, in-process or remote."""
 
     async def allocate(
-        self, call_id: str, stream: int, *, icid: str | None = None
+        self, call_id: str, stream: int, *, icid: str | None = None, label: str = ""
     ) -> Allocation: ...
 
-    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None: ...
+    async def set_remote(
+        self, call_id: str, stream: int, leg: str, remote: Addr, *, label: str = ""
+    ) -> None: ...
 
-    async def release(self, call_id: str) -> dict[str, int]: ...
+    async def release(self, call_id: str, *, label: str | None = None) -> dict[str, int]: ...
 
 
 @dataclass(slots=True)
@@ -116,6 +119,7 @@ class AnchorSession:
     icid: str | None
     stream: int
     legs: dict[str, _Leg]
+    label: str = ""
     counters: dict[str, LegCounters] = field(
         default_factory=lambda: {"access": LegCounters(), "core": LegCounters()}
     )
@@ -143,6 +147,7 @@ class AnchorSession:
                     call_id=self.call_id,
                     icid=self.icid,
                     stream=self.stream,
+                    label=self.label,
                     leg=leg,
                     direction=MediaDirection.FROM_ACCESS
                     if leg == "access"
@@ -185,6 +190,7 @@ class AnchorSession:
             call_id=self.call_id,
             icid=self.icid,
             stream=self.stream,
+            label=self.label,
             access=self.legs["access"].local,
             core=self.legs["core"].local,
             access_remote=self.legs["access"].remote,
@@ -208,7 +214,7 @@ class MediaAnchor:
         self.ports = ports
         self.hooks = MediaHooks(f"{name}.media")
         self.session_observers = SessionObservers()
-        self.sessions: dict[tuple[str, int], AnchorSession] = {}
+        self.sessions: dict[tuple[str, str, int], AnchorSession] = {}
         self.released: dict[str, dict[str, int]] = {}  # last stats of released calls
         lo = ports[0] + (ports[0] % 2)
         pairs = range(lo, ports[1], 2)  # (even RTP, RTCP = +1), both within the range
@@ -236,12 +242,20 @@ class MediaAnchor:
             return (self.address, port)
         raise AnchorError(f"{self.name}: no free RTP port pair in {self.ports}")
 
-    async def allocate(self, call_id: str, stream: int, *, icid: str | None = None) -> Allocation:
-        """Open (or return the existing) relay session for ``call_id``/``stream``."""
-        key = (call_id, stream)
+    async def allocate(
+        self, call_id: str, stream: int, *, icid: str | None = None, label: str = ""
+    ) -> Allocation:
+        """Open (or return the existing) relay session for ``call_id``/``label``/``stream``.
+
+        ``label`` tells apart two sessions of one call on one anchor (a call between two UEs
+        of the same P-CSCF is anchored twice: ``orig`` and ``term``).
+        """
+        key = (call_id, label, stream)
         session = self.sessions.get(key)
         if session is None:
-            session = AnchorSession(anchor=self, call_id=call_id, icid=icid, stream=stream, legs={})
+            session = AnchorSession(
+                anchor=self, call_id=call_id, icid=icid, stream=stream, legs={}, label=label
+            )
             try:
                 await self._bind_pair(session, "access")
                 await self._bind_pair(session, "core")
@@ -258,11 +272,14 @@ class MediaAnchor:
             stream=stream,
             access=session.legs["access"].local,
             core=session.legs["core"].local,
+            label=label,
         )
 
-    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None:
+    async def set_remote(
+        self, call_id: str, stream: int, leg: str, remote: Addr, *, label: str = ""
+    ) -> None:
         """Where the ``leg`` side receives RTP (from the SDP that side sent)."""
-        session = self.sessions.get((call_id, stream))
+        session = self.sessions.get((call_id, label, stream))
         if session is None:
             raise AnchorError(f"{self.name}: no session {call_id}/{stream}")
         if leg not in session.legs:
@@ -274,7 +291,7 @@ class MediaAnchor:
 
     def stats(self, call_id: str) -> dict[str, int]:
         """Counters summed over every stream of ``call_id`` (live or last released)."""
-        live = [s for (cid, _), s in self.sessions.items() if cid == call_id]
+        live = [s for (cid, _, _), s in self.sessions.items() if cid == call_id]
         if not live:
             return dict(self.released.get(call_id, {}))
         total: dict[str, int] = {}
@@ -283,10 +300,13 @@ class MediaAnchor:
                 total[k] = total.get(k, 0) + v
         return total
 
-    async def release(self, call_id: str) -> dict[str, int]:
-        """Close every stream of ``call_id``; return its final counters."""
+    async def release(self, call_id: str, *, label: str | None = None) -> dict[str, int]:
+        """Close every stream of ``call_id`` (only ``label``'s when given); return the counters
+        of the whole call."""
         total = self.stats(call_id)
-        for key in [k for k in self.sessions if k[0] == call_id]:
+        for key in [
+            k for k in self.sessions if k[0] == call_id and (label is None or k[1] == label)
+        ]:
             session = self.sessions.pop(key)
             session.close()
             self.session_observers.notify(session.event(SessionChange.RELEASED))
@@ -299,7 +319,7 @@ class MediaAnchor:
         return total
 
     async def close(self) -> None:
-        for call_id in {cid for cid, _ in self.sessions}:
+        for call_id in {cid for cid, _, _ in self.sessions}:
             await self.release(call_id)
 
 
@@ -326,17 +346,29 @@ class _ControlProtocol(asyncio.DatagramProtocol):
             cmd = req.get("cmd")
             if cmd == "allocate":
                 a = await self.anchor.allocate(
-                    str(req["call_id"]), int(req["stream"]), icid=req.get("icid")
+                    str(req["call_id"]),
+                    int(req["stream"]),
+                    icid=req.get("icid"),
+                    label=str(req.get("label", "")),
                 )
                 reply = {"access": list(a.access), "core": list(a.core)}
             elif cmd == "set_remote":
                 remote = req["remote"]
                 await self.anchor.set_remote(
-                    str(req["call_id"]), int(req["stream"]), str(req["leg"]), (remote[0], remote[1])
+                    str(req["call_id"]),
+                    int(req["stream"]),
+                    str(req["leg"]),
+                    (str(remote[0]), int(remote[1])),
+                    label=str(req.get("label", "")),
                 )
                 reply = {}
             elif cmd == "release":
-                reply = {"stats": await self.anchor.release(str(req["call_id"]))}
+                label = req.get("label")
+                reply = {
+                    "stats": await self.anchor.release(
+                        str(req["call_id"]), label=None if label is None else str(label)
+                    )
+                }
             elif cmd == "stats":
                 reply = {"stats": self.anchor.stats(str(req["call_id"]))}
             elif cmd == "ping":
@@ -428,22 +460,35 @@ class AnchorClient:
             raise AnchorError(str(reply.get("error")))
         return reply
 
-    async def allocate(self, call_id: str, stream: int, *, icid: str | None = None) -> Allocation:
-        r = await self._call(cmd="allocate", call_id=call_id, stream=stream, icid=icid)
+    async def allocate(
+        self, call_id: str, stream: int, *, icid: str | None = None, label: str = ""
+    ) -> Allocation:
+        r = await self._call(cmd="allocate", call_id=call_id, stream=stream, icid=icid, label=label)
         return Allocation(
             call_id=call_id,
             stream=stream,
             access=(r["access"][0], int(r["access"][1])),
             core=(r["core"][0], int(r["core"][1])),
+            label=label,
         )
 
-    async def set_remote(self, call_id: str, stream: int, leg: str, remote: Addr) -> None:
+    async def set_remote(
+        self, call_id: str, stream: int, leg: str, remote: Addr, *, label: str = ""
+    ) -> None:
         await self._call(
-            cmd="set_remote", call_id=call_id, stream=stream, leg=leg, remote=list(remote)
+            cmd="set_remote",
+            call_id=call_id,
+            stream=stream,
+            leg=leg,
+            remote=list(remote),
+            label=label,
         )
 
-    async def release(self, call_id: str) -> dict[str, int]:
-        r = await self._call(cmd="release", call_id=call_id)
+    async def release(self, call_id: str, *, label: str | None = None) -> dict[str, int]:
+        req: dict[str, Any] = {"cmd": "release", "call_id": call_id}
+        if label is not None:
+            req["label"] = label
+        r = await self._call(**req)
         return {str(k): int(v) for k, v in r["stats"].items()}
 
     async def stats(self, call_id: str) -> dict[str, int]:

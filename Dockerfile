@@ -1,0 +1,17 @@
+# imslab: one image for every network element; docker-compose.yml picks the role per service.
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/imslab
+COPY pyproject.toml README.md ./
+COPY ims ./ims
+COPY proxies ./proxies
+COPY ue ./ue
+COPY li ./li
+COPY lab ./lab
+RUN pip install --no-cache-dir .
+# SIP (UDP/TCP 5060, TLS 5061), anchor control 2223, RTP relay range
+EXPOSE 5060/udp 5060/tcp 5061/tcp 2223/udp 30000-39999/udp
+ENTRYPOINT []
+CMD ["imslab", "--help"]

@@ -1,0 +1,165 @@
+"""Start and stop the lab's network elements: in-process, as subprocesses, or in network namespaces.
+
+* ``mode="inprocess"`` — every element runs on the caller's event loop (tests, the demo): the
+  running objects are in :attr:`Lab.elements`, so hooks can be attached directly.
+* ``mode="subprocess"`` — each element is ``imslab run ROLE --name NAME`` (what a container runs),
+  started in dependency order; each prints one ``ready`` line on stdout when it listens.
+* ``netns=True`` (with subprocess mode, as root) — each element runs inside its own network
+  namespace (see :mod:`lab.netns`), the closest thing to one container per element without Docker.
+
+Every role module in :mod:`lab.roles` exposes ``async start(topology, name)`` returning an object
+with ``name`` and ``async close()``; that is what in-process mode calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ims.log import get_logger
+from lab.topology import Topology
+
+_log = get_logger("lab.orchestrator")
+
+# Start order: media first, then the cores, then the first hops (which ping their anchors).
+ROLE_ORDER = ("anchor", "scscf", "internet_proxy", "pcscf")
+
+
+def role_module(role: str) -> Any:
+    return importlib.import_module(f"lab.roles.{role}")
+
+
+def start_order(topo: Topology, names: Iterable[str] | None = None) -> list[str]:
+    wanted = set(topo.elements) if names is None else set(names)
+    out = []
+    for role in ROLE_ORDER:
+        out += sorted(n for n in wanted if topo.elements[n].role == role)
+    return out
+
+
+@dataclass
+class _Proc:
+    name: str
+    proc: asyncio.subprocess.Process
+    stderr_task: asyncio.Task[bytes] | None = None
+
+
+class Lab:
+    """A running lab; use ``async with Lab(topology) as lab:``."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        *,
+        mode: str = "inprocess",
+        names: Iterable[str] | None = None,
+        netns: Any = None,
+        ready_timeout: float = 15.0,
+        log_level: str = "WARNING",
+    ) -> None:
+        if mode not in ("inprocess", "subprocess"):
+            raise ValueError("mode must be inprocess or subprocess")
+        self.topology = topo
+        self.mode = mode
+        self.names = start_order(topo, names)
+        self.netns = netns  # a lab.netns.NetnsLab, or None
+        self.ready_timeout = ready_timeout
+        self.log_level = log_level
+        self.elements: dict[str, Any] = {}
+        self.procs: dict[str, _Proc] = {}
+
+    async def __aenter__(self) -> Lab:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        for name in self.names:
+            role = self.topology.elements[name].role
+            if self.mode == "inprocess":
+                self.elements[name] = await role_module(role).start(self.topology, name)
+            else:
+                await self._spawn(name, role)
+            _log.info("element started", element=name, role=role, mode=self.mode)
+
+    def command(self, name: str) -> list[str]:
+        """The command line that runs element ``name`` (also what docker-compose uses)."""
+        role = self.topology.elements[name].role
+        return [
+            sys.executable,
+            "-m",
+            "lab.cli",
+            "--log-level",
+            self.log_level,
+            "run",
+            role,
+            *self.topology.cli_args(),
+            "--name",
+            name,
+        ]
+
+    async def _spawn(self, name: str, role: str) -> None:
+        cmd = self.command(name)
+        if self.netns is not None:
+            cmd = self.netns.wrap(name, cmd)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        entry = _Proc(name=name, proc=proc)
+        self.procs[name] = entry
+        assert proc.stdout is not None and proc.stderr is not None
+        entry.stderr_task = asyncio.ensure_future(proc.stderr.read())
+        try:
+            async with asyncio.timeout(self.ready_timeout):
+                while True:
+                    line = await proc.stdout.readline()
+                    if not line:
+                        err = await entry.stderr_task
+                        tail = err.decode(errors="replace")[-2000:]
+                        raise RuntimeError(f"{name} exited before it was ready: {tail}")
+                    if b"ready" in line:
+                        break
+        except TimeoutError:
+            raise RuntimeError(f"{name} was not ready within {self.ready_timeout}s") from None
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.elements)):
+            with contextlib.suppress(Exception):
+                await self.elements[name].close()
+        self.elements.clear()
+        for entry in reversed(list(self.procs.values())):
+            proc = entry.proc
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(5):
+                        await proc.wait()
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+            if entry.stderr_task is not None:
+                entry.stderr_task.cancel()
+        self.procs.clear()
+
+    def element(self, name: str) -> Any:
+        return self.elements[name]

@@ -1,0 +1,51 @@
+"""``imslab run anchor --name NAME``: a media anchor (IMS-AGW / media-path provider)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from lab import topology
+from lab.topology import Topology
+from proxies.media_anchor import AnchorControlServer, MediaAnchor
+
+ROLE = "anchor"
+HELP = "media anchor: RTP/RTCP relay controlled by the P-CSCF (JSON/UDP control port)"
+
+
+class RunningAnchor:
+    """A started anchor with its control server; ``close()`` stops both."""
+
+    def __init__(self, anchor: MediaAnchor, server: AnchorControlServer) -> None:
+        self.anchor = anchor
+        self.server = server
+        self.name = anchor.name
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.anchor.close()
+
+
+async def start(topo: Topology, name: str) -> RunningAnchor:
+    element = topo.element(name)
+    if element.role != ROLE:
+        raise topology.TopologyError(f"{name} is a {element.role}, not an anchor")
+    anchor = MediaAnchor(name, element.address, element.rtp_ports)
+    server = AnchorControlServer(anchor)
+    await server.start(element.address, element.control_port)
+    return RunningAnchor(anchor, server)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    topology.add_arguments(parser)
+    parser.add_argument("--name", required=True, help="element name in the topology")
+
+
+async def run(args: argparse.Namespace) -> int:
+    running = await start(topology.from_args(args), args.name)
+    print(f"{args.name}: anchor ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.close()
+    return 0

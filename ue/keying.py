@@ -1,0 +1,204 @@
+"""Media keying strategies of the UE: how a call's SRTP keys are agreed in SDP.
+
+The UE never hard-codes a key-management method. Per call it asks a :class:`Keying` strategy
+for a :class:`KeyingSession` and uses three calls:
+
+* offerer: :meth:`KeyingSession.offer` -> the ``a=crypto`` / ``a=key-mgmt`` material and the
+  profile (RTP/SAVP or RTP/AVP) to put in the offer; later
+  :meth:`KeyingSession.answer_received` with the answer SDP -> :class:`MediaKeys`;
+* answerer: :meth:`KeyingSession.answer` with the offer SDP -> the material for the answer and
+  the :class:`MediaKeys`.
+
+Built in: ``sdes`` (RFC 4568, default suite AES_CM_128_HMAC_SHA1_80) and ``none`` (plain RTP).
+Other modes (the MIKEY modes of issue 7) plug in without touching the UE: register a factory
+with :func:`register`, or ship a module listed in :data:`PLUGIN_MODULES` that exposes
+``KEYINGS: dict[str, Callable[[], Keying]]``; :func:`get` imports those modules lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ims.errors import ImsError
+from ims.media.keys import SrtpKeys
+from ims.sdes import CryptoAttribute, SdesAnswerer, SdesNegotiationError, make_offer, select_answer
+from ims.sdp.keymgmt import KeyMgmtAttribute
+from ims.sdp.model import SessionDescription
+
+DEFAULT_SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+# Modules (in other areas) that add keying modes; imported on first use if they exist.
+PLUGIN_MODULES = ("ims.mikey.ue_keying", "li.keying")
+
+
+class KeyingError(ImsError):
+    """Keys could not be agreed; ``status`` is the SIP status to answer with (488)."""
+
+    def __init__(self, message: str, status: int = 488) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyingContext:
+    """What a keying session may need to know about the call."""
+
+    call_id: str
+    local_uri: str
+    remote_uri: str
+    initiator: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SdpKeying:
+    """What a strategy puts into the audio m-line (or session level for key-mgmt)."""
+
+    secure: bool
+    crypto: tuple[CryptoAttribute, ...] = ()
+    key_mgmt: tuple[KeyMgmtAttribute, ...] = ()
+    key_mgmt_at_session_level: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaKeys:
+    """The outcome: SRTP keys per direction (None = plain RTP) and a human description."""
+
+    tx: SrtpKeys | None
+    rx: SrtpKeys | None
+    description: str
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secure(self) -> bool:
+        return self.tx is not None and self.rx is not None
+
+
+class KeyingSession(Protocol):
+    def offer(self) -> SdpKeying: ...
+
+    def answer(self, offer: SessionDescription, index: int) -> tuple[SdpKeying, MediaKeys]: ...
+
+    def answer_received(self, answer: SessionDescription, index: int) -> MediaKeys: ...
+
+
+class Keying(Protocol):
+    name: str
+
+    def session(self, ctx: KeyingContext) -> KeyingSession: ...
+
+
+# --- SDES ------------------------------------------------------------------------------------
+
+
+class SdesKeying:
+    """SDES (RFC 4568): keys in clear inside SDP, protected only hop by hop."""
+
+    name = "sdes"
+
+    def __init__(self, suites: Sequence[str] = (DEFAULT_SUITE,)) -> None:
+        self.suites = tuple(suites)
+
+    def session(self, ctx: KeyingContext) -> KeyingSession:
+        return _SdesSession(self.suites)
+
+
+class _SdesSession:
+    def __init__(self, suites: tuple[str, ...]) -> None:
+        self.suites = suites
+        self._offered: tuple[CryptoAttribute, ...] = ()
+
+    def offer(self) -> SdpKeying:
+        self._offered = make_offer(self.suites)
+        return SdpKeying(secure=True, crypto=self._offered)
+
+    def answer(self, offer: SessionDescription, index: int) -> tuple[SdpKeying, MediaKeys]:
+        m = offer.media[index]
+        if not m.crypto:
+            raise KeyingError("offer carries no a=crypto line but SDES is required")
+        try:
+            choice = SdesAnswerer(self.suites).answer(m.crypto)
+        except SdesNegotiationError as exc:
+            raise KeyingError(str(exc)) from None
+        keys = choice.keys
+        return SdpKeying(secure=True, crypto=(choice.answer,)), MediaKeys(
+            tx=keys.tx, rx=keys.rx, description=f"SDES {keys.suite}", details={"tag": str(keys.tag)}
+        )
+
+    def answer_received(self, answer: SessionDescription, index: int) -> MediaKeys:
+        try:
+            keys = select_answer(self._offered, answer.media[index].crypto)
+        except SdesNegotiationError as exc:
+            raise KeyingError(str(exc)) from None
+        return MediaKeys(
+            tx=keys.tx, rx=keys.rx, description=f"SDES {keys.suite}", details={"tag": str(keys.tag)}
+        )
+
+
+# --- no keying -------------------------------------------------------------------------------
+
+
+class NoKeying:
+    """Plain RTP/AVP: the baseline where anyone on the media path hears the call."""
+
+    name = "none"
+
+    def session(self, ctx: KeyingContext) -> KeyingSession:
+        return _NoSession()
+
+
+class _NoSession:
+    def offer(self) -> SdpKeying:
+        return SdpKeying(secure=False)
+
+    def answer(self, offer: SessionDescription, index: int) -> tuple[SdpKeying, MediaKeys]:
+        if offer.media[index].is_secure:
+            raise KeyingError("offer requires SRTP but this UE is set to plain RTP")
+        return SdpKeying(secure=False), MediaKeys(tx=None, rx=None, description="plain RTP")
+
+    def answer_received(self, answer: SessionDescription, index: int) -> MediaKeys:
+        if answer.media[index].is_secure:
+            raise KeyingError("answer switched to SRTP without keys")
+        return MediaKeys(tx=None, rx=None, description="plain RTP")
+
+
+# --- registry --------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, Callable[[], Keying]] = {"sdes": SdesKeying, "none": NoKeying}
+_plugins_loaded = False
+
+
+def register(name: str, factory: Callable[[], Keying]) -> None:
+    """Add (or replace) a keying mode by name."""
+    _REGISTRY[name] = factory
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for modname in PLUGIN_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        for name, factory in getattr(mod, "KEYINGS", {}).items():
+            _REGISTRY.setdefault(name, factory)
+
+
+def available() -> list[str]:
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Keying:
+    """A keying strategy by name (``sdes``, ``none``, or a plugged-in mode)."""
+    _load_plugins()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        have = ", ".join(sorted(_REGISTRY))
+        raise KeyingError(f"unknown keying mode {name!r} (have: {have})", 0) from None
