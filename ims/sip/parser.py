@@ -1,0 +1,316 @@
+"""Decoding SIP messages from datagrams and streams (RFC 3261 §7, §18.3, §25).
+
+* :func:`parse_message` decodes one UDP datagram: the body is delimited by Content-Length
+  when present (extra trailing octets are ignored, RFC 4475 §3.1.1.8) and is the rest of the
+  datagram otherwise (§18.3); a Content-Length larger than the datagram is an error (400).
+* :class:`StreamParser` frames messages on TCP/TLS: Content-Length is mandatory (§18.3),
+  CRLF keep-alives between messages are skipped (RFC 5626 §3.5.1), and a size cap turns an
+  oversize header block into 513 and an oversize body into 413.
+
+By default the parser validates the header fields every element relies on (Via, From, To,
+CSeq and its method, Max-Forwards, Contact, Expires, Content-Length) so a malformed request
+is answered 400 before any layer acts on it (RFC 4475 §3.1.2); the parsed values stay cached
+in the message. Other headers are kept raw and parsed only when asked for.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ims.sip.errors import SipParseError
+from ims.sip.grammar import TOKEN_RE, parse_delta_seconds
+from ims.sip.headers import Headers, header_key, parse_cseq, parse_name_addr
+from ims.sip.message import Message, Request, Response, _parse_max_forwards
+from ims.sip.uri import SipUri, parse_uri
+
+__all__ = ["DEFAULT_MAX_MESSAGE", "StreamParser", "is_keepalive", "parse_message"]
+
+DEFAULT_MAX_MESSAGE = 65535
+_VERSION_RE = re.compile(r"SIP/([0-9]{1,3})\.([0-9]{1,3})\Z", re.IGNORECASE)
+_STATUS_RE = re.compile(r"[1-6][0-9][0-9]\Z")
+_CL_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*\Z")
+
+
+def is_keepalive(data: bytes) -> bool:
+    """A datagram/stream chunk made only of CRLFs (RFC 5626 §3.5.1 ping/pong)."""
+    return bool(data) and not data.strip(b"\r\n")
+
+
+def _start_line(line: str, offset: int) -> tuple[str, str, str | int]:
+    """-> ("req", method, uri) or ("resp", reason, status)."""
+    if line[:4].upper() == "SIP/":
+        parts = line.split(" ", 2)
+        if len(parts) < 2:
+            raise SipParseError(f"bad status line {line[:60]!r}", offset=offset)
+        version, code = parts[0], parts[1]
+        reason = parts[2] if len(parts) == 3 else ""
+        if not _VERSION_RE.match(version):
+            raise SipParseError(f"bad SIP version {version[:20]!r}", offset=offset)
+        if version.upper() != "SIP/2.0":
+            raise SipParseError(f"unsupported version {version}", status_hint=505, offset=offset)
+        if not _STATUS_RE.match(code):
+            raise SipParseError(f"bad status code {code[:20]!r}", offset=offset)
+        return "resp", reason, int(code)
+    parts = line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise SipParseError(
+            f"request line must be 'Method SP Request-URI SP SIP-Version': {line[:80]!r}",
+            offset=offset,
+        )
+    method, uri, version = parts
+    if not TOKEN_RE.match(method):
+        raise SipParseError(f"bad method {method[:30]!r}", offset=offset)
+    if not _VERSION_RE.match(version):
+        raise SipParseError(f"bad SIP version {version[:20]!r}", offset=offset)
+    if version.upper() != "SIP/2.0":
+        raise SipParseError(f"unsupported version {version}", status_hint=505, offset=offset)
+    return "req", method, uri
+
+
+def _split_head(head: bytes, base: int) -> tuple[str, list[tuple[str, str, str]]]:
+    """Header block (no final CRLFCRLF) -> start line and unfolded (key, name, value) fields."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SipParseError("header block is not UTF-8", offset=base + exc.start) from None
+    lines = text.split("\r\n")
+    start = lines[0]
+    crlf = len(lines) - 1
+    if text.count("\n") != crlf or text.count("\r") != crlf:
+        raise SipParseError("bare CR or LF in header block", offset=base)
+    fields: list[tuple[str, str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            raise SipParseError("empty line inside header block", offset=base)
+        c = line[0]
+        if c == " " or c == "\t":
+            if not fields:
+                raise SipParseError("continuation line before any header", offset=base)
+            k, n, v = fields[-1]
+            stripped = line.strip(" \t")
+            fields[-1] = (k, n, f"{v} {stripped}" if v else stripped)
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise SipParseError(f"header line without ':' {line[:40]!r}", offset=base)
+        name = name.rstrip(" \t")
+        if not TOKEN_RE.match(name):
+            raise SipParseError(f"bad header name {name[:40]!r}", offset=base)
+        fields.append((header_key(name), name, value.strip(" \t")))
+    return start, fields
+
+
+def _content_length(fields: list[tuple[str, str, str]]) -> int | None | bool:
+    """The declared length; None if absent; False if several different values."""
+    found: int | None = None
+    for k, _, v in fields:
+        if k == "content-length":
+            m = _CL_RE.match(v)
+            if m is None:
+                raise SipParseError(f"bad Content-Length {v[:20]!r}", header="Content-Length")
+            n = int(m.group(1))
+            if found is not None and n != found:
+                return False
+            found = n
+    return found
+
+
+def _build(start: str, fields: list[tuple[str, str, str]], body: bytes, base: int) -> Message:
+    kind, a, b = _start_line(start, base)
+    headers = Headers._from_keyed(fields)
+    if kind == "req":
+        assert isinstance(b, str)
+        try:
+            uri = parse_uri(b)
+        except SipParseError as exc:
+            exc.offset = base + len(a) + 1
+            raise
+        if isinstance(uri, SipUri) and uri.headers:
+            # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475
+            # §3.1.2.11 allows answering 400)
+            raise SipParseError("URI headers in Request-URI", offset=base)
+        return Request(a, uri, headers, body)
+    assert isinstance(b, int)
+    return Response(b, a, headers, body)
+
+
+def _validate(msg: Message) -> None:
+    """Parse the fields every element relies on; errors become 400 (RFC 4475 §3.1.2)."""
+    h = msg.headers
+    msg.vias  # noqa: B018 - parse and cache
+    cseqs = h.get_all("CSeq")
+    if cseqs:
+        cseq = msg.cseq
+        assert cseq is not None
+        for raw in cseqs[1:]:
+            parse_cseq(raw)
+        if isinstance(msg, Request) and cseq.method != msg.method:
+            raise SipParseError(
+                f"CSeq method {cseq.method} does not match {msg.method}", header="CSeq"
+            )
+    for name in ("From", "To"):
+        raws = h.get_all(name)
+        if raws:
+            msg._name_addr(name)
+            if len(raws) > 1:
+                for raw in raws[1:]:
+                    parse_name_addr(raw, header=name)
+    for raw in h.get_all("Max-Forwards"):
+        _parse_max_forwards(raw)
+    for raw in h.get_all("Expires"):
+        parse_delta_seconds(raw, header="Expires")
+    if "Contact" in h:
+        msg.contacts  # noqa: B018
+
+
+def _with_location(exc: SipParseError, head: bytes, base: int) -> SipParseError:
+    """Point an error raised on a header value at that header's line."""
+    if exc.header is not None and exc.offset is None:
+        key = header_key(exc.header)
+        pos = 0
+        for line in head.split(b"\r\n"):
+            name = line.split(b":", 1)[0].strip(b" \t").decode("utf-8", "replace")
+            if line[:1] not in (b" ", b"\t") and pos and header_key(name) == key:
+                exc.offset = base + pos
+                break
+            pos += len(line) + 2
+    return exc
+
+
+def _skip_crlf(data: bytes | bytearray, pos: int) -> int:
+    n = len(data)
+    while pos + 1 < n and data[pos] == 13 and data[pos + 1] == 10:
+        pos += 2
+    return pos
+
+
+def parse_message(data: bytes, *, validate: bool = True) -> Request | Response:
+    """Decode one SIP message from a datagram (see module docstring).
+
+    Raises :class:`SipParseError` carrying ``status_hint`` and ``offset``.
+    """
+    start = _skip_crlf(data, 0)
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise SipParseError("no empty line after the headers", offset=len(data))
+    head = data[start:end]
+    try:
+        start_line, fields = _split_head(head, start)
+        body_start = end + 4
+        clen = _content_length(fields)
+        if clen is None or clen is False:
+            body = data[body_start:]
+        else:
+            if body_start + clen > len(data):
+                raise SipParseError(
+                    f"Content-Length {clen} larger than the {len(data) - body_start} body "
+                    "octets in the datagram",
+                    header="Content-Length",
+                    offset=body_start,
+                )
+            body = data[body_start : body_start + clen]
+        msg = _build(start_line, fields, bytes(body), start)
+        if validate:
+            _validate(msg)
+    except SipParseError as exc:
+        raise _with_location(exc, head, start) from None
+    return msg  # type: ignore[return-value]
+
+
+class StreamParser:
+    """Incremental framing for stream transports (TCP/TLS), h11-style.
+
+    ``feed(data)`` returns the complete messages now available. After an error the stream
+    cannot be resynchronised: every later call raises the same error, and the transport
+    should answer (if it can) and close the connection.
+    """
+
+    def __init__(
+        self, *, max_message_size: int = DEFAULT_MAX_MESSAGE, validate: bool = True
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.validate = validate
+        self.keepalives = 0  #: CRLFCRLF pings seen between messages (answer each with CRLF)
+        self._buf = bytearray()
+        self._scan = 0
+        self._error: SipParseError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Request | Response]:
+        if self._error is not None:
+            raise self._error
+        self._buf += data
+        out: list[Request | Response] = []
+        try:
+            while True:
+                msg = self._next()
+                if msg is None:
+                    break
+                out.append(msg)
+        except SipParseError as exc:
+            self._error = exc
+            raise
+        return out
+
+    def _next(self) -> Request | Response | None:
+        buf = self._buf
+        # keep-alives: a CRLFCRLF ping, or stray CRLFs before a start line (§7.5)
+        pos = 0
+        while buf.startswith(b"\r\n", pos):
+            if buf.startswith(b"\r\n\r\n", pos):
+                self.keepalives += 1
+                pos += 4
+            elif b"\r\n\r\n".startswith(buf[pos:]):
+                break  # maybe the start of a ping: wait for more
+            else:
+                pos += 2
+        if pos:
+            del buf[:pos]
+            self._scan = 0
+        if b"\r\n\r\n".startswith(buf):
+            return None  # empty, or a partial CRLF
+        end = buf.find(b"\r\n\r\n", self._scan)
+        if end < 0:
+            if len(buf) > self.max_message_size:
+                raise SipParseError(
+                    f"header block exceeds {self.max_message_size} octets", status_hint=513
+                )
+            self._scan = max(0, len(buf) - 3)
+            return None
+        if end + 4 > self.max_message_size:
+            raise SipParseError(
+                f"header block exceeds {self.max_message_size} octets", status_hint=513
+            )
+        head = bytes(buf[:end])
+        try:
+            start_line, fields = _split_head(head, 0)
+            clen = _content_length(fields)
+            if clen is None:
+                raise SipParseError(
+                    "Content-Length is mandatory on stream transports", header="Content-Length"
+                )
+            if clen is False:
+                raise SipParseError("conflicting Content-Length values", header="Content-Length")
+            assert isinstance(clen, int)
+            if end + 4 + clen > self.max_message_size:
+                raise SipParseError(
+                    f"message of {end + 4 + clen} octets exceeds {self.max_message_size}",
+                    status_hint=413,
+                    header="Content-Length",
+                )
+            if len(buf) < end + 4 + clen:
+                self._scan = end  # head is complete; wait for the body
+                return None
+            body = bytes(buf[end + 4 : end + 4 + clen])
+            msg = _build(start_line, fields, body, 0)
+            del buf[: end + 4 + clen]
+            self._scan = 0
+            if self.validate:
+                _validate(msg)
+        except SipParseError as exc:
+            raise _with_location(exc, head, 0) from None
+        return msg  # type: ignore[return-value]

@@ -1,0 +1,159 @@
+"""Parser tests: decode -> check fields -> re-encode (RFC 3261 §7, §18.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ims.sip import (
+    Headers,
+    NameAddr,
+    Params,
+    Request,
+    Response,
+    SipParseError,
+    SipUri,
+    StreamParser,
+    Via,
+    make_response,
+    new_branch,
+    parse_message,
+)
+
+SDP = (
+    b"v=0\r\no=alice 2890844526 2890844526 IN IP4 127.0.1.1\r\ns=-\r\n"
+    b"c=IN IP4 127.0.1.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+INVITE = (
+    b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.1.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b'To: "Bob" <sip:bob@biloxi.example.com>\r\n'
+    b"From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+    b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:alice@127.0.1.1:5060;transport=udp>;expires=60;q=0.5\r\n"
+    b"X-Unknown: keep me, exactly\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n\r\n" + SDP
+)
+
+
+def test_invite_fields_and_round_trip() -> None:
+    msg = parse_message(INVITE)
+    assert isinstance(msg, Request)
+    assert msg.method == "INVITE"
+    assert isinstance(msg.uri, SipUri) and msg.uri.user == "bob"
+    via = msg.via
+    assert via is not None
+    assert (via.transport, via.host, via.port, via.branch) == (
+        "UDP",
+        "127.0.1.1",
+        5060,
+        "z9hG4bK776asdhds",
+    )
+    assert via.has_rport and via.rport is None
+    assert msg.max_forwards == 70
+    assert msg.to is not None and msg.to.display_name == "Bob" and msg.to.tag is None
+    assert msg.from_ is not None and msg.from_.display_name == "Alice"
+    assert msg.from_.tag == "1928301774"
+    assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
+    assert msg.cseq is not None and (msg.cseq.seq, msg.cseq.method) == (314159, "INVITE")
+    (c,) = msg.contacts
+    assert c.expires == 60 and c.q == 0.5
+    assert isinstance(c.uri, SipUri) and c.uri.transport == "udp" and c.uri.port == 5060
+    assert msg.headers.get("x-unknown") == "keep me, exactly"
+    assert msg.content_type == "application/sdp"
+    assert msg.body == SDP
+    assert msg.encode() == INVITE
+
+
+def test_compact_forms_and_folding() -> None:
+    data = (
+        b"OPTIONS sip:x@example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/TCP a.example.com;branch=z9hG4bK1,\r\n SIP/2.0/UDP b.example.com:5062"
+        b";branch=z9hG4bK2;received=10.0.0.1\r\n"
+        b"f: <sip:a@example.com>;tag=1\r\nt: sip:x@example.com\r\ni: abc@h\r\n"
+        b"CSeq: 1 OPTIONS\r\nm: *\r\nk: path, 100rel\r\nl: 0\r\n\r\n"
+    )
+    msg = parse_message(data)
+    assert [v.host for v in msg.vias] == ["a.example.com", "b.example.com"]
+    assert msg.vias[1].received == "10.0.0.1" and msg.vias[1].port == 5062
+    assert msg.call_id == "abc@h"
+    assert msg.contact_star and msg.contacts == []
+    assert msg.supported == ["path", "100rel"]
+    assert msg.headers.get("Content-Length") == "0"
+    assert msg.headers.names()[0] == "v"
+
+
+def test_headers_container_operations() -> None:
+    h = Headers([("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"), ("To", "<sip:a@b>")])
+    h.insert_first("v", "SIP/2.0/UDP p;branch=z9hG4bK0")
+    assert h.get_all("via") == ["SIP/2.0/UDP p;branch=z9hG4bK0", "SIP/2.0/UDP a;branch=z9hG4bK1"]
+    h.set("TO", "<sip:c@d>")
+    assert h.get("t") == "<sip:c@d>"
+    assert h.pop_first("Via") == "SIP/2.0/UDP p;branch=z9hG4bK0"
+    h.add("Route", "<sip:r1;lr>, <sip:r2;lr>")
+    assert h.pop_first_element("Route") == "<sip:r1;lr>"
+    assert h.get("Route") == "<sip:r2;lr>"
+    assert h.remove("route") == 1 and "Route" not in h
+
+
+def test_make_response_copies_8_2_6() -> None:
+    req = parse_message(INVITE)
+    assert isinstance(req, Request)
+    resp = make_response(req, 180, to_tag="abc")
+    assert isinstance(resp, Response) and resp.reason == "Ringing"
+    assert resp.to is not None and resp.to.tag == "abc"
+    assert resp.headers.get_all("Via") == req.headers.get_all("Via")
+    assert resp.cseq == req.cseq and resp.call_id == req.call_id
+    again = parse_message(resp.encode())
+    assert isinstance(again, Response) and again.status == 180
+
+
+def test_build_and_encode_typed_values() -> None:
+    via = Via("UDP", "127.0.1.1", 5060, Params.of(branch=new_branch(), rport=None))
+    req = Request(
+        "OPTIONS",
+        "sip:bob@127.0.1.2",
+        [("Via", via.encode()), ("To", NameAddr(SipUri("127.0.1.2", user="bob")).encode())],
+    )
+    data = req.encode()
+    assert data.startswith(b"OPTIONS sip:bob@127.0.1.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.1.1:5060;")
+    assert data.endswith(b"Content-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "data,status",
+    [
+        (b"OPTIONS sip:a@b SIP/3.0\r\nl: 0\r\n\r\n", 505),
+        (b"OPTIONS  sip:a@b SIP/2.0\r\n\r\n", 400),
+        (b"SIP/2.0 99 Weird\r\n\r\n", 400),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n", 400),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nl: 10\r\n\r\nabc", 400),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n", 400),
+    ],
+)
+def test_errors_carry_status(data: bytes, status: int) -> None:
+    with pytest.raises(SipParseError) as ei:
+        parse_message(data)
+    assert ei.value.status_hint == status
+
+
+def test_stream_parser_byte_by_byte_and_trailing() -> None:
+    p = StreamParser()
+    got = []
+    stream = b"\r\n\r\n" + INVITE + INVITE[:50]
+    for i in range(len(stream)):
+        got += p.feed(stream[i : i + 1])
+    assert len(got) == 1 and got[0].encode() == INVITE
+    assert p.keepalives == 1
+    assert p.buffered == 50
+
+
+def test_stream_parser_limits() -> None:
+    with pytest.raises(SipParseError) as ei:
+        StreamParser(max_message_size=200).feed(INVITE)
+    assert ei.value.status_hint in (413, 513)
+    with pytest.raises(SipParseError) as ei:
+        StreamParser().feed(b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n")
+    assert ei.value.status_hint == 400 and ei.value.header == "Content-Length"
