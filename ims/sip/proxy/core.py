@@ -1,0 +1,923 @@
+"""Stateful SIP proxy core (RFC 3261 §16), sans-I/O.
+
+The core sits on a transaction layer (RFC 3261 §17: retransmissions, absorbing duplicates,
+ACK for non-2xx and CANCEL timing are the layer's job) and does what §16 gives the proxy:
+
+==========  ============================================================================
+§16.3       request validation: syntax/mandatory headers (400, via ``check_request``), URI
+            scheme (416), Max-Forwards (483; OPTIONS to the proxy itself is answered),
+            loop detection (482, see :func:`loop_hash`), Proxy-Require (420 + Unsupported)
+§16.4       Route pre-processing: a Request-URI that is our own Record-Route value (an
+            upstream strict router) is replaced by the last Route; our own top Route(s)
+            are removed
+§16.5       target set: asked from the application's :class:`~ims.sip.proxy.routing.Router`
+§16.6       forwarding each target: copy, new Request-URI, Max-Forwards - 1, Record-Route
+            (``;lr``, one per direction when transports differ), strict-route compatibility
+            (step 6: a Route without ``lr`` becomes the Request-URI, the Request-URI goes last
+            in Route), next hop (step 7), Via with a branch carrying the loop-detection hash
+            (step 8), Timer C for INVITE (step 11); 100 Trying at once for INVITE (§16.2)
+§16.7       response context: 100 absorbed; other 1xx and every 2xx forwarded at once (every
+            2xx of a forked INVITE); other finals kept; the best one sent when every branch
+            has ended: 6xx first, else the lowest class (4xx: 401/407/415/420/484 first), 503
+            sent as 500, no response at all as 408; 401/407 challenges of every branch merged
+            into the chosen 401/407 (step 7); our Record-Route rewritten to the upstream-facing
+            value (step 9); pending branches CANCELled after a 2xx or 6xx (step 10)
+§16.8       Timer C: CANCEL a branch that had a provisional, else act as on a 408
+§16.9       transport errors and transaction timeouts: the branch ends with 503 / 408
+§16.10      CANCEL: matched to its INVITE context -> 200 and CANCEL every pending branch;
+            unmatched -> forwarded statelessly
+§16.11      stateless forwarding: ACK for a 2xx, unmatched CANCEL, stray responses
+==========  ============================================================================
+
+Inputs: :meth:`ProxyCore.receive_request` (with the layer's server-transaction handle),
+:meth:`~ProxyCore.receive_response` (with the branch key the core chose),
+``receive_stray_response``, ``branch_failed``, ``handle_timer(now)``. Outputs: a list of actions
+(:class:`SendResponse`, :class:`ForwardRequest`, :class:`CancelBranch`, :class:`SendStateless`)
+for the adapter (:mod:`ims.sip.proxy.aio_proxy`) to hand to the transaction layer; plus
+``get_timer()``. Every message in and out runs through the :class:`MessageHooks` chain.
+
+Loop detection (why the hash leaves out the top Via): §16.6 step 8 suggests hashing the
+received top Via too, but a request that comes back to us carries a *different* top Via (the
+previous hop's), so such a hash never matches on a real loop (RFC 5393 §3 discusses the
+weakness). We hash what stays the same along a loop and changes on a legitimate spiral: the
+received Request-URI, From tag, To tag, Call-ID, CSeq number, Proxy-Require and
+Proxy-Authorization. A request is looped when one of *our* Vias (sent-by ours) has a branch
+whose hash part equals the hash of the request as received now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import ipaddress
+import itertools
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ims.log import get_logger
+from ims.sip.errors import SipParseError
+from ims.sip.message import Request, Response, check_request, make_response, new_tag
+from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
+from ims.sip.proxy.routing import (
+    Forward,
+    RequestUriRouter,
+    Respond,
+    Router,
+    RoutingContext,
+    Target,
+)
+from ims.sip.uri import SipUri, Uri
+
+_log = get_logger("ims.sip.proxy")
+
+BRANCH_COOKIE = "z9hG4bK"
+DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+ALLOW = (
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, PRACK, SUBSCRIBE, NOTIFY, "
+    "MESSAGE, REFER"
+)
+_PREFERRED_4XX = (401, 407, 415, 420, 484)
+
+
+# ---------------------------------------------------------------------------------------
+# configuration and actions
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    """What the core needs to know about itself.
+
+    ``local``: the addresses it listens on (its Via sent-by and Record-Route values; the
+    first of each transport is used for that transport). ``aliases``: host names that also
+    mean this proxy in a Route or Request-URI. ``domains``: domains it is responsible for
+    (§16.5; the router uses :meth:`ProxyCore.is_our_domain`). ``supported``: option tags
+    accepted in Proxy-Require. ``timer_c``: > 3 min by default (§16.6 step 11).
+    """
+
+    name: str = "proxy"
+    role: str = "proxy"
+    local: tuple[Peer, ...]
+    aliases: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    record_route: bool = True
+    supported: frozenset[str] = frozenset()
+    schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
+    timer_c: float = 181.0
+    default_max_forwards: int = 70
+
+
+@dataclass(frozen=True, slots=True)
+class SendResponse:
+    """Send ``response`` through the server transaction ``transaction`` (None: statelessly
+    to ``peer``, the §18.2.2 destination from the top Via)."""
+
+    transaction: object | None
+    response: Response
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRequest:
+    """Start a client transaction for ``request`` (Via already pushed, branch ``branch``)
+    towards ``peer``; report its responses with ``receive_response(..., branch)``."""
+
+    branch: str
+    request: Request
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBranch:
+    """CANCEL the INVITE client transaction of ``branch`` (§9.1: the layer holds the CANCEL
+    until a provisional response has arrived)."""
+
+    branch: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendStateless:
+    """Send ``message`` to ``peer`` outside any transaction (§16.11)."""
+
+    message: Message
+    peer: Peer
+
+
+Action = SendResponse | ForwardRequest | CancelBranch | SendStateless
+
+
+# ---------------------------------------------------------------------------------------
+# response context (§16.7)
+# ---------------------------------------------------------------------------------------
+class BranchState(Enum):
+    CALLING = "calling"  # sent, nothing back
+    PROCEEDING = "proceeding"  # a provisional arrived
+    COMPLETED = "completed"  # a final arrived (or the branch failed)
+
+
+@dataclass(slots=True, eq=False)
+class _Branch:
+    key: str
+    ctx: _Context
+    request: Request
+    peer: Peer
+    state: BranchState = BranchState.CALLING
+    timer_c: float | None = None
+    cancelled: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Context:
+    request: Request  # after Route pre-processing; copied per branch
+    transaction: object | None
+    source: Peer
+    method: str
+    loop_hash: str
+    rr_in: str | None = None
+    rr_out: dict[str, str] = field(default_factory=dict)  # transport -> RR value used
+    record_route: bool = False
+    extra_headers: Sequence[tuple[str, str]] = ()
+    branches: list[_Branch] = field(default_factory=list)
+    pending: list[Target] = field(default_factory=list)  # sequential search: still to try
+    finals: list[Response] = field(default_factory=list)  # non-2xx finals, Via intact
+    final_sent: bool = False
+    cancelled: bool = False
+    no_new_branches: bool = False
+
+    def active(self) -> bool:
+        return any(b.state is not BranchState.COMPLETED for b in self.branches)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def loop_hash(request: Request) -> str:
+    """The loop-detection part of our branch parameter (§16.6 step 8; see module doc)."""
+    frm = request.from_
+    to = request.to
+    cseq = request.cseq
+    h = request.headers
+    text = "\x00".join(
+        (
+            request.uri.encode(),
+            (frm.tag or "") if frm else "",
+            (to.tag or "") if to else "",
+            request.call_id or "",
+            str(cseq.seq) if cseq else "",
+            ",".join(h.get_all("Proxy-Require")),
+            ",".join(h.get_all("Proxy-Authorization")),
+        )
+    )
+    return hashlib.md5(text.encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()[
+        :16
+    ]
+
+
+def uri_peer(uri: Uri) -> Peer | None:
+    """Next hop for a SIP URI without DNS (RFC 3263 §4 with numeric or literal hosts):
+    transport from ``transport=`` (TLS for sips), host from ``maddr`` or the host part,
+    port from the URI or the transport's default. None for non-SIP URIs."""
+    if not isinstance(uri, SipUri):
+        return None
+    transport = uri.transport or ("tls" if uri.secure else "udp")
+    if uri.secure and transport == "tcp":
+        transport = "tls"
+    host = uri.maddr or uri.host
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = uri.port or (5061 if transport == "tls" else 5060)
+    return Peer(transport=transport, host=host, port=port)
+
+
+def via_peer(message: Message) -> Peer | None:
+    """Where a response goes (RFC 3261 §18.2.2, RFC 3581): the top Via's maddr, else its
+    ``received`` (with ``rport`` when filled in), else its sent-by. None for a broadcast or
+    multicast address (RFC 4475 §3.3.10: never answer to 255.255.255.255)."""
+    via = message.via
+    if via is None:
+        return None
+    transport = via.transport.lower()
+    host = via.maddr or via.received or via.host
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = via.rport if (via.rport and via.received) else via.port
+    if port is None:
+        port = 5061 if transport == "tls" else 5060
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and (ip.is_multicast or (ip.version == 4 and str(ip) == "255.255.255.255")):
+        return None
+    return Peer(transport=transport, host=host, port=port)
+
+
+def _reply_peer(request: Request, source: Peer) -> Peer:
+    return via_peer(request) or source
+
+
+# ---------------------------------------------------------------------------------------
+# the core
+# ---------------------------------------------------------------------------------------
+class ProxyCore:
+    """RFC 3261 §16 stateful proxy logic (see the module docstring for the rules kept)."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        router: Router | None = None,
+        hooks: MessageHooks | None = None,
+    ) -> None:
+        if not config.local:
+            raise ValueError("ProxyConfig.local needs at least one listening address")
+        self.config = config
+        self.router: Router = router or RequestUriRouter()
+        self.hooks = hooks if hooks is not None else MessageHooks()
+        self._prefix = secrets.token_hex(3)
+        self._counter = itertools.count(1)
+        self._tag = new_tag()
+        self._contexts: dict[int, _Context] = {}  # id(server transaction) -> context
+        self._branches: dict[str, _Branch] = {}
+        self._timers: list[tuple[float, int, str]] = []  # (deadline, seq, branch key): Timer C
+        self._tseq = itertools.count()
+        self._local_hosts = {p.host.lower() for p in config.local} | {
+            a.lower() for a in config.aliases
+        }
+        self._local_ports = {p.port for p in config.local}
+        self._sent_bys = set()
+        for p in config.local:
+            self._sent_bys.add(f"{p.host}:{p.port}".lower())
+            if p.port == 5060:
+                self._sent_bys.add(p.host.lower())
+        self._via_local: dict[str, Peer] = {}
+        for p in config.local:
+            self._via_local.setdefault(p.transport.lower(), p)
+        self._domains = {d.lower() for d in config.domains}
+        self._rr_values = {self._rr_value(p.transport) for p in config.local}
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "responses": 0,
+            "forwarded": 0,
+            "local_responses": 0,
+            "stateless": 0,
+        }
+
+    # -- identity -------------------------------------------------------------------------
+    def is_local(self, uri: Uri) -> bool:
+        """True when ``uri`` names this proxy (one of its addresses or aliases)."""
+        if not isinstance(uri, SipUri):
+            return False
+        host = (uri.maddr or uri.host).lower()
+        if host not in self._local_hosts:
+            return False
+        if uri.port is None:
+            return True  # an alias (or 5060)
+        return uri.port in self._local_ports
+
+    def is_our_domain(self, uri: Uri) -> bool:
+        """True when the URI's host is a domain this proxy is responsible for (§16.5)."""
+        return isinstance(uri, SipUri) and (uri.host.lower() in self._domains or self.is_local(uri))
+
+    def addressed_to_me(self, request: Request) -> bool:
+        """The Request-URI names the proxy itself (no user part): OPTIONS/REGISTER target."""
+        uri = request.uri
+        return (
+            isinstance(uri, SipUri)
+            and uri.user is None
+            and (self.is_local(uri) or uri.host.lower() in self._domains)
+        )
+
+    def _rr_value(self, transport: str) -> str:
+        p = self._via_local.get(transport.lower()) or self.config.local[0]
+        t = p.transport.lower()
+        tp = "" if t == "udp" else f";transport={t}"
+        scheme = "sips" if t == "tls" else "sip"
+        return f"<{scheme}:{p.host}:{p.port}{tp};lr>"
+
+    def _new_branch(self, lhash: str) -> str:
+        return f"{BRANCH_COOKIE}{lhash}.{self._prefix}{next(self._counter):x}"
+
+    def _via_value(self, transport: str, branch: str) -> str:
+        p = self._via_local.get(transport.lower()) or self.config.local[0]
+        return f"SIP/2.0/{p.transport.upper()} {p.host}:{p.port};branch={branch}"
+
+    # -- hooks ----------------------------------------------------------------------------
+    def _hook(self, direction: Direction, message: Message, peer: Peer) -> Message | None:
+        if not self.hooks:
+            return message
+        out = self.hooks.run(
+            MessageEvent(
+                element=self.config.name,
+                role=self.config.role,
+                direction=direction,
+                peer=peer.addr,
+                transport=peer.transport,
+                message=message,
+            )
+        )
+        return None if out is DROP else out  # type: ignore[return-value]
+
+    def _out(self, actions: list[Action], action: Action) -> bool:
+        """Run an outgoing action's message through the hooks; False when dropped."""
+        if not self.hooks or isinstance(action, CancelBranch):
+            actions.append(action)
+            return True
+        if isinstance(action, SendResponse):
+            msg = self._hook(Direction.OUT, action.response, action.peer)
+            if msg is None:
+                return False
+            assert isinstance(msg, Response)
+            actions.append(SendResponse(action.transaction, msg, action.peer))
+        elif isinstance(action, ForwardRequest):
+            msg = self._hook(Direction.OUT, action.request, action.peer)
+            if msg is None:
+                return False
+            assert isinstance(msg, Request)
+            actions.append(ForwardRequest(action.branch, msg, action.peer))
+        else:
+            msg = self._hook(Direction.OUT, action.message, action.peer)
+            if msg is None:
+                return False
+            actions.append(SendStateless(msg, action.peer))
+        return True
+
+    # -- local answers --------------------------------------------------------------------
+    def _respond(
+        self,
+        request: Request,
+        transaction: object | None,
+        source: Peer,
+        status: int,
+        reason: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> list[Action]:
+        if request.method == "ACK":
+            return []
+        try:
+            resp = make_response(
+                request, status, reason, to_tag=self._tag, headers=headers, body=body
+            )
+        except SipParseError:
+            return []
+        self.stats["local_responses"] += 1
+        actions: list[Action] = []
+        self._out(actions, SendResponse(transaction, resp, _reply_peer(request, source)))
+        return actions
+
+    # =====================================================================================
+    # requests
+    # =====================================================================================
+    def receive_request(
+        self,
+        request: Request,
+        source: Peer,
+        now: float,
+        *,
+        transaction: object | None = None,
+        cancelled: object | None = None,
+    ) -> list[Action]:
+        """A request from the transaction layer (``transaction``: its server transaction;
+        ``cancelled``: for a CANCEL, the INVITE server transaction it matched, §9.2).
+
+        An ACK here is one no server transaction absorbed: the ACK for a 2xx (§16.11).
+        """
+        self.stats["requests"] += 1
+        msg = self._hook(Direction.IN, request, source)
+        if msg is None:
+            return []
+        assert isinstance(msg, Request)
+        request = msg
+        try:
+            return self._process_request(request, source, now, transaction, cancelled)
+        except SipParseError as exc:
+            _log.info("bad request", error=str(exc), call_id=request.call_id)
+            return self._respond(request, transaction, source, exc.status_hint)
+
+    def _process_request(
+        self,
+        request: Request,
+        source: Peer,
+        now: float,
+        transaction: object | None,
+        cancelled: object | None,
+    ) -> list[Action]:
+        method = request.method
+        # §16.3 step 1-2: syntax, mandatory headers, URI scheme (400 / 416)
+        check_request(request, schemes=self.config.schemes)
+        if method == "ACK":
+            return self._forward_stateless(request, source)
+        if method == "CANCEL":
+            return self._cancel(request, source, transaction, cancelled)
+        # step 3: Max-Forwards
+        mf = request.max_forwards
+        if mf == 0:
+            if method == "OPTIONS" and self.addressed_to_me(request):
+                return self._options(request, transaction, source)
+            return self._respond(request, transaction, source, 483)
+        # step 4: loop detection
+        lhash = loop_hash(request)
+        if self._looped(request, lhash):
+            return self._respond(request, transaction, source, 482)
+        # step 5: Proxy-Require
+        unsupported = [t for t in request.proxy_require if t not in self.config.supported]
+        if unsupported:
+            return self._respond(
+                request, transaction, source, 420, headers=[("Unsupported", ", ".join(unsupported))]
+            )
+        # §16.4 Route information pre-processing
+        self._preprocess_routes(request)
+        has_route = "Route" in request.headers
+        if not has_route and method == "OPTIONS" and self.addressed_to_me(request):
+            return self._options(request, transaction, source)
+        # §16.5 targets
+        decision = self.router.route(
+            request,
+            RoutingContext(
+                source=source,
+                now=now,
+                has_route=has_route,
+                is_local=self.is_local,
+                is_our_domain=self.is_our_domain,
+            ),
+        )
+        if isinstance(decision, Respond):
+            if decision.response is not None:
+                self.stats["local_responses"] += 1
+                actions: list[Action] = []
+                self._out(
+                    actions,
+                    SendResponse(transaction, decision.response, _reply_peer(request, source)),
+                )
+                return actions
+            return self._respond(
+                request,
+                transaction,
+                source,
+                decision.status,
+                decision.reason,
+                decision.headers,
+                decision.body,
+            )
+        return self._start(request, source, now, transaction, lhash, decision)
+
+    def _options(self, request: Request, transaction: object | None, source: Peer) -> list[Action]:
+        headers = [("Allow", ALLOW), ("Accept", "application/sdp")]
+        if self.config.supported:
+            headers.append(("Supported", ", ".join(sorted(self.config.supported))))
+        return self._respond(request, transaction, source, 200, headers=headers)
+
+    def _looped(self, request: Request, lhash: str) -> bool:
+        prefix = BRANCH_COOKIE + lhash + "."
+        for via in request.vias:
+            if via.sent_by.lower() in self._sent_bys:
+                branch = via.branch
+                if branch is not None and branch.startswith(prefix):
+                    return True
+        return False
+
+    def _preprocess_routes(self, request: Request) -> None:
+        """§16.4: undo an upstream strict router, strip our own Route values."""
+        h = request.headers
+        if "Route" not in h:
+            return
+        uri = request.uri
+        if isinstance(uri, SipUri) and uri.lr and self.is_local(uri):
+            # the Request-URI is a Record-Route value we placed: a strict router sent it
+            values = h.get_list("Route")
+            last = values.pop()
+            h.remove("Route")
+            for v in values:
+                h.add("Route", v)
+            request.uri = _name_addr_uri(last)
+        while True:
+            routes = request.routes
+            if not routes or not self.is_local(routes[0].uri):
+                break
+            h.pop_first_element("Route")
+
+    # -- forwarding (§16.6) -----------------------------------------------------------------
+    def _start(
+        self,
+        request: Request,
+        source: Peer,
+        now: float,
+        transaction: object | None,
+        lhash: str,
+        decision: Forward,
+    ) -> list[Action]:
+        method = request.method
+        if decision.record_route is not None:
+            rr = decision.record_route
+        else:
+            to = request.to
+            rr = (
+                self.config.record_route
+                and method in DIALOG_CREATING
+                and (to is None or to.tag is None)
+            )
+        ctx = _Context(
+            request=request,
+            transaction=transaction,
+            source=source,
+            method=method,
+            loop_hash=lhash,
+            record_route=rr,
+            extra_headers=decision.headers,
+        )
+        if rr:
+            ctx.rr_in = self._rr_value(source.transport)
+        actions: list[Action] = []
+        if method == "INVITE":
+            # §16.2: a stateful proxy answers 100 Trying at once (no 200 ms wait here)
+            trying = make_response(request, 100)
+            self._out(actions, SendResponse(transaction, trying, _reply_peer(request, source)))
+        if transaction is not None:
+            self._contexts[id(transaction)] = ctx
+        targets = list(decision.targets)
+        if not targets:
+            return actions + self._finish(ctx)
+        if not decision.parallel:
+            targets.sort(key=lambda t: -(1.0 if t.q is None else t.q))
+            ctx.pending = targets[1:]
+            targets = targets[:1]
+        for target in targets:
+            self._fork(ctx, target, now, actions)
+        if not ctx.active():
+            actions += self._finish(ctx)
+        return actions
+
+    def _fork(self, ctx: _Context, target: Target, now: float, actions: list[Action]) -> None:
+        """Forward one copy of the request to ``target`` (§16.6 steps 1-11)."""
+        req = ctx.request.copy()  # step 1
+        h = req.headers
+        req.uri = target.uri  # step 2
+        mf = ctx.request.max_forwards  # step 3
+        h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
+        for value in reversed(target.route):  # pre-loaded route for this branch
+            h.insert_first("Route", value)
+        for name, value in ctx.extra_headers:  # step 5
+            h.add(name, value)
+        # step 6: strict-route compatibility
+        routes = req.routes
+        if routes and isinstance(routes[0].uri, SipUri) and not routes[0].uri.lr:
+            values = h.get_list("Route")
+            first = values.pop(0)
+            values.append(f"<{req.uri.encode()}>")
+            h.remove("Route")
+            for v in values:
+                h.add("Route", v)
+            req.uri = _name_addr_uri(first)
+            routes = []  # step 7: the strict router (now the Request-URI) is the next hop
+        # step 7: next hop
+        peer = target.next_hop
+        if peer is None:
+            peer = uri_peer(routes[0].uri if routes else req.uri)
+        key = self._new_branch(ctx.loop_hash)
+        branch = _Branch(key=key, ctx=ctx, request=req, peer=peer or ctx.source)
+        ctx.branches.append(branch)
+        if peer is None:  # nowhere to send it (tel: without a translation): 503 for this branch
+            self._complete_branch(
+                branch, make_response(req, 503, "No Route To Target", to_tag=self._tag), now
+            )
+            return
+        # step 4: Record-Route, facing the next hop
+        if ctx.record_route:
+            rr = self._rr_value(peer.transport)
+            ctx.rr_out[peer.transport] = rr
+            h.insert_first("Record-Route", rr)
+        # step 8: Via
+        h.insert_first("Via", self._via_value(peer.transport, key))
+        self._branches[key] = branch
+        if ctx.method == "INVITE":  # step 11: Timer C
+            self._arm_c(branch, now)
+        self.stats["forwarded"] += 1
+        if not self._out(actions, ForwardRequest(key, req, peer)):
+            self._branches.pop(key, None)
+            self._complete_branch(
+                branch, make_response(req, 503, "Dropped By Hook", to_tag=self._tag), now
+            )
+
+    def _arm_c(self, branch: _Branch, now: float) -> None:
+        branch.timer_c = now + self.config.timer_c
+        heapq.heappush(self._timers, (branch.timer_c, next(self._tseq), branch.key))
+
+    # -- CANCEL (§16.10) ----------------------------------------------------------------------
+    def _cancel(
+        self,
+        request: Request,
+        source: Peer,
+        transaction: object | None,
+        cancelled: object | None,
+    ) -> list[Action]:
+        if cancelled is None:
+            # no response context: forward statelessly (it may belong to a request that was
+            # forwarded statelessly before, §16.10)
+            return self._forward_stateless(request, source)
+        actions = self._respond(request, transaction, source, 200)
+        ctx = self._contexts.get(id(cancelled))
+        if ctx is not None and not ctx.final_sent:
+            ctx.cancelled = True
+            ctx.no_new_branches = True
+            ctx.pending.clear()
+            actions += self._cancel_pending(ctx)
+        return actions
+
+    def _cancel_pending(self, ctx: _Context) -> list[Action]:
+        actions: list[Action] = []
+        if ctx.method != "INVITE":
+            return actions
+        for b in ctx.branches:
+            if b.state is not BranchState.COMPLETED and not b.cancelled:
+                b.cancelled = True
+                actions.append(CancelBranch(b.key))
+        return actions
+
+    # -- stateless forwarding (§16.11) --------------------------------------------------------
+    def _forward_stateless(self, request: Request, source: Peer) -> list[Action]:
+        mf = request.max_forwards
+        if mf == 0:
+            return [] if request.method == "ACK" else self._respond(request, None, source, 483)
+        self._preprocess_routes(request)
+        if "Route" not in request.headers and self.addressed_to_me(request):
+            return []  # e.g. an ACK for a response we generated: absorbed here
+        req = request  # stateless: the received object is not kept, so edit it in place
+        h = req.headers
+        h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
+        routes = req.routes
+        if routes and isinstance(routes[0].uri, SipUri) and not routes[0].uri.lr:
+            values = h.get_list("Route")
+            first = values.pop(0)
+            values.append(f"<{req.uri.encode()}>")
+            h.remove("Route")
+            for v in values:
+                h.add("Route", v)
+            req.uri = _name_addr_uri(first)
+            routes = []
+        peer = uri_peer(routes[0].uri if routes else req.uri)
+        if peer is None:
+            return []
+        # a stateless branch must be the same for retransmissions (§16.11): derive it
+        top = req.via
+        seed = f"{top.branch if top else ''}|{req.method}|{req.call_id}"
+        digest = hashlib.md5(seed.encode("utf-8", "surrogateescape"), usedforsecurity=False)
+        key = BRANCH_COOKIE + digest.hexdigest()[:16] + ".s"
+        h.insert_first("Via", self._via_value(peer.transport, key))
+        self.stats["stateless"] += 1
+        actions: list[Action] = []
+        self._out(actions, SendStateless(req, peer))
+        return actions
+
+    # =====================================================================================
+    # responses (§16.7)
+    # =====================================================================================
+    def receive_response(
+        self, response: Response, branch: str, now: float, *, source: Peer | None = None
+    ) -> list[Action]:
+        """A response of the client transaction started for ``branch``."""
+        self.stats["responses"] += 1
+        b = self._branches.get(branch)
+        if b is None:
+            return self.receive_stray_response(response, now, source=source)
+        msg = self._hook(Direction.IN, response, source or b.peer)
+        if msg is None:
+            return []
+        assert isinstance(msg, Response)
+        response = msg
+        ctx = b.ctx
+        status = response.status
+        if status < 200:
+            if b.state is BranchState.CALLING:
+                b.state = BranchState.PROCEEDING
+            if status == 100:
+                return []
+            if ctx.method == "INVITE" and b.state is not BranchState.COMPLETED:
+                self._arm_c(b, now)  # §16.7 step 2: reset Timer C
+            if ctx.final_sent or b.state is BranchState.COMPLETED:
+                return []
+            return self._send_upstream(ctx, response)
+        if b.state is BranchState.COMPLETED:
+            # a 2xx retransmission (RFC 6026 Accepted) or a late final: only 2xx go on
+            if 200 <= status < 300 and ctx.method == "INVITE":
+                return self._send_upstream(ctx, response, stateless=True)
+            return []
+        return self._complete_branch(b, response, now)
+
+    def receive_stray_response(
+        self, response: Response, now: float, *, source: Peer | None = None
+    ) -> list[Action]:
+        """A response matching no client transaction: forward it statelessly when the top
+        Via is ours (§16.7 step 1 / §16.11), else drop it (§18.1.2)."""
+        via = response.via
+        if via is None or via.sent_by.lower() not in self._sent_bys:
+            return []
+        fwd = response.copy()
+        fwd.headers.pop_first_element("Via")
+        peer = via_peer(fwd)
+        if peer is None:
+            return []
+        self.stats["stateless"] += 1
+        actions: list[Action] = []
+        self._out(actions, SendStateless(fwd, peer))
+        return actions
+
+    def branch_failed(self, branch: str, status: int, now: float) -> list[Action]:
+        """The client transaction of ``branch`` timed out (408, timer B/F) or its transport
+        failed (503, §16.9): the branch ends as if that response had arrived."""
+        b = self._branches.get(branch)
+        if b is None or b.state is BranchState.COMPLETED:
+            return []
+        return self._complete_branch(b, make_response(b.request, status, to_tag=self._tag), now)
+
+    def _complete_branch(self, b: _Branch, response: Response, now: float) -> list[Action]:
+        ctx = b.ctx
+        b.state = BranchState.COMPLETED
+        b.timer_c = None
+        self._branches.pop(b.key, None)
+        status = response.status
+        actions: list[Action] = []
+        if 200 <= status < 300:
+            if ctx.final_sent:
+                if ctx.method == "INVITE":  # another fork answered too: every 2xx goes up
+                    actions += self._send_upstream(ctx, response, stateless=True)
+            else:
+                actions += self._send_upstream(ctx, response)
+                ctx.final_sent = True
+                ctx.no_new_branches = True
+                ctx.pending.clear()
+                actions += self._cancel_pending(ctx)
+        else:
+            ctx.finals.append(response)
+            if status >= 600:
+                ctx.no_new_branches = True
+                ctx.pending.clear()
+                actions += self._cancel_pending(ctx)
+        if not ctx.active():
+            while ctx.pending and not ctx.no_new_branches and not ctx.final_sent:
+                self._fork(ctx, ctx.pending.pop(0), now, actions)  # sequential search
+                if ctx.active():
+                    return actions
+            actions += self._finish(ctx)
+        return actions
+
+    def _finish(self, ctx: _Context) -> list[Action]:
+        """Every branch has ended: send the best final if none was sent, forget the context."""
+        actions: list[Action] = []
+        if not ctx.final_sent:
+            best, ours = self._best(ctx)
+            actions += self._send_upstream(ctx, best, strip_via=ours)
+            ctx.final_sent = True
+        if ctx.transaction is not None:
+            self._contexts.pop(id(ctx.transaction), None)
+        return actions
+
+    def _best(self, ctx: _Context) -> tuple[Response, bool]:
+        """§16.7 steps 6-7: the response to send, and whether it still carries our Via."""
+        finals = ctx.finals
+        if not finals:  # an empty target set: nobody to ask
+            return make_response(ctx.request, 480, to_tag=self._tag), False
+        six = [r for r in finals if r.status >= 600]
+        if six:
+            best = six[0]
+        else:
+            lowest = min(r.status // 100 for r in finals)
+            cands = [r for r in finals if r.status // 100 == lowest]
+            best = cands[0]
+            if lowest == 4:
+                for pref in _PREFERRED_4XX:
+                    found = [r for r in cands if r.status == pref]
+                    if found:
+                        best = found[0]
+                        break
+        if best.status == 503:
+            best = best.copy()
+            best.status = 500
+            best.reason = "Server Internal Error"
+        if best.status in (401, 407):
+            best = best.copy()
+            for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+                have = set(best.headers.get_all(name))
+                for r in finals:
+                    if r is not best and r.status in (401, 407):
+                        for v in r.headers.get_all(name):
+                            if v not in have:
+                                have.add(v)
+                                best.headers.add(name, v)
+        return best, True
+
+    def _send_upstream(
+        self,
+        ctx: _Context,
+        response: Response,
+        *,
+        stateless: bool = False,
+        strip_via: bool = True,
+    ) -> list[Action]:
+        """§16.7 steps 3, 9: drop our Via, rewrite our Record-Route, send upstream."""
+        fwd = response.copy()
+        h = fwd.headers
+        if strip_via:
+            h.pop_first_element("Via")
+        if "Via" not in h:
+            return []  # it was for this element (never forwarded)
+        if ctx.rr_in is not None and ctx.rr_out and "Record-Route" in h:
+            outs = set(ctx.rr_out.values())
+            if outs != {ctx.rr_in}:
+                values = h.get_list("Record-Route")
+                if any(v in outs for v in values):
+                    h.remove("Record-Route")
+                    for v in values:
+                        h.add("Record-Route", ctx.rr_in if v in outs else v)
+        peer = via_peer(fwd) or ctx.source
+        actions: list[Action] = []
+        if stateless or ctx.transaction is None:
+            self._out(actions, SendStateless(fwd, peer))
+        else:
+            self._out(actions, SendResponse(ctx.transaction, fwd, peer))
+        return actions
+
+    # =====================================================================================
+    # timers (§16.8 Timer C)
+    # =====================================================================================
+    def get_timer(self) -> float | None:
+        while self._timers:
+            deadline, _, key = self._timers[0]
+            b = self._branches.get(key)
+            if b is None or b.timer_c != deadline:
+                heapq.heappop(self._timers)  # stale entry
+                continue
+            return deadline
+        return None
+
+    def handle_timer(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        while self._timers and self._timers[0][0] <= now:
+            deadline, _, key = heapq.heappop(self._timers)
+            b = self._branches.get(key)
+            if b is None or b.timer_c != deadline:
+                continue
+            b.timer_c = None
+            if b.state is BranchState.PROCEEDING:
+                if not b.cancelled:
+                    b.cancelled = True
+                    actions.append(CancelBranch(b.key))
+            else:
+                actions += self._complete_branch(
+                    b, make_response(b.request, 408, to_tag=self._tag), now
+                )
+        return actions
+
+    # -- introspection (tests, stats) -------------------------------------------------------
+    @property
+    def open_contexts(self) -> int:
+        return len(self._contexts)
+
+    @property
+    def open_branches(self) -> int:
+        return len(self._branches)
+
+
+def _name_addr_uri(value: str) -> Uri:
+    from ims.sip.headers import parse_name_addr
+
+    return parse_name_addr(value, header="Route").uri

@@ -1,0 +1,430 @@
+"""RFC 3261 §16 proxy core, sans-I/O: every decision checked on real messages with explicit now."""
+
+from __future__ import annotations
+
+from ims.sip.message import Request, Response
+from ims.sip.parser import parse_message
+from ims.sip.proxy.core import (
+    CancelBranch,
+    ForwardRequest,
+    ProxyConfig,
+    ProxyCore,
+    SendResponse,
+    SendStateless,
+)
+from ims.sip.proxy.hooks import DROP, Direction, MessageEvent, Peer
+from ims.sip.proxy.routing import Forward, Respond, RoutingContext, Target
+from ims.sip.uri import parse_uri
+
+ME = Peer(transport="udp", host="127.0.3.1", port=5070)
+ME_TCP = Peer(transport="tcp", host="127.0.3.1", port=5070)
+UAC = Peer(transport="udp", host="127.0.3.2", port=5061)
+RR = "<sip:127.0.3.1:5070;lr>"
+
+
+def invite(
+    uri: str = "sip:bob@127.0.3.3:5062",
+    *,
+    extra: str = "",
+    method: str = "INVITE",
+    mf: int | None = 70,
+    branch: str = "z9hG4bKuac1",
+) -> Request:
+    mfl = "" if mf is None else f"Max-Forwards: {mf}\r\n"
+    text = (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.3.2:5061;branch={branch}\r\n"
+        f"{mfl}"
+        "From: <sip:alice@example.com>;tag=a1\r\n"
+        "To: <sip:bob@example.com>\r\n"
+        "Call-ID: c1@127.0.3.2\r\n"
+        f"CSeq: 1 {method}\r\n"
+        "Contact: <sip:alice@127.0.3.2:5061>\r\n"
+        f"{extra}"
+        "Content-Length: 0\r\n\r\n"
+    )
+    msg = parse_message(text.encode())
+    assert isinstance(msg, Request)
+    return msg
+
+
+def answer(req: Request, status: int, *, extra: list[tuple[str, str]] = (), tag: str = "b1") -> Response:  # type: ignore[assignment]
+    from ims.sip.message import make_response
+
+    resp = make_response(req, status, to_tag=tag, headers=list(extra))
+    # a UAS copies Record-Route into its responses (§12.1.1)
+    for rr in req.headers.get_all("Record-Route"):
+        resp.headers.add("Record-Route", rr)
+    return resp
+
+
+class StaticRouter:
+    def __init__(self, *targets: str, parallel: bool = True, q: list[float] | None = None) -> None:
+        self.targets = [
+            Target(uri=parse_uri(t), q=(q[i] if q else None)) for i, t in enumerate(targets)
+        ]
+        self.parallel = parallel
+        self.seen: list[RoutingContext] = []
+
+    def route(self, request: Request, ctx: RoutingContext) -> Forward | Respond:
+        self.seen.append(ctx)
+        if not self.targets:
+            return Forward(targets=[Target(uri=request.uri)])
+        return Forward(targets=self.targets, parallel=self.parallel)
+
+
+def core(router: object = None, **kw: object) -> ProxyCore:
+    cfg = ProxyConfig(local=(ME, ME_TCP), domains=frozenset({"example.com"}), **kw)  # type: ignore[arg-type]
+    return ProxyCore(cfg, router or StaticRouter())  # type: ignore[arg-type]
+
+
+def only(actions: list, kind: type) -> list:  # type: ignore[type-arg]
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def test_invite_forwarded_with_100_rr_via_and_decremented_max_forwards() -> None:
+    p = core()
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="stx")
+    (trying,) = only(acts, SendResponse)
+    assert trying.response.status == 100 and trying.transaction == "stx"
+    (fwd,) = only(acts, ForwardRequest)
+    req = fwd.request
+    assert fwd.peer == Peer(transport="udp", host="127.0.3.3", port=5062)
+    assert req.uri.encode() == "sip:bob@127.0.3.3:5062"
+    assert req.max_forwards == 69
+    assert req.headers.get("Record-Route") == RR
+    assert req.via is not None and req.via.sent_by == "127.0.3.1:5070"
+    assert req.via.branch == fwd.branch and fwd.branch.startswith("z9hG4bK")
+    assert len(req.vias) == 2
+    # 180 and 200 go straight up with our Via removed
+    up = p.receive_response(answer(req, 180), fwd.branch, 0.1)
+    (r180,) = only(up, SendResponse)
+    assert r180.response.status == 180 and len(r180.response.vias) == 1
+    assert r180.response.vias[0].branch == "z9hG4bKuac1"
+    up = p.receive_response(answer(req, 200), fwd.branch, 0.2)
+    (r200,) = only(up, SendResponse)
+    assert r200.response.status == 200
+    assert r200.response.headers.get("Record-Route") == RR
+    assert p.open_contexts == 0 and p.open_branches == 0
+
+
+def test_100_absorbed_and_missing_max_forwards_gets_70() -> None:
+    p = core()
+    acts = p.receive_request(invite(mf=None), UAC, 0.0, transaction="stx")
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.request.max_forwards == 70
+    assert p.receive_response(answer(fwd.request, 100), fwd.branch, 0.1) == []
+
+
+def test_max_forwards_zero_483_but_options_to_me_200() -> None:
+    p = core()
+    (a,) = p.receive_request(invite(mf=0), UAC, 0.0, transaction="t")
+    assert isinstance(a, SendResponse) and a.response.status == 483
+    assert a.response.to is not None and a.response.to.tag  # a final carries a To tag
+    (a,) = p.receive_request(invite("sip:127.0.3.1:5070", method="OPTIONS", mf=0), UAC, 0.0)
+    assert a.response.status == 200
+    assert "INVITE" in (a.response.headers.get("Allow") or "")
+    # OPTIONS to a user is forwarded (Max-Forwards > 0)
+    acts = p.receive_request(invite("sip:bob@127.0.3.3:5062", method="OPTIONS"), UAC, 0.0)
+    assert only(acts, ForwardRequest) and not only(acts, SendResponse)
+
+
+def test_loop_detected_482_but_spiral_with_new_request_uri_allowed() -> None:
+    p = core()
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t1")
+    (fwd,) = only(acts, ForwardRequest)
+    # the request comes back to us unchanged (a loop): 482
+    back = fwd.request.copy()
+    back.headers.insert_first("Via", "SIP/2.0/UDP 127.0.3.9:5060;branch=z9hG4bKother")
+    back.headers.pop_first("Record-Route")
+    acts = p.receive_request(back, Peer(transport="udp", host="127.0.3.9", port=5060), 0.1)
+    (a,) = acts
+    assert isinstance(a, SendResponse) and a.response.status == 482
+    # the same but with another Request-URI: a legitimate spiral, forwarded
+    spiral = back.copy()
+    spiral.uri = parse_uri("sip:bob@127.0.3.4:5062")
+    acts = p.receive_request(spiral, Peer(transport="udp", host="127.0.3.9", port=5060), 0.1)
+    assert only(acts, ForwardRequest)
+
+
+def test_proxy_require_420_with_unsupported_and_supported_tag_passes() -> None:
+    p = core()
+    (a,) = p.receive_request(
+        invite(extra="Proxy-Require: foo, sec-agree\r\nRequire: bar\r\n"), UAC, 0.0
+    )
+    assert a.response.status == 420
+    assert a.response.headers.get("Unsupported") == "foo, sec-agree"
+    p2 = core(supported=frozenset({"foo", "sec-agree"}))
+    acts = p2.receive_request(invite(extra="Proxy-Require: foo, sec-agree\r\n"), UAC, 0.0)
+    assert only(acts, ForwardRequest)
+
+
+def test_bad_scheme_416_and_missing_headers_400() -> None:
+    p = core()
+    req = invite()
+    req.uri = parse_uri("nobodyKnowsThisScheme:totallyopaquecontent")
+    (a,) = p.receive_request(req, UAC, 0.0)
+    assert a.response.status == 416
+    req = invite()
+    req.headers.remove("Call-ID")
+    (a,) = p.receive_request(req, UAC, 0.0)
+    assert a.response.status == 400
+
+
+def test_own_route_removed_and_preloaded_route_is_next_hop() -> None:
+    p = core()
+    extra = "Route: <sip:127.0.3.1:5070;lr>, <sip:127.0.3.7:5080;lr>\r\n"
+    acts = p.receive_request(invite(extra=extra), UAC, 0.0)
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.peer == Peer(transport="udp", host="127.0.3.7", port=5080)
+    assert fwd.request.headers.get_list("Route") == ["<sip:127.0.3.7:5080;lr>"]
+    assert fwd.request.uri.encode() == "sip:bob@127.0.3.3:5062"
+
+
+def test_strict_router_downstream_step_6() -> None:
+    p = core()
+    extra = "Route: <sip:127.0.3.1:5070;lr>, <sip:127.0.3.8:5090>, <sip:127.0.3.9:5091;lr>\r\n"
+    acts = p.receive_request(invite(extra=extra), UAC, 0.0)
+    (fwd,) = only(acts, ForwardRequest)
+    # the strict router's URI becomes the Request-URI, the old Request-URI goes last
+    assert fwd.request.uri.encode() == "sip:127.0.3.8:5090"
+    assert fwd.request.headers.get_list("Route") == [
+        "<sip:127.0.3.9:5091;lr>",
+        "<sip:bob@127.0.3.3:5062>",
+    ]
+    assert fwd.peer == Peer(transport="udp", host="127.0.3.8", port=5090)
+
+
+def test_strict_router_upstream_16_4_restores_request_uri() -> None:
+    # an upstream strict router put our Record-Route value in the Request-URI and the real
+    # target last in Route
+    p = core()
+    req = invite(
+        "sip:127.0.3.1:5070;lr",
+        extra="Route: <sip:127.0.3.3:5062;lr>, <sip:bob@127.0.3.4:5064>\r\n",
+    )
+    acts = p.receive_request(req, UAC, 0.0)
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.request.uri.encode() == "sip:bob@127.0.3.4:5064"
+    assert fwd.request.headers.get_list("Route") == ["<sip:127.0.3.3:5062;lr>"]
+    assert fwd.peer == Peer(transport="udp", host="127.0.3.3", port=5062)
+
+
+def test_record_route_rewritten_when_transports_differ() -> None:
+    router = StaticRouter("sip:bob@127.0.3.3:5062;transport=tcp")
+    p = core(router)
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t")
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.peer.transport == "tcp"
+    assert fwd.request.headers.get("Record-Route") == "<sip:127.0.3.1:5070;transport=tcp;lr>"
+    assert fwd.request.via is not None and fwd.request.via.transport == "TCP"
+    resp = answer(fwd.request, 200)
+    resp.headers.add("Record-Route", "<sip:127.0.3.99;lr>")
+    (up,) = only(p.receive_response(resp, fwd.branch, 0.1), SendResponse)
+    # §16.7 step 9: the UAC sees the value facing it (UDP)
+    assert up.response.headers.get_list("Record-Route") == [RR, "<sip:127.0.3.99;lr>"]
+
+
+def test_no_record_route_for_in_dialog_requests() -> None:
+    p = core()
+    req = invite(method="BYE")
+    req.headers.set("To", "<sip:bob@example.com>;tag=b1")
+    (fwd,) = only(p.receive_request(req, UAC, 0.0), ForwardRequest)
+    assert "Record-Route" not in fwd.request.headers
+
+
+def test_forking_best_response_lowest_class_and_503_as_500() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062", "sip:b@127.0.3.5:5062")
+    p = core(router)
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t")
+    f1, f2, f3 = only(acts, ForwardRequest)
+    assert len({f1.branch, f2.branch, f3.branch}) == 3
+    assert p.receive_response(answer(f1.request, 486), f1.branch, 0.1) == []
+    assert p.receive_response(answer(f2.request, 503), f2.branch, 0.2) == []
+    (a,) = p.receive_response(answer(f3.request, 404), f3.branch, 0.3)
+    assert isinstance(a, SendResponse) and a.response.status in (404, 486)
+    # only 5xx: 503 becomes 500
+    router2 = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p2 = core(router2)
+    f1, f2 = only(p2.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    p2.receive_response(answer(f1.request, 503), f1.branch, 0.1)
+    (a,) = p2.receive_response(answer(f2.request, 504), f2.branch, 0.1)
+    assert a.response.status == 500 or a.response.status == 504
+    p3 = core(StaticRouter("sip:b@127.0.3.3:5062"))
+    (f1,) = only(p3.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    (a,) = p3.receive_response(answer(f1.request, 503), f1.branch, 0.1)
+    assert a.response.status == 500
+
+
+def test_forking_6xx_cancels_others_and_wins() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p = core(router)
+    f1, f2 = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    p.receive_response(answer(f2.request, 180), f2.branch, 0.1)
+    acts = p.receive_response(answer(f1.request, 603), f1.branch, 0.2)
+    assert acts == [CancelBranch(f2.branch)]
+    (a,) = p.receive_response(answer(f2.request, 487), f2.branch, 0.3)
+    assert a.response.status == 603
+
+
+def test_forking_2xx_forwarded_at_once_others_cancelled_and_every_2xx_goes_up() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p = core(router)
+    f1, f2 = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    p.receive_response(answer(f1.request, 180, tag="x1"), f1.branch, 0.1)
+    p.receive_response(answer(f2.request, 180, tag="x2"), f2.branch, 0.1)
+    acts = p.receive_response(answer(f1.request, 200, tag="x1"), f1.branch, 0.2)
+    assert [type(a) for a in acts] == [SendResponse, CancelBranch]
+    assert acts[1] == CancelBranch(f2.branch)
+    # the other fork answered 200 too before the CANCEL arrived: forwarded as well (§16.7)
+    acts = p.receive_response(answer(f2.request, 200, tag="x2"), f2.branch, 0.3)
+    (s,) = acts
+    assert isinstance(s, SendStateless) and s.message.status == 200  # type: ignore[union-attr]
+    assert s.peer == Peer(transport="udp", host="127.0.3.2", port=5061)
+    assert p.open_contexts == 0
+
+
+def test_auth_challenges_of_all_branches_are_merged() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p = core(router)
+    f1, f2 = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    c1 = ('WWW-Authenticate', 'Digest realm="a", nonce="1"')
+    c2 = ('Proxy-Authenticate', 'Digest realm="b", nonce="2"')
+    p.receive_response(answer(f1.request, 401, extra=[c1]), f1.branch, 0.1)
+    (a,) = p.receive_response(answer(f2.request, 407, extra=[c2]), f2.branch, 0.2)
+    r = a.response
+    assert r.status in (401, 407)
+    assert r.headers.get_all("WWW-Authenticate") == [c1[1]]
+    assert r.headers.get_all("Proxy-Authenticate") == [c2[1]]
+
+
+def test_sequential_search_in_q_order() -> None:
+    router = StaticRouter(
+        "sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062", parallel=False, q=[0.5, 1.0]
+    )
+    p = core(router)
+    (f1,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    assert f1.peer.host == "127.0.3.4"  # highest q first
+    (f2,) = only(p.receive_response(answer(f1.request, 480), f1.branch, 0.1), ForwardRequest)
+    assert f2.peer.host == "127.0.3.3"
+    (a,) = p.receive_response(answer(f2.request, 486), f2.branch, 0.2)
+    assert a.response.status in (480, 486)
+
+
+def test_cancel_matched_200_and_branches_cancelled_then_487_forwarded() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p = core(router)
+    inv = invite()
+    f1, f2 = only(p.receive_request(inv, UAC, 0.0, transaction="inv-tx"), ForwardRequest)
+    p.receive_response(answer(f1.request, 180), f1.branch, 0.1)
+    cancel = invite(method="CANCEL")
+    acts = p.receive_request(cancel, UAC, 0.5, transaction="can-tx", cancelled="inv-tx")
+    assert isinstance(acts[0], SendResponse) and acts[0].response.status == 200
+    assert acts[0].transaction == "can-tx"
+    assert set(acts[1:]) == {CancelBranch(f1.branch), CancelBranch(f2.branch)}
+    assert p.receive_response(answer(f1.request, 487), f1.branch, 0.6) == []
+    (a,) = p.receive_response(answer(f2.request, 487), f2.branch, 0.6)
+    assert a.response.status == 487 and a.transaction == "inv-tx"
+
+
+def test_unmatched_cancel_forwarded_statelessly() -> None:
+    p = core()
+    (a,) = p.receive_request(invite(method="CANCEL"), UAC, 0.0, transaction="c", cancelled=None)
+    assert isinstance(a, SendStateless)
+    assert a.peer.host == "127.0.3.3" and a.message.via.sent_by == "127.0.3.1:5070"  # type: ignore[union-attr]
+
+
+def test_ack_for_2xx_forwarded_statelessly_with_stable_branch() -> None:
+    p = core()
+    ack = invite("sip:bob@127.0.3.3:5062", method="ACK", extra=f"Route: {RR}\r\n")
+    ack.headers.set("To", "<sip:bob@example.com>;tag=b1")
+    (a,) = p.receive_request(ack.copy(), UAC, 0.0)
+    (b,) = p.receive_request(ack.copy(), UAC, 0.1)
+    assert isinstance(a, SendStateless) and isinstance(b, SendStateless)
+    assert a.message.via.branch == b.message.via.branch  # type: ignore[union-attr]
+    assert "Route" not in a.message.headers
+    assert a.peer == Peer(transport="udp", host="127.0.3.3", port=5062)
+    # ACK with Max-Forwards 0 is silently dropped
+    ack0 = invite(method="ACK", mf=0)
+    assert p.receive_request(ack0, UAC, 0.0) == []
+
+
+def test_timer_c_cancels_proceeding_branch_and_408_for_silent_one() -> None:
+    router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
+    p = core(router, timer_c=10.0)
+    f1, f2 = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    assert p.get_timer() == 10.0
+    p.receive_response(answer(f1.request, 180), f1.branch, 5.0)  # resets C for f1 to 15
+    acts = p.handle_timer(10.0)
+    assert acts == []  # f2 got 408 internally, f1 still running
+    assert p.get_timer() == 15.0
+    assert p.handle_timer(15.0) == [CancelBranch(f1.branch)]
+    (a,) = p.receive_response(answer(f1.request, 487), f1.branch, 15.1)
+    assert a.response.status in (408, 487)  # both 4xx: the RFC lets the proxy pick either
+    assert p.open_contexts == 0
+
+
+def test_transaction_timeout_gives_408_upstream() -> None:
+    p = core(StaticRouter("sip:b@127.0.3.3:5062"))
+    (f,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    (a,) = p.branch_failed(f.branch, 408, 32.0)
+    assert a.response.status == 408 and len(a.response.vias) == 1
+
+
+def test_stray_response_forwarded_only_when_top_via_is_ours() -> None:
+    p = core()
+    (f,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    resp = answer(f.request, 200)
+    (a,) = p.receive_stray_response(resp, 1.0)
+    assert isinstance(a, SendStateless) and a.peer.host == "127.0.3.2"
+    bcast = parse_message(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.3.1:5070;branch=z9hG4bKx\r\n"
+        b"Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1saber23\r\n"
+        b"Call-ID: b\r\nCSeq: 35 INVITE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    assert isinstance(bcast, Response)
+    assert p.receive_stray_response(bcast, 1.0) == []
+    foreign = answer(invite(), 200)
+    assert p.receive_stray_response(foreign, 1.0) == []
+
+
+def test_router_respond_and_context() -> None:
+    class R:
+        def route(self, request: Request, ctx: RoutingContext) -> Respond:
+            assert ctx.source == UAC and not ctx.has_route
+            assert ctx.is_our_domain(parse_uri("sip:x@example.com"))
+            assert ctx.is_local(parse_uri("sip:127.0.3.1:5070"))
+            return Respond(status=404, headers=[("X-Why", "nobody")])
+
+    p = core(R())
+    (a,) = p.receive_request(invite(), UAC, 0.0)
+    assert a.response.status == 404 and a.response.headers.get("X-Why") == "nobody"
+
+
+def test_hooks_observe_rewrite_and_drop() -> None:
+    p = core()
+    seen: list[tuple[Direction, str, tuple[str, int]]] = []
+
+    def observe(ev: MessageEvent) -> None:
+        seen.append((ev.direction, ev.element, ev.peer))
+
+    def rewrite(ev: MessageEvent) -> object:
+        if ev.direction is Direction.OUT and isinstance(ev.message, Request):
+            m = ev.message.copy()
+            m.headers.add("X-Tapped", "yes")
+            return m
+        return None
+
+    p.hooks.add(observe)
+    p.hooks.add(rewrite)
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t")
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.request.headers.get("X-Tapped") == "yes"
+    assert seen[0] == (Direction.IN, "proxy", ("127.0.3.2", 5061))
+    assert (Direction.OUT, "proxy", ("127.0.3.3", 5062)) in seen
+    remove = p.hooks.add(lambda ev: DROP if isinstance(ev.message, Response) else None)
+    assert p.receive_response(answer(fwd.request, 180), fwd.branch, 0.1) == []
+    remove()
+    (a,) = p.receive_response(answer(fwd.request, 180), fwd.branch, 0.1)
+    assert a.response.status == 180
