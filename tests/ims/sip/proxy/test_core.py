@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ims.sip.message import Request, Response
 from ims.sip.parser import parse_message
 from ims.sip.proxy.core import (
@@ -48,7 +50,9 @@ def invite(
     return msg
 
 
-def answer(req: Request, status: int, *, extra: list[tuple[str, str]] = (), tag: str = "b1") -> Response:  # type: ignore[assignment]
+def answer(
+    req: Request, status: int, *, extra: Sequence[tuple[str, str]] = (), tag: str = "b1"
+) -> Response:
     from ims.sip.message import make_response
 
     resp = make_response(req, status, to_tag=tag, headers=list(extra))
@@ -288,8 +292,8 @@ def test_auth_challenges_of_all_branches_are_merged() -> None:
     router = StaticRouter("sip:b@127.0.3.3:5062", "sip:b@127.0.3.4:5062")
     p = core(router)
     f1, f2 = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
-    c1 = ('WWW-Authenticate', 'Digest realm="a", nonce="1"')
-    c2 = ('Proxy-Authenticate', 'Digest realm="b", nonce="2"')
+    c1 = ("WWW-Authenticate", 'Digest realm="a", nonce="1"')
+    c2 = ("Proxy-Authenticate", 'Digest realm="b", nonce="2"')
     p.receive_response(answer(f1.request, 401, extra=[c1]), f1.branch, 0.1)
     (a,) = p.receive_response(answer(f2.request, 407, extra=[c2]), f2.branch, 0.2)
     r = a.response
