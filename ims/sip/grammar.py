@@ -72,7 +72,9 @@ def split_commas(value: str, *, header: str | None = None) -> list[str]:
     Empty elements (``a,,b``) are a syntax error (RFC 3261 §7.3.1: ``#element`` lists here
     never carry null elements). Elements are stripped of LWS.
     """
-    if '"' not in value and "<" not in value:
+    if "," not in value:
+        parts = [value]
+    elif '"' not in value and "<" not in value:
         parts = value.split(",")
     else:
         parts = []
@@ -176,6 +178,24 @@ class Params:
         return cls(tuple(kwargs.items()))
 
 
+EMPTY_PARAMS = Params()
+# the common case: no LWS, no quoted values -> one linear regex check and a split
+_FAST_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:\[\]]+)?)*\Z")
+
+
+def fast_params(text: str) -> Params | None:
+    """``;a=b;c`` without LWS or quotes -> Params; None when the slow scanner is needed."""
+    if not text:
+        return EMPTY_PARAMS
+    if _FAST_PARAMS_RE.match(text) is None:
+        return None
+    items: list[tuple[str, str | None]] = []
+    for p in text[1:].split(";"):
+        k, eq, v = p.partition("=")
+        items.append((k, v if eq else None))
+    return Params(tuple(items))
+
+
 def skip_ws(text: str, pos: int) -> int:
     m = _WS_RE.match(text, pos)
     assert m is not None  # WS matches the empty string
@@ -189,6 +209,10 @@ def scan_params(
 
     Stops at end of text or at a character in ``stop``; returns the params and the position.
     """
+    if not stop:
+        fast = fast_params(text[pos:])
+        if fast is not None:
+            return fast, len(text)
     items: list[tuple[str, str | None]] = []
     n = len(text)
     pos = skip_ws(text, pos)

@@ -26,6 +26,7 @@ from ims.sip.grammar import (
     TOKEN,
     TOKEN_CHARS,
     Params,
+    fast_params,
     is_token,
     parse_delta_seconds,
     quote,
@@ -156,10 +157,18 @@ _KEY: dict[str, str] = {
 }
 
 
+_KEY_MEMO: dict[str, str] = {}
+
+
 def header_key(name: str) -> str:
     """The container key of a header name: lower-case full name (compact forms expanded)."""
-    low = name.lower()
-    return _KEY.get(low, low)
+    key = _KEY_MEMO.get(name)
+    if key is None:
+        low = name.lower()
+        key = _KEY.get(low, low)
+        if len(_KEY_MEMO) < 4096:  # bounded: names come from the network
+            _KEY_MEMO[name] = key
+    return key
 
 
 def canonical_name(name: str) -> str:
@@ -376,8 +385,25 @@ class Via:
     __str__ = encode
 
 
+_VIA_FAST_RE = re.compile(
+    rf"SIP/2\.0/({TOKEN}) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?((?:;.*)?)\Z"
+)
+
+
 def parse_via(text: str) -> Via:
     """Parse one via-parm (after comma splitting)."""
+    fm = _VIA_FAST_RE.match(text)
+    if fm is not None:
+        params = fast_params(fm.group(4))
+        port = fm.group(3)
+        if params is not None and (port is None or int(port) <= 65535):
+            if _via_params_ok(params):
+                return Via(
+                    transport=fm.group(1).upper(),
+                    host=fm.group(2),
+                    port=None if port is None else int(port),
+                    params=params,
+                )
     m = _VIA_RE.match(text)
     if m is None:
         raise SipParseError(f"bad Via {text[:60]!r}", header="Via")
@@ -390,10 +416,8 @@ def parse_via(text: str) -> Via:
         p = int(port)
         if p > 65535:
             raise SipParseError(f"bad Via port {port}", header="Via")
-    for key in ("ttl", "rport"):
-        v = params.get(key)
-        if v is not None and (not v.isdigit() or len(v) > 5):
-            raise SipParseError(f"bad Via {key}={v}", header="Via")
+    if not _via_params_ok(params):
+        raise SipParseError(f"bad Via ttl/rport in {text[:60]!r}", header="Via")
     return Via(
         transport=transport.upper(),
         host=host,
@@ -401,6 +425,14 @@ def parse_via(text: str) -> Via:
         params=params,
         protocol=f"{name.upper()}/{version}",
     )
+
+
+def _via_params_ok(params: Params) -> bool:
+    for key in ("ttl", "rport"):
+        v = params.get(key)
+        if v is not None and (not v.isdigit() or len(v) > 5):
+            return False
+    return True
 
 
 def parse_vias(value: str) -> list[Via]:
@@ -412,6 +444,14 @@ def parse_vias(value: str) -> list[Via]:
 # ---------------------------------------------------------------------------------------
 _DISPLAY_TOKENS_RE = re.compile(rf"{TOKEN}(?:[ \t]+{TOKEN})*[ \t]*<")
 _QUOTED_DISPLAY_RE = re.compile(rf"({QUOTED})[ \t]*<")
+
+
+_NA_FAST_RE = re.compile(
+    r'(?:"((?:[^"\\]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*)" ?'  # quoted display name
+    rf"|({TOKEN}(?: {TOKEN})*) ?)?"  # or tokens
+    r'<([^<>"\s]+)>'  # <uri>
+    r"((?:;.*)?)\Z"  # params (checked by fast_params)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +515,16 @@ def parse_name_addr(text: str, *, header: str = "To") -> NameAddr:
     Without ``<>`` the URI ends at the first ``;`` (the parameters are header parameters) and
     may not contain ``?`` or ``,`` (RFC 3261 §20.10, RFC 8217; RFC 4475 §3.1.2.13).
     """
+    fm = _NA_FAST_RE.match(text)
+    if fm is not None:
+        quoted, tokens, raw_uri, ptext = fm.groups()
+        params = fast_params(ptext)
+        if params is not None:
+            if quoted is not None:
+                dn: str | None = unquote(f'"{quoted}"')
+            else:
+                dn = tokens
+            return NameAddr(uri=parse_uri(raw_uri), display_name=dn, params=params)
     pos = skip_ws(text, 0)
     display: str | None = None
     n = len(text)
@@ -525,6 +575,9 @@ def parse_name_addr_list(value: str, *, header: str) -> list[NameAddr]:
     return [parse_name_addr(v, header=header) for v in split_commas(value, header=header)]
 
 
+_QVALUE_RE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
+
+
 def parse_contacts(values: Iterable[str]) -> tuple[bool, list[NameAddr]]:
     """All Contact fields -> (is_star, addresses). ``*`` must stand alone (RFC 3261 §10.2.2)."""
     out: list[NameAddr] = []
@@ -537,7 +590,7 @@ def parse_contacts(values: Iterable[str]) -> tuple[bool, list[NameAddr]]:
             if "expires" in c.params:
                 c.expires  # noqa: B018  (validates the delta-seconds range)
             q = c.params.get("q")
-            if q is not None and not re.fullmatch(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)", q):
+            if q is not None and not _QVALUE_RE.match(q):
                 raise SipParseError(f"bad q value {q!r}", header="Contact")
             out.append(c)
     if star and out:

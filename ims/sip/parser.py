@@ -7,10 +7,12 @@
   CRLF keep-alives between messages are skipped (RFC 5626 §3.5.1), and a size cap turns an
   oversize header block into 513 and an oversize body into 413.
 
-By default the parser validates the header fields every element relies on (Via, From, To,
-CSeq and its method, Max-Forwards, Contact, Expires, Content-Length) so a malformed request
+By default the parser validates the header fields every element (proxy or UA) relies on: Via,
+From, To, CSeq and its method, Max-Forwards, Expires, Content-Length; so a malformed request
 is answered 400 before any layer acts on it (RFC 4475 §3.1.2); the parsed values stay cached
-in the message. Other headers are kept raw and parsed only when asked for.
+in the message. Other headers (Contact, Route, Record-Route, auth...) are kept raw and parsed
+when first asked for: a proxy that never looks at a Contact does not pay for it, and the UA
+or registrar that does gets a :class:`SipParseError` (answer 400) from the accessor.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from __future__ import annotations
 import re
 
 from ims.sip.errors import SipParseError
-from ims.sip.grammar import TOKEN_RE, parse_delta_seconds
-from ims.sip.headers import Headers, header_key, parse_cseq, parse_name_addr
+from ims.sip.grammar import TOKEN, TOKEN_RE, parse_delta_seconds
+from ims.sip.headers import (
+    CSeq,
+    Headers,
+    Via,
+    header_key,
+    parse_cseq,
+    parse_name_addr,
+    parse_vias,
+)
 from ims.sip.message import Message, Request, Response, _parse_max_forwards
 from ims.sip.uri import SipUri, parse_uri
 
@@ -28,6 +38,10 @@ __all__ = ["DEFAULT_MAX_MESSAGE", "StreamParser", "is_keepalive", "parse_message
 DEFAULT_MAX_MESSAGE = 65535
 _VERSION_RE = re.compile(r"SIP/([0-9]{1,3})\.([0-9]{1,3})\Z", re.IGNORECASE)
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]\Z")
+# header lines without folding, each preceded by CRLF: "\r\nName : value"
+_FIELD = rf"\r\n({TOKEN})[ \t]*:([^\r\n]*)"
+_FIELD_RE = re.compile(_FIELD)
+_FIELDS_RE = re.compile(rf"(?:{_FIELD})*\r\n\Z")
 _CL_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*\Z")
 
 
@@ -73,11 +87,18 @@ def _split_head(head: bytes, base: int) -> tuple[str, list[tuple[str, str, str]]
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SipParseError("header block is not UTF-8", offset=base + exc.start) from None
-    lines = text.split("\r\n")
-    start = lines[0]
-    crlf = len(lines) - 1
+    nl = text.find("\r\n")
+    start = text if nl < 0 else text[:nl]
+    crlf = text.count("\r\n")
     if text.count("\n") != crlf or text.count("\r") != crlf:
         raise SipParseError("bare CR or LF in header block", offset=base)
+    if nl < 0:
+        return start, []
+    rest = text[nl:] + "\r\n"
+    if "\r\n " not in rest and "\r\n\t" not in rest and _FIELDS_RE.match(rest):
+        # no folding and every line well formed: split in C
+        return start, [(header_key(n), n, v.strip(" \t")) for n, v in _FIELD_RE.findall(rest)]
+    lines = text.split("\r\n")
     fields: list[tuple[str, str, str]] = []
     for line in lines[1:]:
         if not line:
@@ -135,32 +156,33 @@ def _build(start: str, fields: list[tuple[str, str, str]], body: bytes, base: in
 
 
 def _validate(msg: Message) -> None:
-    """Parse the fields every element relies on; errors become 400 (RFC 4475 §3.1.2)."""
-    h = msg.headers
-    msg.vias  # noqa: B018 - parse and cache
-    cseqs = h.get_all("CSeq")
-    if cseqs:
-        cseq = msg.cseq
-        assert cseq is not None
-        for raw in cseqs[1:]:
-            parse_cseq(raw)
-        if isinstance(msg, Request) and cseq.method != msg.method:
+    """Parse the fields every element relies on; errors become 400 (RFC 4475 §3.1.2).
+
+    One pass over the fields; the first parsed value of each header is left in the typed
+    cache so the accessors do not parse again.
+    """
+    cache = msg.headers.cache
+    vias: list[Via] = []
+    for key, _, value in msg.headers._fields:
+        if key == "via":
+            vias.extend(parse_vias(value))
+        elif key == "cseq":
+            cseq = parse_cseq(value)
+            cache.setdefault("cseq", cseq)
+        elif key == "from" or key == "to":
+            addr = parse_name_addr(value, header="From" if key == "from" else "To")
+            cache.setdefault(key, addr)
+        elif key == "max-forwards":
+            _parse_max_forwards(value)
+        elif key == "expires":
+            parse_delta_seconds(value, header="Expires")
+    cache["via"] = vias
+    if isinstance(msg, Request):
+        first = cache.get("cseq")
+        if isinstance(first, CSeq) and first.method != msg.method:
             raise SipParseError(
-                f"CSeq method {cseq.method} does not match {msg.method}", header="CSeq"
+                f"CSeq method {first.method} does not match {msg.method}", header="CSeq"
             )
-    for name in ("From", "To"):
-        raws = h.get_all(name)
-        if raws:
-            msg._name_addr(name)
-            if len(raws) > 1:
-                for raw in raws[1:]:
-                    parse_name_addr(raw, header=name)
-    for raw in h.get_all("Max-Forwards"):
-        _parse_max_forwards(raw)
-    for raw in h.get_all("Expires"):
-        parse_delta_seconds(raw, header="Expires")
-    if "Contact" in h:
-        msg.contacts  # noqa: B018
 
 
 def _with_location(exc: SipParseError, head: bytes, base: int) -> SipParseError:

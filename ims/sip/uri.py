@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ims.sip.errors import SipParseError
-from ims.sip.grammar import HOST_RE, Params
+from ims.sip.grammar import EMPTY_PARAMS, HOST_RE, Params
 
 __all__ = [
     "AbsoluteUri",
@@ -195,7 +195,38 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+_PCHAR = r"A-Za-z0-9\-_.!~*'()\[\]/:&+$%"
+_SIP_FAST_RE = re.compile(
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"  # user (no escapes, password, ';' or '?')
+    r"([A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])"  # host
+    r"(?::([0-9]{1,5}))?"  # port
+    rf"((?:;[{_PCHAR}]+(?:=[{_PCHAR}]+)?)*)\Z"  # uri-parameters, no headers
+)
+
+
 def _parse_sip(text: str, scheme: str, rest: str) -> SipUri:
+    m = _SIP_FAST_RE.match(rest)
+    if m is not None:
+        user, host, port, ptext = m.groups()
+        if port is None or int(port) <= 65535:
+            params = EMPTY_PARAMS
+            if ptext:
+                pl: list[tuple[str, str | None]] = []
+                for p in ptext[1:].split(";"):
+                    k, eq, v = p.partition("=")
+                    pl.append((k, v if eq else None))
+                params = Params(tuple(pl))
+            return SipUri(
+                host=host,
+                user=user,
+                port=None if port is None else int(port),
+                params=params,
+                scheme=scheme,
+            )
+    return _parse_sip_slow(text, scheme, rest)
+
+
+def _parse_sip_slow(text: str, scheme: str, rest: str) -> SipUri:
     user = password = None
     at = rest.find("@")
     if at >= 0:
