@@ -396,14 +396,13 @@ def parse_via(text: str) -> Via:
     if fm is not None:
         params = fast_params(fm.group(4))
         port = fm.group(3)
-        if params is not None and (port is None or int(port) <= 65535):
-            if _via_params_ok(params):
-                return Via(
-                    transport=fm.group(1).upper(),
-                    host=fm.group(2),
-                    port=None if port is None else int(port),
-                    params=params,
-                )
+        if params is not None and (port is None or int(port) <= 65535) and _via_params_ok(params):
+            return Via(
+                transport=fm.group(1).upper(),
+                host=fm.group(2),
+                port=None if port is None else int(port),
+                params=params,
+            )
     m = _VIA_RE.match(text)
     if m is None:
         raise SipParseError(f"bad Via {text[:60]!r}", header="Via")
