@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from ims.mikey.constants import DhGroup, EncrAlg, ErrorNo, SignType
 from ims.mikey.errors import MikeyError
@@ -96,7 +95,9 @@ def kemac_decrypt(
         try:
             return aes_key_unwrap(keys.encr_key, ciphertext)
         except (InvalidUnwrap, ValueError) as exc:
-            raise MikeyError(f"AES key unwrap failed: {exc}", mikey_error=ErrorNo.INVALID_MAC) from None
+            raise MikeyError(
+                f"AES key unwrap failed: {exc}", mikey_error=ErrorNo.INVALID_MAC
+            ) from None
     raise MikeyError(f"encryption {alg!r} not supported", mikey_error=ErrorNo.INVALID_EA)
 
 
@@ -124,7 +125,9 @@ def envelope_decrypt(
     try:
         return private_key.decrypt(data, _env_padding(scheme))
     except ValueError:
-        raise MikeyError("PKE envelope cannot be opened", mikey_error=ErrorNo.AUTH_FAILURE) from None
+        raise MikeyError(
+            "PKE envelope cannot be opened", mikey_error=ErrorNo.AUTH_FAILURE
+        ) from None
 
 
 def _sig_padding(stype: SignType) -> padding.AsymmetricPadding:

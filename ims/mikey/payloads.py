@@ -449,7 +449,9 @@ class KeyDataPayload:
     kv_data: bytes = b""
 
     def encode_body(self, buf: Buffer) -> None:
-        if (self.salt is not None) != (self.key_type in (KeyDataType.TGK_SALT, KeyDataType.TEK_SALT)):
+        if (self.salt is not None) != (
+            self.key_type in (KeyDataType.TGK_SALT, KeyDataType.TEK_SALT)
+        ):
             from ims.errors import EncodeError
 
             raise EncodeError(f"salt presence does not match key type {self.key_type.name}")

@@ -97,7 +97,9 @@ def suite_from_sp(sp: SpPayload) -> SrtpSuite:
     auth = _int(sp, SrtpParam.AUTH_ALG, SrtpAuthAlg.HMAC_SHA1)
     auth_key_len = _int(sp, SrtpParam.AUTH_KEY_LEN, 20)
     tag = sp.get(SrtpParam.AUTH_TAG_LEN)
-    tag_len = int.from_bytes(tag, "big") if tag else (auth_key_len if auth_key_len in (4, 10) else 10)
+    tag_len = (
+        int.from_bytes(tag, "big") if tag else (auth_key_len if auth_key_len in (4, 10) else 10)
+    )
     kdr = _int(sp, SrtpParam.KDR, 0)
     srtp_encr = _int(sp, SrtpParam.SRTP_ENCR, 1)
     if kdr != 0:

@@ -39,7 +39,14 @@ from ims.mikey.payloads import (
     SrtpCsEntry,
     TPayload,
 )
-from ims.mikey.policy import SUITE_PARAMS, SrtpKeyMaterial, SrtpSuite, sender_of, sp_for_suite, suite_from_sp
+from ims.mikey.policy import (
+    SUITE_PARAMS,
+    SrtpKeyMaterial,
+    SrtpSuite,
+    sender_of,
+    sp_for_suite,
+    suite_from_sp,
+)
 from ims.mikey.replay import ntp_from_unix
 
 
@@ -138,9 +145,7 @@ class ResponderReply:
 # ----------------------------------------------------------------------------- helpers
 def build_cs_map(sessions: Sequence[CryptoSession]) -> tuple[SrtpCsEntry, ...]:
     """SRTP-ID map: CS i uses policy i-1 (one SP payload per session)."""
-    return tuple(
-        SrtpCsEntry(policy_no=i, ssrc=s.ssrc, roc=s.roc) for i, s in enumerate(sessions)
-    )
+    return tuple(SrtpCsEntry(policy_no=i, ssrc=s.ssrc, roc=s.roc) for i, s in enumerate(sessions))
 
 
 def build_sps(sessions: Sequence[CryptoSession]) -> tuple[SpPayload, ...]:
@@ -170,7 +175,9 @@ def decode_checked(data: bytes, expected: DataType) -> MikeyMessage:
     if msg.data_type is DataType.ERROR:
         errs = msg.find_all(ErrPayload)
         code = errs[0].error_no if errs else ErrorNo.UNSPECIFIED
-        raise MikeyError(f"peer answered with MIKEY error {code.name}", mikey_error=code, remote=True)
+        raise MikeyError(
+            f"peer answered with MIKEY error {code.name}", mikey_error=code, remote=True
+        )
     if msg.data_type is not expected:
         raise MikeyError(
             f"expected {expected.name}, got {msg.data_type.name}", mikey_error=ErrorNo.INVALID_DT

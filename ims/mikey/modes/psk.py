@@ -98,7 +98,9 @@ def open_kemac(
     first: PayloadType,
 ) -> tuple[Payload, ...]:
     """Decrypt and decode a KEMAC sub-payload chain."""
-    plain = kemac_decrypt(kemac.encr_alg, keys, kemac.encr_data, csb_id=csb_id, t_value=t.value_bytes())
+    plain = kemac_decrypt(
+        kemac.encr_alg, keys, kemac.encr_data, csb_id=csb_id, t_value=t.value_bytes()
+    )
     if kemac.encr_alg is EncrAlg.AES_KW_128:
         plain = _strip_chain_padding(plain, first)
     return decode_subpayloads(plain, first)
@@ -188,15 +190,22 @@ class PskInitiator:
         payloads.extend(sps)
         kd = KeyDataPayload(key_type=KeyDataType.TGK, key=self.tgk)
         kemac = build_kemac(
-            encr_alg=self.encr_alg, mac_alg=self.mac_alg, keys=self._keys,
-            sub_payloads=[kd], csb_id=self.csb_id, t=t,
+            encr_alg=self.encr_alg,
+            mac_alg=self.mac_alg,
+            keys=self._keys,
+            sub_payloads=[kd],
+            csb_id=self.csb_id,
+            t=t,
         )
         payloads.append(kemac)
         data = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
         if self.mac_alg is MacAlg.HMAC_SHA1_160:
             data = data[:-MAC_LEN] + mac_message(self._keys.auth_key, data[:-MAC_LEN])
         self.result = KeyExchangeResult(
-            mode=self.mode, csb_id=self.csb_id, rand=self.rand, tgk=self.tgk,
+            mode=self.mode,
+            csb_id=self.csb_id,
+            rand=self.rand,
+            tgk=self.tgk,
             keys=derive_session_keys(
                 tgk=self.tgk, csb_id=self.csb_id, rand=self.rand, cs_map=hdr.cs_map, policies=sps
             ),
@@ -215,10 +224,16 @@ class PskInitiator:
                 raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
             assert self._t is not None
             want = verification_mac(
-                self._keys.auth_key, data[:-MAC_LEN], id_bytes(self.idi), id_bytes(self.idr), self._t
+                self._keys.auth_key,
+                data[:-MAC_LEN],
+                id_bytes(self.idi),
+                id_bytes(self.idr),
+                self._t,
             )
             if not mac_equal(want, v.data):
-                raise MikeyError("verification message MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
+                raise MikeyError(
+                    "verification message MAC is wrong", mikey_error=ErrorNo.INVALID_MAC
+                )
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise
@@ -231,12 +246,26 @@ class PskInitiator:
 
 def _with_peer(r: KeyExchangeResult, peer_id: bytes | None) -> KeyExchangeResult:
     return KeyExchangeResult(
-        mode=r.mode, csb_id=r.csb_id, rand=r.rand, tgk=r.tgk, keys=r.keys, peer_id=peer_id,
+        mode=r.mode,
+        csb_id=r.csb_id,
+        rand=r.rand,
+        tgk=r.tgk,
+        keys=r.keys,
+        peer_id=peer_id,
         peer_certificate=r.peer_certificate,
     )
 
 
 PskLookup = Callable[[bytes | None], bytes | None]
+
+
+def fixed_psk(psk: bytes) -> PskLookup:
+    """A PSK lookup returning the same key for every initiator."""
+
+    def lookup(_idi: bytes | None) -> bytes | None:
+        return psk
+
+    return lookup
 
 
 class PskResponder:
@@ -252,7 +281,7 @@ class PskResponder:
         idr: str | bytes | None = None,
         replay: ReplayCache | None = None,
     ) -> None:
-        self._lookup: PskLookup = psk if callable(psk) else (lambda _idi, k=psk: k)
+        self._lookup: PskLookup = psk if callable(psk) else fixed_psk(psk)
         self.idr = idr
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
@@ -289,10 +318,17 @@ class PskResponder:
         subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.KEY_DATA)
         tgk, teks = tgk_from_sub_payloads(subs)
         result = KeyExchangeResult(
-            mode=self.mode, csb_id=msg.hdr.csb_id, rand=rand, tgk=tgk,
+            mode=self.mode,
+            csb_id=msg.hdr.csb_id,
+            rand=rand,
+            tgk=tgk,
             keys=derive_session_keys(
-                tgk=tgk, csb_id=msg.hdr.csb_id, rand=rand, cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload), tek_override=teks,
+                tgk=tgk,
+                csb_id=msg.hdr.csb_id,
+                rand=rand,
+                cs_map=msg.hdr.cs_map,
+                policies=msg.find_all(SpPayload),
+                tek_override=teks,
             ),
             peer_id=idi,
         )
@@ -310,4 +346,3 @@ class PskResponder:
         idr_b = ids[1].data if len(ids) > 1 else b""
         v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi_b, idr_b, t)
         return ResponderReply(message=r[:-MAC_LEN] + v, result=result)
-
