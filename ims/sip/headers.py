@@ -509,6 +509,15 @@ def _is_token_seq(text: str) -> bool:
 
 
 def parse_name_addr(text: str, *, header: str = "To") -> NameAddr:
+    try:
+        return _parse_name_addr(text, header)
+    except SipParseError as exc:
+        if exc.header is None:
+            exc.header = header
+        raise
+
+
+def _parse_name_addr(text: str, header: str) -> NameAddr:
     """Parse ``( name-addr / addr-spec ) *( SEMI param )``.
 
     Without ``<>`` the URI ends at the first ``;`` (the parameters are header parameters) and
