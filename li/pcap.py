@@ -133,18 +133,27 @@ def tcp_packet(
 class PcapWriter:
     """Append packets to a pcap file (link type RAW by default).
 
-    The file is created with mode ``0600`` (intercept output is sensitive). Timestamps are
+    The file is created with mode ``0600`` (intercept output is sensitive); with ``append``
+    an existing file is continued (a restarted LEMF keeps one file per call). Timestamps are
     floats in seconds since the epoch, given by the caller.
     """
 
     def __init__(
-        self, path: str | Path, *, linktype: int = LINKTYPE_RAW, mode: int = 0o600
+        self,
+        path: str | Path,
+        *,
+        linktype: int = LINKTYPE_RAW,
+        mode: int = 0o600,
+        append: bool = False,
     ) -> None:
         self.path = Path(path)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        resume = append and self.path.exists() and self.path.stat().st_size >= _GLOBAL.size
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
+        fd = os.open(self.path, flags, mode)
         os.fchmod(fd, mode)
-        self._fh: BinaryIO = os.fdopen(fd, "wb")
-        self._fh.write(_GLOBAL.pack(_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, linktype))
+        self._fh: BinaryIO = os.fdopen(fd, "ab" if resume else "wb")
+        if not resume:
+            self._fh.write(_GLOBAL.pack(_MAGIC_US, 2, 4, 0, 0, _SNAPLEN, linktype))
         self.count = 0
 
     def write(self, packet: bytes, ts: float) -> None:

@@ -26,11 +26,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ims.log import get_logger
 from li.x2x3.framing import PduFramer
+from li.x2x3.keyrecord import KeyRecord, key_record_pdu
 from li.x2x3.pdu import (
     Attribute,
     PayloadDirection,
@@ -460,6 +461,17 @@ class X2X3Exporter:
             ),
             dids,
         )
+
+    def send_key_record(
+        self,
+        *,
+        xid: uuid.UUID,
+        correlation_id: int,
+        record: KeyRecord,
+        dids: Iterable[uuid.UUID] | None = None,
+    ) -> int:
+        """Send an imslab key record (X2, format 4; docs/li-extensions.md)."""
+        return self.send_pdu(key_record_pdu(xid, correlation_id, record), dids)
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every destination confirmed everything spooled; False on timeout."""

@@ -636,3 +636,16 @@ def x3_pdu(
         attributes=attributes,
         payload=payload,
     )
+
+
+def correlation_id_for(call_id: str) -> int:
+    """A stable non-zero 64-bit Correlation ID for a SIP call (first 8 bytes of SHA-256).
+
+    Every POI that sees the same Call-ID derives the same value, so X2 from the P-CSCF and X3
+    from the media anchor correlate at the LEMF without coordination.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(call_id.encode("utf-8", "surrogateescape")).digest()
+    value = int.from_bytes(digest[:8], "big")
+    return value or 1

@@ -1,0 +1,196 @@
+"""Exporter -> LEMF over real loopback TCP: ordered delivery, outage without loss, spool."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from li.lemf.receiver import LemfServer
+from li.pcap import parse_ip, read_pcap
+from li.x2x3.exporter import DeliveryDestination, ExporterAlarm, SpoolFullError, X2X3Exporter
+from li.x2x3.framing import PduFramer
+from li.x2x3.pdu import PayloadDirection, address_attributes, decode_pdu
+from li.x2x3.spool import Spool
+
+HOST = "127.0.6.1"
+XID = uuid.UUID("11111111-2222-4333-8444-555555555555")
+DID = uuid.UUID("99999999-8888-4777-8666-555555555555")
+CID = 0x1234
+
+
+def rtp(i: int) -> bytes:
+    return (
+        bytes([0x80, 0])
+        + (i & 0xFFFF).to_bytes(2, "big")
+        + (i * 160).to_bytes(4, "big")
+        + (0xCAFE).to_bytes(4, "big")
+        + bytes(160)
+    )
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.005)
+
+
+def seqs_in_capture(path: Path) -> list[int]:
+    out = []
+    for rec in read_pcap(path):
+        seg = parse_ip(rec)
+        assert seg is not None
+        pdu = decode_pdu(seg.payload)
+        assert pdu.sequence_number is not None
+        out.append(pdu.sequence_number)
+    return out
+
+
+def send(exp: X2X3Exporter, i: int) -> int:
+    return exp.send_x3(
+        xid=XID,
+        correlation_id=CID,
+        payload=rtp(i),
+        direction=PayloadDirection.FROM_TARGET,
+        attributes=address_attributes(("127.0.6.5", 40000), ("127.0.6.6", 40002)),
+    )
+
+
+async def test_receiver_outage_loses_nothing(tmp_path: Path) -> None:
+    """5,000 PDUs; the receiver goes down mid-stream while the exporter keeps producing.
+
+    The outage is gated on events, not on a sleep: the receiver is stopped once 1,500 PDUs
+    have arrived; the exporter produces the remaining PDUs while every reconnect attempt is
+    refused (we wait until several attempts have failed), then a new receiver is started on
+    the same port and output directory. All 5,000 must be on disk exactly once, in order.
+    """
+    out = tmp_path / "lemf"
+    lemf = LemfServer(out, host=HOST, port=0)
+    await lemf.start()
+    port = lemf.port
+    assert lemf.mediation is not None
+    first = lemf.mediation
+    first.record_delivered = True
+    exp = X2X3Exporter(
+        tmp_path / "spool",
+        nf_id="pcscf-test",
+        backoff_initial=0.01,
+        backoff_max=0.05,
+        chunk_bytes=16 << 10,
+        keepalive_interval=0.5,
+    )
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+    exp.bind_task(XID, [DID])
+    await exp.start()
+    sent = []
+    for i in range(2500):
+        sent.append(send(exp, i))
+        if i % 50 == 0:
+            await asyncio.sleep(0)
+    await wait_for(lambda: first.stats.pdus >= 1500)
+    await lemf.close()  # the receiver is down from here on
+    failures_at_stop = exp.status(DID).connect_failures
+    for i in range(2500, 5000):
+        sent.append(send(exp, i))
+        if i % 50 == 0:
+            await asyncio.sleep(0)
+    await wait_for(lambda: exp.status(DID).connect_failures >= failures_at_stop + 5)
+    st = exp.status(DID)
+    assert not st.connected and st.pending_bytes > 0
+    assert sent == list(range(5000))
+
+    lemf2 = LemfServer(out, host=HOST, port=port)
+    await lemf2.start()
+    assert lemf2.mediation is not None
+    second = lemf2.mediation
+    second.record_delivered = True
+    assert await exp.drain(timeout=60)
+    await exp.close()
+    await lemf2.close()
+
+    got = [s for _, _, s in first.delivered] + [s for _, _, s in second.delivered]
+    assert got == list(range(5000))  # exactly once, in order
+    assert first.stats.gaps == 0 and second.stats.gaps == 0
+    assert {p for p, _, _ in first.delivered} == {"pcscf-test"}
+    call_dir = out / str(XID) / f"{CID:016x}"
+    assert seqs_in_capture(call_dir / "x2x3.pcap") == list(range(5000))
+    assert len(list(read_pcap(call_dir / "cc-encrypted.pcap"))) == 5000
+    assert (out.stat().st_mode & 0o777) == 0o700
+    assert (call_dir.stat().st_mode & 0o777) == 0o700
+    for f in call_dir.iterdir():
+        assert (f.stat().st_mode & 0o777) == 0o600, f
+    assert exp.status(DID).pending_bytes == 0
+    # fully delivered segments are deleted from the spool
+    assert sum(p.stat().st_size for p in (tmp_path / "spool" / str(DID)).glob("*.seg")) < 9 << 20
+
+
+async def test_keepalive_answered_by_lemf_and_exporter(tmp_path: Path) -> None:
+    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+        reader, writer = await asyncio.open_connection(HOST, lemf.port)
+        from li.x2x3.pdu import PduType, encode_pdu, keepalive
+
+        writer.write(encode_pdu(keepalive(0xDEADBEEF)))
+        await writer.drain()
+        framer = PduFramer()
+        pdus = []
+        async with asyncio.timeout(5):
+            while not pdus:
+                pdus = framer.feed(await reader.read(100))
+        assert pdus[0].pdu_type is PduType.KEEPALIVE_ACK and pdus[0].sequence_number == 0xDEADBEEF
+        writer.write(b"\x00\x05\x00\x09" + bytes(36))  # unknown PDU type: connection closed
+        async with asyncio.timeout(5):
+            assert await reader.read(100) == b""
+        writer.close()
+
+
+async def test_spool_full_raises_and_alarms(tmp_path: Path) -> None:
+    alarms: list[ExporterAlarm] = []
+    exp = X2X3Exporter(tmp_path / "spool", spool_max_bytes=5000, on_alarm=alarms.append)
+    # destination nobody listens on (port 9 on our loopback range: refused)
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=9))
+    exp.bind_task(XID, [DID])
+    await exp.start()
+    n = 0
+    with pytest.raises(SpoolFullError):
+        for i in range(100):
+            send(exp, i)
+            n += 1
+    assert 10 < n < 40
+    assert [a.kind for a in alarms] == ["spool-full"]
+    assert exp.status(DID).refused_pdus == 1
+    await exp.close()
+    # the spool and the sequence numbers survive a restart of the exporter
+    exp2 = X2X3Exporter(tmp_path / "spool", spool_max_bytes=5000)
+    exp2.add_destination(DeliveryDestination(did=DID, host=HOST, port=9))
+    assert exp2.status(DID).pending_bytes == exp.status(DID).pending_bytes > 0
+    # the refused PDU consumed sequence number n: the LEMF will see that gap (visible loss)
+    assert exp2.next_sequence(XID) == n + 1
+    await exp2.close()
+
+
+def test_spool_recovers_from_torn_write(tmp_path: Path) -> None:
+    from li.x2x3.pdu import encode_pdu, keepalive
+
+    sp = Spool(tmp_path / "s", segment_bytes=200)
+    pdus = [encode_pdu(keepalive(i)) for i in range(10)]
+    for p in pdus:
+        sp.append(p)
+    sp.flush()
+    assert sp.read(0, 100) == pdus[0] + pdus[1]
+    sp.ack(48 * 5)
+    sp.close()
+    segs = sorted((tmp_path / "s").glob("*.seg"))
+    with open(segs[-1], "ab") as fh:
+        fh.write(pdus[0][:20])  # a crash in the middle of a write
+    sp2 = Spool(tmp_path / "s", segment_bytes=200)
+    assert sp2.acked == 48 * 5 and sp2.end == 480
+    data = b""
+    pos = sp2.acked
+    while pos < sp2.end:
+        chunk = sp2.read(pos, 1000)
+        data += chunk
+        pos += len(chunk)
+    assert data == b"".join(pdus[5:])
