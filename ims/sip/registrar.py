@@ -18,18 +18,23 @@ Two layers, like every engine here:
     is higher, otherwise the whole update is aborted.
   - updates are atomic: the request is checked completely before anything changes.
 
-* :class:`Registrar` (in :mod:`ims.sip.registrar_msg`) turns a REGISTER request into that call
-  and the 200 listing every current binding (§10.3 step 8).
+* :class:`Registrar` turns a REGISTER request into that call (steps 2-5: Require, the
+  authentication callback, the AOR from To) and answers with the 200 listing every current
+  binding with its remaining ``expires`` (step 8), or with the error's status (400, 401, 404,
+  420, 423 + Min-Expires).
 
 Time is always the ``now`` argument (seconds, any monotonic origin); nothing here reads a clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ims.errors import ImsError
+from ims.sip.errors import SipParseError
+from ims.sip.message import Request, Response, make_response, new_tag
+from ims.sip.uri import SipUri, Uri, unescape
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -214,3 +219,117 @@ class BindingStore:
         if not bindings:
             del self._bindings[aor]
         return len(stale)
+
+
+# ---------------------------------------------------------------------------------------
+# REGISTER handling (§10.3 steps 2-8)
+# ---------------------------------------------------------------------------------------
+#: authentication callback: ``(request, now) -> None`` when the request is authenticated,
+#: else the challenge headers to send with a 401 (``WWW-Authenticate: Digest ...``).
+Authenticate = Callable[[Request, float], Sequence[tuple[str, str]] | None]
+
+_URI_PARAMS_COMPARED = ("transport", "user", "ttl", "method", "maddr")
+
+
+def contact_key(uri: Uri) -> Hashable:
+    """A hashable key with RFC 3261 §19.1.4 equality for the URIs a registrar meets: scheme,
+    user (case-sensitive, unescaped), host (case-insensitive), port, the parameters that must
+    match when present, and the headers; other parameters do not take part."""
+    if not isinstance(uri, SipUri):
+        return ("raw", uri.encode())
+    params = tuple(
+        sorted(
+            (k.lower(), (v or "").lower())
+            for k, v in uri.params
+            if k.lower() in _URI_PARAMS_COMPARED
+        )
+    )
+    user = None if uri.user is None else unescape(uri.user)
+    headers = tuple(sorted((unescape(k).lower(), unescape(v)) for k, v in uri.headers))
+    return (uri.scheme, user, uri.password, uri.host.lower(), uri.port, params, headers)
+
+
+def aor_of(uri: Uri) -> str | None:
+    """The canonical address-of-record (§10.3 step 5): ``sip:user@host``, or None."""
+    if not isinstance(uri, SipUri) or not uri.user:
+        return None
+    return f"sip:{unescape(uri.user)}@{uri.host.lower()}"
+
+
+class Registrar:
+    """Answers REGISTER requests for the domains of a proxy (RFC 3261 §10.3)."""
+
+    def __init__(
+        self,
+        store: BindingStore | None = None,
+        *,
+        authenticate: Authenticate | None = None,
+        known_aors: Callable[[str], bool] | None = None,
+        supported: frozenset[str] = frozenset({"path"}),
+    ) -> None:
+        self.store = store or BindingStore()
+        self.authenticate = authenticate
+        self.known_aors = known_aors
+        self.supported = supported
+        self._tag = new_tag()
+
+    def handle(self, request: Request, now: float) -> Response:
+        try:
+            return self._handle(request, now)
+        except RegistrarError as exc:
+            return make_response(
+                request, exc.status, exc.reason, to_tag=self._tag, headers=exc.headers
+            )
+        except SipParseError as exc:
+            return make_response(request, exc.status_hint, to_tag=self._tag)
+
+    def _handle(self, request: Request, now: float) -> Response:
+        # step 2: Require
+        unsupported = [t for t in request.require if t not in self.supported]
+        if unsupported:
+            raise RegistrarError(
+                420, "Bad Extension", headers=[("Unsupported", ", ".join(unsupported))]
+            )
+        # step 3: authentication
+        if self.authenticate is not None:
+            challenge = self.authenticate(request, now)
+            if challenge is not None:
+                raise RegistrarError(401, "Unauthorized", headers=challenge)
+        # step 5: the address-of-record
+        to = request.to
+        aor = None if to is None else aor_of(to.uri)
+        if aor is None or (self.known_aors is not None and not self.known_aors(aor)):
+            raise RegistrarError(404, "Not Found")
+        # steps 6-7
+        cseq = request.cseq
+        contacts = []
+        for c in request.contacts:
+            params = tuple((k, v) for k, v in c.params if k.lower() not in ("q", "expires"))
+            try:
+                q = c.q
+            except ValueError as exc:
+                raise RegistrarError(400, "Bad q Value") from exc
+            if q is not None and not 0.0 <= q <= 1.0:
+                raise RegistrarError(400, "Bad q Value")
+            contacts.append(
+                ContactRequest(
+                    key=contact_key(c.uri),
+                    uri=c.uri.encode(),
+                    display_name=c.display_name,
+                    expires=c.expires,
+                    q=q,
+                    params=params,
+                )
+            )
+        bindings = self.store.apply(
+            aor,
+            contacts,
+            call_id=request.call_id or "",
+            cseq=cseq.seq if cseq else 0,
+            now=now,
+            wildcard=request.contact_star,
+            expires_header=request.expires,
+        )
+        # step 8
+        headers = [("Contact", b.contact_value(now)) for b in bindings]
+        return make_response(request, 200, to_tag=self._tag, headers=headers)

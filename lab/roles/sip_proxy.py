@@ -1,0 +1,130 @@
+"""``imslab run sip-proxy``: an RFC 3261 stateful proxy + registrar until stopped.
+
+    imslab run sip-proxy --listen 127.0.0.1:5070 [--domain example.com] [--users users.toml]
+                         [--transport udp,tcp] [--no-record-route] [--host NAME=IP ...]
+
+It answers OPTIONS sent to itself with 200, REGISTERs for its domains (digest-authenticated
+when ``--users`` is given), forwards requests for registered users to their contacts (forking
+to all of them) and anything else to its Request-URI, Record-Routing dialog-creating requests.
+
+``users.toml``::
+
+    realm = "example.com"     # optional (default: the first --domain, else the listen host)
+    [users]
+    alice = "secret"
+    bob = "secret"
+
+The first line printed (``sip-proxy ready udp:HOST:PORT ...``) tells a supervisor it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ims.log import get_logger
+from ims.sip.message import Request
+from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.proxy.core import ProxyConfig, ProxyCore
+from ims.sip.proxy.hooks import Peer
+from ims.sip.proxy.location import LocationRouter
+from ims.sip.registrar import Authenticate, BindingStore, Registrar
+
+ROLE = "sip-proxy"
+HELP = "RFC 3261 stateful proxy + registrar (Record-Route, forking, digest REGISTER)"
+
+_log = get_logger("lab.roles.sip_proxy")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen", default="127.0.0.1:5070", help="HOST:PORT (default %(default)s)"
+    )
+    parser.add_argument("--domain", action="append", default=[], help="domain served (repeatable)")
+    parser.add_argument("--users", type=Path, help="users.toml: realm and [users] name = password")
+    parser.add_argument("--transport", default="udp", help="comma list: udp[,tcp] (default udp)")
+    parser.add_argument("--no-record-route", action="store_true", help="do not Record-Route")
+    parser.add_argument("--name", default="sip-proxy", help="element name in hooks and logs")
+    parser.add_argument(
+        "--host", action="append", default=[], metavar="NAME=IP", help="static host entry"
+    )
+    parser.add_argument("--min-expires", type=int, default=60, help="registrar Min-Expires")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"--listen wants HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def load_users(path: Path) -> tuple[str | None, dict[str, str]]:
+    data = tomllib.loads(path.read_text())
+    users = data.get("users", {})
+    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+        raise SystemExit(f"{path}: [users] must map names to password strings")
+    realm = data.get("realm")
+    return (str(realm) if realm else None), {str(k): str(v) for k, v in users.items()}
+
+
+def digest_authenticator(realm: str, users: Mapping[str, str]) -> Authenticate:
+    """REGISTER authentication with ``ims.sip.auth`` (RFC 7616 digest, MD5/SHA-256)."""
+    from ims.sip.auth import DigestServer  # type: ignore[import-not-found,unused-ignore]
+
+    server = DigestServer(realm=realm, passwords=dict(users))
+
+    def authenticate(request: Request, now: float) -> Sequence[tuple[str, str]] | None:
+        result = server.verify(request, now)
+        if result.ok:
+            return None
+        return list(result.challenge_headers)
+
+    return authenticate
+
+
+def build(args: argparse.Namespace) -> ProxyServer:
+    host, port = parse_listen(args.listen)
+    transports = [t.strip().lower() for t in args.transport.split(",") if t.strip()]
+    local = tuple(Peer(transport=t, host=host, port=port) for t in transports)
+    domains = frozenset(d.lower() for d in args.domain)
+    config = ProxyConfig(
+        name=args.name,
+        local=local,
+        domains=domains,
+        record_route=not args.no_record_route,
+    )
+    authenticate = None
+    known = None
+    if args.users is not None:
+        realm, users = load_users(args.users)
+        realm = realm or (sorted(domains)[0] if domains else host)
+        authenticate = digest_authenticator(realm, users)
+        names = set(users)
+
+        def known(aor: str) -> bool:
+            return aor.removeprefix("sip:").split("@", 1)[0] in names
+
+    registrar = Registrar(
+        BindingStore(min_expires=args.min_expires), authenticate=authenticate, known_aors=known
+    )
+    router = LocationRouter(registrar, is_known_user=known)
+    hosts = dict(h.split("=", 1) for h in args.host if "=" in h)
+    return ProxyServer(ProxyCore(config, router), hosts=hosts)
+
+
+async def run(args: argparse.Namespace) -> int:
+    server = build(args)
+    host, port = parse_listen(args.listen)
+    bound = []
+    for peer in server.core.config.local:
+        h, p = await server.listen(peer.transport, host, port)
+        bound.append(f"{peer.transport}:{h}:{p}")
+    print(f"{ROLE} ready {' '.join(bound)}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.close()
+    return 0
