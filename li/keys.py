@@ -252,5 +252,187 @@ class OperatorKeyPolicy:
 
 
 # A MIKEY opener: given the initiator's MIKEY message (and the responder's, when the mode
-# needs it) return the per-sender keys. Filled in by li.keys_mikey once the MIKEY modes exist.
+# needs it) return the per-sender keys (:class:`MikeySecrets` is the lab's).
 MikeyOpener = Callable[[str, bytes, bytes | None], Sequence[KeyRecord]]
+
+
+def _aor(identity: bytes | str | None) -> str:
+    if identity is None:
+        return ""
+    text = identity.decode("utf-8", "replace") if isinstance(identity, bytes) else identity
+    text = text.strip().strip("<>").split(";", 1)[0]
+    scheme, _, rest = text.partition(":")
+    if not rest:
+        return f"sip:{text.lower()}"
+    user, at, host = rest.rpartition("@")
+    return f"sip:{user}@{host.lower()}" if at else f"sip:{host.lower()}"
+
+
+def _ids(msg: object) -> list[str]:
+    from ims.mikey.payloads import IdPayload
+
+    return [_aor(p.data) for p in msg.find_all(IdPayload)]  # type: ignore[attr-defined]
+
+
+def _records(call_id: str, keys: Sequence[object], source: KeySource) -> list[KeyRecord]:
+    out: list[KeyRecord] = []
+    for k in keys:
+        sender = Sender.OFFERER if k.sender.value == "initiator" else Sender.ANSWERER  # type: ignore[attr-defined]
+        out.append(
+            KeyRecord(
+                call_id=call_id,
+                source=source,
+                sender=sender,
+                keys=SrtpKeys(
+                    suite=str(k.suite),  # type: ignore[attr-defined]
+                    master_key=k.master_key,  # type: ignore[attr-defined]
+                    master_salt=k.master_salt,  # type: ignore[attr-defined]
+                    roc=k.roc,  # type: ignore[attr-defined]
+                ),
+                ssrc=k.ssrc or None,  # type: ignore[attr-defined]
+            )
+        )
+    return out
+
+
+@dataclass(slots=True, kw_only=True)
+class MikeySecrets:
+    """The MIKEY secrets one operator legitimately holds (a :data:`MikeyOpener`).
+
+    * ``public_psks``: publicly known PSKs (study 2.2.1);
+    * ``hop_psks``: PSKs its P-CSCF shares with its UEs, keyed by the UE's AoR, plus the
+      inter-operator ``network_psk`` of the hop-by-hop chain (study 2.2.2);
+    * ``private_keys``: escrowed private keys of its subscribers, keyed by AoR (case C).
+    """
+
+    public_psks: tuple[bytes, ...] = ()
+    hop_psks: dict[str, bytes] | None = None
+    network_psk: bytes | None = None
+    private_keys: dict[str, object] | None = None
+
+    def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
+        from ims.mikey.constants import DataType
+        from ims.mikey.errors import MikeyError
+        from ims.mikey.inspect import open_message
+        from ims.mikey.message import decode_message
+        from ims.mikey.payloads import RandPayload
+
+        msg = decode_message(offer)
+        dt = msg.data_type
+        if dt is DataType.PSK_INIT:
+            candidates: list[tuple[bytes, KeySource]] = [
+                (k, KeySource.MIKEY_PSK_PUBLIC) for k in self.public_psks
+            ]
+            hop = self.hop_psks or {}
+            candidates += [(hop[i], KeySource.MIKEY_PSK_HOP) for i in _ids(msg) if i in hop]
+            if self.network_psk is not None:
+                candidates.append((self.network_psk, KeySource.MIKEY_PSK_HOP))
+            for psk, source in candidates:
+                try:
+                    opened = open_message(offer, psk=psk)
+                except MikeyError:
+                    continue  # MAC check: not this key
+                if opened.keys:
+                    return _records(call_id, opened.keys, source)
+            return [unavailable(call_id, Unavailable.E2E_PSK)]
+        if dt is DataType.PK_INIT:
+            ids = _ids(msg)
+            for ident, key in (self.private_keys or {}).items():
+                if len(ids) > 1 and ident != ids[-1]:
+                    continue  # the envelope is for the responder (IDr)
+                try:
+                    opened = open_message(offer, private_key=key)  # type: ignore[arg-type]
+                except (MikeyError, ValueError):
+                    continue
+                if opened.keys:
+                    return _records(call_id, opened.keys, KeySource.MIKEY_PKE_ESCROW)
+            return [unavailable(call_id, Unavailable.NO_PRIVATE_KEY)]
+        if dt is DataType.RSA_R_INIT:
+            if answer is not None and self.private_keys:
+                rand = msg.find(RandPayload)
+                for key in self.private_keys.values():
+                    try:
+                        opened = open_message(
+                            answer,
+                            private_key=key,  # type: ignore[arg-type]
+                            rand=rand.data if rand else None,
+                        )
+                    except (MikeyError, ValueError):
+                        continue
+                    if opened.keys:
+                        return _records(call_id, opened.keys, KeySource.MIKEY_PKE_ESCROW)
+            return [unavailable(call_id, Unavailable.NO_PRIVATE_KEY)]
+        if dt is DataType.DHHMAC_INIT:
+            return [unavailable(call_id, Unavailable.USER_HMAC_PSK)]
+        if dt is DataType.DH_INIT:
+            return [unavailable(call_id, Unavailable.PFS)]
+        return [unavailable(call_id, Unavailable.UNSUPPORTED)]
+
+
+class HopByHopIntermediary:
+    """The operator's MIKEY intermediary at a P-CSCF (study 2.2.2, "PSK between intermediaries").
+
+    Each UE shares a PSK with its own P-CSCF; the P-CSCFs share ``network_psk``. A MIKEY-PSK
+    I_MESSAGE is opened with the key of the hop it came from (the MAC says which) and re-protected
+    with the key of the hop it goes to, keeping TGK, RAND and CSB ID -- so both UEs derive the
+    same SRTP keys while each only knows its own PSK. This is a network function, not LI; its
+    keys are what lets the operator's POI read the MIKEY exchange like SDES.
+    """
+
+    def __init__(self, *, ue_psks: dict[str, bytes], network_psk: bytes) -> None:
+        self.ue_psks = ue_psks
+        self.network_psk = network_psk
+        self.stats = {"reprotected": 0, "unopened": 0}
+
+    def reprotect(self, mikey: bytes, *, toward_ue: str | None, now: float) -> bytes | None:
+        """The I_MESSAGE for the next hop (``toward_ue``: that UE's AoR, or None for the
+        network side); None when the message is not ours to touch."""
+        from ims.mikey.constants import DataType
+        from ims.mikey.errors import MikeyDecodeError, MikeyError
+        from ims.mikey.inspect import open_message
+        from ims.mikey.message import decode_message
+        from ims.mikey.modes.base import DEFAULT_SESSIONS, CryptoSession
+        from ims.mikey.modes.psk import PskInitiator
+        from ims.mikey.payloads import IdPayload, RandPayload
+
+        try:
+            msg = decode_message(mikey)
+        except MikeyDecodeError:
+            return None
+        if msg.data_type is not DataType.PSK_INIT:
+            return None
+        ids = [p.data for p in msg.find_all(IdPayload)]
+        keys = [self.network_psk, *(self.ue_psks[a] for a in map(_aor, ids) if a in self.ue_psks)]
+        target = self.network_psk if toward_ue is None else self.ue_psks.get(_aor(toward_ue))
+        if target is None:
+            return None
+        for psk in keys:
+            try:
+                opened = open_message(mikey, psk=psk)
+            except MikeyError:
+                continue
+            if opened.tgk is None:
+                continue
+            if psk == target:
+                return None  # already protected for the next hop
+            rand = msg.find(RandPayload)
+            sessions = [
+                CryptoSession(suite=k.suite, ssrc=e.ssrc, roc=e.roc)
+                for k, e in zip(
+                    sorted(opened.keys, key=lambda k: k.cs_id), msg.hdr.cs_map, strict=False
+                )
+            ]
+            ini = PskInitiator(
+                psk=target,
+                sessions=sessions or DEFAULT_SESSIONS,
+                verification=False,
+                idi=ids[0] if ids else None,
+                idr=ids[1] if len(ids) > 1 else None,
+                csb_id=msg.hdr.csb_id,
+                rand=rand.data if rand else None,
+                tgk=opened.tgk,
+            )
+            self.stats["reprotected"] += 1
+            return ini.initiate(now)
+        self.stats["unopened"] += 1
+        return None
