@@ -182,14 +182,14 @@ class TransactionLayer:
         if is_keepalive(data):
             return []
         if len(data) > self.max_message_size:
-            return self._refuse(data, flow, SipParseError("message too large", status_hint=513))
+            return self.refuse(data, flow, SipParseError("message too large", status_hint=513))
         try:
             message = parse_message(data)
         except SipParseError as exc:
-            return self._refuse(data, flow, exc)
+            return self.refuse(data, flow, exc)
         return self.receive(message, flow, now, raw=data)
 
-    def _refuse(self, data: bytes, flow: Flow, exc: SipParseError) -> list[Event]:
+    def refuse(self, data: bytes, flow: Flow, exc: SipParseError) -> list[Event]:
         self.stats["parse_errors"] += 1
         response = error_response_for(data, exc.status_hint, _reason(exc))
         if response is None:
@@ -214,7 +214,7 @@ class TransactionLayer:
         except SipParseError as exc:
             # a header the parser kept raw failed when matching needed it
             if isinstance(message, Request) and message.method != "ACK":
-                return self._refuse(raw if raw is not None else message.encode(), flow, exc)
+                return self.refuse(raw if raw is not None else message.encode(), flow, exc)
             self.stats["dropped"] += 1
             log.info("dropped message", peer=str(flow), error=str(exc))
             return []

@@ -1,0 +1,575 @@
+"""``SipEndpoint``: the asyncio glue between sockets and the sans-I/O transaction layer.
+
+One endpoint per SIP element (UE, P-CSCF, S-CSCF, proxy).  It binds UDP, TCP and TLS
+transports, feeds every received message into one :class:`~ims.sip.transaction.TransactionLayer`,
+carries out the layer's :class:`~ims.sip.transaction.SendMessage` events, arms a single
+``loop.call_at`` timer for all transactions (STYLE.md §1, after aioquic's asyncio protocol), and
+gives applications an async API:
+
+* ``await ep.request(req, destination)`` -> the final response (provisional ones to a
+  callback); ``ep.start_request(...)`` is the callback form a proxy core uses for its client
+  transactions.
+* ``ep.on_request(handler)`` -> ``handler(ctx: ServerContext)`` for each new request;
+  ``ctx.respond(...)`` answers through the server transaction.
+* ``ep.on_ack``, ``ep.on_stray_response``: the messages that have no transaction (ACK to 2xx,
+  2xx retransmissions) for a UA core or a proxy's stateless forwarding.
+* ``ep.send_stateless(message, destination)``.
+* hooks: ``add_observer(fn(direction, message, flow))`` sees every message in and out;
+  ``add_filter(fn(direction, message, flow) -> message | None)`` may rewrite or drop it.  The
+  proxy/LI layers attach there.
+* ``ep.on_event(fn)`` receives every raw layer event first, for a stateful proxy core that wants
+  the transaction layer's view (server transaction in, client transactions out).
+
+CANCEL (§9.2): with ``auto_cancel=True`` (a UA) the endpoint answers a matching CANCEL 200,
+answers the INVITE 487 if it is still pending, and runs ``ctx`` cancel callbacks; with
+``auto_cancel=False`` (a proxy, §16.10) the CANCEL goes to the request handler with
+``ctx.cancelled`` set to the INVITE's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ims.log import get_logger
+from ims.sip.errors import SipParseError
+from ims.sip.message import Request, Response, make_response, new_branch, new_tag
+from ims.sip.parser import is_keepalive, parse_message
+from ims.sip.transaction import (
+    AckReceived,
+    ClientTransaction,
+    Event,
+    Flow,
+    RequestReceived,
+    ResponseReceived,
+    SendMessage,
+    ServerTransaction,
+    StrayResponse,
+    TimerConfig,
+    TransactionLayer,
+    TransactionProtocolError,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+    normalize_transport,
+)
+from ims.sip.transaction.flow import Address
+from ims.sip.transaction.server_tables import InviteServerState, NonInviteServerState
+
+from .errors import SipTimeoutError, SipTransportError
+from .stream import StreamTransport
+from .udp import UdpTransport
+
+log = get_logger("sip.endpoint")
+
+Direction = Literal["in", "out"]
+Message = Request | Response
+Observer = Callable[[Direction, Message, Flow], None]
+Filter = Callable[[Direction, Message, Flow], Message | None]
+RequestHandler = Callable[["ServerContext"], Awaitable[None] | None]
+ResponseCallback = Callable[[Response], None]
+
+
+@dataclass(eq=False)
+class ServerContext:
+    """A received request and its server transaction, as handed to the request handler."""
+
+    endpoint: SipEndpoint
+    request: Request
+    flow: Flow
+    transaction: ServerTransaction
+    cancelled: ServerContext | None = None  # for a CANCEL: the INVITE it targets (§9.2)
+    to_tag: str = field(default_factory=new_tag)
+    is_cancelled: bool = False
+    _cancel_callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def response(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """A response to this request (§8.2.6) with this context's To tag."""
+        return make_response(self.request, status, reason, self.to_tag, headers=headers, body=body)
+
+    def respond(
+        self,
+        status_or_response: int | Response,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """Answer through the server transaction; returns the response sent."""
+        if isinstance(status_or_response, Response):
+            response = status_or_response
+        else:
+            response = self.response(status_or_response, reason, headers=headers, body=body)
+        self.endpoint.respond(self.transaction, response)
+        return response
+
+    @property
+    def answered(self) -> bool:
+        """A final response has been given."""
+        last = self.transaction.last_response
+        return last is not None and last.status >= 200
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        self._cancel_callbacks.append(callback)
+
+
+@dataclass(eq=False)
+class _Pending:
+    on_response: Callable[[Response], None] | None
+    on_failure: Callable[[Exception], None] | None
+
+
+class SipEndpoint:
+    """UDP/TCP/TLS transports + a TransactionLayer + a timer, for one SIP element."""
+
+    def __init__(
+        self,
+        *,
+        timers: TimerConfig | None = None,
+        name: str = "sip",
+        auto_cancel: bool = True,
+        max_message_size: int = 65535,
+        idle_timeout: float = 300.0,
+        client_ssl: ssl.SSLContext | None = None,
+        uri_schemes: Iterable[str] = ("sip", "sips", "tel"),
+    ) -> None:
+        self.name = name
+        self.layer = TransactionLayer(
+            timers, uri_schemes=uri_schemes, max_message_size=max_message_size
+        )
+        self.auto_cancel = auto_cancel
+        self.max_message_size = max_message_size
+        self.idle_timeout = idle_timeout
+        self.client_ssl = client_ssl
+        self.udp: list[UdpTransport] = []
+        self.streams: dict[str, StreamTransport] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pending: dict[ClientTransaction, _Pending] = {}
+        self._contexts: dict[ServerTransaction, ServerContext] = {}
+        self._request_handler: RequestHandler | None = None
+        self._ack_handlers: list[Callable[[Request, Flow], Any]] = []
+        self._stray_handlers: list[Callable[[Response, Flow], Any]] = []
+        self._event_handlers: list[Callable[[Event], Any]] = []
+        self.observers: list[Observer] = []
+        self.filters: list[Filter] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # ================================================================ set-up
+    async def listen(
+        self,
+        transport: str,
+        host: str,
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Address:
+        """Bind ``transport`` ("udp", "tcp", "tls") on host:port; returns the bound address."""
+        kind = normalize_transport(transport)
+        self._loop = asyncio.get_running_loop()
+        if kind == "UDP":
+            udp = UdpTransport(self._on_datagram)
+            addr = await udp.bind(host, port)
+            self.udp.append(udp)
+            return addr
+        if kind in self.streams:
+            raise ValueError(f"already listening on {kind}")
+        stream = self._stream(kind, server_ssl=ssl_context)
+        return await stream.listen(host, port)
+
+    def _stream(self, kind: str, server_ssl: ssl.SSLContext | None = None) -> StreamTransport:
+        stream = self.streams.get(kind)
+        if stream is None:
+            stream = StreamTransport(
+                kind,
+                self._on_stream_message,
+                self._on_stream_error,
+                server_ssl=server_ssl,
+                client_ssl=self.client_ssl,
+                max_message_size=self.max_message_size,
+                idle_timeout=self.idle_timeout,
+            )
+            self.streams[kind] = stream
+        return stream
+
+    def local_address(self, transport: str = "UDP") -> Address:
+        """The address we listen on for ``transport`` (falls back to the first UDP socket)."""
+        kind = normalize_transport(transport)
+        if kind == "UDP" or kind not in self.streams or self.streams[kind].local is None:
+            if self.udp:
+                return self.udp[0].local
+            for stream in self.streams.values():
+                if stream.local is not None:
+                    return stream.local
+            raise RuntimeError("endpoint is not listening")
+        local = self.streams[kind].local
+        assert local is not None
+        return local
+
+    def make_via(self, transport: str = "UDP", branch: str | None = None) -> str:
+        """A Via value for a request we originate: our sent-by, a fresh branch, ``rport``."""
+        kind = normalize_transport(transport)
+        host, port = self.local_address(kind)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"SIP/2.0/{kind} {host}:{port};branch={branch or new_branch()};rport"
+
+    def on_request(self, handler: RequestHandler) -> None:
+        """``handler(ctx)`` (sync or async) for every new request except ACK."""
+        self._request_handler = handler
+
+    def on_ack(self, handler: Callable[[Request, Flow], Any]) -> None:
+        self._ack_handlers.append(handler)
+
+    def on_stray_response(self, handler: Callable[[Response, Flow], Any]) -> None:
+        self._stray_handlers.append(handler)
+
+    def on_event(self, handler: Callable[[Event], Any]) -> None:
+        """Every raw layer event (except SendMessage), before the endpoint handles it."""
+        self._event_handlers.append(handler)
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def add_filter(self, flt: Filter) -> None:
+        self.filters.append(flt)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for udp in self.udp:
+            udp.close()
+        for stream in self.streams.values():
+            await stream.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for pending in list(self._pending.values()):
+            if pending.on_failure is not None:
+                pending.on_failure(SipTransportError("endpoint closed"))
+        self._pending.clear()
+
+    # ================================================================ client side
+    def _flow_to(self, destination: Address, transport: str) -> Flow:
+        kind = normalize_transport(transport)
+        if kind == "UDP":
+            local = self.udp[0].local if self.udp else None
+            return Flow("UDP", destination, local)
+        stream = self.streams.get(kind)
+        conn = stream.by_remote.get(destination) if stream else None
+        return Flow(kind, destination, None, conn.id if conn is not None else None)
+
+    def prepare(self, request: Request, transport: str = "UDP") -> Request:
+        """Push our Via (fresh branch, rport) unless the request already has one with a branch."""
+        via = request.via
+        if via is None or not via.branch:
+            request.headers.insert_first("Via", self.make_via(transport))
+        if "Max-Forwards" not in request.headers:
+            request.headers.add("Max-Forwards", "70")
+        return request
+
+    def start_request(
+        self,
+        request: Request,
+        destination: Address,
+        transport: str = "UDP",
+        *,
+        on_response: Callable[[Response], None] | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
+        add_via: bool = True,
+    ) -> ClientTransaction:
+        """Start a client transaction; ``on_response`` gets every response (1xx and final),
+        ``on_failure`` a SipTimeoutError (B/F) or SipTransportError."""
+        if add_via:
+            self.prepare(request, transport)
+        flow = self._flow_to(destination, transport)
+        tx, events = self.layer.send_request(request, flow, self._now())
+        self._pending[tx] = _Pending(on_response, on_failure)
+        self._process(events)
+        return tx
+
+    async def request(
+        self,
+        request: Request,
+        destination: Address,
+        transport: str = "UDP",
+        *,
+        on_provisional: ResponseCallback | None = None,
+        add_via: bool = True,
+    ) -> Response:
+        """Send ``request`` in a client transaction; return the final response.
+
+        Raises :class:`SipTimeoutError` (timer B/F) or :class:`SipTransportError`.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Response] = loop.create_future()
+
+        def on_response(resp: Response) -> None:
+            if resp.status < 200:
+                if on_provisional is not None:
+                    on_provisional(resp)
+            elif not fut.done():
+                fut.set_result(resp)
+
+        def on_failure(exc: Exception) -> None:
+            if not fut.done():
+                fut.set_exception(exc)
+
+        tx = self.start_request(
+            request,
+            destination,
+            transport,
+            on_response=on_response,
+            on_failure=on_failure,
+            add_via=add_via,
+        )
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self.cancel(tx)
+            raise
+
+    def cancel(self, transaction: ClientTransaction) -> None:
+        """CANCEL an INVITE client transaction (§9.1; held until a 1xx if needed)."""
+        self._process(self.layer.cancel(transaction, self._now()))
+        ctx = transaction.cancel_transaction
+        if ctx is not None and ctx not in self._pending:
+            self._pending[ctx] = _Pending(None, None)
+
+    def send_stateless(
+        self, message: Message, destination: Address, transport: str = "UDP"
+    ) -> None:
+        """Send without a transaction (ACK to 2xx, 2xx retransmission, stateless proxying)."""
+        self._process(self.layer.send_stateless(message, self._flow_to(destination, transport)))
+
+    # ================================================================ server side
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        """Send ``response`` through ``transaction`` (raises TransactionProtocolError when the
+        transaction no longer allows it)."""
+        self._process(self.layer.respond(transaction, response, self._now()))
+
+    def context(self, transaction: ServerTransaction) -> ServerContext | None:
+        return self._contexts.get(transaction)
+
+    # ================================================================ inbound
+    def _now(self) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        return loop.time()
+
+    def _on_datagram(self, data: bytes, flow: Flow) -> None:
+        if is_keepalive(data):
+            return
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            self._process(self.layer.receive_bytes(data, flow, self._now()))
+            return
+        self._inbound(message, flow, data)
+
+    def _on_stream_message(self, message: Message, flow: Flow, raw: bytes | None) -> None:
+        self._inbound(message, flow, raw)
+
+    def _on_stream_error(self, exc: SipParseError, raw: bytes, flow: Flow) -> None:
+        log.info("stream framing error", peer=str(flow), error=str(exc))
+        self._process(self.layer.refuse(raw, flow, exc))
+
+    def _inbound(self, message: Message, flow: Flow, raw: bytes | None) -> None:
+        try:
+            for observer in self.observers:
+                observer("in", message, flow)
+            for flt in self.filters:
+                filtered = flt("in", message, flow)
+                if filtered is None:
+                    return
+                message = filtered
+            self._process(self.layer.receive(message, flow, self._now(), raw=raw))
+        except Exception:  # never let one message kill the transport
+            log.exception("error handling inbound message", peer=str(flow))
+
+    # ================================================================ events
+    def _process(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, SendMessage):
+                self._transmit(event)
+                continue
+            for handler in self._event_handlers:
+                self._call(handler, event)
+            if isinstance(event, RequestReceived):
+                self._on_request_received(event)
+            elif isinstance(event, ResponseReceived):
+                pending = self._pending.get(event.transaction)
+                if pending is not None and pending.on_response is not None:
+                    self._call(pending.on_response, event.response)
+            elif isinstance(event, AckReceived):
+                for ack_handler in self._ack_handlers:
+                    self._call(ack_handler, event.request, event.flow)
+            elif isinstance(event, StrayResponse):
+                for stray in self._stray_handlers:
+                    self._call(stray, event.response, event.flow)
+            elif isinstance(event, TransactionTimedOut | TransportFailed):
+                tx = event.transaction
+                if isinstance(tx, ClientTransaction):
+                    pending = self._pending.get(tx)
+                    if pending is not None and pending.on_failure is not None:
+                        exc: Exception = (
+                            SipTimeoutError(f"{tx.method} timed out (no final response)")
+                            if isinstance(event, TransactionTimedOut)
+                            else SipTransportError(event.reason)
+                        )
+                        self._call(pending.on_failure, exc)
+            elif isinstance(event, TransactionTerminated):
+                tx = event.transaction
+                if isinstance(tx, ClientTransaction):
+                    self._pending.pop(tx, None)
+                else:
+                    self._contexts.pop(tx, None)
+        self._rearm()
+
+    def _on_request_received(self, event: RequestReceived) -> None:
+        cancelled = self._contexts.get(event.cancelled) if event.cancelled else None
+        ctx = ServerContext(self, event.request, event.flow, event.transaction, cancelled)
+        self._contexts[event.transaction] = ctx
+        if event.request.method == "CANCEL" and self.auto_cancel:
+            self._auto_cancel(ctx)
+            return
+        if self._request_handler is None:
+            ctx.respond(501 if event.request.method != "CANCEL" else 481)
+            return
+        self._call(self._request_handler, ctx, on_error=lambda: self._handler_failed(ctx))
+
+    def _auto_cancel(self, ctx: ServerContext) -> None:
+        """§9.2 for a UA: 200 to the CANCEL, 487 to the INVITE if still pending."""
+        target = ctx.cancelled
+        if target is None:
+            ctx.respond(481)
+            return
+        ctx.to_tag = target.to_tag
+        ctx.respond(200)
+        if target.transaction.state is InviteServerState.PROCEEDING:
+            target.is_cancelled = True
+            target.respond(487)
+            for callback in target._cancel_callbacks:
+                self._call(callback)
+
+    def _handler_failed(self, ctx: ServerContext) -> None:
+        if ctx.transaction.state in (
+            InviteServerState.PROCEEDING,
+            NonInviteServerState.TRYING,
+            NonInviteServerState.PROCEEDING,
+        ):
+            ctx.respond(500)
+
+    def _call(
+        self, fn: Callable[..., Any], *args: Any, on_error: Callable[[], None] | None = None
+    ) -> None:
+        try:
+            result = fn(*args)
+        except Exception:
+            log.exception("handler failed", handler=getattr(fn, "__qualname__", repr(fn)))
+            if on_error is not None:
+                on_error()
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+
+            def done(t: asyncio.Task[Any]) -> None:
+                self._tasks.discard(t)
+                if not t.cancelled() and t.exception() is not None:
+                    log.error("async handler failed", error=repr(t.exception()))
+                    if on_error is not None:
+                        on_error()
+
+            task.add_done_callback(done)
+
+    # ================================================================ outbound
+    def _transmit(self, event: SendMessage) -> None:
+        message, data, flow = event.message, event.data, event.flow
+        for flt in self.filters:
+            filtered = flt("out", message, flow)
+            if filtered is None:
+                return
+            if filtered is not message:
+                message = filtered
+                data = message.encode()
+        for observer in self.observers:
+            try:
+                observer("out", message, flow)
+            except Exception:
+                log.exception("observer failed")
+        try:
+            if flow.transport == "UDP":
+                self._udp_for(flow).send(data, flow.remote)
+                return
+            stream = self.streams.get(flow.transport) or self._stream(flow.transport)
+            conn = stream.lookup(flow)
+            if conn is not None:
+                conn.send(data)
+                return
+        except SipTransportError as exc:
+            self._transport_error(event, str(exc))
+            return
+        task = asyncio.ensure_future(self._connect_and_send(stream, event, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect_and_send(
+        self, stream: StreamTransport, event: SendMessage, data: bytes
+    ) -> None:
+        try:
+            conn = await stream.connect(event.flow.remote)
+            conn.send(data)
+        except SipTransportError as exc:
+            self._transport_error(event, str(exc))
+
+    def _transport_error(self, event: SendMessage, reason: str) -> None:
+        log.info("transport error", peer=str(event.flow), error=reason)
+        if event.transaction is not None and not self._closed:
+            self._process(self.layer.transport_error(event.transaction, reason, self._now()))
+
+    def _udp_for(self, flow: Flow) -> UdpTransport:
+        if not self.udp:
+            raise SipTransportError("no UDP transport bound")
+        if flow.local is not None:
+            for udp in self.udp:
+                if udp.local == flow.local:
+                    return udp
+        return self.udp[0]
+
+    # ================================================================ timer
+    def _rearm(self) -> None:
+        when = self.layer.get_timer()
+        if when == self._timer_at or self._closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None:
+            loop = self._loop or asyncio.get_running_loop()
+            self._timer = loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        scheduled = self._timer_at or 0.0
+        self._timer = None
+        self._timer_at = None
+        try:
+            # call_at may run us up to one clock resolution early: never fire before the deadline
+            self._process(self.layer.handle_timer(max(self._now(), scheduled)))
+        except TransactionProtocolError:  # pragma: no cover - timers only fire armed inputs
+            log.exception("timer input refused")
+            self._rearm()
