@@ -3,8 +3,9 @@
 A :class:`TrustStore` holds the configured trust anchors. A peer certificate is accepted when
 it *is* an anchor (the study's case D: self-signed certificates pinned out of band) or when a
 chain from the CERT payloads leads to an anchor by issuer name and signature (cases A-C: an
-external or operator CA). Validity periods are checked against the ``now`` passed in, never
-the clock. Failure raises :class:`~ims.mikey.errors.MikeyError` with ``Invalid Cert``
+external or operator CA); every issuing certificate must be a CA (basic constraints), so an
+end-entity certificate cannot mint others. Validity periods are checked against the ``now``
+passed in, never the clock. Failure raises :class:`~ims.mikey.errors.MikeyError` with ``Invalid Cert``
 (RFC 3830 §6.12, error 8).
 
 Helpers to mint keys, CAs and leaf certificates are here too: the lab, tests and a MITM
@@ -71,7 +72,18 @@ class TrustStore:
         )
 
 
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(bc.ca)
+
+
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``issuer`` is a CA certificate (RFC 5280 §4.2.1.9) whose key signed ``cert``."""
+    if not _is_ca(issuer):
+        return False
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):

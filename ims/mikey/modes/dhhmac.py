@@ -192,7 +192,6 @@ class DhHmacResponder:
         psk = self._lookup(idi_p.data if idi_p else None)
         if psk is None:
             raise MikeyError("no PSK for this initiator", mikey_error=ErrorNo.INVALID_ID)
-        self.replay.check_time(t, now, msg.hdr.csb_id)
         auth = derive_transport_keys(psk, msg.hdr.csb_id, rand).auth_key
         _check_mac(data, msg, auth)
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)

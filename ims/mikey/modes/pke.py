@@ -10,8 +10,10 @@ R_MESSAGE = HDR(data type 3), T, [IDr], V                    (only when the V fl
   (see :mod:`ims.mikey.modes.pk`). SIGNi covers the whole message (§5.2).
 * V as in PSK mode with auth_key from env_key (§3.2 refers to §3.1).
 * Responder checks, in order: certificate chain (Invalid Cert), SIGNi (Authentication failure),
-  timestamp window (Invalid TS), envelope (Authentication failure), KEMAC MAC (Invalid MAC),
-  replay cache (Invalid TS).
+  envelope (Authentication failure; with PKCS#1 v1.5 the decryption uses implicit rejection, so
+  a wrong key usually shows up as the next check failing), KEMAC MAC (Invalid MAC), then the
+  timestamp window and replay cache (Invalid TS) — authenticity first, so a forged T cannot
+  be told apart from a late one.
 
 For LI (study cases B-D) the pieces are reusable: :func:`ims.mikey.inspect.open_message` opens
 the envelope with a private key (case C); a MITM answers the initiator as a
@@ -250,7 +252,6 @@ class PkeResponder:
         rand = require_rand(msg)
         cert = validated_peer(msg, self.trust, now, self.initiator_certificate)
         check_signature(data, msg, public_key_of(cert))
-        self.replay.check_time(t, now, msg.hdr.csb_id)
         pke = msg.find(PkePayload)
         kemac = msg.find(KemacPayload)
         if pke is None or kemac is None:

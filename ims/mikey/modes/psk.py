@@ -304,7 +304,6 @@ class PskResponder:
         psk = self._lookup(idi)
         if psk is None:
             raise MikeyError("no PSK for this initiator", mikey_error=ErrorNo.INVALID_ID)
-        self.replay.check_time(t, now, msg.hdr.csb_id)
         kemac = msg.find(KemacPayload)
         if kemac is None or msg.payloads[-1] is not kemac:
             raise MikeyError("KEMAC must be the last payload", mikey_error=ErrorNo.UNSPECIFIED)
