@@ -5,7 +5,8 @@ it *is* an anchor (the study's case D: self-signed certificates pinned out of ba
 chain from the CERT payloads leads to an anchor by issuer name and signature (cases A-C: an
 external or operator CA); every issuing certificate must be a CA (basic constraints), so an
 end-entity certificate cannot mint others. Validity periods are checked against the ``now``
-passed in, never the clock. Failure raises :class:`~ims.mikey.errors.MikeyError` with ``Invalid Cert``
+passed in, never the clock. Failure raises :class:`~ims.mikey.errors.MikeyError` with
+``Invalid Cert``
 (RFC 3830 §6.12, error 8).
 
 Helpers to mint keys, CAs and leaf certificates are here too: the lab, tests and a MITM
