@@ -55,12 +55,15 @@ def decode_rtp(data: bytes) -> RtpPacket:
     cc = b0 & 0x0F
     buf = Buffer(data)
     buf.pull_bytes(12)
-    csrcs = tuple(buf.pull_uint32() for _ in range(cc))
-    ext = None
-    if b0 & 0x10:
-        profile = buf.pull_uint16()
-        words = buf.pull_uint16()
-        ext = RtpExtension(profile=profile, data=buf.pull_bytes(4 * words))
+    try:
+        csrcs = tuple(buf.pull_uint32() for _ in range(cc))
+        ext = None
+        if b0 & 0x10:
+            profile = buf.pull_uint16()
+            words = buf.pull_uint16()
+            ext = RtpExtension(profile=profile, data=buf.pull_bytes(4 * words))
+    except DecodeError as exc:
+        raise RtpError(f"truncated RTP header: {exc}") from None
     body = buf.pull_rest()
     padding = 0
     if b0 & 0x20:

@@ -60,6 +60,7 @@ class KeyParam:
     mki: int | None = None
     mki_length: int | None = None
     raw_info: str | None = None  # key-info of a non-inline method, kept verbatim
+    padded: bool = True  # base64 written with '=' padding (rtpengine omits it)
 
     @property
     def lifetime_value(self) -> int | None:
@@ -72,7 +73,8 @@ class KeyParam:
     def encode(self) -> str:
         if self.method != "inline":
             return f"{self.method}:{self.raw_info or ''}"
-        text = "inline:" + base64.b64encode(self.key_salt).decode("ascii")
+        b64 = base64.b64encode(self.key_salt).decode("ascii")
+        text = "inline:" + (b64 if self.padded else b64.rstrip("="))
         if self.lifetime is not None:
             text += "|" + self.lifetime
         if self.mki is not None:
@@ -131,7 +133,13 @@ def _parse_key_param(text: str) -> KeyParam:
             lifetime = field
         else:
             raise SdesError(f"bad lifetime/MKI field {field!r}")
-    return KeyParam(key_salt=key_salt, lifetime=lifetime, mki=mki, mki_length=mki_length)
+    return KeyParam(
+        key_salt=key_salt,
+        lifetime=lifetime,
+        mki=mki,
+        mki_length=mki_length,
+        padded=len(parts[0]) % 4 == 0,
+    )
 
 
 def _parse_session_param(text: str) -> SessionParam:
