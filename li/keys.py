@@ -256,7 +256,7 @@ class OperatorKeyPolicy:
 MikeyOpener = Callable[[str, bytes, bytes | None], Sequence[KeyRecord]]
 
 
-def _aor(identity: bytes | str | None) -> str:
+def identity_aor(identity: bytes | str | None) -> str:
     if identity is None:
         return ""
     text = identity.decode("utf-8", "replace") if isinstance(identity, bytes) else identity
@@ -271,7 +271,7 @@ def _aor(identity: bytes | str | None) -> str:
 def _ids(msg: object) -> list[str]:
     from ims.mikey.payloads import IdPayload
 
-    return [_aor(p.data) for p in msg.find_all(IdPayload)]  # type: ignore[attr-defined]
+    return [identity_aor(p.data) for p in msg.find_all(IdPayload)]  # type: ignore[attr-defined]
 
 
 def _records(call_id: str, keys: Sequence[object], source: KeySource) -> list[KeyRecord]:
@@ -402,8 +402,13 @@ class HopByHopIntermediary:
         if msg.data_type is not DataType.PSK_INIT:
             return None
         ids = [p.data for p in msg.find_all(IdPayload)]
-        keys = [self.network_psk, *(self.ue_psks[a] for a in map(_aor, ids) if a in self.ue_psks)]
-        target = self.network_psk if toward_ue is None else self.ue_psks.get(_aor(toward_ue))
+        keys = [
+            self.network_psk,
+            *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
+        ]
+        target = (
+            self.network_psk if toward_ue is None else self.ue_psks.get(identity_aor(toward_ue))
+        )
         if target is None:
             return None
         for psk in keys:
