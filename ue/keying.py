@@ -31,7 +31,7 @@ from ims.sdp.model import SessionDescription
 DEFAULT_SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 # Modules (in other areas) that add keying modes; imported on first use if they exist.
-PLUGIN_MODULES = ("ims.mikey.ue_keying", "li.keying")
+PLUGIN_MODULES = ("ue.keying_mikey", "ims.mikey.ue_keying", "li.keying")
 
 
 class KeyingError(ImsError):

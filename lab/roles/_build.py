@@ -1,0 +1,110 @@
+"""Build network elements from the topology (shared by the role modules and the orchestrator)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lab import tls, topology
+from lab.topology import Topology
+from proxies.base import Hop
+from proxies.media_anchor import AnchorClient
+from proxies.pcscf import Pcscf
+from proxies.scscf import HomeServer, Peer, subscriber_records
+from proxies.subscribers import SubscriberDb
+
+IMS_OPERATOR_ROLES = ("pcscf", "scscf")
+
+
+def pki_dir(topo: Topology) -> Path:
+    return tls.default_dir()
+
+
+def core_addresses(topo: Topology) -> set[str]:
+    """Where core-side SIP comes from: every S-CSCF and the Internet proxy."""
+    return {e.address for e in topo.elements.values() if e.role in ("scscf", "internet_proxy")}
+
+
+def trusted_addresses(topo: Topology) -> set[str]:
+    """The IMS trust domain (RFC 3325): P-CSCFs and S-CSCFs of the IMS operators."""
+    return {e.address for e in topo.elements.values() if e.role in IMS_OPERATOR_ROLES}
+
+
+def build_home_server(topo: Topology, name: str) -> HomeServer:
+    e = topo.element(name)
+    domain = topo.domain_of(name)
+    ims = e.role == "scscf"
+    peers = {}
+    for d, peer_name in topo.peering.items():
+        if d == domain:
+            continue
+        p = topo.element(peer_name)
+        peers[d] = Peer(hop=Hop(p.address, p.sip_port, "udp"), trusted=p.role == "scscf")
+    return HomeServer(
+        name,
+        e.address,
+        domain=domain,
+        subscribers=SubscriberDb(subscriber_records(topo.subscribers_of(domain))),
+        peers=peers,
+        tel_domains=dict(topo.tel),
+        trusted_addresses=trusted_addresses(topo) if ims else set(),
+        ims=ims,
+        sip_port=e.sip_port,
+    )
+
+
+def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
+    e = topo.element(name)
+    home = {}
+    for d, server in topo.peering.items():
+        s = topo.element(server)
+        home[d] = Hop(s.address, s.sip_port, "udp")
+    anchor = None
+    if e.anchor is not None:
+        a = topo.element(e.anchor)
+        anchor = AnchorClient((a.address, a.control_port), local_address=e.address)
+    ssl_context = None
+    if e.tls:
+        ssl_context = tls.server_context(pki or pki_dir(topo), name, e.address)
+    return Pcscf(
+        name,
+        e.address,
+        domain=topo.domain_of(name),
+        home_servers=home,
+        core_addresses=core_addresses(topo),
+        anchor=anchor,
+        sip_port=e.sip_port,
+        tls_port=e.tls_port if e.tls else None,
+        ssl_context=ssl_context,
+    )
+
+
+class RunningProxy:
+    """A started proxy; ``close()`` stops it (and its anchor client)."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+        self.name = proxy.name
+        self.sip_hooks = proxy.sip_hooks
+
+    async def close(self) -> None:
+        anchor = getattr(self.proxy, "anchor", None)
+        if anchor is not None and hasattr(anchor, "close"):
+            anchor.close()
+        await self.proxy.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    topology.add_arguments(parser)
+    parser.add_argument("--name", required=True, help="element name in the topology")
+
+
+async def serve(running: Any, name: str, what: str) -> int:
+    print(f"{name}: {what} ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.close()
+    return 0

@@ -1,0 +1,676 @@
+"""The UE: a SIP user agent that registers, places and answers calls with SRTP audio.
+
+* **Register** (RFC 3261 §10.2) through its P-CSCF (its outbound proxy: every request goes there,
+  on the configured transport — UDP, TCP or TLS), answering digest challenges (401/407).
+* **Calls** (RFC 3261 §13-15): INVITE with an SDP offer (RFC 3264), keys agreed by a pluggable
+  :mod:`ue.keying` strategy (default SDES AES_CM_128_HMAC_SHA1_80), ACK for the 2xx along the
+  route set (Record-Route reversed for the UAC, §12.1.2), BYE, CANCEL (§9.1) of a pending
+  INVITE. A provisional response arriving after the 2xx (a 180 overtaken by the 200 on a
+  multi-worker proxy) is ignored: the dialog is already confirmed.
+* **Answering**: incoming INVITEs are answered automatically (180, then 200 with the SDP answer)
+  unless :attr:`UserAgent.auto_answer` is off; each lands in :meth:`UserAgent.next_call`.
+* **Media**: :class:`ims.media.session.MediaSession` sends a tone or a WAV file over SRTP (or RTP
+  with ``keying="none"``) and keeps what it receives, for the tone detector or a WAV file.
+
+Dialog state is kept here (Call-ID, tags, CSeq, route set, remote target) because the UE needs
+only this small part of §12.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ims.log import get_logger
+from ims.media.audio import AudioSource, BufferSink, SilenceSource, ToneSource, WavSource, WavWriter
+from ims.media.session import MediaSession
+from ims.media.srtp import SrtpReceiver, SrtpSender
+from ims.media.tone import detect_tone, tone_ratio
+from ims.sdes import SdesAnswerer, SdesChoice
+from ims.sdp import (
+    LocalAudio,
+    SdpError,
+    SessionDescription,
+    create_answer,
+    create_offer,
+    process_answer,
+)
+from ims.sip.grammar import Params
+from ims.sip.headers import Via
+from ims.sip.message import Request, Response, make_response, new_branch, new_call_id, new_tag
+from ims.sip.transport.endpoint import SipEndpoint
+from ue import keying as keying_mod
+from ue.digest import DigestClient
+from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys
+
+_log = get_logger("ue")
+
+
+class CallFailed(Exception):
+    """A call attempt ended without being answered (``status`` = the final SIP status)."""
+
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(f"{status} {reason}".strip())
+        self.status = status
+        self.reason = reason
+
+
+class RegistrationFailed(Exception):
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(f"REGISTER failed: {status} {reason}".strip())
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UeConfig:
+    name: str
+    aor: str  # the public identity registered (sip:alice@ims-a.test)
+    impi: str  # private identity = digest username (alice@ims-a.test)
+    password: str
+    domain: str  # home domain: the registrar's Request-URI
+    local_address: str
+    proxy: tuple[str, int]  # the P-CSCF (outbound proxy)
+    transport: str = "udp"
+    local_port: int = 0
+    keying: str = "sdes"
+    ssl_context: ssl.SSLContext | None = None
+    expires: int = 600
+
+
+def audio_source(spec: str | None) -> AudioSource:
+    """``tone:440`` -> a sine; ``silence``; a path -> that WAV file (8 kHz mono 16-bit, looped)."""
+    if spec is None or spec == "silence":
+        return SilenceSource()
+    if spec.startswith("tone:"):
+        return ToneSource(float(spec.split(":", 1)[1]))
+    return WavSource(Path(spec), loop=True)
+
+
+@dataclass(eq=False)
+class Call:
+    """One call (dialog) of the UE."""
+
+    ua: UserAgent
+    call_id: str
+    local_tag: str
+    local_uri: str
+    remote_uri: str
+    outgoing: bool
+    remote_tag: str | None = None
+    route_set: list[str] = field(default_factory=list)
+    remote_target: str | None = None
+    cseq: int = 1
+    invite: Request | None = None
+    media: MediaSession | None = None
+    keys: MediaKeys | None = None
+    sink: BufferSink = field(default_factory=BufferSink)
+    status: int | None = None
+    established: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    provisional: list[int] = field(default_factory=list)
+    ignored_late: list[int] = field(default_factory=list)
+    end_reason: str = ""
+    _keying: KeyingSession | None = None
+    _offer: SessionDescription | None = None
+    _task: asyncio.Task[Any] | None = None
+
+    # -- results ------------------------------------------------------------------------
+    @property
+    def received_pcm(self) -> bytes:
+        return self.sink.pcm
+
+    def detect_tone(self, freq: float, *, skip_seconds: float = 0.2) -> bool:
+        pcm = self.received_pcm[int(skip_seconds * 16000) :]
+        return len(pcm) >= 1600 and detect_tone(pcm, freq)
+
+    def tone_ratio(self, freq: float) -> float:
+        pcm = self.received_pcm[3200:]
+        return tone_ratio(pcm, freq) if pcm else 0.0
+
+    def save_received(self, path: str | Path) -> None:
+        with WavWriter(path) as w:
+            w.write(self.received_pcm)
+
+    # -- actions ------------------------------------------------------------------------
+    async def answered(self, timeout: float = 10.0) -> Call:
+        """Wait for the 2xx (and our ACK); raises :class:`CallFailed` otherwise."""
+        async with asyncio.timeout(timeout):
+            while not self.established.is_set():
+                if self.ended.is_set():
+                    raise CallFailed(self.status or 0, self.end_reason)
+                waiter = asyncio.ensure_future(self.established.wait())
+                ender = asyncio.ensure_future(self.ended.wait())
+                await asyncio.wait({waiter, ender}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                ender.cancel()
+        return self
+
+    async def cancel(self) -> None:
+        """CANCEL the pending INVITE (§9.1); the INVITE then fails with 487."""
+        if self.invite is None or self.established.is_set():
+            return
+        cancel = Request("CANCEL", self.invite.uri)
+        for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
+            for value in self.invite.headers.get_all(name):
+                cancel.headers.add(name, value)
+        cancel.headers.add("CSeq", f"{self.invite.cseq.seq if self.invite.cseq else 1} CANCEL")
+        with contextlib.suppress(Exception):
+            await self.ua.send(cancel)
+
+    async def hangup(self) -> int:
+        """BYE (or CANCEL while unanswered); returns the BYE's final status (0 if none sent)."""
+        if self.ended.is_set():
+            return 0
+        if not self.established.is_set():
+            await self.cancel()
+            return 0
+        bye = self.ua.in_dialog_request(self, "BYE")
+        status = 0
+        try:
+            resp = await self.ua.send(bye)
+            status = resp.status
+        finally:
+            await self._finish("local hangup")
+        return status
+
+    async def _finish(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        if self.media is not None:
+            await self.media.stop()
+        self.ua.calls.pop(self.call_id, None)
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.media.snapshot().as_dict() if self.media is not None else {}
+        return {
+            "call_id": self.call_id,
+            "keys": self.keys.description if self.keys else None,
+            "received_seconds": len(self.received_pcm) / 16000,
+            **{k: v for k, v in stats.items()},
+        }
+
+
+class UserAgent:
+    """A UE on one SIP endpoint. ``async with UserAgent(cfg) as ua:`` starts and closes it."""
+
+    def __init__(self, config: UeConfig) -> None:
+        self.config = config
+        self.endpoint = SipEndpoint(name=f"ue-{config.name}", client_ssl=config.ssl_context)
+        self.digest = DigestClient(config.impi, config.password)
+        self.calls: dict[str, Call] = {}
+        self.incoming: asyncio.Queue[Call] = asyncio.Queue()
+        self.auto_answer = True
+        self.audio = "tone:440"
+        self.answer_delay = 0.0
+        self.local_port = config.local_port
+        self.registered = False
+        self.service_route: list[str] = []
+        self.associated: list[str] = []
+        self._call_id_host = config.local_address
+        self.on_call: Callable[[Call], None] | None = None
+
+    async def __aenter__(self) -> UserAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- transport --------------------------------------------------------------------------
+    async def start(self) -> None:
+        ep = self.endpoint
+        ep.on_request(self._on_request)
+        ep.on_ack(self._on_ack)
+        ep.on_stray_response(self._on_stray)
+        transport = self.config.transport
+        # UDP: our listening socket. TCP/TLS: the connection to the P-CSCF is opened on demand
+        # and reused for requests towards us (flow reuse); we still bind a UDP socket on our
+        # address so Via and Contact name a real local port.
+        addr = await ep.listen("udp", self.config.local_address, self.config.local_port)
+        if transport == "tcp":
+            await ep.listen("tcp", self.config.local_address, int(addr[1]))
+        self.local_port = int(addr[1])
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await call.hangup()
+        await self.endpoint.close()
+
+    @property
+    def contact(self) -> str:
+        t = self.config.transport
+        user = self.config.impi.split("@")[0]
+        params = "" if t == "udp" else f";transport={t}"
+        return f"<sip:{user}@{self.config.local_address}:{self.local_port}{params}>"
+
+    def _via(self) -> str:
+        return Via(
+            self.config.transport.upper(),
+            self.config.local_address,
+            self.local_port,
+            Params.of(branch=new_branch(), rport=None),
+            # RFC 3261 §18: sent-by is where responses go for UDP; for TCP/TLS they come back
+            # on the connection.
+        ).encode()
+
+    async def send(self, request: Request, **kwargs: Any) -> Response:
+        """Send through the outbound proxy (the P-CSCF) as a client transaction."""
+        if request.via is None:
+            request.headers.insert_first("Via", self._via())
+        return await self.endpoint.request(
+            request,
+            destination=self.config.proxy,
+            transport=self.config.transport,
+            **kwargs,
+        )
+
+    def send_stateless(self, message: Request | Response) -> None:
+        self.endpoint.send_stateless(message, self.config.proxy, transport=self.config.transport)
+
+    # -- registration -----------------------------------------------------------------------
+    async def register(self, expires: int | None = None) -> Response:
+        """REGISTER (with digest auth); returns the 200 or raises RegistrationFailed."""
+        exp = self.config.expires if expires is None else expires
+        call_id = new_call_id(self._call_id_host)
+        tag = new_tag()
+        cseq = 1
+        auth: tuple[str, str] | None = None
+        for _ in range(3):
+            req = Request(
+                "REGISTER",
+                f"sip:{self.config.domain}",
+                [
+                    ("Max-Forwards", "70"),
+                    ("From", f"<{self.config.aor}>;tag={tag}"),
+                    ("To", f"<{self.config.aor}>"),
+                    ("Call-ID", call_id),
+                    ("CSeq", f"{cseq} REGISTER"),
+                    ("Contact", f"{self.contact};expires={exp}"),
+                    ("Expires", str(exp)),
+                    ("Supported", "path"),
+                    ("User-Agent", "imslab-ue"),
+                ],
+            )
+            if auth is not None:
+                req.headers.add(*auth)
+            resp = await self.send(req)
+            cseq += 1
+            if resp.status in (401, 407):
+                challenges = (
+                    resp.www_authenticate if resp.status == 401 else resp.proxy_authenticate
+                )
+                if not challenges:
+                    break
+                name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
+                auth = (
+                    name,
+                    self.digest.authorization(challenges[0], "REGISTER", req.uri.encode()),
+                )
+                continue
+            if resp.status == 200:
+                self.registered = exp > 0
+                self.service_route = resp.headers.get_list("Service-Route")
+                self.associated = [a.uri.encode() for a in resp.addresses("P-Associated-URI")]
+                _log.info("registered", ue=self.config.name, aor=self.config.aor)
+                return resp
+            break
+        raise RegistrationFailed(resp.status, resp.reason or "")
+
+    async def unregister(self) -> Response:
+        return await self.register(expires=0)
+
+    # -- outgoing calls ---------------------------------------------------------------------
+    def dial(self, target: str, *, audio: str | None = None, keying: str | None = None) -> Call:
+        """Start an INVITE to ``target``; returns the Call at once (await ``call.answered()``)."""
+        call = Call(
+            ua=self,
+            call_id=new_call_id(self._call_id_host),
+            local_tag=new_tag(),
+            local_uri=self.config.aor,
+            remote_uri=target,
+            outgoing=True,
+        )
+        self.calls[call.call_id] = call
+        call._task = asyncio.ensure_future(self._invite(call, audio or self.audio, keying))
+        return call
+
+    async def call(
+        self,
+        target: str,
+        *,
+        audio: str | None = None,
+        keying: str | None = None,
+        timeout: float = 10.0,
+    ) -> Call:
+        """Place a call and wait until it is answered (raises :class:`CallFailed`)."""
+        call = self.dial(target, audio=audio, keying=keying)
+        return await call.answered(timeout)
+
+    async def _new_media(self, audio: str) -> MediaSession:
+        return await MediaSession.create(
+            local_host=self.config.local_address,
+            local_port=0,
+            source=audio_source(audio),
+            sink=None,
+        )
+
+    async def _invite(self, call: Call, audio: str, keying_name: str | None) -> None:
+        try:
+            await self._invite_inner(call, audio, keying_name)
+        except CallFailed as exc:
+            call.status = exc.status
+            await call._finish(str(exc))
+        except Exception as exc:
+            _log.warning("invite failed", ue=self.config.name, error=repr(exc))
+            call.status = call.status or 0
+            await call._finish(repr(exc))
+
+    async def _invite_inner(self, call: Call, audio: str, keying_name: str | None) -> None:
+        strategy = keying_mod.get(keying_name or self.config.keying)
+        ks = strategy.session(
+            KeyingContext(
+                call_id=call.call_id,
+                local_uri=call.local_uri,
+                remote_uri=call.remote_uri,
+                initiator=True,
+            )
+        )
+        call._keying = ks
+        media = await self._new_media(audio)
+        media.sink = call.sink
+        call.media = media
+        material = ks.offer()
+        offer = create_offer(
+            LocalAudio(
+                address=self.config.local_address,
+                port=media.local_port,
+                codecs=("PCMU",),
+                secure=material.secure,
+                crypto=material.crypto,
+                key_mgmt=material.key_mgmt,
+                key_mgmt_at_session_level=material.key_mgmt_at_session_level,
+            ),
+            session_id=random.getrandbits(31),
+        )
+        call._offer = offer
+        auth: tuple[str, str] | None = None
+        for _ in range(3):
+            invite = Request(
+                "INVITE",
+                call.remote_uri,
+                [
+                    ("Max-Forwards", "70"),
+                    ("From", f"<{call.local_uri}>;tag={call.local_tag}"),
+                    ("To", f"<{call.remote_uri}>"),
+                    ("Call-ID", call.call_id),
+                    ("CSeq", f"{call.cseq} INVITE"),
+                    ("Contact", self.contact),
+                    ("Content-Type", "application/sdp"),
+                    ("User-Agent", "imslab-ue"),
+                ],
+                offer.encode(),
+            )
+            for route in self.service_route:
+                invite.headers.add("Route", route)
+            if auth is not None:
+                invite.headers.add(*auth)
+            invite.headers.insert_first("Via", self._via())
+            call.invite = invite
+
+            def provisional(resp: Response) -> None:
+                if call.established.is_set():
+                    call.ignored_late.append(resp.status)  # a 180 overtaken by the 200
+                    return
+                call.provisional.append(resp.status)
+
+            resp = await self.send(invite, on_provisional=provisional)
+            if resp.status in (401, 407):
+                challenges = (
+                    resp.www_authenticate if resp.status == 401 else resp.proxy_authenticate
+                )
+                if not challenges:
+                    raise CallFailed(resp.status, resp.reason or "")
+                name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
+                auth = (
+                    name,
+                    self.digest.authorization(challenges[0], "INVITE", call.remote_uri),
+                )
+                call.cseq += 1
+                continue
+            break
+        call.status = resp.status
+        if not resp.is_success:
+            raise CallFailed(resp.status, resp.reason or "")
+        to = resp.to
+        call.remote_tag = to.tag if to is not None else None
+        call.route_set = [f"<{r.uri.encode()}>" for r in reversed(resp.record_routes)]
+        contacts = resp.contacts
+        call.remote_target = contacts[0].uri.encode() if contacts else call.remote_uri
+        self.send_stateless(self._ack(call))
+        try:
+            answer = SessionDescription.parse(resp.body)
+            streams = process_answer(offer, answer)
+            stream = streams[0]
+            call.keys = ks.answer_received(answer, stream.index)
+        except (SdpError, KeyingError, IndexError) as exc:
+            _log.warning("bad answer", ue=self.config.name, error=str(exc))
+            call.established.set()
+            await call.hangup()
+            raise CallFailed(488, f"answer not usable: {exc}") from None
+        self._start_media(call, stream.remote_address, stream.remote_rtp_port, stream.payload_type)
+        call.established.set()
+
+    def _ack(self, call: Call) -> Request:
+        ack = self.in_dialog_request(call, "ACK", cseq=call.cseq)
+        ack.headers.insert_first("Via", self._via())
+        return ack
+
+    def in_dialog_request(self, call: Call, method: str, *, cseq: int | None = None) -> Request:
+        if cseq is None:
+            call.cseq += 1
+            cseq = call.cseq
+        frm = f"<{call.local_uri}>;tag={call.local_tag}"
+        to = f"<{call.remote_uri}>" + (f";tag={call.remote_tag}" if call.remote_tag else "")
+        req = Request(
+            method,
+            call.remote_target or call.remote_uri,
+            [
+                ("Max-Forwards", "70"),
+                ("From", frm),
+                ("To", to),
+                ("Call-ID", call.call_id),
+                ("CSeq", f"{cseq} {method}"),
+            ],
+        )
+        for route in call.route_set:
+            req.headers.add("Route", route)
+        return req
+
+    def _start_media(self, call: Call, host: str, port: int, payload_type: int) -> None:
+        media = call.media
+        assert media is not None and call.keys is not None
+        media.payload_type = payload_type
+        if call.keys.tx is not None and call.keys.rx is not None:
+            media.sender = SrtpSender(call.keys.tx)
+            media.receiver = SrtpReceiver(call.keys.rx)
+        media.set_remote(host, port)
+        media.start()
+
+    # -- incoming requests ------------------------------------------------------------------
+    async def _on_request(self, ctx: Any) -> None:
+        req: Request = ctx.request
+        if req.method == "INVITE":
+            to = req.to
+            if to is not None and to.tag is not None:
+                ctx.respond(make_response(req, 200, headers=[("Contact", self.contact)]))
+                return
+            await self._incoming_invite(ctx)
+        elif req.method == "BYE":
+            call = self.calls.get(req.call_id or "")
+            if call is None:
+                ctx.respond(make_response(req, 481))
+                return
+            ctx.respond(make_response(req, 200))
+            await call._finish("remote hangup")
+        elif req.method == "CANCEL":
+            call = self.calls.get(req.call_id or "")
+            if call is None or call.established.is_set() or ctx.cancelled is None:
+                ctx.respond(make_response(req, 481))
+                return
+            ctx.respond(make_response(req, 200))
+            pending = getattr(call, "_server_ctx", None)
+            if pending is not None:
+                pending.respond(make_response(pending.request, 487, to_tag=call.local_tag))
+            call.status = 487
+            await call._finish("cancelled by caller")
+        elif req.method in ("OPTIONS", "UPDATE", "INFO", "MESSAGE", "NOTIFY"):
+            ctx.respond(make_response(req, 200))
+        else:
+            ctx.respond(make_response(req, 405))
+
+    async def _incoming_invite(self, ctx: Any) -> None:
+        req: Request = ctx.request
+        frm, to = req.from_, req.to
+        assert frm is not None and to is not None
+        call = Call(
+            ua=self,
+            call_id=req.call_id or "",
+            local_tag=new_tag(),
+            local_uri=to.uri.encode(),
+            remote_uri=frm.uri.encode(),
+            outgoing=False,
+            remote_tag=frm.tag,
+            route_set=[f"<{r.uri.encode()}>" for r in req.record_routes],
+            remote_target=req.contacts[0].uri.encode() if req.contacts else frm.uri.encode(),
+            cseq=random.randint(1, 1000),
+            invite=req,
+        )
+        call._server_ctx = ctx  # type: ignore[attr-defined]
+        self.calls[call.call_id] = call
+        try:
+            offer = SessionDescription.parse(req.body)
+            index = next(
+                i for i, m in enumerate(offer.media) if m.media == "audio" and not m.rejected
+            )
+            name = self._keying_for_offer(offer, index)
+            ks = keying_mod.get(name).session(
+                KeyingContext(
+                    call_id=call.call_id,
+                    local_uri=call.local_uri,
+                    remote_uri=call.remote_uri,
+                    initiator=False,
+                )
+            )
+            material, keys = ks.answer(offer, index)
+        except (SdpError, StopIteration, KeyingError) as exc:
+            status = exc.status if isinstance(exc, KeyingError) else 488
+            ctx.respond(make_response(req, status or 488, to_tag=call.local_tag))
+            self.calls.pop(call.call_id, None)
+            return
+        media = await self._new_media(self.audio)
+        media.sink = call.sink
+        call.media = media
+        call.keys = keys
+        sdes = _FixedAnswerer(offer, index, material.crypto) if material.crypto else None
+        try:
+            answer = create_answer(
+                offer,
+                LocalAudio(
+                    address=self.config.local_address,
+                    port=media.local_port,
+                    codecs=("PCMU", "PCMA"),
+                    secure=material.secure,
+                    crypto=material.crypto,
+                    key_mgmt=material.key_mgmt,
+                    key_mgmt_at_session_level=material.key_mgmt_at_session_level,
+                ),
+                session_id=random.getrandbits(31),
+                sdes=sdes,
+            )
+        except SdpError:
+            ctx.respond(make_response(req, 488, to_tag=call.local_tag))
+            await call._finish("488")
+            return
+        self.incoming.put_nowait(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        ctx.respond(
+            make_response(req, 180, to_tag=call.local_tag, headers=[("Contact", self.contact)])
+        )
+        if not self.auto_answer:
+            return
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        if call.ended.is_set():
+            return
+        stream = answer.streams[0]
+        self._start_media(call, stream.remote_address, stream.remote_rtp_port, stream.payload_type)
+        ok = make_response(
+            req,
+            200,
+            to_tag=call.local_tag,
+            headers=[
+                ("Contact", self.contact),
+                ("Content-Type", "application/sdp"),
+                *[("Record-Route", v) for v in req.headers.get_all("Record-Route")],
+            ],
+            body=answer.sdp.encode(),
+        )
+        call.status = 200
+        ctx.respond(ok)
+        call.established.set()
+
+    def _keying_for_offer(self, offer: SessionDescription, index: int) -> str:
+        """The strategy answering this offer: ours, or ``none`` for a plain RTP offer."""
+        m = offer.media[index]
+        if not m.is_secure:
+            return "none"
+        if m.crypto:
+            return "sdes" if self.config.keying in ("sdes", "none") else self.config.keying
+        return self.config.keying
+
+    def _on_ack(self, request: Request, flow: Any) -> None:
+        return None
+
+    def _on_stray(self, response: Response, flow: Any) -> None:
+        """A 2xx retransmission (our ACK was lost) gets the ACK again; late 1xx are ignored."""
+        call = self.calls.get(response.call_id or "")
+        if call is None:
+            return
+        cseq = response.cseq
+        if response.is_success and cseq is not None and cseq.method == "INVITE" and call.outgoing:
+            self.send_stateless(self._ack(call))
+        elif response.is_provisional:
+            call.ignored_late.append(response.status)
+
+    async def next_call(self, timeout: float = 10.0) -> Call:
+        """The next incoming call (answered automatically when ``auto_answer``)."""
+        async with asyncio.timeout(timeout):
+            return await self.incoming.get()
+
+
+class _FixedAnswerer(SdesAnswerer):
+    """Hands ``create_answer`` the line the keying strategy already chose."""
+
+    def __init__(self, offer: SessionDescription, index: int, crypto: tuple[Any, ...]) -> None:
+        super().__init__()
+        self._answer = crypto[0]
+        self._offered = next(c for c in offer.media[index].crypto if c.tag == self._answer.tag)
+
+    def answer(self, offered: Any) -> SdesChoice:
+        return SdesChoice(offered=self._offered, answer=self._answer)
+
+
+def detect(call: Call, freq: float) -> tuple[bool, float]:
+    """(tone present, ratio) for a call's received audio."""
+    return call.detect_tone(freq), call.tone_ratio(freq)
