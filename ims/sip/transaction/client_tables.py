@@ -1,16 +1,20 @@
 """Client transaction state tables: RFC 3261 §17.1, figures 5 and 6, as data.
 
-Figure 5, INVITE client transaction (§17.1.1):
+Figure 5, INVITE client transaction (§17.1.1), as updated by RFC 6026 §7.2 (the "Accepted"
+state: a 2xx no longer terminates the transaction, so 2xx retransmissions and 2xx from other
+forks still match it and reach the TU, which ACKs each; Timer M = 64*T1 ends it):
 
 * Calling: entered by "INVITE from TU / INVITE sent", Timer A (UDP only) and Timer B set.
   Timer A fires: reset A (doubled), INVITE resent.  Timer B fires: inform TU, Terminated.
-  1xx: to TU, Proceeding.  2xx: to TU, Terminated.  300-699: ACK sent, to TU, Completed (D set).
-  Transport error: inform TU, Terminated.
+  1xx: to TU, Proceeding.  2xx: to TU, Accepted (M set).  300-699: ACK sent, to TU, Completed
+  (D set).  Transport error: inform TU, Terminated.
 * Proceeding: no retransmission (A and B stop, §17.1.1.2).  1xx: to TU.  2xx: to TU,
-  Terminated.  300-699: ACK sent, to TU, Completed.
+  Accepted.  300-699: ACK sent, to TU, Completed.
+* Accepted (RFC 6026): 2xx: to TU.  Timer M: Terminated.
 * Completed: 300-699 retransmission: ACK resent, not passed up.  Transport error: inform TU,
   Terminated.  Timer D (> 32 s UDP, 0 reliable): Terminated.
 * A 2xx is never ACKed by the transaction: the ACK to a 2xx is the TU's (§13.2.2.4, §17.1.1.3).
+  Like 1xx in Completed, a 1xx or 300-699 in Accepted has no arrow (RFC 6026) and is dropped.
 
 Figure 6, non-INVITE client transaction (§17.1.2):
 
@@ -39,6 +43,7 @@ from .timers import TimerName
 class InviteClientState(Enum):
     CALLING = auto()
     PROCEEDING = auto()
+    ACCEPTED = auto()  # RFC 6026
     COMPLETED = auto()
     TERMINATED = auto()
 
@@ -50,6 +55,7 @@ class InviteClientInput(Enum):
     TIMER_A = auto()
     TIMER_B = auto()
     TIMER_D = auto()
+    TIMER_M = auto()
     TRANSPORT_ERROR = auto()
 
 
@@ -73,7 +79,7 @@ _S, _I = InviteClientState, InviteClientInput
 
 INVITE_CLIENT = MachineSpec(
     name="INVITE client transaction",
-    figure="RFC 3261 figure 5 (§17.1.1)",
+    figure="RFC 3261 figure 5 (§17.1.1) + RFC 6026 §7.2",
     states=InviteClientState,
     inputs=InviteClientInput,
     initial_state=_S.CALLING,
@@ -83,12 +89,14 @@ INVITE_CLIENT = MachineSpec(
         (_S.CALLING, _I.TIMER_A): ((A.SEND_REQUEST, A.BACKOFF_A), _S.CALLING),
         (_S.CALLING, _I.TIMER_B): ((A.INFORM_TIMEOUT,), _S.TERMINATED),
         (_S.CALLING, _I.PROVISIONAL): ((A.PASS_RESPONSE,), _S.PROCEEDING),
-        (_S.CALLING, _I.SUCCESS): ((A.PASS_RESPONSE,), _S.TERMINATED),
+        (_S.CALLING, _I.SUCCESS): ((A.PASS_RESPONSE, A.START_M), _S.ACCEPTED),
         (_S.CALLING, _I.FAILURE): ((A.SEND_ACK, A.PASS_RESPONSE, A.START_D), _S.COMPLETED),
         (_S.CALLING, _I.TRANSPORT_ERROR): ((A.INFORM_TRANSPORT_ERROR,), _S.TERMINATED),
         (_S.PROCEEDING, _I.PROVISIONAL): ((A.PASS_RESPONSE,), _S.PROCEEDING),
-        (_S.PROCEEDING, _I.SUCCESS): ((A.PASS_RESPONSE,), _S.TERMINATED),
+        (_S.PROCEEDING, _I.SUCCESS): ((A.PASS_RESPONSE, A.START_M), _S.ACCEPTED),
         (_S.PROCEEDING, _I.FAILURE): ((A.SEND_ACK, A.PASS_RESPONSE, A.START_D), _S.COMPLETED),
+        (_S.ACCEPTED, _I.SUCCESS): ((A.PASS_RESPONSE,), _S.ACCEPTED),
+        (_S.ACCEPTED, _I.TIMER_M): ((), _S.TERMINATED),
         (_S.COMPLETED, _I.FAILURE): ((A.SEND_ACK,), _S.COMPLETED),
         (_S.COMPLETED, _I.TRANSPORT_ERROR): ((A.INFORM_TRANSPORT_ERROR,), _S.TERMINATED),
         (_S.COMPLETED, _I.TIMER_D): ((), _S.TERMINATED),
@@ -96,10 +104,16 @@ INVITE_CLIENT = MachineSpec(
     live_timers={
         _S.CALLING: frozenset({TimerName.A, TimerName.B}),
         _S.PROCEEDING: frozenset(),
+        _S.ACCEPTED: frozenset({TimerName.M}),
         _S.COMPLETED: frozenset({TimerName.D}),
         _S.TERMINATED: frozenset(),
     },
-    timer_inputs={TimerName.A: _I.TIMER_A, TimerName.B: _I.TIMER_B, TimerName.D: _I.TIMER_D},
+    timer_inputs={
+        TimerName.A: _I.TIMER_A,
+        TimerName.B: _I.TIMER_B,
+        TimerName.D: _I.TIMER_D,
+        TimerName.M: _I.TIMER_M,
+    },
 )
 
 _N, _J = NonInviteClientState, NonInviteClientInput

@@ -233,7 +233,7 @@ class TransactionLayer:
         if request.method == "ACK":
             if found is None or not found.is_invite:
                 return [AckReceived(request, flow)]
-            return self._network_input(found, lambda: found.ack(now))
+            return self._network_input(found, lambda: found.ack(request, flow, now))
         if found is not None:
             self.stats["retransmissions_absorbed"] += 1
             return self._network_input(found, lambda: found.retransmission(now))

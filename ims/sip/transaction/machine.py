@@ -46,6 +46,7 @@ class Action(Enum):
     SEND_RESPONSE = auto()  # the response the TU just gave
     RESEND_RESPONSE = auto()  # the last response sent (absorbing a retransmission, timer G)
     SEND_TRYING = auto()  # 100 (Trying) built by the server transaction (§17.2.1)
+    PASS_ACK = auto()  # RFC 6026 Accepted: an ACK matching the transaction goes to the TU
     INFORM_TIMEOUT = auto()  # tell the TU the transaction timed out (timer B, F, H)
     INFORM_TRANSPORT_ERROR = auto()  # tell the TU the transport failed (§17.1.4, §17.2.4)
     # timer operations (executed by the engine)
@@ -63,6 +64,8 @@ class Action(Enum):
     START_I = auto()
     START_J = auto()
     START_K = auto()
+    START_L = auto()
+    START_M = auto()
     START_TRYING = auto()
     STOP_TRYING = auto()
 
@@ -75,6 +78,7 @@ OUTPUT_ACTIONS = frozenset(
         Action.SEND_RESPONSE,
         Action.RESEND_RESPONSE,
         Action.SEND_TRYING,
+        Action.PASS_ACK,
         Action.INFORM_TIMEOUT,
         Action.INFORM_TRANSPORT_ERROR,
     }
@@ -91,6 +95,8 @@ _START = {
     Action.START_I: TimerName.I,
     Action.START_J: TimerName.J,
     Action.START_K: TimerName.K,
+    Action.START_L: TimerName.L,
+    Action.START_M: TimerName.M,
     Action.START_TRYING: TimerName.TRYING,
 }
 _BACKOFF = {

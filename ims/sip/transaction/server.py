@@ -18,7 +18,7 @@ from enum import Enum
 
 from ims.sip.message import Request, Response, make_response
 
-from .events import Event, SendMessage, TransactionTimedOut, TransportFailed
+from .events import AckReceived, Event, SendMessage, TransactionTimedOut, TransportFailed
 from .flow import Flow
 from .machine import Action, Machine
 from .server_tables import (
@@ -144,8 +144,14 @@ class ServerTransaction:
         event = InviteServerInput.REQUEST if self.is_invite else NonInviteServerInput.REQUEST
         return self._outputs(self.machine.fire(event, now))
 
-    def ack(self, now: float) -> list[Event]:
-        return self._outputs(self.machine.fire(InviteServerInput.ACK, now))
+    def ack(self, request: Request, flow: Flow, now: float) -> list[Event]:
+        """An ACK matching this INVITE transaction: consumed (Completed, Confirmed) or, in the
+        RFC 6026 Accepted state, passed to the TU."""
+        actions = self.machine.fire(InviteServerInput.ACK, now)
+        out = self._outputs(actions)
+        if Action.PASS_ACK in actions:
+            out.append(AckReceived(request, flow))
+        return out
 
     def timer_outputs(self, now: float) -> list[Event]:
         out: list[Event] = []
@@ -181,6 +187,8 @@ class ServerTransaction:
                 self.last_response = trying
                 self.last_data = trying.encode()
                 out.append(SendMessage(trying, self.last_data, self.response_flow, self))
+            elif action is Action.PASS_ACK:
+                pass  # the ACK itself is added by ack(), which has the message
             elif action is Action.INFORM_TIMEOUT:
                 out.append(TransactionTimedOut(self))
             elif action is Action.INFORM_TRANSPORT_ERROR:

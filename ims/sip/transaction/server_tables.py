@@ -1,12 +1,16 @@
 """Server transaction state tables: RFC 3261 §17.2, figures 7 and 8, as data.
 
-Figure 7, INVITE server transaction (§17.2.1):
+Figure 7, INVITE server transaction (§17.2.1), as updated by RFC 6026 §7.1 (a 2xx from the TU
+moves to "Accepted" instead of Terminated, so INVITE retransmissions are absorbed rather than
+seen as new requests, and the TU can send 2xx retransmissions or further 2xx through it):
 
 * Proceeding: entered when an INVITE arrives ("pass INV to TU"); a 100 (Trying) is sent unless
   the TU answers within 200 ms (our TRYING timer, configurable).  INVITE retransmission: the most
-  recent provisional response is resent.  1xx from TU: sent.  2xx from TU: sent, Terminated
-  (2xx retransmission is the TU's job, §13.3.1.4).  300-699 from TU: sent, Completed (G on UDP,
-  H set).  Transport error: inform TU, Terminated.
+  recent provisional response is resent.  1xx from TU: sent.  2xx from TU: sent, Accepted (L set;
+  2xx retransmission stays the TU's job, §13.3.1.4).  300-699 from TU: sent, Completed (G on
+  UDP, H set).  Transport error: inform TU, Terminated.
+* Accepted (RFC 6026): INVITE retransmission: absorbed.  2xx from TU: sent.  ACK: to the TU.
+  Transport error: inform TU (stays).  Timer L (64*T1): Terminated.
 * Completed: INVITE retransmission: final response resent.  Timer G fires: response resent,
   G = min(2G, T2).  Timer H fires: inform TU (no ACK), Terminated.  ACK: Confirmed (I set), the
   ACK is not passed up.  Transport error: inform TU, Terminated.
@@ -37,6 +41,7 @@ from .timers import TimerName
 
 class InviteServerState(Enum):
     PROCEEDING = auto()
+    ACCEPTED = auto()  # RFC 6026
     COMPLETED = auto()
     CONFIRMED = auto()
     TERMINATED = auto()
@@ -52,6 +57,7 @@ class InviteServerInput(Enum):
     TIMER_G = auto()
     TIMER_H = auto()
     TIMER_I = auto()
+    TIMER_L = auto()
     TRANSPORT_ERROR = auto()
 
 
@@ -74,7 +80,7 @@ _S, _I = InviteServerState, InviteServerInput
 
 INVITE_SERVER = MachineSpec(
     name="INVITE server transaction",
-    figure="RFC 3261 figure 7 (§17.2.1)",
+    figure="RFC 3261 figure 7 (§17.2.1) + RFC 6026 §7.1",
     states=InviteServerState,
     inputs=InviteServerInput,
     initial_state=_S.PROCEEDING,
@@ -84,12 +90,17 @@ INVITE_SERVER = MachineSpec(
         (_S.PROCEEDING, _I.REQUEST): ((A.RESEND_RESPONSE,), _S.PROCEEDING),
         (_S.PROCEEDING, _I.TIMER_TRYING): ((A.SEND_TRYING,), _S.PROCEEDING),
         (_S.PROCEEDING, _I.TU_PROVISIONAL): ((A.STOP_TRYING, A.SEND_RESPONSE), _S.PROCEEDING),
-        (_S.PROCEEDING, _I.TU_SUCCESS): ((A.SEND_RESPONSE,), _S.TERMINATED),
+        (_S.PROCEEDING, _I.TU_SUCCESS): ((A.SEND_RESPONSE, A.START_L), _S.ACCEPTED),
         (_S.PROCEEDING, _I.TU_FAILURE): (
             (A.SEND_RESPONSE, A.START_G, A.START_H),
             _S.COMPLETED,
         ),
         (_S.PROCEEDING, _I.TRANSPORT_ERROR): ((A.INFORM_TRANSPORT_ERROR,), _S.TERMINATED),
+        (_S.ACCEPTED, _I.REQUEST): ((), _S.ACCEPTED),  # absorbed, RFC 6026 §7.1
+        (_S.ACCEPTED, _I.TU_SUCCESS): ((A.SEND_RESPONSE,), _S.ACCEPTED),
+        (_S.ACCEPTED, _I.ACK): ((A.PASS_ACK,), _S.ACCEPTED),
+        (_S.ACCEPTED, _I.TRANSPORT_ERROR): ((A.INFORM_TRANSPORT_ERROR,), _S.ACCEPTED),
+        (_S.ACCEPTED, _I.TIMER_L): ((), _S.TERMINATED),
         (_S.COMPLETED, _I.REQUEST): ((A.RESEND_RESPONSE,), _S.COMPLETED),
         (_S.COMPLETED, _I.TIMER_G): ((A.RESEND_RESPONSE, A.BACKOFF_G), _S.COMPLETED),
         (_S.COMPLETED, _I.TIMER_H): ((A.INFORM_TIMEOUT,), _S.TERMINATED),
@@ -100,6 +111,7 @@ INVITE_SERVER = MachineSpec(
     },
     live_timers={
         _S.PROCEEDING: frozenset({TimerName.TRYING}),
+        _S.ACCEPTED: frozenset({TimerName.L}),
         _S.COMPLETED: frozenset({TimerName.G, TimerName.H}),
         _S.CONFIRMED: frozenset({TimerName.I}),
         _S.TERMINATED: frozenset(),
@@ -109,6 +121,7 @@ INVITE_SERVER = MachineSpec(
         TimerName.G: _I.TIMER_G,
         TimerName.H: _I.TIMER_H,
         TimerName.I: _I.TIMER_I,
+        TimerName.L: _I.TIMER_L,
     },
 )
 

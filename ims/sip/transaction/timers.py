@@ -20,6 +20,8 @@ H      64*T1                              wait time for ACK receipt §17.2.1
 I      T4 for UDP, 0 for TCP/TLS          wait time for ACK retransmits §17.2.1
 J      64*T1 for UDP, 0 for TCP/TLS       wait time for non-INVITE request retransmits §17.2.2
 K      T4 for UDP, 0 for TCP/TLS          wait time for response retransmits §17.1.2.2
+L      64*T1                              RFC 6026 §8.4: accepted INVITE retransmits (server)
+M      64*T1                              RFC 6026 §8.4: 2xx retransmits / other forks (client)
 =====  =================================  ====================================================
 
 ``TRYING`` is not a lettered timer: §17.2.1 says the INVITE server transaction MUST send a
@@ -46,6 +48,8 @@ class TimerName(StrEnum):
     I = "I"  # noqa: E741 - the RFC's name
     J = "J"
     K = "K"
+    L = "L"
+    M = "M"
     TRYING = "TRYING"
 
 
@@ -75,7 +79,7 @@ class TimerConfig:
 
     @property
     def timeout(self) -> float:
-        """64*T1: timers B, F, H, and J on UDP."""
+        """64*T1: timers B, F, H, L, M, and J on UDP."""
         return self.timeout_factor * self.t1
 
     def initial(self, name: TimerName, *, reliable: bool) -> float | None:
@@ -86,7 +90,7 @@ class TimerConfig:
         """
         if name in (TimerName.A, TimerName.E, TimerName.G):
             return None if reliable else self.t1
-        if name in (TimerName.B, TimerName.F, TimerName.H):
+        if name in (TimerName.B, TimerName.F, TimerName.H, TimerName.L, TimerName.M):
             return self.timeout
         if name is TimerName.D:
             return 0.0 if reliable else self.timer_d

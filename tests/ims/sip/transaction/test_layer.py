@@ -62,15 +62,29 @@ def test_invite_180_200_over_udp() -> None:
     assert r[0].response.status == 180 and tx.state is InviteClientState.PROCEEDING
     ok = make_response(rr.request, 200, to_tag="b1")
     out_b = b.respond(rr.transaction, ok, 0.5)
-    assert of(out_b, TransactionTerminated)  # 2xx terminates the INVITE server transaction
+    # RFC 6026: the 2xx moves the INVITE server transaction to Accepted (Timer L = 64*T1)
+    assert rr.transaction.state is InviteServerState.ACCEPTED
+    assert not of(out_b, TransactionTerminated)
+    # an INVITE retransmission is absorbed, not a new request
+    assert deliver(b, sends(out)[0], A, 0.52) == []
+    # the TU retransmits its 2xx through the transaction (§13.3.1.4)
+    out_b2 = b.respond(rr.transaction, ok, 0.6)
+    assert sends(out_b2)[0].data == ok.encode()
     got = deliver(a, sends(out_b)[0], B, 0.51)
     assert of(got, ResponseReceived)[0].response.status == 200
-    assert of(got, TransactionTerminated) and not a.clients and not b.servers
-    # a 2xx retransmission (by the UAS core) is now a stray response for the UAC core
-    assert of(deliver(a, sends(out_b)[0], B, 0.6), StrayResponse)
+    assert tx.state is InviteClientState.ACCEPTED and not sends(got)  # no ACK from the transaction
+    # a 2xx retransmission still reaches the TU (it re-ACKs), Timer M ends the client at 64*T1
+    again = deliver(a, sends(out_b2)[0], B, 0.61)
+    assert of(again, ResponseReceived)[0].response.status == 200
+    assert of(a.handle_timer(0.51 + 32), TransactionTerminated) and not a.clients
+    assert of(a.receive_bytes(ok.encode(), Flow("UDP", B, A), 40.0), StrayResponse)
     # the ACK to the 2xx has a new branch and matches no transaction at B
     ack = request("ACK", to_tag="b1")
     assert of(b.receive(ack, UDP_FROM_A, 0.7), AckReceived)
+    # an ACK reusing the INVITE's branch (RFC 2543-style peers) is passed up from Accepted
+    same = request("ACK", to_tag="b1", branch=inv.via.branch)  # type: ignore[union-attr]
+    assert of(b.receive(same, UDP_FROM_A, 0.8), AckReceived)
+    assert of(b.handle_timer(0.5 + 32), TransactionTerminated) and not b.servers
 
 
 def test_invite_486_ack_by_transaction_and_absorption() -> None:

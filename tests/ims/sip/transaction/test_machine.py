@@ -296,3 +296,24 @@ def test_inputs_enums_cover_the_figures() -> None:
         used = {event for (_s, event) in spec.table}
         assert used == set(spec.inputs), spec.name
     assert NonInviteServerInput.TIMER_J in NON_INVITE_SERVER.timer_inputs.values()
+
+
+def test_rfc6026_timers_l_and_m_also_on_reliable() -> None:
+    for reliable in (False, True):
+        c = Machine(INVITE_CLIENT, config=CFG, reliable=reliable)
+        c.start(0.0)
+        assert c.fire(InviteClientInput.SUCCESS, 1.0) == [Action.PASS_RESPONSE]
+        assert c.state is InviteClientState.ACCEPTED and c.armed() == {TimerName.M: 33.0}
+        assert c.fire(InviteClientInput.SUCCESS, 2.0) == [Action.PASS_RESPONSE]  # other fork
+        with pytest.raises(TransactionProtocolError):
+            c.fire(InviteClientInput.FAILURE, 2.0)
+        assert c.handle_timer(33.0) == [(InviteClientInput.TIMER_M, [])] and c.terminated
+        s = Machine(INVITE_SERVER, config=CFG, reliable=reliable)
+        s.start(0.0)
+        assert s.fire(InviteServerInput.TU_SUCCESS, 1.0) == [Action.SEND_RESPONSE]
+        assert s.state is InviteServerState.ACCEPTED and s.armed() == {TimerName.L: 33.0}
+        assert s.fire(InviteServerInput.REQUEST, 2.0) == []  # absorbed
+        assert s.fire(InviteServerInput.ACK, 2.0) == [Action.PASS_ACK]
+        assert s.fire(InviteServerInput.TU_SUCCESS, 3.0) == [Action.SEND_RESPONSE]
+        s.handle_timer(33.0)
+        assert s.terminated
