@@ -522,17 +522,6 @@ class UserAgent:
                 return
             ctx.respond(make_response(req, 200))
             await call._finish("remote hangup")
-        elif req.method == "CANCEL":
-            call = self.calls.get(req.call_id or "")
-            if call is None or call.established.is_set() or ctx.cancelled is None:
-                ctx.respond(make_response(req, 481))
-                return
-            ctx.respond(make_response(req, 200))
-            pending = getattr(call, "_server_ctx", None)
-            if pending is not None:
-                pending.respond(make_response(pending.request, 487, to_tag=call.local_tag))
-            call.status = 487
-            await call._finish("cancelled by caller")
         elif req.method in ("OPTIONS", "UPDATE", "INFO", "MESSAGE", "NOTIFY"):
             ctx.respond(make_response(req, 200))
         else:
@@ -555,8 +544,13 @@ class UserAgent:
             cseq=random.randint(1, 1000),
             invite=req,
         )
-        call._server_ctx = ctx  # type: ignore[attr-defined]
         self.calls[call.call_id] = call
+
+        def cancelled() -> None:  # the endpoint already answered CANCEL 200 and INVITE 487
+            call.status = 487
+            asyncio.ensure_future(call._finish("cancelled by caller"))
+
+        ctx.on_cancel(cancelled)
         try:
             offer = SessionDescription.parse(req.body)
             index = next(

@@ -94,3 +94,99 @@ async def test_call_a_to_b_through_both_operators(lab: Lab) -> None:
     assert all("P-Asserted-Identity" in m.headers for m in invites)
     icids = {m.headers.get("P-Charging-Vector").split(";")[0] for m in invites}
     assert len(icids) == 1
+
+
+async def test_roaming_ue_over_tls_through_the_visited_pcscf(lab: Lab) -> None:
+    seen = observe(lab)
+    packets = media_observe(lab)
+    topo = lab.topology
+    async with user_agent(topo, "carol") as carol, user_agent(topo, "bob") as bob:
+        await carol.register()
+        await bob.register()
+        bob.audio = "tone:1000"
+        call = await carol.call("tel:+494021", audio="tone:440")  # bob's tel URI
+        incoming = await bob.next_call()
+        await asyncio.sleep(1.0)
+        await call.hangup()
+    assert invite_path(seen, call.call_id) == ["pcscf-v", "scscf-a", "scscf-b", "pcscf-b"]
+    # the UE hop of the roamer is TLS: the visited P-CSCF got the INVITE (with its a=crypto) on TLS
+    hop = [
+        ev
+        for name, ev in seen
+        if name == "pcscf-v"
+        and ev.direction == Direction.IN
+        and getattr(ev.message, "method", None) == "INVITE"
+    ]
+    assert hop and all(ev.transport == "tls" for ev in hop)
+    assert b"a=crypto:" in hop[0].message.body
+    # the visited network anchors the roamer's media at its own anchor
+    assert {p.element for p in packets if p.call_id == call.call_id} == {"anchor-v", "anchor-m"}
+    assert incoming.detect_tone(440) and call.detect_tone(1000)
+
+
+async def test_internet_user_calls_ims_user_and_back(lab: Lab) -> None:
+    seen = observe(lab)
+    topo = lab.topology
+    async with user_agent(topo, "dave") as dave, user_agent(topo, "alice") as alice:
+        await dave.register()
+        await alice.register()
+        alice.audio = "tone:1000"
+        call = await dave.call("sip:alice@ims-a.test", audio="tone:440")  # 407 then digest
+        incoming = await alice.next_call()
+        await asyncio.sleep(0.8)
+        await call.hangup()
+        assert incoming.detect_tone(440) and call.detect_tone(1000)
+        assert invite_path(seen, call.call_id) == ["proxy-inet", "scscf-a", "pcscf-a"]
+        back = await alice.call("sip:dave@internet.test", audio="tone:440")
+        await dave.next_call()
+        await back.hangup()
+    assert invite_path(seen, back.call_id) == ["pcscf-a", "scscf-a", "proxy-inet"]
+    # RFC 3325: the asserted identity and the charging vector stay inside the IMS trust domain
+    to_inet = [
+        ev.message
+        for name, ev in seen
+        if name == "scscf-a"
+        and ev.direction == Direction.OUT
+        and ev.peer[0] == topo.element("proxy-inet").address
+        and getattr(ev.message, "method", None) == "INVITE"
+    ]
+    assert to_inet and all("P-Asserted-Identity" not in m.headers for m in to_inet)
+    assert all("P-Charging-Vector" not in m.headers for m in to_inet)
+
+
+async def test_cancel_unanswered_call_releases_media(lab: Lab) -> None:
+    topo = lab.topology
+    async with user_agent(topo, "alice") as alice, user_agent(topo, "erin") as erin:
+        await alice.register()
+        await erin.register()
+        erin.auto_answer = False
+        call = alice.dial("sip:erin@ims-b.test")
+        incoming = await erin.next_call()
+        for _ in range(100):
+            if 180 in call.provisional:
+                break
+            await asyncio.sleep(0.02)
+        await call.cancel()
+        await asyncio.wait_for(call.ended.wait(), 5)
+        await asyncio.wait_for(incoming.ended.wait(), 5)
+    assert call.status == 487
+    anchor = lab.element("anchor-a").anchor
+    assert not [k for k in anchor.sessions if k[0] == call.call_id]
+
+
+async def test_unknown_user_and_unregistered_ue(lab: Lab) -> None:
+    topo = lab.topology
+    async with user_agent(topo, "alice") as alice, user_agent(topo, "bob") as bob:
+        from ue.agent import CallFailed
+
+        with pytest.raises(CallFailed) as info:  # not registered: the P-CSCF refuses
+            await alice.call("sip:bob@ims-b.test")
+        assert info.value.status == 403
+        await alice.register()
+        with pytest.raises(CallFailed) as info:
+            await alice.call("sip:nobody@ims-b.test")
+        assert info.value.status == 404
+        with pytest.raises(CallFailed) as info:  # bob exists but is not registered
+            await alice.call("sip:bob@ims-b.test")
+        assert info.value.status == 480
+        del bob
