@@ -323,3 +323,44 @@ async def test_unhandled_request_gets_501_and_handler_crash_500() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_2xx_retransmission_reaches_stray_handler(
+    pair: tuple[SipEndpoint, SipEndpoint],
+) -> None:
+    """RFC 6026 keeps the INVITE transactions in Accepted; request() users still see later 2xx
+    (a UAS core's retransmissions, §13.3.1.4) through on_stray_response, to re-ACK them."""
+    a, b = pair
+    contexts: list[ServerContext] = []
+
+    def answer(ctx: ServerContext) -> None:
+        contexts.append(ctx)
+        ctx.respond(200)
+
+    b.on_request(answer)
+    strays: asyncio.Queue[Response] = asyncio.Queue()
+    a.on_stray_response(lambda r, f: strays.put_nowait(r))
+    acks: asyncio.Queue[Request] = asyncio.Queue()
+    b.on_ack(lambda r, f: acks.put_nowait(r))
+    target = b.local_address("udp")
+    invite = options(target, "INVITE")
+    resp = await asyncio.wait_for(a.request(invite, target), 5)
+    assert resp.status == 200
+    [ctx] = contexts
+    ctx.respond(resp)  # the UAS core retransmits its 2xx through the Accepted transaction
+    again = await asyncio.wait_for(strays.get(), 5)
+    assert again.status == 200 and again.call_id == invite.call_id
+    # the UAC core's ACK to the 2xx (new branch) reaches B's on_ack
+    ack = Request(
+        "ACK",
+        invite.uri,
+        [
+            ("From", invite.headers.get("From") or ""),
+            ("To", resp.headers.get("To") or ""),
+            ("Call-ID", invite.call_id or ""),
+            ("CSeq", "1 ACK"),
+        ],
+    )
+    a.send_stateless(a.prepare(ack), target)
+    got = await asyncio.wait_for(acks.get(), 5)
+    assert got.method == "ACK" and len(contexts) == 1  # INVITE retransmissions were absorbed
