@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Any
 
 from li.keys import KeyRecord, Unavailable
 from li.poi.sipview import NotSipError, SipView, parse
@@ -199,6 +200,33 @@ class IriPoi:
                         stop=True,
                     )
                 )
+
+    def tasks_for_call(self, call_id: str) -> list[PoiTask]:
+        """The active tasks intercepting a call (what a MITM function must be authorised by)."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return []
+        return [self.tasks[x] for x in call.xids if x in self.tasks]
+
+    def hook(self, clock: Callable[[], float]) -> Callable[[Any], None]:
+        """An observer for :class:`proxies.hooks.SipHooks` (li never imports proxies).
+
+        Incoming messages are always read (a task may arrive mid-call); outgoing ones only when
+        their Call-ID is being intercepted, so the cost for untargeted traffic is one parse.
+        """
+
+        def observe(event: Any) -> None:
+            incoming = str(event.direction) == "in"
+            if not incoming:
+                if not self.targets:
+                    return
+                call = self._calls.get(event.message.call_id)
+                if call is None or not call.xids:
+                    return
+            raw = event.raw if event.raw is not None else event.message.encode()
+            self.observe_bytes(raw, incoming=incoming, peer=tuple(event.peer), now=clock())
+
+        return observe
 
     # --- hook ----------------------------------------------------------------------------
 
