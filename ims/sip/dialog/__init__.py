@@ -1,0 +1,63 @@
+"""Dialogs and UA core (RFC 3261 §8, §9, §12-§15): sans-I/O, producing Request objects."""
+
+from ims.sip.dialog.builders import (
+    Local,
+    build_cancel,
+    build_invite,
+    build_options,
+    build_register,
+    build_register_all_off,
+    build_request,
+)
+from ims.sip.dialog.dialog import (
+    TRANSITIONS,
+    Dialog,
+    DialogAction,
+    DialogError,
+    DialogId,
+    DialogInput,
+    DialogProtocolError,
+    DialogState,
+    dialog_id_uac,
+    dialog_id_uas,
+    to_tag_for,
+)
+from ims.sip.dialog.invite import (
+    AckNeeded,
+    DialogConfirmed,
+    DialogEarly,
+    DialogTerminated,
+    InviteFailed,
+    ResponseIgnored,
+    UacInvite,
+    UasInvite,
+)
+
+__all__ = [
+    "AckNeeded",
+    "DialogConfirmed",
+    "DialogEarly",
+    "DialogTerminated",
+    "InviteFailed",
+    "ResponseIgnored",
+    "UacInvite",
+    "UasInvite",
+    "TRANSITIONS",
+    "Dialog",
+    "DialogAction",
+    "DialogError",
+    "DialogId",
+    "DialogInput",
+    "DialogProtocolError",
+    "DialogState",
+    "Local",
+    "build_cancel",
+    "build_invite",
+    "build_options",
+    "build_register",
+    "build_register_all_off",
+    "build_request",
+    "dialog_id_uac",
+    "dialog_id_uas",
+    "to_tag_for",
+]
