@@ -20,6 +20,11 @@ gives applications an async API:
 * ``ep.on_event(fn)`` receives every raw layer event first, for a stateful proxy core that wants
   the transaction layer's view (server transaction in, client transactions out).
 
+Large requests (§18.1.1): with ``udp_to_tcp=True``, a request we originate over UDP whose size
+comes within 200 bytes of a 1500-byte MTU goes over TCP instead (same destination port) when the
+endpoint listens on TCP.  Off by default: the lab runs on loopback, whose MTU is 65,536, so the
+rule does not apply there, and a peer without TCP on that port would otherwise fail the call.
+
 CANCEL (§9.2): with ``auto_cancel=True`` (a UA) the endpoint answers a matching CANCEL 200,
 answers the INVITE 487 if it is still pending, and runs ``ctx`` cancel callbacks; with
 ``auto_cancel=False`` (a proxy, §16.10) the CANCEL goes to the request handler with
@@ -65,6 +70,9 @@ from .stream import StreamTransport
 from .udp import UdpTransport
 
 log = get_logger("sip.endpoint")
+
+#: RFC 3261 §18.1.1: "within 200 bytes of the path MTU", with an MTU of 1500
+UDP_TCP_THRESHOLD = 1300
 
 Direction = Literal["in", "out"]
 Message = Request | Response
@@ -148,8 +156,10 @@ class SipEndpoint:
         idle_timeout: float = 300.0,
         client_ssl: ssl.SSLContext | None = None,
         uri_schemes: Iterable[str] = ("sip", "sips", "tel"),
+        udp_to_tcp: bool = False,
     ) -> None:
         self.name = name
+        self.udp_to_tcp = udp_to_tcp
         self.layer = TransactionLayer(
             timers, uri_schemes=uri_schemes, max_message_size=max_message_size
         )
@@ -300,12 +310,26 @@ class SipEndpoint:
         """Start a client transaction; ``on_response`` gets every response (1xx and final),
         ``on_failure`` a SipTimeoutError (B/F) or SipTransportError."""
         if add_via:
+            transport = self._maybe_tcp(request, transport)
             self.prepare(request, transport)
         flow = self._flow_to(destination, transport)
         tx, events = self.layer.send_request(request, flow, self._now())
         self._pending[tx] = _Pending(on_response, on_failure, _later_2xx_to_stray)
         self._process(events)
         return tx
+
+    def _maybe_tcp(self, request: Request, transport: str) -> str:
+        """§18.1.1: a request within 200 bytes of the path MTU (1500) goes over TCP when we
+        have a TCP transport (our Via is not yet in it, so count ~100 bytes for it)."""
+        if (
+            self.udp_to_tcp
+            and normalize_transport(transport) == "UDP"
+            and "TCP" in self.streams
+            and (request.via is None or not request.via.branch)
+            and len(request.encode()) + 100 > UDP_TCP_THRESHOLD
+        ):
+            return "TCP"
+        return transport
 
     async def request(
         self,

@@ -364,3 +364,20 @@ async def test_2xx_retransmission_reaches_stray_handler(
     a.send_stateless(a.prepare(ack), target)
     got = await asyncio.wait_for(acks.get(), 5)
     assert got.method == "ACK" and len(contexts) == 1  # INVITE retransmissions were absorbed
+
+
+async def test_large_udp_request_switches_to_tcp(pair: tuple[SipEndpoint, SipEndpoint]) -> None:
+    """§18.1.1: a request larger than MTU-200 bytes goes over TCP when TCP is available."""
+    a, b = pair
+    a.udp_to_tcp = True
+    flows: list[Flow] = []
+    b.add_observer(lambda d, m, f: flows.append(f) if d == "in" else None)
+    # B's TCP and UDP listen on different ports here; send to B's TCP address
+    target = b.local_address("tcp")
+    big = options(target, body=b"x" * 1400)
+    resp = await asyncio.wait_for(a.request(big, target, "udp"), 5)
+    assert resp.status == 200 and resp.body == big.body
+    assert flows[0].transport == "TCP" and big.via is not None and big.via.transport == "TCP"
+    small = options(target)
+    resp = await asyncio.wait_for(a.request(small, b.local_address("udp"), "udp"), 5)
+    assert flows[-1].transport == "UDP"
