@@ -120,7 +120,12 @@ async def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     bound = []
     for peer in server.core.config.local:
-        h, p = await server.listen(peer.transport, host, port)
+        try:
+            h, p = await server.listen(peer.transport, host, port)
+        except (OSError, ValueError) as exc:
+            print(f"{ROLE}: cannot listen on {peer.transport}:{host}:{port}: {exc}", flush=True)
+            server.close()
+            return 2
         bound.append(f"{peer.transport}:{h}:{p}")
     print(f"{ROLE} ready {' '.join(bound)}", flush=True)
     try:

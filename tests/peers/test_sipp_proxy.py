@@ -1,0 +1,177 @@
+"""SIPp UAC -> `imslab run sip-proxy` (Record-Route) -> SIPp UAS: real calls, real sockets.
+
+* 1,000 calls at 200 calls/s through the proxy, none failed; both SIPp ends check with
+  ``check_it`` that the proxy Record-Routed (INVITE at the UAS, 200 at the UAC), so ACK and BYE
+  are loose-routed through it ([routes]/[next_url]).
+* a lossy run (SIPp ``-lost 10`` on both ends): every call completes through
+  retransmissions (SIPp's and the proxy's transaction layer), in bounded time.
+
+Addresses: 127.0.3.0/24 (this area's range). Every SIPp run is wrapped in ``timeout``
+(../shared/reference/peers.md: an overloaded SIPp once ignored -timeout).
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+
+pytestmark = [pytest.mark.peer]
+
+SCENARIOS = Path(__file__).parent / "sipp"
+PROXY_IP = "127.0.3.1"
+UAC_IP = "127.0.3.2"
+UAS_IP = "127.0.3.3"
+
+
+class RunningProxy:
+    def __init__(self, proc: subprocess.Popen[str], host: str, port: int) -> None:
+        self.proc = proc
+        self.host = host
+        self.port = port
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def start_proxy(port: int, *extra: str) -> RunningProxy:
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from lab.cli import main; sys.exit(main())",
+        "run",
+        "sip-proxy",
+        "--listen",
+        f"{PROXY_IP}:{port}",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path.cwd()
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("sip-proxy ready"):
+            return RunningProxy(proc, PROXY_IP, port)
+        seen.append(line)
+    proc.kill()
+    raise AssertionError("proxy did not start: " + "".join(seen[-5:]))
+
+
+def stop_proxy(proxy: RunningProxy) -> None:
+    proxy.proc.terminate()
+    try:
+        proxy.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proxy.proc.kill()
+        proxy.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def sipp() -> str:
+    return require_tool("sipp")
+
+
+def read_stats(path: Path) -> dict[str, str]:
+    rows = list(csv.reader(path.read_text().splitlines(), delimiter=";"))
+    assert len(rows) >= 2, f"no statistics in {path}"
+    return dict(zip(rows[0], rows[-1], strict=False))
+
+
+def run_call_batch(
+    sipp: str,
+    workdir: Path,
+    proxy: RunningProxy,
+    *,
+    calls: int,
+    rate: int,
+    uac_port: int,
+    uas_port: int,
+    lost: int = 0,
+    hold_ms: int = 0,
+    linger_ms: int = 0,
+    limit_s: int = 60,
+) -> tuple[dict[str, str], dict[str, str], float]:
+    """Run SIPp UAS (-m calls) and UAC (-m calls -r rate) through ``proxy``; their final stats."""
+    loss = ["-lost", str(lost)] if lost else []
+    uas_stats = workdir / "uas.csv"
+    uac_stats = workdir / "uac.csv"
+    uas = subprocess.Popen(
+        ["timeout", str(limit_s + 10), sipp, "-sf", str(SCENARIOS / "uas.xml"),
+         "-i", UAS_IP, "-p", str(uas_port), "-m", str(calls), "-d", str(linger_ms),
+         "-nostdin", "-trace_stat", "-stf", str(uas_stats), "-fd", "1", *loss],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        uac = subprocess.run(
+            ["timeout", str(limit_s + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy.addr,
+             "-i", UAC_IP, "-p", str(uac_port), "-s", "bob",
+             "-key", "uas_host", f"{UAS_IP}:{uas_port}",
+             "-m", str(calls), "-r", str(rate), "-d", str(hold_ms),
+             "-timeout", str(limit_s), "-timeout_error", "-nostdin",
+             "-trace_stat", "-stf", str(uac_stats), "-fd", "1", *loss],
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            timeout=limit_s + 15,
+        )  # fmt: skip
+        elapsed = time.monotonic() - t0
+        uas.wait(timeout=limit_s)
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+            uas.wait(timeout=5)
+    assert uac.returncode == 0, f"SIPp UAC exit {uac.returncode}: {read_stats(uac_stats)}"
+    return read_stats(uac_stats), read_stats(uas_stats), elapsed
+
+
+@pytest.fixture
+def proxy() -> Iterator[RunningProxy]:
+    p = start_proxy(5070)
+    yield p
+    stop_proxy(p)
+
+
+def test_1000_calls_at_200_cps_through_record_routing_proxy(
+    sipp: str, tmp_path: Path, proxy: RunningProxy
+) -> None:
+    uac, uas, elapsed = run_call_batch(
+        sipp, tmp_path, proxy, calls=1000, rate=200, uac_port=5061, uas_port=5062
+    )
+    assert uac["SuccessfulCall(C)"] == "1000", uac
+    assert uac["FailedCall(C)"] == "0", uac
+    assert uas["SuccessfulCall(C)"] == "1000", uas
+    assert uas["FailedCall(C)"] == "0", uas
+    # >= 100 calls/s end to end: 1000 calls created at 200/s finish well within 10 s
+    assert elapsed < 10.0, f"1000 calls took {elapsed:.1f} s"
+    assert proxy.proc.poll() is None  # the proxy is still up
+
+
+def test_lossy_run_completes_every_call_through_retransmissions(sipp: str, tmp_path: Path) -> None:
+    proxy = start_proxy(5071)
+    try:
+        # -lost 10 on both SIPp ends: 10 % of what each sends and receives is dropped.
+        # The UAS lingers 4 s after its 200 to BYE so a retransmitted BYE still matches.
+        uac, uas, elapsed = run_call_batch(
+            sipp, tmp_path, proxy, calls=40, rate=20, uac_port=5063, uas_port=5064,
+            lost=10, linger_ms=4000, limit_s=60,
+        )  # fmt: skip
+    finally:
+        stop_proxy(proxy)
+    assert uac["SuccessfulCall(C)"] == "40", uac
+    assert uac["FailedCall(C)"] == "0", uac
+    assert uas["FailedCall(C)"] == "0", uas
+    assert int(uac["Retransmissions(C)"]) > 0, "no loss happened: the test proved nothing"
+    assert elapsed < 60
