@@ -1,0 +1,60 @@
+"""``imslab sip parse``: JSON out, exit 0; parse errors with their SIP status, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.cli import main
+
+INVITE = (
+    b"INVITE sip:bob@127.0.1.2 SIP/2.0\r\n"
+    b"v: SIP/2.0/UDP 127.0.1.1:5060;branch=z9hG4bKcli1;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"f: Alice <sip:alice@127.0.1.1>;tag=1\r\n"
+    b"t: <sip:bob@127.0.1.2>\r\n"
+    b"i: cli-1@127.0.1.1\r\n"
+    b"CSeq: 7 INVITE\r\n"
+    b"m: <sip:alice@127.0.1.1:5060>;expires=30\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"l: 5\r\n\r\nv=0\r\n"
+)
+
+
+def test_parse_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "invite.sip"
+    f.write_bytes(INVITE)
+    assert main(["sip", "parse", str(f)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["method"] == "INVITE" and doc["request_uri"]["user"] == "bob"
+    assert [h[0] for h in doc["headers"]][:3] == ["v", "Max-Forwards", "f"]
+    p = doc["parsed"]
+    assert p["via"][0]["branch"] == "z9hG4bKcli1" and p["via"][0]["rport"] is True
+    assert p["from"]["display_name"] == "Alice" and p["from"]["params"] == [["tag", "1"]]
+    assert p["cseq"] == {"seq": 7, "method": "INVITE"}
+    assert p["contact"][0]["params"] == [["expires", "30"]]
+    assert doc["body_length"] == 5 and doc["body"] == "v=0\r\n"
+
+
+def test_parse_error_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "bad.sip"
+    f.write_bytes(INVITE.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1))
+    assert main(["sip", "parse", str(f)]) == 2
+    out = capsys.readouterr()
+    err = json.loads(out.out)
+    assert err["status"] == 505 and err["offset"] == 0
+    assert "505" in out.err
+    f.write_bytes(INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: 7 BYE"))
+    assert main(["sip", "parse", str(f)]) == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["status"] == 400 and err["header"] == "CSeq" and err["offset"] > 0
+
+
+def test_parse_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "two.sip"
+    f.write_bytes(INVITE + b"\r\n\r\n" + INVITE)
+    assert main(["sip", "parse", "--stream", "--compact", str(f)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["messages"]) == 2 and doc["keepalives"] == 1 and doc["buffered"] == 0
