@@ -74,8 +74,11 @@ def stamp_via(request: Request, flow: Flow) -> None:
     elif _bare(via.host).lower() != source_ip.lower():
         new = new.with_param("received", source_ip)
     if new is not via:
+        vias = request.vias
         request.headers.pop_first_element("Via")
         request.headers.insert_first("Via", new.encode())
+        # keep the parsed Vias (the mutation cleared the message's cache): no re-parse
+        request.headers.cache["via"] = [new, *vias[1:]]
 
 
 def response_flow(request: Request, flow: Flow) -> Flow:
