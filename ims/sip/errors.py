@@ -9,7 +9,12 @@ message (responses, RFC 3261 §18.1.2).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ims.errors import DecodeError, ImsError
+
+if TYPE_CHECKING:
+    from ims.sip.message import Request, Response
 
 
 class SipError(ImsError):
@@ -35,6 +40,8 @@ class SipParseError(DecodeError):
         super().__init__(message, offset=offset)
         self.status_hint = status_hint
         self.header = header
+        #: StreamParser.feed: complete messages framed in the same call before the error
+        self.messages: list[Request | Response] = []
 
     def __str__(self) -> str:
         base = super().__str__()

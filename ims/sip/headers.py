@@ -353,7 +353,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by the server (RFC 3581 §4); None if empty/absent."""
         v = self.params.get("rport")
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and v.isascii() and v.isdigit() else None
 
     @property
     def maddr(self) -> str | None:
@@ -362,7 +362,7 @@ class Via:
     @property
     def ttl(self) -> int | None:
         v = self.params.get("ttl")
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and v.isascii() and v.isdigit() else None
 
     @property
     def sent_by(self) -> str:
@@ -429,7 +429,7 @@ def parse_via(text: str) -> Via:
 def _via_params_ok(params: Params) -> bool:
     for key in ("ttl", "rport"):
         v = params.get(key)
-        if v is not None and (not v.isdigit() or len(v) > 5):
+        if v is not None and (not v.isascii() or not v.isdigit() or len(v) > 5):
             return False
     return True
 
@@ -476,7 +476,11 @@ class NameAddr:
     @property
     def q(self) -> float | None:
         v = self.params.get("q")
-        return None if v is None else float(v)
+        if v is None:
+            return None
+        if not _QVALUE_RE.match(v):
+            raise SipParseError(f"bad q value {v[:10]!r}", header="Contact")
+        return float(v)
 
     @property
     def sip_uri(self) -> SipUri:

@@ -242,9 +242,10 @@ def parse_message(data: bytes, *, validate: bool = True) -> Request | Response:
 class StreamParser:
     """Incremental framing for stream transports (TCP/TLS), h11-style.
 
-    ``feed(data)`` returns the complete messages now available. After an error the stream
-    cannot be resynchronised: every later call raises the same error, and the transport
-    should answer (if it can) and close the connection.
+    ``feed(data)`` returns the complete messages now available. On a framing/parse error it
+    raises :class:`SipParseError`; the messages completed earlier in the same call are in
+    ``exc.messages`` (process them first). The stream cannot be resynchronised: every later
+    call raises the same error, and the transport should answer (if it can) and close.
     """
 
     def __init__(
@@ -274,6 +275,7 @@ class StreamParser:
                     break
                 out.append(msg)
         except SipParseError as exc:
+            exc.messages = out
             self._error = exc
             raise
         return out
