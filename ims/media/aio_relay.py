@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ims.media.hooks import Direction, Hook, PacketEvent, PacketKind, run_hooks
 from ims.media.keys import SrtpKeys
 from ims.media.rtp import is_rtcp
-from ims.media.session import _Endpoint, bind_pair
+from ims.media.session import _Endpoint, bind_pair, set_rcvbuf
 from ims.media.srtp import SrtpReceiver, SrtpSender
 
 
@@ -77,6 +77,7 @@ class RtpRelay:
         a_tx_keys: SrtpKeys | None = None,
         b_rx_keys: SrtpKeys | None = None,
         b_tx_keys: SrtpKeys | None = None,
+        rcvbuf: int = 1 << 20,
     ) -> RtpRelay:
         legs = []
         for name, host, port, rx, tx in (
@@ -84,6 +85,7 @@ class RtpRelay:
             ("b", host_b or host_a, port_b, b_rx_keys, b_tx_keys),
         ):
             rtp, rtcp, actual = await bind_pair(host, port)
+            set_rcvbuf(rtp, rcvbuf)
             legs.append(
                 RelayLeg(
                     name=name,

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import random
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -107,6 +108,16 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
         pass
+
+
+def set_rcvbuf(ep: _Endpoint, size: int) -> None:
+    """Enlarge the socket receive buffer (absorbs scheduling hiccups of a busy relay)."""
+    if ep.transport is None:
+        return
+    sock = ep.transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 async def bind_pair(

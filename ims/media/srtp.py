@@ -92,11 +92,7 @@ class SrtpSender:
         return out
 
 
-def _seq_ssrc(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 12 or data[0] >> 6 != 2:
-        return None
-    seq, ssrc = struct.unpack_from("!H4xI", data, 2)
-    return int(seq), int(ssrc)
+_SEQ_SSRC = struct.Struct("!H4xI")
 
 
 class SrtpReceiver:
@@ -134,12 +130,10 @@ class SrtpReceiver:
         return t.roc if t is not None and t.synced else None
 
     def unprotect(self, srtp: bytes) -> bytes | None:
-        ids = _seq_ssrc(srtp)
-        if ids is None:
+        if len(srtp) < 12 or srtp[0] & 0xC0 != 0x80:
             self.stats.format_errors += 1
             return None
-        seq, ssrc = ids
-        tracker = self.tracker(ssrc)
+        seq, ssrc = _SEQ_SSRC.unpack_from(srtp, 2)
         libsrtp_says_replay = False
         if self._session is not None and ssrc not in self._slow_ssrcs:
             try:
@@ -147,10 +141,13 @@ class SrtpReceiver:
             except pylibsrtp.Error as exc:
                 libsrtp_says_replay = "replay" in str(exc)
             else:
-                tracker.update(tracker.estimate(seq))
+                tracker = self._trackers.get(ssrc)
+                if tracker is None:
+                    tracker = self.tracker(ssrc)
+                tracker.note(seq)
                 self.stats.unprotected += 1
                 return plain
-        return self._slow(srtp, seq, ssrc, tracker, libsrtp_says_replay)
+        return self._slow(srtp, seq, ssrc, self.tracker(ssrc), libsrtp_says_replay)
 
     def _slow(
         self, srtp: bytes, seq: int, ssrc: int, tracker: IndexTracker, libsrtp_replay: bool

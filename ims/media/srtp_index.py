@@ -29,6 +29,7 @@ class IndexTracker:
     s_l: int = 0
     _highest: int = -1
     _mask: int = 0  # bit k set = index (highest - k) already received
+    _mask_valid: bool = True  # False after note(): libsrtp kept the window, ours is unknown
 
     @property
     def highest_index(self) -> int:
@@ -55,9 +56,31 @@ class IndexTracker:
                     seen.add(roc)
                     yield roc
 
+    def note(self, seq: int) -> None:
+        """Cheap update for a packet libsrtp authenticated (its replay window is libsrtp's).
+
+        Only the highest index, ROC and ``s_l`` are kept; our own window is marked unknown,
+        so until :meth:`update` rebuilds it every index at or below the highest counts as seen.
+        """
+        if not self.synced:
+            self.update((self.roc << 16) | seq)
+            return
+        roc, s_l = self.roc, self.s_l
+        if s_l < HALF:
+            v = roc - 1 if seq - s_l > HALF else roc
+        else:
+            v = roc + 1 if s_l - HALF > seq else roc
+        if v < roc or (v == roc and seq <= s_l):
+            return
+        self.roc, self.s_l = v, seq
+        self._highest = (v << 16) | seq
+        self._mask_valid = False
+
     def is_replay(self, index: int) -> bool:
         if self._highest < 0 or index > self._highest:
             return False
+        if not self._mask_valid:
+            return True
         delta = self._highest - index
         if delta >= self.window_size:
             return True  # too old to tell: treat as replay (RFC 3711 §3.3.2)
@@ -65,6 +88,9 @@ class IndexTracker:
 
     def update(self, index: int) -> None:
         """Record an authenticated index."""
+        if not self._mask_valid:
+            self._mask = (1 << self.window_size) - 1
+            self._mask_valid = True
         if index > self._highest:
             shift = index - self._highest if self._highest >= 0 else self.window_size
             self._mask = ((self._mask << shift) | 1) & ((1 << self.window_size) - 1)
