@@ -217,6 +217,8 @@ class SipEndpoint:
                 max_message_size=self.max_message_size,
                 idle_timeout=self.idle_timeout,
             )
+            if self.udp and self.udp[0].local[0] not in ("0.0.0.0", "::"):
+                stream.source_host = self.udp[0].local[0]
             self.streams[kind] = stream
         return stream
 

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import ssl
 from collections.abc import Callable
+from typing import cast
 
 from ims.log import get_logger
 from ims.sip.errors import SipParseError
@@ -62,8 +63,8 @@ class StreamConnection(asyncio.Protocol):
         return Flow(self.owner.kind, self.remote, self.local, self.id)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: duck-type, do not assert
+        self._transport = cast(asyncio.Transport, transport)
         self.remote = _addr(transport.get_extra_info("peername"))
         self.local = _addr(transport.get_extra_info("sockname"))
         self.last_active = asyncio.get_running_loop().time()
@@ -134,6 +135,9 @@ class StreamTransport:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.local: Address | None = None
+        #: source IP for outbound connections (our listening address, so that the peer's
+        #: ``received`` and a §18.2.2 reconnect point at us, not at 127.0.0.1)
+        self.source_host: str | None = None
         self.connections: dict[int, StreamConnection] = {}
         self.by_remote: dict[Address, StreamConnection] = {}
         self._connecting: dict[Address, asyncio.Future[StreamConnection]] = {}
@@ -150,6 +154,8 @@ class StreamTransport:
             lambda: StreamConnection(self, outbound=False), host, port, ssl=self.server_ssl
         )
         self.local = _addr(self._server.sockets[0].getsockname())
+        if self.local[0] not in ("0.0.0.0", "::"):
+            self.source_host = self.local[0]
         self._arm_sweeper()
         return self.local
 
@@ -211,6 +217,7 @@ class StreamTransport:
                         remote[1],
                         ssl=self.client_ssl,
                         server_hostname=server_hostname if self.client_ssl else None,
+                        local_addr=(self.source_host, 0) if self.source_host else None,
                     )
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 raise SipTransportError(
