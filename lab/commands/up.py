@@ -1,0 +1,53 @@
+"""``imslab up``: run the whole lab (every element of the topology) until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from lab import topology
+from lab.orchestrator import Lab, needs_default_loop, run_main
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("up", help="run every element of the lab until Ctrl-C")
+    topology.add_arguments(parser)
+    parser.add_argument(
+        "--subprocess",
+        action="store_true",
+        help="one process per element (imslab run ROLE) instead of one process for all",
+    )
+    parser.set_defaults(func=_run)
+
+
+def describe(topo: topology.Topology) -> str:
+    lines = []
+    for name, e in sorted(topo.elements.items(), key=lambda kv: kv[1].address):
+        op = topo.operators[e.operator]
+        extra = f" tls:{e.tls_port}" if e.tls else ""
+        if e.role == "anchor":
+            extra = f" control:{e.control_port} rtp:{e.rtp_ports[0]}-{e.rtp_ports[1]}"
+        lines.append(f"  {name:<11} {e.role:<15} {e.address:<13} {op.domain:<14}{extra}")
+    for name, u in sorted(topo.ues.items()):
+        lines.append(
+            f"  UE {name:<8} {u.subscriber:<20} via {u.pcscf} ({u.transport}) at {u.address}"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    topo = topology.from_args(args)
+
+    async def main() -> int:
+        mode = "subprocess" if args.subprocess else "inprocess"
+        async with Lab(topo, mode=mode):
+            print(f"imslab up ({mode}): {len(topo.elements)} elements\n{describe(topo)}")
+            print("ready; place calls with `imslab call alice bob`; Ctrl-C stops", flush=True)
+            await asyncio.Event().wait()
+        return 0
+
+    try:
+        return run_main(main, default_loop=needs_default_loop(topo) and not args.subprocess)
+    except asyncio.CancelledError:
+        return 0
