@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from ims.media.keys import SrtpKeys
 from ims.mikey.constants import ErrorNo, ProtType, SrtpAuthAlg, SrtpEncrAlg, SrtpParam
 from ims.mikey.errors import MikeyError
 from ims.mikey.payloads import SpParam, SpPayload
@@ -159,6 +160,15 @@ class SrtpKeyMaterial:
     def srtp_profile(self) -> int:
         """The pylibsrtp / libsrtp2 profile number for ``suite``."""
         return SUITE_PARAMS[self.suite][2]
+
+    def media_keys(self) -> SrtpKeys:
+        """The same key as :class:`ims.media.keys.SrtpKeys` (what ims.media sessions take)."""
+        return SrtpKeys(
+            suite=self.suite.value,
+            master_key=self.master_key,
+            master_salt=self.master_salt,
+            roc=self.roc,
+        )
 
     def __repr__(self) -> str:  # never print key material by accident
         return (

@@ -41,6 +41,7 @@ from ims.mikey.payloads import (
 )
 from ims.mikey.policy import (
     SUITE_PARAMS,
+    Sender,
     SrtpKeyMaterial,
     SrtpSuite,
     sender_of,
@@ -120,6 +121,13 @@ class KeyExchangeResult:
     keys: tuple[SrtpKeyMaterial, ...]
     peer_id: bytes | None = None
     peer_certificate: x509.Certificate | None = None
+
+    def directional(self, me: Sender) -> tuple[SrtpKeyMaterial | None, SrtpKeyMaterial | None]:
+        """(key I send with, key I receive with) for party ``me``: the first crypto session
+        whose sender is ``me`` and the first whose sender is the peer."""
+        tx = next((k for k in self.keys if k.sender is me), None)
+        rx = next((k for k in self.keys if k.sender is not me), None)
+        return tx, rx
 
     def for_ssrc(self, ssrc: int) -> SrtpKeyMaterial:
         for k in self.keys:
