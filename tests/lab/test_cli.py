@@ -16,7 +16,9 @@ from lab.cli import main
 SUBNET = "127.0.7"
 
 
-def test_demo_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_demo_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("IMSLAB_PKI", str(tmp_path))
     rc = main(["demo", "ims", "--subnet", SUBNET, "--duration", "1"])
     out = capsys.readouterr().out
@@ -45,7 +47,8 @@ def test_up_then_call_between_processes(tmp_path: Path) -> None:
             lines.append(line)
             if not line or line.startswith("ready"):
                 break
-        assert lines[-1].startswith("ready"), "".join(lines) + up.stderr.read().decode()  # type: ignore[union-attr]
+        assert up.stderr is not None
+        assert lines[-1].startswith("ready"), "".join(lines) + up.stderr.read().decode()
         res = subprocess.run(
             [*cli, "call", "carol", "bob", "--subnet", SUBNET, "--duration", "1"],
             capture_output=True,
@@ -57,7 +60,8 @@ def test_up_then_call_between_processes(tmp_path: Path) -> None:
         assert "callee heard the caller: True" in res.stdout
         assert "caller heard the callee: True" in res.stdout
         plain = subprocess.run(
-            [*cli, "call", "alice", "erin", "--subnet", SUBNET, "--duration", "1", "--keying", "none"],
+            [*cli, "call", "alice", "erin", "--subnet", SUBNET, "--duration", "1"]
+            + ["--keying", "none"],
             capture_output=True,
             text=True,
             env=env,
