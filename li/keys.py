@@ -56,10 +56,12 @@ class Unavailable(StrEnum):
     NO_SRTP = "media not encrypted"  # nothing to decrypt: CC is clear
     E2E_PSK = "end-to-end PSK set up by the users (study 2.2.1)"
     EXTERNAL_CA = "certificates from a CA outside the operator (study 2.3.1 case A)"
-    NO_PRIVATE_KEY = "operator does not hold the responder's private key (study 2.3.1 case B)"
+    NO_PRIVATE_KEY = (
+        "operator holds no private key that opens the envelope (study 2.3.1 cases A, B, D)"
+    )
     ONE_OPERATOR = "only one operator assists; the peer operator issued no substitute certificate"
     PFS = "Diffie-Hellman: keys never cross the signalling (needs MITM on media)"
-    USER_HMAC_PSK = "DH-HMAC with a PSK agreed by the users (study 2.3.4)"
+    USER_HMAC_PSK = "DH-HMAC: the keys never cross the signalling (study 2.3.4)"
     PROTECTED_HOP = "signalling protected to a P-CSCF in another network (study 2.2 Q4)"
     NO_ANSWER = "no answer SDP seen"
     UNSUPPORTED = "key management not understood"
@@ -383,6 +385,19 @@ class HopByHopIntermediary:
         self.ue_psks = ue_psks
         self.network_psk = network_psk
         self.stats = {"reprotected": 0, "unopened": 0}
+        # CSB ID -> the verification message for the previous hop (RFC 3830 §3.1 V flag)
+        self._answers: dict[int, bytes | None] = {}
+
+    def answer(self, r_message: bytes) -> bytes | None:
+        """The R_MESSAGE for the previous hop, replacing the next hop's (None: not ours)."""
+        from ims.mikey.errors import MikeyDecodeError
+        from ims.mikey.message import decode_message
+
+        try:
+            csb = decode_message(r_message).hdr.csb_id
+        except MikeyDecodeError:
+            return None
+        return self._answers.get(csb)
 
     def reprotect(self, mikey: bytes, *, toward_ue: str | None, now: float) -> bytes | None:
         """The I_MESSAGE for the next hop (``toward_ue``: that UE's AoR, or None for the
@@ -420,6 +435,10 @@ class HopByHopIntermediary:
                 continue
             if psk == target:
                 return None  # already protected for the next hop
+            if msg.hdr.v_flag:  # answer the previous hop ourselves, with its key
+                from ims.mikey.modes.psk import PskResponder
+
+                self._answers[msg.hdr.csb_id] = PskResponder(psk=psk).receive(mikey, now).message
             rand = msg.find(RandPayload)
             sessions = [
                 CryptoSession(suite=k.suite, ssrc=e.ssrc, roc=e.roc)
@@ -430,7 +449,7 @@ class HopByHopIntermediary:
             ini = PskInitiator(
                 psk=target,
                 sessions=sessions or DEFAULT_SESSIONS,
-                verification=False,
+                verification=msg.hdr.v_flag,
                 idi=ids[0] if ids else None,
                 idr=ids[1] if len(ids) > 1 else None,
                 csb_id=msg.hdr.csb_id,

@@ -324,7 +324,11 @@ class MikeyKeying:
 
 
 class PskKeying(MikeyKeying):
+    """PSK mode with the V flag: the answer carries the R_MESSAGE (RFC 4567 wants a
+    ``a=key-mgmt`` in the answer too, and the initiator gets key confirmation)."""
+
     name = "psk"
+    needs_response = True
 
     def psk(self, ctx: KeyingContext) -> bytes:
         return credentials().e2e_psk[pair(ctx.local_uri, ctx.remote_uri)]
@@ -332,9 +336,7 @@ class PskKeying(MikeyKeying):
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.psk import PskInitiator
 
-        return PskInitiator(
-            psk=self.psk(ctx), verification=False, idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri)
-        )
+        return PskInitiator(psk=self.psk(ctx), idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri))
 
     def make_responder(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.psk import PskResponder
@@ -371,6 +373,7 @@ class _SignedKeying(MikeyKeying):
 
 class PkeKeying(_SignedKeying):
     name = "pke"
+    needs_response = True
 
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.pke import PkeInitiator
@@ -382,7 +385,6 @@ class PkeKeying(_SignedKeying):
             PkeInitiator(
                 credentials=self.own(ctx),
                 responder_certificate=peer,
-                verification=False,
                 idi=aor(ctx.local_uri),
                 idr=aor(ctx.remote_uri),
             ),

@@ -121,7 +121,10 @@ class MikeyMitm:
         func = FUNCTION_FOR_TYPE.get(msg.data_type)
         self.function = func
         if func is None or func not in self.authorised:
-            self._fail(MitmState.PASSED_THROUGH, f"MIKEY {msg.data_type.name}: MITM not authorised")
+            self._fail(
+                MitmState.PASSED_THROUGH,
+                self.reason or f"MIKEY {msg.data_type.name}: MITM not authorised",
+            )
             return i_message
         ids = [p.data.decode("utf-8", "replace") for p in msg.find_all(IdPayload)]
         idi = _cert_identity(msg) or (ids[0] if ids else "")
@@ -146,6 +149,11 @@ class MikeyMitm:
         try:
             if self.function is MitmFunction.RSA_R:
                 return self._rsa_r_answer(r_message, now)
+            if self.function is MitmFunction.PKE:
+                if r_message is not None:
+                    self._mitm_initiator.receive(r_message, now)  # the responder's V checks out
+                self.state = MitmState.KEYED
+                return self._to_initiator
             if self.function in (MitmFunction.DH, MitmFunction.DHHMAC):
                 if r_message is None:
                     raise MikeyError("no DH response")
@@ -190,19 +198,22 @@ class MikeyMitm:
             raise MikeyError(f"no certificate of {idr} to re-seal the envelope")
         fake_i = self._substitute(idi)
         res = reply.result
-        forward = PkeInitiator(
+        self._mitm_initiator = PkeInitiator(
             credentials=fake_i,
             responder_certificate=real_r,
             sessions=_sessions(msg, res),
-            verification=False,
+            verification=msg.hdr.v_flag,
             idi=idi,
             idr=idr,
             csb_id=res.csb_id,
             rand=res.rand,
             tgk=res.tgk,
-        ).initiate(now)
+        )
+        forward: bytes = self._mitm_initiator.initiate(now)
         self.initiator_leg = self.responder_leg = res
-        self.state = MitmState.KEYED
+        # the initiator gets the verification message of *its* exchange (with the MITM)
+        self._to_initiator = reply.message
+        self.state = MitmState.KEYED if not msg.hdr.v_flag else MitmState.OFFER_FORWARDED
         return forward
 
     def _rsa_r_offer(self, msg: Any, idi: str, idr: str, now: float) -> bytes:

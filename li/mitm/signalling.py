@@ -131,7 +131,7 @@ class SignallingMitm:
                 xids=[t.xid for t in tasks],
             )
             if not authorised:
-                call.mitm.reason = "the operator cannot MITM this call's media"
+                call.mitm.reason = "the media path is another provider's: no media MITM here"
             self.calls[call_id] = call
         if data in call.rewritten:
             new = call.rewritten[data]

@@ -23,7 +23,6 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from li.targets import (
     split_values,
     uri_of,
 )
+from li.x2x3.pdu import correlation_id_for
 
 #: Calls tracked per POI (targets or not, for mid-call activation); oldest ended ones go first.
 MAX_CALLS = 20000
@@ -68,9 +68,8 @@ class TargetDirection(IntEnum):
 
 
 def correlation_id(call_id: str) -> int:
-    """Non-zero 64-bit correlation ID of a call, shared by X2 and X3."""
-    cid = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
-    return cid or 1
+    """Non-zero 64-bit correlation ID of a call, shared by X2 and X3 (li.x2x3's rule)."""
+    return correlation_id_for(call_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,12 +381,16 @@ class IriPoi:
         return False
 
     def _direction(self, msg: SipView, side: Side, target: frozenset[str]) -> TargetDirection:
-        if msg.is_request:  # a request is sent by its From party (asserted or not)
-            sender = normalize_uri(uri_of(msg.from_)).union(
-                *(normalize_uri(uri_of(v)) for h in msg.pai for v in split_values(h))
-            )
-        else:  # a response is sent by the To party of its request
-            sender = normalize_uri(uri_of(msg.to))
+        # a request is sent by its From party (asserted or not); a response goes back to it
+        from_party = normalize_uri(uri_of(msg.from_)).union(
+            *(normalize_uri(uri_of(v)) for h in msg.pai for v in split_values(h))
+        )
+        if msg.is_request:
+            sender = from_party
+        elif from_party & target:
+            return TargetDirection.TO_TARGET
+        else:
+            return TargetDirection.FROM_TARGET
         if sender & target:
             return TargetDirection.FROM_TARGET
         return TargetDirection.TO_TARGET

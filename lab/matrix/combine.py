@@ -1,0 +1,108 @@
+"""The agency's side of two providers (study 2.1 Q2) and the tone check of recovered audio.
+
+When the media runs through a separate provider, the IMS provider delivers IRI and keys and the
+media provider delivers encrypted CC; neither alone gives the audio. :func:`decrypt_with_keys`
+is what the agency does with both: the media provider's ``cc-encrypted.pcap`` decrypted with the
+keys from the IMS provider's ``keys.jsonl`` (each stream bound to the key whose authentication
+tag verifies), G.711 decoded into the same WAV names the LEMF uses.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+from ims.media.g711 import alaw_decode, ulaw_decode
+from ims.media.keys import SrtpKeys
+from ims.media.rtp import RtpError, decode_rtp
+from ims.media.srtp import LateJoinDecryptor
+from ims.media.tone import detect_tone
+from lab.matrix.spectrogram import peak_frequency
+from li.pcap import parse_ip, read_pcap
+
+
+def tone_in_wav(path: Path, freq: float) -> tuple[bool, float]:
+    """(tone present, peak frequency) of a recovered-audio WAV; the first 0.2 s skipped."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            pcm = w.readframes(w.getnframes())
+            rate = w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return False, 0.0
+    pcm = pcm[int(0.2 * rate) * 2 :]
+    if len(pcm) < rate // 5:  # less than 0.1 s of audio
+        return False, 0.0
+    return detect_tone(pcm, freq, rate), peak_frequency(pcm[: rate * 2 * 4], rate=rate)
+
+
+def _keys(keys_dir: Path) -> list[SrtpKeys]:
+    path = keys_dir / "keys.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        out.append(
+            SrtpKeys(
+                suite=d["suite"],
+                master_key=bytes.fromhex(d["master_key"]),
+                master_salt=bytes.fromhex(d["master_salt"]),
+                roc=int(d.get("roc", 0)),
+            )
+        )
+    return out
+
+
+def decrypt_with_keys(
+    *, cc_dir: Path, keys_dir: Path, out_dir: Path, target_ip: str | None = None
+) -> int:
+    """Decrypt ``cc_dir/cc-encrypted.pcap`` with ``keys_dir``'s keys; returns packets decrypted.
+
+    Direction: packets from ``target_ip`` (default: the source of the first packet, the tap
+    being tasked with the target's address... which is then the first sender) are
+    ``from-target``.
+    """
+    keys = _keys(keys_dir)
+    pcap = cc_dir / "cc-encrypted.pcap"
+    if not keys or not pcap.exists():
+        return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bound: dict[int, LateJoinDecryptor | None] = {}
+    audio: dict[str, bytearray] = {"from-target": bytearray(), "to-target": bytearray()}
+    done = 0
+    for rec in read_pcap(pcap):
+        seg = parse_ip(rec)
+        if seg is None or len(seg.payload) < 12:
+            continue
+        if target_ip is None:
+            target_ip = str(seg.src)
+        ssrc = int.from_bytes(seg.payload[8:12], "big")
+        if ssrc not in bound:
+            bound[ssrc] = None
+            for k in keys:
+                if LateJoinDecryptor(k).unprotect(seg.payload) is not None:
+                    bound[ssrc] = LateJoinDecryptor(k)
+                    break
+        decryptor = bound[ssrc]
+        if decryptor is None:
+            continue
+        plain = decryptor.unprotect(seg.payload)
+        if plain is None:
+            continue
+        try:
+            pkt = decode_rtp(plain)
+        except RtpError:
+            continue
+        if pkt.payload_type not in (0, 8):
+            continue
+        pcm = ulaw_decode(pkt.payload) if pkt.payload_type == 0 else alaw_decode(pkt.payload)
+        audio["from-target" if str(seg.src) == target_ip else "to-target"] += pcm
+        done += 1
+    for direction, samples in audio.items():
+        with wave.open(str(out_dir / f"audio-{direction}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(bytes(samples))
+    return done
