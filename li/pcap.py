@@ -13,6 +13,7 @@ Format: the "libpcap file format" (draft-ietf-opsawg-pcap): 24-byte global heade
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import struct
@@ -51,8 +52,13 @@ def _checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_addr(value: str) -> IPAddress:
+    return ipaddress.ip_address(value)
+
+
 def _addr(value: str | IPAddress) -> IPAddress:
-    return value if not isinstance(value, str) else ipaddress.ip_address(value)
+    return value if not isinstance(value, str) else _parse_addr(value)
 
 
 def _pseudo_header(src: IPAddress, dst: IPAddress, proto: int, length: int) -> bytes:

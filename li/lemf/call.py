@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ _DIR_NAME = {
     PayloadDirection.TO_TARGET: "to-target",
 }
 MAX_PENDING = 200
+SUMMARY_INTERVAL = 1.0  # seconds between summary.json rewrites (and at close)
 
 
 class Decryptor(Protocol):
@@ -158,6 +160,7 @@ class Call:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._policy_done = False
+        self._summary_at = -SUMMARY_INTERVAL
 
     # -- common ----------------------------------------------------------------------------
     def _touch(self, ts: float, poi: str) -> None:
@@ -544,7 +547,10 @@ class Call:
                 w.flush()
         for wav in self._wav.values():
             wav.flush()
-        write_json_private(self.dir / "summary.json", self.summary())
+        now = time.monotonic()
+        if now - self._summary_at >= SUMMARY_INTERVAL:
+            self._summary_at = now
+            write_json_private(self.dir / "summary.json", self.summary())
 
     def close(self) -> None:
         for w in (self._cc_enc, self._cc):

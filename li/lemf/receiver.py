@@ -21,7 +21,7 @@ from ims.log import get_logger
 from li.lemf.call import DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.mediation import Mediation
 from li.x2x3.framing import DEFAULT_MAX_PDU_SIZE, PduFramer
-from li.x2x3.pdu import PduType, X2X3DecodeError, decode_header, encode_pdu, keepalive_ack
+from li.x2x3.pdu import PduType, X2X3DecodeError, encode_pdu, keepalive_ack
 
 log = get_logger("li.lemf.receiver")
 
@@ -116,7 +116,7 @@ class LemfServer:
                 if not data:
                     break
                 for raw in framer.feed_raw(data):
-                    ptype = decode_header(raw).pdu_type
+                    ptype = (raw[2] << 8) | raw[3]
                     if ptype == PduType.KEEPALIVE:
                         seq = int.from_bytes(raw[-4:], "big") if len(raw) >= 48 else 0
                         mediation.checkpoint()

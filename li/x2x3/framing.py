@@ -10,7 +10,7 @@ framer is unusable: the stream has lost sync and the connection must be closed.
 
 from __future__ import annotations
 
-from li.x2x3.pdu import HEADER_LENGTH, Pdu, X2X3DecodeError, decode_header, decode_pdu
+from li.x2x3.pdu import HEADER_LENGTH, Pdu, X2X3DecodeError, decode_pdu, pdu_lengths
 
 DEFAULT_MAX_PDU_SIZE = 1 << 20
 
@@ -41,16 +41,15 @@ class PduFramer:
                 if len(self._buf) < HEADER_LENGTH:
                     break
                 try:
-                    hdr = decode_header(bytes(self._buf[:HEADER_LENGTH]))
-                    if hdr.total_length > self.max_pdu_size:
+                    _, total = pdu_lengths(self._buf)
+                    if total > self.max_pdu_size:
                         raise X2X3DecodeError(
-                            f"PDU of {hdr.total_length} bytes exceeds the limit of "
-                            f"{self.max_pdu_size}"
+                            f"PDU of {total} bytes exceeds the limit of {self.max_pdu_size}"
                         )
                 except X2X3DecodeError as exc:
                     self._failed = exc
                     raise
-                self._need = hdr.total_length
+                self._need = total
             if len(self._buf) < self._need:
                 break
             out.append(bytes(self._buf[: self._need]))

@@ -13,16 +13,19 @@ Wire layout (big-endian; offsets as in Wireshark's packet-li5g.c and OpenLI x2x3
     40  Conditional attributes: TLV (type u16, length u16, value), contiguous
     HL  Payload (PL bytes)
 
-Every conditional attribute of the TLV table has a typed dataclass; unknown and opaque types
-(ETSI/3GPP/proprietary attributes, DID, NFID, IPID, MIME, XID info) stay :class:`OpaqueAttribute`
-so a PDU from any implementation decodes and re-encodes byte-exact. Decoding consumes exactly
-the bytes given and raises :class:`X2X3DecodeError` on anything malformed; it never reads past
-a declared length.
+The codec reads and writes through :class:`ims.buffer.Buffer` (bounds-checked); framing and
+the spool only need the two length fields and use :func:`pdu_lengths`, a ``struct`` fast path
+with the same checks. Every conditional attribute of the TLV table has a typed dataclass;
+unknown and opaque types (ETSI/3GPP/proprietary attributes, DID, NFID, IPID, MIME, XID info)
+stay :class:`OpaqueAttribute` so a PDU from any implementation decodes and re-encodes
+byte-exact. Decoding consumes exactly the bytes given and raises :class:`X2X3DecodeError` on
+anything malformed; it never reads past a declared length.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 import uuid
 from dataclasses import dataclass
 from enum import IntEnum
@@ -495,26 +498,46 @@ class PduHeader:
         return self.header_length + self.payload_length
 
 
+_HEADER = struct.Struct("!HHIIHH16sQ")
+_TL = struct.Struct("!HH")
+_PDU_TYPES = frozenset(int(t) for t in PduType)
+
+
 def decode_header(data: bytes) -> PduHeader:
     """Decode the first 40 bytes of ``data`` and check the length fields are sane."""
     if len(data) < HEADER_LENGTH:
         raise X2X3DecodeError(f"need {HEADER_LENGTH} header bytes, have {len(data)}")
-    buf = Buffer(data[:HEADER_LENGTH])
-    hdr = PduHeader(
-        version=buf.pull_uint16(),
-        pdu_type=buf.pull_uint16(),
-        header_length=buf.pull_uint32(),
-        payload_length=buf.pull_uint32(),
-        payload_format=buf.pull_uint16(),
-        payload_direction=buf.pull_uint16(),
-        xid=uuid.UUID(bytes=buf.pull_bytes(16)),
-        correlation_id=buf.pull_uint64(),
+    ver, ptype, hl, pl, fmt, direction, xid, cid = _HEADER.unpack_from(data)
+    if hl < HEADER_LENGTH:
+        raise X2X3DecodeError(f"header length {hl} < {HEADER_LENGTH}", offset=4)
+    if ptype not in _PDU_TYPES:
+        raise X2X3DecodeError(f"unknown PDU type {ptype}", offset=2)
+    return PduHeader(
+        version=ver,
+        pdu_type=ptype,
+        header_length=hl,
+        payload_length=pl,
+        payload_format=fmt,
+        payload_direction=direction,
+        xid=uuid.UUID(bytes=xid),
+        correlation_id=cid,
     )
-    if hdr.header_length < HEADER_LENGTH:
-        raise X2X3DecodeError(f"header length {hdr.header_length} < {HEADER_LENGTH}", offset=4)
-    if hdr.pdu_type not in PduType._value2member_map_:
-        raise X2X3DecodeError(f"unknown PDU type {hdr.pdu_type}", offset=2)
-    return hdr
+
+
+def pdu_lengths(data: bytes | bytearray, offset: int = 0) -> tuple[int, int]:
+    """(PDU type, total length) of the PDU whose header starts at ``offset`` (fast path for
+    framing; the same checks as :func:`decode_header`)."""
+    if len(data) - offset < HEADER_LENGTH:
+        raise X2X3DecodeError(f"need {HEADER_LENGTH} header bytes, have {len(data) - offset}")
+    ptype, hl, pl = _LENGTHS.unpack_from(data, offset + 2)
+    if hl < HEADER_LENGTH:
+        raise X2X3DecodeError(f"header length {hl} < {HEADER_LENGTH}", offset=offset + 4)
+    if ptype not in _PDU_TYPES:
+        raise X2X3DecodeError(f"unknown PDU type {ptype}", offset=offset + 2)
+    return ptype, hl + pl
+
+
+_LENGTHS = struct.Struct("!HII")
 
 
 def decode_pdu(data: bytes) -> Pdu:

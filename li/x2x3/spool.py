@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ims.errors import ImsError
-from li.x2x3.pdu import HEADER_LENGTH, X2X3DecodeError, decode_header
+from li.x2x3.pdu import HEADER_LENGTH, X2X3DecodeError, pdu_lengths
 
 DEFAULT_SEGMENT_BYTES = 8 << 20
 
@@ -39,7 +39,7 @@ def _walk(data: bytes) -> int:
     pos = 0
     while len(data) - pos >= HEADER_LENGTH:
         try:
-            total = decode_header(data[pos : pos + HEADER_LENGTH]).total_length
+            total = pdu_lengths(data, pos)[1]
         except X2X3DecodeError:
             break
         if pos + total > len(data):
@@ -70,6 +70,7 @@ class Spool:
         self._writer_start = -1
         self._reader: BinaryIO | None = None
         self._reader_start = -1
+        self._ack_fd: int | None = None
         self._recover()
 
     # -- state ---------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Spool:
         data = self._reader.read(max_bytes)
         good = _walk(data)
         if good == 0 and data:
-            total = decode_header(data[:HEADER_LENGTH]).total_length
+            total = pdu_lengths(data)[1]
             data += self._reader.read(total - len(data))
             good = _walk(data)
         return data[:good]
@@ -178,9 +179,10 @@ class Spool:
         if pos <= self._acked:
             return
         self._acked = min(pos, self._end)
-        tmp = self.dir / "acked.tmp"
-        tmp.write_text(str(self._acked))
-        os.replace(tmp, self.dir / "acked")
+        # A fixed-width record rewritten in place: one small write, no rename per checkpoint.
+        if self._ack_fd is None:
+            self._ack_fd = os.open(self.dir / "acked", os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(self._ack_fd, f"{self._acked:020d}\n".encode(), 0)
         while len(self._segments) > 1 and self._segments[1] <= self._acked:
             start = self._segments.pop(0)
             if self._reader_start == start and self._reader is not None:
@@ -189,6 +191,9 @@ class Spool:
             self._seg_path(start).unlink(missing_ok=True)
 
     def close(self) -> None:
+        if self._ack_fd is not None:
+            os.close(self._ack_fd)
+            self._ack_fd = None
         for fh in (self._writer, self._reader):
             if fh is not None:
                 fh.close()

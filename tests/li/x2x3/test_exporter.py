@@ -194,3 +194,32 @@ def test_spool_recovers_from_torn_write(tmp_path: Path) -> None:
         data += chunk
         pos += len(chunk)
     assert data == b"".join(pdus[5:])
+
+
+async def test_mutual_tls_delivery_and_refusal(tmp_path: Path) -> None:
+    from li.x1.tlsutil import client_context, make_lab_pki
+
+    pki = make_lab_pki(tmp_path / "pki", server_name="lemf", client_name="pcscf-1", hosts=(HOST,))
+    async with LemfServer(tmp_path / "out", host=HOST, ssl=pki.server_context()) as lemf:
+        assert lemf.mediation is not None
+        # a POI without a client certificate never gets a PDU through
+        rogue = X2X3Exporter(tmp_path / "rogue", backoff_initial=0.01, backoff_max=0.02)
+        rogue.add_destination(
+            DeliveryDestination(did=DID, host=HOST, port=lemf.port, tls=client_context(pki.ca))
+        )
+        rogue.bind_task(XID, [DID])
+        await rogue.start()
+        send(rogue, 0)
+        await wait_for(lambda: rogue.status(DID).connects + rogue.status(DID).connect_failures >= 3)
+        assert lemf.mediation.stats.pdus == 0
+        await rogue.close()
+        exp = X2X3Exporter(tmp_path / "spool", keepalive_interval=0.2)
+        exp.add_destination(
+            DeliveryDestination(did=DID, host=HOST, port=lemf.port, tls=pki.client_context())
+        )
+        exp.bind_task(XID, [DID])
+        async with exp:
+            for i in range(100):
+                send(exp, i)
+            assert await exp.drain(timeout=20)
+        assert lemf.mediation.stats.pdus == 100 and lemf.mediation.stats.gaps == 0
