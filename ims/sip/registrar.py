@@ -225,7 +225,8 @@ class BindingStore:
 # REGISTER handling (§10.3 steps 2-8)
 # ---------------------------------------------------------------------------------------
 #: authentication callback: ``(request, now) -> None`` when the request is authenticated,
-#: else the challenge headers to send with a 401 (``WWW-Authenticate: Digest ...``).
+#: else the challenge headers to send with a 401 (``WWW-Authenticate: Digest ...``); it may
+#: raise :class:`RegistrarError` (403 when the user may not register that AOR, §10.3 step 4).
 Authenticate = Callable[[Request, float], Sequence[tuple[str, str]] | None]
 
 _URI_PARAMS_COMPARED = ("transport", "user", "ttl", "method", "maddr")

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ims.log import get_logger
+from ims.sip.auth import DigestServer
 from ims.sip.message import Request
 from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
-from ims.sip.registrar import Authenticate, BindingStore, Registrar
+from ims.sip.registrar import Authenticate, BindingStore, Registrar, RegistrarError, aor_of
 
 ROLE = "sip-proxy"
 HELP = "RFC 3261 stateful proxy + registrar (Record-Route, forking, digest REGISTER)"
@@ -51,7 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", action="append", default=[], metavar="NAME=IP", help="static host entry"
     )
+    parser.add_argument(
+        "--allow-net",
+        action="append",
+        metavar="CIDR",
+        help="only forward to next hops in these networks (repeatable; default: anywhere)",
+    )
     parser.add_argument("--min-expires", type=int, default=60, help="registrar Min-Expires")
+    parser.add_argument(
+        "--auth-algorithms",
+        default="SHA-256,MD5",
+        help="digest algorithms, preferred first",
+    )
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -70,17 +83,25 @@ def load_users(path: Path) -> tuple[str | None, dict[str, str]]:
     return (str(realm) if realm else None), {str(k): str(v) for k, v in users.items()}
 
 
-def digest_authenticator(realm: str, users: Mapping[str, str]) -> Authenticate:
-    """REGISTER authentication with ``ims.sip.auth`` (RFC 7616 digest, MD5/SHA-256)."""
-    from ims.sip.auth import DigestServer  # type: ignore[import-not-found,unused-ignore]
+def digest_authenticator(
+    realm: str, users: Mapping[str, str], algorithms: Sequence[str] = ("SHA-256", "MD5")
+) -> Authenticate:
+    """REGISTER authentication with ``ims.sip.auth`` (RFC 7616 digest, qop=auth), then
+    authorization (§10.3 step 4): the authenticated user must own the AOR in To (else 403)."""
+    server = DigestServer(realm=realm, secret=secrets.token_bytes(32), algorithms=tuple(algorithms))
 
-    server = DigestServer(realm=realm, passwords=dict(users))
+    def lookup(username: str, _realm: str) -> str | None:
+        return users.get(username)
 
     def authenticate(request: Request, now: float) -> Sequence[tuple[str, str]] | None:
-        result = server.verify(request, now)
-        if result.ok:
-            return None
-        return list(result.challenge_headers)
+        result = server.verify(request, now, lookup)
+        if not result.ok:
+            return server.challenge(now, stale=result.stale)
+        to = request.to
+        aor = None if to is None else aor_of(to.uri)
+        if aor is None or aor.removeprefix("sip:").split("@", 1)[0] != result.username:
+            raise RegistrarError(403, "Forbidden")
+        return None
 
     return authenticate
 
@@ -101,7 +122,8 @@ def build(args: argparse.Namespace) -> ProxyServer:
     if args.users is not None:
         realm, users = load_users(args.users)
         realm = realm or (sorted(domains)[0] if domains else host)
-        authenticate = digest_authenticator(realm, users)
+        algorithms = [a.strip() for a in args.auth_algorithms.split(",") if a.strip()]
+        authenticate = digest_authenticator(realm, users, algorithms)
         names = set(users)
 
         def known(aor: str) -> bool:
@@ -112,7 +134,7 @@ def build(args: argparse.Namespace) -> ProxyServer:
     )
     router = LocationRouter(registrar, is_known_user=known)
     hosts = dict(h.split("=", 1) for h in args.host if "=" in h)
-    return ProxyServer(ProxyCore(config, router), hosts=hosts)
+    return ProxyServer(ProxyCore(config, router), hosts=hosts, allowed_networks=args.allow_net)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from ims.log import get_logger
 from ims.sip.message import Response
@@ -59,6 +60,8 @@ from ims.sip.transport.errors import SipTransportError
 from ims.sip.transport.udp import UdpTransport
 
 _log = get_logger("ims.sip.proxy.aio")
+_RAW_COPY = re.compile(rb"(?i)(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:")
+_RAW_VIA = re.compile(rb"(?i)(via|v)[ \t]*:")
 
 
 class ProxyServer:
@@ -70,9 +73,18 @@ class ProxyServer:
         *,
         timers: TimerConfig | None = None,
         hosts: Mapping[str, str] | None = None,
+        allowed_networks: Sequence[str] | None = None,
     ) -> None:
         self.core = core
-        self.layer = TransactionLayer(timers or TimerConfig(trying_delay=None))
+        # next hops outside these networks are refused (503) instead of contacted: a lab
+        # safety net so that a torture message's Route cannot make us talk to other hosts
+        self.allowed = (
+            None
+            if allowed_networks is None
+            else [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
+        )
+        # the core sends 100 Trying itself at once (§16.2); the layer's TRYING timer is moot
+        self.layer = TransactionLayer(timers or TimerConfig())
         self.hosts = {k.lower(): v for k, v in (hosts or {}).items()}
         self._udp: list[UdpTransport] = []
         self._clients: dict[str, ClientTransaction] = {}  # branch -> INVITE/non-INVITE client tx
@@ -80,6 +92,7 @@ class ProxyServer:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"send_errors": 0, "unresolved": 0}
+        self._inbound: Flow | None = None  # the flow of the datagram being processed
 
     # -- set-up ---------------------------------------------------------------------------
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
@@ -107,10 +120,28 @@ class ProxyServer:
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
+        self._inbound = flow
+        stats = self.layer.stats
+        refused, answered = stats["parse_errors"], stats["error_responses"]
         try:
-            self._events(self.layer.receive_bytes(data, flow, now), now)
+            events = self.layer.receive_bytes(data, flow, now)
+            if stats["parse_errors"] > refused and stats["error_responses"] == answered:
+                self._last_resort_400(data, flow)
+            for i, ev in enumerate(events):
+                if (
+                    isinstance(ev, SendMessage)
+                    and ev.transaction is None
+                    and isinstance(ev.message, Response)
+                ):
+                    # the layer's answer to a request it refused: it is routed by the raw
+                    # Via, which has no `received` yet; §18.2.1 would have stamped the source
+                    # address, and the answer goes back on the transport it came in on
+                    remote = (flow.remote[0], ev.flow.remote[1])
+                    events[i] = SendMessage(ev.message, ev.data, Flow(flow.transport, remote))
+            self._events(events, now)
         except Exception as exc:  # one bad message must never stop the element
             _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        self._inbound = None
         self._arm()
 
     def _events(self, events: list[Event], now: float) -> None:
@@ -151,6 +182,26 @@ class ProxyServer:
                 if isinstance(tx3, ClientTransaction) and self._clients.get(tx3.branch) is tx3:
                     del self._clients[tx3.branch]
 
+    def _last_resort_400(self, data: bytes, flow: Flow) -> None:
+        """Answer 400 to a request so broken the layer could not build an answer (a Via that
+        does not parse, a malformed request line: RFC 4475 §3.1.2.1, §3.1.2.8-9): the raw
+        Via/From/To/Call-ID/CSeq lines are copied (§8.2.6.1) and it goes to the source."""
+        if not self._udp or flow.transport != "UDP":
+            return
+        head = data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+        lines = head.split(b"\r\n")
+        first = lines[0].lstrip()
+        if not first or first.startswith(b"SIP/") or first[:4].upper() == b"ACK ":
+            return
+        copied = [ln for ln in lines[1:] if _RAW_COPY.match(ln)]
+        if not any(_RAW_VIA.match(ln) for ln in copied):
+            return
+        reply = b"\r\n".join([b"SIP/2.0 400 Bad Request", *copied, b"Content-Length: 0", b"", b""])
+        try:
+            self._udp[0].send(reply, flow.remote)
+        except SipTransportError:
+            self.stats["send_errors"] += 1
+
     # -- output ---------------------------------------------------------------------------
     def _act(self, actions: list[Action], now: float) -> None:
         layer = self.layer
@@ -188,13 +239,15 @@ class ProxyServer:
 
     def _flow(self, peer: Peer) -> Flow | None:
         host = peer.host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
+        if not _is_ip(host):
             resolved = self.hosts.get(host.lower())
             if resolved is None:
                 return None
             host = resolved
+        if self.allowed is not None:
+            ip = ipaddress.ip_address(host)
+            if not any(ip in net for net in self.allowed):
+                return None
         return Flow(peer.transport.upper(), (host, peer.port))
 
     def _send(self, ev: SendMessage) -> None:
@@ -208,9 +261,21 @@ class ProxyServer:
                 if u.local == flow.local:
                     udp = u
                     break
+        remote = flow.remote
+        if not _is_ip(remote[0]):
+            resolved = self.hosts.get(remote[0].lower())
+            if resolved is not None:
+                remote = (resolved, remote[1])
+            elif isinstance(ev.message, Response) and self._inbound is not None:
+                # a response to an unparsable request, routed by a Via sent-by that is a
+                # name (the layer had no `received` to stamp): answer the source (§18.2.2)
+                remote = self._inbound.remote
+            else:
+                self._send_failed(ev, f"cannot resolve {remote[0]!r} (no DNS in the lab)")
+                return
         try:
-            udp.send(ev.data, flow.remote)
-        except SipTransportError as exc:
+            udp.send(ev.data, remote)
+        except (SipTransportError, ValueError) as exc:
             self._send_failed(ev, str(exc))
 
     def _send_failed(self, ev: SendMessage, reason: str) -> None:
@@ -244,6 +309,14 @@ class ProxyServer:
         except Exception as exc:
             _log.warning("timer processing failed", error=repr(exc))
         self._arm()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _peer(flow: Flow) -> Peer:
