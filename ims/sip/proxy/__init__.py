@@ -1,0 +1,66 @@
+"""RFC 3261 §16 proxy core (sans-I/O), routing policy types, hook points and the asyncio
+adapter. See docs/sip-proxy-api.md.
+
+``ProxyServer`` (asyncio) is imported lazily so that sans-I/O users of the core never load
+the event loop machinery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .core import (
+    Action,
+    CancelBranch,
+    ForwardRequest,
+    ProxyConfig,
+    ProxyCore,
+    SendResponse,
+    SendStateless,
+    loop_hash,
+    uri_peer,
+    via_peer,
+)
+from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks, Peer
+from .location import LocationRouter, uas_checks
+from .routing import Decision, Forward, RequestUriRouter, Respond, Router, RoutingContext, Target
+
+if TYPE_CHECKING:
+    from .aio_proxy import ProxyServer
+
+__all__ = [
+    "DROP",
+    "Action",
+    "CancelBranch",
+    "Decision",
+    "Direction",
+    "Forward",
+    "ForwardRequest",
+    "LocationRouter",
+    "MessageEvent",
+    "MessageHook",
+    "MessageHooks",
+    "Peer",
+    "ProxyConfig",
+    "ProxyCore",
+    "ProxyServer",
+    "RequestUriRouter",
+    "Respond",
+    "Router",
+    "RoutingContext",
+    "SendResponse",
+    "SendStateless",
+    "Target",
+    "loop_hash",
+    "uas_checks",
+    "uri_peer",
+    "via_peer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProxyServer":
+        from .aio_proxy import ProxyServer
+
+        return ProxyServer
+    raise AttributeError(name)
