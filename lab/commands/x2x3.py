@@ -1,4 +1,4 @@
-"""``imslab x2x3 decode FILE``: print the X2/X3 PDUs in FILE as JSON lines.
+"""``imslab x2x3 decode FILE...``: print the X2/X3 PDUs in FILE as JSON lines.
 
 FILE is either a pcap (the TCP payloads of every flow are reassembled per flow, then framed)
 or a raw byte stream of PDUs (e.g. a spool segment). Payloads are summarised (length, SIP
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("x2x3", help="X2/X3 (ETSI TS 103 221-2) tools")
     xs = parser.add_subparsers(dest="x2x3_cmd", required=True, metavar="CMD")
     d = xs.add_parser("decode", help="decode PDUs from a pcap or a raw stream to JSON lines")
-    d.add_argument("file", type=Path)
+    d.add_argument("file", type=Path, nargs="+")
     d.add_argument("--payload", action="store_true", help="include the payload (base64)")
     d.set_defaults(func=_decode)
 
@@ -112,7 +112,8 @@ def streams_from(path: Path) -> list[bytes]:
 
 def _decode(args: argparse.Namespace) -> int:
     rc = 0
-    for stream in streams_from(args.file):
+    streams = [s for f in args.file for s in streams_from(f)]
+    for stream in streams:
         framer = PduFramer()
         try:
             for pdu in framer.feed(stream):

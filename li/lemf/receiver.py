@@ -80,12 +80,11 @@ class LemfServer:
         if self._server is not None:
             self._server.close()
         for w in list(self._conns):
-            w.transport.abort()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            w.transport.abort()  # the handlers see EOF and finish on their own
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=2.0)
+            for t in late:
+                t.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
