@@ -23,9 +23,17 @@ from .client_tables import (
     INVITE_CLIENT,
     NON_INVITE_CLIENT,
     InviteClientInput,
+    InviteClientState,
     NonInviteClientInput,
 )
-from .events import Event, ResponseReceived, SendMessage, TransactionTimedOut, TransportFailed
+from .events import (
+    Event,
+    ResponseReceived,
+    SendMessage,
+    StrayResponse,
+    TransactionTimedOut,
+    TransportFailed,
+)
 from .flow import Flow
 from .machine import Action, Machine
 from .timers import TimerConfig
@@ -168,7 +176,11 @@ class ClientTransaction:
 
     def receive_response(self, response: Response, flow: Flow, now: float) -> list[Event]:
         """Feed a matching response. Raises TransactionProtocolError if the figure has no arrow."""
+        accepted = self.machine.state is InviteClientState.ACCEPTED
         actions = self.machine.fire(self.classify(response), now)
+        if accepted:
+            # RFC 6026 "2xx / to TU" in Accepted: reported as a StrayResponse (see events.py)
+            return [StrayResponse(response, flow, self)]
         if Action.PASS_RESPONSE in actions:
             self.last_response = response
         return self._outputs(actions, response, flow)

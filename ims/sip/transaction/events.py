@@ -52,10 +52,18 @@ class ResponseReceived:
 
 @dataclass(frozen=True, slots=True)
 class StrayResponse:
-    """A response matching no client transaction (2xx retransmissions, late responses)."""
+    """A response the TU must handle outside a transaction's normal flow.
+
+    Either it matched no client transaction (late responses, 2xx after the INVITE client
+    ended), or it is a further 2xx reaching an INVITE client transaction in RFC 6026's
+    Accepted state (a retransmission, or another fork's 2xx); then ``transaction`` is set.
+    Either way the TU does what RFC 3261 says for such 2xx: a UA core ACKs it (§13.2.2.4), a
+    proxy forwards it statelessly (§16.7).
+    """
 
     response: Response
     flow: Flow
+    transaction: ClientTransaction | None = None
 
 
 @dataclass(frozen=True, slots=True)

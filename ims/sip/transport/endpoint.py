@@ -136,11 +136,6 @@ class ServerContext:
 class _Pending:
     on_response: Callable[[Response], None] | None
     on_failure: Callable[[Exception], None] | None
-    # ``request()`` users see one final response; later 2xx (retransmissions, other forks,
-    # kept in the transaction by RFC 6026's Accepted state) go to the stray handlers as they
-    # would with RFC 3261 alone, so a UA core re-ACKs them and a proxy forwards them.
-    later_2xx_to_stray: bool = False
-    final_seen: bool = False
 
 
 class SipEndpoint:
@@ -307,7 +302,6 @@ class SipEndpoint:
         on_response: Callable[[Response], None] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
         add_via: bool = True,
-        _later_2xx_to_stray: bool = False,
     ) -> ClientTransaction:
         """Start a client transaction; ``on_response`` gets every response (1xx and final),
         ``on_failure`` a SipTimeoutError (B/F) or SipTransportError."""
@@ -316,7 +310,7 @@ class SipEndpoint:
             self.prepare(request, transport)
         flow = self._flow_to(destination, transport)
         tx, events = self.layer.send_request(request, flow, self._now())
-        self._pending[tx] = _Pending(on_response, on_failure, _later_2xx_to_stray)
+        self._pending[tx] = _Pending(on_response, on_failure)
         self._process(events)
         return tx
 
@@ -367,7 +361,6 @@ class SipEndpoint:
             on_response=on_response,
             on_failure=on_failure,
             add_via=add_via,
-            _later_2xx_to_stray=True,
         )
         try:
             return await fut
@@ -445,15 +438,7 @@ class SipEndpoint:
                 self._on_request_received(event)
             elif isinstance(event, ResponseReceived):
                 pending = self._pending.get(event.transaction)
-                if pending is None:
-                    continue
-                if pending.final_seen and pending.later_2xx_to_stray:
-                    for stray in self._stray_handlers:
-                        self._call(stray, event.response, event.flow)
-                    continue
-                if event.response.status >= 200:
-                    pending.final_seen = True
-                if pending.on_response is not None:
+                if pending is not None and pending.on_response is not None:
                     self._call(pending.on_response, event.response)
             elif isinstance(event, AckReceived):
                 for ack_handler in self._ack_handlers:
