@@ -224,6 +224,15 @@ class MediaSession:
         self.remote_rtp = (host, rtp_port)
         self.remote_rtcp = (host, rtcp_port if rtcp_port is not None else rtp_port + 1)
 
+    def set_keys(self, tx_keys: SrtpKeys | None, rx_keys: SrtpKeys | None) -> None:
+        """Attach (or replace, on re-keying) SRTP keys once offer/answer is done.
+
+        A UE must put its port in the offer before the keys are agreed, so sessions are often
+        created plain and keyed here. ``None`` for a direction means plain RTP that way.
+        """
+        self.sender = SrtpSender(tx_keys) if tx_keys else None
+        self.receiver = SrtpReceiver(rx_keys) if rx_keys else None
+
     def add_hook(self, hook: Hook) -> None:
         self.hooks.append(hook)
 

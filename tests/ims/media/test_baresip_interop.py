@@ -20,7 +20,6 @@ import pytest
 
 from ims.media.audio import BufferSink, ToneSource, WavWriter
 from ims.media.session import MediaSession
-from ims.media.srtp import SrtpReceiver, SrtpSender
 from ims.media.tone import tone_ratio
 from ims.sdes import make_offer
 from ims.sdp import LocalAudio, SessionDescription, create_offer, process_answer
@@ -144,8 +143,7 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
             (BARESIP_HOST, BARESIP_PORT),
         )
         # the offer had to carry our port before the keys were agreed: attach SRTP now
-        media.sender = SrtpSender(stream.sdes.tx)
-        media.receiver = SrtpReceiver(stream.sdes.rx)
+        media.set_keys(stream.sdes.tx, stream.sdes.rx)
         media.set_remote(stream.remote_address, stream.remote_rtp_port, stream.remote_rtcp_port)
         media.start(frames=100)  # 2 s of 1 kHz
         await media.wait_sent()

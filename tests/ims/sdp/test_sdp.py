@@ -268,3 +268,23 @@ def test_round_trip_of_arbitrary_lines(lines: list[str]) -> None:
     except SdpError:
         return
     assert sdp.encode_str() == text
+
+
+def test_mikey_offer_answered_with_our_key_mgmt() -> None:
+    i_msg = KeyMgmtAttribute(protocol="mikey", data=b"I_MESSAGE")
+    r_msg = KeyMgmtAttribute(protocol="mikey", data=b"R_MESSAGE")
+    offer = create_offer(
+        LocalAudio(address="127.0.4.1", port=20000, key_mgmt=(i_msg,)), session_id=1
+    )
+    assert offer.media[0].proto == "RTP/SAVP" and offer.media[0].key_mgmt == (i_msg,)
+    ans = create_answer(
+        offer, LocalAudio(address="127.0.4.2", port=30000, key_mgmt=(r_msg,)), session_id=2
+    )
+    (s,) = ans.streams
+    assert s.key_mgmt == (i_msg,) and s.sdes is None  # the caller hands i_msg to ims.mikey
+    assert ans.sdp.media[0].key_mgmt == (r_msg,) and ans.sdp.media[0].proto == "RTP/SAVP"
+    (o,) = process_answer(offer, ans.sdp)
+    assert o.key_mgmt == (r_msg,)
+    # without a local MIKEY answer, an SAVP offer carrying only key-mgmt cannot be accepted
+    with pytest.raises(SdpNegotiationError):
+        create_answer(offer, LocalAudio(address="127.0.4.2", port=30000), session_id=2)
