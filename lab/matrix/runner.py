@@ -46,7 +46,8 @@ from li.mitm.media import MediaMitm
 from li.mitm.mikey import MikeyMitm, MitmState
 from li.mitm.signalling import SignallingMitm
 from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
-from li.poi.iri import CcTrigger, IriEvent, IriPoi, IriRecord, PoiTask
+from li.poi.iri import CcTrigger, IriEvent, IriPoi, IriRecord
+from li.poi.x1 import wire as x1_wire
 from li.study import (
     EXPECTATIONS,
     Expectation,
@@ -57,8 +58,19 @@ from li.study import (
     compare,
     ts33106_outcome,
 )
-from li.targets import TargetKind
-from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
+from li.x1.client import X1Client
+from li.x1.model import (
+    DeliveryType,
+    DestinationDetails,
+    ImslabTaskExtension,
+    MitmAuthorisation,
+    TargetIdentifier,
+    TaskDetails,
+)
+from li.x1.ne import NetworkElementLI
+from li.x1.tlsutil import LabPki as X1Pki
+from li.x1.tlsutil import make_lab_pki
+from li.x2x3.exporter import X2X3Exporter
 from li.x2x3.pdu import MatchedTargetIdentifier, address_attributes
 from ue import keying_mikey
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
@@ -193,7 +205,7 @@ class _Capture:
     cc: int = 0
     key_records: list[KeyRecord] = field(default_factory=list)
     mitm: list[MikeyMitm] = field(default_factory=list)
-    exporters: list[X2X3Exporter] = field(default_factory=list)
+    nes: dict[str, NetworkElementLI] = field(default_factory=dict)
     removers: list[Callable[[], None]] = field(default_factory=list)
     xids: dict[str, uuid.UUID] = field(default_factory=dict)  # operator -> XID
     target_ip: str = ""
@@ -223,10 +235,13 @@ class MatrixRunner:
             lemf_host or self.base.elements["pcscf-a"].address.rsplit(".", 1)[0] + ".250"
         )
         self.lemf: LemfServer | None = None
+        self.x1_host = self.lemf_host.rsplit(".", 1)[0] + ".251"
+        self.x1_pki: X1Pki | None = None
 
     async def __aenter__(self) -> MatrixRunner:
         self.work.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("IMSLAB_PKI", str(self.work / "pki"))
+        self.x1_pki = make_lab_pki(self.work / "x1-pki", hosts=(self.x1_host,))
         self.lemf = LemfServer(self.work / "lemf", host=self.lemf_host)
         await self.lemf.start()
         return self
@@ -274,17 +289,19 @@ class MatrixRunner:
         )
         cap = _Capture(target_ip=topo.ues[plan.caller].address)
         async with Lab(topo, mode="inprocess") as lab:
-            await self._attach(lab, topo, plan, exp, creds, pki, subs, mitm_funcs, caller_aor, cap)
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    for e in cap.exporters:
-                        await stack.enter_async_context(e)
-                    cap.call_id = await self._call(topo, plan, keying, callee_aor, result)
-                    for e in cap.exporters:
-                        await e.drain(timeout=15)
+                await self._attach(
+                    lab, topo, plan, exp, creds, pki, subs, mitm_funcs, caller_aor, cap
+                )
+                await self._provision(plan, exp, mitm_funcs, caller_aor, topo, cap)
+                cap.call_id = await self._call(topo, plan, keying, callee_aor, result)
+                for ne in cap.nes.values():
+                    await ne.exporter.drain(timeout=15)
             finally:
                 for remove in cap.removers:
                     remove()
+                for ne in cap.nes.values():
+                    await ne.close()
         await asyncio.sleep(0.2)  # the LEMF writes its files on close of each flow
         self._evaluate(exp, plan, cap, subs, result)
         result.duration_s = round(time.monotonic() - t0, 2)
@@ -303,17 +320,21 @@ class MatrixRunner:
         target_aor: str,
         cap: _Capture,
     ) -> None:
-        assert self.lemf is not None
         clock = time.time
-        did = uuid.uuid4()
-        dest = DeliveryDestination(did=did, host=self.lemf_host, port=self.lemf.port)
+        assert self.x1_pki is not None
+        x1_pki = self.x1_pki
 
-        def exporter(nf: str, xid: uuid.UUID) -> X2X3Exporter:
-            exp_ = X2X3Exporter(self.work / "spool" / f"{exp.key.replace('/', '-')}-{nf}", nf_id=nf)
-            exp_.add_destination(dest)
-            exp_.bind_task(xid, [did])
-            cap.exporters.append(exp_)
-            return exp_
+        async def network_element(name: str) -> X2X3Exporter:
+            """The element's LI side: X1 server (HTTPS, mutual TLS), store, X2/X3 exporter."""
+            ne = NetworkElementLI(
+                ne_id=name,
+                state_dir=self.work / "ne" / exp.key.replace("/", "-") / name,
+                x1_host=self.x1_host,
+                x1_tls=x1_pki.server_context(),
+            )
+            await ne.start()
+            cap.nes[name] = ne
+            return ne.exporter
 
         # hop-by-hop MIKEY intermediaries: a network function of the home P-CSCFs (psk-hop)
         if exp.method is Method.PSK_HOP:
@@ -343,9 +364,7 @@ class MatrixRunner:
             network, hop_secrets = None, {}
 
         op = plan.operator
-        xid = uuid.uuid4()
-        cap.xids[op] = xid
-        task = PoiTask(xid=xid, targets=((TargetKind.SIP_URI, target_aor),), mitm=mitm_funcs)
+        cap.xids[op] = uuid.uuid4()
         op_domain = topo.operators[op].domain
         secrets = MikeySecrets(
             public_psks=(PUBLIC_PSK,),
@@ -362,14 +381,14 @@ class MatrixRunner:
         media_mitm: MediaMitm | None = None
         if plan.cc_anchor is not None:
             anchor = lab.elements[plan.cc_anchor].anchor
-            cc_exp = exporter(plan.cc_anchor, xid)
+            cc_exp = await network_element(plan.cc_anchor)
             cc_poi = AnchorCcPoi(element=plan.cc_anchor, emit=_cc_sender(cc_exp, cap))
             cap.removers.append(anchor.hooks.add(cc_poi.hook(clock)))
             if mitm_funcs & {"dh", "dhhmac"}:
                 media_mitm = MediaMitm()
                 cap.removers.append(anchor.hooks.add(media_mitm.hook()))
         for i, name in enumerate(plan.iri_elements):
-            el_exp = exporter(name, xid)
+            el_exp = await network_element(name)
             poi = IriPoi(
                 element=name,
                 address=(topo.elements[name].address, topo.elements[name].sip_port),
@@ -377,7 +396,7 @@ class MatrixRunner:
                 trigger_cc=(_trigger(cc_poi) if (i == 0 and cc_poi is not None) else None),
                 extract_keys=policy,
             )
-            poi.activate(task, clock())
+            x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
             cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
             if i == 0 and mitm_funcs:
                 sig = SignallingMitm(
@@ -394,13 +413,67 @@ class MatrixRunner:
                 cap.removers.append(lab.elements[name].sip_hooks.add(sig.hook()))
         if plan.tap_anchor is not None:
             assert plan.tap_operator is not None
-            tap_xid = uuid.uuid4()
-            cap.xids[plan.tap_operator] = tap_xid
-            tap = PassiveTapPoi(
-                element=plan.tap_anchor, emit=_cc_sender(exporter(plan.tap_anchor, tap_xid), cap)
-            )
-            tap.activate(tap_xid, topo.ues[plan.caller].address)
+            cap.xids[plan.tap_operator] = uuid.uuid4()
+            tap_exp = await network_element(plan.tap_anchor)
+            tap_ne = cap.nes[plan.tap_anchor]
+            # the media provider is tasked with the target's address (it never sees SIP)
+            tap_ne.handler.supported_targets = tap_ne.handler.supported_targets | {"ipv4Address"}
+            tap = PassiveTapPoi(element=plan.tap_anchor, emit=_cc_sender(tap_exp, cap))
+            x1_wire(tap_ne, taps=[tap], clock=clock)
             cap.removers.append(lab.elements[plan.tap_anchor].anchor.hooks.add(tap.hook(clock)))
+
+    async def _provision(
+        self,
+        plan: ScenarioPlan,
+        exp: Expectation,
+        mitm_funcs: frozenset[str],
+        target_aor: str,
+        topo: Topology,
+        cap: _Capture,
+    ) -> None:
+        """The ADMF: CreateDestination + ActivateTask over X1 (HTTPS) on every element."""
+        assert self.lemf is not None and self.x1_pki is not None
+        did = uuid.uuid4()
+        dest = DestinationDetails(
+            did=did,
+            delivery_type=DeliveryType.X2_AND_X3,
+            host=self.lemf_host,
+            port=self.lemf.port,
+            friendly_name="LEMF",
+        )
+        mitm = None
+        if mitm_funcs:
+            mitm = MitmAuthorisation(
+                reference=f"matrix {exp.key}",
+                signalling=True,
+                media=bool(mitm_funcs & {"dh", "dhhmac"}),
+            )
+        for name, ne in cap.nes.items():
+            tap = name == plan.tap_anchor
+            op = plan.tap_operator if tap else plan.operator
+            assert op is not None
+            target = (
+                TargetIdentifier(kind="ipv4Address", value=topo.ues[plan.caller].address)
+                if tap
+                else TargetIdentifier(kind="sipUri", value=target_aor)
+            )
+            client = X1Client(
+                self.x1_host,
+                ne.x1_port,
+                ssl=self.x1_pki.client_context(),
+                admf_id="admf-1",
+                ne_id=name,
+            )
+            await client.create_destination(dest)
+            await client.activate_task(
+                TaskDetails(
+                    xid=cap.xids[op],
+                    targets=(target,),
+                    delivery_type=DeliveryType.X3_ONLY if tap else DeliveryType.X2_AND_X3,
+                    dids=(did,),
+                    extension=ImslabTaskExtension(mitm=mitm) if mitm and not tap else None,
+                )
+            )
 
     async def _call(
         self, topo: Topology, plan: ScenarioPlan, keying: str, callee_aor: str, result: CallResult

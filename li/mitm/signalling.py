@@ -121,6 +121,9 @@ class SignallingMitm:
             if not tasks or getattr(msg, "method", None) != "INVITE":
                 return None
             authorised = self._authorised(tasks)
+            dropped = self.media is None and any(
+                f in ("dh", "dhhmac") for t in tasks for f in t.mitm
+            )
             call = MitmCall(
                 mitm=MikeyMitm(
                     substitutes=self.substitutes,
@@ -130,7 +133,7 @@ class SignallingMitm:
                 ),
                 xids=[t.xid for t in tasks],
             )
-            if not authorised:
+            if dropped:
                 call.mitm.reason = "the media path is another provider's: no media MITM here"
             self.calls[call_id] = call
         if data in call.rewritten:
