@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from pathlib import Path
 
+from li.lemf.mikeykeys import mikey_psk_policy
 from li.lemf.receiver import LemfServer
 from li.x1.tlsutil import server_context
 
@@ -38,9 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", type=Path, help="server certificate (overrides --tls-dir)")
     parser.add_argument("--tls-key", type=Path, help="server private key")
     parser.add_argument("--tls-ca", type=Path, help="CA that issued the POIs' certificates")
+    parser.add_argument(
+        "--mikey-psk",
+        action="append",
+        default=[],
+        metavar="[XID=]HEX",
+        help="MIKEY PSK the LEMF may use to open key-mgmt in intercepted SDP (per task with "
+        "XID=, else for every task); repeatable",
+    )
 
 
-def tls_from_args(args: argparse.Namespace) -> object | None:
+def tls_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
     cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
     if args.tls_dir is not None:
         cert = cert or args.tls_dir / "server.pem"
@@ -56,7 +66,23 @@ def tls_from_args(args: argparse.Namespace) -> object | None:
 async def run(args: argparse.Namespace) -> int:
     host, port = split_hostport(args.listen, 50100)
     ctx = tls_from_args(args)
-    lemf = LemfServer(args.out, host=host, port=port, ssl=ctx)  # type: ignore[arg-type]
+    default_policy = None
+    per_task = {}
+    for item in args.mikey_psk:
+        xid, sep, hexkey = item.rpartition("=")
+        policy = mikey_psk_policy(bytes.fromhex(hexkey))
+        if sep:
+            per_task[xid] = policy
+        else:
+            default_policy = policy
+    lemf = LemfServer(
+        args.out,
+        host=host,
+        port=port,
+        ssl=ctx,
+        key_policy=default_policy,
+        task_key_policies=per_task,
+    )
     await lemf.start()
     mode = "TLS (mutual)" if ctx is not None else "TCP"
     print(f"lemf: listening on {host}:{lemf.port} ({mode}), writing to {args.out}", flush=True)

@@ -160,6 +160,7 @@ class Call:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._policy_done = False
+        self._policy_stage: tuple[bytes | None, bytes | None] = (None, None)
         self._summary_at = -SUMMARY_INTERVAL
 
     # -- common ----------------------------------------------------------------------------
@@ -262,20 +263,25 @@ class Call:
 
     def _run_policy(self) -> None:
         """Open MIKEY with the task's secrets once offer and answer are both seen."""
-        if (
-            self._policy_done
-            or self.key_policy is None
-            or not self.mikey_seen
-            or self.offer_sdp is None
-            or self.answer_sdp is None
-        ):
+        # Run on the offer (PSK/PKE need nothing else) and again on the answer (modes whose
+        # keys need the response), until a run yields keys.
+        if self._policy_done or self.key_policy is None or not self.mikey_seen:
             return
-        self._policy_done = True
+        if self.offer_sdp is None:
+            return
+        stage = (self.offer_sdp, self.answer_sdp)
+        if stage == self._policy_stage:
+            return
+        self._policy_stage = stage
         try:
             records = list(self.key_policy(self.call_id or "", self.offer_sdp, self.answer_sdp))
         except Exception as exc:
             self.unavailable.append(f"key policy failed: {type(exc).__name__}: {exc}")
             return
+        if any(r.keys is not None for r in records):
+            self._policy_done = True
+        elif self.answer_sdp is None:
+            return  # maybe the answer is needed: report unavailability only after it
         for r in records:
             self.add_key_record(r, count=False)
 

@@ -52,12 +52,14 @@ class Mediation:
         *,
         lemf_addr: tuple[str, int] = ("127.0.0.1", 0),
         key_policy: KeyPolicy | None = None,
+        task_key_policies: dict[str, KeyPolicy] | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
+        self.task_key_policies = dict(task_key_policies or {})
         self.decryptor_factory = decryptor_factory
         self.clock = clock
         self.calls: dict[tuple[str, int], Call] = {}
@@ -88,7 +90,7 @@ class Mediation:
                 xid=xid,
                 correlation_id=cid,
                 lemf_addr=self.lemf_addr,
-                key_policy=self.key_policy,
+                key_policy=self.task_key_policies.get(xid, self.key_policy),
                 decryptor_factory=self.decryptor_factory,
             )
             self.calls[key] = call

@@ -37,6 +37,7 @@ class LemfServer:
         port: int = 0,
         ssl: ssl.SSLContext | None = None,
         key_policy: KeyPolicy | None = None,
+        task_key_policies: dict[str, KeyPolicy] | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
         max_pdu_size: int = DEFAULT_MAX_PDU_SIZE,
         clock: Callable[[], float] = time.time,
@@ -47,6 +48,7 @@ class LemfServer:
         self.ssl = ssl
         self.max_pdu_size = max_pdu_size
         self._key_policy = key_policy
+        self._task_key_policies = task_key_policies
         self._decryptor_factory = decryptor_factory
         self._clock = clock
         self.mediation: Mediation | None = None
@@ -69,6 +71,7 @@ class LemfServer:
             self.out_dir,
             lemf_addr=(self.host, self._port),
             key_policy=self._key_policy,
+            task_key_policies=self._task_key_policies,
             decryptor_factory=self._decryptor_factory,
             clock=self._clock,
         )
