@@ -169,3 +169,22 @@ async def test_pacing_does_not_drift() -> None:
     await b.stop()
     # 50 frames: the 50th is sent at t0 + 49*20 ms and the loop sleeps until t0 + 1.0 s
     assert 0.98 <= elapsed < 1.15
+
+
+def test_sessions_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[float, float]:
+        a, b, sink_a, sink_b = await _pair("AEAD_AES_128_GCM")
+        await _run(a, b)
+        return tone_ratio(sink_a.pcm, 1000), tone_ratio(sink_b.pcm, 440)
+
+    ra, rb = uvloop.run(main())
+    assert ra > 0.9 and rb > 0.9
+
+
+async def test_default_loop_transport_gets_small_max_size() -> None:
+    a = await MediaSession.create(HOST)
+    assert a._rtp is not None and a._rtp.transport is not None
+    assert getattr(a._rtp.transport, "max_size", 2048) == 2048
+    await a.stop()

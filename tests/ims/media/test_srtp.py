@@ -248,3 +248,20 @@ def test_garbage_tampering_and_replay_never_raise(suite: str) -> None:
     assert r.unprotect(stream[11]) is not None  # still in sync afterwards
     wrong = SrtpReceiver(keys(suite, seed=9))
     assert wrong.unprotect(stream[0]) is None and wrong.stats.auth_failures == 1
+
+
+@pytest.mark.parametrize("suite", RUNNABLE_SUITES)
+def test_late_join_decryptor_handles_srtcp_from_libsrtp(suite: str) -> None:
+    k = keys(suite, seed=11)
+    sender = SrtpSender(k)
+    rr = bytes.fromhex("80c90001") + (0x11223344).to_bytes(4, "big")
+    for _ in range(5):
+        sender.protect_rtcp(rr)  # the tap joins after 5 SRTCP packets
+    wire = sender.protect_rtcp(rr)
+    assert wire is not None
+    tap = LateJoinDecryptor(k)
+    assert tap.unprotect_rtcp(wire) == rr
+    assert SrtpCryptoContext(k).unprotect_rtcp(wire) == (rr, 6)
+    bad = bytearray(wire)
+    bad[9] ^= 1
+    assert tap.unprotect_rtcp(bytes(bad)) is None and tap.stats.auth_failures == 1
