@@ -114,11 +114,20 @@ class ServerContext:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
     ) -> Response:
-        """Answer through the server transaction; returns the response sent."""
+        """Answer through the server transaction; returns the response (sent or not).
+
+        After the endpoint answered a CANCEL with 487 (``auto_cancel``), a late final response
+        from the application is the normal CANCEL/answer race of §9.2: it is dropped (logged),
+        not raised. Any other response the transaction no longer allows raises
+        :class:`~ims.sip.transaction.TransactionProtocolError`.
+        """
         if isinstance(status_or_response, Response):
             response = status_or_response
         else:
             response = self.response(status_or_response, reason, headers=headers, body=body)
+        if self.is_cancelled:
+            log.info("response after CANCEL dropped", status=response.status)
+            return response
         self.endpoint.respond(self.transaction, response)
         return response
 
@@ -486,8 +495,8 @@ class SipEndpoint:
         ctx.to_tag = target.to_tag
         ctx.respond(200)
         if target.transaction.state is InviteServerState.PROCEEDING:
-            target.is_cancelled = True
             target.respond(487)
+            target.is_cancelled = True
             for callback in target._cancel_callbacks:
                 self._call(callback)
 

@@ -180,9 +180,12 @@ async def test_cancel_gets_487(pair: tuple[SipEndpoint, SipEndpoint]) -> None:
     a, b = pair
     cancelled = asyncio.Event()
 
+    contexts: list[ServerContext] = []
+
     def ring(ctx: ServerContext) -> None:
         ctx.respond(180)
         ctx.on_cancel(cancelled.set)
+        contexts.append(ctx)
 
     b.on_request(ring)
     target = b.local_address("udp")
@@ -200,6 +203,11 @@ async def test_cancel_gets_487(pair: tuple[SipEndpoint, SipEndpoint]) -> None:
     resp = await asyncio.wait_for(final, 5)
     assert resp.status == 487 and cancelled.is_set()
     assert tx.cancel_transaction is not None
+    # the application answering late (the §9.2 race) is dropped, not an error
+    invite_ctx = next(c for c in contexts if c.request.method == "INVITE")
+    assert invite_ctx.is_cancelled
+    late = invite_ctx.respond(200)
+    assert late.status == 200 and invite_ctx.transaction.last_response.status == 487  # type: ignore[union-attr]
 
 
 async def test_malformed_datagram_answered_400_and_endpoint_keeps_serving(
