@@ -223,3 +223,66 @@ async def test_mutual_tls_delivery_and_refusal(tmp_path: Path) -> None:
                 send(exp, i)
             assert await exp.drain(timeout=20)
         assert lemf.mediation.stats.pdus == 100 and lemf.mediation.stats.gaps == 0
+
+
+async def test_silent_peer_is_dropped_and_data_kept(tmp_path: Path) -> None:
+    """A receiver that accepts TCP but never answers Keepalives: the exporter gives up on it
+    after keepalive_timeout, reconnects, and keeps everything spooled (nothing confirmed)."""
+    received = bytearray()
+    conns = 0
+
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        while data := await reader.read(65536):
+            received.extend(data)
+        writer.close()
+
+    server = await asyncio.start_server(black_hole, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    exp = X2X3Exporter(
+        tmp_path / "spool", keepalive_interval=0.05, keepalive_timeout=0.2, backoff_initial=0.01
+    )
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+    exp.bind_task(XID, [DID])
+    async with exp:
+        for i in range(10):
+            send(exp, i)
+        await wait_for(lambda: conns >= 3)
+        st = exp.status(DID)
+        assert st.keepalive_acks == 0 and st.pending_bytes > 0
+        assert "timed out" in st.last_error
+    server.close()
+    await server.wait_closed()
+    # every connection re-sent the same PDUs from the start of the spool
+    pdus = [p for p in PduFramer().feed(bytes(received)) if p.pdu_type.name == "X3"]
+    assert [p.sequence_number for p in pdus[:10]] == list(range(10))
+    assert len(pdus) >= 20
+
+
+async def test_two_pois_one_call(tmp_path: Path) -> None:
+    """X2 from the P-CSCF and X3 from the media anchor, same XID and correlation ID: one call
+    directory, both POIs listed, sequence numbers tracked per POI (no false gaps)."""
+    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+        assert lemf.mediation is not None
+        exps = []
+        for name in ("pcscf-1", "anchor-1"):
+            e = X2X3Exporter(tmp_path / name, nf_id=name, keepalive_interval=0.2)
+            e.add_destination(DeliveryDestination(did=DID, host=HOST, port=lemf.port))
+            e.bind_task(XID, [DID])
+            await e.start()
+            exps.append(e)
+        pcscf, anchor = exps
+        sip = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: two-pois\r\nCSeq: 1 INVITE\r\n\r\n"
+        for i in range(20):
+            pcscf.send_x2(
+                xid=XID, correlation_id=CID, payload=sip, direction=PayloadDirection.FROM_TARGET
+            )
+            send(anchor, i)
+        for e in exps:
+            assert await e.drain(timeout=20)
+            await e.close()
+        call = lemf.mediation.calls[(str(XID), CID)]
+        assert call.pois == {"pcscf-1", "anchor-1"}
+        assert call.x2_pdus == 20 and call.x3_pdus == 20 and call.gaps == []
+        assert lemf.mediation.stats.gaps == 0 and lemf.mediation.stats.calls == 1
