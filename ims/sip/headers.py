@@ -45,6 +45,7 @@ __all__ = [
     "HeaderKind",
     "Headers",
     "NameAddr",
+    "ValueParams",
     "Via",
     "canonical_name",
     "parse_auth",
@@ -53,6 +54,7 @@ __all__ = [
     "parse_name_addr",
     "parse_name_addr_list",
     "parse_token_list",
+    "parse_value_params",
     "parse_via",
     "parse_vias",
 ]
@@ -635,6 +637,39 @@ def parse_cseq(value: str) -> CSeq:
     if seq >= 2**31:
         raise SipParseError(f"CSeq number {seq} >= 2**31", header="CSeq")
     return CSeq(seq, m.group(2))
+
+
+# ---------------------------------------------------------------------------------------
+# value *(;param): Content-Type, Event, Session-Expires, Reason, Security-Client, Retry-After,
+# Subscription-State, P-Charging-Vector... (RFC 3261 §20.15, §20.33; RFC 3265, 4028, 3326, 3329)
+# ---------------------------------------------------------------------------------------
+_VALUE_RE = re.compile(r"[^;\s\\\"]+(?:[ \t]+[^;\s\\\"]+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class ValueParams:
+    """``value;p1=v1;p2``: the value as written (``application/sdp``, ``presence``,
+    ``1800``, ``SIP``, ``ipsec-3gpp``) and its parameters."""
+
+    value: str
+    params: Params = field(default_factory=Params)
+
+    def encode(self) -> str:
+        return f"{self.value}{self.params.encode()}"
+
+    __str__ = encode
+
+
+def parse_value_params(text: str, *, header: str = "header") -> ValueParams:
+    """Parse one ``value *(SEMI param)`` element (after comma splitting for list headers)."""
+    pos = skip_ws(text, 0)
+    m = _VALUE_RE.match(text, pos)
+    if m is None:
+        raise SipParseError(f"missing value in {text[:40]!r}", header=header)
+    params, end = scan_params(text, m.end(), header=header)
+    if end != len(text):
+        raise SipParseError(f"junk in {text[end : end + 20]!r}", header=header)
+    return ValueParams(m.group(), params)
 
 
 def parse_token_list(values: Iterable[str], *, header: str) -> list[str]:

@@ -13,12 +13,14 @@ import secrets
 from collections.abc import Iterable
 
 from ims.sip.errors import SipParseError
-from ims.sip.grammar import CALLID_RE, parse_delta_seconds
+from ims.sip.grammar import CALLID_RE, parse_delta_seconds, split_commas
 from ims.sip.headers import (
     AuthHeader,
     CSeq,
+    HeaderKind,
     Headers,
     NameAddr,
+    ValueParams,
     Via,
     header_def,
     parse_auth,
@@ -27,6 +29,7 @@ from ims.sip.headers import (
     parse_name_addr,
     parse_name_addr_list,
     parse_token_list,
+    parse_value_params,
     parse_vias,
 )
 from ims.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
@@ -233,6 +236,21 @@ class Message:
         raw = self.headers.get("Expires")
         return None if raw is None else parse_delta_seconds(raw, header="Expires")
 
+    def value_params(self, name: str) -> list[ValueParams]:
+        """``value;params`` elements of a header (comma-split for list headers): Event,
+        Session-Expires, Reason, Security-Client, Retry-After, Content-Type..."""
+        d = header_def(name)
+        raws = self.headers.get_all(name)
+        if d is not None and d.kind is HeaderKind.LIST:
+            raws = [e for r in raws for e in split_commas(r, header=d.name)]
+        return [parse_value_params(r, header=name) for r in raws]
+
+    @property
+    def content_type_params(self) -> ValueParams | None:
+        """Content-Type with its parameters (``boundary``, ``charset``...)."""
+        raw = self.headers.get("Content-Type")
+        return None if raw is None else parse_value_params(raw, header="Content-Type")
+
     def tokens(self, name: str) -> list[str]:
         """Option tags / methods of a token-list header (Require, Supported, Allow...)."""
         return parse_token_list(self.headers.get_all(name), header=name)
@@ -423,7 +441,7 @@ def check_request(
 
 def is_list_header(name: str) -> bool:
     d = header_def(name)
-    return d is not None and d.kind.value == "list"
+    return d is not None and d.kind is HeaderKind.LIST
 
 
 __all__ += ["SIP_VERSION", "BRANCH_COOKIE", "is_list_header", "SipUri", "TelUri"]

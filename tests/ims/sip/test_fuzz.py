@@ -91,6 +91,11 @@ def exercise(msg: Request | Response) -> None:
                     v.rport, v.ttl  # noqa: B018
         except SipParseError:
             pass
+    for name in ("Event", "Content-Type", "Security-Client", "Reason"):
+        try:
+            msg.value_params(name)
+        except SipParseError:
+            pass
     if isinstance(msg, Request):
         try:
             check_request(msg)

@@ -157,3 +157,27 @@ def test_stream_parser_limits() -> None:
     with pytest.raises(SipParseError) as ei:
         StreamParser().feed(b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n")
     assert ei.value.status_hint == 400 and ei.value.header == "Content-Length"
+
+
+def test_value_params_headers() -> None:
+    data = (
+        b"SUBSCRIBE sip:bob@ims.test SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bKvp\r\n"
+        b"From: <sip:a@ims.test>;tag=1\r\nTo: <sip:bob@ims.test>\r\nCall-ID: vp@h\r\n"
+        b"CSeq: 1 SUBSCRIBE\r\n"
+        b"Event: reg ; id = 7\r\n"
+        b"Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1111, ipsec-3gpp;alg=hmac-md5-96\r\n"
+        b'Content-Type: multipart/mixed;boundary="b 1"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    m = parse_message(data)
+    (ev,) = m.value_params("o")
+    assert ev.value == "reg" and ev.params.get("id") == "7"
+    sc = m.value_params("Security-Client")
+    assert [s.params.get("alg") for s in sc] == ["hmac-sha-1-96", "hmac-md5-96"]
+    ct = m.content_type_params
+    assert ct is not None and ct.value == "multipart/mixed"
+    assert ct.params.get_unquoted("boundary") == "b 1"
+    m.headers.set("Event", ";id=1")
+    with pytest.raises(SipParseError):
+        m.value_params("Event")
