@@ -144,6 +144,18 @@ async def test_tls_request_response(tmp_path: Path) -> None:
         assert resp.status == 200 and resp.body == b"secret"
         [conn] = b.streams["TLS"].connections.values()
         assert conn.flow.transport == "TLS"
+        for _ in range(2):  # reused: still one TLS connection
+            resp = await asyncio.wait_for(a.request(options(target), target, "tls"), 5)
+            assert resp.status == 200
+        assert a.streams["TLS"].opened == 1 and b.streams["TLS"].opened == 1
+        # a client that does not trust the certificate: the handshake fails -> transport error
+        untrusting = SipEndpoint(timers=FAST, client_ssl=ssl.create_default_context())
+        await untrusting.listen("udp", HOST_A, 0)
+        try:
+            with pytest.raises(SipTransportError):
+                await asyncio.wait_for(untrusting.request(options(target), target, "tls"), 5)
+        finally:
+            await untrusting.close()
     finally:
         await a.close()
         await b.close()
