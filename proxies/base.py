@@ -316,8 +316,14 @@ class SipProxy:
 
     # --- ACK to 2xx and stray responses (stateless, §16.11) ----------------------------
     async def ack_hop(self, request: Request, flow: Any) -> Hop | None:
-        """Where an ACK to a 2xx goes when no Route remains (subclasses: e.g. the UE flow)."""
-        return None
+        """Where an ACK to a 2xx goes when no Route remains: its Request-URI (the remote
+        target), unless that is us (a P-CSCF overrides this with the UE's flow)."""
+        if self.is_me(request.uri):
+            return None
+        try:
+            return Hop.from_uri(request.uri)
+        except ValueError:
+            return None
 
     async def _on_ack(self, request: Request, flow: Any) -> None:
         self.pop_own_route(request)

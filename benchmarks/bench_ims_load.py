@@ -1,0 +1,145 @@
+"""SIPp load through our P-CSCF -> S-CSCF -> SIPp UAS (calls/s at 0 failed calls).
+
+Set-up (the built-in addresses, 127.0.10.0/24 and SIPp on 127.0.17.0/24): the anchor, the
+S-CSCF and the P-CSCF of operator A run as ``imslab run`` subprocesses (uvloop; the P-CSCF
+without TLS so it stays on uvloop). The SIPp UAS registers *directly* at the S-CSCF as carol
+(digest, no Path: terminating requests go straight to it), the SIPp UAC registers through the
+P-CSCF as alice (digest), then places INVITE/200/ACK/BYE/200 calls to ``sip:carol@ims-a.test``
+at increasing rates. Each INVITE carries SDP, so every call also allocates and releases a
+media-anchor session over the control protocol (no RTP is sent).
+
+Run: ``.venv/bin/python benchmarks/bench_ims_load.py [--rates 50,100,200] [--seconds 10]``.
+Every SIPp run is wrapped in ``timeout`` (peers.md: an overloaded SIPp once ignored -timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lab import topology  # noqa: E402
+from lab.orchestrator import Lab  # noqa: E402
+
+SIPP_DIR = ROOT / "tests" / "peers" / "sipp"
+UAC_IP, UAC_PORT = "127.0.17.201", 5071
+UAS_IP, UAS_PORT = "127.0.17.202", 5072
+
+
+def sipp(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    cmd = ["timeout", str(int(timeout)), "sipp", "-nostdin", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def register(sub: str, password: str, ip: str, port: int, registrar: str) -> None:
+    res = sipp(
+        [
+            "-sf", str(SIPP_DIR / "register_auth.xml"),
+            "-s", sub, "-key", "domain", "ims-a.test",
+            "-au", f"{sub}@ims-a.test", "-ap", password,
+            "-i", ip, "-p", str(port), "-m", "1", registrar,
+        ],
+        20,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(f"REGISTER of {sub} failed: {res.stdout[-2000:]} {res.stderr[-2000:]}")
+
+
+def counts(output: str) -> tuple[int, int]:
+    """(successful, failed) calls from SIPp's final statistics screen."""
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", output)
+    bad = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", output)
+    return (int(ok[-1]) if ok else 0, int(bad[-1]) if bad else -1)
+
+
+async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
+    text = topology.default_path().read_text()
+    # operator A's P-CSCF without TLS for this run (the UE hop here is UDP anyway)
+    text = text.replace(
+        'address = "127.0.10.10"\ntls = true', 'address = "127.0.10.10"\ntls = false'
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="imslab-bench-"))
+    cfg = tmp / "lab.toml"
+    cfg.write_text(text)
+    os.environ.setdefault("IMSLAB_PKI", str(tmp / "pki"))
+    topo = topology.load(cfg)
+    pcscf = topo.element("pcscf-a")
+    scscf = topo.element("scscf-a")
+    results = []
+    async with Lab(topo, mode="subprocess", names=["anchor-a", "scscf-a", "pcscf-a"]):
+        register("carol", "carol-pw", UAS_IP, UAS_PORT, f"{scscf.address}:{scscf.sip_port}")
+        register("alice", "alice-pw", UAC_IP, UAC_PORT, f"{pcscf.address}:{pcscf.sip_port}")
+        for rate in rates:
+            calls = int(rate * seconds)
+            uas = subprocess.Popen(
+                ["timeout", str(int(seconds * 4 + 30)), "sipp", "-nostdin",
+                 "-sf", str(SIPP_DIR / "uas.xml"), "-i", UAS_IP, "-p", str(UAS_PORT),
+                 "-m", str(calls)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            res = sipp(
+                [
+                    "-sf", str(SIPP_DIR / "uac.xml"),
+                    "-s", "carol", "-key", "uas_host", "ims-a.test",
+                    "-i", UAC_IP, "-p", str(UAC_PORT),
+                    "-r", str(rate), "-m", str(calls), "-l", str(max(100, rate * 4)),
+                    "-d", "0", "-timeout", str(int(seconds * 3 + 20)), "-timeout_error",
+                    f"{pcscf.address}:{pcscf.sip_port}",
+                ],
+                seconds * 4 + 30,
+            )  # fmt: skip
+            elapsed = time.monotonic() - t0
+            ok, failed = counts(res.stdout)
+            uas.terminate()
+            try:
+                uas.wait(5)
+            except subprocess.TimeoutExpired:
+                uas.kill()
+                uas.wait()
+            row = {
+                "rate": rate,
+                "calls": calls,
+                "successful": ok,
+                "failed": failed,
+                "elapsed_s": round(elapsed, 1),
+                "achieved_cps": round(ok / elapsed, 1) if elapsed else 0.0,
+            }
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            if failed != 0 or ok < calls:
+                break
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", default="50,100,200,300,400", help="calls/s steps")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per step")
+    args = parser.parse_args()
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (./dev.sh setup)")
+        return 2
+    rates = [int(r) for r in args.rates.split(",")]
+    results = asyncio.run(bench(rates, args.seconds))
+    clean = [r for r in results if r["failed"] == 0 and r["successful"] == r["calls"]]
+    best = max((r["rate"] for r in clean), default=0)
+    print(f"highest rate with 0 failed calls: {best} calls/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
