@@ -76,7 +76,13 @@ class NetworkElementLI:
         self.store.close()
 
     def _destination(self, d: DestinationDetails) -> DeliveryDestination:
-        return DeliveryDestination(did=d.did, host=d.host, port=d.port, tls=self.x2x3_tls)
+        return DeliveryDestination(
+            did=d.did,
+            host=d.host,
+            port=d.port,
+            tls=self.x2x3_tls,
+            delivery=d.delivery_type.value,
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -97,7 +103,7 @@ class NetworkElementLI:
             self._spawn(self.exporter.remove_destination(event.did))
         elif isinstance(event, TaskActivated | TaskModified):
             self.tasks[event.task.xid] = event.task
-            self.exporter.bind_task(event.task.xid, event.task.dids)
+            self.exporter.bind_task(event.task.xid, event.task.dids, event.task.delivery_type.value)
         elif isinstance(event, TaskDeactivated):
             self.tasks.pop(event.xid, None)
             self.exporter.unbind_task(event.xid)

@@ -70,6 +70,18 @@ class DeliveryDestination:
     port: int
     tls: ssl.SSLContext | None = None
     server_hostname: str | None = None
+    delivery: str = "X2andX3"  # X1 deliveryType: X2Only | X3Only | X2andX3
+
+    def carries(self, pdu_type: PduType) -> bool:
+        return _carries(self.delivery, pdu_type)
+
+
+def _carries(delivery: str, pdu_type: PduType) -> bool:
+    if pdu_type is PduType.X2:
+        return delivery in ("X2Only", "X2andX3")
+    if pdu_type is PduType.X3:
+        return delivery in ("X3Only", "X2andX3")
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +103,7 @@ class DestinationStatus:
     delivered_bytes: int = 0
     pdus_spooled: int = 0
     refused_pdus: int = 0
+    filtered_pdus: int = 0  # not sent: the destination's or task's delivery type excludes it
     keepalives_sent: int = 0
     keepalive_acks: int = 0
     last_error: str = ""
@@ -293,7 +306,7 @@ class X2X3Exporter:
         self.on_alarm = on_alarm
         self.clock = clock
         self._links: dict[uuid.UUID, _Link] = {}
-        self._tasks: dict[uuid.UUID, tuple[uuid.UUID, ...]] = {}
+        self._tasks: dict[uuid.UUID, tuple[tuple[uuid.UUID, ...], str]] = {}
         self._seq: dict[uuid.UUID, int] = {}
         self._seq_file = self.spool_dir / "sequence.json"
         if self._seq_file.exists():
@@ -323,7 +336,7 @@ class X2X3Exporter:
 
     # -- configuration (X1 drives these) -------------------------------------------------
     def add_destination(self, dest: DeliveryDestination) -> None:
-        """Add (or replace the address of) a destination; its spool survives restarts."""
+        """Add a destination (ValueError if the DID exists); its spool survives restarts."""
         old = self._links.get(dest.did)
         if old is not None:
             raise ValueError(f"destination {dest.did} exists; remove it first")
@@ -341,9 +354,12 @@ class X2X3Exporter:
     def destinations(self) -> list[DeliveryDestination]:
         return [link.dest for link in self._links.values()]
 
-    def bind_task(self, xid: uuid.UUID, dids: Iterable[uuid.UUID]) -> None:
-        """Route the task ``xid`` to ``dids`` (ActivateTask/ModifyTask listOfDIDs)."""
-        self._tasks[xid] = tuple(dids)
+    def bind_task(
+        self, xid: uuid.UUID, dids: Iterable[uuid.UUID], delivery: str = "X2andX3"
+    ) -> None:
+        """Route the task ``xid`` to ``dids`` (ActivateTask/ModifyTask listOfDIDs); with the
+        task's deliveryType, X2 of an X3Only task (and X3 of an X2Only one) is not sent."""
+        self._tasks[xid] = (tuple(dids), delivery)
 
     def unbind_task(self, xid: uuid.UUID) -> None:
         self._tasks.pop(xid, None)
@@ -366,12 +382,23 @@ class X2X3Exporter:
 
     def send_pdu(self, pdu: Pdu, dids: Iterable[uuid.UUID] | None = None) -> int:
         """Stamp ``pdu`` (sequence, timestamp, NFID/IPID unless present) and spool it for
-        each destination; return its sequence number. Raises :class:`SpoolFullError` (and
-        alarms) when a destination's spool is full: then no destination gets the PDU."""
-        targets = tuple(dids) if dids is not None else self._tasks.get(pdu.xid, ())
+        each destination; return its sequence number (-1 when the delivery types of the
+        task and its destinations exclude this PDU type: nothing is sent). Raises
+        :class:`SpoolFullError` (and alarms) when a destination's spool is full: then no
+        destination gets the PDU."""
+        bound = self._tasks.get(pdu.xid)
+        targets = tuple(dids) if dids is not None else (bound[0] if bound else ())
         if not targets:
             raise ValueError(f"no destination for task {pdu.xid}")
         links = [self._links[d] for d in targets]
+        task_carries = bound is None or dids is not None or _carries(bound[1], pdu.pdu_type)
+        kept = [lk for lk in links if task_carries and lk.dest.carries(pdu.pdu_type)]
+        for lk in links:
+            if lk not in kept:
+                lk.status.filtered_pdus += 1
+        links = kept
+        if not links:
+            return -1
         extra: list[Attribute] = []
         if self.nf_id is not None and pdu.opaque(6) is None:
             extra.append(network_function_id(self.nf_id))

@@ -286,3 +286,37 @@ async def test_two_pois_one_call(tmp_path: Path) -> None:
         assert call.pois == {"pcscf-1", "anchor-1"}
         assert call.x2_pdus == 20 and call.x3_pdus == 20 and call.gaps == []
         assert lemf.mediation.stats.gaps == 0 and lemf.mediation.stats.calls == 1
+
+
+async def test_delivery_types_filter(tmp_path: Path) -> None:
+    """X1 deliveryType is enforced: an X2Only destination gets no X3, an X3Only task no X2."""
+    did2 = uuid.UUID("99999999-8888-4777-8666-000000000002")
+    async with (
+        LemfServer(tmp_path / "a", host=HOST) as a,
+        LemfServer(tmp_path / "b", host=HOST) as b,
+    ):
+        assert a.mediation is not None and b.mediation is not None
+        exp = X2X3Exporter(tmp_path / "spool", keepalive_interval=0.2)
+        exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=a.port, delivery="X2Only"))
+        exp.add_destination(DeliveryDestination(did=did2, host=HOST, port=b.port))
+        exp.bind_task(XID, [DID, did2])
+        other = uuid.uuid4()
+        exp.bind_task(other, [DID, did2], "X3Only")
+        async with exp:
+            send(exp, 0)  # X3 -> only b
+            exp.send_x2(
+                xid=XID, correlation_id=CID, payload=b"x", direction=PayloadDirection.FROM_TARGET
+            )
+            assert (
+                exp.send_x2(
+                    xid=other,
+                    correlation_id=CID,
+                    payload=b"x",
+                    direction=PayloadDirection.FROM_TARGET,
+                )
+                == -1
+            )
+            assert await exp.drain(timeout=20)
+            assert exp.status(DID).filtered_pdus == 2
+        assert (a.mediation.stats.x2, a.mediation.stats.x3) == (1, 0)
+        assert (b.mediation.stats.x2, b.mediation.stats.x3) == (1, 1)
