@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -87,7 +87,7 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
@@ -115,10 +115,18 @@ def load_certificate(data: bytes) -> x509.Certificate:
     """A certificate from DER (CERT payload) or PEM."""
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
+        # cryptography parses lazily: touch every field we use so that a malformed
+        # certificate fails here, as Invalid Cert, and not later as a bare ValueError.
+        _ = (cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), cert.extensions)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.public_key())
+        _ = (cert.signature, cert.signature_hash_algorithm, cert.tbs_certificate_bytes)
+        _ = (cert.version, cert.serial_number)
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise MikeyError(f"bad certificate: {exc}", mikey_error=ErrorNo.INVALID_CERT) from None
+    return cert
 
 
 def load_private_key(pem: bytes, password: bytes | None = None) -> rsa.RSAPrivateKey:

@@ -81,6 +81,7 @@ from ims.mikey.modes.psk import (
     MAC_LEN,
     build_kemac,
     open_kemac,
+    response_id,
     tgk_from_sub_payloads,
     verification_mac,
 )
@@ -201,7 +202,7 @@ class PkeInitiator:
                 self._keys.auth_key,
                 data[:-MAC_LEN],
                 id_bytes(self.idi),
-                id_bytes(self.idr),
+                response_id(msg),
                 self._t,
             )
             if not mac_equal(want, v.data):
@@ -285,18 +286,12 @@ class PkeResponder:
         )
         if not msg.hdr.v_flag:
             return ResponderReply(message=None, result=result)
-        outer_ids = msg.find_all(IdPayload)
-        # IDr as the initiator knows it: the IDr payload it sent (the last ID outside KEMAC
-        # when a CERTi stands for IDi), or none.
-        idr_b = b""
-        if outer_ids:
-            idr_b = outer_ids[-1].data if (len(outer_ids) > 1 or outer_ids[0].data != idi) else b""
-        payloads: list[Payload] = [timestamp(now)]
+        payloads: list[Payload] = [t]  # the initiator's T, echoed (RFC 3830 §5.2)
         idr_p = id_payload(self.idr)
         if idr_p is not None:
             payloads.append(idr_p)
         payloads.append(VPayload(auth_alg=MacAlg.HMAC_SHA1_160, data=b"\x00" * MAC_LEN))
         hdr = HdrPayload(data_type=DataType.PK_RESP, csb_id=msg.hdr.csb_id, cs_map=msg.hdr.cs_map)
         r = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
-        v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi, idr_b, t)
+        v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi, id_bytes(self.idr), t)
         return ResponderReply(message=r[:-MAC_LEN] + v, result=result)

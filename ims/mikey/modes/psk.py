@@ -7,9 +7,12 @@ R_MESSAGE = HDR(data type 1), T, [IDr], V                  (only when the V flag
   from the PSK with cs_id 0xFF (§4.1.4). The MAC covers the whole I_MESSAGE up to, not
   including, the MAC field (§5.2; KEMAC is the last payload, so that is ``data[:-20]``).
 * V (§3.1, §5.2): HMAC-SHA-1(auth_key, R_MESSAGE without the MAC field || IDi || IDr || T),
-  T being the *initiator's* timestamp value and IDi/IDr the identity bytes (empty when the
-  exchange carries no ID). minisip leaves IDi || IDr out; we follow the RFC text as recalled
-  in the module docs (see docs/mikey.md, "verification message").
+  T being the *initiator's* timestamp value, IDi the ID the initiator sent and IDr the ID the
+  responder sends in R_MESSAGE (empty when absent). The responder echoes the initiator's T in
+  its R_MESSAGE. RFC text (§3.1): "a MAC computed over the Responder's entire message, the
+  timestamp (the same as the one that was included in the Initiator's message), and the two
+  parties identities"; the exact §5.2 layout follows the mykey crate's reading of §5.2.
+  minisip leaves IDi || IDr out (not interoperable with it for V; see docs/mikey.md).
 * The responder checks the timestamp window and replay cache (§5.4), then the MAC: a wrong PSK
   is answered with an Error message carrying ``Invalid MAC`` (§6.12, error 3).
 """
@@ -67,6 +70,12 @@ def verification_mac(
 ) -> bytes:
     """V payload MAC (RFC 3830 §5.2): R_MESSAGE-without-MAC || IDi || IDr || T_i."""
     return hmac_sha1_160(auth_key, r_without_mac + idi + idr + t_i.value_bytes())
+
+
+def response_id(msg: MikeyMessage) -> bytes:
+    """IDr for the V MAC: the ID payload the responder put in its R_MESSAGE (or nothing)."""
+    ids = msg.find_all(IdPayload)
+    return ids[0].data if ids else b""
 
 
 def build_kemac(
@@ -227,7 +236,7 @@ class PskInitiator:
                 self._keys.auth_key,
                 data[:-MAC_LEN],
                 id_bytes(self.idi),
-                id_bytes(self.idr),
+                response_id(msg),
                 self._t,
             )
             if not mac_equal(want, v.data):
@@ -334,14 +343,11 @@ class PskResponder:
         if not msg.hdr.v_flag:
             return ResponderReply(message=None, result=result)
         idr_p = id_payload(self.idr)
-        payloads: list[Payload] = [timestamp(now)]
+        payloads: list[Payload] = [t]  # the initiator's T, echoed (§5.2)
         if idr_p is not None:
             payloads.append(idr_p)
         payloads.append(VPayload(auth_alg=MacAlg.HMAC_SHA1_160, data=b"\x00" * MAC_LEN))
         hdr = HdrPayload(data_type=DataType.PSK_RESP, csb_id=msg.hdr.csb_id, cs_map=msg.hdr.cs_map)
         r = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
-        # IDi/IDr as the initiator knows them: the IDs it put in its own message.
-        idi_b = ids[0].data if ids else b""
-        idr_b = ids[1].data if len(ids) > 1 else b""
-        v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi_b, idr_b, t)
+        v = verification_mac(keys.auth_key, r[:-MAC_LEN], idi or b"", id_bytes(self.idr), t)
         return ResponderReply(message=r[:-MAC_LEN] + v, result=result)

@@ -220,11 +220,14 @@ def test_pke_bad_signature(pki: Pki) -> None:
 
 @pytest.mark.parametrize(
     ("padding", "code"),
-    # PKCS#1 v1.5 decryption uses implicit rejection (a random key, no oracle): the KEMAC MAC
-    # then fails. OAEP reports the failure itself.
-    [("pkcs1v15", ErrorNo.INVALID_MAC), ("oaep", ErrorNo.AUTH_FAILURE)],
+    # PKCS#1 v1.5 decryption uses implicit rejection (mostly a random key, no oracle): the
+    # KEMAC MAC then fails; sometimes the padding check itself fails. OAEP always reports it.
+    [
+        ("pkcs1v15", {ErrorNo.INVALID_MAC, ErrorNo.AUTH_FAILURE}),
+        ("oaep", {ErrorNo.AUTH_FAILURE}),
+    ],
 )
-def test_pke_wrong_private_key(pki: Pki, padding: str, code: ErrorNo) -> None:
+def test_pke_wrong_private_key(pki: Pki, padding: str, code: set[ErrorNo]) -> None:
     # encrypted to bob, received by alice (trusted, but cannot open the envelope)
     offer = PkeInitiator(
         credentials=pki.alice,
@@ -234,7 +237,7 @@ def test_pke_wrong_private_key(pki: Pki, padding: str, code: ErrorNo) -> None:
     reply = PkeResponder(credentials=pki.alice, trust=pki.trust, envelope_padding=padding).receive(
         offer, NOW
     )  # type: ignore[arg-type]
-    assert _error_no(reply.message) is code
+    assert _error_no(reply.message) in code
 
 
 def test_pke_replay(pki: Pki) -> None:
@@ -432,3 +435,23 @@ def test_rsa_r_response_replay(pki: Pki) -> None:
     with pytest.raises(MikeyError) as info:
         i2.receive(reply.message, NOW)
     assert info.value.mikey_error is ErrorNo.INVALID_TS
+
+
+def test_psk_verification_layout() -> None:
+    """R_MESSAGE echoes T_i; V = HMAC(auth_key, R-without-MAC || IDi || IDr(response) || T_i)."""
+    from ims.mikey.crypto import hmac_sha1_160
+    from ims.mikey.kdf import derive_transport_keys
+    from ims.mikey.payloads import TPayload, VPayload
+
+    i = PskInitiator(psk=PSK, idi="sip:alice@ims.lab")  # no IDr offered
+    offer = i.initiate(NOW)
+    reply = PskResponder(psk=PSK, idr="sip:bob@ims.lab").receive(offer, NOW + 3)
+    assert reply.message is not None
+    r = decode_message(reply.message)
+    t_i = decode_message(offer).find(TPayload)
+    assert t_i is not None and r.find(TPayload) == t_i
+    auth = derive_transport_keys(PSK, i.csb_id, i.rand).auth_key
+    mac_in = reply.message[:-20] + b"sip:alice@ims.lab" + b"sip:bob@ims.lab" + t_i.value_bytes()
+    v = r.find(VPayload)
+    assert v is not None and v.data == hmac_sha1_160(auth, mac_in)
+    assert i.receive(reply.message, NOW + 3).peer_id == b"sip:bob@ims.lab"
