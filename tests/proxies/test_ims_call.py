@@ -76,6 +76,13 @@ async def test_call_a_to_b_through_both_operators(lab: Lab) -> None:
         await asyncio.wait_for(incoming.ended.wait(), 5)
     assert status == 200
     assert invite_path(seen, call.call_id) == ["pcscf-a", "scscf-a", "scscf-b", "pcscf-b"]
+    # the P-CSCFs rewrote c=/m= to their anchors and left a=crypto byte-identical
+    assert call._offer is not None and incoming.invite is not None
+    sent, got = call._offer.encode().decode(), incoming.invite.body.decode()
+    crypto = [ln for ln in sent.splitlines() if ln.startswith("a=crypto:")]
+    assert crypto and crypto == [ln for ln in got.splitlines() if ln.startswith("a=crypto:")]
+    anchor_m = topo.element("anchor-m").address
+    assert f"c=IN IP4 {anchor_m}" in got and f"c=IN IP4 {topo.ue('alice').address}" in sent
     # the tone went both ways, encrypted end to end
     assert incoming.detect_tone(440), incoming.tone_ratio(440)
     assert call.detect_tone(1000), call.tone_ratio(1000)
