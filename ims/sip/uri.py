@@ -107,12 +107,23 @@ class SipUri:
 
     @property
     def aor(self) -> str:
-        """Address of record form: ``scheme:user@host`` (no port, params, headers)."""
-        return (
-            f"{self.scheme}:{self.user}@{self.host.lower()}"
-            if self.user
-            else (f"{self.scheme}:{self.host.lower()}")
-        )
+        """Canonical address-of-record key (RFC 3261 §10.3 step 5): ``scheme:user@host`` with
+        port, parameters and headers dropped, host lower-cased and the user's escaping
+        normalised (``%61lice`` and ``alice`` give the same key)."""
+        host = self.host.lower()
+        if not self.user:
+            return f"{self.scheme}:{host}"
+        return f"{self.scheme}:{escape(unescape(self.user))}@{host}"
+
+    def as_tel(self) -> TelUri | None:
+        """The tel URI of a ``;user=phone`` SIP URI (RFC 3261 §19.1.6), else None: the user
+        part is a telephone-subscriber (``+1-212-555-1212;phone-context=...``)."""
+        if (self.user_param or "").lower() != "phone" or not self.user:
+            return None
+        try:
+            return _parse_tel(f"tel:{self.user}", unescape(self.user))
+        except SipParseError:
+            return None
 
     def param(self, name: str) -> str | None:
         return self.params.get(name)

@@ -136,3 +136,18 @@ def test_invalid(text: str) -> None:
     with pytest.raises(SipParseError) as ei:
         parse_uri(text)
     assert ei.value.status_hint == 400
+
+
+def test_aor_canonical_and_user_phone() -> None:
+    a = parse_uri("sip:%61lice@AtLanta.COM:5070;transport=tcp?X=1")
+    b = parse_uri("sip:alice@atlanta.com")
+    assert isinstance(a, SipUri) and isinstance(b, SipUri)
+    assert a.aor == b.aor == "sip:alice@atlanta.com"
+    phone = parse_uri("sip:+1-212-555-1212;ext=12@gateway.com;user=phone")
+    assert isinstance(phone, SipUri)
+    tel = phone.as_tel()
+    assert tel is not None and tel.digits == "+12125551212" and tel.params.get("ext") == "12"
+    assert uri_equal(tel, parse_uri("tel:+12125551212;ext=12"))
+    assert b.as_tel() is None
+    assert isinstance(parse_uri("sip:abc@h;user=phone"), SipUri)
+    assert parse_uri("sip:abc@h;user=phone").as_tel() is None  # type: ignore[union-attr]
