@@ -7,6 +7,8 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ims.media.audio import ToneSource
 from ims.media.g711 import ulaw_decode, ulaw_encode
@@ -265,3 +267,31 @@ def test_late_join_decryptor_handles_srtcp_from_libsrtp(suite: str) -> None:
     bad = bytearray(wire)
     bad[9] ^= 1
     assert tap.unprotect_rtcp(bytes(bad)) is None and tap.stats.auth_failures == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=250), st.sampled_from(RUNNABLE_SUITES))
+def test_receivers_never_raise_on_random_bytes(data: bytes, suite: str) -> None:
+    k = keys(suite)
+    for r in (SrtpReceiver(k, max_roc=4), LateJoinDecryptor(k, max_roc=4)):
+        assert r.unprotect(data) is None
+        assert r.unprotect_rtcp(data) is None
+        s = r.stats
+        assert s.auth_failures + s.format_errors + s.replay_failures >= 1
+
+
+@given(st.integers(0, 2**20), st.lists(st.integers(1, 30_000), min_size=1, max_size=60))
+def test_index_estimate_follows_any_stream_with_gaps_below_2_15(
+    start: int, gaps: list[int]
+) -> None:
+    t = IndexTracker()
+    index = start
+    t.update(index)
+    for g in gaps:
+        index += g
+        assert t.estimate(index & 0xFFFF) == index
+        if g % 2:
+            t.update(index)
+        else:
+            t.note(index & 0xFFFF)
+        assert t.roc == index >> 16 and t.highest_index == index

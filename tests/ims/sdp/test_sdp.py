@@ -288,3 +288,68 @@ def test_mikey_offer_answered_with_our_key_mgmt() -> None:
     # without a local MIKEY answer, an SAVP offer carrying only key-mgmt cannot be accepted
     with pytest.raises(SdpNegotiationError):
         create_answer(offer, LocalAudio(address="127.0.4.2", port=30000), session_id=2)
+
+
+_ATTR_LINES = st.sampled_from(
+    [
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:x",
+        "a=rtpmap:96 opus/48000/2",
+        "a=fmtp:101 0-15",
+        "a=ptime:20",
+        "a=ptime:x",
+        "a=rtcp:9 IN IP4 1.2.3.4",
+        "a=rtcp:x",
+        "a=rtcp-mux",
+        "a=sendonly",
+        "a=inactive",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40,
+        "a=crypto:zz",
+        "a=key-mgmt:mikey AQAB",
+        "a=key-mgmt:mikey",
+        "c=IN IP4 10.0.0.1/127/2",
+        "c=IN IP6 ::1/3",
+        "c=IN IP4 1.2.3.4/x",
+        "c=IN",
+        "m=audio 0 RTP/AVP 0",
+        "m=audio 7 RTP/SAVP 0 8 101",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "b=AS:64",
+        "i=info",
+        "x=unknown",
+    ]
+)
+
+
+@given(st.lists(_ATTR_LINES, max_size=15))
+def test_typed_views_only_raise_decode_errors(lines: list[str]) -> None:
+    from ims.errors import DecodeError
+
+    text = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\n" + "".join(ln + "\r\n" for ln in lines)
+    try:
+        sdp = SessionDescription.parse(text)
+    except SdpError:
+        return
+    assert sdp.encode_str() == text
+    for i, m in enumerate(sdp.media):
+        for view in (
+            "connection",
+            "rtpmaps",
+            "fmtp",
+            "direction",
+            "crypto",
+            "key_mgmt",
+            "ptime",
+            "rtcp_port",
+            "formats",
+            "is_secure",
+        ):
+            try:
+                getattr(m, view)
+            except DecodeError:
+                pass
+        sdp.media_direction(i)
+        try:
+            create_answer(sdp, LocalAudio(address="127.0.4.2", port=30000), session_id=1)
+        except (DecodeError, SdpNegotiationError):
+            pass

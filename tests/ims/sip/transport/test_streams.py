@@ -161,3 +161,40 @@ async def test_many_concurrent_transactions_udp() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_lossy_udp_through_filters_completes() -> None:
+    """Real UDP sockets, 25 % of outgoing messages dropped by a filter at each end (seeded):
+    every transaction still completes through the transaction layer's retransmissions."""
+    import random
+
+    rng = random.Random(7)
+    a, b = SipEndpoint(timers=FAST), SipEndpoint(timers=FAST)
+    dropped = 0
+
+    def lossy(direction: str, message: object, flow: object) -> object | None:
+        nonlocal dropped
+        if direction == "out" and rng.random() < 0.25:
+            dropped += 1
+            return None
+        return message
+
+    try:
+        await a.listen("udp", HOST_A, 0)
+        target = await b.listen("udp", HOST_B, 0)
+        a.add_filter(lossy)  # type: ignore[arg-type]
+        b.add_filter(lossy)  # type: ignore[arg-type]
+
+        def answer(ctx: ServerContext) -> None:
+            ctx.respond(486 if ctx.request.method == "INVITE" else 200)
+
+        b.on_request(answer)
+        methods = ["INVITE" if i % 2 else "OPTIONS" for i in range(40)]
+        results = await asyncio.wait_for(
+            asyncio.gather(*(a.request(req(target, m), target) for m in methods)), 30
+        )
+        assert [r.status for r in results] == [486 if m == "INVITE" else 200 for m in methods]
+        assert dropped > 10
+    finally:
+        await a.close()
+        await b.close()
