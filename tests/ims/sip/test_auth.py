@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ims.sip import Request, parse_auth, parse_message
+from ims.sip import Request, Response, SipParseError, parse_auth, parse_message
 from ims.sip.auth import (
     DigestChallenge,
     DigestClient,
@@ -180,3 +180,51 @@ def test_rfc2069_no_qop_and_auth_int() -> None:
         cnonce="cn",
         body=b"hello",
     )
+
+
+@pytest.mark.parametrize(
+    "param,value,reason",
+    [
+        ("response", None, "incomplete credentials"),
+        ("algorithm", "SHA-256", "algorithm SHA-256 not offered"),
+        ("uri", '"sip:other@ims.example.test"', "digest uri does not match"),
+        ("uri", '"not a uri"', "bad digest uri"),
+        ("qop", "auth-int", "bad qop/nc/cnonce"),
+        ("nc", "1", "bad qop/nc/cnonce"),
+        ("nonce", '"%%%"', "wrong response"),
+        ("realm", '"other"', "no credentials for realm"),
+    ],
+)
+def test_verify_rejects_tampered_credentials(param: str, value: str | None, reason: str) -> None:
+    server = DigestServer("ims.example.test", b"t" * 32, algorithms=("MD5",))
+    req = _req()
+    good = DigestClient("alice", "wonderland").authorize(req, server.challenge_response(req, 0.0))
+    (cred,) = good.authorization
+    params = cred.params.remove(param) if value is None else cred.params.set(param, value)
+    good.headers.set("Authorization", type(cred)(cred.scheme, params).encode())
+    res = server.verify(good, 1.0, lookup)
+    assert not res.ok and res.reason == reason
+
+
+def test_forged_nonce_formats_and_challenge_errors() -> None:
+    server = DigestServer("r", b"t" * 32)
+    assert server.nonce_age("not base64!", 0.0) is None
+    assert server.nonce_age("AAAA", 0.0) is None
+    future = server.make_nonce(100.0)
+    assert server.nonce_age(future, 0.0) is None  # issued "in the future": not ours
+    assert server.nonce_age(future, 150.0) == pytest.approx(50.0)
+    with pytest.raises(SipParseError):
+        DigestChallenge.from_header(parse_auth('Basic realm="x"'))
+    with pytest.raises(SipParseError):
+        DigestChallenge.from_header(parse_auth('Digest realm="x"'))
+    with pytest.raises(SipBuildError):
+        digest_response(
+            username="u", password="p", realm="r", method="M", uri="u", nonce="n", algorithm="X"
+        )
+    with pytest.raises(SipBuildError):
+        DigestClient("u", "p").credentials(
+            DigestChallenge(realm="r", nonce="n", qop=("auth-conf",)), "M", "sip:a@b"
+        )
+    req = _req()
+    with pytest.raises(SipBuildError):
+        DigestClient("u", "p").authorize(req, Response(200))
