@@ -255,3 +255,46 @@ def test_state_table_exhaustive() -> None:
     # the rules the module docstring promises
     assert TRANSITIONS[(DialogState.CONFIRMED, DialogInput.PROVISIONAL)][1] is DialogState.CONFIRMED
     assert TRANSITIONS[(DialogState.CONFIRMED, DialogInput.FAILURE)][1] is DialogState.CONFIRMED
+
+
+def test_edge_cases_and_errors() -> None:
+    invite = build_invite("sip:bob@ims.test", local=ALICE, from_="sip:alice@ims.test")
+    uac = UacInvite(invite, ALICE)
+    # responses that are not for this INVITE, or a 2xx without To tag
+    opt = build_options("sip:bob@ims.test", local=ALICE, from_="sip:alice@ims.test")
+    (ign,) = uac.receive_response(make_response(opt, 200, to_tag="x"))
+    assert isinstance(ign, ResponseIgnored)
+    (ign,) = uac.receive_response(make_response(invite, 200))
+    assert isinstance(ign, ResponseIgnored) and "tag" in ign.reason
+    with pytest.raises(SipBuildError):
+        Dialog.uac(invite, make_response(invite, 200, to_tag="t"))  # 2xx without Contact
+    with pytest.raises(SipBuildError):
+        Dialog.uac(invite, make_response(invite, 100, to_tag="t"))
+    with pytest.raises(SipBuildError):
+        UacInvite(opt, ALICE)
+    # early dialog from a 183 without Contact: target is the Request-URI; BYE ends it
+    (early,) = uac.receive_response(make_response(invite, 183, to_tag="e1"))
+    assert isinstance(early, DialogEarly)
+    dlg = early.dialog
+    assert dlg.remote_target == invite.uri
+    for bad in ("ACK", "CANCEL"):
+        with pytest.raises(SipBuildError):
+            dlg.create_request(bad, local=ALICE)
+    with pytest.raises(SipBuildError):
+        dlg.create_request("INFO", local=ALICE, body=b"x")
+    dlg.create_request("BYE", local=ALICE)
+    assert dlg.state is DialogState.TERMINATED
+    # UAS: a failure after 180 terminates the early dialog; an ACK for another CSeq is not ours
+    at_bob = wire(invite)
+    assert isinstance(at_bob, Request)
+    uas = UasInvite(at_bob, BOB)
+    uas.respond(180, 0.0)
+    busy = uas.respond(486, 0.1)
+    assert busy.status == 486 and uas.dialog is not None
+    assert uas.dialog.state is DialogState.TERMINATED and uas.get_timer() is None
+    stray = Request("ACK", "sip:bob@ims.test", [("CSeq", "99 ACK"), ("Call-ID", "x")])
+    assert not uas.receive_ack(stray, 0.2)
+    with pytest.raises(SipBuildError):
+        UasInvite(opt, BOB)
+    with pytest.raises(SipBuildError):
+        UasInvite(at_bob, BOB).respond(200, 0.0, body=b"v=0")  # body without Content-Type
