@@ -353,3 +353,21 @@ def test_typed_views_only_raise_decode_errors(lines: list[str]) -> None:
             create_answer(sdp, LocalAudio(address="127.0.4.2", port=30000), session_id=1)
         except (DecodeError, SdpNegotiationError):
             pass
+
+
+def test_baresip_answer_to_rtpengine_offer_matches_our_choice() -> None:
+    offer = load("rtpengine_offer_12_crypto.sdp")
+    theirs = load("baresip_answer_to_rtpengine_offer.sdp")
+    (agreed,) = process_answer(offer, theirs)
+    assert agreed.codec == "PCMA" and agreed.sdes is not None
+    ours = create_answer(
+        offer, LocalAudio(address="127.0.4.2", port=1, codecs=("PCMA",)), session_id=1
+    )
+    # an independent SDES implementation (libre) picks the same line as our answerer
+    assert (agreed.sdes.tag, agreed.sdes.suite) == (
+        ours.streams[0].sdes.tag,
+        ours.streams[0].sdes.suite,
+    )  # type: ignore[union-attr]
+    assert agreed.sdes.suite == "AEAD_AES_256_GCM"
+    assert agreed.sdes.tx.master_key == offer.media[0].crypto[0].master_key
+    assert len(agreed.sdes.rx.master_key) == 32 and len(agreed.sdes.rx.master_salt) == 12
