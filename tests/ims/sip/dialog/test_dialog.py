@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ims.sip import Request, Response, SipUri, parse_message
 from ims.sip.dialog import (
@@ -298,3 +300,37 @@ def test_edge_cases_and_errors() -> None:
         UasInvite(opt, BOB)
     with pytest.raises(SipBuildError):
         UasInvite(at_bob, BOB).respond(200, 0.0, body=b"v=0")  # body without Content-Type
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([100, 180, 183, 200, 202, 486, 603]), st.sampled_from(["", "a", "b"])
+        ),
+        max_size=12,
+    )
+)
+def test_uac_invite_any_response_sequence(seq: list[tuple[int, str]]) -> None:
+    """Whatever responses arrive, in any order: a confirmed dialog stays confirmed, every ACK
+    carries the INVITE's CSeq number, and each dialog's retransmitted 2xx gets the same ACK."""
+    invite = build_invite("sip:bob@ims.test", local=ALICE, from_="sip:alice@ims.test")
+    uac = UacInvite(invite, ALICE)
+    acks: dict[str, Request] = {}
+    confirmed: set[str] = set()
+    for status, tag in seq:
+        resp = make_response(
+            invite, status, to_tag=tag or None, headers=[("Contact", f"<sip:b{tag}@127.0.1.3>")]
+        )
+        for ev in uac.receive_response(resp_at_alice(resp)):
+            if isinstance(ev, AckNeeded):
+                assert ev.ack.cseq is not None and invite.cseq is not None
+                assert (ev.ack.cseq.seq, ev.ack.cseq.method) == (invite.cseq.seq, "ACK")
+                tag_ = ev.dialog.id.remote_tag
+                if tag_ in acks:
+                    assert ev.ack is acks[tag_] and ev.retransmission
+                acks[tag_] = ev.ack
+            if isinstance(ev, DialogConfirmed):
+                confirmed.add(ev.dialog.id.remote_tag)
+        for t in confirmed:
+            assert uac.dialogs[t].state is DialogState.CONFIRMED
