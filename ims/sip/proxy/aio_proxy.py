@@ -24,6 +24,7 @@ a static ``hosts`` map only: the lab never sends DNS queries off the machine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,7 @@ class ProxyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"send_errors": 0, "unresolved": 0}
         self._inbound: Flow | None = None  # the flow of the datagram being processed
+        self._allowed_cache: dict[str, bool] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
@@ -165,11 +167,12 @@ class ProxyServer:
                         now,
                         transaction=ev.transaction,
                         cancelled=ev.cancelled,
+                        checked=True,
                     ),
                     now,
                 )
             elif isinstance(ev, AckReceived):
-                self._act(core.receive_request(ev.request, _peer(ev.flow), now), now)
+                self._act(core.receive_request(ev.request, _peer(ev.flow), now, checked=True), now)
             elif isinstance(ev, StrayResponse):
                 self._act(core.receive_stray_response(ev.response, now, source=_peer(ev.flow)), now)
             elif isinstance(ev, TransactionTimedOut | TransportFailed):
@@ -244,11 +247,18 @@ class ProxyServer:
             if resolved is None:
                 return None
             host = resolved
-        if self.allowed is not None:
-            ip = ipaddress.ip_address(host)
-            if not any(ip in net for net in self.allowed):
-                return None
+        if self.allowed is not None and not self._allowed(host):
+            return None
         return Flow(peer.transport.upper(), (host, peer.port))
+
+    def _allowed(self, host: str) -> bool:
+        ok = self._allowed_cache.get(host)
+        if ok is None:
+            ip = ipaddress.ip_address(host)
+            ok = any(ip in net for net in self.allowed or ())
+            if len(self._allowed_cache) < 4096:
+                self._allowed_cache[host] = ok
+        return ok
 
     def _send(self, ev: SendMessage) -> None:
         flow = ev.flow
@@ -311,6 +321,7 @@ class ProxyServer:
         self._arm()
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -58,6 +58,8 @@ from enum import Enum
 
 from ims.log import get_logger
 from ims.sip.errors import SipParseError
+from ims.sip.grammar import Params
+from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
 from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
 from ims.sip.proxy.routing import (
@@ -337,9 +339,12 @@ class ProxyCore:
     def _new_branch(self, lhash: str) -> str:
         return f"{BRANCH_COOKIE}{lhash}.{self._prefix}{next(self._counter):x}"
 
-    def _via_value(self, transport: str, branch: str) -> str:
+    def _via(self, transport: str, branch: str) -> Via:
         p = self._via_local.get(transport.lower()) or self.config.local[0]
-        return f"SIP/2.0/{p.transport.upper()} {p.host}:{p.port};branch={branch}"
+        return Via(p.transport.upper(), p.host, p.port, Params.of(branch=branch))
+
+    def _via_value(self, transport: str, branch: str) -> str:
+        return self._via(transport, branch).encode()
 
     # -- hooks ----------------------------------------------------------------------------
     def _hook(self, direction: Direction, message: Message, peer: Peer) -> Message | None:
@@ -356,6 +361,13 @@ class ProxyCore:
             )
         )
         return None if out is DROP else out  # type: ignore[return-value]
+
+    def _reply_peer(self, message: Message, fallback: Peer, *, needed: bool = False) -> Peer:
+        """The §18.2.2 destination of a response; computed only when hooks will see it or
+        the send is stateless (the transaction layer routes its own responses)."""
+        if not needed and not self.hooks:
+            return fallback
+        return via_peer(message) or fallback
 
     def _out(self, actions: list[Action], action: Action) -> bool:
         """Run an outgoing action's message through the hooks; False when dropped."""
@@ -402,7 +414,8 @@ class ProxyCore:
             return []
         self.stats["local_responses"] += 1
         actions: list[Action] = []
-        self._out(actions, SendResponse(transaction, resp, _reply_peer(request, source)))
+        peer = self._reply_peer(request, source, needed=transaction is None)
+        self._out(actions, SendResponse(transaction, resp, peer))
         return actions
 
     # =====================================================================================
@@ -416,9 +429,11 @@ class ProxyCore:
         *,
         transaction: object | None = None,
         cancelled: object | None = None,
+        checked: bool = False,
     ) -> list[Action]:
         """A request from the transaction layer (``transaction``: its server transaction;
-        ``cancelled``: for a CANCEL, the INVITE server transaction it matched, §9.2).
+        ``cancelled``: for a CANCEL, the INVITE server transaction it matched, §9.2;
+        ``checked``: the layer already ran ``check_request`` with the same schemes).
 
         An ACK here is one no server transaction absorbed: the ACK for a 2xx (§16.11).
         """
@@ -429,7 +444,7 @@ class ProxyCore:
         assert isinstance(msg, Request)
         request = msg
         try:
-            return self._process_request(request, source, now, transaction, cancelled)
+            return self._process_request(request, source, now, transaction, cancelled, checked)
         except SipParseError as exc:
             _log.info("bad request", error=str(exc), call_id=request.call_id)
             return self._respond(request, transaction, source, exc.status_hint)
@@ -441,10 +456,12 @@ class ProxyCore:
         now: float,
         transaction: object | None,
         cancelled: object | None,
+        checked: bool,
     ) -> list[Action]:
         method = request.method
         # §16.3 step 1-2: syntax, mandatory headers, URI scheme (400 / 416)
-        check_request(request, schemes=self.config.schemes)
+        if not checked:
+            check_request(request, schemes=self.config.schemes)
         if method == "ACK":
             return self._forward_stateless(request, source)
         if method == "CANCEL":
@@ -487,7 +504,11 @@ class ProxyCore:
                 actions: list[Action] = []
                 self._out(
                     actions,
-                    SendResponse(transaction, decision.response, _reply_peer(request, source)),
+                    SendResponse(
+                        transaction,
+                        decision.response,
+                        self._reply_peer(request, source, needed=transaction is None),
+                    ),
                 )
                 return actions
             return self._respond(
@@ -521,6 +542,12 @@ class ProxyCore:
         h = request.headers
         if "Route" not in h:
             return
+        vias = request.vias  # parsed already; keep them across the edits below
+        self._strip_routes(request)
+        h.cache["via"] = vias
+
+    def _strip_routes(self, request: Request) -> None:
+        h = request.headers
         uri = request.uri
         if isinstance(uri, SipUri) and uri.lr and self.is_local(uri):
             # the Request-URI is a Record-Route value we placed: a strict router sent it
@@ -571,7 +598,8 @@ class ProxyCore:
         if method == "INVITE":
             # §16.2: a stateful proxy answers 100 Trying at once (no 200 ms wait here)
             trying = make_response(request, 100)
-            self._out(actions, SendResponse(transaction, trying, _reply_peer(request, source)))
+            peer = self._reply_peer(request, source, needed=transaction is None)
+            self._out(actions, SendResponse(transaction, trying, peer))
         if transaction is not None:
             self._contexts[id(transaction)] = ctx
         targets = list(decision.targets)
@@ -627,7 +655,9 @@ class ProxyCore:
             ctx.rr_out[peer.transport] = rr
             h.insert_first("Record-Route", rr)
         # step 8: Via
-        h.insert_first("Via", self._via_value(peer.transport, key))
+        via = self._via(peer.transport, key)
+        h.insert_first("Via", via.encode())
+        h.cache["via"] = [via, *ctx.request.vias]  # no re-parse by the layer
         self._branches[key] = branch
         if ctx.method == "INVITE":  # step 11: Timer C
             self._arm_c(branch, now)
@@ -683,6 +713,7 @@ class ProxyCore:
             return []  # e.g. an ACK for a response we generated: absorbed here
         req = request  # stateless: the received object is not kept, so edit it in place
         h = req.headers
+        vias = req.vias
         h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
         routes = req.routes
         if routes and isinstance(routes[0].uri, SipUri) and not routes[0].uri.lr:
@@ -702,7 +733,9 @@ class ProxyCore:
         seed = f"{top.branch if top else ''}|{req.method}|{req.call_id}"
         digest = hashlib.md5(seed.encode("utf-8", "surrogateescape"), usedforsecurity=False)
         key = BRANCH_COOKIE + digest.hexdigest()[:16] + ".s"
-        h.insert_first("Via", self._via_value(peer.transport, key))
+        via = self._via(peer.transport, key)
+        h.insert_first("Via", via.encode())
+        h.cache["via"] = [via, *vias]
         self.stats["stateless"] += 1
         actions: list[Action] = []
         self._out(actions, SendStateless(req, peer))
@@ -868,9 +901,10 @@ class ProxyCore:
                     h.remove("Record-Route")
                     for v in values:
                         h.add("Record-Route", ctx.rr_in if v in outs else v)
-        peer = via_peer(fwd) or ctx.source
+        stateless = stateless or ctx.transaction is None
+        peer = self._reply_peer(fwd, ctx.source, needed=stateless)
         actions: list[Action] = []
-        if stateless or ctx.transaction is None:
+        if stateless:
             self._out(actions, SendStateless(fwd, peer))
         else:
             self._out(actions, SendResponse(ctx.transaction, fwd, peer))
