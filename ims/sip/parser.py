@@ -256,6 +256,7 @@ class StreamParser:
         self.keepalives = 0  #: CRLFCRLF pings seen between messages (answer each with CRLF)
         self._buf = bytearray()
         self._scan = 0
+        self._head: tuple[int, str, list[tuple[str, str, str]], int] | None = None
         self._error: SipParseError | None = None
 
     @property
@@ -297,42 +298,51 @@ class StreamParser:
             self._scan = 0
         if b"\r\n\r\n".startswith(buf):
             return None  # empty, or a partial CRLF
-        end = buf.find(b"\r\n\r\n", self._scan)
-        if end < 0:
-            if len(buf) > self.max_message_size:
+        if self._head is None:
+            end = buf.find(b"\r\n\r\n", self._scan)
+            if end < 0:
+                if len(buf) > self.max_message_size:
+                    raise SipParseError(
+                        f"header block exceeds {self.max_message_size} octets", status_hint=513
+                    )
+                self._scan = max(0, len(buf) - 3)
+                return None
+            if end + 4 > self.max_message_size:
                 raise SipParseError(
                     f"header block exceeds {self.max_message_size} octets", status_hint=513
                 )
-            self._scan = max(0, len(buf) - 3)
-            return None
-        if end + 4 > self.max_message_size:
-            raise SipParseError(
-                f"header block exceeds {self.max_message_size} octets", status_hint=513
-            )
+            try:
+                start_line, fields = _split_head(bytes(buf[:end]), 0)
+                found = _content_length(fields)
+                if found is None:
+                    raise SipParseError(
+                        "Content-Length is mandatory on stream transports",
+                        header="Content-Length",
+                    )
+                if found is False:
+                    raise SipParseError(
+                        "conflicting Content-Length values", header="Content-Length"
+                    )
+                clen = int(found)
+                if end + 4 + clen > self.max_message_size:
+                    raise SipParseError(
+                        f"message of {end + 4 + clen} octets exceeds {self.max_message_size}",
+                        status_hint=413,
+                        header="Content-Length",
+                    )
+            except SipParseError as exc:
+                raise _with_location(exc, bytes(buf[:end]), 0) from None
+            self._head = (end, start_line, fields, clen)
+        end, start_line, fields, clen = self._head
+        if len(buf) < end + 4 + clen:
+            return None  # head parsed once; wait for the rest of the body
+        self._head = None
+        self._scan = 0
         head = bytes(buf[:end])
+        body = bytes(buf[end + 4 : end + 4 + clen])
+        del buf[: end + 4 + clen]
         try:
-            start_line, fields = _split_head(head, 0)
-            clen = _content_length(fields)
-            if clen is None:
-                raise SipParseError(
-                    "Content-Length is mandatory on stream transports", header="Content-Length"
-                )
-            if clen is False:
-                raise SipParseError("conflicting Content-Length values", header="Content-Length")
-            assert isinstance(clen, int)
-            if end + 4 + clen > self.max_message_size:
-                raise SipParseError(
-                    f"message of {end + 4 + clen} octets exceeds {self.max_message_size}",
-                    status_hint=413,
-                    header="Content-Length",
-                )
-            if len(buf) < end + 4 + clen:
-                self._scan = end  # head is complete; wait for the body
-                return None
-            body = bytes(buf[end + 4 : end + 4 + clen])
             msg = _build(start_line, fields, body, 0)
-            del buf[: end + 4 + clen]
-            self._scan = 0
             if self.validate:
                 _validate(msg)
         except SipParseError as exc:

@@ -181,3 +181,23 @@ def test_value_params_headers() -> None:
     m.headers.set("Event", ";id=1")
     with pytest.raises(SipParseError):
         m.value_params("Event")
+
+
+def test_stream_parser_large_body_byte_by_byte_parses_head_once() -> None:
+    """A 60 kB body fed one octet at a time: the head is parsed once, not once per octet."""
+    import time
+
+    body = bytes(range(256)) * 234
+    msg = (
+        b"MESSAGE sip:a@127.0.1.2 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.1.1;branch=z9hG4bK1\r\n"
+        b"From: <sip:b@127.0.1.1>;tag=1\r\nTo: <sip:a@127.0.1.2>\r\nCall-ID: big@h\r\n"
+        b"CSeq: 1 MESSAGE\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    p = StreamParser(max_message_size=70000)
+    start = time.perf_counter()
+    out = []
+    for i in range(len(msg)):
+        out += p.feed(msg[i : i + 1])
+    assert time.perf_counter() - start < 5.0
+    assert len(out) == 1 and out[0].body == body and p.buffered == 0
