@@ -44,6 +44,7 @@ from ims.media.hooks import (
 )
 from ims.media.keys import SrtpKeys
 from ims.media.rtp import (
+    ReportBlock,
     RtcpBye,
     RtcpReceiverReport,
     RtcpSenderReport,
@@ -188,6 +189,10 @@ class MediaSession:
         self.hooks: list[Hook] = []
         self.observers: list[Observer] = []
         self.last_sr: RtcpSenderReport | None = None
+        self.last_sr_arrival = 0.0
+        self.remote_reports: list[ReportBlock] = []  # report blocks about our stream
+        self._expected_prior = 0
+        self._received_prior = 0
         self.remote_ssrcs: set[int] = set()
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
@@ -324,7 +329,38 @@ class MediaSession:
                 await asyncio.sleep(delay)
 
     # -- RTCP -----------------------------------------------------------------------------
-    def _report(self) -> RtcpSenderReport:
+    def _report_blocks(self) -> tuple[ReportBlock, ...]:
+        """RFC 3550 §6.4.1 reception report about the (first) remote source, if any."""
+        if not self.remote_ssrcs or self.rx.base_seq < 0:
+            return ()
+        expected, received = self.rx.expected, self.rx.received
+        exp_int = expected - self._expected_prior
+        rcv_int = received - self._received_prior
+        self._expected_prior, self._received_prior = expected, received
+        lost_int = exp_int - rcv_int
+        fraction = (lost_int << 8) // exp_int if exp_int > 0 and lost_int > 0 else 0
+        lsr = dlsr = 0
+        if self.last_sr is not None:
+            lsr = (self.last_sr.ntp_timestamp >> 16) & 0xFFFFFFFF
+            dlsr = int((self._now() - self.last_sr_arrival) * 65536) & 0xFFFFFFFF
+        lost = max(min(expected - received, 0x7FFFFF), -0x800000)
+        return (
+            ReportBlock(
+                ssrc=min(self.remote_ssrcs),
+                fraction_lost=min(fraction, 255),
+                packets_lost=lost,
+                highest_sequence=self.rx.extended_max & 0xFFFFFFFF,
+                jitter=int(self.rx.jitter) & 0xFFFFFFFF,
+                lsr=lsr,
+                dlsr=dlsr,
+            ),
+        )
+
+    def _report(self) -> RtcpSenderReport | RtcpReceiverReport:
+        """An SR when we have sent media, else an RR (RFC 3550 §6.4)."""
+        blocks = self._report_blocks()
+        if self.stats.sent == 0:
+            return RtcpReceiverReport(ssrc=self.ssrc, reports=blocks)
         now = time.time() + NTP_EPOCH_OFFSET
         ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
         return RtcpSenderReport(
@@ -333,6 +369,7 @@ class MediaSession:
             rtp_timestamp=self._ts,
             packet_count=self.stats.sent & 0xFFFFFFFF,
             octet_count=self._octets & 0xFFFFFFFF,
+            reports=blocks,
         )
 
     def _send_rtcp(self, packets: list[Any]) -> None:
@@ -438,8 +475,10 @@ class MediaSession:
         for p in packets:
             if isinstance(p, RtcpSenderReport):
                 self.last_sr = p
-            elif isinstance(p, RtcpReceiverReport | RtcpBye):
-                pass
+                self.last_sr_arrival = now
+            if isinstance(p, RtcpSenderReport | RtcpReceiverReport):
+                self.remote_reports.extend(r for r in p.reports if r.ssrc == self.ssrc)
+                del self.remote_reports[:-16]
 
     def _sync_stats(self) -> MediaStats:
         s = self.stats

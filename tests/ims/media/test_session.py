@@ -81,6 +81,11 @@ async def test_tones_cross_both_ways(suite: str | None) -> None:
     assert tone_ratio(sink_a.pcm, 1000) > 0.9 and tone_ratio(sink_a.pcm, 440) < 0.01
     assert tone_ratio(sink_b.pcm, 440) > 0.9 and tone_ratio(sink_b.pcm, 1000) < 0.01
     assert len(sink_b.pcm) == FRAMES * 320
+    # RTCP (every 0.1 s here): SRs arrived, and the peer's report blocks describe our stream
+    assert a.last_sr is not None and a.last_sr.ssrc == b.ssrc and a.last_sr.packet_count > 0
+    assert a.remote_reports and all(r.ssrc == a.ssrc for r in a.remote_reports)
+    assert all(r.packets_lost == 0 and r.fraction_lost == 0 for r in a.remote_reports)
+    assert any(r.lsr != 0 for r in b.remote_reports)  # LSR echoes our SR once one arrived
 
 
 async def test_pcma_plain() -> None:
