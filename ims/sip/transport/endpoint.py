@@ -200,7 +200,7 @@ class SipEndpoint:
         kind = normalize_transport(transport)
         self._loop = asyncio.get_running_loop()
         if kind == "UDP":
-            udp = UdpTransport(self._on_datagram)
+            udp = UdpTransport(self._on_datagram, self._on_unreachable)
             addr = await udp.bind(host, port)
             self.udp.append(udp)
             return addr
@@ -414,6 +414,23 @@ class SipEndpoint:
             self._process(self.layer.receive_bytes(data, flow, self._now()))
             return
         self._inbound(message, flow, data)
+
+    def _on_unreachable(self, remote: Address, reason: str) -> None:
+        """ICMP unreachable for ``remote`` (§18.4): a transport error for the live UDP
+        transactions towards it (§17.1.4, §17.2.4)."""
+        now = self._now()
+        txs: list[ClientTransaction | ServerTransaction] = [
+            tx
+            for tx in self.layer.clients.values()
+            if tx.flow.transport == "UDP" and tx.flow.remote == remote
+        ]
+        txs += [
+            tx
+            for tx in self.layer.servers.values()
+            if tx.response_flow.transport == "UDP" and tx.response_flow.remote == remote
+        ]
+        for tx in dict.fromkeys(txs):  # a server transaction may be filed under two keys
+            self._process(self.layer.transport_error(tx, f"ICMP: {reason}", now))
 
     def _on_stream_message(self, message: Message, flow: Flow, raw: bytes | None) -> None:
         self._inbound(message, flow, raw)

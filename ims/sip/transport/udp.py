@@ -6,13 +6,21 @@ datagram transport allocates ``max_size`` (256 KiB) bytes per ``recvfrom``, whic
 glibc's mmap threshold and costs ~20 us per datagram (../shared/reference/peers.md); we lower it
 to 65,535 (the largest UDP payload), which keeps every legal datagram.  uvloop needs no fix.
 
-ICMP errors reach an unconnected UDP socket only as ``error_received`` without a peer address on
-Linux, so they are logged and counted; transactions learn of an unreachable peer by timer B/F.
+ICMP errors (§18.4, §17.1.4): an unconnected UDP socket hears of them only with Linux's
+``IP_RECVERR``.  We set it, and when the loop reports an error we read the socket's error queue
+(``MSG_ERRQUEUE`` on a dup of the descriptor, which works on the default loop and on uvloop): its
+``msg_name`` is the destination the failed datagram was sent to, which ``on_unreachable`` gets,
+so the endpoint can fail the transactions towards it at once instead of waiting for timer B/F.
+The kernel rate-limits ICMP (1/s per destination by default), so this is best effort and the
+timers stay the backstop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +32,8 @@ from .errors import SipTransportError
 log = get_logger("sip.transport.udp")
 
 UDP_MAX_SIZE = 65535
+_IP_RECVERR = 11  # <linux/in.h>; not exported by the socket module
+_IPV6_RECVERR = 25  # <linux/in6.h>
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -34,6 +44,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         # the fix for the default loop's 256 KiB per-datagram buffer (see module docstring)
         if hasattr(transport, "max_size"):
             transport.max_size = UDP_MAX_SIZE
+        self.owner._enable_recverr(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         remote = (str(addr[0]), int(addr[1]))
@@ -43,6 +54,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         self.owner.errors += 1
         log.info("udp error", error=str(exc), local=self.owner.local)
+        self.owner._drain_errqueue(str(exc))
 
 
 class UdpTransport:
@@ -50,8 +62,14 @@ class UdpTransport:
 
     kind = "UDP"
 
-    def __init__(self, on_datagram: Callable[[bytes, Flow], None]) -> None:
+    def __init__(
+        self,
+        on_datagram: Callable[[bytes, Flow], None],
+        on_unreachable: Callable[[Address, str], None] | None = None,
+    ) -> None:
         self.on_datagram = on_datagram
+        self.on_unreachable = on_unreachable
+        self._recverr = False
         self.local: Address = ("0.0.0.0", 0)
         self._transport: asyncio.DatagramTransport | None = None
         self.received = 0
@@ -81,3 +99,42 @@ class UdpTransport:
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    # -- ICMP (see module docstring) ---------------------------------------------------------
+    def _enable_recverr(self, sock: object) -> None:
+        if sys.platform != "linux" or sock is None:
+            return
+        try:
+            family = getattr(sock, "family", socket.AF_INET)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)  # type: ignore[attr-defined]
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)  # type: ignore[attr-defined]
+            self._recverr = True
+        except (OSError, AttributeError):
+            self._recverr = False
+
+    def _drain_errqueue(self, reason: str) -> None:
+        if not self._recverr or self._transport is None:
+            return
+        sock = self._transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            dup = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return
+        try:
+            for _ in range(64):  # bounded
+                try:
+                    _data, _anc, _flags, addr = dup.recvmsg(
+                        1, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
+                    )
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                if addr and self.on_unreachable is not None:
+                    self.on_unreachable((str(addr[0]), int(addr[1])), reason)
+        finally:
+            dup.close()  # the duplicate descriptor only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 
 import pytest
 
@@ -48,9 +49,19 @@ async def test_sip_ping_udp_and_tcp(capsys: pytest.CaptureFixture[str]) -> None:
         await uas.close()
 
 
-async def test_sip_ping_timeout_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    args = build_parser().parse_args(
-        ["sip-ping", "127.0.2.62:9", "--listen", "127.0.2.61", "--t1", "0.01"]
-    )
+async def test_sip_ping_timeout_and_unreachable_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
+    silent.bind(("127.0.2.62", 0))
+    try:
+        port = silent.getsockname()[1]
+        args = build_parser().parse_args(
+            ["sip-ping", f"127.0.2.62:{port}", "--listen", "127.0.2.61", "--t1", "0.01"]
+        )
+        assert await ping(args) == 1
+        assert "SipTimeoutError" in capsys.readouterr().out  # timer F = 64*T1
+    finally:
+        silent.close()
+    # nobody bound: the ICMP port unreachable fails it at once
+    args = build_parser().parse_args(["sip-ping", f"127.0.2.62:{port}", "--listen", "127.0.2.61"])
     assert await ping(args) == 1
-    assert "SipTimeoutError" in capsys.readouterr().out
+    assert "SipTransportError: ICMP" in capsys.readouterr().out

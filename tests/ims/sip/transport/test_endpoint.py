@@ -401,3 +401,23 @@ async def test_large_udp_request_switches_to_tcp(pair: tuple[SipEndpoint, SipEnd
     small = options(target)
     resp = await asyncio.wait_for(a.request(small, b.local_address("udp"), "udp"), 5)
     assert flows[-1].transport == "UDP"
+
+
+async def test_icmp_port_unreachable_fails_the_transaction_fast() -> None:
+    """§18.4/§17.1.4: with IP_RECVERR the ICMP error for a closed UDP port becomes a transport
+    error of the transaction (well before timer F)."""
+    a = SipEndpoint(timers=TimerConfig(t1=0.5))  # timer F would take 32 s
+    await a.listen("udp", HOST_A, 0)
+    try:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.2.3", 0))
+        closed = probe.getsockname()
+        probe.close()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(SipTransportError, match="ICMP"):
+            await asyncio.wait_for(a.request(options(closed), closed), 10)
+        assert loop.time() - t0 < 5
+        assert a.layer.pending == 0
+    finally:
+        await a.close()
