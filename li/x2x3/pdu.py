@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
@@ -352,55 +353,78 @@ def _fixed(n: int, type_: int, value: bytes) -> bytes:
     return value
 
 
+def _u(n: int, cls: type[Attribute], field: str) -> Callable[[int, bytes], Attribute]:
+    def dec(type_: int, value: bytes) -> Attribute:
+        return cls(**{field: int.from_bytes(_fixed(n, type_, value), "big")})
+
+    return dec
+
+
+def _ip(n: int, cls: type[Attribute]) -> Callable[[int, bytes], Attribute]:
+    ctor = ipaddress.IPv4Address if n == 4 else ipaddress.IPv6Address
+
+    def dec(type_: int, value: bytes) -> Attribute:
+        return cls(address=ctor(_fixed(n, type_, value)))  # type: ignore[call-arg]
+
+    return dec
+
+
+def _ts(type_: int, value: bytes) -> Attribute:
+    v = _fixed(8, type_, value)
+    return Timestamp(seconds=int.from_bytes(v[:4], "big"), nanoseconds=int.from_bytes(v[4:], "big"))
+
+
+def _txt(cls: type[Attribute]) -> Callable[[int, bytes], Attribute]:
+    def dec(type_: int, value: bytes) -> Attribute:
+        return cls(value=_text(value))  # type: ignore[call-arg]
+
+    return dec
+
+
+# Attribute type -> decoder (STYLE.md §4: code -> decoder tables); absent types stay opaque.
+_ATTRIBUTE_DECODERS: dict[int, Callable[[int, bytes], Attribute]] = {
+    AttributeType.SEQUENCE_NUMBER: _u(4, SequenceNumber, "value"),
+    AttributeType.TIMESTAMP: _ts,
+    AttributeType.SOURCE_IPV4_ADDRESS: _ip(4, SourceAddress),
+    AttributeType.DESTINATION_IPV4_ADDRESS: _ip(4, DestinationAddress),
+    AttributeType.SOURCE_IPV6_ADDRESS: _ip(16, SourceAddress),
+    AttributeType.DESTINATION_IPV6_ADDRESS: _ip(16, DestinationAddress),
+    AttributeType.SOURCE_PORT: _u(2, SourcePort, "port"),
+    AttributeType.DESTINATION_PORT: _u(2, DestinationPort, "port"),
+    AttributeType.IP_PROTOCOL: _u(1, IPProtocol, "protocol"),
+    AttributeType.MATCHED_TARGET_IDENTIFIER: _txt(MatchedTargetIdentifier),
+    AttributeType.OTHER_TARGET_IDENTIFIER: _txt(OtherTargetIdentifier),
+    AttributeType.SDP_SESSION_DESCRIPTION: _txt(SdpSessionDescription),
+}
+
+
 def _decode_attribute(type_: int, value: bytes) -> Attribute:
-    t = AttributeType
-    if type_ == t.SEQUENCE_NUMBER:
-        return SequenceNumber(value=int.from_bytes(_fixed(4, type_, value), "big"))
-    if type_ == t.TIMESTAMP:
-        v = _fixed(8, type_, value)
-        return Timestamp(
-            seconds=int.from_bytes(v[:4], "big"), nanoseconds=int.from_bytes(v[4:], "big")
-        )
-    if type_ == t.SOURCE_IPV4_ADDRESS:
-        return SourceAddress(address=ipaddress.IPv4Address(_fixed(4, type_, value)))
-    if type_ == t.DESTINATION_IPV4_ADDRESS:
-        return DestinationAddress(address=ipaddress.IPv4Address(_fixed(4, type_, value)))
-    if type_ == t.SOURCE_IPV6_ADDRESS:
-        return SourceAddress(address=ipaddress.IPv6Address(_fixed(16, type_, value)))
-    if type_ == t.DESTINATION_IPV6_ADDRESS:
-        return DestinationAddress(address=ipaddress.IPv6Address(_fixed(16, type_, value)))
-    if type_ == t.SOURCE_PORT:
-        return SourcePort(port=int.from_bytes(_fixed(2, type_, value), "big"))
-    if type_ == t.DESTINATION_PORT:
-        return DestinationPort(port=int.from_bytes(_fixed(2, type_, value), "big"))
-    if type_ == t.IP_PROTOCOL:
-        return IPProtocol(protocol=_fixed(1, type_, value)[0])
-    if type_ == t.MATCHED_TARGET_IDENTIFIER:
-        return MatchedTargetIdentifier(value=_text(value))
-    if type_ == t.OTHER_TARGET_IDENTIFIER:
-        return OtherTargetIdentifier(value=_text(value))
-    if type_ == t.SDP_SESSION_DESCRIPTION:
-        return SdpSessionDescription(value=_text(value))
-    return OpaqueAttribute(type=type_, value=value)
+    dec = _ATTRIBUTE_DECODERS.get(type_)
+    if dec is None:
+        return OpaqueAttribute(type=type_, value=value)
+    return dec(type_, value)
 
 
 def decode_attributes(data: bytes) -> tuple[Attribute, ...]:
-    """Decode a run of conditional-attribute TLVs that must fill ``data`` exactly."""
-    buf = Buffer(data)
+    """Decode a run of conditional-attribute TLVs that must fill ``data`` exactly.
+
+    The LEMF's hot path: ``struct.unpack_from`` over the TLVs with the same bounds checks
+    ``Buffer`` makes (a 4-byte TL must be present, a length never runs past the data).
+    """
     out: list[Attribute] = []
-    while not buf.eof():
-        if buf.remaining < 4:
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < 4:
+            raise X2X3DecodeError(f"{end - pos} stray bytes in conditional attributes", offset=pos)
+        type_, length = _TL.unpack_from(data, pos)
+        pos += 4
+        if length > end - pos:
             raise X2X3DecodeError(
-                f"{buf.remaining} stray bytes in conditional attributes", offset=buf.position
+                f"attribute type {type_} length {length} exceeds the {end - pos} bytes left",
+                offset=pos,
             )
-        type_ = buf.pull_uint16()
-        length = buf.pull_uint16()
-        if length > buf.remaining:
-            raise X2X3DecodeError(
-                f"attribute type {type_} length {length} exceeds the {buf.remaining} bytes left",
-                offset=buf.position,
-            )
-        out.append(_decode_attribute(type_, buf.pull_bytes(length)))
+        out.append(_decode_attribute(type_, data[pos : pos + length]))
+        pos += length
     return tuple(out)
 
 
