@@ -320,3 +320,29 @@ async def test_delivery_types_filter(tmp_path: Path) -> None:
             assert exp.status(DID).filtered_pdus == 2
         assert (a.mediation.stats.x2, a.mediation.stats.x3) == (1, 0)
         assert (b.mediation.stats.x2, b.mediation.stats.x3) == (1, 1)
+
+
+async def test_exporter_restart_delivers_spooled_pdus(tmp_path: Path) -> None:
+    """PDUs spooled while the LEMF was unreachable are delivered by the *next* exporter
+    process (same spool directory), in order, and numbering continues after them."""
+    probe = await asyncio.start_server(lambda r, w: None, HOST, 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()  # nobody listens on `port` now
+    exp = X2X3Exporter(tmp_path / "spool", nf_id="poi", backoff_initial=0.01)
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+    exp.bind_task(XID, [DID])
+    async with exp:
+        for i in range(100):
+            send(exp, i)
+        await wait_for(lambda: exp.status(DID).connect_failures >= 2)
+    async with LemfServer(tmp_path / "out", host=HOST, port=port) as lemf:
+        assert lemf.mediation is not None
+        lemf.mediation.record_delivered = True
+        exp2 = X2X3Exporter(tmp_path / "spool", nf_id="poi", keepalive_interval=0.2)
+        exp2.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+        exp2.bind_task(XID, [DID])
+        async with exp2:
+            assert send(exp2, 100) == 100
+            assert await exp2.drain(timeout=20)
+        assert [s for _, _, s in lemf.mediation.delivered] == list(range(101))
