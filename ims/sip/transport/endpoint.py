@@ -248,6 +248,18 @@ class SipEndpoint:
             host = f"[{host}]"
         return f"SIP/2.0/{kind} {host}:{port};branch={branch or new_branch()};rport"
 
+    def stats(self) -> dict[str, int]:
+        """Counters: the layer's (parse errors, absorbed retransmissions...) and the transports'."""
+        out = dict(self.layer.stats)
+        out["transactions"] = self.layer.pending
+        out["udp_received"] = sum(u.received for u in self.udp)
+        out["udp_sent"] = sum(u.sent for u in self.udp)
+        out["udp_errors"] = sum(u.errors for u in self.udp)
+        for kind, stream in self.streams.items():
+            out[f"{kind.lower()}_connections"] = len(stream.connections)
+            out[f"{kind.lower()}_opened"] = stream.opened
+        return out
+
     def on_request(self, handler: RequestHandler) -> None:
         """``handler(ctx)`` (sync or async) for every new request except ACK."""
         self._request_handler = handler

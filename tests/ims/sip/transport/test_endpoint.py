@@ -125,6 +125,7 @@ async def test_tcp_request_response_and_connection_reuse(
         assert resp.status == 200 and resp.body == body
     # one connection carried all three transactions
     assert a.streams["TCP"].opened == 1 and b.streams["TCP"].opened == 1
+    assert a.stats()["tcp_opened"] == 1 and b.stats()["received"] == 3
     # B reuses the inbound connection to reach A's connection address
     [conn] = b.streams["TCP"].connections.values()
     a.on_request(_echo_handler)
