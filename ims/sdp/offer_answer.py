@@ -50,6 +50,7 @@ class LocalAudio:
     key_mgmt_at_session_level: bool = False
     ptime: int | None = 20
     rtcp_port: int | None = None  # explicit a=rtcp, when not port+1
+    require_secure: bool = False  # answerer: reject plain RTP/AVP(F) streams (SRTP mandatory)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +209,8 @@ def create_answer(
             reason = f"{m.media} stream not supported" if not m.rejected else "rejected in offer"
         elif m.proto not in ("RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF"):
             reason = f"transport {m.proto} not supported"
+        elif local.require_secure and not m.is_secure:
+            reason = f"{m.proto} offered but SRTP is mandatory here"
         pts = [] if reason else _codecs(m, local.codecs)
         if reason is None and not pts:
             reason = "no common codec"

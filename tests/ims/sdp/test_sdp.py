@@ -371,3 +371,17 @@ def test_baresip_answer_to_rtpengine_offer_matches_our_choice() -> None:
     assert agreed.sdes.suite == "AEAD_AES_256_GCM"
     assert agreed.sdes.tx.master_key == offer.media[0].crypto[0].master_key
     assert len(agreed.sdes.rx.master_key) == 32 and len(agreed.sdes.rx.master_salt) == 12
+
+
+def test_answer_to_sipp_offer_plain_or_rejected_when_srtp_mandatory() -> None:
+    offer = load("sipp_uac_offer.sdp")
+    ans = create_answer(offer, LocalAudio(address="127.0.4.2", port=30000), session_id=1)
+    m = ans.sdp.media[0]
+    assert (m.proto, m.formats, m.port) == ("RTP/AVP", ("0",), 30000) and not m.crypto
+    (s,) = ans.streams
+    assert (s.remote_address, s.remote_rtp_port, s.sdes) == ("127.0.4.12", 6000, None)
+    with pytest.raises(SdpNegotiationError) as ei:
+        create_answer(
+            offer, LocalAudio(address="127.0.4.2", port=30000, require_secure=True), session_id=1
+        )
+    assert "mandatory" in str(ei.value)
