@@ -219,7 +219,13 @@ class Headers:
         return [v for k, _, v in self._fields if k == key]
 
     def get_list(self, name: str) -> list[str]:
-        """Every element of a comma-list header across all its fields, in order."""
+        """Every element of a comma-list header across all its fields, in order.
+
+        Only LIST (and unregistered) headers are split: the commas of a SINGLE or REPEAT
+        header (Date, WWW-Authenticate...) belong to its value, so those come back whole."""
+        d = REGISTRY.get(header_key(name))
+        if d is not None and d.kind is not HeaderKind.LIST:
+            return self.get_all(name)
         out: list[str] = []
         canon = canonical_name(name)
         for v in self.get_all(name):

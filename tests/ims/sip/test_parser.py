@@ -201,3 +201,18 @@ def test_stream_parser_large_body_byte_by_byte_parses_head_once() -> None:
         out += p.feed(msg[i : i + 1])
     assert time.perf_counter() - start < 5.0
     assert len(out) == 1 and out[0].body == body and p.buffered == 0
+
+
+def test_get_list_splits_only_list_headers() -> None:
+    h = Headers(
+        [
+            ("Allow", "INVITE, ACK,BYE"),
+            ("Date", "Sat, 13 Nov 2010 23:29:00 GMT"),
+            ("WWW-Authenticate", 'Digest realm="a", nonce="b"'),
+            ("X-Custom", "a, b"),
+        ]
+    )
+    assert h.get_list("allow") == ["INVITE", "ACK", "BYE"]
+    assert h.get_list("Date") == ["Sat, 13 Nov 2010 23:29:00 GMT"]
+    assert h.get_list("WWW-Authenticate") == ['Digest realm="a", nonce="b"']
+    assert h.get_list("X-Custom") == ["a", "b"]
