@@ -6,7 +6,6 @@ offer, run ``tshark -T fields`` on it and compare field by field.
 
 from __future__ import annotations
 
-import struct
 import subprocess
 from pathlib import Path
 
@@ -15,44 +14,9 @@ import pytest
 from ims.sdes import CryptoAttribute, KeyParam, make_offer
 from ims.sdp import KeyMgmtAttribute, LocalAudio, create_offer
 from tests.conftest import require_tool
+from tests.ims.media.pcaputil import udp_ipv4, write_pcap
 
 pytestmark = pytest.mark.peer
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _udp_ipv4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udp),
-        1,
-        0,
-        64,
-        17,
-        0,
-        bytes(int(x) for x in src.split(".")),
-        bytes(int(x) for x in dst.split(".")),
-    )
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return ip + udp
-
-
-def write_pcap(path: Path, packets: list[bytes]) -> None:
-    with path.open("wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # LINKTYPE_RAW
-        for i, p in enumerate(packets):
-            f.write(struct.pack("<IIII", 1_700_000_000 + i, 0, len(p), len(p)))
-            f.write(p)
 
 
 def _invite(body: bytes) -> bytes:
@@ -100,7 +64,7 @@ def test_tshark_sees_our_crypto_lines(tmp_path: Path) -> None:
         session_id=99,
     )
     pcap = tmp_path / "invite.pcap"
-    write_pcap(pcap, [_udp_ipv4("127.0.4.1", "127.0.4.2", 5060, 5060, _invite(offer.encode()))])
+    write_pcap(pcap, [udp_ipv4("127.0.4.1", "127.0.4.2", 5060, 5060, _invite(offer.encode()))])
     tags, suites, keys, salts, lifetimes, mkis, ports, kmpid, csb = _fields(
         pcap,
         "sdp.crypto.tag",
