@@ -145,7 +145,7 @@ def open_message(
     if tkeys is None and kemac.encr_alg is not EncrAlg.NULL:
         return OpenedMessage(message=msg, transport_keys=None, sub_payloads=(), tgk=None, keys=())
     subs = open_kemac(kemac, tkeys, csb_id=msg.hdr.csb_id, t=t, first=first)
-    tgk, teks = tgk_from_sub_payloads(subs)
+    tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
     return OpenedMessage(
         message=msg,
         transport_keys=tkeys,
@@ -158,6 +158,7 @@ def open_message(
             cs_map=msg.hdr.cs_map,
             policies=msg.find_all(SpPayload),
             tek_override=teks,
+            salt_override=tgk_salt,
         ),
     )
 

@@ -227,10 +227,12 @@ def derive_session_keys(
     cs_map: Sequence[SrtpCsEntry],
     policies: Sequence[SpPayload],
     tek_override: Sequence[tuple[bytes, bytes]] | None = None,
+    salt_override: bytes | None = None,
 ) -> tuple[SrtpKeyMaterial, ...]:
     """TEK and salt per crypto session (RFC 3830 §4.1.3; cs_id is the 1-based map index).
 
-    ``tek_override`` is used when the KEMAC transported TEKs directly (Key data type TEK).
+    ``tek_override`` is used when the KEMAC transported TEKs directly (Key data type TEK),
+    ``salt_override`` when a salt came with the TGK (type TGK+SALT, long enough for the suite).
     """
     by_no = {sp.policy_no: sp for sp in policies}
     out = []
@@ -242,7 +244,10 @@ def derive_session_keys(
             key, salt = tek_override[min(index, len(tek_override)) - 1]
         else:
             key = derive_tek(tgk, index, csb_id, rand, key_len)
-            salt = derive_salt(tgk, index, csb_id, rand, salt_len)
+            if salt_override is not None and len(salt_override) >= salt_len:
+                salt = salt_override
+            else:
+                salt = derive_salt(tgk, index, csb_id, rand, salt_len)
         out.append(
             SrtpKeyMaterial(
                 cs_id=index,

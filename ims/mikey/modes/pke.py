@@ -267,7 +267,7 @@ class PkeResponder:
         subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.ID)
         inner_ids = [p for p in subs if isinstance(p, IdPayload)]
         idi = inner_ids[0].data if inner_ids else b""
-        tgk, teks = tgk_from_sub_payloads(subs)
+        tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
         result = KeyExchangeResult(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
@@ -280,6 +280,7 @@ class PkeResponder:
                 cs_map=msg.hdr.cs_map,
                 policies=msg.find_all(SpPayload),
                 tek_override=teks,
+                salt_override=tgk_salt,
             ),
             peer_id=idi,
             peer_certificate=cert,

@@ -130,21 +130,27 @@ def _strip_chain_padding(plain: bytes, first: PayloadType) -> bytes:
 
 def tgk_from_sub_payloads(
     subs: Sequence[Payload],
-) -> tuple[bytes, list[tuple[bytes, bytes]] | None]:
-    """The TGK (or the directly transported TEKs, GStreamer style) from Key data payloads."""
+) -> tuple[bytes, list[tuple[bytes, bytes]] | None, bytes | None]:
+    """(TGK, directly transported TEKs or None, transported salt or None) from Key data.
+
+    RFC 3830 §6.13: a TGK may carry a salt (type TGK+SALT); we then use it as the SRTP master
+    salt of every crypto session instead of deriving one (the reason to transport it). Key
+    data of type TEK/TEK+SALT carries SRTP keys directly (GStreamer, RTSP cameras), a TEK
+    without salt field holding key || salt in one field.
+    """
     kds = [p for p in subs if isinstance(p, KeyDataPayload)]
     if not kds:
         raise MikeyError("no key data in KEMAC", mikey_error=ErrorNo.UNSPECIFIED)
     first = kds[0]
     if first.key_type in (KeyDataType.TGK, KeyDataType.TGK_SALT):
-        return first.key, None
+        return first.key, None, first.salt
     teks: list[tuple[bytes, bytes]] = []
     for kd in kds:
         if kd.salt is not None:
             teks.append((kd.key, kd.salt))
         else:  # key || salt in one field (GStreamer, RTSP cameras)
             teks.append((kd.key[:16], kd.key[16:]))
-    return first.key, teks
+    return first.key, teks, None
 
 
 class PskInitiator:
@@ -167,8 +173,10 @@ class PskInitiator:
         rand: bytes | None = None,
         tgk: bytes | None = None,
         tgk_len: int = 16,
+        tgk_salt: bytes | None = None,
     ) -> None:
         self.psk = psk
+        self.tgk_salt = tgk_salt
         self.sessions = tuple(sessions)
         self.verification = verification
         self.encr_alg = encr_alg
@@ -197,7 +205,11 @@ class PskInitiator:
                 payloads.append(ident)
         sps = build_sps(self.sessions)
         payloads.extend(sps)
-        kd = KeyDataPayload(key_type=KeyDataType.TGK, key=self.tgk)
+        kd = KeyDataPayload(
+            key_type=KeyDataType.TGK if self.tgk_salt is None else KeyDataType.TGK_SALT,
+            key=self.tgk,
+            salt=self.tgk_salt,
+        )
         kemac = build_kemac(
             encr_alg=self.encr_alg,
             mac_alg=self.mac_alg,
@@ -216,7 +228,12 @@ class PskInitiator:
             rand=self.rand,
             tgk=self.tgk,
             keys=derive_session_keys(
-                tgk=self.tgk, csb_id=self.csb_id, rand=self.rand, cs_map=hdr.cs_map, policies=sps
+                tgk=self.tgk,
+                csb_id=self.csb_id,
+                rand=self.rand,
+                cs_map=hdr.cs_map,
+                policies=sps,
+                salt_override=self.tgk_salt,
             ),
         )
         self.machine.fire(Input.INITIATE if self.verification else Input.INITIATE_ONE_WAY)
@@ -324,7 +341,7 @@ class PskResponder:
             raise MikeyError("encrypted KEMAC without MAC", mikey_error=ErrorNo.INVALID_HA)
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
         subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.KEY_DATA)
-        tgk, teks = tgk_from_sub_payloads(subs)
+        tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
         result = KeyExchangeResult(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
@@ -337,6 +354,7 @@ class PskResponder:
                 cs_map=msg.hdr.cs_map,
                 policies=msg.find_all(SpPayload),
                 tek_override=teks,
+                salt_override=tgk_salt,
             ),
             peer_id=idi,
         )

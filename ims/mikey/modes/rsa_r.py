@@ -151,7 +151,7 @@ class RsaRInitiator:
             ):
                 raise MikeyError("KEMAC MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
             subs = open_kemac(kemac, keys, csb_id=self.csb_id, t=t, first=PayloadType.ID)
-            tgk, teks = tgk_from_sub_payloads(subs)
+            tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise
@@ -171,6 +171,7 @@ class RsaRInitiator:
                 cs_map=msg.hdr.cs_map,
                 policies=sps,
                 tek_override=teks,
+                salt_override=tgk_salt,
             ),
             peer_id=inner[0].data if inner else certificate_identity(cert),
             peer_certificate=cert,

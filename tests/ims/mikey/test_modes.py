@@ -455,3 +455,13 @@ def test_psk_verification_layout() -> None:
     v = r.find(VPayload)
     assert v is not None and v.data == hmac_sha1_160(auth, mac_in)
     assert i.receive(reply.message, NOW + 3).peer_id == b"sip:bob@ims.lab"
+
+
+def test_psk_tgk_with_transported_salt() -> None:
+    salt = bytes(range(14))
+    i = PskInitiator(psk=PSK, tgk_salt=salt, encr_alg=EncrAlg.AES_KW_128)
+    reply = PskResponder(psk=PSK).receive(i.initiate(NOW), NOW)
+    assert reply.message is not None and reply.result is not None
+    res = i.receive(reply.message, NOW)
+    assert res.keys == reply.result.keys
+    assert all(k.master_salt == salt for k in res.keys)
