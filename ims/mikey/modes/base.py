@@ -150,6 +150,30 @@ class ResponderReply:
         return self.result is not None
 
 
+class ResponderBase:
+    """Shared ``receive`` of every responder: never raises for peer input.
+
+    Each I_MESSAGE is a complete exchange for a responder, so one responder object may serve
+    several (a re-key with a new CSB/RAND, RFC 3830 §4.5); ``machine`` holds the outcome of the
+    last one. Subclasses implement ``_receive`` and raise MikeyError/MikeyDecodeError.
+    """
+
+    machine: Machine
+
+    def receive(self, data: bytes, now: float) -> ResponderReply:
+        self.machine = Machine()
+        try:
+            reply = self._receive(data, now)
+        except (MikeyError, MikeyDecodeError) as exc:
+            self.machine.fire(Input.BAD)
+            return fail_reply(exc, data, now)
+        self.machine.fire(Input.OFFER_OK)
+        return reply
+
+    def _receive(self, data: bytes, now: float) -> ResponderReply:
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- helpers
 def build_cs_map(sessions: Sequence[CryptoSession]) -> tuple[SrtpCsEntry, ...]:
     """SRTP-ID map: CS i uses policy i-1 (one SP payload per session)."""

@@ -32,12 +32,12 @@ from ims.mikey.modes.base import (
     Input,
     KeyExchangeResult,
     Machine,
+    ResponderBase,
     ResponderReply,
     build_cs_map,
     build_sps,
     decode_checked,
     derive_session_keys,
-    fail_reply,
     id_payload,
     replay_key,
     require_rand,
@@ -166,7 +166,7 @@ class DhInitiator:
         return self.result
 
 
-class DhResponder:
+class DhResponder(ResponderBase):
     """Responder of a DH-SIGN exchange."""
 
     mode = "dh"
@@ -190,15 +190,6 @@ class DhResponder:
         self.idr = idr
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
-
-    def receive(self, data: bytes, now: float) -> ResponderReply:
-        try:
-            reply = self._receive(data, now)
-        except (MikeyError, MikeyDecodeError) as exc:
-            self.machine.fire(Input.BAD)
-            return fail_reply(exc, data, now)
-        self.machine.fire(Input.OFFER_OK)
-        return reply
 
     def _receive(self, data: bytes, now: float) -> ResponderReply:
         msg = decode_checked(data, DataType.DH_INIT)

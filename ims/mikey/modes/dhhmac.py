@@ -27,12 +27,12 @@ from ims.mikey.modes.base import (
     Input,
     KeyExchangeResult,
     Machine,
+    ResponderBase,
     ResponderReply,
     build_cs_map,
     build_sps,
     decode_checked,
     derive_session_keys,
-    fail_reply,
     id_payload,
     replay_key,
     require_rand,
@@ -155,7 +155,7 @@ class DhHmacInitiator:
         return self.result
 
 
-class DhHmacResponder:
+class DhHmacResponder(ResponderBase):
     """Responder of a DHHMAC exchange; ``psk`` may be a lookup ``f(idi) -> psk | None``."""
 
     mode = "dhhmac"
@@ -173,15 +173,6 @@ class DhHmacResponder:
         self.idr = idr
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
-
-    def receive(self, data: bytes, now: float) -> ResponderReply:
-        try:
-            reply = self._receive(data, now)
-        except (MikeyError, MikeyDecodeError) as exc:
-            self.machine.fire(Input.BAD)
-            return fail_reply(exc, data, now)
-        self.machine.fire(Input.OFFER_OK)
-        return reply
 
     def _receive(self, data: bytes, now: float) -> ResponderReply:
         msg = decode_checked(data, DataType.DHHMAC_INIT)

@@ -54,12 +54,12 @@ from ims.mikey.modes.base import (
     Input,
     KeyExchangeResult,
     Machine,
+    ResponderBase,
     ResponderReply,
     build_cs_map,
     build_sps,
     decode_checked,
     derive_session_keys,
-    fail_reply,
     id_bytes,
     id_payload,
     replay_key,
@@ -215,7 +215,7 @@ class PkeInitiator:
         return self.result
 
 
-class PkeResponder:
+class PkeResponder(ResponderBase):
     """Responder of a public-key exchange: opens the envelope with its private key."""
 
     mode = "pke"
@@ -237,15 +237,6 @@ class PkeResponder:
         self.initiator_certificate = initiator_certificate
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
-
-    def receive(self, data: bytes, now: float) -> ResponderReply:
-        try:
-            reply = self._receive(data, now)
-        except (MikeyError, MikeyDecodeError) as exc:
-            self.machine.fire(Input.BAD)
-            return fail_reply(exc, data, now)
-        self.machine.fire(Input.OFFER_OK)
-        return reply
 
     def _receive(self, data: bytes, now: float) -> ResponderReply:
         msg = decode_checked(data, DataType.PK_INIT)

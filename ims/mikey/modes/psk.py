@@ -32,12 +32,12 @@ from ims.mikey.modes.base import (
     Input,
     KeyExchangeResult,
     Machine,
+    ResponderBase,
     ResponderReply,
     build_cs_map,
     build_sps,
     decode_checked,
     derive_session_keys,
-    fail_reply,
     id_bytes,
     id_payload,
     replay_key,
@@ -294,7 +294,7 @@ def fixed_psk(psk: bytes) -> PskLookup:
     return lookup
 
 
-class PskResponder:
+class PskResponder(ResponderBase):
     """Responder of a PSK exchange. ``receive(data, now)`` never raises for peer input: it
     returns a :class:`ResponderReply` with the R_MESSAGE (or None) or an Error message."""
 
@@ -311,15 +311,6 @@ class PskResponder:
         self.idr = idr
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
-
-    def receive(self, data: bytes, now: float) -> ResponderReply:
-        try:
-            reply = self._receive(data, now)
-        except (MikeyError, MikeyDecodeError) as exc:
-            self.machine.fire(Input.BAD)
-            return fail_reply(exc, data, now)
-        self.machine.fire(Input.OFFER_OK)
-        return reply
 
     def _receive(self, data: bytes, now: float) -> ResponderReply:
         msg = decode_checked(data, DataType.PSK_INIT)

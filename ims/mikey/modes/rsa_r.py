@@ -48,12 +48,12 @@ from ims.mikey.modes.base import (
     Input,
     KeyExchangeResult,
     Machine,
+    ResponderBase,
     ResponderReply,
     build_cs_map,
     build_sps,
     decode_checked,
     derive_session_keys,
-    fail_reply,
     id_payload,
     replay_key,
     require_rand,
@@ -179,7 +179,7 @@ class RsaRInitiator:
         return self.result
 
 
-class RsaRResponder:
+class RsaRResponder(ResponderBase):
     """Responder of an RSA-R exchange: chooses the TGK and seals it to the initiator's key."""
 
     mode = "rsa-r"
@@ -209,15 +209,6 @@ class RsaRResponder:
         self.tgk_len = tgk_len
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
-
-    def receive(self, data: bytes, now: float) -> ResponderReply:
-        try:
-            reply = self._receive(data, now)
-        except (MikeyError, MikeyDecodeError) as exc:
-            self.machine.fire(Input.BAD)
-            return fail_reply(exc, data, now)
-        self.machine.fire(Input.OFFER_OK)
-        return reply
 
     def _receive(self, data: bytes, now: float) -> ResponderReply:
         msg = decode_checked(data, DataType.RSA_R_INIT)

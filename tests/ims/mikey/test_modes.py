@@ -465,3 +465,13 @@ def test_psk_tgk_with_transported_salt() -> None:
     res = i.receive(reply.message, NOW)
     assert res.keys == reply.result.keys
     assert all(k.master_salt == salt for k in res.keys)
+
+
+def test_responder_serves_several_exchanges() -> None:
+    r = PskResponder(psk=PSK)
+    for k in range(3):
+        reply = r.receive(PskInitiator(psk=PSK).initiate(NOW + k), NOW + k)
+        assert reply.ok and r.machine.state is State.ESTABLISHED
+    bad = r.receive(b"\x01\x00", NOW)
+    assert not bad.ok and r.machine.state is State.FAILED
+    assert r.receive(PskInitiator(psk=PSK).initiate(NOW), NOW).ok
