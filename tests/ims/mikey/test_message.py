@@ -92,10 +92,20 @@ def test_rtsp_vector_c_fields() -> None:
     assert t is not None and t.value == 17005300185149077127
 
 
-@pytest.mark.parametrize("name", ["rtsp_psk_a", "rtsp_psk_b", "rtsp_psk_c"])
+ALL_VECTORS = ["rtsp_psk_a", "rtsp_psk_b", "rtsp_psk_c", "gstreamer_psk"]
+
+
+@pytest.mark.parametrize("name", ALL_VECTORS)
 def test_truncated_vectors_raise(name: str) -> None:
     with pytest.raises(MikeyDecodeError):
         decode_message(_vector(f"{name}_truncated"))
+
+
+@pytest.mark.parametrize("name", ALL_VECTORS)
+def test_invalid_vectors_raise_invalid_dt(name: str) -> None:
+    with pytest.raises(MikeyDecodeError) as info:
+        decode_message(_vector(f"{name}_invalid"))
+    assert info.value.mikey_error is ErrorNo.INVALID_DT
 
 
 def _all_payloads() -> tuple:
