@@ -14,12 +14,13 @@ RFC 3261 §7.3 (header syntax, compact forms, comma lists), §20 (each header), 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ims.sip.errors import SipParseError
 from ims.sip.grammar import (
+    CALLID_RE,
     HOST_RE,
     QUOTED,
     QUOTED_RE,
@@ -54,6 +55,9 @@ __all__ = [
     "parse_name_addr",
     "parse_name_addr_list",
     "parse_token_list",
+    "parse_header",
+    "header_parser",
+    "HeaderValue",
     "parse_value_params",
     "parse_via",
     "parse_vias",
@@ -753,3 +757,111 @@ def parse_auth(value: str, *, header: str = "Authorization") -> AuthHeader:
 
 def check_host(host: str) -> bool:
     return HOST_RE.match(host) is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Per-header element parsers: the "parse" column of the registry (sofia-sip's header
+# classes). parse_header() applies them, after comma splitting for LIST headers.
+# ---------------------------------------------------------------------------------------
+HeaderValue = Via | NameAddr | CSeq | AuthHeader | ValueParams | int | str
+
+
+def _token(header: str) -> Callable[[str], HeaderValue]:
+    def parse(text: str) -> HeaderValue:
+        if not is_token(text):
+            raise SipParseError(f"bad token {text[:40]!r}", header=header)
+        return text
+
+    return parse
+
+
+def _delta(header: str) -> Callable[[str], HeaderValue]:
+    return lambda text: parse_delta_seconds(text, header=header)
+
+
+def _addr(header: str) -> Callable[[str], HeaderValue]:
+    return lambda text: parse_name_addr(text, header=header)
+
+
+def _contact(text: str) -> HeaderValue:
+    return "*" if text.strip(" \t") == "*" else parse_name_addr(text, header="Contact")
+
+
+def _call_id(text: str) -> HeaderValue:
+    if not CALLID_RE.match(text):
+        raise SipParseError(f"bad Call-ID {text[:40]!r}", header="Call-ID")
+    return text
+
+
+def _vp(header: str) -> Callable[[str], HeaderValue]:
+    return lambda text: parse_value_params(text, header=header)
+
+
+def _auth(header: str) -> Callable[[str], HeaderValue]:
+    return lambda text: parse_auth(text, header=header)
+
+
+_PARSERS: dict[str, Callable[[str], HeaderValue]] = {
+    "via": parse_via,
+    "cseq": parse_cseq,
+    "call-id": _call_id,
+    "contact": _contact,
+    **{
+        n.lower(): _addr(n)
+        for n in (
+            "From", "To", "Route", "Record-Route", "Path", "Service-Route", "Reply-To",
+            "Refer-To", "Referred-By", "P-Asserted-Identity", "P-Preferred-Identity",
+            "P-Associated-URI", "P-Called-Party-ID",
+        )
+    },
+    **{
+        n.lower(): _auth(n)
+        for n in ("Authorization", "Proxy-Authorization", "WWW-Authenticate", "Proxy-Authenticate")
+    },
+    **{
+        n.lower(): _token(n)
+        for n in ("Require", "Proxy-Require", "Supported", "Unsupported", "Allow", "Allow-Events")
+    },
+    **{
+        n.lower(): _delta(n)
+        for n in ("Expires", "Min-Expires", "Max-Forwards", "Content-Length", "RSeq", "Min-SE")
+    },
+    **{
+        n.lower(): _vp(n)
+        for n in (
+            "Content-Type", "Content-Disposition", "Event", "Session-Expires", "Reason",
+            "Security-Client", "Security-Server", "Security-Verify", "Retry-After",
+            "Subscription-State", "P-Charging-Vector", "Accept", "Accept-Contact",
+            "Reject-Contact", "P-Access-Network-Info", "P-Visited-Network-ID",
+        )
+    },
+}  # fmt: skip
+
+
+def header_parser(name: str) -> Callable[[str], HeaderValue] | None:
+    """The element parser registered for ``name`` (None: kept as text)."""
+    return _PARSERS.get(header_key(name))
+
+
+def parse_header(name: str, value: str) -> list[HeaderValue]:
+    """One header field's raw value -> its typed elements (comma-split for LIST headers).
+
+    Unregistered headers give ``[value]``. Raises :class:`SipParseError` with the header name.
+    """
+    d = REGISTRY.get(header_key(name))
+    canon = d.name if d else name
+    if d is not None and d.kind is HeaderKind.LIST:
+        if not value.strip(" \t") and canon in ("Supported", "Allow", "Accept"):
+            return []  # empty lists are legal for these (RFC 3261 §20.1, §20.5, §20.37)
+        elements = split_commas(value, header=canon)
+    else:
+        elements = [value]
+    parser = _PARSERS.get(header_key(name))
+    if parser is None:
+        return list(elements)
+    if canon == "Max-Forwards":
+        out = [parser(e) for e in elements]
+        if any(isinstance(v, int) and v > 255 for v in out):
+            raise SipParseError("Max-Forwards above 255", header=canon)
+        return out
+    return [parser(e) for e in elements]

@@ -19,6 +19,7 @@ from ims.sip.headers import (
     CSeq,
     HeaderKind,
     Headers,
+    HeaderValue,
     NameAddr,
     ValueParams,
     Via,
@@ -26,6 +27,7 @@ from ims.sip.headers import (
     parse_auth,
     parse_contacts,
     parse_cseq,
+    parse_header,
     parse_name_addr,
     parse_name_addr_list,
     parse_token_list,
@@ -235,6 +237,11 @@ class Message:
     def expires(self) -> int | None:
         raw = self.headers.get("Expires")
         return None if raw is None else parse_delta_seconds(raw, header="Expires")
+
+    def parsed(self, name: str) -> list[HeaderValue]:
+        """Every element of every ``name`` field, typed by the header registry's parser
+        (Via, NameAddr, CSeq, AuthHeader, ValueParams, int, or str for unregistered ones)."""
+        return [v for raw in self.headers.get_all(name) for v in parse_header(name, raw)]
 
     def value_params(self, name: str) -> list[ValueParams]:
         """``value;params`` elements of a header (comma-split for list headers): Event,

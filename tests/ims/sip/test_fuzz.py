@@ -96,6 +96,11 @@ def exercise(msg: Request | Response) -> None:
             msg.value_params(name)
         except SipParseError:
             pass
+    for name in {n for n, _ in msg.headers}:
+        try:
+            msg.parsed(name)
+        except SipParseError:
+            pass
     if isinstance(msg, Request):
         try:
             check_request(msg)

@@ -216,3 +216,32 @@ def test_get_list_splits_only_list_headers() -> None:
     assert h.get_list("Date") == ["Sat, 13 Nov 2010 23:29:00 GMT"]
     assert h.get_list("WWW-Authenticate") == ['Digest realm="a", nonce="b"']
     assert h.get_list("X-Custom") == ["a", "b"]
+
+
+def test_registry_parsers() -> None:
+    from ims.sip import AuthHeader, CSeq
+    from ims.sip.headers import ValueParams, header_parser, parse_header
+
+    msg = parse_message(INVITE)
+    assert [type(v) for v in msg.parsed("v")] == [Via]
+    assert isinstance(msg.parsed("From")[0], NameAddr)
+    assert msg.parsed("CSeq") == [msg.cseq] and isinstance(msg.cseq, CSeq)
+    assert msg.parsed("Max-Forwards") == [70]
+    assert msg.parsed("X-Unknown") == ["keep me, exactly"]
+    ct = msg.parsed("c")[0]
+    assert isinstance(ct, ValueParams) and ct.value == "application/sdp"
+    assert parse_header("Allow", "INVITE, ACK") == ["INVITE", "ACK"]
+    assert parse_header("Supported", "") == []
+    assert parse_header("Contact", "*") == ["*"]
+    assert isinstance(parse_header("WWW-Authenticate", 'Digest realm="r", nonce="n"')[0], AuthHeader)
+    assert header_parser("X-Nothing") is None
+    for name, bad in [
+        ("Max-Forwards", "256"),
+        ("Require", "a b"),
+        ("Call-ID", "a b"),
+        ("Expires", "-1"),
+        ("Route", "sip:a@b, <sip:c"),
+    ]:
+        with pytest.raises(SipParseError) as ei:
+            parse_header(name, bad)
+        assert ei.value.header is not None
