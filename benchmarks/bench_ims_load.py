@@ -97,6 +97,8 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
                     "-i", UAC_IP, "-p", str(UAC_PORT),
                     "-r", str(rate), "-m", str(calls), "-l", str(max(100, rate * 4)),
                     "-d", "0", "-timeout", str(int(seconds * 3 + 20)), "-timeout_error",
+                    *(["-trace_err", "-error_file", str(tmp / f"uac-{rate}.err")]
+                      if os.environ.get("IMSLAB_BENCH_TRACE") else []),
                     f"{pcscf.address}:{pcscf.sip_port}",
                 ],
                 seconds * 4 + 30,
@@ -120,6 +122,9 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
             print(json.dumps(row), flush=True)
             results.append(row)
             if failed != 0 or ok < calls:
+                errs = tmp / f"uac-{rate}.err"
+                if errs.exists():
+                    print(errs.read_text()[-3000:])
                 break
     shutil.rmtree(tmp, ignore_errors=True)
     return results
