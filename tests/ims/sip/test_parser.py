@@ -233,7 +233,8 @@ def test_registry_parsers() -> None:
     assert parse_header("Allow", "INVITE, ACK") == ["INVITE", "ACK"]
     assert parse_header("Supported", "") == []
     assert parse_header("Contact", "*") == ["*"]
-    assert isinstance(parse_header("WWW-Authenticate", 'Digest realm="r", nonce="n"')[0], AuthHeader)
+    (challenge,) = parse_header("WWW-Authenticate", 'Digest realm="r", nonce="n"')
+    assert isinstance(challenge, AuthHeader)
     assert header_parser("X-Nothing") is None
     for name, bad in [
         ("Max-Forwards", "256"),
