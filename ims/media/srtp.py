@@ -66,14 +66,28 @@ def _policy(keys: SrtpKeys, ssrc_type: int) -> pylibsrtp.Policy:
 
 
 class SrtpSender:
-    """Protects our outbound RTP/RTCP (pylibsrtp, any outbound SSRC)."""
+    """Protects our outbound RTP/RTCP (pylibsrtp, any outbound SSRC).
+
+    With a non-zero initial ROC (MIKEY's CS ID map may carry one, RFC 3830 §6.1) pylibsrtp cannot
+    be used, so the sender runs on :class:`SrtpCryptoContext` and counts wraps itself (per SSRC).
+    """
 
     def __init__(self, keys: SrtpKeys) -> None:
         self.keys = keys
-        self._session = pylibsrtp.Session(_policy(keys, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
         self.stats = SrtpStats()
+        self._session: pylibsrtp.Session | None = None
+        self._ctx: SrtpCryptoContext | None = None
+        if keys.roc:
+            self._ctx = SrtpCryptoContext(keys)
+            self._tx: dict[int, IndexTracker] = {}
+            self._rtcp_index = 0
+        else:
+            self._session = pylibsrtp.Session(_policy(keys, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
 
     def protect(self, rtp: bytes) -> bytes | None:
+        if self._ctx is not None:
+            return self._protect_explicit(rtp)
+        assert self._session is not None
         try:
             out: bytes = self._session.protect(rtp)
         except pylibsrtp.Error:
@@ -82,14 +96,46 @@ class SrtpSender:
         self.stats.protected += 1
         return out
 
-    def protect_rtcp(self, rtcp: bytes) -> bytes | None:
+    def _protect_explicit(self, rtp: bytes) -> bytes | None:
+        assert self._ctx is not None
+        if len(rtp) < 12 or rtp[0] & 0xC0 != 0x80:
+            self.stats.format_errors += 1
+            return None
+        seq, ssrc = _SEQ_SSRC.unpack_from(rtp, 2)
+        t = self._tx.get(ssrc)
+        if t is None:
+            t = self._tx[ssrc] = IndexTracker(roc=self.keys.roc)
+        index = t.estimate(seq)
+        if t.synced:
+            t.note(seq)
+        else:
+            t.update(index)
         try:
-            out: bytes = self._session.protect_rtcp(rtcp)
+            out = self._ctx.protect(rtp, index >> 16)
+        except SrtpFormatError:
+            self.stats.format_errors += 1
+            return None
+        self.stats.protected += 1
+        return out
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes | None:
+        if self._ctx is not None:
+            self._rtcp_index = (self._rtcp_index + 1) & 0x7FFFFFFF
+            try:
+                out = self._ctx.protect_rtcp(rtcp, self._rtcp_index)
+            except SrtpFormatError:
+                self.stats.format_errors += 1
+                return None
+            self.stats.rtcp_protected += 1
+            return out
+        assert self._session is not None
+        try:
+            rtcp_out: bytes = self._session.protect_rtcp(rtcp)
         except pylibsrtp.Error:
             self.stats.other_failures += 1
             return None
         self.stats.rtcp_protected += 1
-        return out
+        return rtcp_out
 
 
 _SEQ_SSRC = struct.Struct("!H4xI")

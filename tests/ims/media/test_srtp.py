@@ -295,3 +295,20 @@ def test_index_estimate_follows_any_stream_with_gaps_below_2_15(
         else:
             t.note(index & 0xFFFF)
         assert t.roc == index >> 16 and t.highest_index == index
+
+
+@pytest.mark.parametrize("suite", RUNNABLE_SUITES)
+def test_sender_with_initial_roc_from_mikey(suite: str) -> None:
+    base = keys(suite, seed=13)
+    k = SrtpKeys(suite=suite, master_key=base.master_key, master_salt=base.master_salt, roc=3)
+    sender = SrtpSender(k)
+    wires = [sender.protect(rtp(seq)) for seq in range(65530, 65546)]  # wraps: ROC 3 -> 4
+    assert all(wires)
+    ctx = SrtpCryptoContext(k)
+    assert ctx.unprotect(wires[0] or b"", roc=3) == rtp(65530)
+    assert ctx.unprotect(wires[-1] or b"", roc=4) == rtp(65545)
+    rx = SrtpReceiver(k)  # knows ROC 3 from the same CS ID map
+    assert [rx.unprotect(w or b"") for w in wires] == [rtp(s) for s in range(65530, 65546)]
+    assert rx.roc(0x11223344) == 4 and rx.stats.auth_failures == 0
+    rr = bytes.fromhex("80c90001") + (0x11223344).to_bytes(4, "big")
+    assert rx.unprotect_rtcp(sender.protect_rtcp(rr) or b"") == rr
