@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
-from ims.buffer import Buffer, BufferReadError
+from ims.buffer import Buffer
 from ims.mikey.constants import (
     CertType,
     DataType,
@@ -386,16 +386,20 @@ class SpPayload:
 def _decode_sp(buf: Buffer) -> SpPayload:
     policy_no = buf.pull_uint8()
     prot = _enum(ProtType, buf.pull_uint8(), "security protocol", ErrorNo.INVALID_SP, buf)
-    body = Buffer(buf.pull_bytes(buf.pull_uint16()))
+    body = buf.pull_bytes(buf.pull_uint16())
+    # TLV walk by index (the hot path of PSK decoding): type(1) len(1) value(len)
     params = []
-    try:
-        while not body.eof():
-            ptype = body.pull_uint8()
-            params.append(SpParam(type=ptype, value=body.pull_bytes(body.pull_uint8())))
-    except BufferReadError as exc:
-        raise MikeyDecodeError(
-            f"SP parameters: {exc}", offset=buf.position, mikey_error=ErrorNo.INVALID_SPPAR
-        ) from None
+    i, end = 0, len(body)
+    while i < end:
+        if i + 2 > end or i + 2 + body[i + 1] > end:
+            raise MikeyDecodeError(
+                "SP parameter runs past its payload",
+                offset=buf.position - end + i,
+                mikey_error=ErrorNo.INVALID_SPPAR,
+            )
+        n = body[i + 1]
+        params.append(SpParam(type=body[i], value=body[i + 2 : i + 2 + n]))
+        i += 2 + n
     return SpPayload(policy_no=policy_no, prot_type=prot, params=tuple(params))
 
 
