@@ -165,7 +165,7 @@ class Spool:
             self._reader = open(self._seg_path(seg), "rb")  # noqa: SIM115 - kept open
             self._reader_start = seg
         self._reader.seek(pos - seg)
-        data = self._reader.read(max_bytes)
+        data = self._reader.read(max(max_bytes, HEADER_LENGTH))
         good = _walk(data)
         if good == 0 and data:
             total = pdu_lengths(data)[1]

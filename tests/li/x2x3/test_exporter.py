@@ -346,3 +346,19 @@ async def test_exporter_restart_delivers_spooled_pdus(tmp_path: Path) -> None:
             assert send(exp2, 100) == 100
             assert await exp2.drain(timeout=20)
         assert [s for _, _, s in lemf.mediation.delivered] == list(range(101))
+
+
+def test_spool_read_smaller_than_a_header(tmp_path: Path) -> None:
+    from li.x2x3.pdu import encode_pdu, keepalive
+
+    sp = Spool(tmp_path / "s")
+    pdus = [encode_pdu(keepalive(i)) for i in range(3)]
+    for p in pdus:
+        sp.append(p)
+    pos, got = 0, []
+    while pos < sp.end:
+        chunk = sp.read(pos, 1)  # always at least one whole PDU
+        got.append(chunk)
+        pos += len(chunk)
+    assert got == pdus
+    sp.close()
