@@ -10,6 +10,7 @@ LEMF, authorisation of man-in-the-middle functions) is :class:`ImslabTaskExtensi
 
 from __future__ import annotations
 
+import datetime as _dt
 import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -129,6 +130,19 @@ class MitmAuthorisation:
     signalling: bool = False  # may rewrite key management in SIP/SDP
     media: bool = False  # may terminate and re-originate SRTP
     valid_until: str | None = None  # xs:dateTime (UTC); None = as long as the task
+
+    def valid_at(self, now: float) -> bool:
+        """False once ``valid_until`` has passed (an unreadable date counts as expired)."""
+        if self.valid_until is None:
+            return True
+        text = self.valid_until.strip().replace("Z", "+00:00")
+        try:
+            until = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            return False
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=_dt.UTC)
+        return now <= until.timestamp()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

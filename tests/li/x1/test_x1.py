@@ -310,3 +310,10 @@ async def test_mutual_tls_and_restart(tmp_path: Path) -> None:
     t, _ = X1Store(db).get_task(XID) or (None, None)
     assert t is None  # deactivated
     await asyncio.sleep(0)
+
+
+def test_mitm_authorisation_validity() -> None:
+    m = MitmAuthorisation(reference="w", signalling=True, valid_until="2023-11-14T22:13:20Z")
+    assert m.valid_at(NOW) and not m.valid_at(NOW + 1)
+    assert MitmAuthorisation(reference="w").valid_at(NOW * 2)
+    assert not MitmAuthorisation(reference="w", valid_until="tomorrow").valid_at(NOW)
