@@ -32,7 +32,15 @@ from ims.log import get_logger
 from li.keys import KeyRecord, Sender
 from li.lemf.output import JsonlWriter, PrivateWavWriter, private_dir, write_json_private
 from li.lemf.sipinfo import SipSummary, mikey_bytes, summarise
-from li.pcap import PcapWriter, TcpFlowWriter, udp_packet
+from li.pcap import (
+    IPPROTO_UDP,
+    LINKTYPE_RAW,
+    PcapRecord,
+    PcapWriter,
+    TcpFlowWriter,
+    parse_ip,
+    udp_packet,
+)
 from li.x2x3.pdu import (
     DestinationAddress,
     DestinationPort,
@@ -366,29 +374,36 @@ class Call:
         payload = pdu.payload
         direction = int(pdu.payload_direction)
         fmt = int(pdu.payload_format)
-        if fmt in (PayloadFormat.IPV4_PACKET, PayloadFormat.IPV6_PACKET):
-            if self._cc_enc is None:
-                self._cc_enc = PcapWriter(self.dir / "cc-encrypted.pcap", append=True)
-            self._cc_enc.write(payload, ts)
-            return  # full IP packets are kept as intercepted; RTP is decoded from format 8
-        src_a, dst_a = pdu.find(SourceAddress), pdu.find(DestinationAddress)
-        src_p, dst_p = pdu.find(SourcePort), pdu.find(DestinationPort)
-        a, b = ("10.0.0.1", "10.0.0.2")
-        if direction == PayloadDirection.TO_TARGET:
-            a, b = b, a
-        addr = (
-            str(src_a.address) if src_a else a,
-            src_p.port if src_p else 40000,
-            str(dst_a.address) if dst_a else b,
-            dst_p.port if dst_p else 40000,
-        )
         if self._cc_enc is None:
             self._cc_enc = PcapWriter(self.dir / "cc-encrypted.pcap", append=True)
-        try:
-            self._cc_enc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], payload), ts)
-        except ValueError:
-            return
-        if fmt != PayloadFormat.RTP_PACKET or len(payload) < 12 or payload[0] >> 6 != 2:
+        if fmt in (PayloadFormat.IPV4_PACKET, PayloadFormat.IPV6_PACKET):
+            # A whole IP packet (the format TS 103 221-2 prefers): kept as intercepted, and
+            # UDP content is decrypted like format 8.
+            self._cc_enc.write(payload, ts)
+            seg = parse_ip(PcapRecord(ts=ts, linktype=LINKTYPE_RAW, data=payload))
+            if seg is None or seg.proto != IPPROTO_UDP:
+                return
+            addr = (seg.src, seg.sport, seg.dst, seg.dport)
+            payload = seg.payload
+        elif fmt == PayloadFormat.RTP_PACKET:
+            src_a, dst_a = pdu.find(SourceAddress), pdu.find(DestinationAddress)
+            src_p, dst_p = pdu.find(SourcePort), pdu.find(DestinationPort)
+            a, b = ("10.0.0.1", "10.0.0.2")
+            if direction == PayloadDirection.TO_TARGET:
+                a, b = b, a
+            addr = (
+                str(src_a.address) if src_a else a,
+                src_p.port if src_p else 40000,
+                str(dst_a.address) if dst_a else b,
+                dst_p.port if dst_p else 40000,
+            )
+            try:
+                self._cc_enc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], payload), ts)
+            except ValueError:
+                return
+        else:
+            return  # other content formats are counted and kept in x2x3.pcap only
+        if len(payload) < 12 or payload[0] >> 6 != 2:
             return
         pt = payload[1] & 0x7F
         if 72 <= pt <= 79:  # RTCP (RFC 5761 demux): counted, not decoded here

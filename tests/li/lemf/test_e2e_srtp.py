@@ -18,11 +18,12 @@ from ims.media.tone import detect_tone
 from ims.sdes import crypto_for
 from li.keys import KeyRecord, KeySource, Sender
 from li.lemf.receiver import LemfServer
-from li.pcap import parse_ip, read_pcap
+from li.pcap import parse_ip, read_pcap, udp_packet
 from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
 from li.x2x3.pdu import (
     MatchedTargetIdentifier,
     PayloadDirection,
+    PayloadFormat,
     address_attributes,
     correlation_id_for,
 )
@@ -100,6 +101,7 @@ async def run_call(
     key_record: bool = False,
     n: int = 400,
     first_seq: int = 65300,
+    ip_packets: bool = False,
 ) -> tuple[Path, list[bytes], list[bytes]]:
     offer_c = crypto_for(SUITE, 1)
     answer_c = crypto_for(SUITE, 1)
@@ -150,20 +152,26 @@ async def run_call(
                                 call_id=CALL_ID, source=KeySource.SDES, sender=sender, keys=k
                             ),
                         )
-                exp.send_x3(
-                    xid=XID,
-                    correlation_id=cid,
-                    payload=u,
-                    direction=PayloadDirection.FROM_TARGET,
-                    attributes=address_attributes(ALICE, BOB),
-                )
-                exp.send_x3(
-                    xid=XID,
-                    correlation_id=cid,
-                    payload=d,
-                    direction=PayloadDirection.TO_TARGET,
-                    attributes=address_attributes(BOB, ALICE),
-                )
+                for pkt, direction, src, dst in (
+                    (u, PayloadDirection.FROM_TARGET, ALICE, BOB),
+                    (d, PayloadDirection.TO_TARGET, BOB, ALICE),
+                ):
+                    if ip_packets:  # format 5: the whole IPv4/UDP packet
+                        exp.send_x3(
+                            xid=XID,
+                            correlation_id=cid,
+                            payload=udp_packet(src[0], src[1], dst[0], dst[1], pkt),
+                            direction=direction,
+                            payload_format=PayloadFormat.IPV4_PACKET,
+                        )
+                    else:
+                        exp.send_x3(
+                            xid=XID,
+                            correlation_id=cid,
+                            payload=pkt,
+                            direction=direction,
+                            attributes=address_attributes(src, dst),
+                        )
             assert await exp.drain(timeout=30)
     return out / str(XID) / f"{cid:016x}", up, down
 
@@ -267,3 +275,17 @@ async def test_no_keys_reports_why(tmp_path: Path) -> None:
     assert not (call_dir / "cc.pcap").exists()
     assert (call_dir / "cc-encrypted.pcap").exists()
     assert all(s["decrypted"] == 0 for s in summary["streams"])
+
+
+async def test_ipv4_packet_format_decrypted(tmp_path: Path) -> None:
+    """X3 payload format 5 (whole IPv4/UDP packets): kept as is and decrypted like RTP."""
+    call_dir, up, _ = await run_call(tmp_path, n=100, ip_packets=True)
+    summary = json.loads((call_dir / "summary.json").read_text())
+    streams = {s["direction"]: s for s in summary["streams"]}
+    assert streams["from-target"]["decrypted"] == 100 and streams["to-target"]["decrypted"] == 100
+    enc = [parse_ip(r) for r in read_pcap(call_dir / "cc-encrypted.pcap")]
+    assert enc[0] is not None and enc[0].payload == up[0] and enc[0].src == ALICE[0]
+    plain = [parse_ip(r) for r in read_pcap(call_dir / "cc.pcap")]
+    assert plain[0] is not None and (plain[0].src, plain[0].sport) == ALICE
+    _, pcm = read_wav(call_dir / "audio-from-target.wav")
+    assert detect_tone(pcm, 1000.0)
