@@ -2,7 +2,7 @@
 
     imslab mikey decode BASE64|@FILE [--psk HEX] [--private-key PEM] [--rand HEX]
                         [--dh-private HEX --peer-message BASE64|@FILE]
-    imslab mikey demo --mode psk|pke|dh|dhhmac|rsa-r [--json]
+    imslab mikey demo --mode psk|pke|dh|dhhmac|rsa-r [--json] [--save DIR]
 
 ``decode`` prints every payload as JSON and, given the secret protecting the message, the
 decrypted KEMAC and the derived TEK/salt per crypto session. A FILE may hold base64, raw
@@ -22,7 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ims.mikey.certs import TrustStore, issue_credentials, load_private_key, make_ca
+from ims.mikey.certs import (
+    TrustStore,
+    issue_credentials,
+    load_private_key,
+    make_ca,
+    private_key_pem,
+)
 from ims.mikey.constants import DhGroup
 from ims.mikey.crypto import DhKeyPair
 from ims.mikey.errors import MikeyDecodeError, MikeyError
@@ -35,7 +41,7 @@ from ims.mikey.modes.pke import PkeInitiator, PkeResponder
 from ims.mikey.modes.psk import PskInitiator, PskResponder
 from ims.mikey.modes.rsa_r import RsaRInitiator, RsaRResponder
 from ims.mikey.payloads import DhPayload, RandPayload
-from ims.mikey.sdp import find_key_mgmt
+from ims.mikey.sdp import find_key_mgmt, key_mgmt_attribute
 
 MODES = ("psk", "pke", "dh", "dhhmac", "rsa-r")
 
@@ -58,6 +64,12 @@ def register(sub: Any) -> None:
     demo = msub.add_parser("demo", help="run one MIKEY exchange in-process and show both sides")
     demo.add_argument("--mode", choices=MODES, default="psk")
     demo.add_argument("--json", action="store_true", help="print one JSON document")
+    demo.add_argument(
+        "--save",
+        type=Path,
+        metavar="DIR",
+        help="write messages, SDP, keys (PEM), RAND, PSK and DH private value into DIR",
+    )
     demo.set_defaults(func=_demo)
 
 
@@ -104,7 +116,8 @@ def _decode(args: argparse.Namespace) -> int:
         group = own.group if own is not None else DhGroup.OAKLEY_5
         kwargs["dh_private"] = DhKeyPair(group=group, private=int(args.dh_private, 16))
         mine = kwargs["dh_private"].public
-        others = [p.value for p in peer_dhs if p.value != mine]
+        own_dhs = [p for p in msg.payloads if isinstance(p, DhPayload)]
+        others = [p.value for p in (*own_dhs, *peer_dhs) if p.value != mine]
         if not others:
             raise SystemExit("the peer message carries no other DH value")
         kwargs["peer_dh_value"] = others[0]
@@ -129,7 +142,9 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exchange(mode: str, now: float) -> tuple[bytes, ResponderReply, KeyExchangeResult | None]:
+def _exchange(
+    mode: str, now: float, save: Path | None = None
+) -> tuple[bytes, ResponderReply, KeyExchangeResult | None]:
     if mode in ("pke", "dh", "rsa-r"):
         ca = make_ca("imslab demo operator CA", now=now)
         alice = issue_credentials(ca, "sip:alice@ims.lab", now=now)
@@ -162,12 +177,37 @@ def _exchange(mode: str, now: float) -> tuple[bytes, ResponderReply, KeyExchange
     result = ini.result
     if reply.message is not None and reply.ok:
         result = ini.receive(reply.message, now)
+    if save is not None:
+        _save(save, mode, ini, offer, reply.message)
+        if mode in ("pke", "dh", "rsa-r"):
+            (save / "initiator.pem").write_bytes(private_key_pem(alice.private_key))
+            (save / "responder.pem").write_bytes(private_key_pem(bob.private_key))
     return offer, reply, result
+
+
+def _save(path: Path, mode: str, ini: Any, offer: bytes, answer: bytes | None) -> None:
+    """Write the exchange so that the ``decode`` examples of docs/mikey.md run on it."""
+    path.mkdir(parents=True, exist_ok=True)
+    sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    (path / "i_message.b64").write_text(base64.b64encode(offer).decode() + "\n")
+    (path / "offer.sdp").write_text(
+        sdp + key_mgmt_attribute(offer) + "\r\nm=audio 40000 RTP/SAVP 0\r\n"
+    )
+    if answer is not None:
+        (path / "r_message.b64").write_text(base64.b64encode(answer).decode() + "\n")
+        (path / "answer.sdp").write_text(
+            sdp + key_mgmt_attribute(answer) + "\r\nm=audio 40002 RTP/SAVP 0\r\n"
+        )
+    (path / "rand.hex").write_text(ini.rand.hex() + "\n")
+    if mode in ("psk", "dhhmac"):
+        (path / "psk.hex").write_text(b"imslab-demo-psk!".hex() + "\n")
+    if mode in ("dh", "dhhmac"):
+        (path / "initiator_dh.hex").write_text(f"{ini.dh_key.private:x}\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
     now = time.time()
-    offer, reply, ini_result = _exchange(args.mode, now)
+    offer, reply, ini_result = _exchange(args.mode, now, args.save)
     resp_result = reply.result
     same = (
         ini_result is not None and resp_result is not None and ini_result.keys == resp_result.keys

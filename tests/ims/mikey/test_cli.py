@@ -83,3 +83,41 @@ def test_decode_dhhmac_with_private_value(capsys: pytest.CaptureFixture[str]) ->
 def test_decode_garbage(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = _run(capsys, "decode", base64.b64encode(b"\x01\x00\x05").decode())
     assert rc == 1 and "mikey_error" in json.loads(out)
+
+
+@pytest.mark.parametrize("mode", ["psk", "pke", "dh", "dhhmac", "rsa-r"])
+def test_demo_save_then_decode(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: str
+) -> None:
+    """The docs/mikey.md recipe: save an exchange, then recover its keys with `decode`."""
+    rc, out = _run(capsys, "demo", "--mode", mode, "--json", "--save", str(tmp_path))
+    assert rc == 0
+    want = json.loads(out)["initiator_keys"]
+    rand = (tmp_path / "rand.hex").read_text().strip()
+    if mode in ("psk", "pke"):
+        extra = (
+            ["--psk", (tmp_path / "psk.hex").read_text().strip()]
+            if mode == "psk"
+            else ["--private-key", str(tmp_path / "responder.pem")]
+        )
+        argv = ["decode", f"@{tmp_path / 'offer.sdp'}", *extra]
+    elif mode == "rsa-r":
+        argv = [
+            "decode",
+            f"@{tmp_path / 'r_message.b64'}",
+            "--private-key",
+            str(tmp_path / "initiator.pem"),
+            "--rand",
+            rand,
+        ]
+    else:
+        argv = [
+            "decode",
+            f"@{tmp_path / 'answer.sdp'}",
+            "--dh-private",
+            (tmp_path / "initiator_dh.hex").read_text().strip(),
+            "--peer-message",
+            f"@{tmp_path / 'i_message.b64'}",
+        ]
+    rc, out = _run(capsys, *argv)
+    assert rc == 0 and json.loads(out)["srtp_keys"] == want
