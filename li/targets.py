@@ -28,6 +28,7 @@ To). The functions take strings; :func:`identities_of` also accepts any URI obje
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,6 +58,7 @@ _PHONE_LIKE_USER = re.compile(r"^\+[0-9\-.()]+$")
 _ANGLE = re.compile(r"<([^>]*)>")
 
 
+@lru_cache(maxsize=8192)
 def uri_of(header_value: str) -> str:
     """The URI inside a From/To/PAI value (name-addr or addr-spec), without header params."""
     value = header_value.strip()
@@ -113,12 +115,13 @@ def _params(text: str) -> tuple[str, dict[str, str]]:
     return head, params
 
 
+@lru_cache(maxsize=8192)
 def normalize_uri(uri: str) -> frozenset[str]:
     """Canonical identities of one URI (``sip:``, ``sips:`` or ``tel:``); empty if unusable.
 
     ``uri`` is a bare URI (its parameters are URI parameters) or a name-addr in angle brackets.
     """
-    text = str(uri).strip()
+    text = uri.strip()
     m = _ANGLE.search(text)
     if m:
         text = m.group(1).strip()
@@ -203,7 +206,7 @@ def identities_of(
     if to:
         term |= normalize_uri(uri_of(to))
     if request_uri is not None:
-        term |= normalize_uri(str(request_uri))
+        term |= normalize_uri(str(request_uri))  # a SipUri object prints as its URI
     return {Side.ORIGINATING: frozenset(orig), Side.TERMINATING: frozenset(term)}
 
 

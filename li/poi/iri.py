@@ -219,9 +219,19 @@ class IriPoi:
             if not incoming:
                 if not self.targets:
                     return
-                call = self._calls.get(event.message.call_id)
+                msg = event.message
+                call = self._calls.get(msg.call_id)
                 if call is None or not call.xids:
                     return
+                # a relayed message was reported when it came in: skip it before any parsing
+                status = getattr(msg, "status", None)
+                cseq = msg.cseq
+                to = msg.to
+                if cseq is not None and to is not None:
+                    key = (status, cseq.method, cseq.seq, to.tag if status else None)
+                    if key in call.seen:
+                        self.stats["duplicates"] += 1
+                        return
             raw = event.raw if event.raw is not None else event.message.encode()
             self.observe_bytes(raw, incoming=incoming, peer=tuple(event.peer), now=clock())
 
