@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -112,6 +113,15 @@ def kemac_with_mac(kemac: KemacPayload, auth_key: bytes) -> KemacPayload:
         mac_alg=kemac.mac_alg,
         mac=hmac_sha1_160(auth_key, kemac_mac_input(kemac)) if kemac.mac else b"",
     )
+
+
+def certificate_sha1(cert: x509.Certificate) -> bytes:
+    """CHASH value with hash func SHA-1 (RFC 3830 §6.8): the hash of the DER certificate."""
+    return hashlib.sha1(certificate_der(cert)).digest()
+
+
+def certificate_md5(cert: x509.Certificate) -> bytes:
+    return hashlib.md5(certificate_der(cert)).digest()
 
 
 def public_key_of(cert: x509.Certificate) -> rsa.RSAPublicKey:

@@ -1,6 +1,10 @@
 """MIKEY public-key encryption mode (RFC 3830 §3.2).
 
 I_MESSAGE = HDR(data type 2, V flag), T, RAND, [IDi|CERTi], [IDr], {SP}, KEMAC, [CHASH], PKE, SIGNi
+
+* CHASH (§6.8, optional, ``send_chash=True``): hash of the responder certificate the envelope
+  is encrypted to (SHA-1 of its DER); a responder refuses a CHASH naming another certificate
+  (``Invalid Cert``).
 R_MESSAGE = HDR(data type 3), T, [IDr], V                    (only when the V flag was set)
 
 * The initiator picks the TGK and a random envelope key env_key; PKE = E(PKr, env_key)
@@ -32,6 +36,7 @@ from ims.mikey.constants import (
     DataType,
     EncrAlg,
     ErrorNo,
+    HashFunc,
     KeyDataType,
     MacAlg,
     PayloadType,
@@ -70,6 +75,8 @@ from ims.mikey.modes.base import (
 from ims.mikey.modes.pk import (
     cert_payloads,
     certificate_identity,
+    certificate_md5,
+    certificate_sha1,
     check_signature,
     kemac_mac_input,
     kemac_with_mac,
@@ -86,6 +93,7 @@ from ims.mikey.modes.psk import (
     verification_mac,
 )
 from ims.mikey.payloads import (
+    ChashPayload,
     HdrPayload,
     IdPayload,
     KemacPayload,
@@ -116,6 +124,7 @@ class PkeInitiator:
         sign_type: SignType = SignType.RSA_PKCS1_V15,
         envelope_padding: EnvelopePadding = "pkcs1v15",
         send_certificate: bool = True,
+        send_chash: bool = False,
         idi: str | bytes | None = None,
         idr: str | bytes | None = None,
         csb_id: int | None = None,
@@ -132,6 +141,7 @@ class PkeInitiator:
         self.sign_type = sign_type
         self.envelope_padding: EnvelopePadding = envelope_padding
         self.send_certificate = send_certificate
+        self.send_chash = send_chash
         self.idi = idi if idi is not None else certificate_identity(credentials.certificate)
         self.idr = idr
         self.csb_id = csb_id if csb_id is not None else int.from_bytes(random_bytes(4), "big")
@@ -173,6 +183,9 @@ class PkeInitiator:
             t=t,
         )
         payloads.append(kemac_with_mac(kemac, self._keys.auth_key))
+        if self.send_chash:
+            digest = certificate_sha1(self.responder_certificate)
+            payloads.append(ChashPayload(hash_func=HashFunc.SHA1, digest=digest))
         pub = public_key_of(self.responder_certificate)
         payloads.append(PkePayload(data=envelope_encrypt(pub, self.env_key, self.envelope_padding)))
         data = signed_message(hdr, payloads, self.credentials, self.sign_type)
@@ -244,6 +257,16 @@ class PkeResponder(ResponderBase):
         rand = require_rand(msg)
         cert = validated_peer(msg, self.trust, now, self.initiator_certificate)
         check_signature(data, msg, public_key_of(cert))
+        chash = msg.find(ChashPayload)
+        if chash is not None:
+            own = self.credentials.certificate
+            digest = (
+                certificate_sha1(own) if chash.hash_func is HashFunc.SHA1 else certificate_md5(own)
+            )
+            if chash.digest != digest:
+                raise MikeyError(
+                    "CHASH names another certificate than ours", mikey_error=ErrorNo.INVALID_CERT
+                )
         pke = msg.find(PkePayload)
         kemac = msg.find(KemacPayload)
         if pke is None or kemac is None:

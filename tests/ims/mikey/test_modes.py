@@ -475,3 +475,13 @@ def test_responder_serves_several_exchanges() -> None:
     bad = r.receive(b"\x01\x00", NOW)
     assert not bad.ok and r.machine.state is State.FAILED
     assert r.receive(PskInitiator(psk=PSK).initiate(NOW), NOW).ok
+
+
+def test_pke_chash_names_the_envelope_certificate(pki: Pki) -> None:
+    i = PkeInitiator(
+        credentials=pki.alice, responder_certificate=pki.bob.certificate, send_chash=True
+    )
+    offer = i.initiate(NOW)
+    assert PkeResponder(credentials=pki.bob, trust=pki.trust).receive(offer, NOW).ok
+    other = PkeResponder(credentials=pki.mallory, trust=pki.trust).receive(offer, NOW)
+    assert _error_no(other.message) is ErrorNo.INVALID_CERT
