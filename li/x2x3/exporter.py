@@ -226,6 +226,14 @@ class _Link:
                     elif pdu.pdu_type is PduType.KEEPALIVE:
                         writer.write(encode_pdu(keepalive_ack(pdu.sequence_number or 0)))
 
+        async def drain() -> None:
+            # A peer that stops reading fills the TCP window: give up after the keepalive
+            # timeout instead of blocking forever (the data stays in the spool).
+            try:
+                await asyncio.wait_for(writer.drain(), self.x.keepalive_timeout)
+            except TimeoutError as exc:
+                raise _LinkDown("peer stopped reading (send timed out)") from exc
+
         reader_task = loop.create_task(read_acks())
         try:
             last_send = loop.time()
@@ -243,12 +251,12 @@ class _Link:
                     send_pos += len(data)
                     send_keepalive(now)
                     last_send = now
-                    await writer.drain()
+                    await drain()
                     continue
                 if now - last_send >= self.x.keepalive_interval:
                     send_keepalive(now)
                     last_send = now
-                    await writer.drain()
+                    await drain()
                 self.wake.clear()
                 timeout = max(0.0, self.x.keepalive_interval - (loop.time() - last_send))
                 if pending:
@@ -262,8 +270,8 @@ class _Link:
         finally:
             if not reader_task.done():
                 reader_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader_task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader_task  # also retrieves its exception when it ended on its own
 
 
 class X2X3Exporter:

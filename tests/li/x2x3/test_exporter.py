@@ -362,3 +362,33 @@ def test_spool_read_smaller_than_a_header(tmp_path: Path) -> None:
         pos += len(chunk)
     assert got == pdus
     sp.close()
+
+
+async def test_peer_that_never_reads_is_dropped(tmp_path: Path) -> None:
+    """A receiver that accepts but never reads: the TCP window fills, the exporter gives up
+    after the keepalive timeout rather than blocking, and reconnects; the data stays spooled."""
+    conns: list[asyncio.StreamWriter] = []
+
+    async def stuck(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conns.append(writer)
+        writer.transport.pause_reading()
+
+    server = await asyncio.start_server(stuck, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    exp = X2X3Exporter(
+        tmp_path / "spool", keepalive_timeout=0.3, backoff_initial=0.01, spool_max_bytes=64 << 20
+    )
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+    exp.bind_task(XID, [DID])
+    async with exp:
+        for i in range(40000):  # ~10 MB: more than the socket buffers hold
+            send(exp, i)
+            if i % 1000 == 0:
+                await asyncio.sleep(0)
+        await wait_for(lambda: len(conns) >= 2, timeout=30)
+        st = exp.status(DID)
+        assert st.pending_bytes > 0 and st.keepalive_acks == 0
+    for w in conns:
+        w.transport.abort()
+    server.close()
+    await server.wait_closed()
