@@ -161,8 +161,12 @@ class SipEndpoint:
         client_ssl: ssl.SSLContext | None = None,
         uri_schemes: Iterable[str] = ("sip", "sips", "tel"),
         udp_to_tcp: bool = False,
+        advertised_host: str | None = None,
     ) -> None:
         self.name = name
+        #: the host put in our Via sent-by (default: the address we listen on; set it when
+        #: listening on 0.0.0.0 or behind an address translation)
+        self.advertised_host = advertised_host
         self.udp_to_tcp = udp_to_tcp
         self.layer = TransactionLayer(
             timers, uri_schemes=uri_schemes, max_message_size=max_message_size
@@ -244,6 +248,8 @@ class SipEndpoint:
         """A Via value for a request we originate: our sent-by, a fresh branch, ``rport``."""
         kind = normalize_transport(transport)
         host, port = self.local_address(kind)
+        if self.advertised_host:
+            host = self.advertised_host
         if ":" in host:
             host = f"[{host}]"
         return f"SIP/2.0/{kind} {host}:{port};branch={branch or new_branch()};rport"

@@ -422,3 +422,13 @@ async def test_icmp_port_unreachable_fails_the_transaction_fast() -> None:
         assert a.layer.pending == 0
     finally:
         await a.close()
+
+
+async def test_advertised_host_in_via() -> None:
+    ep = SipEndpoint(advertised_host="pcscf.ims.lab")
+    await ep.listen("udp", HOST_A, 0)
+    try:
+        via = ep.make_via("udp", branch="z9hG4bKfixed")
+        assert via == f"SIP/2.0/UDP pcscf.ims.lab:{ep.local_address()[1]};branch=z9hG4bKfixed;rport"
+    finally:
+        await ep.close()
