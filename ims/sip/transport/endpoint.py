@@ -605,6 +605,9 @@ class SipEndpoint:
             conn.send(data)
         except SipTransportError as exc:
             self._transport_error(event, str(exc))
+        except Exception as exc:  # never leave a transaction hanging on an unexpected error
+            log.exception("connect failed", peer=str(event.flow))
+            self._transport_error(event, f"{type(exc).__name__}: {exc}")
 
     def _transport_error(self, event: SendMessage, reason: str) -> None:
         log.info("transport error", peer=str(event.flow), error=reason)
