@@ -1,4 +1,6 @@
 """``imslab sip parse FILE|-``: decode a SIP message and print it as JSON.
+``imslab sip uri URI [URI2]``: a URI's fields as JSON; with two URIs, whether they are
+equivalent (RFC 3261 §19.1.4 / RFC 3966 §4) -- exit 0 if equal, 1 if not, 2 if one is invalid.
 
 Exit 0 with the message (start line, headers in order, parsed Via/From/To/CSeq/Contact/Route,
 body); exit 2 with the error, its SIP status and where it failed. ``--stream`` frames the
@@ -23,6 +25,8 @@ from ims.sip import (
     Uri,
     Via,
     parse_message,
+    parse_uri,
+    uri_equal,
 )
 
 
@@ -35,6 +39,11 @@ def register(sub: Any) -> None:
     p.add_argument("--no-validate", action="store_true", help="skip eager header validation")
     p.add_argument("--compact", action="store_true", help="one-line JSON")
     p.set_defaults(func=_parse)
+    u = sip_sub.add_parser(
+        "uri", help="parse a SIP/SIPS/tel URI to JSON; with two, compare them (RFC 3261 §19.1.4)"
+    )
+    u.add_argument("uri", nargs="+", help="one URI, or two to compare")
+    u.set_defaults(func=_uri)
 
 
 def uri_json(uri: Uri) -> dict[str, Any]:
@@ -152,3 +161,27 @@ def _parse(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(doc, indent=indent, ensure_ascii=False))
     return 0
+
+
+def _uri(args: argparse.Namespace) -> int:
+    if len(args.uri) > 2:
+        print("imslab sip uri: give one URI, or two to compare", file=sys.stderr)
+        return 2
+    parsed = []
+    for text in args.uri:
+        try:
+            parsed.append(parse_uri(text))
+        except SipParseError as exc:
+            print(json.dumps({"uri": text, "error": str(exc), "status": exc.status_hint}))
+            return 2
+    doc: dict[str, Any] = {"uris": [uri_json(u) for u in parsed]}
+    for u in parsed:
+        if isinstance(u, SipUri):
+            tel = u.as_tel()
+            doc.setdefault("aor", []).append(u.aor)
+            if tel is not None:
+                doc.setdefault("as_tel", []).append(tel.encode())
+    if len(parsed) == 2:
+        doc["equal"] = uri_equal(parsed[0], parsed[1])
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+    return 0 if doc.get("equal", True) else 1

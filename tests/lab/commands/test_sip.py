@@ -58,3 +58,18 @@ def test_parse_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["sip", "parse", "--stream", "--compact", str(f)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["messages"]) == 2 and doc["keepalives"] == 1 and doc["buffered"] == 0
+
+
+def test_uri_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sip", "uri", "sip:%61lice@AtLanta.com;transport=TCP"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["uris"][0]["user"] == "%61lice" and doc["aor"] == ["sip:alice@atlanta.com"]
+    a, b = "sip:alice@atlanta.com;transport=TCP", "sip:%61lice@AtLanTa.CoM;Transport=tcp"
+    assert main(["sip", "uri", a, b]) == 0
+    assert json.loads(capsys.readouterr().out)["equal"] is True
+    assert main(["sip", "uri", "sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"]) == 1
+    assert json.loads(capsys.readouterr().out)["equal"] is False
+    assert main(["sip", "uri", "sip:+1-212-555-1212@gw.test;user=phone"]) == 0
+    assert json.loads(capsys.readouterr().out)["as_tel"] == ["tel:+1-212-555-1212"]
+    assert main(["sip", "uri", "sip:a@b:99999"]) == 2
+    assert json.loads(capsys.readouterr().out)["status"] == 400
