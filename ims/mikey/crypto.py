@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -180,7 +180,7 @@ class DhKeyPair:
     """A DH key pair in an OAKLEY group; ``public`` is the fixed-width DH value (§6.4)."""
 
     group: DhGroup
-    private: int
+    private: int = field(repr=False)
 
     @property
     def public(self) -> bytes:

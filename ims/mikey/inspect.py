@@ -11,7 +11,7 @@ the TGK only when given one side's DH private key and both messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -77,7 +77,7 @@ class OpenedMessage:
     message: MikeyMessage
     transport_keys: TransportKeys | None
     sub_payloads: tuple[Payload, ...]
-    tgk: bytes | None
+    tgk: bytes | None = field(repr=False)
     keys: tuple[SrtpKeyMaterial, ...]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CONST_TEK = 0x2AD01C64
 CONST_AUTH = 0x1B5C7973
@@ -107,9 +107,9 @@ def derive_salt(tgk: bytes, cs_id: int, csb_id: int, rand: bytes, length: int = 
 class TransportKeys:
     """encr_key, auth_key and salt_key protecting a MIKEY message (RFC 3830 §4.1.4)."""
 
-    encr_key: bytes
-    auth_key: bytes
-    salt_key: bytes
+    encr_key: bytes = field(repr=False)
+    auth_key: bytes = field(repr=False)
+    salt_key: bytes = field(repr=False)
 
 
 def derive_transport_keys(inkey: bytes, csb_id: int, rand: bytes) -> TransportKeys:

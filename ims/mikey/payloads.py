@@ -25,7 +25,7 @@ Decoders check every declared length against the bytes present and raise
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TypeVar
 
@@ -447,8 +447,8 @@ class KeyDataPayload:
 
     TYPE = PayloadType.KEY_DATA
     key_type: KeyDataType
-    key: bytes
-    salt: bytes | None = None
+    key: bytes = field(repr=False)
+    salt: bytes | None = field(default=None, repr=False)
     kv_type: KvType = KvType.NULL
     kv_data: bytes = b""
 
