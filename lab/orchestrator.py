@@ -19,12 +19,11 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ims.log import get_logger
-from lab import aio
 from lab.topology import Topology
 
 T = TypeVar("T")
@@ -33,40 +32,6 @@ _log = get_logger("lab.orchestrator")
 
 # Start order: media first, then the cores, then the first hops (which ping their anchors).
 ROLE_ORDER = ("anchor", "scscf", "internet_proxy", "pcscf")
-
-
-# uvloop's SSL transport is not an ``asyncio.Transport`` instance, which the SIP stream
-# transport asserts (ims/sip/transport/stream.py): until that is relaxed, processes that run
-# SIP over TLS use the default asyncio loop. ``lab.aio.run`` falls back to it when uvloop
-# cannot be imported, which this prelude arranges for one child process.
-NO_UVLOOP_PRELUDE = (
-    "import sys; sys.modules['uvloop'] = None; from lab.cli import main; sys.exit(main())"
-)
-
-
-def needs_default_loop(topo: Topology, names: Iterable[str] | None = None) -> bool:
-    """True when one of these elements (or UEs) runs SIP over TLS."""
-    wanted = set(topo.elements) | set(topo.ues) if names is None else set(names)
-    if any(e.tls for n, e in topo.elements.items() if n in wanted):
-        return True
-    return any(u.transport == "tls" for n, u in topo.ues.items() if n in wanted)
-
-
-def run_main(main: Callable[[], Awaitable[T]], *, default_loop: bool) -> T:
-    """``lab.aio.run`` (uvloop), or the default loop with the same signal handling."""
-    if not default_loop:
-        return aio.run(main)
-
-    async def wrapper() -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, task.cancel)
-        return await main()
-
-    return asyncio.run(wrapper())
 
 
 def role_module(role: str) -> Any:
@@ -139,12 +104,10 @@ class Lab:
     def command(self, name: str) -> list[str]:
         """The command line that runs element ``name`` (also what docker-compose uses)."""
         role = self.topology.elements[name].role
-        start = ["-m", "lab.cli"]
-        if needs_default_loop(self.topology, [name]):
-            start = ["-c", NO_UVLOOP_PRELUDE]
         return [
             sys.executable,
-            *start,
+            "-m",
+            "lab.cli",
             "--log-level",
             self.log_level,
             "run",

@@ -12,9 +12,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from lab import topology
+from lab import aio, topology
 from lab.callflow import run_call
-from lab.orchestrator import needs_default_loop, run_main
 from ue import keying
 
 
@@ -64,6 +63,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
 
     try:
-        return run_main(main, default_loop=needs_default_loop(topo, [args.caller, args.callee]))
+        return aio.run(main)
     except asyncio.CancelledError:
         return 130

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from lab import topology
-from lab.orchestrator import Lab, needs_default_loop, run_main
+from lab import aio, topology
+from lab.orchestrator import Lab
 
 
 def register(sub: Any) -> None:
@@ -48,6 +48,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return run_main(main, default_loop=needs_default_loop(topo) and not args.subprocess)
+        return aio.run(main)
     except asyncio.CancelledError:
         return 0
