@@ -12,6 +12,7 @@ Time is the ``now`` argument.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ __all__ = [
     "DialogEarly",
     "DialogTerminated",
     "InviteFailed",
+    "PrackNeeded",
     "ResponseIgnored",
     "UacInvite",
     "UasInvite",
@@ -54,6 +56,16 @@ class AckNeeded:
 
 
 @dataclass(frozen=True, slots=True)
+class PrackNeeded:
+    """Send ``prack`` (in its own client transaction) for a reliable provisional response
+    (RFC 3262 §4)."""
+
+    prack: Request
+    dialog: Dialog
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
 class InviteFailed:
     response: Response
 
@@ -70,8 +82,26 @@ class ResponseIgnored:
 
 
 UacEvent = (
-    DialogEarly | DialogConfirmed | AckNeeded | InviteFailed | DialogTerminated | ResponseIgnored
+    DialogEarly
+    | DialogConfirmed
+    | AckNeeded
+    | PrackNeeded
+    | InviteFailed
+    | DialogTerminated
+    | ResponseIgnored
 )
+
+_RSEQ_MAX = 2**31 - 1
+
+
+def _rseq_of(response: Response) -> int | None:
+    """RSeq of a reliable provisional response (Require: 100rel + RSeq), else None."""
+    if not 100 < response.status < 200 or "100rel" not in response.require:
+        return None
+    raw = (response.headers.get("RSeq") or "").strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= _RSEQ_MAX:
+        return None
+    return int(raw)
 
 
 class UacInvite:
@@ -84,6 +114,7 @@ class UacInvite:
         self.local = local
         self.dialogs: dict[str, Dialog] = {}  # remote (To) tag -> dialog
         self.final: Response | None = None
+        self._rseq: dict[str, int] = {}  # remote tag -> last RSeq acknowledged
 
     @property
     def confirmed(self) -> Dialog | None:
@@ -104,17 +135,33 @@ class UacInvite:
         if response.status < 200:
             if did is None or response.status == 100:
                 return []
+            rseq = _rseq_of(response)
+            if rseq is not None:
+                last = self._rseq.get(did.remote_tag)
+                if last is not None and rseq != last + 1:
+                    # RFC 3262 §4: a retransmission (or out of order): no PRACK, no processing
+                    return [ResponseIgnored(response, "reliable provisional not in sequence")]
             dlg = self.dialogs.get(did.remote_tag)
             if dlg is None:
                 if self.confirmed is not None or self.final is not None:
                     return [ResponseIgnored(response, "provisional after final response")]
                 dlg = Dialog.uac(self.invite, response)
                 self.dialogs[did.remote_tag] = dlg
-                return [DialogEarly(dlg, response)]
-            action = dlg.receive_response(response)
-            if action is DialogAction.IGNORE:
-                return [ResponseIgnored(response, "provisional after 2xx")]
-            return [DialogEarly(dlg, response)]
+                events: list[UacEvent] = [DialogEarly(dlg, response)]
+            else:
+                action = dlg.receive_response(response)
+                if action is DialogAction.IGNORE:
+                    return [ResponseIgnored(response, "provisional after 2xx")]
+                events = [DialogEarly(dlg, response)]
+            if rseq is not None:
+                self._rseq[did.remote_tag] = rseq
+                icseq = self.invite.cseq
+                assert icseq is not None  # matched above
+                prack = dlg.create_request(
+                    "PRACK", local=self.local, headers=[("RAck", f"{rseq} {icseq.seq} INVITE")]
+                )
+                events.append(PrackNeeded(prack, dlg, response))
+            return events
         if response.status < 300:
             if did is None:
                 return [ResponseIgnored(response, "2xx without To tag")]
@@ -134,7 +181,7 @@ class UacInvite:
                 return [AckNeeded(dlg.create_ack(local=self.local), dlg, True)]
             return [ResponseIgnored(response, f"2xx in {dlg.state.value} dialog")]
         # 3xx-6xx: the transaction layer ACKs it (§17.1.1.3); early dialogs end
-        events: list[UacEvent] = []
+        events = []
         if self.final is None:
             self.final = response
         for dlg in self.dialogs.values():
@@ -148,8 +195,32 @@ class UacInvite:
         return events
 
 
+@dataclass
+class _Retransmit:
+    """One message resent with an interval doubling from T1 (capped at ``cap``) until
+    stopped or until ``give_up``."""
+
+    message: Response
+    next: float
+    interval: float
+    cap: float | None
+    give_up: float
+
+    def due(self, now: float) -> list[Response]:
+        out: list[Response] = []
+        while now >= self.next and self.next < self.give_up:
+            out.append(self.message)
+            self.interval = (
+                self.interval * 2 if self.cap is None else min(self.interval * 2, self.cap)
+            )
+            self.next += self.interval
+        return out
+
+
 class UasInvite:
-    """One incoming INVITE at the UAS core, its dialog and its 2xx retransmissions."""
+    """One incoming INVITE at the UAS core: its dialog, its 2xx retransmissions (§13.3.1.4)
+    and its reliable provisional responses (RFC 3262 §3: ``Require: 100rel`` + ``RSeq``,
+    retransmitted until the PRACK)."""
 
     def __init__(self, invite: Request, local: Local, *, t1: float = 0.5, t2: float = 4.0) -> None:
         if invite.method != "INVITE":
@@ -162,10 +233,16 @@ class UasInvite:
         self.dialog: Dialog | None = None
         self.final: Response | None = None
         self.acked = False
-        self.timed_out = False
-        self._next: float | None = None
-        self._interval = t1
-        self._give_up: float | None = None
+        self.timed_out = False  # no ACK for the 2xx within 64*T1: send BYE
+        self.prack_timed_out = False  # no PRACK within 64*T1: reject the INVITE (5xx)
+        self._ok: _Retransmit | None = None
+        self._reliable: _Retransmit | None = None
+        self._rseq = secrets.randbelow(2**16)  # next RSeq - 1 (RFC 3262 §3: random start)
+        self._pending_rseq: int | None = None
+
+    @property
+    def peer_supports_100rel(self) -> bool:
+        return "100rel" in self.invite.supported or "100rel" in self.invite.require
 
     def respond(
         self,
@@ -176,9 +253,11 @@ class UasInvite:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        reliable: bool = False,
     ) -> Response:
         """Build a response; 101-299 carry the Contact and Record-Route (§12.1.1) and create
-        or confirm the dialog. A 2xx is then retransmitted by :meth:`handle_timer`."""
+        or confirm the dialog. A 2xx is then retransmitted by :meth:`handle_timer`, and so is
+        a ``reliable`` provisional response (RFC 3262) until :meth:`receive_prack`."""
         if self.final is not None:
             raise SipBuildError("a final response was already sent")
         extra = list(headers)
@@ -186,6 +265,13 @@ class UasInvite:
             # §12.1.1: Record-Route copied in order, and our Contact
             rrs = [("Record-Route", rr) for rr in self.invite.headers.get_all("Record-Route")]
             extra = [*rrs, ("Contact", self.local.contact().encode()), *extra]
+        if reliable:
+            if not 100 < status < 200:
+                raise SipBuildError("only 101-199 can be sent reliably")
+            if self._pending_rseq is not None:
+                raise SipBuildError("the previous reliable provisional is not PRACKed yet")
+            self._rseq += 1
+            extra += [("Require", "100rel"), ("RSeq", str(self._rseq))]
         if body:
             if content_type is None:
                 raise SipBuildError("a body needs a Content-Type")
@@ -203,15 +289,39 @@ class UasInvite:
                 self.dialog = Dialog.uas(self.invite, resp)
             elif status >= 200:
                 self.dialog.state = DialogState.CONFIRMED
+        if reliable:
+            self._pending_rseq = self._rseq
+            self._reliable = _Retransmit(resp, now + self.t1, self.t1, None, now + 64 * self.t1)
         if status >= 200:
             self.final = resp
+            self._reliable = None  # a final response ends 1xx retransmissions
             if status >= 300 and self.dialog is not None:
                 self.dialog.state = DialogState.TERMINATED
             if status < 300:
-                self._interval = self.t1
-                self._next = now + self.t1
-                self._give_up = now + 64 * self.t1
+                self._ok = _Retransmit(resp, now + self.t1, self.t1, self.t2, now + 64 * self.t1)
         return resp
+
+    def receive_prack(self, prack: Request, now: float) -> Response:
+        """Answer a PRACK (RFC 3262 §3): 200 when its RAck matches the unacknowledged
+        reliable provisional (its retransmissions stop), 481 otherwise."""
+        rack = (prack.headers.get("RAck") or "").split()
+        inv = self.invite.cseq
+        ok = (
+            len(rack) == 3
+            and inv is not None
+            and self._pending_rseq is not None
+            and rack[0] == str(self._pending_rseq)
+            and rack[1] == str(inv.seq)
+            and rack[2] == inv.method
+            and prack.call_id == self.invite.call_id
+        )
+        if not ok:
+            return make_response(prack, 481)
+        self._pending_rseq = None
+        self._reliable = None
+        if self.dialog is not None:
+            self.dialog.receive_request(prack)
+        return make_response(prack, 200)
 
     def receive_ack(self, ack: Request, now: float) -> bool:
         """The ACK for our 2xx: stop retransmitting. Returns False if it is not ours."""
@@ -219,28 +329,28 @@ class UasInvite:
         if cseq is None or inv is None or cseq.seq != inv.seq or ack.call_id != self.invite.call_id:
             return False
         self.acked = True
-        self._next = self._give_up = None
+        self._ok = None
         if self.dialog is not None:
             self.dialog.receive_request(ack)
         return True
 
     def get_timer(self) -> float | None:
-        if self._next is None or self._give_up is None:
-            return None
-        return min(self._next, self._give_up)
+        times = [min(r.next, r.give_up) for r in (self._ok, self._reliable) if r is not None]
+        return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Response]:
-        """2xx retransmissions due at ``now``; after 64*T1 without ACK the dialog should be
-        ended with a BYE (``timed_out`` becomes True, §13.3.1.4)."""
-        if self._next is None or self._give_up is None or self.final is None:
-            return []
-        if now >= self._give_up:
-            self._next = self._give_up = None
-            self.timed_out = True
-            return []
+        """Responses to resend at ``now``: the 2xx (T1 doubling up to T2) until the ACK, a
+        reliable 1xx (T1 doubling) until its PRACK. After 64*T1, ``timed_out`` (send BYE,
+        §13.3.1.4) or ``prack_timed_out`` (answer the INVITE 5xx, RFC 3262 §3) is set."""
         out: list[Response] = []
-        while self._next is not None and now >= self._next:
-            out.append(self.final)
-            self._interval = min(self._interval * 2, self.t2)
-            self._next += self._interval
+        if self._reliable is not None:
+            out += self._reliable.due(now)
+            if now >= self._reliable.give_up:
+                self._reliable = None
+                self.prack_timed_out = True
+        if self._ok is not None:
+            out += self._ok.due(now)
+            if now >= self._ok.give_up:
+                self._ok = None
+                self.timed_out = True
         return out

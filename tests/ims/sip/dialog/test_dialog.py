@@ -334,3 +334,61 @@ def test_uac_invite_any_response_sequence(seq: list[tuple[int, str]]) -> None:
                 confirmed.add(ev.dialog.id.remote_tag)
         for t in confirmed:
             assert uac.dialogs[t].state is DialogState.CONFIRMED
+
+
+def test_reliable_provisional_prack_rfc3262() -> None:
+    from ims.sip.dialog import PrackNeeded
+
+    invite = build_invite(
+        "sip:bob@ims.test",
+        local=ALICE,
+        from_="sip:alice@ims.test",
+        headers=[("Supported", "100rel")],
+    )
+    uac = UacInvite(invite, ALICE)
+    at_bob = wire(invite)
+    assert isinstance(at_bob, Request)
+    uas = UasInvite(at_bob, BOB)
+    assert uas.peer_supports_100rel
+    r183 = uas.respond(183, 0.0, reliable=True, body=SDP, content_type="application/sdp")
+    assert r183.require == ["100rel"]
+    rseq = int(r183.headers.get("RSeq") or "0")
+    assert 0 < rseq < 2**31
+    with pytest.raises(SipBuildError):  # one unacknowledged reliable 1xx at a time
+        uas.respond(180, 0.1, reliable=True)
+    # the UAS retransmits the 183 (T1, 2T1, 4T1...) until the PRACK
+    assert uas.get_timer() == 0.5
+    assert uas.handle_timer(0.5) == [r183] and uas.handle_timer(1.0) == []
+    assert uas.handle_timer(1.5) == [r183]
+    early, need = uac.receive_response(resp_at_alice(r183))
+    assert isinstance(early, DialogEarly) and isinstance(need, PrackNeeded)
+    prack = wire(need.prack)
+    assert isinstance(prack, Request) and prack.method == "PRACK"
+    assert invite.cseq is not None and prack.cseq is not None
+    assert prack.headers.get("RAck") == f"{rseq} {invite.cseq.seq} INVITE"
+    assert prack.cseq.seq == invite.cseq.seq + 1 and prack.cseq.method == "PRACK"
+    assert prack.uri.encode() == "sip:bob@127.0.1.2:5062"
+    assert prack.to is not None and prack.to.tag == uas.to_tag
+    # a retransmitted 183 is not PRACKed again (RFC 3262 §4)
+    (ign,) = uac.receive_response(resp_at_alice(r183))
+    assert isinstance(ign, ResponseIgnored)
+    # a PRACK with a wrong RAck gets 481; the right one 200 and stops the retransmissions
+    bad = prack.copy()
+    bad.headers.set("RAck", f"{rseq + 5} {invite.cseq.seq} INVITE")
+    assert uas.receive_prack(bad, 2.0).status == 481
+    ok = uas.receive_prack(prack, 2.0)
+    assert ok.status == 200 and uas.get_timer() is None
+    # the next reliable provisional: RSeq + 1, PRACKed again
+    r180 = uas.respond(180, 2.5, reliable=True)
+    assert r180.headers.get("RSeq") == str(rseq + 1)
+    events = uac.receive_response(resp_at_alice(r180))
+    assert isinstance(events[-1], PrackNeeded)
+    assert events[-1].prack.headers.get("RAck") == f"{rseq + 1} {invite.cseq.seq} INVITE"
+    # never PRACKed: after 64*T1 the UAS gives up (prack_timed_out -> reject the INVITE)
+    t = uas.get_timer()
+    while t is not None:
+        uas.handle_timer(t)
+        t = uas.get_timer()
+    assert uas.prack_timed_out
+    with pytest.raises(SipBuildError):
+        uas.respond(200, 0.0, reliable=True)
