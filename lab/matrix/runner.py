@@ -210,6 +210,7 @@ class _Capture:
     xids: dict[str, uuid.UUID] = field(default_factory=dict)  # operator -> XID
     target_ip: str = ""
     call_id: str = ""
+    names: dict[str, str] = field(default_factory=dict)  # address -> element/UE name
 
 
 class MatrixRunner:
@@ -287,7 +288,13 @@ class MatrixRunner:
             expected_audio=exp.audio_recoverable,
             expected_call=exp.call_succeeds,
         )
-        cap = _Capture(target_ip=topo.ues[plan.caller].address)
+        cap = _Capture(
+            target_ip=topo.ues[plan.caller].address,
+            names={
+                **{e.address: n for n, e in topo.elements.items()},
+                **{u.address: n for n, u in topo.ues.items()},
+            },
+        )
         async with Lab(topo, mode="inprocess") as lab:
             try:
                 await self._attach(
@@ -531,8 +538,8 @@ class MatrixRunner:
         result.ladder = [
             LadderStep(
                 time=r.time,
-                src=f"{r.src[0]}:{r.src[1]}",
-                dst=f"{r.dst[0]}:{r.dst[1]}",
+                src=cap.names.get(r.src[0], f"{r.src[0]}:{r.src[1]}"),
+                dst=cap.names.get(r.dst[0], f"{r.dst[0]}:{r.dst[1]}"),
                 label=_first_line(r.sip),
                 poi=r.element,
             )

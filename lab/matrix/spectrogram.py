@@ -43,18 +43,21 @@ def _fft(x: list[complex]) -> list[complex]:
     return a
 
 
-def spectrogram(pcm16le: bytes, *, n: int = 256, max_frames: int = 400) -> list[list[float]]:
-    """Frames x (n/2) magnitudes in dB of 16-bit little-endian mono PCM."""
+def spectrogram(
+    pcm16le: bytes, *, n: int = 256, max_frames: int = 400, overlap: bool = True
+) -> list[list[float]]:
+    """Frames x (n/2) magnitudes in dB of 16-bit little-endian mono PCM (hop n/2 by default)."""
     if n & (n - 1):
         raise ValueError("n must be a power of two")
     samples = array("h")
     samples.frombytes(pcm16le[: len(pcm16le) // 2 * 2])
     window = [0.5 - 0.5 * math.cos(2 * math.pi * i / (n - 1)) for i in range(n)]
     frames: list[list[float]] = []
-    total = len(samples) // n
-    step = max(1, math.ceil(total / max_frames))
-    for f in range(0, total, step):
-        chunk = samples[f * n : (f + 1) * n]
+    hop = n // 2 if overlap else n
+    starts = range(0, max(0, len(samples) - n + 1), hop)
+    step = max(1, math.ceil(len(starts) / max_frames))
+    for start in starts[::step]:
+        chunk = samples[start : start + n]
         spec = _fft([complex(chunk[i] * window[i]) for i in range(n)])
         frames.append([20 * math.log10(abs(c) + 1e-9) for c in spec[: n // 2]])
     return frames
@@ -79,21 +82,21 @@ def png_gray(rows: list[bytes], width: int) -> bytes:
 
 def spectrogram_png(pcm16le: bytes, *, n: int = 256, scale: int = 2) -> bytes:
     """Spectrogram PNG: time to the right, 0..4 kHz upward, darker = louder (60 dB range)."""
-    frames = spectrogram(pcm16le, n=n) or [[-180.0] * (n // 2)]
+    frames = spectrogram(pcm16le, n=n, overlap=scale > 1) or [[-180.0] * (n // 2)]
     top = max(max(f) for f in frames)
     rows: list[bytes] = []
     for b in range(n // 2 - 1, -1, -1):
         row = bytearray()
         for f in frames:
             level = max(0.0, min(1.0, (f[b] - (top - 60.0)) / 60.0))
-            row += bytes([255 - int(level * 255)]) * scale
+            row += bytes([255 - int(level * 255)]) * (2 * scale)
         rows.extend([bytes(row)] * scale)
-    return png_gray(rows, len(frames) * scale)
+    return png_gray(rows, len(frames) * 2 * scale)
 
 
 def peak_frequency(pcm16le: bytes, *, rate: int = 8000, n: int = 256) -> float:
     """Frequency (Hz) of the strongest bin averaged over all frames; 0.0 for no audio."""
-    frames = spectrogram(pcm16le, n=n)
+    frames = spectrogram(pcm16le, n=n, overlap=False)
     if not frames:
         return 0.0
     power = [sum(10 ** (f[b] / 10) for f in frames) for b in range(n // 2)]

@@ -42,7 +42,7 @@ def test_png_is_valid() -> None:
     png = spectrogram_png(tone(440), scale=1)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack("!II", png[16:24])
-    assert height == 128 and width == 15
+    assert height == 128 and width == 30  # 15 frames, 2 px each at scale 1
     idat_len = struct.unpack("!I", png[33:37])[0]
     raw = zlib.decompress(png[41 : 41 + idat_len])
     assert len(raw) == height * (width + 1)
