@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class UeRegistration:
     service_route: list[str] = field(default_factory=list)
     associated: list[str] = field(default_factory=list)
     registered: bool = False
+    expires_at: float = float("inf")
 
 
 @dataclass(slots=True)
@@ -144,8 +146,13 @@ class Pcscf(SipProxy):
 
         async def on_response(resp: Response) -> Response | None:
             if resp.status == 200:
-                expires = [c.expires for c in resp.contacts if _hostport(c.uri) == contact]
-                if expires and expires[0] == 0 or not resp.contacts:
+                # the 200 lists the AOR's current bindings (§10.3 step 8): ours is registered
+                # only while it is listed with a non-zero expiry
+                mine = [c for c in resp.contacts if _hostport(c.uri) == contact]
+                lifetime = mine[0].expires if mine else None
+                if lifetime is None and mine:
+                    lifetime = resp.expires or 3600
+                if not lifetime:
                     self._unregister(ue_flow, contact)
                 else:
                     reg = UeRegistration(
@@ -157,6 +164,7 @@ class Pcscf(SipProxy):
                         ],
                         associated=[a.uri.encode() for a in resp.addresses("P-Associated-URI")],
                         registered=True,
+                        expires_at=time.monotonic() + lifetime,
                     )
                     self.by_flow[ue_flow.addr] = reg
                     self.by_contact[contact] = reg
@@ -165,12 +173,19 @@ class Pcscf(SipProxy):
 
         return Forward(request=out, hop=home, on_response=on_response)
 
+    def _live(self, reg: UeRegistration | None) -> UeRegistration | None:
+        """``reg`` unless its registration has expired (then it is forgotten)."""
+        if reg is not None and reg.expires_at <= time.monotonic():
+            self._unregister(reg.flow, reg.contact)
+            return None
+        return reg
+
     def _unregister(self, flow: Hop, contact: str) -> None:
         self.by_flow.pop(flow.addr, None)
         self.by_contact.pop(contact, None)
 
     async def _from_access(self, request: Request, flow: Any) -> Any:
-        reg = self.by_flow.get((str(flow.remote[0]), int(flow.remote[1])))
+        reg = self._live(self.by_flow.get((str(flow.remote[0]), int(flow.remote[1]))))
         if reg is None:
             return make_response(request, 403, "Not registered at this P-CSCF")
         to = request.to
@@ -224,7 +239,7 @@ class Pcscf(SipProxy):
         call_id = request.call_id or ""
         hop = self.route_set_hop(request)
         if hop is None:
-            reg = self.by_contact.get(_hostport(request.uri))
+            reg = self._live(self.by_contact.get(_hostport(request.uri)))
             if reg is None:
                 return make_response(request, 480, "UE not reachable via this P-CSCF")
             hop = reg.flow
@@ -353,5 +368,5 @@ class Pcscf(SipProxy):
         _log.info("media released", element=self.name, call_id=call_id, **stats)
 
     async def ack_hop(self, request: Request, flow: Any) -> Hop | None:
-        reg = self.by_contact.get(_hostport(request.uri))
+        reg = self._live(self.by_contact.get(_hostport(request.uri)))
         return None if reg is None else reg.flow

@@ -245,6 +245,9 @@ class UserAgent:
                 async with asyncio.timeout(2):
                     await call.hangup()
         await self.endpoint.close()
+        # transports close on the next loop iteration: let them, so the address can be reused
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     @property
     def contact(self) -> str:

@@ -8,6 +8,7 @@ packet hooks, and the audio by the tone detector on both UEs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -197,3 +198,49 @@ async def test_unknown_user_and_unregistered_ue(lab: Lab) -> None:
             await alice.call("sip:bob@ims-b.test")
         assert info.value.status == 480
         del bob
+
+
+async def test_a_hook_can_rewrite_what_a_proxy_sends(lab: Lab) -> None:
+    """The hook point is not only an observer: what it returns is what goes on the wire."""
+
+    def tag_invites(ev: SipMessageEvent) -> object:
+        msg = ev.message
+        if ev.direction == Direction.OUT and getattr(msg, "method", None) == "INVITE":
+            out = msg.copy()
+            out.headers.add("X-Imslab-Tap", ev.element)
+            return out
+        return None
+
+    lab.element("scscf-a").sip_hooks.add(tag_invites)
+    topo = lab.topology
+    async with user_agent(topo, "alice") as alice, user_agent(topo, "bob") as bob:
+        await alice.register()
+        await bob.register()
+        call = await alice.call("sip:bob@ims-b.test")
+        incoming = await bob.next_call()
+        await call.hangup()
+    assert incoming.invite is not None
+    assert incoming.invite.headers.get("X-Imslab-Tap") == "scscf-a"
+
+
+async def test_unregister_and_expiry_at_the_pcscf(lab: Lab) -> None:
+    from ue.agent import CallFailed
+
+    topo = lab.topology
+    pcscf = lab.element("pcscf-a").proxy
+    async with user_agent(topo, "alice") as alice, user_agent(topo, "bob") as bob:
+        await bob.register()
+        await alice.register()
+        assert len(pcscf.by_flow) == 1
+        await alice.unregister()  # Expires: 0 -> the P-CSCF forgets the flow
+        assert not pcscf.by_flow
+        with pytest.raises(CallFailed) as info:
+            await alice.call("sip:bob@ims-b.test")
+        assert info.value.status == 403
+        await alice.register()
+        reg = next(iter(pcscf.by_flow.values()))
+        assert 590 < reg.expires_at - time.monotonic() <= 600  # the UE asked for 600 s
+        reg.expires_at = 0.0  # as if 600 s had passed
+        with pytest.raises(CallFailed) as info:
+            await alice.call("sip:bob@ims-b.test")
+        assert info.value.status == 403
