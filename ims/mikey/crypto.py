@@ -181,11 +181,13 @@ class DhKeyPair:
 
     group: DhGroup
     private: int = field(repr=False)
+    public: bytes = field(init=False, repr=False, compare=False)
 
-    @property
-    def public(self) -> bytes:
+    def __post_init__(self) -> None:
+        # g^x mod p once (a 1536-bit modexp costs ~1 ms in Python); frozen, so via object.
         p = DH_PRIMES[self.group]
-        return pow(DH_GENERATOR, self.private, p).to_bytes(DH_WIDTH[self.group], "big")
+        value = pow(DH_GENERATOR, self.private, p).to_bytes(DH_WIDTH[self.group], "big")
+        object.__setattr__(self, "public", value)
 
     @classmethod
     def generate(cls, group: DhGroup, *, bits: int = 256) -> DhKeyPair:
