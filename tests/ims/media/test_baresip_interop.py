@@ -162,8 +162,7 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
                 msg.startswith(b"SIP/2.0 200")
             ):
                 pass
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)  # the call is over (BYE answered): its WAV files are closed
         # baresip's sndfile module recorded what it decoded from our SRTP
         (dec,) = tmp_path.glob("dump-*-dec.wav")
         with wave.open(str(dec), "rb") as w:
@@ -172,9 +171,16 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
         assert tone_ratio(pcm, 1000, rate) > 0.6
     finally:
         sip_tr.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if baresip lingers (it sometimes waits on its own shutdown)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
