@@ -244,3 +244,30 @@ async def test_unregister_and_expiry_at_the_pcscf(lab: Lab) -> None:
         with pytest.raises(CallFailed) as info:
             await alice.call("sip:bob@ims-b.test")
         assert info.value.status == 403
+
+
+async def test_mikey_key_mgmt_crosses_the_network_untouched(lab: Lab) -> None:
+    """With MIKEY (the publicly-known-PSK mode needs no credentials) the anchors rewrite c=/m=
+    and leave the a=key-mgmt line byte-identical, so the end points agree on the keys."""
+    from ue import keying
+
+    if "psk-public" not in keying.available():
+        pytest.skip("no MIKEY keying module installed")
+    topo = lab.topology
+    async with (
+        user_agent(topo, "alice", keying="psk-public") as alice,
+        user_agent(topo, "bob", keying="psk-public") as bob,
+    ):
+        await alice.register()
+        await bob.register()
+        bob.audio = "tone:1000"
+        call = await alice.call("sip:bob@ims-b.test", audio="tone:440")
+        incoming = await bob.next_call()
+        await asyncio.sleep(0.8)
+        await call.hangup()
+    assert call.keys is not None and "MIKEY" in call.keys.description
+    assert call._offer is not None and incoming.invite is not None
+    sent = [ln for ln in call._offer.encode().decode().splitlines() if "key-mgmt" in ln]
+    got = [ln for ln in incoming.invite.body.decode().splitlines() if "key-mgmt" in ln]
+    assert sent and sent == got
+    assert incoming.detect_tone(440) and call.detect_tone(1000)
