@@ -73,6 +73,17 @@ class AnchorControl(Protocol):
 
     async def release(self, call_id: str, *, label: str | None = None) -> dict[str, int]: ...
 
+    async def attach(
+        self,
+        call_id: str,
+        stream: int,
+        leg: str,
+        remote: Addr | None,
+        *,
+        icid: str | None = None,
+        label: str = "",
+    ) -> Allocation: ...
+
 
 @dataclass(slots=True)
 class LegCounters:
@@ -289,6 +300,23 @@ class MediaAnchor:
             target.remote = (remote[0], int(remote[1]))
         self.session_observers.notify(session.event(SessionChange.UPDATED))
 
+    async def attach(
+        self,
+        call_id: str,
+        stream: int,
+        leg: str,
+        remote: Addr | None,
+        *,
+        icid: str | None = None,
+        label: str = "",
+    ) -> Allocation:
+        """allocate + set_remote in one step (one control round trip for a remote anchor):
+        what a P-CSCF does for each SDP offer or answer it anchors."""
+        alloc = await self.allocate(call_id, stream, icid=icid, label=label)
+        if remote is not None:
+            await self.set_remote(call_id, stream, leg, remote, label=label)
+        return alloc
+
     def stats(self, call_id: str) -> dict[str, int]:
         """Counters summed over every stream of ``call_id`` (live or last released)."""
         live = [s for (cid, _, _), s in self.sessions.items() if cid == call_id]
@@ -348,6 +376,17 @@ class _ControlProtocol(asyncio.DatagramProtocol):
                 a = await self.anchor.allocate(
                     str(req["call_id"]),
                     int(req["stream"]),
+                    icid=req.get("icid"),
+                    label=str(req.get("label", "")),
+                )
+                reply = {"access": list(a.access), "core": list(a.core)}
+            elif cmd == "attach":
+                remote = req.get("remote")
+                a = await self.anchor.attach(
+                    str(req["call_id"]),
+                    int(req["stream"]),
+                    str(req["leg"]),
+                    None if remote is None else (str(remote[0]), int(remote[1])),
                     icid=req.get("icid"),
                     label=str(req.get("label", "")),
                 )
@@ -481,6 +520,33 @@ class AnchorClient:
             stream=stream,
             leg=leg,
             remote=list(remote),
+            label=label,
+        )
+
+    async def attach(
+        self,
+        call_id: str,
+        stream: int,
+        leg: str,
+        remote: Addr | None,
+        *,
+        icid: str | None = None,
+        label: str = "",
+    ) -> Allocation:
+        r = await self._call(
+            cmd="attach",
+            call_id=call_id,
+            stream=stream,
+            leg=leg,
+            remote=None if remote is None else list(remote),
+            icid=icid,
+            label=label,
+        )
+        return Allocation(
+            call_id=call_id,
+            stream=stream,
+            access=(r["access"][0], int(r["access"][1])),
+            core=(r["core"][0], int(r["core"][1])),
             label=label,
         )
 

@@ -309,11 +309,14 @@ class Pcscf(SipProxy):
             if m.rejected:
                 continue
             conn = m.effective_connection(sdp)
-            alloc = await self.anchor.allocate(call_id, i, icid=call.icid, label=call.label)
-            if conn is not None:
-                await self.anchor.set_remote(
-                    call_id, i, side, (conn.address, m.port), label=call.label
-                )
+            alloc = await self.anchor.attach(
+                call_id,
+                i,
+                side,
+                None if conn is None else (conn.address, m.port),
+                icid=call.icid,
+                label=call.label,
+            )
             facing = alloc.core if from_access else alloc.access
             address = facing[0]
             ports[i] = facing[1]

@@ -149,3 +149,22 @@ async def test_port_exhaustion_is_an_error() -> None:
     with pytest.raises(AnchorError, match="no free RTP port"):
         await anchor.allocate("c2", 0)
     await anchor.close()
+
+
+async def test_attach_is_allocate_plus_set_remote_in_one_round_trip() -> None:
+    anchor = MediaAnchor("anchor-r", ANCHOR_IP, (31600, 31699))
+    server = AnchorControlServer(anchor)
+    client = AnchorClient(await server.start(ANCHOR_IP, 0), local_address="127.0.7.10")
+    far, far_addr = await endpoint(FAR_IP)
+    ue, _ = await endpoint(UE_IP)
+    first = await client.attach("c6", 0, "core", far_addr, icid="i6", label="orig")
+    again = await client.attach("c6", 0, "access", None, label="orig")
+    assert first.access == again.access and first.core == again.core
+    assert anchor.sessions[("c6", "orig", 0)].icid == "i6"
+    assert ue.transport
+    ue.transport.sendto(b"via attach", first.access)
+    data, _ = await asyncio.wait_for(far.got.get(), 2)
+    assert data == b"via attach"
+    client.close()
+    server.close()
+    await anchor.close()
