@@ -132,12 +132,6 @@ class MachineSpec:
         assert set(self.live_timers) == set(self.states)
 
 
-@dataclass(slots=True)
-class _Timer:
-    deadline: float
-    interval: float
-
-
 class Machine:
     """Runs one :class:`MachineSpec`: current state, armed timers, outputs per input."""
 
@@ -148,7 +142,7 @@ class Machine:
         self.config = config
         self.reliable = reliable
         self.state: Any = spec.initial_state
-        self._timers: dict[TimerName, _Timer] = {}
+        self._timers: dict[TimerName, float] = {}  # armed timer -> deadline
         self._intervals: dict[TimerName, float] = {}  # last interval of A/E/G, for back-off
         self.history: list[tuple[Enum, Enum, Enum]] = []  # (state, input, next) for debugging
 
@@ -170,23 +164,23 @@ class Machine:
         """Earliest armed deadline, or ``None``."""
         if not self._timers:
             return None
-        return min(t.deadline for t in self._timers.values())
+        return min(self._timers.values())
 
     def armed(self) -> dict[TimerName, float]:
         """Armed timers and their deadlines (for tests and introspection)."""
-        return {name: t.deadline for name, t in self._timers.items()}
+        return dict(self._timers)
 
     def handle_timer(self, now: float) -> list[tuple[Enum, list[Action]]]:
         """Fire every timer due at ``now``, earliest first; returns (input, outputs) pairs."""
         fired: list[tuple[Enum, list[Action]]] = []
         while self._timers:
-            name, timer = min(self._timers.items(), key=lambda kv: kv[1].deadline)
-            if timer.deadline > now:
+            name, deadline = min(self._timers.items(), key=lambda kv: kv[1])
+            if deadline > now:
                 break
             del self._timers[name]
             event = self.spec.timer_inputs[name]
             # base = the scheduled deadline, so back-off intervals do not drift when we are late
-            fired.append((event, self._fire(event, now, timer.deadline)))
+            fired.append((event, self._fire(event, now, deadline)))
         return fired
 
     @property
@@ -227,15 +221,15 @@ class Machine:
                 if duration == 0:
                     zero.append(name)
                 else:
-                    self._timers[name] = _Timer(now + duration, duration)
+                    self._timers[name] = now + duration
                 self._intervals[name] = duration
             elif action in _BACKOFF:
                 name = _BACKOFF[action]
                 interval = self.config.backoff(name, self._intervals.get(name, self.config.t1))
-                self._timers[name] = _Timer(base + interval, interval)
+                self._timers[name] = base + interval
                 self._intervals[name] = interval
             elif action is Action.E_T2:
-                self._timers[TimerName.E] = _Timer(base + self.config.t2, self.config.t2)
+                self._timers[TimerName.E] = base + self.config.t2
                 self._intervals[TimerName.E] = self.config.t2
             elif action is Action.STOP_TRYING:
                 self._timers.pop(TimerName.TRYING, None)
