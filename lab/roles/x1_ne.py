@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x1-listen", default="127.0.0.1:8443", help="HOST:PORT for X1 HTTPS")
     parser.add_argument("--state", type=Path, required=True, help="state dir (SQLite + spool)")
     parser.add_argument(
-        "--pki", type=Path, required=True, help="ca.pem, server.pem/.key (X1), client.pem/.key"
+        "--pki",
+        type=Path,
+        required=True,
+        help="ca.pem and the NE's server.pem/.key (X1 server, and X2/X3 client with --x2x3-tls)",
     )
     parser.add_argument(
         "--x2x3-tls", action="store_true", help="deliver X2/X3 over mutual TLS (default TCP)"
@@ -43,7 +46,7 @@ async def run(args: argparse.Namespace) -> int:
         x1_host=host.strip("[]"),
         x1_port=int(port),
         x1_tls=server_context(pki / "server.pem", pki / "server.key", pki / "ca.pem"),
-        x2x3_tls=client_context(pki / "ca.pem", pki / "client.pem", pki / "client.key")
+        x2x3_tls=client_context(pki / "ca.pem", pki / "server.pem", pki / "server.key")
         if args.x2x3_tls
         else None,
     )

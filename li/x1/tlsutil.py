@@ -120,8 +120,13 @@ def _issue(
                 sans.append(x509.DNSName(h))
         if sans:
             b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        # The NE's certificate serves X1 (server) and X2/X3 towards the LEMF (client).
+        usages = (
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            if server
+            else [ExtendedKeyUsageOID.CLIENT_AUTH]
+        )
+        b = b.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
 
 
