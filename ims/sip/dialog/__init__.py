@@ -33,6 +33,13 @@ from ims.sip.dialog.invite import (
     UacInvite,
     UasInvite,
 )
+from ims.sip.dialog.register import (
+    Registered,
+    RegistrationClient,
+    RegistrationFailed,
+    RegistrationState,
+    Unregistered,
+)
 
 __all__ = [
     "AckNeeded",
@@ -41,6 +48,11 @@ __all__ = [
     "DialogTerminated",
     "InviteFailed",
     "PrackNeeded",
+    "Registered",
+    "RegistrationClient",
+    "RegistrationFailed",
+    "RegistrationState",
+    "Unregistered",
     "ResponseIgnored",
     "UacInvite",
     "UasInvite",
