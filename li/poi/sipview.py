@@ -9,6 +9,7 @@ themselves are what X2 carries (payload format 9), so nothing is re-encoded.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _COMPACT = {
@@ -32,7 +33,7 @@ class SipView:
     request_uri: str | None
     call_id: str
     cseq: int
-    branch: str
+    via: str  # the first Via header field (its top entry holds the branch)
     from_: str
     to: str
     pai: tuple[str, ...]
@@ -51,7 +52,11 @@ class SipView:
 
     @property
     def to_tag(self) -> str | None:
-        return _param(self.to, "tag")
+        return _param(self.to, "tag") if ";" in self.to else None
+
+    @property
+    def branch(self) -> str:
+        return _param(self.via.split(",", 1)[0], "branch") or ""
 
     @property
     def sdp(self) -> bytes | None:
@@ -78,6 +83,16 @@ class NotSipError(ValueError):
     """The bytes are not a SIP message the POI can read."""
 
 
+# One C-level scan of the header block for the headers the POI reads (full or compact names,
+# RFC 3261 §7.3.3); folded continuation lines (§7.3.1) are joined first.
+_HEADER = re.compile(
+    r"^(call-id|i|cseq|from|f|to|t|via|v|p-asserted-identity|content-type|c)"
+    r"[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
 def parse(raw: bytes) -> SipView:
     """Read a SIP message; raises :class:`NotSipError` on anything unreadable."""
     head, sep, body = raw.partition(b"\r\n\r\n")
@@ -87,29 +102,19 @@ def parse(raw: bytes) -> SipView:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotSipError("header block is not UTF-8") from exc
-    lines = text.replace("\r\n", "\n").split("\n")
-    start = lines[0].split(" ", 2)
+    first, _, rest = text.partition("\n")
+    start = first.rstrip("\r").split(" ", 2)
     if len(start) < 3:
         raise NotSipError("bad start line")
+    if "\n " in rest or "\n\t" in rest:
+        rest = _FOLD.sub(" ", rest)
     headers: dict[str, list[str]] = {}
-    last: str | None = None
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and last is not None:  # folded continuation
-            headers[last][-1] += " " + line.strip()
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            continue
-        key = name.strip().lower()
-        key = _COMPACT.get(key, key)
-        if key not in _WANTED:
-            last = None
-            continue
-        headers.setdefault(key, []).append(value.strip())
-        last = key
+    for name, value in _HEADER.findall(rest):
+        key = name.lower()
+        headers.setdefault(_COMPACT.get(key, key), []).append(value)
     if start[0].startswith("SIP/"):
         try:
-            status = int(start[1])
+            status: int | None = int(start[1])
         except ValueError as exc:
             raise NotSipError("bad status code") from exc
         request_uri, reason = None, start[2]
@@ -121,7 +126,6 @@ def parse(raw: bytes) -> SipView:
     call_ids = headers.get("call-id")
     if not call_ids:
         raise NotSipError("missing Call-ID")
-    via = (headers.get("via") or [""])[0].split(",")[0]
     return SipView(
         raw=raw,
         method=start[0] if status is None else cseq_parts[1],
@@ -130,7 +134,7 @@ def parse(raw: bytes) -> SipView:
         request_uri=request_uri,
         call_id=call_ids[0],
         cseq=int(cseq_parts[0]),
-        branch=_param(via, "branch") or "",
+        via=(headers.get("via") or [""])[0],
         from_=(headers.get("from") or [""])[0],
         to=(headers.get("to") or [""])[0],
         pai=tuple(headers.get("p-asserted-identity", ())),
