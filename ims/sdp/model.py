@@ -421,7 +421,11 @@ class SessionDescription:
             text = data.decode("utf-8", errors="surrogateescape")
         else:
             text = data
-        raw = text.splitlines(keepends=True)
+        # Split on LF only (str.splitlines would also split on U+0085, U+2028, form feed...).
+        raw = [part + "\n" for part in text.split("\n")]
+        raw[-1] = raw[-1][:-1]
+        if raw[-1] == "":
+            raw.pop()
         # Trailing empty lines (some stacks add one) are kept verbatim.
         end = len(raw)
         while end and raw[end - 1].strip("\r\n") == "":

@@ -385,3 +385,13 @@ def test_answer_to_sipp_offer_plain_or_rejected_when_srtp_mandatory() -> None:
             offer, LocalAudio(address="127.0.4.2", port=30000, require_secure=True), session_id=1
         )
     assert "mandatory" in str(ei.value)
+
+
+def test_unicode_line_separators_inside_values_are_kept() -> None:
+    text = "v=0\r\no=- 1 1 IN IP4 h\r\ns=caf\u00e9 \u2028 \x85 \x0c end\r\nt=0 0\r\n".encode()
+    sdp = SessionDescription.parse(text)
+    assert sdp.encode() == text and sdp.session_name.endswith(" end")
+    assert (
+        SessionDescription.parse(b"v=0\no=- 1 1 IN IP4 h\ns=-").encode()
+        == b"v=0\no=- 1 1 IN IP4 h\ns=-"
+    )
