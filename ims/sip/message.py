@@ -24,6 +24,7 @@ from ims.sip.headers import (
     ValueParams,
     Via,
     header_def,
+    header_key,
     parse_auth,
     parse_contacts,
     parse_cseq,
@@ -199,7 +200,7 @@ class Message:
         return c  # type: ignore[return-value]
 
     def _addr_list(self, name: str) -> list[NameAddr]:
-        key = name.lower()
+        key = "addr:" + header_key(name)  # own namespace: never collides with "contact" etc.
         c = self.headers.cache.get(key)
         if c is None:
             c = [

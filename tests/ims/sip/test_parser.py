@@ -246,3 +246,15 @@ def test_registry_parsers() -> None:
         with pytest.raises(SipParseError) as ei:
             parse_header(name, bad)
         assert ei.value.header is not None
+
+
+def test_typed_cache_namespaces_and_invalidation() -> None:
+    msg = parse_message(INVITE)
+    assert [a.uri.encode() for a in msg.addresses("Contact")] == [
+        "sip:alice@127.0.1.1:5060;transport=udp"
+    ]
+    assert not msg.contact_star and len(msg.contacts) == 1  # not confused by the cache above
+    msg.headers.set("Contact", "*")
+    assert msg.contact_star and msg.contacts == []  # mutation dropped the cached value
+    msg.headers.insert_first("Via", "SIP/2.0/TCP 127.0.1.9;branch=z9hG4bKtop")
+    assert msg.via is not None and msg.via.host == "127.0.1.9" and len(msg.vias) == 2
