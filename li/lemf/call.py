@@ -142,9 +142,10 @@ class Call:
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.decryptor_factory = decryptor_factory
-        self.iri = JsonlWriter(self.dir / "iri.jsonl")
-        self.x2x3 = PcapWriter(self.dir / "x2x3.pcap", append=True)
+        self._iri: JsonlWriter | None = None
+        self._x2x3: PcapWriter | None = None
         self._flows: dict[tuple[str, int], TcpFlowWriter] = {}
+        self._flow_seq: dict[tuple[str, int], int] = {}  # kept across suspend()
         self._cc_enc: PcapWriter | None = None
         self._cc: PcapWriter | None = None
         self._wav: dict[int, PrivateWavWriter] = {}
@@ -171,6 +172,26 @@ class Call:
         self._policy_stage: tuple[bytes | None, bytes | None] = (None, None)
         self._summary_at = -SUMMARY_INTERVAL
 
+    # -- files (opened lazily, closed by suspend(): a LEMF with many calls keeps only the
+    # busiest ones' files open; a suspended call reopens its files in append mode) -------
+    @property
+    def iri(self) -> JsonlWriter:
+        if self._iri is None:
+            self._iri = JsonlWriter(self.dir / "iri.jsonl")
+        return self._iri
+
+    @property
+    def x2x3(self) -> PcapWriter:
+        if self._x2x3 is None:
+            self._x2x3 = PcapWriter(self.dir / "x2x3.pcap", append=True)
+        return self._x2x3
+
+    @property
+    def is_open(self) -> bool:
+        return any(
+            w is not None for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file)
+        ) or bool(self._wav)
+
     # -- common ----------------------------------------------------------------------------
     def _touch(self, ts: float, poi: str) -> None:
         self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
@@ -188,7 +209,9 @@ class Call:
                     dst = "::1" if ipaddress.ip_address(host).version == 6 else "127.0.0.1"
             except ValueError:
                 host, dst = "127.0.0.1", "127.0.0.1"
-            flow = TcpFlowWriter(self.x2x3, host, peer[1], dst, self.lemf_addr[1])
+            flow = TcpFlowWriter(
+                self.x2x3, host, peer[1], dst, self.lemf_addr[1], isn=self._flow_seq.get(peer, 1)
+            )
             self._flows[peer] = flow
         # one segment per PDU (tshark 4.0 does not reassemble 5GLI); huge PDUs are skipped
         if len(raw) <= 65000:
@@ -353,7 +376,7 @@ class Call:
                 return
         self.candidates.append(cand)
         if self._keys_file is None:
-            self._keys_file = JsonlWriter(self.dir / "keys.jsonl")
+            self._keys_file = JsonlWriter(self.dir / "keys.jsonl")  # append mode
         self._keys_file.write(
             {
                 **cand.public(),
@@ -561,9 +584,7 @@ class Call:
         }
 
     def checkpoint(self) -> None:
-        self.iri.flush()
-        self.x2x3.flush()
-        for w in (self._cc_enc, self._cc):
+        for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file):
             if w is not None:
                 w.flush()
         for wav in self._wav.values():
@@ -573,14 +594,21 @@ class Call:
             self._summary_at = now
             write_json_private(self.dir / "summary.json", self.summary())
 
-    def close(self) -> None:
-        for w in (self._cc_enc, self._cc):
+    def suspend(self) -> None:
+        """Write the summary and close every file; the call's state stays in memory."""
+        for peer, flow in self._flows.items():
+            self._flow_seq[peer] = flow.seq
+        self._flows.clear()
+        for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file):
             if w is not None:
                 w.close()
         for wav in self._wav.values():
             wav.close()
-        self.iri.close()
-        self.x2x3.close()
-        if self._keys_file is not None:
-            self._keys_file.close()
+        self._wav.clear()
+        self._iri = self._x2x3 = self._cc_enc = self._cc = None
+        self._keys_file = None
         write_json_private(self.dir / "summary.json", self.summary())
+        self._summary_at = time.monotonic()
+
+    def close(self) -> None:
+        self.suspend()

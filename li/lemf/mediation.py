@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class Mediation:
         task_key_policies: dict[str, KeyPolicy] | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
         clock: Callable[[], float] = time.time,
+        max_open_calls: int = 128,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.lemf_addr = lemf_addr
@@ -63,6 +65,9 @@ class Mediation:
         self.decryptor_factory = decryptor_factory
         self.clock = clock
         self.calls: dict[tuple[str, int], Call] = {}
+        # calls whose files are open, least recently used first (bounded: file descriptors)
+        self.max_open_calls = max_open_calls
+        self._open: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.stats = MediationStats()
         self._last_seq: dict[str, int] = {}
         self._state_file = self.out / "lemf-state.json"
@@ -134,7 +139,14 @@ class Mediation:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
         call = self.call(xid, pdu.correlation_id)
-        self._dirty.add((xid, pdu.correlation_id))
+        ckey = (xid, pdu.correlation_id)
+        self._dirty.add(ckey)
+        self._open[ckey] = None
+        self._open.move_to_end(ckey)
+        while len(self._open) > self.max_open_calls:
+            old, _ = self._open.popitem(last=False)
+            self.calls[old].suspend()
+            self._dirty.discard(old)
         if gap is not None:
             call.note_gap(poi, gap[0], gap[1])
             log.warning("sequence gap", xid=xid, poi=poi, expected=gap[0], received=gap[1])

@@ -139,3 +139,22 @@ def test_lemf_x2x3_pcap_decodes_in_tshark(tmp_path: Path) -> None:
         timeout=60,
     ).stdout.splitlines()
     assert out == [f"{XID}\t0000000000000001\tINVITE\tt1@ims.test"] * 2
+
+
+def test_open_files_bounded_and_calls_resume(tmp_path: Path) -> None:
+    """Only max_open_calls calls keep files open; a suspended call resumes in append mode."""
+    from li.pcap import read_pcap
+
+    med = Mediation(tmp_path, lemf_addr=("127.0.6.10", 50111), max_open_calls=2)
+    for rnd in range(4):
+        for cid in range(1, 6):
+            sip = f"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c{cid}\r\nCSeq: {rnd} OPTIONS\r\n\r\n"
+            pdu = x2_pdu(xid=XID, correlation_id=cid, payload=sip.encode(), direction=2)
+            med.handle(pdu, encode_pdu(pdu), ("127.0.6.1", 40000))
+            assert sum(c.is_open for c in med.calls.values()) <= 2
+        med.checkpoint()
+    med.close()
+    for cid in range(1, 6):
+        d = tmp_path / str(XID) / f"{cid:016x}"
+        assert len((d / "iri.jsonl").read_text().splitlines()) == 4
+        assert len(list(read_pcap(d / "x2x3.pcap"))) == 4
