@@ -119,6 +119,9 @@ class AnchorCcPoi:
 
         def observe(event: object) -> None:
             e = event  # proxies.hooks.MediaPacketEvent; li does not import proxies
+            if e.call_id not in self._armed:  # type: ignore[attr-defined]
+                self.stats["packets"] += 1  # the common case: one dict look-up per packet
+                return
             self.observe(
                 call_id=e.call_id,  # type: ignore[attr-defined]
                 direction=str(e.direction),  # type: ignore[attr-defined]

@@ -216,6 +216,9 @@ class IriPoi:
 
         def observe(event: Any) -> None:
             incoming = str(event.direction) == "in"
+            if incoming and not _worth_reading(event.message):
+                self.stats["messages"] += 1
+                return
             if not incoming:
                 if not self.targets:
                     return
@@ -234,6 +237,22 @@ class IriPoi:
                         return
             raw = event.raw if event.raw is not None else event.message.encode()
             self.observe_bytes(raw, incoming=incoming, peer=tuple(event.peer), now=clock())
+
+        def _worth_reading(msg: Any) -> bool:
+            """Whether an incoming message can matter (the proxy parsed it already; its typed
+            accessors are cached): every message of an intercepted call, and of the others only
+            what builds the state a mid-call task needs -- INVITE, bodies, final answers to
+            INVITE and BYE; out-of-call requests only while a task is active."""
+            call = self._calls.get(msg.call_id)
+            status = getattr(msg, "status", None)
+            if call is None:
+                return bool(self.targets) or (status is None and msg.method == "INVITE")
+            if call.xids or msg.body:
+                return True
+            if status is None:
+                return bool(msg.method == "INVITE")
+            cseq = msg.cseq
+            return status >= 200 and cseq is not None and cseq.method in ("INVITE", "BYE")
 
         return observe
 

@@ -170,3 +170,37 @@ def test_register_retransmission_once() -> None:
     poi.observe_bytes(reg, incoming=True, peer=UE, now=0.0)
     poi.observe_bytes(reg, incoming=False, peer=CORE, now=0.1)
     assert len(out) == 1 and out[0].direction is TargetDirection.FROM_TARGET
+
+
+def test_hook_adapter_on_parsed_messages_with_mid_call_task() -> None:
+    """Through the hook (as attached to SipHooks): untargeted traffic is mostly skipped unread,
+    yet a task arriving mid-call still finds the session and reports its end."""
+    from types import SimpleNamespace
+
+    from ims.sip import parse_message
+
+    poi, out, cc = make_poi()
+    hook = poi.hook(lambda: 5.0)
+    msgs = call("c9")
+
+    def feed(raw: bytes, direction: str) -> None:
+        hook(
+            SimpleNamespace(
+                direction=direction,
+                peer=UE,
+                message=parse_message(raw),
+                raw=raw if direction == "in" else None,
+            )
+        )
+
+    for raw, _ in msgs[:5]:
+        feed(raw, "in")
+        feed(raw, "out")
+    assert out == []
+    assert poi.stats["unreadable"] == 0
+    poi.activate(task(), 6.0)
+    assert [r.event for r in out] == [IriEvent.START_OF_INTERCEPTION, IriEvent.KEYS]
+    for raw, _ in msgs[5:]:
+        feed(raw, "in")
+        feed(raw, "out")
+    assert [r.event for r in out[2:]] == [IriEvent.CONTINUE, IriEvent.END]
