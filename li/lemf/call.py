@@ -63,6 +63,14 @@ MAX_PENDING = 200
 SUMMARY_INTERVAL = 1.0  # seconds between summary.json rewrites (and at close)
 
 
+def _body(message: bytes) -> bytes:
+    """The body of a SIP message (after the first empty line, CRLF or bare LF)."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        if sep in message:
+            return message.split(sep, 1)[1]
+    return b""
+
+
 class Decryptor(Protocol):
     def unprotect(self, srtp: bytes) -> bytes | None: ...
 
@@ -247,16 +255,16 @@ class Call:
     def _keys_from_sdp(self, info: SipSummary, pdu: Pdu, direction: int) -> list[KeyCandidate]:
         if not info.has_sdp:
             return []
-        is_offer = info.method in ("INVITE", "UPDATE") or (
-            info.status is not None and self.offer_sdp is None and info.cseq_method == "INVITE"
-        )
-        body = pdu.payload.split(b"\r\n\r\n", 1)[-1] if b"\r\n\r\n" in pdu.payload else b""
-        if info.method == "INVITE" and self.target_is_offerer is None:
-            self.target_is_offerer = direction == PayloadDirection.FROM_TARGET
-            self._resolve_records()
-        if is_offer and info.method is not None:
+        body = _body(pdu.payload)
+        late_offer = self.offer_sdp is None and info.status is not None and 200 <= info.status < 300
+        if info.method in ("INVITE", "UPDATE") or late_offer:
+            # An offer: in the request, or in the 2xx of an INVITE that had no SDP (RFC 3261
+            # §13.2.1 late offer; the answer then comes in the ACK).
             self.offer_sdp = body
-        elif info.status is not None and 200 <= info.status < 300 or info.status == 183:
+            if self.target_is_offerer is None:
+                self.target_is_offerer = direction == PayloadDirection.FROM_TARGET
+                self._resolve_records()
+        else:  # 18x/2xx answers, and ACK/PRACK answering a late offer
             self.answer_sdp = body
         audio = [m for m in info.media if m.port != 0]
         if audio:
