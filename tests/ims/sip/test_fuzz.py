@@ -18,16 +18,22 @@ from hypothesis import strategies as st
 
 from ims.errors import DecodeError
 from ims.sip import (
+    NameAddr,
+    Params,
     Request,
     Response,
     SipParseError,
+    SipUri,
     StreamParser,
+    Via,
     check_request,
+    escape,
     parse_auth,
     parse_message,
     parse_name_addr,
     parse_uri,
     parse_vias,
+    unescape,
 )
 from ims.sip.grammar import split_commas
 
@@ -283,3 +289,54 @@ def test_no_catastrophic_backtracking(data: bytes) -> None:
     except SipParseError:
         pass
     assert time.perf_counter() - start < 2.0
+
+
+TOKEN_TEXT = st.text(
+    st.sampled_from(
+        list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+    ),
+    min_size=1,
+    max_size=12,
+)
+HOSTS = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9\-]{0,10}(\.[a-z][a-z0-9\-]{0,10}){0,3}", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+PARAMS = st.lists(
+    st.tuples(TOKEN_TEXT, st.one_of(st.none(), TOKEN_TEXT)),
+    max_size=4,
+    unique_by=lambda p: p[0].lower(),
+).map(lambda items: Params(tuple(items)))
+
+
+@FUZZ
+@given(
+    host=HOSTS,
+    user=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+    uparams=PARAMS,
+    hparams=PARAMS,
+    display=st.one_of(st.none(), st.text(max_size=20)),
+    transport=st.sampled_from(["UDP", "TCP", "TLS", "SCTP", "WS"]),
+)
+def test_typed_values_encode_then_parse(
+    host: str,
+    user: str | None,
+    port: int | None,
+    uparams: Params,
+    hparams: Params,
+    display: str | None,
+    transport: str,
+) -> None:
+    """Whatever the builder API is given (user text escaped), encode -> parse gives it back."""
+    uri = SipUri(host=host, user=None if user is None else escape(user), port=port, params=uparams)
+    assert parse_uri(uri.encode()) == uri
+    if user is not None:
+        assert unescape(uri.user or "") == user
+    addr = NameAddr(uri, display_name=display, params=hparams)
+    back = parse_name_addr(addr.encode())
+    assert back.uri == uri and back.params == hparams
+    assert back.display_name == display
+    via = Via(transport, host, port, hparams.set("branch", "z9hG4bKx"))
+    assert parse_vias(via.encode()) == [via]
