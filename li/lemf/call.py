@@ -269,6 +269,8 @@ class Call:
         audio = [m for m in info.media if m.port != 0]
         if audio:
             self.secure_media = any("SAVP" in m.proto.upper() for m in audio)
+            if self.secure_media is False and not self.candidates:
+                self._release_plain()  # X3 that arrived before this SDP (another POI)
         found: list[KeyCandidate] = []
         for m in audio:
             for line in m.crypto:
@@ -459,6 +461,15 @@ class Call:
             return
         stream.pending.append((ts, payload, addr))
         self._retry(stream)
+
+    def _release_plain(self) -> None:
+        for stream in self.streams.values():
+            if stream.key is None and not stream.plain:
+                stream.plain = True
+                pending = list(stream.pending)
+                stream.pending.clear()
+                for ts, pkt, addr in pending:
+                    self._emit(stream, ts, pkt, addr)
 
     def _ordered_candidates(self, stream: Stream) -> list[KeyCandidate]:
         def rank(c: KeyCandidate) -> int:

@@ -124,3 +124,37 @@ def test_late_offer_and_key_record_sender_mapping(tmp_path: Path) -> None:
     by_fp = {k["fingerprint"]: k for k in summary["keys"]}
     assert by_fp[streams["from-target"]["key"]]["direction"] == "from-target"
     assert by_fp[streams["to-target"]["key"]]["direction"] == "to-target"
+
+
+def test_plain_rtp_before_its_sdp(tmp_path: Path) -> None:
+    """X3 from the anchor can beat the P-CSCF's X2: plain RTP held until the RTP/AVP SDP
+    arrives is then written to cc.pcap and the WAV."""
+    med = Mediation(tmp_path)
+    for i in range(10):
+        rtp = encode_rtp(
+            RtpPacket(
+                payload_type=0, sequence_number=i, timestamp=i * 160, ssrc=7, payload=b"\xff" * 160
+            )
+        )
+        feed(
+            med,
+            x3_pdu(xid=XID, correlation_id=5, payload=rtp, direction=PayloadDirection.FROM_TARGET),
+        )
+    plain_sdp = (
+        sdp("1 X inline:x").replace("RTP/SAVP", "RTP/AVP").replace("a=crypto:1 X inline:x\r\n", "")
+    )
+    feed(
+        med,
+        x2_pdu(
+            xid=XID,
+            correlation_id=5,
+            payload=sip("INVITE sip:b@x SIP/2.0", plain_sdp),
+            direction=PayloadDirection.FROM_TARGET,
+        ),
+    )
+    med.close()
+    summary = json.loads((tmp_path / str(XID) / f"{5:016x}" / "summary.json").read_text())
+    assert summary["media_encrypted"] is False and summary["keys_unavailable_reason"] is None
+    (stream,) = summary["streams"]
+    assert stream["plain_rtp"] and stream["packets"] == 10
+    assert "cc.pcap" in summary["files"] and "audio-from-target.wav" in summary["files"]
