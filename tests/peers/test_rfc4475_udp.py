@@ -17,6 +17,7 @@ instance that requires digest authentication.
 
 from __future__ import annotations
 
+import random
 import re
 import selectors
 import socket
@@ -30,7 +31,7 @@ from tests.peers.test_sipp_proxy import RunningProxy, start_proxy, stop_proxy
 
 pytestmark = [pytest.mark.peer]
 
-CLIENT_IP = "127.0.3.10"
+CLIENT_IPS = [f"127.0.3.{n}" for n in range(100, 200)]  # answers go to the source IP
 SECOND = {"cparam02.dat", "regescrt.dat", "unkscm.dat"}
 AUTH = {"regaut01.dat"}
 
@@ -97,13 +98,29 @@ def proxies(tmp_path: Path) -> Iterator[dict[str, RunningProxy]]:
         # --allow-net: vectors carry Routes to 127.0.0.1 and names; the proxy answers those
         # 500 (no reachable next hop) instead of sending outside this test's range
         common = ("--domain", "example.com", "--allow-net", "127.0.3.0/24")
-        started["a"] = start_proxy(5080, *common)
-        started["b"] = start_proxy(5081, *common)
-        started["auth"] = start_proxy(5082, *common, "--users", str(users))
+        started["a"] = start_proxy(0, *common)
+        started["b"] = start_proxy(0, *common)
+        started["auth"] = start_proxy(0, *common, "--users", str(users))
         yield started
     finally:
         for p in started.values():
             stop_proxy(p)
+
+
+def _bind_client(ports: list[int]) -> list[socket.socket]:
+    for ip in random.sample(CLIENT_IPS, len(CLIENT_IPS)):
+        socks: list[socket.socket] = []
+        try:
+            for port in ports:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((ip, port))
+                s.setblocking(False)
+            return socks
+        except OSError:
+            for s in socks:
+                s.close()
+    raise AssertionError("no client address with free SIP ports in 127.0.3.100-199")
 
 
 def _status(data: bytes) -> int | None:
@@ -121,15 +138,14 @@ def test_every_rfc4475_message_over_udp(
     assert set(manifest) == set(EXPECTED), "the manifest and this test disagree"
     messages = {name: (vectors / name).read_bytes() for name in manifest}
     ports = set().union(*(_reply_ports(m) for m in messages.values()))
+    # the answers come back to the source IP and the ports the Vias name (5060, 5050...):
+    # take a client IP of this range where all of them are free (tests may run concurrently)
+    socks = _bind_client(sorted(ports))
+    client_ip = socks[0].getsockname()[0]
     sel = selectors.DefaultSelector()
-    socks = []
-    for port in sorted(ports):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((CLIENT_IP, port))
-        s.setblocking(False)
+    for s in socks:
         sel.register(s, selectors.EVENT_READ)
-        socks.append(s)
-    sender = socks[0]  # 127.0.3.10:5060
+    sender = socks[0]  # client_ip:5060
     replies: list[bytes] = []
 
     def drain(seconds: float) -> None:
@@ -149,7 +165,7 @@ def test_every_rfc4475_message_over_udp(
         for p in proxies.values():
             opt = (
                 f"OPTIONS sip:{p.host}:{p.port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {CLIENT_IP}:5060;branch=z9hG4bKafter{p.port}\r\n"
+                f"Via: SIP/2.0/UDP {client_ip}:5060;branch=z9hG4bKafter{p.port}\r\n"
                 "Max-Forwards: 70\r\nFrom: <sip:t@example.com>;tag=1\r\n"
                 f"To: <sip:{p.host}:{p.port}>\r\nCall-ID: after-{p.port}\r\n"
                 "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"

@@ -13,6 +13,7 @@ Addresses: 127.0.3.0/24 (this area's range). Every SIPp run is wrapped in ``time
 from __future__ import annotations
 
 import csv
+import socket
 import subprocess
 import sys
 import time
@@ -42,7 +43,17 @@ class RunningProxy:
         return f"{self.host}:{self.port}"
 
 
+def free_port(ip: str) -> int:
+    """A UDP port free on ``ip`` right now (tests may run concurrently: no fixed ports)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
 def start_proxy(port: int, *extra: str) -> RunningProxy:
+    """Start `imslab run sip-proxy` on PROXY_IP (``port`` 0: any free port)."""
+    if port == 0:
+        port = free_port(PROXY_IP)
     cmd = [
         sys.executable,
         "-c",
@@ -84,6 +95,19 @@ def sipp() -> str:
     return require_tool("sipp")
 
 
+def errors(workdir: Path) -> str:
+    """The first SIPp error lines of both ends (for assertion messages)."""
+    out = []
+    for name in ("uac_errors.log", "uas_errors.log"):
+        f = workdir / name
+        if f.exists():
+            lines = [
+                ln for ln in f.read_text(errors="replace").splitlines() if "occurred" not in ln
+            ]
+            out.append(f"{name}: " + " | ".join(lines[:6])[:1500])
+    return "\n".join(out)
+
+
 def read_stats(path: Path) -> dict[str, str]:
     rows = list(csv.reader(path.read_text().splitlines(), delimiter=";"))
     assert len(rows) >= 2, f"no statistics in {path}"
@@ -103,15 +127,17 @@ def run_call_batch(
     hold_ms: int = 0,
     linger_ms: int = 0,
     limit_s: int = 60,
+    uas_scenario: str = "uas.xml",
 ) -> tuple[dict[str, str], dict[str, str], float]:
     """Run SIPp UAS (-m calls) and UAC (-m calls -r rate) through ``proxy``; their final stats."""
     loss = ["-lost", str(lost)] if lost else []
     uas_stats = workdir / "uas.csv"
     uac_stats = workdir / "uac.csv"
     uas = subprocess.Popen(
-        ["timeout", str(limit_s + 10), sipp, "-sf", str(SCENARIOS / "uas.xml"),
+        ["timeout", str(limit_s + 10), sipp, "-sf", str(SCENARIOS / uas_scenario),
          "-i", UAS_IP, "-p", str(uas_port), "-m", str(calls), "-d", str(linger_ms),
-         "-nostdin", "-trace_stat", "-stf", str(uas_stats), "-fd", "1", *loss],
+         "-nostdin", "-trace_stat", "-stf", str(uas_stats), "-fd", "1",
+         "-trace_err", "-error_file", str(workdir / "uas_errors.log"), *loss],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -123,7 +149,8 @@ def run_call_batch(
              "-key", "uas_host", f"{UAS_IP}:{uas_port}",
              "-m", str(calls), "-r", str(rate), "-d", str(hold_ms),
              "-timeout", str(limit_s), "-timeout_error", "-nostdin",
-             "-trace_stat", "-stf", str(uac_stats), "-fd", "1", *loss],
+             "-trace_stat", "-stf", str(uac_stats), "-fd", "1",
+             "-trace_err", "-error_file", str(workdir / "uac_errors.log"), *loss],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             timeout=limit_s + 15,
         )  # fmt: skip
@@ -139,7 +166,7 @@ def run_call_batch(
 
 @pytest.fixture
 def proxy() -> Iterator[RunningProxy]:
-    p = start_proxy(5070)
+    p = start_proxy(0)
     yield p
     stop_proxy(p)
 
@@ -148,30 +175,32 @@ def test_1000_calls_at_200_cps_through_record_routing_proxy(
     sipp: str, tmp_path: Path, proxy: RunningProxy
 ) -> None:
     uac, uas, elapsed = run_call_batch(
-        sipp, tmp_path, proxy, calls=1000, rate=200, uac_port=5061, uas_port=5062
-    )
-    assert uac["SuccessfulCall(C)"] == "1000", uac
-    assert uac["FailedCall(C)"] == "0", uac
-    assert uas["SuccessfulCall(C)"] == "1000", uas
-    assert uas["FailedCall(C)"] == "0", uas
+        sipp, tmp_path, proxy, calls=1000, rate=200,
+        uac_port=free_port(UAC_IP), uas_port=free_port(UAS_IP),
+    )  # fmt: skip
+    assert uac["SuccessfulCall(C)"] == "1000", errors(tmp_path)
+    assert uac["FailedCall(C)"] == "0", errors(tmp_path)
+    assert uas["SuccessfulCall(C)"] == "1000", errors(tmp_path)
+    assert uas["FailedCall(C)"] == "0", errors(tmp_path)
     # >= 100 calls/s end to end: 1000 calls created at 200/s finish well within 10 s
     assert elapsed < 10.0, f"1000 calls took {elapsed:.1f} s"
     assert proxy.proc.poll() is None  # the proxy is still up
 
 
 def test_lossy_run_completes_every_call_through_retransmissions(sipp: str, tmp_path: Path) -> None:
-    proxy = start_proxy(5071)
+    proxy = start_proxy(0)
     try:
         # -lost 10 on both SIPp ends: 10 % of what each sends and receives is dropped.
         # The UAS lingers 4 s after its 200 to BYE so a retransmitted BYE still matches.
         uac, uas, elapsed = run_call_batch(
-            sipp, tmp_path, proxy, calls=40, rate=20, uac_port=5063, uas_port=5064,
-            lost=10, linger_ms=4000, limit_s=60,
+            sipp, tmp_path, proxy, calls=40, rate=20,
+            uac_port=free_port(UAC_IP), uas_port=free_port(UAS_IP),
+            lost=10, linger_ms=4000, limit_s=60, uas_scenario="uas_lossy.xml",
         )  # fmt: skip
     finally:
         stop_proxy(proxy)
-    assert uac["SuccessfulCall(C)"] == "40", uac
-    assert uac["FailedCall(C)"] == "0", uac
-    assert uas["FailedCall(C)"] == "0", uas
+    assert uac["SuccessfulCall(C)"] == "40", errors(tmp_path)
+    assert uac["FailedCall(C)"] == "0", errors(tmp_path)
+    assert uas["FailedCall(C)"] == "0", errors(tmp_path)
     assert int(uac["Retransmissions(C)"]) > 0, "no loss happened: the test proved nothing"
     assert elapsed < 60

@@ -17,6 +17,7 @@ from tests.conftest import require_tool
 from tests.peers.test_sipp_proxy import (
     SCENARIOS,
     UAC_IP,
+    free_port,
     read_stats,
     start_proxy,
     stop_proxy,
@@ -45,11 +46,11 @@ def test_register_with_digest_from_sipp(tmp_path: Path) -> None:
     users = tmp_path / "users.toml"
     users.write_text('realm = "example.com"\n[users]\nalice = "secret"\n')
     proxy = start_proxy(
-        5073, "--domain", "example.com", "--users", str(users), "--auth-algorithms", "MD5"
+        0, "--domain", "example.com", "--users", str(users), "--auth-algorithms", "MD5"
     )
     try:
-        ok = register(sipp, tmp_path, proxy.addr, "alice", "secret", 5, 5066)
-        bad = register(sipp, tmp_path, proxy.addr, "alice", "wrong", 1, 5067)
+        ok = register(sipp, tmp_path, proxy.addr, "alice", "secret", 5, free_port(UAC_IP))
+        bad = register(sipp, tmp_path, proxy.addr, "alice", "wrong", 1, free_port(UAC_IP))
     finally:
         stop_proxy(proxy)
     assert ok["SuccessfulCall(C)"] == "5", ok
