@@ -483,11 +483,16 @@ def encode_response(responses: X1Response | Iterable[X1Response]) -> bytes:
 
 
 def encode_top_level_error(err: TopLevelError) -> bytes:
+    """``X1TopLevelErrorResponse``: per the XSD only admfIdentifier, neIdentifier,
+    messageTimestamp and version; the error code and reason go in an XML comment (schema
+    neutral) for the human reading it. A receiver treats any top-level error as 1010."""
     root = ET.Element(_q("X1TopLevelErrorResponse"))
-    _put_header(root, err.header)
-    ei = _sub(root, "errorInformation")
-    _sub(ei, "errorCode", str(err.error.code))
-    _sub(ei, "errorDescription", err.error.description)
+    _sub(root, "admfIdentifier", err.header.admf_id)
+    _sub(root, "neIdentifier", err.header.ne_id)
+    _sub(root, "messageTimestamp", err.header.timestamp)
+    _sub(root, "version", err.header.version)
+    text = f" X1 error {err.error.code}: {err.error.description} "
+    root.append(ET.Comment(text.replace("--", "- -")))
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
@@ -495,14 +500,19 @@ def decode_response(data: bytes) -> list[X1Response] | TopLevelError:
     """Decode an ``X1Response`` (list of messages) or an ``X1TopLevelErrorResponse``."""
     root = _parse(data, ["X1Response", "X1TopLevelErrorResponse"])
     if _local(root.tag) == "X1TopLevelErrorResponse":
-        ei = _child(root, "errorInformation")
+        ei = _child(root, "errorInformation")  # not in the XSD; read if a peer adds it
         return TopLevelError(
-            header=_get_header(root),
+            header=X1Header(
+                admf_id=_text(root, "admfIdentifier", required=False) or "",
+                ne_id=_text(root, "neIdentifier", required=False) or "",
+                timestamp=_text(root, "messageTimestamp", required=False) or "",
+                version=_text(root, "version", required=False) or "",
+            ),
             error=ErrorInformation(
-                code=int(_req_text(ei, "errorCode")) if ei is not None else ErrorCode.GENERIC,
+                code=int(_req_text(ei, "errorCode")) if ei is not None else ErrorCode.SYNTAX,
                 description=(_text(ei, "errorDescription", required=False) or "")
                 if ei is not None
-                else "",
+                else "the NE refused the request document (top-level error)",
             ),
         )
     out: list[X1Response] = []
