@@ -43,6 +43,32 @@ def _addr(value: object) -> Address:
     return (str(value[0]), int(value[1]))
 
 
+_RECOVER_LIMIT = 16384
+
+
+def _frame_before_error(raw: bytes, max_size: int) -> tuple[list[Request | Response], bytes]:
+    """The complete messages in ``raw`` before the one that broke the framing, and the rest.
+
+    ``StreamParser.feed`` raises for the whole chunk, losing good messages framed earlier in the
+    same chunk; re-feeding a fresh parser one byte at a time returns them before the error, and
+    where the last one ended. Bounded to 16 KiB so a hostile peer cannot make this expensive.
+    """
+    if len(raw) > _RECOVER_LIMIT:
+        return [], raw
+    parser = StreamParser(max_message_size=max_size)
+    out: list[Request | Response] = []
+    end = 0
+    try:
+        for i in range(len(raw)):
+            got = parser.feed(raw[i : i + 1])
+            if got:
+                out.extend(got)
+                end = i + 1
+    except SipParseError:
+        pass
+    return out, raw[end:]
+
+
 class StreamConnection(asyncio.Protocol):
     """One TCP or TLS connection with its framing state."""
 
@@ -77,7 +103,12 @@ class StreamConnection(asyncio.Protocol):
         except SipParseError as exc:
             raw = self._tail + data
             self._tail = b""
-            self.owner.on_error(exc, raw, self.flow)
+            flow = self.flow
+            # the parser drops the messages it had framed in the failing feed: recover them
+            good, rest = _frame_before_error(raw, self.owner.max_message_size)
+            for message in good:
+                self.owner.on_message(message, flow, None)
+            self.owner.on_error(exc, rest, flow)
             self.close()
             return
         buffered = self.parser.buffered

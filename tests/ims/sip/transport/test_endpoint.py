@@ -432,3 +432,27 @@ async def test_advertised_host_in_via() -> None:
         assert via == f"SIP/2.0/UDP pcscf.ims.lab:{ep.local_address()[1]};branch=z9hG4bKfixed;rport"
     finally:
         await ep.close()
+
+
+async def test_tcp_good_message_before_a_bad_one_in_the_same_segment(
+    pair: tuple[SipEndpoint, SipEndpoint],
+) -> None:
+    """A valid request followed by a broken one in one TCP write: the first is still served."""
+    _a, b = pair
+    host, port = b.local_address("tcp")
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        good = (
+            f"OPTIONS sip:b@{HOST_B} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {HOST_A}:5060;branch=z9hG4bKgood\r\n"
+            "From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: good\r\n"
+            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        bad = good.replace(b"z9hG4bKgood", b"z9hG4bKbad").replace(b"Content-Length: 0\r\n", b"")
+        writer.write(good + bad.replace(b"Call-ID: good", b"Call-ID: bad"))
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 5)  # both answers, then closed
+        assert b"SIP/2.0 200 OK" in data and b"Call-ID: good" in data
+        assert b"SIP/2.0 400 " in data and b"Call-ID: bad" in data
+    finally:
+        writer.close()
