@@ -72,7 +72,11 @@ async def test_tshark_decodes_live_exporter_traffic(tmp_path: Path) -> None:
             time.sleep(0.5)  # let dumpcap write the last packets
         finally:
             proc.send_signal(signal.SIGINT)  # SIGINT: dumpcap flushes and closes the file
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
     out = subprocess.run(
         [
             tshark,
