@@ -35,7 +35,7 @@ from ims.sip.headers import (
     parse_value_params,
     parse_vias,
 )
-from ims.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
+from ims.sip.uri import AbsoluteUri, Uri, parse_uri
 
 __all__ = [
     "REASONS",
@@ -452,4 +452,4 @@ def is_list_header(name: str) -> bool:
     return d is not None and d.kind is HeaderKind.LIST
 
 
-__all__ += ["SIP_VERSION", "BRANCH_COOKIE", "is_list_header", "SipUri", "TelUri"]
+__all__ += ["SIP_VERSION", "BRANCH_COOKIE", "is_list_header"]
