@@ -398,6 +398,9 @@ class X2X3Exporter:
         targets = tuple(dids) if dids is not None else (bound[0] if bound else ())
         if not targets:
             raise ValueError(f"no destination for task {pdu.xid}")
+        missing = [d for d in targets if d not in self._links]
+        if missing:
+            raise ValueError(f"task {pdu.xid}: unknown destination(s) {missing}")
         links = [self._links[d] for d in targets]
         task_carries = bound is None or dids is not None or _carries(bound[1], pdu.pdu_type)
         kept = [lk for lk in links if task_carries and lk.dest.carries(pdu.pdu_type)]
