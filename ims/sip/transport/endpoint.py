@@ -244,10 +244,14 @@ class SipEndpoint:
         assert local is not None
         return local
 
-    def make_via(self, transport: str = "UDP", branch: str | None = None) -> str:
-        """A Via value for a request we originate: our sent-by, a fresh branch, ``rport``."""
+    def make_via(
+        self, transport: str = "UDP", branch: str | None = None, local: Address | None = None
+    ) -> str:
+        """A Via value for a request we originate: our sent-by, a fresh branch, ``rport``.
+
+        ``local`` picks one of several listening addresses (a multi-homed P-CSCF)."""
         kind = normalize_transport(transport)
-        host, port = self.local_address(kind)
+        host, port = local or self.local_address(kind)
         if self.advertised_host:
             host = self.advertised_host
         if ":" in host:
@@ -302,20 +306,23 @@ class SipEndpoint:
         self._pending.clear()
 
     # ================================================================ client side
-    def _flow_to(self, destination: Address, transport: str) -> Flow:
+    def _flow_to(self, destination: Address, transport: str, local: Address | None = None) -> Flow:
         kind = normalize_transport(transport)
         if kind == "UDP":
-            local = self.udp[0].local if self.udp else None
+            if local is None:
+                local = self.udp[0].local if self.udp else None
             return Flow("UDP", destination, local)
         stream = self.streams.get(kind)
         conn = stream.by_remote.get(destination) if stream else None
         return Flow(kind, destination, None, conn.id if conn is not None else None)
 
-    def prepare(self, request: Request, transport: str = "UDP") -> Request:
+    def prepare(
+        self, request: Request, transport: str = "UDP", local: Address | None = None
+    ) -> Request:
         """Push our Via (fresh branch, rport) unless the request already has one with a branch."""
         via = request.via
         if via is None or not via.branch:
-            request.headers.insert_first("Via", self.make_via(transport))
+            request.headers.insert_first("Via", self.make_via(transport, local=local))
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
         return request
@@ -329,13 +336,15 @@ class SipEndpoint:
         on_response: Callable[[Response], None] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
         add_via: bool = True,
+        local: Address | None = None,
     ) -> ClientTransaction:
         """Start a client transaction; ``on_response`` gets every response (1xx and final),
-        ``on_failure`` a SipTimeoutError (B/F) or SipTransportError."""
+        ``on_failure`` a SipTimeoutError (B/F) or SipTransportError. ``local`` chooses the UDP
+        socket (and Via sent-by) when the endpoint listens on several addresses."""
         if add_via:
             transport = self._maybe_tcp(request, transport)
-            self.prepare(request, transport)
-        flow = self._flow_to(destination, transport)
+            self.prepare(request, transport, local)
+        flow = self._flow_to(destination, transport, local)
         tx, events = self.layer.send_request(request, flow, self._now())
         self._pending[tx] = _Pending(on_response, on_failure)
         self._process(events)
@@ -362,6 +371,7 @@ class SipEndpoint:
         *,
         on_provisional: ResponseCallback | None = None,
         add_via: bool = True,
+        local: Address | None = None,
     ) -> Response:
         """Send ``request`` in a client transaction; return the final response.
 
@@ -388,6 +398,7 @@ class SipEndpoint:
             on_response=on_response,
             on_failure=on_failure,
             add_via=add_via,
+            local=local,
         )
         try:
             return await fut
@@ -403,10 +414,16 @@ class SipEndpoint:
             self._pending[ctx] = _Pending(None, None)
 
     def send_stateless(
-        self, message: Message, destination: Address, transport: str = "UDP"
+        self,
+        message: Message,
+        destination: Address,
+        transport: str = "UDP",
+        *,
+        local: Address | None = None,
     ) -> None:
         """Send without a transaction (ACK to 2xx, 2xx retransmission, stateless proxying)."""
-        self._process(self.layer.send_stateless(message, self._flow_to(destination, transport)))
+        flow = self._flow_to(destination, transport, local)
+        self._process(self.layer.send_stateless(message, flow))
 
     # ================================================================ server side
     def respond(self, transaction: ServerTransaction, response: Response) -> None:

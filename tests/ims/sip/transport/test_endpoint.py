@@ -456,3 +456,29 @@ async def test_tcp_good_message_before_a_bad_one_in_the_same_segment(
         assert b"SIP/2.0 400 " in data and b"Call-ID: bad" in data
     finally:
         writer.close()
+
+
+async def test_multi_homed_endpoint_sends_from_the_chosen_address() -> None:
+    """A P-CSCF-like endpoint on two addresses: ``local=`` picks the socket and the Via."""
+    p = SipEndpoint(timers=FAST)
+    peer = SipEndpoint(timers=FAST)
+    gm = await p.listen("udp", "127.0.2.21", 0)
+    mw = await p.listen("udp", "127.0.2.22", 0)
+    target = await peer.listen("udp", "127.0.2.23", 0)
+    seen: list[Flow] = []
+
+    def answer(ctx: ServerContext) -> None:
+        seen.append(ctx.flow)
+        ctx.respond(200)
+
+    peer.on_request(answer)
+    try:
+        for local in (gm, mw):
+            req = options(target)
+            resp = await asyncio.wait_for(p.request(req, target, local=local), 5)
+            assert resp.status == 200
+            assert req.via is not None and (req.via.host, req.via.port) == local
+        assert [f.remote for f in seen] == [gm, mw]
+    finally:
+        await p.close()
+        await peer.close()
