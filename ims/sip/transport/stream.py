@@ -7,7 +7,8 @@
 * connection reuse (§18.1.1, §18.2.2): connections are kept by remote address; a request to an
   address with an open connection (inbound or outbound) goes on it; a response goes on the
   connection its request came on (``Flow.connection``).
-* idle close: connections without traffic for ``idle_timeout`` seconds are closed.
+* idle close: connections without traffic for ``idle_timeout`` seconds are closed; at most
+  ``max_connections`` inbound connections are held (more are closed on accept).
 * errors: a refused or failed connection raises :class:`~.errors.SipTransportError` from
   :meth:`StreamTransport.connect`; the endpoint reports it to the transaction.
 
@@ -94,7 +95,8 @@ class StreamConnection(asyncio.Protocol):
         self.remote = _addr(transport.get_extra_info("peername"))
         self.local = _addr(transport.get_extra_info("sockname"))
         self.last_active = asyncio.get_running_loop().time()
-        self.owner._register(self)
+        if not self.owner._register(self):
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.last_active = asyncio.get_running_loop().time()
@@ -155,6 +157,7 @@ class StreamTransport:
         max_message_size: int = 65535,
         idle_timeout: float = 300.0,
         connect_timeout: float = 5.0,
+        max_connections: int = 4096,
     ) -> None:
         assert kind in ("TCP", "TLS")
         self.kind = kind
@@ -165,6 +168,8 @@ class StreamTransport:
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self.refused = 0
         self.local: Address | None = None
         #: source IP for outbound connections (our listening address, so that the peer's
         #: ``received`` and a §18.2.2 reconnect point at us, not at 127.0.0.1)
@@ -204,11 +209,16 @@ class StreamTransport:
             await self._server.wait_closed()
 
     # -- connections -------------------------------------------------------------------------
-    def _register(self, conn: StreamConnection) -> None:
+    def _register(self, conn: StreamConnection) -> bool:
+        if not conn.outbound and len(self.connections) >= self.max_connections:
+            self.refused += 1  # a bound on resources a peer can make us hold
+            log.info("connection refused: limit", remote=conn.remote, limit=self.max_connections)
+            return False
         self.connections[conn.id] = conn
         self.by_remote[conn.remote] = conn
         self.opened += 1
         self._arm_sweeper()
+        return True
 
     def _unregister(self, conn: StreamConnection) -> None:
         self.connections.pop(conn.id, None)

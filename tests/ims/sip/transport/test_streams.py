@@ -198,3 +198,18 @@ async def test_lossy_udp_through_filters_completes() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_inbound_connection_limit() -> None:
+    b = SipEndpoint(timers=FAST)
+    try:
+        host, port = await b.listen("tcp", HOST_B, 0)
+        b.streams["TCP"].max_connections = 2
+        conns = [await asyncio.open_connection(host, port) for _ in range(3)]
+        # the third is closed by the server
+        assert await asyncio.wait_for(conns[2][0].read(), 5) == b""
+        assert len(b.streams["TCP"].connections) == 2 and b.streams["TCP"].refused == 1
+        for _, w in conns:
+            w.close()
+    finally:
+        await b.close()
