@@ -28,10 +28,12 @@ Time is always the ``now`` argument (seconds, any monotonic origin); nothing her
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import secrets
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ims.errors import ImsError
+from ims.sip.auth import DigestServer
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response, make_response, new_tag
 from ims.sip.uri import SipUri, Uri, unescape
@@ -228,6 +230,37 @@ class BindingStore:
 #: else the challenge headers to send with a 401 (``WWW-Authenticate: Digest ...``); it may
 #: raise :class:`RegistrarError` (403 when the user may not register that AOR, §10.3 step 4).
 Authenticate = Callable[[Request, float], Sequence[tuple[str, str]] | None]
+
+
+def digest_authenticator(
+    realm: str,
+    passwords: Mapping[str, str],
+    algorithms: Sequence[str] = ("SHA-256", "MD5"),
+    *,
+    secret: bytes | None = None,
+) -> Authenticate:
+    """REGISTER authentication with :class:`ims.sip.auth.DigestServer` (RFC 7616 digest,
+    qop=auth; a 401 challenge per algorithm, most preferred first), then authorization
+    (§10.3 step 4): the authenticated user must own the AOR in To, else 403."""
+    server = DigestServer(
+        realm=realm, secret=secret or secrets.token_bytes(32), algorithms=tuple(algorithms)
+    )
+
+    def lookup(username: str, _realm: str) -> str | None:
+        return passwords.get(username)
+
+    def authenticate(request: Request, now: float) -> Sequence[tuple[str, str]] | None:
+        result = server.verify(request, now, lookup)
+        if not result.ok:
+            return server.challenge(now, stale=result.stale)
+        to = request.to
+        aor = None if to is None else aor_of(to.uri)
+        if aor is None or aor.removeprefix("sip:").split("@", 1)[0] != result.username:
+            raise RegistrarError(403, "Forbidden")
+        return None
+
+    return authenticate
+
 
 _URI_PARAMS_COMPARED = ("transport", "user", "ttl", "method", "maddr")
 

@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import tomllib
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ims.log import get_logger
-from ims.sip.auth import DigestServer
-from ims.sip.message import Request
 from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
-from ims.sip.registrar import Authenticate, BindingStore, Registrar, RegistrarError, aor_of
+from ims.sip.registrar import BindingStore, Registrar, digest_authenticator
 
 ROLE = "sip-proxy"
 HELP = "RFC 3261 stateful proxy + registrar (Record-Route, forking, digest REGISTER)"
@@ -81,29 +77,6 @@ def load_users(path: Path) -> tuple[str | None, dict[str, str]]:
         raise SystemExit(f"{path}: [users] must map names to password strings")
     realm = data.get("realm")
     return (str(realm) if realm else None), {str(k): str(v) for k, v in users.items()}
-
-
-def digest_authenticator(
-    realm: str, users: Mapping[str, str], algorithms: Sequence[str] = ("SHA-256", "MD5")
-) -> Authenticate:
-    """REGISTER authentication with ``ims.sip.auth`` (RFC 7616 digest, qop=auth), then
-    authorization (§10.3 step 4): the authenticated user must own the AOR in To (else 403)."""
-    server = DigestServer(realm=realm, secret=secrets.token_bytes(32), algorithms=tuple(algorithms))
-
-    def lookup(username: str, _realm: str) -> str | None:
-        return users.get(username)
-
-    def authenticate(request: Request, now: float) -> Sequence[tuple[str, str]] | None:
-        result = server.verify(request, now, lookup)
-        if not result.ok:
-            return server.challenge(now, stale=result.stale)
-        to = request.to
-        aor = None if to is None else aor_of(to.uri)
-        if aor is None or aor.removeprefix("sip:").split("@", 1)[0] != result.username:
-            raise RegistrarError(403, "Forbidden")
-        return None
-
-    return authenticate
 
 
 def build(args: argparse.Namespace) -> ProxyServer:
