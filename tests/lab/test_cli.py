@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -77,3 +78,29 @@ def test_up_then_call_between_processes(tmp_path: Path) -> None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
     assert up.returncode is not None
+
+
+async def test_ue_role_answers_and_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ims.media.audio import read_wav
+    from ims.media.tone import detect_tone
+    from lab import topology
+    from lab.callflow import run_call
+    from lab.orchestrator import Lab
+    from lab.roles import ue as ue_role
+
+    monkeypatch.setenv("IMSLAB_PKI", str(tmp_path / "pki"))
+    topo = topology.load(subnet=SUBNET)
+    async with Lab(topo):
+        bob = await ue_role.start(topo, "bob", audio="tone:1000", record=tmp_path / "rec")
+        try:
+            report = await run_call(topo, "alice", "sip:bob@ims-b.test", duration=1.0)
+            assert report.answered and report.caller_ok
+            for _ in range(100):
+                if list((tmp_path / "rec").glob("*.wav")):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await bob.close()
+    (wav,) = list((tmp_path / "rec").glob("*.wav"))
+    rate, pcm = read_wav(wav)
+    assert rate == 8000 and detect_tone(pcm[3200:], 440)

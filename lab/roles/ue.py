@@ -1,0 +1,110 @@
+"""``imslab run ue --name bob``: a UE that registers and answers calls until stopped.
+
+It registers through its P-CSCF (digest), re-registers before the registration lapses,
+answers every call with a tone (``--audio``) and, with ``--record DIR``, saves what it heard
+per call as ``DIR/<call-id>.wav``. A long-running callee for ``imslab call alice sip:bob@...``
+or a container running one UE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from lab import topology
+from lab.topology import Topology
+from lab.ues import user_agent
+from ue.agent import Call, UserAgent
+
+ROLE = "ue"
+HELP = "a UE: registers through its P-CSCF and answers calls (tone), until stopped"
+
+
+class RunningUe:
+    def __init__(self, ua: UserAgent, record: Path | None) -> None:
+        self.ua = ua
+        self.name = ua.config.name
+        self.record = record
+        self.answered: list[Call] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        ua.on_call = self._on_call
+        self._refresh = asyncio.ensure_future(self._reregister())
+
+    def _on_call(self, call: Call) -> None:
+        self.answered.append(call)
+        if self.record is not None:
+            task = asyncio.ensure_future(self._save(call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _save(self, call: Call) -> None:
+        await call.ended.wait()
+        assert self.record is not None
+        safe = "".join(ch if ch.isalnum() else "_" for ch in call.call_id)
+        call.save_received(self.record / f"{safe}.wav")
+
+    async def _reregister(self) -> None:
+        while True:
+            await asyncio.sleep(max(30, self.ua.config.expires - 60))
+            with contextlib.suppress(Exception):
+                await self.ua.register()
+
+    async def close(self) -> None:
+        self._refresh.cancel()
+        with contextlib.suppress(Exception):
+            await self.ua.unregister()
+        await self.ua.close()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2)
+
+
+async def start(
+    topo: Topology,
+    name: str,
+    *,
+    keying: str = "sdes",
+    audio: str = "tone:1000",
+    record: Path | None = None,
+    bind: str | None = None,
+) -> RunningUe:
+    ua = user_agent(topo, name, keying=keying, bind=bind)
+    ua.audio = audio
+    await ua.start()
+    try:
+        await ua.register()
+    except BaseException:
+        await ua.close()
+        raise
+    if record is not None:
+        record.mkdir(parents=True, exist_ok=True)
+    return RunningUe(ua, record)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    topology.add_arguments(parser)
+    parser.add_argument("--name", required=True, help="UE name in the topology ([ues])")
+    parser.add_argument("--keying", default="sdes", help="keying for calls it places/answers")
+    parser.add_argument("--audio", default="tone:1000", help="what it sends: tone:HZ or FILE.wav")
+    parser.add_argument("--record", type=Path, default=None, help="save received audio here")
+    parser.add_argument("--bind", default=None, help="bind to this address instead")
+
+
+async def run(args: argparse.Namespace) -> int:
+    running = await start(
+        topology.from_args(args),
+        args.name,
+        keying=args.keying,
+        audio=args.audio,
+        record=args.record,
+        bind=args.bind,
+    )
+    print(f"{args.name}: UE registered as {running.ua.config.aor}; ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.close()
+    return 0
