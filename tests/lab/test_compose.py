@@ -46,7 +46,7 @@ def test_committed_file_is_the_rendering() -> None:
 def test_every_service_command_resolves() -> None:
     services = _services_from_file()
     topo = topology.load()
-    assert set(services) == set(topo.elements) | {"ues"}
+    assert set(services) == set(topo.elements) | {"bob", "call"}
     parser = build_parser()
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "COPY lab ./lab" in dockerfile and "WORKDIR /opt/imslab" in dockerfile
@@ -61,9 +61,14 @@ def test_every_service_command_resolves() -> None:
         loaded = topology.load(local_config, subnet=args.subnet, net_offset=args.net_offset)
         address = svc["networks"]["imslab"]["ipv4_address"]  # type: ignore[index]
         assert address.startswith(compose.SUBNET + ".")
-        if name == "ues":
+        if name == "call":
             assert args.command == "call" and args.caller in loaded.ues
-            assert args.callee in loaded.ues and args.bind == address
+            assert loaded.ue_for_identity(args.callee) is not None
+            assert loaded.ue(args.caller).address == address
+            continue
+        if name in loaded.ues:
+            assert args.command == "run" and args.role == "ue" and args.name == name
+            assert loaded.ue(name).address == address
             continue
         assert args.command == "run" and args.name == name
         element = loaded.element(name)

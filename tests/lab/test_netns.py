@@ -57,3 +57,32 @@ async def test_call_with_every_element_in_its_own_namespace(
             )
             assert res.returncode == 0, res.stdout + res.stderr
             assert "callee heard the caller: True" in res.stdout
+        # the compose layout exactly: bob as a long-running `imslab run ue`, alice calls his AOR
+        bob_cmd = [sys.executable, "-m", "lab.cli", "run", "ue", "--name", "bob"]
+        bob = subprocess.Popen(
+            namespaces.wrap("bob", [*bob_cmd, "--subnet", SUBNET]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        try:
+            assert bob.stdout is not None
+            assert "ready" in bob.stdout.readline()
+            cmd = [sys.executable, "-m", "lab.cli", "call", "alice", "sip:bob@ims-b.test"]
+            res = subprocess.run(
+                namespaces.wrap("alice", [*cmd, "--subnet", SUBNET, "--duration", "1"]),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=dict(os.environ),
+            )
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "caller heard the callee: True" in res.stdout
+        finally:
+            bob.terminate()
+            try:
+                bob.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                bob.kill()
+                bob.wait()
