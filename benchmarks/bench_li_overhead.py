@@ -1,0 +1,431 @@
+"""What lawful interception costs the network: P-CSCF calls/s and anchor packets/s.
+
+1. **Calls/s through the P-CSCF** (real calls, in-process lab on 127.0.81.0/24): alice and carol
+   both register at ``pcscf-a`` (carol as a roamer with the home P-CSCF) and call bob back to
+   back, ``--calls`` calls in ``--concurrency`` parallel streams, no media beyond call set-up.
+   Three runs: no POI, POIs attached with no task, POIs with a task on alice who makes 10 % of
+   the calls (IRI-POIs on pcscf-a and scscf-a exporting X2 to a real LEMF over TCP, CC-POI on
+   anchor-a). Reported: calls/s and the ratio task/no-POI (target >= 0.9).
+2. **IRI-POI hook alone**: SIP messages/s through ``IriPoi.hook`` on the messages of real calls
+   (recorded from the P-CSCF), 10 % of calls targeted vs no task.
+3. **Anchor packets/s**: one anchor session, ``--packets`` RTP packets (200 bytes) sent as fast
+   as the relay forwards them, without and with an armed CC-POI exporting every packet as X3
+   to a real LEMF.
+
+Run: ``.venv/bin/python benchmarks/bench_li_overhead.py`` (about a minute). Every loop is
+bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from lab import topology
+from lab.orchestrator import Lab
+from lab.ues import user_agent
+from li.keys import OperatorKeyPolicy
+from li.poi.cc import AnchorCcPoi, CcRecord
+from li.poi.iri import CcTrigger, IriPoi, IriRecord, PoiTask
+from li.targets import Side, TargetKind
+from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
+from li.x2x3.pdu import MatchedTargetIdentifier, address_attributes
+
+SUBNET = "127.0.81"  # matrix/benchmark range: never collides with the test suite (127.0.8)
+LEMF_HOST = "127.0.81.250"
+
+
+def lab_topology() -> topology.Topology:
+    topo = topology.load(subnet=SUBNET)
+    ues = dict(topo.ues)
+    ues["carol"] = dataclasses.replace(ues["carol"], pcscf="pcscf-a")
+    return dataclasses.replace(topo, ues=ues)
+
+
+_LEMF_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from li.lemf.receiver import LemfServer
+async def main():
+    async with LemfServer(Path(sys.argv[1]), host=sys.argv[2]) as lemf:
+        print(lemf.port, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+
+class ExternalLemf:
+    """The LEMF in its own process, as at an agency: its work must not be timed as ours."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> ExternalLemf:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _LEMF_SCRIPT,
+            str(self.out),
+            LEMF_HOST,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
+        self.port = int(line)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 20)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class LiSide:
+    """POIs of operator A exporting to a real LEMF (like the matrix, without X1)."""
+
+    def __init__(self, lab: Lab, work: Path, lemf: ExternalLemf) -> None:
+        self.lab, self.work, self.lemf = lab, work, lemf
+        self.did = uuid.uuid4()
+        self.exporters: list[X2X3Exporter] = []
+        self.pois: list[IriPoi] = []
+        self.removers: list[Any] = []
+        self.records = 0
+
+    async def attach(self) -> None:
+        topo = self.lab.topology
+        dest = DeliveryDestination(did=self.did, host=LEMF_HOST, port=self.lemf.port)
+        anchor_exp = X2X3Exporter(self.work / "spool-anchor", nf_id="anchor-a")
+        anchor_exp.add_destination(dest)
+        await anchor_exp.start()
+        self.exporters.append(anchor_exp)
+
+        def cc_emit(r: CcRecord) -> None:
+            anchor_exp.send_x3(
+                xid=r.xid,
+                correlation_id=r.correlation_id,
+                payload=r.data,
+                direction=int(r.direction),
+                attributes=address_attributes(r.src, r.dst),
+            )
+
+        cc = AnchorCcPoi(element="anchor-a", emit=cc_emit)
+        self.removers.append(self.lab.elements["anchor-a"].anchor.hooks.add(cc.hook(time.time)))
+        for i, name in enumerate(("pcscf-a", "scscf-a")):
+            exp = X2X3Exporter(self.work / f"spool-{name}", nf_id=name)
+            exp.add_destination(dest)
+            await exp.start()
+            self.exporters.append(exp)
+
+            def emit(r: IriRecord, exp: X2X3Exporter = exp) -> None:
+                self.records += 1
+                if r.sip and r.src and r.dst:
+                    exp.send_x2(
+                        xid=r.xid,
+                        correlation_id=r.correlation_id,
+                        payload=r.sip,
+                        direction=int(r.direction),
+                        attributes=address_attributes(r.src, r.dst)
+                        + (MatchedTargetIdentifier(value=r.matched),),
+                    )
+
+            el = topo.elements[name]
+            poi = IriPoi(
+                element=name,
+                address=(el.address, el.sip_port),
+                emit=emit,
+                trigger_cc=cc.trigger if i == 0 else None,
+                extract_keys=OperatorKeyPolicy(),
+            )
+            self.removers.append(self.lab.elements[name].sip_hooks.add(poi.hook(time.time)))
+            self.pois.append(poi)
+
+    def task(self, aor: str) -> None:
+        t = PoiTask(xid=uuid.uuid4(), targets=((TargetKind.SIP_URI, aor),))
+        for exp in self.exporters:
+            exp.bind_task(t.xid, [self.did])
+        for poi in self.pois:
+            poi.activate(t, time.time())
+
+    async def detach(self) -> None:
+        for r in self.removers:
+            r()
+        for exp in self.exporters:
+            await exp.drain(timeout=30)
+            await exp.close()
+
+
+async def calls_per_second(mode: str, n_calls: int, concurrency: int, work: Path) -> dict[str, Any]:
+    topo = lab_topology()
+    async with Lab(topo) as lab, ExternalLemf(work / f"lemf-{mode}") as lemf:
+        li = LiSide(lab, work / mode, lemf)
+        if mode != "no-poi":
+            await li.attach()
+        if mode == "task-10pct":
+            li.task("sip:alice@ims-a.test")
+        ues = {n: user_agent(topo, n) for n in ("alice", "carol", "bob")}
+        for ua in ues.values():
+            ua.audio = "silence"
+            await ua.start()
+            await ua.register()
+        bob_aor = "sip:bob@ims-b.test"
+        done = 0
+        failures = 0
+        counter = iter(range(n_calls))
+
+        async def worker() -> None:
+            nonlocal done, failures
+            for i in counter:
+                caller = "alice" if i % 10 == 0 else "carol"  # 10 % of calls by the target
+                try:
+                    call = await ues[caller].call(bob_aor, audio="silence")
+                    await call.hangup()
+                    done += 1
+                except Exception:  # a failed call is counted, never retried
+                    failures += 1
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        async with asyncio.timeout(300):
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        for ua in ues.values():
+            await ua.close()
+        if mode != "no-poi":
+            await li.detach()
+        return {
+            "mode": mode,
+            "calls": done,
+            "failed": failures,
+            "seconds": round(elapsed, 2),
+            "calls_per_s": round(done / elapsed, 1),
+            # the whole lab runs in this process: CPU seconds per call is what the network
+            # spends, and it does not move when other jobs share the machine
+            "calls_per_cpu_s": round(done / cpu, 1),
+            "iri_records": li.records,
+        }
+
+
+def hook_rate(n_calls: int) -> dict[str, Any]:
+    """IriPoi.hook alone on real-shaped messages of n calls (in and out of the P-CSCF)."""
+    from ims.sip import parse_message
+    from tests.li.poi.sipmsgs import call as call_msgs
+
+    events = []
+    for i in range(n_calls):
+        caller = "alice@ims-a.test" if i % 10 == 0 else "carol@ims-a.test"
+        for raw, by_caller in call_msgs(f"bench-{i}", caller=caller):
+            for direction in ("in", "out"):
+                peer = ("127.0.8.1", 5060) if by_caller else ("127.0.8.3", 5060)
+                events.append(_Event(direction, peer, raw, parse_message(raw)))
+    out: dict[str, Any] = {"messages": len(events)}
+    for mode in ("no-task", "task-10pct"):
+        sink: list[IriRecord] = []
+        cc: list[CcTrigger] = []
+        poi = IriPoi(
+            element="pcscf-a",
+            address=("127.0.8.10", 5060),
+            emit=sink.append,
+            trigger_cc=cc.append,
+            extract_keys=OperatorKeyPolicy(),
+        )
+        if mode == "task-10pct":
+            poi.activate(
+                PoiTask(xid=uuid.uuid4(), targets=((TargetKind.SIP_URI, "sip:alice@ims-a.test"),)),
+                0.0,
+            )
+        hook = poi.hook(time.time)
+        t0 = time.perf_counter()
+        for ev in events:
+            hook(ev)
+        dt = time.perf_counter() - t0
+        out[mode] = {"msgs_per_s": round(len(events) / dt), "records": len(sink)}
+    out["ratio"] = round(out["task-10pct"]["msgs_per_s"] / out["no-task"]["msgs_per_s"], 3)
+    return out
+
+
+@dataclasses.dataclass
+class _Event:
+    """Shaped like proxies.hooks.SipMessageEvent (raw bytes only on incoming messages)."""
+
+    direction: str
+    peer: tuple[str, int]
+    wire: bytes
+    message: Any
+
+    @property
+    def raw(self) -> bytes | None:
+        return self.wire if self.direction == "in" else None
+
+
+async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
+    from proxies.media_anchor import MediaAnchor
+
+    results: dict[str, Any] = {}
+    for mode in ("no-tap", "cc-tap-memory", "cc-tap"):
+        anchor = MediaAnchor("anchor-a", "127.0.81.12", ports=(31000, 31999))
+        alloc = await anchor.allocate("bench-call", 0)
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.81.111", 0))
+        rx.setblocking(False)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.bind(("127.0.81.101", 0))
+        await anchor.set_remote("bench-call", 0, "core", rx.getsockname())
+        await anchor.set_remote("bench-call", 0, "access", tx.getsockname())
+        exp = None
+        lemf = None
+        if mode == "cc-tap":
+            lemf = ExternalLemf(work / "lemf-anchor")
+            await lemf.__aenter__()
+            did, xid = uuid.uuid4(), uuid.uuid4()
+            exp = X2X3Exporter(work / "spool-anchor-bench", nf_id="anchor-a")
+            exp.add_destination(DeliveryDestination(did=did, host=LEMF_HOST, port=lemf.port))
+            exp.bind_task(xid, [did])
+            await exp.start()
+            the_exp = exp
+
+            def emit(r: CcRecord, the_exp: X2X3Exporter = the_exp) -> None:
+                the_exp.send_x3(
+                    xid=r.xid,
+                    correlation_id=r.correlation_id,
+                    payload=r.data,
+                    direction=int(r.direction),
+                    attributes=address_attributes(r.src, r.dst),
+                )
+
+            cc = AnchorCcPoi(element="anchor-a", emit=emit)
+            cc.trigger(
+                CcTrigger(
+                    xid=xid,
+                    correlation_id=1,
+                    call_id="bench-call",
+                    target_identities=frozenset(),
+                    target_side=Side.ORIGINATING,
+                )
+            )
+            anchor.hooks.add(cc.hook(time.time))
+        if mode == "cc-tap-memory":  # the CC-POI alone: records kept in memory (bounded run)
+            kept: list[CcRecord] = []
+            mem = AnchorCcPoi(element="anchor-a", emit=kept.append)
+            mem.trigger(
+                CcTrigger(
+                    xid=uuid.uuid4(),
+                    correlation_id=1,
+                    call_id="bench-call",
+                    target_identities=frozenset(),
+                    target_side=Side.ORIGINATING,
+                )
+            )
+            anchor.hooks.add(mem.hook(time.time))
+        pkt = bytes([0x80, 0]) + bytes(198)
+        loop = asyncio.get_running_loop()
+        received = 0
+        t0, c0 = time.perf_counter(), time.process_time()
+        sent = 0
+        async with asyncio.timeout(120):
+            while received < n_packets:
+                # keep a bounded window in flight so the relay, not the socket buffer, is timed
+                while sent - received < 64 and sent < n_packets + 1000:
+                    tx.sendto(pkt, alloc.access)
+                    sent += 1
+                try:
+                    await asyncio.wait_for(loop.sock_recv(rx, 2048), 0.5)
+                    received += 1
+                except TimeoutError:
+                    if sent >= n_packets + 1000:
+                        break
+                    sent = received  # lost in flight: refill the window
+        dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        results[mode] = {
+            "packets": received,
+            "seconds": round(dt, 2),
+            "pps": round(received / dt),
+            "packets_per_cpu_s": round(received / cpu),
+        }
+        if exp is not None:
+            await exp.drain(timeout=60)
+            await exp.close()
+        if lemf is not None:
+            await lemf.__aexit__(None, None, None)
+        tx.close()
+        rx.close()
+        await anchor.close()
+    results["ratio"] = round(
+        results["cc-tap"]["packets_per_cpu_s"] / results["no-tap"]["packets_per_cpu_s"], 3
+    )
+    results["ratio_poi_only"] = round(
+        results["cc-tap-memory"]["packets_per_cpu_s"] / results["no-tap"]["packets_per_cpu_s"], 3
+    )
+    return results
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--calls", type=int, default=60)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--packets", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("IMSLAB_PKI", str(work / "pki"))
+        report: dict[str, Any] = {"hook": hook_rate(2000)}
+        print(json.dumps(report["hook"]), flush=True)
+        # interleaved rounds, median per mode: the machine is shared, drift hits every mode
+        modes = ("no-poi", "no-task", "task-10pct")
+        per_mode: dict[str, list[float]] = {m: [] for m in modes}
+        runs = []
+        for round_no in range(args.rounds):
+            for mode in modes:
+                r = await calls_per_second(
+                    mode, args.calls, args.concurrency, work / f"r{round_no}"
+                )
+                r["round"] = round_no
+                print(json.dumps(r), flush=True)
+                runs.append(r)
+                per_mode[mode].append(r["calls_per_cpu_s"])
+                await asyncio.sleep(0.5)  # let the closed lab's sockets go
+        median = {m: statistics.median(v) for m, v in per_mode.items()}
+        report["calls"] = runs
+        report["calls_per_s_median"] = median
+        report["calls_ratio_task_vs_no_poi"] = round(median["task-10pct"] / median["no-poi"], 3)
+        report["calls_ratio_no_task_vs_no_poi"] = round(median["no-task"] / median["no-poi"], 3)
+        report["anchor"] = await anchor_pps(args.packets, work)
+        print(json.dumps(report["anchor"]), flush=True)
+        print(
+            json.dumps(
+                {
+                    "calls_per_cpu_s_median": report["calls_per_s_median"],
+                    "calls_ratio_task_vs_no_poi": report["calls_ratio_task_vs_no_poi"],
+                    "calls_ratio_no_task_vs_no_poi": report["calls_ratio_no_task_vs_no_poi"],
+                    "anchor_ratio": report["anchor"]["ratio"],
+                    "anchor_ratio_poi_only": report["anchor"]["ratio_poi_only"],
+                    "hook_ratio": report["hook"]["ratio"],
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
