@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
+import socket
 import shutil
 import subprocess
 import uuid
@@ -27,8 +29,18 @@ from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
-BARESIP_HOST, BARESIP_PORT = "127.0.4.20", 5070
-US = "127.0.4.21"
+# Addresses and ports are drawn at random inside 127.0.4.0/24 so that two runs of the suite on
+# one machine (several developers at once) do not answer each other's INVITEs.
+_RNG = random.Random()
+BARESIP_HOST = f"127.0.4.{_RNG.randrange(20, 120)}"
+US = f"127.0.4.{_RNG.randrange(120, 220)}"
+
+
+def _free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
 
 CONFIG = """poll_method\t\tepoll
 sip_listen\t\t{host}:{port}
@@ -44,7 +56,7 @@ module\t\t\tsrtp.so
 module\t\t\tsndfile.so
 module\t\t\taccount.so
 snd_path\t\t{dir}
-rtp_ports\t\t10100-10140
+rtp_ports\t\t{rtp_lo}-{rtp_hi}
 """
 
 
@@ -89,8 +101,17 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
     else:
         with WavWriter(wav) as w:
             w.write(ToneSource(440).read(8000 * 6))
+    sip_port = _free_udp_port(BARESIP_HOST)
+    rtp_lo = _RNG.randrange(11000, 19000, 2)
     (tmp_path / "config").write_text(
-        CONFIG.format(host=BARESIP_HOST, port=BARESIP_PORT, wav=wav, dir=tmp_path)
+        CONFIG.format(
+            host=BARESIP_HOST,
+            port=sip_port,
+            wav=wav,
+            dir=tmp_path,
+            rtp_lo=rtp_lo,
+            rtp_hi=rtp_lo + 40,
+        )
     )
     (tmp_path / "accounts").write_text(
         f"<sip:bob@{BARESIP_HOST}>;regint=0;answermode=auto;mediaenc=srtp-mand;audio_codecs=pcmu\n"
@@ -117,10 +138,10 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
             session_id=int.from_bytes(os.urandom(3), "big"),
         )
         call_id = f"{uuid.uuid4().hex}@{US}"
-        uri = f"sip:bob@{BARESIP_HOST}:{BARESIP_PORT}"
+        uri = f"sip:bob@{BARESIP_HOST}:{sip_port}"
         sip_tr.sendto(
             _request("INVITE", uri, 1, call_id, "", offer.encode(), port),
-            (BARESIP_HOST, BARESIP_PORT),
+            (BARESIP_HOST, sip_port),
         )
         async with asyncio.timeout(10):
             while True:
@@ -140,7 +161,7 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
         ack_uri = contact.group(1).decode()
         sip_tr.sendto(
             _request("ACK", ack_uri, 1, call_id, to_tag.group(1).decode(), b"", port),
-            (BARESIP_HOST, BARESIP_PORT),
+            (BARESIP_HOST, sip_port),
         )
         # the offer had to carry our port before the keys were agreed: attach SRTP now
         media.set_keys(stream.sdes.tx, stream.sdes.rx)
@@ -150,7 +171,7 @@ async def test_srtp_call_with_baresip(tmp_path: Path, suite: str) -> None:
         await asyncio.sleep(0.3)
         sip_tr.sendto(
             _request("BYE", ack_uri, 2, call_id, to_tag.group(1).decode(), b"", port),
-            (BARESIP_HOST, BARESIP_PORT),
+            (BARESIP_HOST, sip_port),
         )
         await media.stop()
         stats = media.snapshot()
