@@ -11,8 +11,8 @@ import asyncio
 import os
 import random
 import re
-import socket
 import shutil
+import socket
 import subprocess
 import uuid
 import wave
