@@ -30,6 +30,7 @@ from enum import IntEnum
 from typing import TypeVar
 
 from ims.buffer import Buffer
+from ims.errors import EncodeError
 from ims.mikey.constants import (
     CertType,
     DataType,
@@ -153,8 +154,6 @@ class KemacPayload:
         buf.push_bytes(self.encr_data)
         buf.push_uint8(self.mac_alg)
         if len(self.mac) != MAC_LENGTHS[self.mac_alg]:
-            from ims.errors import EncodeError
-
             raise EncodeError(f"MAC of {len(self.mac)} bytes for {self.mac_alg.name}")
         buf.push_bytes(self.mac)
 
@@ -177,8 +176,6 @@ class PkePayload:
 
     def encode_body(self, buf: Buffer) -> None:
         if len(self.data) >= 1 << 14:
-            from ims.errors import EncodeError
-
             raise EncodeError("PKE data longer than 14 bits can say")
         buf.push_uint16((self.cache << 14) | len(self.data))
         buf.push_bytes(self.data)
@@ -202,8 +199,6 @@ class DhPayload:
 
     def encode_body(self, buf: Buffer) -> None:
         if len(self.value) != DH_VALUE_LENGTHS[self.group]:
-            from ims.errors import EncodeError
-
             raise EncodeError(f"DH value of {len(self.value)} bytes for {self.group.name}")
         buf.push_uint8(self.group)
         buf.push_bytes(self.value)
@@ -238,8 +233,6 @@ class SignPayload:
 
     def encode_body(self, buf: Buffer) -> None:
         if len(self.signature) >= 1 << 12:
-            from ims.errors import EncodeError
-
             raise EncodeError("signature longer than 12 bits can say")
         buf.push_uint16((self.sign_type << 12) | len(self.signature))
         buf.push_bytes(self.signature)
@@ -456,8 +449,6 @@ class KeyDataPayload:
         if (self.salt is not None) != (
             self.key_type in (KeyDataType.TGK_SALT, KeyDataType.TEK_SALT)
         ):
-            from ims.errors import EncodeError
-
             raise EncodeError(f"salt presence does not match key type {self.key_type.name}")
         buf.push_uint8((self.key_type << 4) | (self.kv_type & 0x0F))
         buf.push_uint16(len(self.key))
