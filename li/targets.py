@@ -28,10 +28,10 @@ To). The functions take strings; :func:`identities_of` also accepts any URI obje
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import unquote
 
 from ims.errors import ImsError

@@ -89,14 +89,39 @@ def test_tshark_decodes_x2_x3(run: Run) -> None:
     tshark = require_tool("tshark")
     xid_dirs = list((run.work / "lemf").glob("*/*/x2x3.pcap"))
     sdes = run.results["sdes/home"]
-    pcap = next(p for p in xid_dirs if p.parent.joinpath("summary.json").exists()
-                and json.loads(p.parent.joinpath("summary.json").read_text()).get("call_id")
-                and Path(sdes.wavs["from-target"]).parent == p.parent)
+    pcap = next(
+        p
+        for p in xid_dirs
+        if p.parent.joinpath("summary.json").exists()
+        and json.loads(p.parent.joinpath("summary.json").read_text()).get("call_id")
+        and Path(sdes.wavs["from-target"]).parent == p.parent
+    )
     out = subprocess.run(
-        [tshark, "-r", str(pcap), "-d", f"tcp.port=={run.lemf_port},5gli", "-E", "occurrence=f",
-         "-T", "fields", "-e", "li5g.type", "-e", "li5g.pf", "-e", "sip.Method",
-         "-e", "sdp.crypto.crypto_suite", "-e", "rtp.ssrc"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            tshark,
+            "-r",
+            str(pcap),
+            "-d",
+            f"tcp.port=={run.lemf_port},5gli",
+            "-E",
+            "occurrence=f",
+            "-T",
+            "fields",
+            "-e",
+            "li5g.type",
+            "-e",
+            "li5g.pf",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sdp.crypto.crypto_suite",
+            "-e",
+            "rtp.ssrc",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.splitlines()
     rows = [line.split("\t") for line in out if line.strip()]
     assert any(r[0] == "1" and r[2] == "INVITE" for r in rows)  # X2 with the SIP INVITE

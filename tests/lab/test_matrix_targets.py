@@ -19,11 +19,11 @@ import pytest
 from lab import topology
 from lab.orchestrator import Lab
 from lab.ues import user_agent
-from ue.agent import UserAgent
 from li.keys import OperatorKeyPolicy
 from li.poi.cc import AnchorCcPoi, CcRecord
 from li.poi.iri import IriPoi, IriRecord, PoiTask
 from li.targets import TargetKind
+from ue.agent import UserAgent
 
 N = 3
 
