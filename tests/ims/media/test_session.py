@@ -201,3 +201,32 @@ async def test_default_loop_transport_gets_small_max_size() -> None:
     assert a._rtp is not None and a._rtp.transport is not None
     assert getattr(a._rtp.transport, "max_size", 2048) == 2048
     await a.stop()
+
+
+async def test_reordered_and_lost_packets_are_played_in_order() -> None:
+    from ims.media.g711 import ulaw_decode, ulaw_encode
+    from ims.media.rtp import RtpPacket, encode_rtp
+
+    sink = BufferSink()
+    s = await MediaSession.create(HOST, sink=sink, reorder_depth=3)
+    frames = [ulaw_encode(ToneSource(300 + 100 * i).read(160)) for i in range(10)]
+
+    def pkt(i: int) -> bytes:
+        return encode_rtp(
+            RtpPacket(
+                payload_type=0,
+                sequence_number=65530 + i,
+                timestamp=i * 160,
+                ssrc=5,
+                payload=frames[i],
+            )
+        )
+
+    for i in (0, 2, 1, 3, 5, 4, 6, 8, 9):  # 7 is lost; the sequence number wraps after 5
+        s._on_rtp(pkt(i), ("127.0.4.9", 1))
+    s._on_rtp(pkt(4), ("127.0.4.9", 1))  # duplicate
+    await s.stop()
+    expected = b"".join(ulaw_decode(f) if i != 7 else bytes(320) for i, f in enumerate(frames))
+    assert sink.pcm == expected
+    st_ = s.snapshot()
+    assert (st_.received, st_.lost, st_.duplicates) == (9, 1, 1)
