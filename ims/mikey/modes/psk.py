@@ -13,8 +13,9 @@ R_MESSAGE = HDR(data type 1), T, [IDr], V                  (only when the V flag
   timestamp (the same as the one that was included in the Initiator's message), and the two
   parties identities"; the exact §5.2 layout follows the mykey crate's reading of §5.2.
   minisip leaves IDi || IDr out (not interoperable with it for V; see docs/mikey.md).
-* The responder checks the timestamp window and replay cache (§5.4), then the MAC: a wrong PSK
-  is answered with an Error message carrying ``Invalid MAC`` (§6.12, error 3).
+* The responder checks the MAC first (a wrong PSK is answered with an Error message carrying
+  ``Invalid MAC``, §6.12 error 3), then the timestamp window and the replay cache (§5.4,
+  ``Invalid TS``), so that a forged T is reported as a forgery.
 """
 
 from __future__ import annotations
