@@ -138,6 +138,9 @@ class HomeServer(SipProxy):
         domain = self.target_domain(request)
         if domain == self.domain:
             return self._terminating(request)
+        if not originating:
+            # neither ours nor sent by one of our users: this element is no open relay
+            return make_response(request, 403, "Not an originating request for this network")
         peer = self.peers.get(domain or "")
         if peer is None:
             return make_response(request, 404, "No route to the target domain")

@@ -271,3 +271,20 @@ async def test_mikey_key_mgmt_crosses_the_network_untouched(lab: Lab) -> None:
     got = [ln for ln in incoming.invite.body.decode().splitlines() if "key-mgmt" in ln]
     assert sent and sent == got
     assert incoming.detect_tone(440) and call.detect_tone(1000)
+
+
+async def test_scscf_is_no_open_relay(lab: Lab) -> None:
+    """A request that bypasses the P-CSCF (no `orig` Service-Route) is not routed onwards."""
+    import dataclasses
+
+    from lab.ues import ue_config
+    from ue.agent import CallFailed, UserAgent
+
+    topo = lab.topology
+    scscf = topo.element("scscf-a")
+    cfg = dataclasses.replace(ue_config(topo, "alice"), proxy=(scscf.address, scscf.sip_port))
+    async with UserAgent(cfg) as rogue, user_agent(topo, "bob") as bob:
+        await bob.register()
+        with pytest.raises(CallFailed) as info:
+            await rogue.call("sip:bob@ims-b.test")
+        assert info.value.status == 403
