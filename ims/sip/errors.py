@@ -26,7 +26,8 @@ class SipParseError(DecodeError):
 
     ``status_hint``: the response status to send back for a request (400, 413, 416, 505, 513).
     ``header``: the header field (canonical name) where it failed, when known.
-    ``offset``: byte offset into the message (or character offset in a value), when known.
+    ``offset``: byte offset into the message (of the start line, or of the header line, or of
+    the failing character inside a header value when that is known: ``column``), when known.
     """
 
     def __init__(
@@ -40,6 +41,8 @@ class SipParseError(DecodeError):
         super().__init__(message, offset=offset)
         self.status_hint = status_hint
         self.header = header
+        #: position inside the (unfolded) header value where parsing stopped, when known
+        self.column: int | None = None
         #: StreamParser.feed: complete messages framed in the same call before the error
         self.messages: list[Request | Response] = []
 

@@ -186,17 +186,37 @@ def _validate(msg: Message) -> None:
 
 
 def _with_location(exc: SipParseError, head: bytes, base: int) -> SipParseError:
-    """Point an error raised on a header value at that header's line."""
+    """Point an error raised on a header value at that header's line (and at the failing
+    character when the value parser said where, ``column``, and the line is not folded)."""
     if exc.header is not None and exc.offset is None:
         key = header_key(exc.header)
         pos = 0
-        for line in head.split(b"\r\n"):
+        lines = head.split(b"\r\n")
+        for i, line in enumerate(lines):
             name = line.split(b":", 1)[0].strip(b" \t").decode("utf-8", "replace")
             if line[:1] not in (b" ", b"\t") and pos and header_key(name) == key:
                 exc.offset = base + pos
+                folded = i + 1 < len(lines) and lines[i + 1][:1] in (b" ", b"\t")
+                colon = line.find(b":")
+                if exc.column is not None and colon >= 0 and not folded:
+                    start = colon + 1
+                    while start < len(line) and line[start] in (32, 9):
+                        start += 1
+                    value = line[start:].decode("utf-8", "replace")
+                    exc.offset += start + len(value[: exc.column].encode("utf-8"))
                 break
             pos += len(line) + 2
     return exc
+
+
+def _validate_values(msg: Message) -> None:
+    """_validate, with value-relative error offsets turned into ``column``."""
+    try:
+        _validate(msg)
+    except SipParseError as exc:
+        if exc.offset is not None:
+            exc.column, exc.offset = exc.offset, None
+        raise
 
 
 def _skip_crlf(data: bytes | bytearray, pos: int) -> int:
@@ -233,7 +253,7 @@ def parse_message(data: bytes, *, validate: bool = True) -> Request | Response:
             body = data[body_start : body_start + clen]
         msg = _build(start_line, fields, bytes(body), start)
         if validate:
-            _validate(msg)
+            _validate_values(msg)
     except SipParseError as exc:
         raise _with_location(exc, head, start) from None
     return msg  # type: ignore[return-value]
@@ -344,7 +364,7 @@ class StreamParser:
         try:
             msg = _build(start_line, fields, body, 0)
             if self.validate:
-                _validate(msg)
+                _validate_values(msg)
         except SipParseError as exc:
             raise _with_location(exc, head, 0) from None
         return msg  # type: ignore[return-value]

@@ -258,3 +258,15 @@ def test_typed_cache_namespaces_and_invalidation() -> None:
     assert msg.contact_star and msg.contacts == []  # mutation dropped the cached value
     msg.headers.insert_first("Via", "SIP/2.0/TCP 127.0.1.9;branch=z9hG4bKtop")
     assert msg.via is not None and msg.via.host == "127.0.1.9" and len(msg.vias) == 2
+
+
+def test_error_location_points_into_the_value() -> None:
+    data = INVITE.replace(b"branch=z9hG4bK776asdhds;rport", b"branch=z9hG4bK776asdhds;;rport")
+    with pytest.raises(SipParseError) as ei:
+        parse_message(data)
+    exc = ei.value
+    assert exc.header == "Via" and exc.column is not None
+    # the parser stopped at the second ';' (a parameter name was expected there)
+    assert exc.offset is not None and data[exc.offset : exc.offset + 6] == b";rport"
+    line_start = data.index(b"Via:")
+    assert line_start < exc.offset < data.index(b"\r\n", line_start)
