@@ -155,6 +155,7 @@ def _parse(args: argparse.Namespace) -> int:
             "status": exc.status_hint,
             "header": exc.header,
             "offset": exc.offset,
+            "column": exc.column,
         }
         print(json.dumps(err, indent=indent, ensure_ascii=False))
         print(f"imslab sip parse: {exc}", file=sys.stderr)
