@@ -281,7 +281,7 @@ class Dialog:
         else:
             self.local_seq += 1
         req = self._base_request(method, self.local_seq, local, branch)
-        if method in ("INVITE", "UPDATE"):
+        if method in _TARGET_REFRESH:  # target-refresh requests carry our Contact
             req.headers.add("Contact", local.contact().encode())
         for n, v in headers:
             req.headers.add(n, v)
