@@ -11,6 +11,7 @@ about SDES and lawful interception.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from typing import Any
 
@@ -50,7 +51,16 @@ async def run(args: Any) -> bool:
     mode = "subprocess" if getattr(args, "subprocess", False) else "inprocess"
     t0 = time.monotonic()
     _step(1, f"starting the lab ({len(topo.elements)} elements, {mode})")
-    async with Lab(topo, mode=mode) as lab:
+    lab_cm = Lab(topo, mode=mode)
+    try:
+        await lab_cm.__aenter__()
+    except (OSError, RuntimeError) as exc:
+        print(f"      cannot start the lab: {exc}")
+        print("      (is another lab running on these addresses? try --net-offset 40)")
+        return False
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(lab_cm.__aexit__)
+        lab = lab_cm
         for name in lab.names:
             e = topo.elements[name]
             print(
