@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from ims.sip.errors import SipParseError
 from ims.sip.grammar import CALLID_RE, parse_delta_seconds, split_commas
 from ims.sip.headers import (
+    REGISTRY,
     AuthHeader,
     CSeq,
     HeaderKind,
@@ -115,8 +116,11 @@ class Message:
     def start_line(self) -> str:
         raise NotImplementedError
 
-    def encode(self) -> bytes:
-        """Serialise; Content-Length is (re)written to the body length in place."""
+    def encode(self, *, compact: bool = False) -> bytes:
+        """Serialise; Content-Length is (re)written to the body length in place.
+
+        ``compact=True`` writes the compact form of every header that has one (``v:``,
+        ``f:``, ``i:``...; RFC 3261 §7.3.3), e.g. to keep a UDP datagram under the MTU."""
         lines = [self.start_line(), "\r\n"]
         clen = str(len(self.body))
         seen = False
@@ -126,9 +130,11 @@ class Message:
                     continue
                 seen = True
                 value = clen
+            if compact:
+                name = _COMPACT.get(key, name)
             lines += [name, ": ", value, "\r\n"]
         if not seen:
-            lines += ["Content-Length: ", clen, "\r\n"]
+            lines += ["l: " if compact else "Content-Length: ", clen, "\r\n"]
         lines.append("\r\n")
         return "".join(lines).encode("utf-8", "surrogateescape") + self.body
 
@@ -303,6 +309,7 @@ class Message:
 
 
 _MISSING = object()
+_COMPACT = {key: d.compact for key, d in REGISTRY.items() if d.compact}
 
 
 def _parse_max_forwards(raw: str) -> int:

@@ -270,3 +270,14 @@ def test_error_location_points_into_the_value() -> None:
     assert exc.offset is not None and data[exc.offset : exc.offset + 6] == b";rport"
     line_start = data.index(b"Via:")
     assert line_start < exc.offset < data.index(b"\r\n", line_start)
+
+
+def test_compact_encoding() -> None:
+    msg = parse_message(INVITE)
+    small = msg.encode(compact=True)
+    assert len(small) < len(INVITE)
+    assert b"\r\nv: SIP/2.0/UDP" in small and b"\r\nl: " in small and b"\r\nf: Alice" in small
+    again = parse_message(small)
+    assert again.vias == msg.vias and again.from_ == msg.from_ and again.body == msg.body
+    assert again.headers.get("X-Unknown") == "keep me, exactly"
+    assert again.encode() != INVITE and msg.encode() == INVITE
