@@ -83,6 +83,14 @@ class Machine:
     def __init__(self) -> None:
         self.state = State.IDLE
 
+    def expect(self, state: State) -> None:
+        """Refuse an API call made in the wrong state (e.g. a response before ``initiate``)."""
+        if self.state is not state:
+            raise MikeyError(
+                f"not allowed in state {self.state.name} (expected {state.name})",
+                mikey_error=ErrorNo.UNSPECIFIED,
+            )
+
     def fire(self, inp: Input) -> None:
         nxt = TRANSITIONS.get((self.state, inp))
         if nxt is None:

@@ -34,6 +34,7 @@ from ims.mikey.modes.base import (
     Machine,
     ResponderBase,
     ResponderReply,
+    State,
     build_cs_map,
     build_sps,
     decode_checked,
@@ -129,6 +130,7 @@ class DhInitiator:
         return data
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
+        self.machine.expect(State.WAIT_RESPONSE)
         try:
             msg = decode_checked(data, DataType.DH_RESP)
             if msg.hdr.csb_id != self.csb_id:

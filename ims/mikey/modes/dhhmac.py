@@ -29,6 +29,7 @@ from ims.mikey.modes.base import (
     Machine,
     ResponderBase,
     ResponderReply,
+    State,
     build_cs_map,
     build_sps,
     decode_checked,
@@ -120,6 +121,7 @@ class DhHmacInitiator:
         return _seal(hdr, payloads, self._auth)
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
+        self.machine.expect(State.WAIT_RESPONSE)
         try:
             msg = decode_checked(data, DataType.DHHMAC_RESP)
             if msg.hdr.csb_id != self.csb_id:

@@ -61,6 +61,7 @@ from ims.mikey.modes.base import (
     Machine,
     ResponderBase,
     ResponderReply,
+    State,
     build_cs_map,
     build_sps,
     decode_checked,
@@ -203,6 +204,7 @@ class PkeInitiator:
         return data
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
+        self.machine.expect(State.WAIT_RESPONSE)
         try:
             msg = decode_checked(data, DataType.PK_RESP)
             if msg.hdr.csb_id != self.csb_id:

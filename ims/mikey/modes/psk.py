@@ -35,6 +35,7 @@ from ims.mikey.modes.base import (
     Machine,
     ResponderBase,
     ResponderReply,
+    State,
     build_cs_map,
     build_sps,
     decode_checked,
@@ -242,6 +243,7 @@ class PskInitiator:
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
         """Check the R_MESSAGE (V payload); raises MikeyError / MikeyDecodeError."""
+        self.machine.expect(State.WAIT_RESPONSE)
         try:
             msg = decode_checked(data, DataType.PSK_RESP)
             if msg.hdr.csb_id != self.csb_id:

@@ -50,6 +50,7 @@ from ims.mikey.modes.base import (
     Machine,
     ResponderBase,
     ResponderReply,
+    State,
     build_cs_map,
     build_sps,
     decode_checked,
@@ -130,6 +131,7 @@ class RsaRInitiator:
         return signed_message(hdr, payloads, self.credentials, self.sign_type)
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
+        self.machine.expect(State.WAIT_RESPONSE)
         try:
             msg = decode_checked(data, DataType.RSA_R_RESP)
             if msg.hdr.csb_id != self.csb_id:
