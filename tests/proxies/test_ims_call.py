@@ -288,3 +288,28 @@ async def test_scscf_is_no_open_relay(lab: Lab) -> None:
         with pytest.raises(CallFailed) as info:
             await rogue.call("sip:bob@ims-b.test")
         assert info.value.status == 403
+
+
+async def test_ue_over_tcp(lab: Lab) -> None:
+    import dataclasses
+
+    from lab.ues import ue_config
+    from ue.agent import UserAgent
+
+    topo = lab.topology
+    cfg = dataclasses.replace(ue_config(topo, "alice"), transport="tcp")
+    seen = observe(lab)
+    async with UserAgent(cfg) as alice, user_agent(topo, "bob") as bob:
+        await alice.register()
+        await bob.register()
+        call = await alice.call("sip:bob@ims-b.test")
+        incoming = await bob.next_call()
+        await asyncio.sleep(0.5)
+        await call.hangup()
+        await asyncio.wait_for(incoming.ended.wait(), 5)
+    hop = [
+        ev.transport
+        for name, ev in seen
+        if name == "pcscf-a" and ev.direction == Direction.IN and ev.peer[0] == cfg.local_address
+    ]
+    assert hop and set(hop) == {"tcp"}
