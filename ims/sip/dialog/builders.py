@@ -40,15 +40,19 @@ class Local:
         params = Params.of(branch=branch or new_branch())
         if self.rport:
             params = params.set("rport")
-        return Via(self.transport.upper(), self.host, self.port, params)
+        return Via(self.transport.upper(), self._host_ref, self.port, params)
+
+    @property
+    def _host_ref(self) -> str:
+        """The host as it appears in Via/URIs: an IPv6 address gets its brackets."""
+        return f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
 
     @property
     def contact_uri(self) -> SipUri:
         params = Params()
         if self.transport.upper() != "UDP":
             params = params.set("transport", self.transport.lower())
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return SipUri(host=host, user=self.user, port=self.port, params=params)
+        return SipUri(host=self._host_ref, user=self.user, port=self.port, params=params)
 
     def contact(self, **params: str | None) -> NameAddr:
         return NameAddr(self.contact_uri, params=Params(tuple(params.items())))

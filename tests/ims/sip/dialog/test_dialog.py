@@ -392,3 +392,12 @@ def test_reliable_provisional_prack_rfc3262() -> None:
     assert uas.prack_timed_out
     with pytest.raises(SipBuildError):
         uas.respond(200, 0.0, reliable=True)
+
+
+def test_ipv6_local_address() -> None:
+    v6 = Local("::1", 5070, transport="TCP", user="alice")
+    req = wire(build_options("sip:bob@[::1]:5080", local=v6, from_="sip:alice@ims.test"))
+    assert req.via is not None and req.via.host == "[::1]" and req.via.port == 5070
+    assert req.via.transport == "TCP"
+    inv = wire(build_invite("sip:bob@[::1]:5080", local=v6, from_="sip:alice@ims.test"))
+    assert inv.contacts[0].uri.encode() == "sip:alice@[::1]:5070;transport=tcp"
