@@ -259,7 +259,7 @@ class DigestServer:
     qop: str = "auth"
     nonce_lifetime: float = 300.0
     proxy: bool = False  # 407 / Proxy-Authenticate / Proxy-Authorization
-    _nc_seen: OrderedDict[str, int] = field(default_factory=OrderedDict, repr=False)
+    _nc_seen: OrderedDict[str, int] = field(default_factory=OrderedDict, repr=False, init=False)
 
     @property
     def challenge_header(self) -> str:
