@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ims.media.hooks import Direction, Hook, PacketEvent, PacketKind, run_hooks
 from ims.media.keys import SrtpKeys
 from ims.media.rtp import is_rtcp
-from ims.media.session import _Endpoint, bind_pair, set_rcvbuf
+from ims.media.session import UdpEndpoint, bind_pair, set_rcvbuf
 from ims.media.srtp import SrtpReceiver, SrtpSender
 
 
@@ -42,8 +42,8 @@ class RelayLeg:
     name: str
     host: str
     port: int
-    rtp: _Endpoint
-    rtcp: _Endpoint
+    rtp: UdpEndpoint
+    rtcp: UdpEndpoint
     rx: SrtpReceiver | None = None
     tx: SrtpSender | None = None
     remote_rtp: tuple[str, int] | None = None

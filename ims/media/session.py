@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,7 +93,7 @@ class MediaStats:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-class _Endpoint(asyncio.DatagramProtocol):
+class UdpEndpoint(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
         self.on_datagram = on_datagram
         self.transport: asyncio.DatagramTransport | None = None
@@ -111,7 +109,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         pass
 
 
-def set_rcvbuf(ep: _Endpoint, size: int) -> None:
+def set_rcvbuf(ep: UdpEndpoint, size: int) -> None:
     """Enlarge the socket receive buffer (absorbs scheduling hiccups of a busy relay)."""
     if ep.transport is None:
         return
@@ -123,14 +121,14 @@ def set_rcvbuf(ep: _Endpoint, size: int) -> None:
 
 async def bind_pair(
     host: str, port: int = 0, *, attempts: int = 50
-) -> tuple[_Endpoint, _Endpoint, int]:
+) -> tuple[UdpEndpoint, UdpEndpoint, int]:
     """Bind RTP on an even port and RTCP on port+1 (port 0: pick a free pair)."""
     loop = asyncio.get_running_loop()
     dummy: Callable[[bytes, tuple[str, int]], None] = lambda d, a: None  # noqa: E731
     for _ in range(attempts):
         rtp_port = port
         _, rtp = await loop.create_datagram_endpoint(
-            lambda: _Endpoint(dummy), local_addr=(host, rtp_port)
+            lambda: UdpEndpoint(dummy), local_addr=(host, rtp_port)
         )
         assert rtp.transport is not None
         actual = rtp.transport.get_extra_info("sockname")[1]
@@ -139,7 +137,7 @@ async def bind_pair(
             continue
         try:
             _, rtcp = await loop.create_datagram_endpoint(
-                lambda: _Endpoint(dummy), local_addr=(host, actual + 1)
+                lambda: UdpEndpoint(dummy), local_addr=(host, actual + 1)
             )
         except OSError:
             rtp.transport.close()
@@ -197,8 +195,8 @@ class MediaSession:
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
         self._octets = 0
-        self._rtp: _Endpoint | None = None
-        self._rtcp: _Endpoint | None = None
+        self._rtp: UdpEndpoint | None = None
+        self._rtcp: UdpEndpoint | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._hook_errors = [0]
         self.local_port = 0
@@ -497,7 +495,3 @@ class MediaSession:
     def snapshot(self) -> MediaStats:
         """Current statistics (also refreshed on stop)."""
         return self._sync_stats()
-
-
-def random_ssrc() -> int:
-    return struct.unpack("!I", os.urandom(4))[0]  # type: ignore[no-any-return]
