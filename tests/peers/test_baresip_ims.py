@@ -160,7 +160,47 @@ async def test_baresip_internet_user_behind_the_internet_proxy(lab: Lab, tmp_pat
             ):
                 hops.append(n)
         assert hops == ["proxy-inet", "scscf-a", "pcscf-a"]
-        await asyncio.sleep(0.5)
+        await phone.stop()  # sndfile finishes its WAV files when baresip exits
+        pcm = phone.recorded_pcm()
+        assert detect_tone(pcm[3200:], OUR_TONE), tone_ratio(pcm[3200:], OUR_TONE)
+    finally:
+        await phone.stop()
+
+
+async def test_baresip_over_tls_to_its_pcscf(lab: Lab, tmp_path: Path) -> None:
+    """baresip as erin (operator B, TLS UE hop): registers over TLS, is called by alice."""
+    seen: list[SipMessageEvent] = []
+    lab.element("pcscf-b").sip_hooks.add(seen.append)
+    phone = _baresip(lab, tmp_path, "erin")
+    pcscf = lab.topology.element("pcscf-b")
+    phone.account.outbound = f"sip:{pcscf.address}:{pcscf.tls_port};transport=tls"
+    await phone.start()
+    try:
+        scscf = lab.element("scscf-b").proxy
+        for _ in range(100):
+            if scscf.registered("sip:erin@ims-b.test"):
+                break
+            await asyncio.sleep(0.1)
+        assert scscf.registered("sip:erin@ims-b.test"), phone.log.decode(errors="replace")
+        async with user_agent(lab.topology, "alice") as alice:
+            await alice.register()
+            call = await alice.call("sip:erin@ims-b.test", audio=f"tone:{OUR_TONE:g}")
+            await asyncio.sleep(2.0)
+            await call.hangup()
+        assert call.keys is not None and "SDES" in call.keys.description
+        assert call.detect_tone(BARESIP_TONE), call.tone_ratio(BARESIP_TONE)
+        # everything between baresip and its P-CSCF went over TLS (the SDES keys included)
+        ue_hop = [
+            ev
+            for ev in seen
+            if ev.transport == "tls" and getattr(ev.message, "method", None) == "INVITE"
+        ]
+        assert ue_hop and b"a=crypto:" in ue_hop[0].message.body
+        registers = [ev for ev in seen if getattr(ev.message, "method", None) == "REGISTER"]
+        assert registers and all(
+            ev.transport == "tls" for ev in registers if ev.direction == Direction.IN
+        )
+        await phone.stop()  # sndfile finishes its WAV files when baresip exits
         pcm = phone.recorded_pcm()
         assert detect_tone(pcm[3200:], OUR_TONE), tone_ratio(pcm[3200:], OUR_TONE)
     finally:
