@@ -78,6 +78,9 @@ class SdesAnswerer:
         self.rng = rng
 
     def answer(self, offered: Sequence[CryptoAttribute]) -> SdesChoice:
+        tags = [a.tag for a in offered]
+        if len(set(tags)) != len(tags):  # RFC 4568 §4.1: tags are unique per media description
+            raise SdesNegotiationError(f"duplicate a=crypto tags in the offer: {tags}")
         declined: list[tuple[int, str]] = []
         for attr in offered:
             reason = unsupported_reason(attr)

@@ -131,3 +131,10 @@ def test_parser_only_raises_sdes_error(text: str) -> None:
         return
     unsupported_reason(attr)  # never raises
     CryptoAttribute.parse(attr.encode())
+
+
+def test_duplicate_tags_are_refused() -> None:
+    a, b = make_offer(("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"))
+    dup = CryptoAttribute(tag=a.tag, suite=b.suite, key_params=b.key_params)
+    with pytest.raises(SdesNegotiationError, match="duplicate"):
+        SdesAnswerer().answer([a, dup])
