@@ -69,8 +69,9 @@ def quote(text: str) -> str:
 def split_commas(value: str, *, header: str | None = None) -> list[str]:
     """Split a list header value on commas outside quoted strings and ``<...>``.
 
-    Empty elements (``a,,b``) are a syntax error (RFC 3261 §7.3.1: ``#element`` lists here
-    never carry null elements). Elements are stripped of LWS.
+    Empty elements (``a,,b``) are a syntax error: unlike HTTP's ``#rule``, the SIP grammar
+    writes its lists as ``x *(COMMA x)`` (RFC 3261 §25.1, e.g. ``via-parm *(COMMA via-parm)``),
+    so there are no null elements (RFC 4475 §3.1.2.1). Elements are stripped of LWS.
     """
     if "," not in value:
         parts = [value]
