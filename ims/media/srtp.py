@@ -12,8 +12,12 @@ Design (see also :mod:`ims.media.srtp_crypto`):
   verifies each with :class:`~ims.media.srtp_crypto.SrtpCryptoContext`; the first that
   authenticates wins. A packet that authenticates there but not in libsrtp means libsrtp's
   index is wrong for good (late join past a wrap, a burst of > 2^15 lost packets, "index too
-  old"): the receiver then stays on the slow path (~10 µs per packet, still ~2 % of a core
+  old"): the receiver then stays on the slow path (~10 µs per packet, 0.05 % of a core
   for a 50 pps stream) and counts a ``resync``. Replays are judged by our own window.
+- Rejected alternative: "driving" pylibsrtp to the right ROC by feeding it synthetic packets
+  forged with our key. It would put fake indices into libsrtp's replay window, needs ~3 forged
+  packets per ROC step, and cannot go back once wrong; verifying guesses with our own decryptor
+  is exact (the tag covers the ROC) and is the same code the LI side needs anyway.
 - Peer input never raises: every failure is counted in :class:`SrtpStats` and the packet is
   dropped (``None``); no per-packet logging.
 
