@@ -270,6 +270,7 @@ class MediaSession:
         for ep in (self._rtp, self._rtcp):
             if ep is not None and ep.transport is not None:
                 ep.transport.close()
+                ep.transport = None  # stop() is idempotent; late sends become no-ops
         self._sync_stats()
 
     # -- sending --------------------------------------------------------------------------

@@ -230,3 +230,12 @@ async def test_reordered_and_lost_packets_are_played_in_order() -> None:
     assert sink.pcm == expected
     st_ = s.snapshot()
     assert (st_.received, st_.lost, st_.duplicates) == (9, 1, 1)
+
+
+async def test_stop_is_idempotent_and_sending_after_stop_is_a_noop() -> None:
+    a, b, _sa, _sb = await _pair("AES_CM_128_HMAC_SHA1_80")
+    await a.stop()
+    await a.stop()
+    a.send_frame(bytes(320))
+    assert a.stats.sent == 0
+    await b.stop()
