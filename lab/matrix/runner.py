@@ -309,7 +309,11 @@ class MatrixRunner:
                     remove()
                 for ne in cap.nes.values():
                     await ne.close()
-        await asyncio.sleep(0.2)  # the LEMF writes its files on close of each flow
+        await asyncio.sleep(0.1)
+        if self.lemf is not None and self.lemf.mediation is not None:
+            # every exporter drained (the LEMF acknowledged all of it): flush its files
+            for lemf_call in self.lemf.mediation.calls.values():
+                lemf_call.checkpoint()
         self._evaluate(exp, plan, cap, subs, result)
         result.duration_s = round(time.monotonic() - t0, 2)
         return result
@@ -429,6 +433,23 @@ class MatrixRunner:
             x1_wire(tap_ne, taps=[tap], clock=clock)
             cap.removers.append(lab.elements[plan.tap_anchor].anchor.hooks.add(tap.hook(clock)))
 
+    def _lemf_calls(self, xid: uuid.UUID) -> list[tuple[Path, dict[str, Any]]]:
+        """The LEMF's view of a task's calls: its live state (summary.json on disk is only
+        rewritten every few seconds), else the files."""
+        mediation = self.lemf.mediation if self.lemf is not None else None
+        if mediation is not None:
+            live = [
+                (Path(c.dir), c.summary())
+                for (x, _cid), c in list(mediation.calls.items())
+                if str(x) == str(xid)
+            ]
+            if live:
+                return live
+        return [
+            (d.parent, json.loads(d.read_text()))
+            for d in sorted((self.work / "lemf" / str(xid)).glob("*/summary.json"))
+        ]
+
     async def _provision(
         self,
         plan: ScenarioPlan,
@@ -521,13 +542,9 @@ class MatrixRunner:
         subs: _Substitutes,
         result: CallResult,
     ) -> None:
-        lemf_dir = self.work / "lemf"
         summaries: dict[str, tuple[Path, dict[str, Any]]] = {}
         for op, xid in cap.xids.items():
-            found = [
-                (d.parent, json.loads(d.read_text()))
-                for d in sorted((lemf_dir / str(xid)).glob("*/summary.json"))
-            ]
+            found = self._lemf_calls(xid)
             # the call's own directory (a tap has no Call-ID: its busiest flow)
             found.sort(key=lambda f: (f[1].get("call_id") == cap.call_id, f[1].get("x3_pdus", 0)))
             if found:
