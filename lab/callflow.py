@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ims.media.tone import energy
 from lab.topology import Topology
 from lab.ues import user_agent
 from ue.agent import Call, UserAgent
@@ -123,12 +124,15 @@ async def run_call(
             report.caller_heard = call.tone_ratio(heard_tone)
             report.caller_ok = call.detect_tone(heard_tone)
         else:
-            report.caller_ok = len(call.received_pcm) > 0
+            report.caller_ok = energy(call.received_pcm) > 0
         sent_tone = _tone(audio, CALLER_TONE)
         if incoming is not None and sent_tone is not None:
             report.callee_heard = incoming.tone_ratio(sent_tone)
             report.callee_ok = incoming.detect_tone(sent_tone)
-        elif incoming is None:
+        elif incoming is not None:
+            # a WAV file: no tone to look for, but the callee must have received audio
+            report.callee_ok = energy(incoming.received_pcm) > 0
+        else:
             report.callee_ok = True  # an external callee: nothing of ours to listen with
         report.stats = call.summary()
     return report

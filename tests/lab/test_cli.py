@@ -104,3 +104,34 @@ async def test_ue_role_answers_and_records(tmp_path: Path, monkeypatch: pytest.M
     (wav,) = list((tmp_path / "rec").glob("*.wav"))
     rate, pcm = read_wav(wav)
     assert rate == 8000 and detect_tone(pcm[3200:], 440)
+
+
+async def test_call_with_a_wav_file_and_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ims.media.audio import ToneSource, WavWriter, read_wav
+    from ims.media.tone import detect_tone
+    from lab import topology
+    from lab.callflow import run_call
+    from lab.orchestrator import Lab
+
+    monkeypatch.setenv("IMSLAB_PKI", str(tmp_path / "pki"))
+    wav = tmp_path / "speech.wav"
+    src = ToneSource(600)
+    with WavWriter(wav) as w:
+        for _ in range(100):
+            w.write(src.read(160))
+    topo = topology.load(subnet=SUBNET)
+    async with Lab(topo):
+        report = await run_call(
+            topo,
+            "alice",
+            "bob",
+            audio=str(wav),
+            duration=1.0,
+            record=tmp_path / "heard.wav",
+            progress=lambda _: None,
+        )
+    assert report.ok and report.callee_heard is None  # no tone to detect: energy only
+    rate, pcm = read_wav(tmp_path / "heard.wav")
+    assert rate == 8000 and detect_tone(pcm[3200:], 1000)  # the callee's default tone
