@@ -11,8 +11,8 @@ ICMP errors (§18.4, §17.1.4): an unconnected UDP socket hears of them only wit
 (``MSG_ERRQUEUE`` on a dup of the descriptor, which works on the default loop and on uvloop): its
 ``msg_name`` is the destination the failed datagram was sent to, which ``on_unreachable`` gets,
 so the endpoint can fail the transactions towards it at once instead of waiting for timer B/F.
-The kernel rate-limits ICMP (1/s per destination by default), so this is best effort and the
-timers stay the backstop.
+The kernel may rate-limit ICMP (off-loopback), so this is best effort and the timers stay
+the backstop.
 """
 
 from __future__ import annotations

@@ -408,7 +408,7 @@ async def test_icmp_port_unreachable_fails_the_transaction_fast() -> None:
     """§18.4/§17.1.4: with IP_RECVERR the ICMP error for a closed UDP port becomes a transport
     error of the transaction (well before timer F)."""
     a = SipEndpoint(timers=TimerConfig(t1=0.5))  # timer F would take 32 s
-    await a.listen("udp", HOST_A, 0)
+    await a.listen("udp", "127.0.2.4", 0)
     try:
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         probe.bind(("127.0.2.3", 0))
