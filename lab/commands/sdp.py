@@ -1,5 +1,10 @@
-"""``imslab sdp parse FILE|-``: print an SDP as JSON, with a=crypto decoded (keys only with
-``--show-keys``) and a=key-mgmt summarised; ``--answer`` also shows what imslab would answer."""
+"""``imslab sdp``: SDP tools.
+
+- ``imslab sdp parse FILE|-``: print an SDP as JSON, with a=crypto decoded (keys only with
+  ``--show-keys``) and a=key-mgmt summarised; ``--answer`` also shows what imslab would answer.
+- ``imslab sdp offer``: write an audio offer (RTP/AVP, or RTP/SAVP with fresh SDES keys).
+- ``imslab sdp answer FILE|-``: write imslab's answer to an offer (SDES §7 choice, codecs).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,15 @@ import sys
 from typing import Any
 
 from ims.errors import ImsError
-from ims.sdes import CryptoAttribute, unsupported_reason
-from ims.sdp import KeyMgmtAttribute, LocalAudio, SdpError, SessionDescription, create_answer
+from ims.sdes import RUNNABLE_SUITES, CryptoAttribute, make_offer, unsupported_reason
+from ims.sdp import (
+    KeyMgmtAttribute,
+    LocalAudio,
+    SdpError,
+    SessionDescription,
+    create_answer,
+    create_offer,
+)
 
 
 def _crypto(c: CryptoAttribute, show_keys: bool) -> dict[str, Any]:
@@ -86,7 +98,7 @@ def describe(sdp: SessionDescription, *, show_keys: bool = False) -> dict[str, A
 
 
 def _parse(args: argparse.Namespace) -> int:
-    data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
+    data = _read(args.file)
     try:
         sdp = SessionDescription.parse(data)
         out = describe(sdp, show_keys=args.show_keys)
@@ -117,6 +129,42 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(path: str) -> bytes:
+    return sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+
+
+def _offer(args: argparse.Namespace) -> int:
+    crypto = make_offer(tuple(args.suite)) if args.suite else ()
+    local = LocalAudio(
+        address=args.address,
+        port=args.port,
+        codecs=tuple(args.codec or ("PCMU", "PCMA")),
+        crypto=crypto,
+    )
+    sys.stdout.buffer.write(create_offer(local, session_id=args.session_id).encode())
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    try:
+        offer = SessionDescription.parse(_read(args.file))
+        local = LocalAudio(
+            address=args.address,
+            port=args.port,
+            codecs=tuple(args.codec or ("PCMU", "PCMA")),
+            require_secure=args.require_srtp,
+        )
+        ans = create_answer(offer, local, session_id=args.session_id)
+    except ImsError as exc:
+        print(
+            json.dumps({"error": str(exc), "status": getattr(exc, "status_hint", None)}),
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.buffer.write(ans.sdp.encode())
+    return 0
+
+
 def register(sub: Any) -> None:
     parser = sub.add_parser("sdp", help="SDP tools (parse, show what imslab would answer)")
     sdp_sub = parser.add_subparsers(dest="sdp_command", required=True)
@@ -125,3 +173,23 @@ def register(sub: Any) -> None:
     p.add_argument("--show-keys", action="store_true", help="include SRTP master keys and salts")
     p.add_argument("--answer", action="store_true", help="also show the answer imslab would give")
     p.set_defaults(func=_parse)
+    o = sdp_sub.add_parser("offer", help="write an audio offer (SDES keys with --suite)")
+    o.add_argument("--address", default="127.0.0.1")
+    o.add_argument("--port", type=int, default=40000)
+    o.add_argument("--codec", action="append", choices=["PCMU", "PCMA"], default=None)
+    o.add_argument(
+        "--suite",
+        action="append",
+        choices=list(RUNNABLE_SUITES),
+        help="offer RTP/SAVP with this SDES suite (repeat for several)",
+    )
+    o.add_argument("--session-id", type=int, default=1)
+    o.set_defaults(func=_offer)
+    a = sdp_sub.add_parser("answer", help="write imslab's answer to an offer")
+    a.add_argument("file", help="offer SDP file, or - for stdin")
+    a.add_argument("--address", default="127.0.0.1")
+    a.add_argument("--port", type=int, default=40002)
+    a.add_argument("--codec", action="append", choices=["PCMU", "PCMA"], default=None)
+    a.add_argument("--require-srtp", action="store_true", help="reject plain RTP/AVP streams")
+    a.add_argument("--session-id", type=int, default=2)
+    a.set_defaults(func=_answer)

@@ -43,3 +43,29 @@ def test_parse_stdin_error(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"not sdp\r\n")))
     assert main(["sdp", "parse", "-"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_offer_then_answer_round_trip(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from ims.sdp import SessionDescription, process_answer
+
+    assert (
+        main(["sdp", "offer", "--suite", "AEAD_AES_128_GCM", "--codec", "PCMA", "--port", "41000"])
+        == 0
+    )
+    offer_bytes = capsysbinary.readouterr().out
+    offer = SessionDescription.parse(offer_bytes)
+    assert offer.media[0].proto == "RTP/SAVP" and offer.media[0].formats == ("8", "101")
+    path = tmp_path / "offer.sdp"
+    path.write_bytes(offer_bytes)
+    assert main(["sdp", "answer", str(path), "--port", "42000"]) == 0
+    answer = SessionDescription.parse(capsysbinary.readouterr().out)
+    (s,) = process_answer(offer, answer)
+    assert s.sdes is not None and s.sdes.suite == "AEAD_AES_128_GCM" and s.remote_rtp_port == 42000
+
+
+def test_answer_refuses_plain_offer_when_srtp_required(capsys: pytest.CaptureFixture[str]) -> None:
+    path = VECTORS / "sipp_uac_offer.sdp"
+    assert main(["sdp", "answer", str(path), "--require-srtp"]) == 1
+    assert '"status": 488' in capsys.readouterr().err
