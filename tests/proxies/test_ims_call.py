@@ -313,3 +313,16 @@ async def test_ue_over_tcp(lab: Lab) -> None:
         if name == "pcscf-a" and ev.direction == Direction.IN and ev.peer[0] == cfg.local_address
     ]
     assert hop and set(hop) == {"tcp"}
+
+
+async def test_hairpin_call_is_anchored_twice_on_one_anchor(lab: Lab) -> None:
+    """bob -> erin: both behind pcscf-b, so one Call-ID is anchored as `orig` and `term`."""
+    from lab.callflow import run_call
+
+    legs: set[tuple[str, str]] = set()
+    lab.element("anchor-m").anchor.hooks.add(lambda ev: legs.add((ev.label, ev.leg)))
+    report = await run_call(lab.topology, "bob", "erin", duration=1.0, progress=lambda _: None)
+    assert report.ok, report
+    pcscf_b, scscf_b = (lab.topology.element(n).address for n in ("pcscf-b", "scscf-b"))
+    assert report.via_path == [pcscf_b, scscf_b, pcscf_b]
+    assert legs == {(label, leg) for label in ("orig", "term") for leg in ("access", "core")}
