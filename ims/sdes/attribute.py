@@ -34,8 +34,8 @@ from ims.sdes.suites import SUITES, get_suite
 
 _TAG = re.compile(r"[0-9]{1,9}")
 _SUITE = re.compile(r"[A-Za-z0-9_]+")
-_LIFETIME = re.compile(r"(?:2\^)?[0-9]+")
-_MKI = re.compile(r"([0-9]+):([0-9]{1,3})")
+_LIFETIME = re.compile(r"2\^[0-9]{1,2}|[0-9]{1,20}")  # 2^n (n <= 99) or at most 20 digits
+_MKI = re.compile(r"([0-9]{1,310}):([0-9]{1,3})")  # an MKI of up to 128 bytes fits 309 digits
 _B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _WSP = re.compile(r"[ \t]+")
 
@@ -129,6 +129,8 @@ def _parse_key_param(text: str) -> KeyParam:
             mki, mki_length = int(m.group(1)), int(m.group(2))
             if not 1 <= mki_length <= 128:
                 raise SdesError(f"MKI length {mki_length} outside 1..128")
+            if mki >= 1 << (8 * mki_length):
+                raise SdesError(f"MKI value does not fit in {mki_length} bytes")
         elif _LIFETIME.fullmatch(field) and lifetime is None and mki is None:
             lifetime = field
         else:

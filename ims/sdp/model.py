@@ -23,8 +23,9 @@ from ims.sdp.errors import SdpError
 from ims.sdp.keymgmt import KeyMgmtAttribute
 
 _LINE = re.compile(r"([a-z])=(.*)", re.S)
-_MLINE = re.compile(r"(\S+) ([0-9]+)(?:/([0-9]+))? (\S+)((?: \S+)*)")
-_RTPMAP = re.compile(r"([0-9]+) ([^/\s]+)/([0-9]+)(?:/([0-9]+))?")
+# Digit counts are bounded so a hostile value can never reach int() with thousands of digits.
+_MLINE = re.compile(r"(\S+) ([0-9]{1,5})(?:/([0-9]{1,5}))? (\S+)((?: \S+)*)")
+_RTPMAP = re.compile(r"([0-9]{1,3}) ([^/\s]+)/([0-9]{1,10})(?:/([0-9]{1,3}))?")
 MAX_SDP = 65536
 
 
@@ -297,7 +298,7 @@ class MediaDescription:
         for a in self.attributes:
             if a.name == "fmtp" and a.value is not None:
                 pt, _, params = a.value.partition(" ")
-                if pt.isdigit():
+                if pt.isdigit() and len(pt) <= 3:
                     out[int(pt)] = params
         return out
 
@@ -330,7 +331,7 @@ class MediaDescription:
         a = self.attribute("rtcp")
         if a is not None and a.value:
             first = a.value.split(" ")[0]
-            if first.isdigit():
+            if first.isdigit() and len(first) <= 5:
                 return int(first)
         if self.attribute("rtcp-mux") is not None:
             return self.port

@@ -172,7 +172,7 @@ def _codecs(m: MediaDescription, wanted: Sequence[str]) -> list[int]:
     maps = m.rtpmaps
     out = []
     for f in m.formats:
-        if not f.isdigit():
+        if not f.isdigit() or len(f) > 3:
             continue
         pt = int(f)
         name = maps[pt].encoding.upper() if pt in maps else PT_CODEC.get(pt)
@@ -286,7 +286,7 @@ def process_answer(
     for i, (om, am) in enumerate(zip(offer.media, answer.media, strict=True)):
         if am.rejected or om.rejected or am.media != "audio":
             continue
-        pts = [int(f) for f in am.formats if f.isdigit() and int(f) in PT_CODEC]
+        pts = [int(f) for f in am.formats if f.isdigit() and len(f) <= 3 and int(f) in PT_CODEC]
         if not pts:
             pts = _codecs(am, ("PCMU", "PCMA"))
         if not pts:

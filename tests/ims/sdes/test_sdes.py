@@ -138,3 +138,9 @@ def test_duplicate_tags_are_refused() -> None:
     dup = CryptoAttribute(tag=a.tag, suite=b.suite, key_params=b.key_params)
     with pytest.raises(SdesNegotiationError, match="duplicate"):
         SdesAnswerer().answer([a, dup])
+
+
+@pytest.mark.parametrize("field", ["9" * 5000 + ":4", "9" * 5000, "2^99999999", "300:1"])
+def test_huge_lifetime_or_mki_is_a_syntax_error(field: str) -> None:
+    with pytest.raises(SdesError):
+        CryptoAttribute.parse(f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|{field}")

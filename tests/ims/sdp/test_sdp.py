@@ -395,3 +395,19 @@ def test_unicode_line_separators_inside_values_are_kept() -> None:
         SessionDescription.parse(b"v=0\no=- 1 1 IN IP4 h\ns=-").encode()
         == b"v=0\no=- 1 1 IN IP4 h\ns=-"
     )
+
+
+def test_huge_numbers_are_syntax_errors_not_crashes() -> None:
+    big = "9" * 5000
+    with pytest.raises(SdpError):
+        SessionDescription.parse(f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nm=audio {big} RTP/AVP 0\r\n")
+    sdp = SessionDescription.parse(
+        f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 1.2.3.4/{big}\r\nm=audio 9 RTP/AVP 0\r\n"
+        f"a=rtpmap:{big} PCMU/8000\r\na=fmtp:{big} x\r\na=rtcp:{big}\r\na=ptime:{big}\r\n"
+    )
+    m = sdp.media[0]
+    with pytest.raises(SdpError):
+        m.rtpmaps  # noqa: B018
+    with pytest.raises(SdpError):
+        sdp.connection  # noqa: B018
+    assert m.fmtp == {} and m.rtcp_port == 10 and m.ptime is None
