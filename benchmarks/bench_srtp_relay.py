@@ -56,7 +56,7 @@ def relay_proc(mode: str, loop_kind: str, ports: mp.Queue, results: mp.Queue) ->
             kw["a_rx_keys"] = K1
         if mode in ("protect", "reencrypt"):
             kw["b_tx_keys"] = K2
-        relay = await RtpRelay.create(HOST, **kw)  # type: ignore[arg-type]
+        relay = await RtpRelay.create(HOST, rcvbuf=4 << 20, **kw)  # type: ignore[arg-type]
         ports.put((relay.a.port, relay.b.port))
         sink_port = ports_in.get()
         relay.set_remote("b", HOST, sink_port)
