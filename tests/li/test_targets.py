@@ -119,3 +119,18 @@ def test_normalize_never_raises(text: str) -> None:
     normalize_uri(text)
     uri_of(text)
     split_values(text)
+
+
+def test_on_the_sip_layers_uri_classes() -> None:
+    """The SIP stack's parsed URIs (ims.sip.uri) normalise like their text."""
+    from ims.sip.uri import TelUri, parse_uri
+
+    sip = parse_uri("sips:+49-30-11@IMS-A.test:5061;user=phone;transport=tls")
+    parties = identities_of(request_uri=sip)
+    assert parties[Side.TERMINATING] == {"sip:+49-30-11@ims-a.test", "tel:+493011"}
+    tel = parse_uri("tel:+49-30-11")
+    assert isinstance(tel, TelUri)
+    assert normalize_uri(str(tel)) == {f"tel:{tel.digits}"} == {"tel:+493011"}
+    table = TargetTable()
+    table.add("x", normalize_target(TargetKind.E164, "493011"))
+    assert [m.side for m in table.match(parties)] == [Side.TERMINATING]
