@@ -239,3 +239,26 @@ async def test_stop_is_idempotent_and_sending_after_stop_is_a_noop() -> None:
     a.send_frame(bytes(320))
     assert a.stats.sent == 0
     await b.stop()
+
+
+async def test_srtp_over_ipv6_loopback() -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    k = _keys("AES_CM_128_HMAC_SHA1_80")
+    sink = BufferSink()
+    a = await MediaSession.create("::1", tx_keys=k, source=ToneSource(440))
+    b = await MediaSession.create("::1", rx_keys=k, sink=sink)
+    a.set_remote(*b.local_rtp_addr)
+    a.start(frames=10)
+    async with asyncio.timeout(5):
+        await a.wait_sent()
+        while b.stats.received < 10:
+            await asyncio.sleep(0.01)
+    await a.stop()
+    await b.stop()
+    assert tone_ratio(sink.pcm, 440) > 0.9
