@@ -31,6 +31,7 @@ from typing import Any, cast
 from ims.log import get_logger
 from ims.media import g711
 from ims.media.audio import FRAME_SAMPLES, AudioSink, AudioSource
+from ims.media.dtmf import DtmfReceiver, event_payloads
 from ims.media.hooks import (
     Direction,
     Hook,
@@ -164,6 +165,7 @@ class MediaSession:
         rtcp_interval: float = 5.0,
         cname: str = "imslab",
         reorder_depth: int = 3,
+        telephone_event: int | None = 101,
     ) -> None:
         if payload_type not in g711.PAYLOAD_TYPES:
             raise ValueError(f"payload type {payload_type} is not G.711 (0 or 8)")
@@ -192,6 +194,8 @@ class MediaSession:
         self._expected_prior = 0
         self._received_prior = 0
         self.remote_ssrcs: set[int] = set()
+        self.telephone_event = telephone_event
+        self.dtmf = DtmfReceiver()
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
         self._octets = 0
@@ -274,6 +278,31 @@ class MediaSession:
         self._sync_stats()
 
     # -- sending --------------------------------------------------------------------------
+    async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
+        """Send digits as RFC 4733 telephone-events (needs a negotiated telephone-event PT)."""
+        if self.telephone_event is None:
+            raise ValueError("no telephone-event payload type negotiated")
+        for digit in digits:
+            ts = self._ts
+            for marker, payload in event_payloads(digit, duration_ms=duration_ms):
+                pkt = RtpPacket(
+                    payload_type=self.telephone_event,
+                    sequence_number=self._seq,
+                    timestamp=ts,
+                    ssrc=self.ssrc,
+                    marker=marker,
+                    payload=payload,
+                )
+                self._seq = (self._seq + 1) & 0xFFFF
+                self.send_rtp(encode_rtp(pkt))
+                await asyncio.sleep(self.ptime)
+            # The event occupied its duration and the gap: move the media clock past it (audio
+            # running alongside has usually done so already; never move it backwards).
+            end = (ts + 8 * (duration_ms + gap_ms)) & 0xFFFFFFFF
+            if (end - self._ts) & 0xFFFFFFFF < 0x80000000:
+                self._ts = end
+            await asyncio.sleep(gap_ms / 1000)
+
     def send_frame(self, pcm: bytes, *, marker: bool = False) -> None:
         """Encode, packetise, protect and send one frame now."""
         pkt = RtpPacket(
@@ -436,7 +465,12 @@ class MediaSession:
             return
         self.stats.received += 1
         if pkt.payload_type != self.payload_type:
-            return  # telephone-event or another codec: counted, not played
+            if pkt.payload_type == self.telephone_event:
+                try:
+                    self.dtmf.push(pkt.timestamp, pkt.payload)
+                except RtpError:
+                    self.stats.decode_errors += 1
+            return  # another codec: counted, not played
         for frame in self.reorder.push(pkt.sequence_number, pkt.payload):
             self._play(frame)
 

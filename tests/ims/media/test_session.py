@@ -262,3 +262,14 @@ async def test_srtp_over_ipv6_loopback() -> None:
     await a.stop()
     await b.stop()
     assert tone_ratio(sink.pcm, 440) > 0.9
+
+
+async def test_dtmf_telephone_events_over_srtp() -> None:
+    a, b, _sa, _sb = await _pair("AEAD_AES_128_GCM")
+    async with asyncio.timeout(10):
+        await a.send_dtmf("19#*", duration_ms=60, gap_ms=20)
+        while len(b.dtmf.digits) < 4:
+            await asyncio.sleep(0.01)
+    await a.stop()
+    await b.stop()
+    assert b.dtmf.digits == ["1", "9", "#", "*"]  # each once, though its end packet came 3 times
