@@ -128,16 +128,22 @@ def run_call_batch(
     linger_ms: int = 0,
     limit_s: int = 60,
     uas_scenario: str = "uas.xml",
+    uas_tcp: bool = False,
+    trace: bool = False,
 ) -> tuple[dict[str, str], dict[str, str], float]:
     """Run SIPp UAS (-m calls) and UAC (-m calls -r rate) through ``proxy``; their final stats."""
     loss = ["-lost", str(lost)] if lost else []
+    uas_extra = (["-t", "t1"] if uas_tcp else []) + (
+        ["-trace_msg", "-message_file", str(workdir / "uas_msg.log")] if trace else []
+    )
+    uas_target = f"{UAS_IP}:{uas_port}" + (";transport=tcp" if uas_tcp else "")
     uas_stats = workdir / "uas.csv"
     uac_stats = workdir / "uac.csv"
     uas = subprocess.Popen(
         ["timeout", str(limit_s + 10), sipp, "-sf", str(SCENARIOS / uas_scenario),
          "-i", UAS_IP, "-p", str(uas_port), "-m", str(calls), "-d", str(linger_ms),
          "-nostdin", "-trace_stat", "-stf", str(uas_stats), "-fd", "1",
-         "-trace_err", "-error_file", str(workdir / "uas_errors.log"), *loss],
+         "-trace_err", "-error_file", str(workdir / "uas_errors.log"), *loss, *uas_extra],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -146,7 +152,7 @@ def run_call_batch(
         uac = subprocess.run(
             ["timeout", str(limit_s + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy.addr,
              "-i", UAC_IP, "-p", str(uac_port), "-s", "bob",
-             "-key", "uas_host", f"{UAS_IP}:{uas_port}",
+             "-key", "uas_host", uas_target,
              "-m", str(calls), "-r", str(rate), "-d", str(hold_ms),
              "-timeout", str(limit_s), "-timeout_error", "-nostdin",
              "-trace_stat", "-stf", str(uac_stats), "-fd", "1",
@@ -204,3 +210,21 @@ def test_lossy_run_completes_every_call_through_retransmissions(sipp: str, tmp_p
     assert uas["FailedCall(C)"] == "0", errors(tmp_path)
     assert int(uac["Retransmissions(C)"]) > 0, "no loss happened: the test proved nothing"
     assert elapsed < 60
+
+
+def test_udp_caller_tcp_callee_record_route_rewritten(sipp: str, tmp_path: Path) -> None:
+    """UAC over UDP, UAS over TCP: the proxy Record-Routes with the value facing each side
+    (transport=tcp towards the UAS, plain towards the UAC; §16.7 step 9) and ACK/BYE follow."""
+    proxy = start_proxy(0, "--transport", "udp,tcp")
+    try:
+        uac, uas, _ = run_call_batch(
+            sipp, tmp_path, proxy, calls=50, rate=50,
+            uac_port=free_port(UAC_IP), uas_port=free_port(UAS_IP), uas_tcp=True, trace=True,
+        )  # fmt: skip
+    finally:
+        stop_proxy(proxy)
+    assert uac["SuccessfulCall(C)"] == "50", errors(tmp_path)
+    assert uas["SuccessfulCall(C)"] == "50", errors(tmp_path)
+    seen = (tmp_path / "uas_msg.log").read_text(errors="replace")
+    assert f"Record-Route: <sip:{proxy.addr};transport=tcp;lr>" in seen
+    assert "BYE sip:" in seen and "TCP message received" in seen

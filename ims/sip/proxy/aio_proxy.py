@@ -27,10 +27,12 @@ import asyncio
 import functools
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
 
 from ims.log import get_logger
-from ims.sip.message import Response
+from ims.sip.errors import SipParseError
+from ims.sip.message import Request, Response
 from ims.sip.proxy.core import (
     Action,
     CancelBranch,
@@ -56,8 +58,10 @@ from ims.sip.transaction import (
     TransactionTerminated,
     TransactionTimedOut,
     TransportFailed,
+    error_response_for,
 )
 from ims.sip.transport.errors import SipTransportError
+from ims.sip.transport.stream import StreamTransport
 from ims.sip.transport.udp import UdpTransport
 
 _log = get_logger("ims.sip.proxy.aio")
@@ -88,6 +92,8 @@ class ProxyServer:
         self.layer = TransactionLayer(timers or TimerConfig())
         self.hosts = {k.lower(): v for k, v in (hosts or {}).items()}
         self._udp: list[UdpTransport] = []
+        self._streams: dict[str, StreamTransport] = {}  # "TCP" -> transport
+        self._tasks: set[asyncio.Task[None]] = set()
         self._clients: dict[str, ClientTransaction] = {}  # branch -> INVITE/non-INVITE client tx
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -100,8 +106,13 @@ class ProxyServer:
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
         self._loop = asyncio.get_running_loop()
         kind = transport.lower()
+        if kind == "tcp":
+            stream = StreamTransport("TCP", self._on_stream_message, self._on_stream_error)
+            addr = await stream.listen(host, port)
+            self._streams["TCP"] = stream
+            return addr
         if kind != "udp":
-            raise ValueError(f"transport {transport!r} is not available in this build")
+            raise ValueError(f"transport {transport!r} is not available (udp, tcp)")
         udp = UdpTransport(self._on_datagram)
         addr = await udp.bind(host, port)
         self._udp.append(udp)
@@ -114,6 +125,14 @@ class ProxyServer:
         for udp in self._udp:
             udp.close()
         self._udp.clear()
+        for stream in self._streams.values():
+            self._spawn(stream.close())
+        self._streams.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- input ----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -184,6 +203,28 @@ class ProxyServer:
                 tx3 = ev.transaction
                 if isinstance(tx3, ClientTransaction) and self._clients.get(tx3.branch) is tx3:
                     del self._clients[tx3.branch]
+
+    def _on_stream_message(
+        self, message: Request | Response, flow: Flow, raw: bytes | None
+    ) -> None:
+        now = self._now()
+        try:
+            self._events(self.layer.receive(message, flow, now, raw=raw), now)
+        except Exception as exc:  # one bad message must never stop the element
+            _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        self._arm()
+
+    def _on_stream_error(self, exc: SipParseError, raw: bytes, flow: Flow) -> None:
+        """A framing error on a TCP connection: answer it if a Via is recoverable (the
+        connection is closed by the transport)."""
+        response = error_response_for(raw, exc.status_hint)
+        stream = self._streams.get(flow.transport)
+        conn = None if stream is None else stream.lookup(flow)
+        if response is not None and conn is not None:
+            try:
+                conn.send(response.encode())
+            except SipTransportError:
+                self.stats["send_errors"] += 1
 
     def _last_resort_400(self, data: bytes, flow: Flow) -> None:
         """Answer 400 to a request so broken the layer could not build an answer (a Via that
@@ -262,8 +303,11 @@ class ProxyServer:
 
     def _send(self, ev: SendMessage) -> None:
         flow = ev.flow
-        if flow.transport != "UDP" or not self._udp:
-            self._send_failed(ev, f"no {flow.transport} transport")
+        if flow.transport != "UDP":
+            self._send_stream(ev)
+            return
+        if not self._udp:
+            self._send_failed(ev, "no UDP transport")
             return
         udp = self._udp[0]
         if flow.local is not None:
@@ -287,6 +331,34 @@ class ProxyServer:
             udp.send(ev.data, remote)
         except (SipTransportError, ValueError) as exc:
             self._send_failed(ev, str(exc))
+
+    def _send_stream(self, ev: SendMessage) -> None:
+        stream = self._streams.get(ev.flow.transport)
+        if stream is None:
+            self._send_failed(ev, f"no {ev.flow.transport} transport")
+            return
+        conn = stream.lookup(ev.flow)
+        if conn is not None:
+            try:
+                conn.send(ev.data)
+                return
+            except SipTransportError as exc:
+                self._send_failed(ev, str(exc))
+                return
+        if not _is_ip(ev.flow.remote[0]):
+            self._send_failed(ev, f"cannot resolve {ev.flow.remote[0]!r} (no DNS in the lab)")
+            return
+        self._spawn(self._connect_and_send(stream, ev))
+
+    async def _connect_and_send(self, stream: StreamTransport, ev: SendMessage) -> None:
+        """§18.1.1 / §18.2.2: open (or reuse) a connection, then send; failures go to the
+        transaction as transport errors (a branch then ends with 503)."""
+        try:
+            conn = await stream.connect(ev.flow.remote)
+            conn.send(ev.data)
+        except SipTransportError as exc:
+            self._send_failed(ev, str(exc))
+            self._arm()
 
     def _send_failed(self, ev: SendMessage, reason: str) -> None:
         self.stats["send_errors"] += 1
