@@ -104,8 +104,9 @@ class ExternalLemf:
 class LiSide:
     """POIs of operator A exporting to a real LEMF (like the matrix, without X1)."""
 
-    def __init__(self, lab: Lab, work: Path, lemf: ExternalLemf) -> None:
+    def __init__(self, lab: Lab, work: Path, lemf: ExternalLemf, *, export: bool = True) -> None:
         self.lab, self.work, self.lemf = lab, work, lemf
+        self.export = export  # False: records are only counted (the POIs' own cost)
         self.did = uuid.uuid4()
         self.exporters: list[X2X3Exporter] = []
         self.pois: list[IriPoi] = []
@@ -121,6 +122,9 @@ class LiSide:
         self.exporters.append(anchor_exp)
 
         def cc_emit(r: CcRecord) -> None:
+            self.records += 1
+            if not self.export:
+                return
             anchor_exp.send_x3(
                 xid=r.xid,
                 correlation_id=r.correlation_id,
@@ -139,7 +143,7 @@ class LiSide:
 
             def emit(r: IriRecord, exp: X2X3Exporter = exp) -> None:
                 self.records += 1
-                if r.sip and r.src and r.dst:
+                if self.export and r.sip and r.src and r.dst:
                     exp.send_x2(
                         xid=r.xid,
                         correlation_id=r.correlation_id,
@@ -178,10 +182,10 @@ class LiSide:
 async def calls_per_second(mode: str, n_calls: int, concurrency: int, work: Path) -> dict[str, Any]:
     topo = lab_topology()
     async with Lab(topo) as lab, ExternalLemf(work / f"lemf-{mode}") as lemf:
-        li = LiSide(lab, work / mode, lemf)
+        li = LiSide(lab, work / mode, lemf, export=mode != "task-10pct-no-export")
         if mode != "no-poi":
             await li.attach()
-        if mode == "task-10pct":
+        if mode.startswith("task-10pct"):
             li.task("sip:alice@ims-a.test")
         ues = {n: user_agent(topo, n) for n in ("alice", "carol", "bob")}
         for ua in ues.values():
@@ -393,7 +397,7 @@ async def main() -> None:
         report: dict[str, Any] = {"hook": hook_rate(2000)}
         print(json.dumps(report["hook"]), flush=True)
         # interleaved rounds, median per mode: the machine is shared, drift hits every mode
-        modes = ("no-poi", "no-task", "task-10pct")
+        modes = ("no-poi", "no-task", "task-10pct", "task-10pct-no-export")
         per_mode: dict[str, list[float]] = {m: [] for m in modes}
         runs = []
         for round_no in range(args.rounds):
@@ -411,6 +415,9 @@ async def main() -> None:
         report["calls_per_s_median"] = median
         report["calls_ratio_task_vs_no_poi"] = round(median["task-10pct"] / median["no-poi"], 3)
         report["calls_ratio_no_task_vs_no_poi"] = round(median["no-task"] / median["no-poi"], 3)
+        report["calls_ratio_task_no_export_vs_no_poi"] = round(
+            median["task-10pct-no-export"] / median["no-poi"], 3
+        )
         report["anchor"] = await anchor_pps(args.packets, work)
         print(json.dumps(report["anchor"]), flush=True)
         print(
@@ -419,6 +426,9 @@ async def main() -> None:
                     "calls_per_cpu_s_median": report["calls_per_s_median"],
                     "calls_ratio_task_vs_no_poi": report["calls_ratio_task_vs_no_poi"],
                     "calls_ratio_no_task_vs_no_poi": report["calls_ratio_no_task_vs_no_poi"],
+                    "calls_ratio_task_no_export_vs_no_poi": report[
+                        "calls_ratio_task_no_export_vs_no_poi"
+                    ],
                     "anchor_ratio": report["anchor"]["ratio"],
                     "anchor_ratio_poi_only": report["anchor"]["ratio_poi_only"],
                     "hook_ratio": report["hook"]["ratio"],

@@ -46,6 +46,7 @@ from li.mitm.media import MediaMitm
 from li.mitm.mikey import MikeyMitm, MitmState
 from li.mitm.signalling import SignallingMitm
 from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
+from li.poi.export import cc_pdu, iri_pdus
 from li.poi.iri import CcTrigger, IriEvent, IriPoi, IriRecord
 from li.poi.x1 import wire as x1_wire
 from li.study import (
@@ -71,7 +72,6 @@ from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import LabPki as X1Pki
 from li.x1.tlsutil import make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
-from li.x2x3.pdu import MatchedTargetIdentifier, address_attributes
 from ue import keying_mikey
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
@@ -678,24 +678,9 @@ def _first_line(sip: bytes) -> str:
 def _iri_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[IriRecord], None]:
     def emit(r: IriRecord) -> None:
         cap.iri.append(r)
-        target = (MatchedTargetIdentifier(value=r.matched),)
-        if r.sip:
-            exp.send_x2(
-                xid=r.xid,
-                correlation_id=r.correlation_id,
-                payload=r.sip,
-                direction=int(r.direction),
-                attributes=address_attributes(r.src, r.dst) + target,
-            )
-        for k in r.keys:
-            cap.key_records.append(k)
-            exp.send_key_record(xid=r.xid, correlation_id=r.correlation_id, record=k)
-        if r.event is IriEvent.CC_UNAVAILABLE:
-            from li.keys import unavailable
-
-            exp.send_key_record(
-                xid=r.xid, correlation_id=r.correlation_id, record=unavailable(r.call_id, r.reason)
-            )
+        cap.key_records.extend(r.keys)
+        for pdu in iri_pdus(r):
+            exp.send_pdu(pdu)
 
     return emit
 
@@ -703,13 +688,7 @@ def _iri_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[IriRecord], None]
 def _cc_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[CcRecord], None]:
     def emit(r: CcRecord) -> None:
         cap.cc += 1
-        exp.send_x3(
-            xid=r.xid,
-            correlation_id=r.correlation_id,
-            payload=r.data,
-            direction=int(r.direction),
-            attributes=address_attributes(r.src, r.dst),
-        )
+        exp.send_pdu(cc_pdu(r))
 
     return emit
 

@@ -1,0 +1,100 @@
+"""POI records as X2/X3 PDUs (TS 103 221-2), with the IRI event on the wire.
+
+* A SIP message: X2, payload format 9 (SIP), direction relative to the target, address TLVs,
+  the matched target identifier (TLV 17), and the event (begin/continue/end/report) in a
+  proprietary conditional attribute (type 4, ``imslab-iri-event=<event>``): TS 103 221-2 has
+  no field for it, receivers skip TLVs they do not know (tshark 4.0 does).
+* An event without a SIP message (start of interception on an active session, content
+  unavailable): X2, payload format 4 (proprietary) with MIME type
+  ``application/vnd.imslab.iri-event+json`` (TLV 19) and the SDP state in TLV 22, the JSON
+  body carrying event, Call-ID, matched identity, reason. In the spirit of TS 33.128's
+  ``startOfInterceptionForActiveIMSSession`` and ``iMSCCUnavailable``.
+* Key records: the LI-interfaces extension (``li.x2x3.keyrecord``), one PDU per record; a
+  content-unavailable event also goes as a key record without keys, so the LEMF's call
+  summary states the reason.
+* CC: X3, payload format 8 (RTP), as intercepted (SRTP stays encrypted).
+"""
+
+from __future__ import annotations
+
+import json
+
+from li.keys import unavailable
+from li.poi.cc import CcRecord
+from li.poi.iri import IriEvent, IriRecord
+from li.x2x3.keyrecord import key_record_pdu
+from li.x2x3.pdu import (
+    MatchedTargetIdentifier,
+    OpaqueAttribute,
+    PayloadFormat,
+    Pdu,
+    SdpSessionDescription,
+    address_attributes,
+    mime_content_type,
+    x2_pdu,
+    x3_pdu,
+)
+
+IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
+EVENT_ATTRIBUTE = 4  # TS 103 221-2 conditional attribute "Proprietary"
+
+
+def event_attribute(event: IriEvent) -> OpaqueAttribute:
+    return OpaqueAttribute(type=EVENT_ATTRIBUTE, value=f"imslab-iri-event={event.value}".encode())
+
+
+def iri_pdus(r: IriRecord) -> list[Pdu]:
+    """The X2 PDUs of one IRI record (possibly none for a bare ``keys`` event)."""
+    out: list[Pdu] = []
+    target = MatchedTargetIdentifier(value=r.matched)
+    if r.sip:
+        out.append(
+            x2_pdu(
+                xid=r.xid,
+                correlation_id=r.correlation_id,
+                payload=r.sip,
+                direction=int(r.direction),
+                attributes=(
+                    *(address_attributes(r.src, r.dst) if r.src and r.dst else ()),
+                    target,
+                    event_attribute(r.event),
+                ),
+            )
+        )
+    elif r.event in (IriEvent.START_OF_INTERCEPTION, IriEvent.CC_UNAVAILABLE):
+        body = {
+            "imslab_iri_event": 1,
+            "event": r.event.value,
+            "call_id": r.call_id,
+            "element": r.element,
+            "matched": r.matched,
+            "reason": r.reason,
+        }
+        attrs = [mime_content_type(IRI_EVENT_CONTENT_TYPE), target, event_attribute(r.event)]
+        if r.sdp_state:
+            attrs.append(SdpSessionDescription(value=r.sdp_state.decode("utf-8", "replace")))
+        out.append(
+            x2_pdu(
+                xid=r.xid,
+                correlation_id=r.correlation_id,
+                payload=json.dumps(body, separators=(",", ":")).encode(),
+                direction=int(r.direction),
+                payload_format=PayloadFormat.PROPRIETARY,
+                attributes=tuple(attrs),
+            )
+        )
+    for k in r.keys:
+        out.append(key_record_pdu(r.xid, r.correlation_id, k))
+    if r.event is IriEvent.CC_UNAVAILABLE:
+        out.append(key_record_pdu(r.xid, r.correlation_id, unavailable(r.call_id, r.reason)))
+    return out
+
+
+def cc_pdu(r: CcRecord) -> Pdu:
+    return x3_pdu(
+        xid=r.xid,
+        correlation_id=r.correlation_id,
+        payload=r.data,
+        direction=int(r.direction),
+        attributes=address_attributes(r.src, r.dst),
+    )

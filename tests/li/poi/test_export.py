@@ -1,0 +1,108 @@
+"""POI records -> X2/X3 PDUs: event attribute, event-only PDUs, key records, CC."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from li.keys import KeyRecord, KeySource, Sender
+from li.poi.cc import CcRecord
+from li.poi.export import IRI_EVENT_CONTENT_TYPE, cc_pdu, iri_pdus
+from li.poi.iri import IriEvent, IriRecord, TargetDirection
+from li.x2x3.keyrecord import decode_key_record, is_key_record
+from li.x2x3.pdu import (
+    AttributeType,
+    MatchedTargetIdentifier,
+    PayloadFormat,
+    PduType,
+    SdpSessionDescription,
+    decode_pdu,
+    encode_pdu,
+)
+from tests.li.poi.sipmsgs import KEY_A, call, sdp
+
+XID = uuid.UUID(int=9)
+
+
+def rec(event: IriEvent, **kw: object) -> IriRecord:
+    base: dict[str, object] = dict(
+        xid=XID,
+        correlation_id=77,
+        call_id="c1",
+        event=event,
+        direction=TargetDirection.FROM_TARGET,
+        element="pcscf-a",
+        time=1.0,
+        matched="sip:alice@ims-a.test",
+    )
+    base.update(kw)
+    return IriRecord(**base)  # type: ignore[arg-type]
+
+
+def roundtrip(pdu: object) -> object:
+    return decode_pdu(encode_pdu(pdu))  # type: ignore[arg-type]
+
+
+def test_sip_message_with_event_attribute() -> None:
+    invite = call("c1")[0][0]
+    (pdu,) = iri_pdus(
+        rec(IriEvent.BEGIN, sip=invite, src=("127.0.8.1", 5060), dst=("127.0.8.2", 5060))
+    )
+    got = roundtrip(pdu)
+    assert got.pdu_type is PduType.X2 and got.payload_format == PayloadFormat.SIP_MESSAGE
+    assert got.payload == invite and got.correlation_id == 77
+    assert got.opaque(4) == b"imslab-iri-event=begin"
+    assert got.find(MatchedTargetIdentifier).value == "sip:alice@ims-a.test"
+
+
+def test_start_of_interception_and_cc_unavailable() -> None:
+    state = sdp("127.0.8.10", 4000, KEY_A)
+    (pdu,) = iri_pdus(
+        rec(
+            IriEvent.START_OF_INTERCEPTION,
+            sdp_state=state,
+            direction=TargetDirection.NOT_APPLICABLE,
+        )
+    )
+    got = roundtrip(pdu)
+    assert got.payload_format == PayloadFormat.PROPRIETARY
+    assert got.opaque(AttributeType.MIME_CONTENT_TYPE) == IRI_EVENT_CONTENT_TYPE.encode()
+    assert json.loads(got.payload)["event"] == "start-of-interception"
+    assert got.find(SdpSessionDescription).value == state.decode()
+    pdus = iri_pdus(rec(IriEvent.CC_UNAVAILABLE, reason="end-to-end PSK"))
+    assert len(pdus) == 2 and is_key_record(pdus[1])
+    unavailable = decode_key_record(roundtrip(pdus[1]))  # type: ignore[arg-type]
+    assert unavailable is not None and unavailable.keys is None
+    assert unavailable.reason == "end-to-end PSK"
+
+
+def test_keys_and_cc() -> None:
+    from ims.media.keys import SrtpKeys
+
+    k = KeyRecord(
+        call_id="c1",
+        source=KeySource.SDES,
+        sender=Sender.OFFERER,
+        keys=SrtpKeys(
+            suite="AES_CM_128_HMAC_SHA1_80", master_key=KEY_A[:16], master_salt=KEY_A[16:]
+        ),
+    )
+    pdus = iri_pdus(rec(IriEvent.KEYS, keys=(k,)))
+    assert len(pdus) == 1 and decode_key_record(roundtrip(pdus[0])) == k  # type: ignore[arg-type]
+    cc = roundtrip(
+        cc_pdu(
+            CcRecord(
+                xid=XID,
+                correlation_id=77,
+                call_id="c1",
+                direction=TargetDirection.TO_TARGET,
+                element="anchor-a",
+                time=0.0,
+                data=b"\x80" * 12,
+                src=("127.0.8.20", 5000),
+                dst=("127.0.8.10", 4000),
+            )
+        )
+    )
+    assert cc.pdu_type is PduType.X3 and cc.payload_format == PayloadFormat.RTP_PACKET
+    assert int(cc.payload_direction) == 2
