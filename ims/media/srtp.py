@@ -168,6 +168,7 @@ class SrtpReceiver:
         self._crypto = SrtpCryptoContext(keys)
         self._trackers: dict[int, IndexTracker] = {}
         self._slow_ssrcs: set[int] = set()
+        self._rtcp_windows: dict[int, IndexTracker] = {}
 
     def tracker(self, ssrc: int) -> IndexTracker:
         t = self._trackers.get(ssrc)
@@ -241,13 +242,22 @@ class SrtpReceiver:
             self.stats.rtcp_unprotected += 1
             return out
         try:
-            plain, _index = self._crypto.unprotect_rtcp(srtcp)
+            plain, index = self._crypto.unprotect_rtcp(srtcp)
         except SrtpAuthError:
             self.stats.auth_failures += 1
             return None
         except SrtpFormatError:
             self.stats.format_errors += 1
             return None
+        # SRTCP carries its index explicitly (RFC 3711 §3.4): a replay window per SSRC suffices.
+        ssrc = int.from_bytes(srtcp[4:8], "big")
+        window = self._rtcp_windows.get(ssrc)
+        if window is None:
+            window = self._rtcp_windows[ssrc] = IndexTracker()
+        if window.is_replay(index):
+            self.stats.replay_failures += 1
+            return None
+        window.update(index)
         self.stats.rtcp_unprotected += 1
         return plain
 

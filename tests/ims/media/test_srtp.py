@@ -312,3 +312,13 @@ def test_sender_with_initial_roc_from_mikey(suite: str) -> None:
     assert rx.roc(0x11223344) == 4 and rx.stats.auth_failures == 0
     rr = bytes.fromhex("80c90001") + (0x11223344).to_bytes(4, "big")
     assert rx.unprotect_rtcp(sender.protect_rtcp(rr) or b"") == rr
+
+
+def test_late_join_decryptor_drops_replayed_srtcp() -> None:
+    k = keys("AES_CM_128_HMAC_SHA1_80", seed=17)
+    sender = SrtpSender(k)
+    rr = bytes.fromhex("80c90001") + (0x11223344).to_bytes(4, "big")
+    wires = [sender.protect_rtcp(rr) or b"" for _ in range(3)]
+    tap = LateJoinDecryptor(k)
+    assert [tap.unprotect_rtcp(w) for w in wires] == [rr, rr, rr]
+    assert tap.unprotect_rtcp(wires[1]) is None and tap.stats.replay_failures == 1
