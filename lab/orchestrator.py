@@ -34,6 +34,18 @@ _log = get_logger("lab.orchestrator")
 ROLE_ORDER = ("anchor", "scscf", "internet_proxy", "pcscf")
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the element gets SIGTERM when the orchestrator dies, even by SIGKILL, so a
+    crashed or killed ``imslab up`` never leaves elements holding the lab's addresses."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def role_module(role: str) -> Any:
     return importlib.import_module(f"lab.roles.{role}")
 
@@ -127,7 +139,7 @@ class Lab:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
-            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         entry = _Proc(name=name, proc=proc)
         self.procs[name] = entry
@@ -155,13 +167,13 @@ class Lab:
             proc = entry.proc
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.send_signal(signal.SIGTERM)
                 try:
                     async with asyncio.timeout(5):
                         await proc.wait()
                 except TimeoutError:
                     with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.kill()
                     await proc.wait()
             if entry.stderr_task is not None:
                 entry.stderr_task.cancel()
