@@ -36,6 +36,8 @@ class Method(StrEnum):
     PKE_D = "pke-d"  # 2.3.1 case D: self-signed certificates
     RSA_R = "rsa-r"  # 2.3.2 reverse mode RSA (RFC 4738), operator-issued certificates
     DH_SIGN = "dh"  # 2.3.3 DH with digital signatures, operator-issued certificates
+    DH_SIGN_ONE = "dh-one"  # 2.3.3 with only one operator assisting
+    DH_SELF_SIGNED = "dh-self-signed"  # 2.3.3 with self-signed certificates
     DHHMAC = "dhhmac"  # 2.3.4 DH-HMAC with a PSK agreed by the users
     DHHMAC_PUBLIC = "dhhmac-public"  # 2.3.4 DH-HMAC with a publicly known PSK
 
@@ -107,6 +109,8 @@ FAMILY: dict[Method, str] = {
     Method.PKE_D: "MIKEY / pk encryption",
     Method.RSA_R: "MIKEY / pk encryption",
     Method.DH_SIGN: "MIKEY / DH",
+    Method.DH_SIGN_ONE: "MIKEY / DH",
+    Method.DH_SELF_SIGNED: "MIKEY / DH",
     Method.DHHMAC: "MIKEY / DH",
     Method.DHHMAC_PUBLIC: "MIKEY / DH",
 }
@@ -202,6 +206,14 @@ EXPECTATIONS: tuple[Expectation, ...] = (
        "The MITM shares a different DH secret key with the initiator and the responder and thus "
        "the LI agency ... can intercept IMS media by acting as a man-in-the-middle in both the "
        "MIKEY exchange and the media stream."),
+    _e(M.DH_SIGN_ONE, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_OPERATORS}, False, False,
+       "2.3.3",
+       "Unless self-signed certificates are used the IMS operators of both endpoints need to "
+       "assist in the interception. If only one operator assists in this case, then "
+       "interception is not possible."),
+    _e(M.DH_SELF_SIGNED, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA}, True, True, "2.3.3",
+       "When self-signed certificates are used, no operator-assistance regarding certificates "
+       "is required."),
     _e(M.DHHMAC, S.HOME, {N.BREAK_KM}, False, False, "2.3.4 / 2.1 table",
        "a pre-shared HMAC key agreed out of band by the end users (MIKEY / DH: overcome key "
        "management-specific security YES)"),

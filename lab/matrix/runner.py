@@ -43,7 +43,7 @@ from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, KeySource, MikeySecrets, OperatorKeyPolicy
 from li.lemf.receiver import LemfServer
 from li.mitm.media import MediaMitm
-from li.mitm.mikey import MikeyMitm, MitmState
+from li.mitm.mikey import MikeyMitm, MitmFunction, MitmState
 from li.mitm.signalling import SignallingMitm
 from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
 from li.poi.export import cc_pdu, iri_pdus
@@ -153,6 +153,8 @@ METHODS: dict[Method, tuple[str, Pki, frozenset[str], frozenset[str]]] = {
     Method.PKE_D: ("pke", Pki.SELF_SIGNED, frozenset({"pke"}), frozenset()),
     Method.RSA_R: ("rsa-r", Pki.OPERATOR, frozenset({"rsa-r"}), frozenset({"a", "b"})),
     Method.DH_SIGN: ("dh", Pki.OPERATOR, frozenset({"dh"}), frozenset({"a", "b"})),
+    Method.DH_SIGN_ONE: ("dh", Pki.OPERATOR, frozenset({"dh"}), frozenset({"a"})),
+    Method.DH_SELF_SIGNED: ("dh", Pki.SELF_SIGNED, frozenset({"dh"}), frozenset()),
     Method.DHHMAC: ("dhhmac", Pki.NONE, frozenset({"dhhmac"}), frozenset()),
     Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE, frozenset({"dhhmac"}), frozenset()),
 }
@@ -657,6 +659,8 @@ def _observed_needs(
         "does not assist" in m.reason or "one operator" in m.reason for m in attempted
     ):
         needs |= {Need.MITM_SIGNALLING, Need.BOTH_OPERATORS}
+        if any(m.function in (MitmFunction.DH, MitmFunction.DHHMAC) for m in attempted):
+            needs.add(Need.MITM_MEDIA)  # DH keys per leg: the media would need it too
     elif plan.tap_anchor is not None and not plan.iri_elements:
         needs.add(Need.HOME_NETWORK)  # the visited network saw only encrypted media
     elif plan.tap_anchor is not None and exp.method in (Method.DH_SIGN, Method.DHHMAC_PUBLIC):
