@@ -28,6 +28,16 @@ from ims.media.audio import ToneSource, WavWriter, read_wav
 MODULES = "/usr/lib/baresip/modules"
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """baresip gets SIGTERM if the test process dies: no orphan answering the next test."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class BaresipAccount:
     aor: str  # sip:alice@ims-a.test
@@ -121,6 +131,7 @@ snd_path		{self.record_dir}
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         asyncio.ensure_future(self._drain())
         async with asyncio.timeout(timeout):
