@@ -189,7 +189,7 @@ class IriPoi:
         self.targets.remove(str(xid))
         for call in self._calls.values():
             if call.xids.pop(xid, None) is not None and self.trigger_cc is not None:
-                self.trigger_cc(
+                self._cc(
                     CcTrigger(
                         xid=xid,
                         correlation_id=correlation_id(call.call_id),
@@ -301,7 +301,7 @@ class IriPoi:
             self._keys(call, now)
         if ended and self.trigger_cc is not None:
             for xid, (side, _) in call.xids.items():
-                self.trigger_cc(
+                self._cc(
                     CcTrigger(
                         xid=xid,
                         correlation_id=correlation_id(call.call_id),
@@ -313,6 +313,13 @@ class IriPoi:
                 )
 
     # --- internals -----------------------------------------------------------------------
+
+    def _cc(self, trigger: CcTrigger) -> None:
+        """LI_T3 toward the CC-POI, for tasks that deliver content (not X2Only)."""
+        task = self.tasks.get(trigger.xid)
+        if self.trigger_cc is None or (task is not None and not task.deliver_cc):
+            return
+        self.trigger_cc(trigger)
 
     def _new_call(self, msg: SipView) -> _Call:
         if len(self._calls) >= MAX_CALLS:
@@ -330,7 +337,7 @@ class IriPoi:
             call.xids.setdefault(xid, (m.side, m.identity))
         if call.xids and self.trigger_cc is not None:
             for xid, (side, _) in call.xids.items():
-                self.trigger_cc(
+                self._cc(
                     CcTrigger(
                         xid=xid,
                         correlation_id=correlation_id(call.call_id),
@@ -463,7 +470,7 @@ class IriPoi:
             )
         )
         if event is IriEvent.START_OF_INTERCEPTION and self.trigger_cc is not None:
-            self.trigger_cc(
+            self._cc(
                 CcTrigger(
                     xid=xid,
                     correlation_id=correlation_id(call.call_id),
@@ -488,7 +495,7 @@ class IriPoi:
                 self._record(call, xid, IriEvent.KEYS, now, keys=available)
                 if self.trigger_cc is not None:
                     side, _ = call.xids[xid]
-                    self.trigger_cc(
+                    self._cc(
                         CcTrigger(
                             xid=xid,
                             correlation_id=correlation_id(call.call_id),

@@ -64,10 +64,6 @@ class SipView:
             return self.body
         return None
 
-    def dedup_key(self) -> tuple[object, ...]:
-        """Identical for a retransmission (RFC 3261 §17: same branch, CSeq, status)."""
-        return (self.status, self.method, self.cseq, self.branch, self.call_id)
-
 
 def _param(value: str, name: str) -> str | None:
     # parameters after the name-addr's ">" (or the whole value for addr-spec)

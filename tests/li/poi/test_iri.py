@@ -204,3 +204,13 @@ def test_hook_adapter_on_parsed_messages_with_mid_call_task() -> None:
         feed(raw, "in")
         feed(raw, "out")
     assert [r.event for r in out[2:]] == [IriEvent.CONTINUE, IriEvent.END]
+
+
+def test_x2_only_task_arms_no_cc() -> None:
+    poi, out, cc = make_poi()
+    poi.activate(
+        PoiTask(xid=XID, targets=((TargetKind.SIP_URI, "sip:alice@ims-a.test"),), deliver_cc=False),
+        0.0,
+    )
+    run_call(poi, "c10")
+    assert out and all(not t.stop for t in cc) and cc == []
