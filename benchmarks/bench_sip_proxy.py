@@ -196,6 +196,15 @@ def sipp_run(sipp: str, proxy: str, rate: int, seconds: float, work: Path) -> di
     }
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_proxy(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The proxy subprocess, its output to ``log`` (a pipe nobody reads would stall it)."""
     port = free_port(PROXY_IP)
@@ -247,16 +256,23 @@ def main() -> int:
         else list(range(args.start, args.max_rate + 1, args.step))
     )
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'rate':>6} {'calls':>7} {'ok':>7} {'failed':>7} {'seconds':>8} {'cps':>8}")
+    print(f"{'rate':>6} {'calls':>7} {'ok':>7} {'failed':>7} {'seconds':>8} {'cps':>8} "
+          f"{'cpu_s':>8} {'us/call':>7} {'load':>5}")  # fmt: skip
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-sip-proxy-") as tmp:
         proc, proxy = start_proxy(Path(tmp) / "proxy.log")
         try:
             for rate in rates:
+                cpu0 = proc_cpu(proc.pid)
                 r = sipp_run(sipp, proxy, rate, args.seconds, Path(tmp))
+                used = proc_cpu(proc.pid) - cpu0
+                r["proxy_cpu_s"] = round(used, 2)
+                r["proxy_us_per_call"] = round(used / max(int(str(r["ok"])), 1) * 1e6)
+                r["load"] = round(os.getloadavg()[0], 1)
                 runs.append(r)
                 print(f"{r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['failed']:>7} "
-                      f"{r['seconds']:>8} {r['achieved_cps']:>8}", flush=True)  # fmt: skip
+                      f"{r['seconds']:>8} {r['achieved_cps']:>8} {r['proxy_cpu_s']:>8} "
+                      f"{r['proxy_us_per_call']:>7} {r['load']:>5}", flush=True)  # fmt: skip
                 behind = float(str(r["seconds"])) > args.seconds * 1.2 + 2
                 if int(str(r["failed"])) > 0 or behind:
                     break
