@@ -18,12 +18,14 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from li.keys import unavailable
 from li.poi.cc import CcRecord
 from li.poi.iri import IriEvent, IriRecord
 from li.x2x3.keyrecord import key_record_pdu
 from li.x2x3.pdu import (
+    Attribute,
     MatchedTargetIdentifier,
     OpaqueAttribute,
     PayloadFormat,
@@ -36,6 +38,14 @@ from li.x2x3.pdu import (
 )
 
 IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
+
+
+@lru_cache(maxsize=4096)
+def _addresses(src: tuple[str, int], dst: tuple[str, int]) -> tuple[Attribute, ...]:
+    """Address/port TLVs of a flow: parsed once per flow, not once per packet."""
+    return address_attributes(src, dst)
+
+
 EVENT_ATTRIBUTE = 4  # TS 103 221-2 conditional attribute "Proprietary"
 
 
@@ -55,7 +65,7 @@ def iri_pdus(r: IriRecord) -> list[Pdu]:
                 payload=r.sip,
                 direction=int(r.direction),
                 attributes=(
-                    *(address_attributes(r.src, r.dst) if r.src and r.dst else ()),
+                    *(_addresses(tuple(r.src), tuple(r.dst)) if r.src and r.dst else ()),
                     target,
                     event_attribute(r.event),
                 ),
@@ -96,5 +106,5 @@ def cc_pdu(r: CcRecord) -> Pdu:
         correlation_id=r.correlation_id,
         payload=r.data,
         direction=int(r.direction),
-        attributes=address_attributes(r.src, r.dst),
+        attributes=_addresses(tuple(r.src), tuple(r.dst)),
     )
