@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -257,22 +258,27 @@ def main() -> int:
     )
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'rate':>6} {'calls':>7} {'ok':>7} {'failed':>7} {'seconds':>8} {'cps':>8} "
-          f"{'cpu_s':>8} {'us/call':>7} {'load':>5}")  # fmt: skip
+          f"{'cpu_s':>8} {'us/call':>7} {'sipp_s':>7} {'load':>5}")  # fmt: skip
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-sip-proxy-") as tmp:
         proc, proxy = start_proxy(Path(tmp) / "proxy.log")
         try:
             for rate in rates:
                 cpu0 = proc_cpu(proc.pid)
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 r = sipp_run(sipp, proxy, rate, args.seconds, Path(tmp))
                 used = proc_cpu(proc.pid) - cpu0
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                sipp_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+                r["sipp_cpu_s"] = round(sipp_cpu, 2)  # both SIPp processes (waited children)
                 r["proxy_cpu_s"] = round(used, 2)
                 r["proxy_us_per_call"] = round(used / max(int(str(r["ok"])), 1) * 1e6)
                 r["load"] = round(os.getloadavg()[0], 1)
                 runs.append(r)
                 print(f"{r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['failed']:>7} "
                       f"{r['seconds']:>8} {r['achieved_cps']:>8} {r['proxy_cpu_s']:>8} "
-                      f"{r['proxy_us_per_call']:>7} {r['load']:>5}", flush=True)  # fmt: skip
+                      f"{r['proxy_us_per_call']:>7} {r['sipp_cpu_s']:>7} {r['load']:>5}",
+                      flush=True)  # fmt: skip
                 behind = float(str(r["seconds"])) > args.seconds * 1.2 + 2
                 if int(str(r["failed"])) > 0 or behind:
                     break
