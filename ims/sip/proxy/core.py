@@ -558,6 +558,13 @@ class ProxyCore:
                 h.add("Route", v)
             request.uri = _name_addr_uri(last)
         while True:
+            first = h.get("Route")
+            if first is None:
+                break
+            if first in self._rr_values:
+                # fast path: a peer copied our own Record-Route value verbatim (§12.1.1)
+                h.pop_first("Route")
+                continue
             routes = request.routes
             if not routes or not self.is_local(routes[0].uri):
                 break
