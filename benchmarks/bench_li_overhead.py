@@ -39,10 +39,11 @@ from lab.orchestrator import Lab
 from lab.ues import user_agent
 from li.keys import OperatorKeyPolicy
 from li.poi.cc import AnchorCcPoi, CcRecord
+from li.poi.export import cc_pdu, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord, PoiTask
 from li.targets import Side, TargetKind
 from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
-from li.x2x3.pdu import MatchedTargetIdentifier, address_attributes
+from li.x2x3.pdu import address_attributes
 
 SUBNET = "127.0.81"  # matrix/benchmark range: never collides with the test suite (127.0.8)
 LEMF_HOST = "127.0.81.250"
@@ -123,15 +124,8 @@ class LiSide:
 
         def cc_emit(r: CcRecord) -> None:
             self.records += 1
-            if not self.export:
-                return
-            anchor_exp.send_x3(
-                xid=r.xid,
-                correlation_id=r.correlation_id,
-                payload=r.data,
-                direction=int(r.direction),
-                attributes=address_attributes(r.src, r.dst),
-            )
+            if self.export:
+                anchor_exp.send_pdu(cc_pdu(r))
 
         cc = AnchorCcPoi(element="anchor-a", emit=cc_emit)
         self.removers.append(self.lab.elements["anchor-a"].anchor.hooks.add(cc.hook(time.time)))
@@ -143,15 +137,9 @@ class LiSide:
 
             def emit(r: IriRecord, exp: X2X3Exporter = exp) -> None:
                 self.records += 1
-                if self.export and r.sip and r.src and r.dst:
-                    exp.send_x2(
-                        xid=r.xid,
-                        correlation_id=r.correlation_id,
-                        payload=r.sip,
-                        direction=int(r.direction),
-                        attributes=address_attributes(r.src, r.dst)
-                        + (MatchedTargetIdentifier(value=r.matched),),
-                    )
+                if self.export:
+                    for pdu in iri_pdus(r):
+                        exp.send_pdu(pdu)
 
             el = topo.elements[name]
             poi = IriPoi(
