@@ -45,9 +45,14 @@ class _ArmedCall:
 
 
 class MediaMitm:
-    """Re-keying relay hook for the anchor; ``arm`` per call once both MIKEY legs are keyed."""
+    """Re-keying relay hook for the anchor; ``arm`` per call once both MIKEY legs are keyed.
 
-    def __init__(self) -> None:
+    At most ``max_calls`` calls stay armed (the oldest is dropped first): a call's contexts
+    are small, but nothing tells the anchor's hook that a call ended.
+    """
+
+    def __init__(self, max_calls: int = 1000) -> None:
+        self.max_calls = max_calls
         self._calls: dict[str, _ArmedCall] = {}
         self.stats = {"rekeyed": 0, "failed": 0}
 
@@ -55,6 +60,8 @@ class MediaMitm:
         self, call_id: str, initiator_leg: KeyExchangeResult, responder_leg: KeyExchangeResult
     ) -> None:
         ini, res = Sender.INITIATOR, Sender.RESPONDER
+        while len(self._calls) >= self.max_calls:
+            del self._calls[next(iter(self._calls))]
         self._calls[call_id] = _ArmedCall(
             from_initiator=_Relay(
                 rx=SrtpReceiver(srtp_keys(initiator_leg, ini)),
