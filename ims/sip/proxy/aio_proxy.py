@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import math
 import re
+import socket
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -117,6 +118,7 @@ class ProxyServer:
         udp = UdpTransport(self._on_datagram)
         addr = await udp.bind(host, port)
         self._udp.append(udp)
+        _enlarge_buffers(udp)
         return addr
 
     def close(self) -> None:
@@ -396,6 +398,24 @@ class ProxyServer:
         except Exception as exc:
             _log.warning("timer processing failed", error=repr(exc))
         self._arm()
+
+
+UDP_BUFFER = 4 * 1024 * 1024
+
+
+def _enlarge_buffers(udp: UdpTransport) -> None:
+    """4 MiB socket buffers: a burst arriving while the loop is busy (a batch of timers, a
+    GC pass) waits in the kernel instead of being dropped and retransmitted 500 ms later.
+    (The transport keeps its socket private; reach it through the asyncio transport.)"""
+    transport = getattr(udp, "_transport", None)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)
+        except OSError:
+            pass
 
 
 @functools.lru_cache(maxsize=4096)
