@@ -23,7 +23,16 @@ from .core import (
 )
 from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks, Peer
 from .location import LocationRouter, uas_checks
-from .routing import Decision, Forward, RequestUriRouter, Respond, Router, RoutingContext, Target
+from .routing import (
+    Decision,
+    Defer,
+    Forward,
+    RequestUriRouter,
+    Respond,
+    Router,
+    RoutingContext,
+    Target,
+)
 
 if TYPE_CHECKING:
     from .aio_proxy import ProxyServer
@@ -33,6 +42,7 @@ __all__ = [
     "Action",
     "CancelBranch",
     "Decision",
+    "Defer",
     "Direction",
     "Forward",
     "ForwardRequest",

@@ -44,6 +44,7 @@ from ims.sip.proxy.core import (
     SendStateless,
 )
 from ims.sip.proxy.hooks import Peer
+from ims.sip.proxy.routing import Forward, Respond
 from ims.sip.transaction import (
     AckReceived,
     ClientTransaction,
@@ -120,6 +121,12 @@ class ProxyServer:
         self._udp.append(udp)
         _enlarge_buffers(udp)
         return addr
+
+    def resume(self, key: int, decision: Forward | Respond) -> None:
+        """Carry out a deferred routing decision (see :class:`~ims.sip.proxy.routing.Defer`)."""
+        now = self._now()
+        self._act(self.core.resume(key, decision, now), now)
+        self._arm()
 
     def close(self) -> None:
         if self._timer is not None:

@@ -63,6 +63,7 @@ from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
 from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
 from ims.sip.proxy.routing import (
+    Defer,
     Forward,
     RequestUriRouter,
     Respond,
@@ -279,6 +280,8 @@ class ProxyCore:
         self._counter = itertools.count(1)
         self._tag = new_tag()
         self._contexts: dict[int, _Context] = {}  # id(server transaction) -> context
+        self._deferred: dict[int, _Context] = {}  # RoutingContext.key -> waiting for resume()
+        self._keys = itertools.count(1)
         self._branches: dict[str, _Branch] = {}
         self._timers: list[tuple[float, int, str]] = []  # (deadline, seq, branch key): Timer C
         self._tseq = itertools.count()
@@ -488,6 +491,7 @@ class ProxyCore:
         if not has_route and method == "OPTIONS" and self.addressed_to_me(request):
             return self._options(request, transaction, source)
         # §16.5 targets
+        key = next(self._keys)
         decision = self.router.route(
             request,
             RoutingContext(
@@ -496,31 +500,69 @@ class ProxyCore:
                 has_route=has_route,
                 is_local=self.is_local,
                 is_our_domain=self.is_our_domain,
+                key=key,
             ),
         )
+        ctx = _Context(
+            request=request,
+            transaction=transaction,
+            source=source,
+            method=method,
+            loop_hash=lhash,
+        )
         if isinstance(decision, Respond):
-            if decision.response is not None:
-                self.stats["local_responses"] += 1
-                actions: list[Action] = []
-                self._out(
-                    actions,
-                    SendResponse(
-                        transaction,
-                        decision.response,
-                        self._reply_peer(request, source, needed=transaction is None),
-                    ),
-                )
-                return actions
-            return self._respond(
-                request,
-                transaction,
-                source,
-                decision.status,
-                decision.reason,
-                decision.headers,
-                decision.body,
-            )
-        return self._start(request, source, now, transaction, lhash, decision)
+            return self._local_answer(ctx, decision)
+        actions: list[Action] = []
+        if method == "INVITE":
+            # §16.2/§17.2.1: a stateful proxy answers 100 Trying at once (no 200 ms wait here)
+            trying = make_response(request, 100)
+            peer = self._reply_peer(request, source, needed=transaction is None)
+            self._out(actions, SendResponse(transaction, trying, peer))
+        if transaction is not None:
+            self._contexts[id(transaction)] = ctx
+        if isinstance(decision, Defer):
+            self._deferred[key] = ctx
+            return actions
+        return actions + self._apply(ctx, decision, now)
+
+    def resume(self, key: int, decision: Forward | Respond, now: float) -> list[Action]:
+        """Carry out a routing decision the router deferred (it returned :class:`Defer` for
+        ``RoutingContext.key``): an asynchronous policy (a database, a media-anchor round
+        trip) answers here. A request CANCELled meanwhile was already answered 487: then
+        nothing happens."""
+        ctx = self._deferred.pop(key, None)
+        if ctx is None or ctx.final_sent:
+            return []
+        if isinstance(decision, Respond):
+            actions = self._local_answer(ctx, decision)
+            ctx.final_sent = True
+            if ctx.transaction is not None:
+                self._contexts.pop(id(ctx.transaction), None)
+            return actions
+        return self._apply(ctx, decision, now)
+
+    @property
+    def deferred(self) -> int:
+        """Requests waiting for :meth:`resume`."""
+        return len(self._deferred)
+
+    def _local_answer(self, ctx: _Context, decision: Respond) -> list[Action]:
+        request, transaction, source = ctx.request, ctx.transaction, ctx.source
+        if decision.response is not None:
+            self.stats["local_responses"] += 1
+            actions: list[Action] = []
+            peer = self._reply_peer(request, source, needed=transaction is None)
+            self._out(actions, SendResponse(transaction, decision.response, peer))
+            return actions
+        return self._respond(
+            request,
+            transaction,
+            source,
+            decision.status,
+            decision.reason,
+            decision.headers,
+            decision.body,
+        )
 
     def _options(self, request: Request, transaction: object | None, source: Peer) -> list[Action]:
         headers = [("Allow", ALLOW), ("Accept", "application/sdp")]
@@ -571,16 +613,9 @@ class ProxyCore:
             h.pop_first_element("Route")
 
     # -- forwarding (§16.6) -----------------------------------------------------------------
-    def _start(
-        self,
-        request: Request,
-        source: Peer,
-        now: float,
-        transaction: object | None,
-        lhash: str,
-        decision: Forward,
-    ) -> list[Action]:
-        method = request.method
+    def _apply(self, ctx: _Context, decision: Forward, now: float) -> list[Action]:
+        """Start the branches of a Forward decision (§16.5-§16.6)."""
+        request, method = ctx.request, ctx.method
         if decision.record_route is not None:
             rr = decision.record_route
         else:
@@ -590,28 +625,14 @@ class ProxyCore:
                 and method in DIALOG_CREATING
                 and (to is None or to.tag is None)
             )
-        ctx = _Context(
-            request=request,
-            transaction=transaction,
-            source=source,
-            method=method,
-            loop_hash=lhash,
-            record_route=rr,
-            extra_headers=decision.headers,
-        )
+        ctx.record_route = rr
+        ctx.extra_headers = decision.headers
         if rr:
-            ctx.rr_in = self._rr_value(source.transport)
+            ctx.rr_in = self._rr_value(ctx.source.transport)
         actions: list[Action] = []
-        if method == "INVITE":
-            # §16.2: a stateful proxy answers 100 Trying at once (no 200 ms wait here)
-            trying = make_response(request, 100)
-            peer = self._reply_peer(request, source, needed=transaction is None)
-            self._out(actions, SendResponse(transaction, trying, peer))
-        if transaction is not None:
-            self._contexts[id(transaction)] = ctx
         targets = list(decision.targets)
         if not targets:
-            return actions + self._finish(ctx)
+            return self._finish(ctx)
         if not decision.parallel:
             targets.sort(key=lambda t: -(1.0 if t.q is None else t.q))
             ctx.pending = targets[1:]
@@ -698,6 +719,10 @@ class ProxyCore:
             ctx.no_new_branches = True
             ctx.pending.clear()
             actions += self._cancel_pending(ctx)
+            if not ctx.branches:  # still waiting for a deferred decision: 487 from here
+                actions += self._respond(ctx.request, ctx.transaction, ctx.source, 487)
+                ctx.final_sent = True
+                self._contexts.pop(id(cancelled), None)
         return actions
 
     def _cancel_pending(self, ctx: _Context) -> list[Action]:

@@ -10,6 +10,7 @@ a static table, an IMS iFC evaluation. The core asks a :class:`Router` once per 
   6xx. ``record_route`` overrides the core's default (insert for dialog-creating requests).
   ``headers`` are added to every forwarded copy (§16.6 step 5), e.g. P-Charging-Vector.
 * :class:`Respond` — answer locally with this status (404, 403, a registrar's 200...).
+* :class:`Defer` — decide asynchronously; call ``resume(ctx.key, decision, now)`` later.
 
 :class:`RoutingContext` gives the router what the core learnt: the source peer, whether a
 Route header still names the next hop (then the target set must be the Request-URI alone,
@@ -55,7 +56,15 @@ class Respond:
     response: Response | None = None  # a complete response, used as is when given
 
 
-Decision = Forward | Respond
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Decide later: the core answers 100 Trying (INVITE) and waits; the application calls
+    ``core.resume(ctx.key, Forward(...) | Respond(...), now)`` (``ProxyServer.resume`` on
+    sockets) when its asynchronous policy is done. A CANCEL meanwhile is answered 200 and
+    the request 487; the late ``resume`` is then ignored."""
+
+
+Decision = Forward | Respond | Defer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +74,7 @@ class RoutingContext:
     has_route: bool
     is_local: Callable[[Uri], bool] = field(repr=False)
     is_our_domain: Callable[[Uri], bool] = field(repr=False)
+    key: int = 0  # names this request in core.resume() after a Defer
 
 
 class Router(Protocol):

@@ -15,6 +15,7 @@ from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.hooks import Direction, MessageEvent, Peer
 from ims.sip.proxy.location import LocationRouter
+from ims.sip.proxy.routing import Defer, Forward, RoutingContext, Target
 from ims.sip.transaction import TimerConfig
 
 PROXY_IP, UAC_IP, UAS_IP = "127.0.3.1", "127.0.3.2", "127.0.3.3"
@@ -200,3 +201,29 @@ async def test_garbage_and_bad_requests_do_not_stop_it(proxy: ProxyServer) -> No
         assert isinstance(r, Response) and r.status == 200
     finally:
         uac.close()
+
+
+async def test_async_policy_resumes_a_deferred_request(proxy: ProxyServer) -> None:
+    uac, uas = Endpoint(UAC_IP), Endpoint(UAS_IP)
+    loop = asyncio.get_running_loop()
+
+    class SlowRouter:
+        def route(self, request: Request, ctx: RoutingContext) -> Defer:
+            target = Forward(targets=[Target(uri=request.uri)])
+            loop.call_later(0.05, proxy.resume, ctx.key, target)  # e.g. a database answered
+            return Defer()
+
+    proxy.core.router = SlowRouter()
+    try:
+        uac.send(invite(uac, uas, proxy, "call5"), proxy_addr(proxy))
+        r = await uac.recv()
+        assert isinstance(r, Response) and r.status == 100
+        got = await uas.recv()
+        assert isinstance(got, Request) and got.method == "INVITE"
+        uas.send(answer(got, 200), proxy_addr(proxy))
+        ok = await uac.recv_until(lambda m: isinstance(m, Response) and m.status == 200)
+        assert isinstance(ok, Response)
+        assert proxy.core.deferred == 0
+    finally:
+        uac.close()
+        uas.close()

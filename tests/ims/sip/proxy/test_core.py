@@ -15,7 +15,7 @@ from ims.sip.proxy.core import (
     SendStateless,
 )
 from ims.sip.proxy.hooks import DROP, Direction, MessageEvent, Peer
-from ims.sip.proxy.routing import Forward, Respond, RoutingContext, Target
+from ims.sip.proxy.routing import Defer, Forward, Respond, RoutingContext, Target
 from ims.sip.uri import parse_uri
 
 ME = Peer(transport="udp", host="127.0.3.1", port=5070)
@@ -432,3 +432,45 @@ def test_hooks_observe_rewrite_and_drop() -> None:
     remove()
     (a,) = p.receive_response(answer(fwd.request, 180), fwd.branch, 0.1)
     assert a.response.status == 180
+
+
+class DeferringRouter:
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+
+    def route(self, request: Request, ctx: RoutingContext) -> Defer:
+        self.keys.append(ctx.key)
+        return Defer()
+
+
+def test_deferred_decision_forward_later() -> None:
+    router = DeferringRouter()
+    p = core(router)
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t")
+    (trying,) = acts  # only the 100 Trying while the policy thinks
+    assert isinstance(trying, SendResponse) and trying.response.status == 100
+    assert p.deferred == 1 and p.open_contexts == 1
+    (key,) = router.keys
+    acts = p.resume(key, Forward(targets=[Target(uri=parse_uri("sip:b@127.0.3.3:5062"))]), 1.0)
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.request.headers.get("Record-Route") == RR and p.deferred == 0
+    (a,) = p.receive_response(answer(fwd.request, 486), fwd.branch, 1.1)
+    assert a.response.status == 486 and a.transaction == "t"
+    assert p.resume(key, Respond(status=500), 2.0) == []  # unknown/used key: nothing
+
+
+def test_deferred_decision_respond_later_and_cancel_meanwhile() -> None:
+    router = DeferringRouter()
+    p = core(router)
+    p.receive_request(invite(), UAC, 0.0, transaction="t1")
+    (a,) = p.resume(router.keys[0], Respond(status=404), 0.5)
+    assert a.response.status == 404 and a.transaction == "t1" and p.open_contexts == 0
+    # CANCEL while the decision is pending: 200 to the CANCEL, 487 to the INVITE, resume ignored
+    p.receive_request(invite(branch="z9hG4bKuac2"), UAC, 1.0, transaction="t2")
+    acts = p.receive_request(
+        invite(method="CANCEL", branch="z9hG4bKuac2"), UAC, 1.2, transaction="c2", cancelled="t2"
+    )
+    assert [(x.transaction, x.response.status) for x in acts] == [("c2", 200), ("t2", 487)]  # type: ignore[union-attr]
+    target = Forward(targets=[Target(uri=parse_uri("sip:b@127.0.3.3:5062"))])
+    assert p.resume(router.keys[1], target, 1.5) == []
+    assert p.deferred == 0 and p.open_contexts == 0
