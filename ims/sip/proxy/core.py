@@ -9,7 +9,7 @@ ACK for non-2xx and CANCEL timing are the layer's job) and does what §16 gives 
             loop detection (482, see :func:`loop_hash`), Proxy-Require (420 + Unsupported)
 §16.4       Route pre-processing: a Request-URI that is our own Record-Route value (an
             upstream strict router) is replaced by the last Route; our own top Route(s)
-            are removed
+            are removed; a Request-URI ``maddr`` naming us is stripped
 §16.5       target set: asked from the application's :class:`~ims.sip.proxy.routing.Router`
 §16.6       forwarding each target: copy, new Request-URI, Max-Forwards - 1, Record-Route
             (``;lr``, one per direction when transports differ), strict-route compatibility
@@ -486,6 +486,7 @@ class ProxyCore:
                 request, transaction, source, 420, headers=[("Unsupported", ", ".join(unsupported))]
             )
         # §16.4 Route information pre-processing
+        self._strip_own_maddr(request, source)
         self._preprocess_routes(request)
         has_route = "Route" in request.headers
         if not has_route and method == "OPTIONS" and self.addressed_to_me(request):
@@ -587,6 +588,20 @@ class ProxyCore:
         vias = request.vias  # parsed already; keep them across the edits below
         self._strip_routes(request)
         h.cache["via"] = vias
+
+    def _strip_own_maddr(self, request: Request, source: Peer) -> None:
+        """§16.4: a Request-URI ``maddr`` naming us, on the port and transport we received
+        the request with, is removed with that port and transport parameter."""
+        uri = request.uri
+        if not isinstance(uri, SipUri) or uri.maddr is None:
+            return
+        if uri.maddr.lower() not in self._local_hosts:
+            return
+        transport = uri.transport or ("tls" if uri.secure else "udp")
+        port = uri.port or (5061 if transport == "tls" else 5060)
+        if transport != source.transport.lower() or port not in self._local_ports:
+            return
+        request.uri = uri.without_param("maddr").without_param("transport").replace(port=None)
 
     def _strip_routes(self, request: Request) -> None:
         h = request.headers

@@ -474,3 +474,20 @@ def test_deferred_decision_respond_later_and_cancel_meanwhile() -> None:
     target = Forward(targets=[Target(uri=parse_uri("sip:b@127.0.3.3:5062"))])
     assert p.resume(router.keys[1], target, 1.5) == []
     assert p.deferred == 0 and p.open_contexts == 0
+
+
+def test_own_maddr_is_stripped_16_4() -> None:
+    # maddr names us, on our port and the transport the request came in on: removed, and the
+    # request is routed by the rest of the Request-URI (here: forwarded by our router)
+    router = StaticRouter()
+    p = core(router)
+    acts = p.receive_request(
+        invite("sip:bob@elsewhere.test:5070;maddr=127.0.3.1;transport=udp"), UAC, 0.0
+    )
+    (fwd,) = only(acts, ForwardRequest)
+    assert fwd.request.uri.encode() == "sip:bob@elsewhere.test"
+    # another maddr stays
+    acts = p.receive_request(invite("sip:bob@elsewhere.test;maddr=127.0.3.7"), UAC, 0.0)
+    (fwd,) = only(acts, ForwardRequest)
+    assert "maddr=127.0.3.7" in fwd.request.uri.encode()
+    assert fwd.peer.host == "127.0.3.7"
