@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-net",
         action="append",
         metavar="CIDR",
-        help="only forward to next hops in these networks (repeatable; default: anywhere)",
+        help="only forward to next hops in these networks (repeatable; default: loopback "
+        "127.0.0.0/8 and ::1 — the lab never talks off the machine; 0.0.0.0/0 allows all)",
     )
     parser.add_argument("--min-expires", type=int, default=60, help="registrar Min-Expires")
     parser.add_argument(
@@ -108,7 +109,10 @@ def build(args: argparse.Namespace) -> ProxyServer:
     )
     router = LocationRouter(registrar, is_known_user=known)
     hosts = dict(h.split("=", 1) for h in args.host if "=" in h)
-    return ProxyServer(ProxyCore(config, router), hosts=hosts, allowed_networks=args.allow_net)
+    allowed = args.allow_net or ["127.0.0.0/8", "::1/128"]
+    if any(n in ("0.0.0.0/0", "::/0") for n in allowed):
+        allowed = ["0.0.0.0/0", "::/0"]
+    return ProxyServer(ProxyCore(config, router), hosts=hosts, allowed_networks=allowed)
 
 
 def tune_gc() -> None:
