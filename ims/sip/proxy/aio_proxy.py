@@ -128,6 +128,12 @@ class ProxyServer:
         self._act(self.core.resume(key, decision, now), now)
         self._arm()
 
+    def release(self, key: int, response: Response | None = None) -> None:
+        """Send the responses held by the core's response processor (see ``core.release``)."""
+        now = self._now()
+        self._act(self.core.release(key, response, now), now)
+        self._arm()
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -67,6 +67,8 @@ from ims.sip.proxy.routing import (
     Forward,
     RequestUriRouter,
     Respond,
+    ResponseContext,
+    ResponseProcessor,
     Router,
     RoutingContext,
     Target,
@@ -186,6 +188,8 @@ class _Context:
     final_sent: bool = False
     cancelled: bool = False
     no_new_branches: bool = False
+    key: int = 0
+    held: list[tuple[Response, bool]] = field(default_factory=list)  # (response, stateless)
 
     def active(self) -> bool:
         return any(b.state is not BranchState.COMPLETED for b in self.branches)
@@ -281,6 +285,11 @@ class ProxyCore:
         self._tag = new_tag()
         self._contexts: dict[int, _Context] = {}  # id(server transaction) -> context
         self._deferred: dict[int, _Context] = {}  # RoutingContext.key -> waiting for resume()
+        self._holding: dict[int, _Context] = {}  # contexts with responses held for release()
+        #: asynchronous response processing (SDP anchoring of answers...): called with every
+        #: response about to go upstream; returns it (maybe replaced), None (unchanged) or
+        #: Defer() to hold it (and every later one of that request) until release(key, ...)
+        self.response_processor: ResponseProcessor | None = None
         self._keys = itertools.count(1)
         self._branches: dict[str, _Branch] = {}
         self._timers: list[tuple[float, int, str]] = []  # (deadline, seq, branch key): Timer C
@@ -510,6 +519,7 @@ class ProxyCore:
             source=source,
             method=method,
             loop_hash=lhash,
+            key=key,
         )
         if isinstance(decision, Respond):
             return self._local_answer(ctx, decision)
@@ -949,6 +959,21 @@ class ProxyCore:
                     for v in values:
                         h.add("Record-Route", ctx.rr_in if v in outs else v)
         stateless = stateless or ctx.transaction is None
+        if self.response_processor is not None:
+            if ctx.held:  # keep the order: queue behind the response being processed
+                ctx.held.append((fwd, stateless))
+                return []
+            out = self.response_processor(ResponseContext(key=ctx.key, request=ctx.request,
+                                                          response=fwd))  # fmt: skip
+            if isinstance(out, Defer):
+                ctx.held.append((fwd, stateless))
+                self._holding[ctx.key] = ctx
+                return []
+            if out is not None:
+                fwd = out
+        return self._emit_upstream(ctx, fwd, stateless)
+
+    def _emit_upstream(self, ctx: _Context, fwd: Response, stateless: bool) -> list[Action]:
         peer = self._reply_peer(fwd, ctx.source, needed=stateless)
         actions: list[Action] = []
         if stateless:
@@ -956,6 +981,32 @@ class ProxyCore:
         else:
             self._out(actions, SendResponse(ctx.transaction, fwd, peer))
         return actions
+
+    def release(self, key: int, response: Response | None, now: float) -> list[Action]:
+        """Send the response the response processor held for context ``key`` (``response``
+        replaces it, ``None`` sends it as held), then the ones queued behind it, in order,
+        each through the processor again (which may hold the next one)."""
+        ctx = self._holding.get(key)
+        if ctx is None or not ctx.held:
+            return []
+        held, stateless = ctx.held.pop(0)
+        actions = self._emit_upstream(ctx, response if response is not None else held, stateless)
+        while ctx.held:
+            nxt, nxt_stateless = ctx.held[0]
+            assert self.response_processor is not None
+            out = self.response_processor(ResponseContext(key=key, request=ctx.request,
+                                                          response=nxt))  # fmt: skip
+            if isinstance(out, Defer):
+                return actions  # stays held (first in the queue)
+            ctx.held.pop(0)
+            actions += self._emit_upstream(ctx, out if out is not None else nxt, nxt_stateless)
+        del self._holding[key]
+        return actions
+
+    @property
+    def holding(self) -> int:
+        """Contexts whose responses wait for :meth:`release`."""
+        return len(self._holding)
 
     # =====================================================================================
     # timers (§16.8 Timer C)

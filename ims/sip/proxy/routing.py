@@ -88,3 +88,17 @@ class RequestUriRouter:
 
     def route(self, request: Request, ctx: RoutingContext) -> Decision:
         return Forward(targets=[Target(uri=request.uri)])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseContext:
+    """A response about to be sent upstream (our Via removed, Record-Route rewritten) for the
+    request ``request`` (as received, after Route pre-processing); ``key`` names it in
+    ``core.release(key, response, now)`` when the processor returned :class:`Defer`."""
+
+    key: int
+    request: Request
+    response: Response
+
+
+ResponseProcessor = Callable[[ResponseContext], "Response | Defer | None"]

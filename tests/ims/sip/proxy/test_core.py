@@ -15,7 +15,14 @@ from ims.sip.proxy.core import (
     SendStateless,
 )
 from ims.sip.proxy.hooks import DROP, Direction, MessageEvent, Peer
-from ims.sip.proxy.routing import Defer, Forward, Respond, RoutingContext, Target
+from ims.sip.proxy.routing import (
+    Defer,
+    Forward,
+    Respond,
+    ResponseContext,
+    RoutingContext,
+    Target,
+)
 from ims.sip.uri import parse_uri
 
 ME = Peer(transport="udp", host="127.0.3.1", port=5070)
@@ -491,3 +498,34 @@ def test_own_maddr_is_stripped_16_4() -> None:
     (fwd,) = only(acts, ForwardRequest)
     assert "maddr=127.0.3.7" in fwd.request.uri.encode()
     assert fwd.peer.host == "127.0.3.7"
+
+
+def test_response_processor_holds_and_releases_in_order() -> None:
+    p = core()
+    held: list[ResponseContext] = []
+
+    def process(rc: ResponseContext) -> Response | Defer | None:
+        if rc.response.status in (183, 200) and rc.response.headers.get("X-Done") is None:
+            held.append(rc)
+            return Defer()  # e.g. anchor the SDP answer first
+        return None
+
+    p.response_processor = process
+    (fwd,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    assert p.receive_response(answer(fwd.request, 183), fwd.branch, 0.1) == []
+    # a 180 and the 200 arriving meanwhile wait behind the held 183 (order is kept)
+    assert p.receive_response(answer(fwd.request, 180), fwd.branch, 0.2) == []
+    assert p.receive_response(answer(fwd.request, 200), fwd.branch, 0.3) == []
+    assert p.holding == 1 and len(held) == 1
+    rewritten = held[0].response.copy()
+    rewritten.headers.add("X-Done", "anchored")
+    acts = p.release(held[0].key, rewritten, 0.4)
+    # 183 (rewritten) and 180 go; the 200 is held again by the processor
+    assert [(a.response.status, a.response.headers.get("X-Done")) for a in acts] == [  # type: ignore[union-attr]
+        (183, "anchored"),
+        (180, None),
+    ]
+    assert len(held) == 2 and held[1].response.status == 200 and p.holding == 1
+    (a,) = p.release(held[1].key, None, 0.5)  # sent as held
+    assert isinstance(a, SendResponse) and a.response.status == 200 and a.transaction == "t"
+    assert p.holding == 0 and p.release(held[1].key, None, 0.6) == []
