@@ -35,6 +35,9 @@ Inputs: :meth:`ProxyCore.receive_request` (with the layer's server-transaction h
 (:class:`SendResponse`, :class:`ForwardRequest`, :class:`CancelBranch`, :class:`SendStateless`)
 for the adapter (:mod:`ims.sip.proxy.aio_proxy`) to hand to the transaction layer; plus
 ``get_timer()``. Every message in and out runs through the :class:`MessageHooks` chain.
+Asynchronous applications: a router may return ``Defer()`` and call ``resume(key, decision,
+now)`` later; a ``response_processor`` may hold responses (``Defer()``) until
+``release(key, response, now)``, order kept.
 
 Loop detection (why the hash leaves out the top Via): §16.6 step 8 suggests hashing the
 received top Via too, but a request that comes back to us carries a *different* top Via (the
