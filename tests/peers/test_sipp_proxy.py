@@ -43,6 +43,23 @@ class RunningProxy:
         return f"{self.host}:{self.port}"
 
 
+def wait_udp_bound(ip: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until some process has bound UDP ``ip:port`` (SIPp started listening), from
+    /proc/net/udp: no fixed sleep that a loaded machine may outrun."""
+    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            table = Path("/proc/net/udp").read_text()
+        except OSError:  # not Linux: fall back to a pause
+            time.sleep(0.5)
+            return
+        if any(line.split()[1] == want for line in table.splitlines()[1:] if line.strip()):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing listens on udp {ip}:{port} after {timeout} s")
+
+
 def free_port(ip: str) -> int:
     """A UDP port free on ``ip`` right now (tests may run concurrently: no fixed ports)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -147,7 +164,10 @@ def run_call_batch(
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(0.3)
+        if uas_tcp:
+            time.sleep(0.5)
+        else:
+            wait_udp_bound(UAS_IP, uas_port)
         t0 = time.monotonic()
         uac = subprocess.run(
             ["timeout", str(limit_s + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy.addr,

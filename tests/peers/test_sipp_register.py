@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.peers.test_sipp_proxy import (
     read_stats,
     start_proxy,
     stop_proxy,
+    wait_udp_bound,
 )
 
 pytestmark = [pytest.mark.peer]
@@ -93,7 +93,7 @@ def test_call_to_registered_aor_is_routed_by_location(tmp_path: Path) -> None:
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            time.sleep(0.3)
+            wait_udp_bound(UAS_IP, uas_port)
             subprocess.run(
                 ["timeout", "35", sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy.addr,
                  "-i", UAC_IP, "-p", str(uac_port), "-s", "bob", "-key", "uas_host",
