@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ims.log import get_logger
+from ims.sip.auth import DigestServer
+from ims.sip.errors import SipParseError
 from ims.sip.headers import NameAddr
-from ims.sip.message import Request, make_response
+from ims.sip.message import Request, Response, make_response
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
-from ims.sip.uri import SipUri, TelUri, parse_uri
+from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
 from proxies.base import Forward, Hop, SipProxy, tel_number, uri_domain
-from proxies.digest import DigestServer
 from proxies.subscribers import SubscriberDb, SubscriberRecord, normalize_identity
 
 _log = get_logger("proxies.scscf")
@@ -67,6 +68,7 @@ class HomeServer(SipProxy):
         sip_port: int = 5060,
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        digest_algorithms: tuple[str, ...] = ("MD5",),
     ) -> None:
         super().__init__(
             name, address, sip_port=sip_port, tls_port=tls_port, ssl_context=ssl_context
@@ -80,7 +82,14 @@ class HomeServer(SipProxy):
         self.ims = ims
         self.store = BindingStore()
         self.paths: dict[tuple[str, str], list[str]] = {}  # (impi, contact uri) -> Path values
-        self.digest = DigestServer(realm=self.domain)
+        # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
+        # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
+        # (ims.sip.auth.DigestClient) also answers SHA-256.
+        secret = secrets.token_bytes(32)
+        self.digest = DigestServer(realm=self.domain, secret=secret, algorithms=digest_algorithms)
+        self.proxy_digest = DigestServer(
+            realm=self.domain, secret=secret, algorithms=digest_algorithms, proxy=True
+        )
 
     # --- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -129,9 +138,9 @@ class HomeServer(SipProxy):
         if not self.ims and request.method != "ACK" and not from_trusted:
             frm = request.from_
             if frm is not None and uri_domain(frm.uri) == self.domain:
-                challenge = self._authenticate(request, proxy=True)
-                if challenge is not None:
-                    return challenge
+                auth = self._authenticate(request, proxy=True)
+                if isinstance(auth, Response):
+                    return auth
                 originating = True
         if originating and self.ims and not request.headers.get("P-Asserted-Identity"):
             return make_response(request, 403, "No asserted identity")
@@ -175,41 +184,64 @@ class HomeServer(SipProxy):
         return Forward(request=out, hop=hop, record_route=request.method == "INVITE")
 
     # --- registrar -----------------------------------------------------------------------
-    def _authenticate(self, request: Request, *, proxy: bool) -> Any:
-        """None when ``request`` carries valid credentials, else the 401/407 to send."""
-        headers = request.proxy_authorization if proxy else request.authorization
-        for auth in headers:
-            if auth.scheme.lower() != "digest":
-                continue
-            username = auth.get("username") or ""
-            sub = self.subscribers.by_username(username, self.domain)
-            if sub is None:
-                continue
-            verdict = self.digest.verify(auth, request.method, sub.password, self.now())
-            if verdict == "ok":
-                return None
-            if verdict == "stale":
-                return self._challenge(request, proxy, stale=True)
-            return make_response(request, 403, "Bad credentials")
-        return self._challenge(request, proxy, stale=False)
+    # a fresh challenge (not 403) for these: the client may simply not have the right nonce
+    _RECHALLENGE = frozenset(
+        {
+            "no credentials for realm",
+            "nonce not issued here",
+            "unknown user",
+            "incomplete credentials",
+        }
+    )
 
-    def _challenge(self, request: Request, proxy: bool, *, stale: bool) -> Any:
-        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        return make_response(
-            request,
-            407 if proxy else 401,
-            headers=[(name, self.digest.challenge(self.now(), stale=stale))],
-        )
+    def _lookup(self, username: str, realm: str) -> str | None:
+        sub = self.subscribers.by_username(username, realm)
+        return sub.password if sub is not None else None
+
+    @staticmethod
+    def _as_digested(request: Request, server: DigestServer) -> Request:
+        """The request as the client digested it. For REGISTER a digest ``uri`` naming a host
+        (``sip:host[:port]``, no user part) is accepted in place of the Request-URI: SIPp 3.6
+        digests the address it sent to (``sip:<P-CSCF ip>:5060``) unless given ``-auth_uri``,
+        and a registrar's Request-URI is only the domain. The response still covers that uri,
+        the method, the nonce and the nonce count (replays refused), and the To AOR must belong
+        to the authenticated user. Other requests must digest their Request-URI."""
+        if request.method != "REGISTER":
+            return request
+        for h in request.auth_headers(server.credentials_header):
+            if h.scheme.lower() != "digest" or h.get("realm") != server.realm:
+                continue
+            try:
+                uri = parse_uri(h.get("uri") or "")
+            except SipParseError:
+                return request
+            if isinstance(uri, SipUri) and uri.user is None and not uri_equal(uri, request.uri):
+                digested = request.copy()
+                digested.uri = uri
+                return digested
+            return request
+        return request
+
+    def _authenticate(self, request: Request, *, proxy: bool) -> Response | str:
+        """The authenticated digest username, or the 401/407 (stale or not) / 403 to send."""
+        server = self.proxy_digest if proxy else self.digest
+        now = self.now()
+        result = server.verify(self._as_digested(request, server), now, self._lookup)
+        if result.ok and result.username is not None:
+            return result.username
+        if result.stale or result.reason in self._RECHALLENGE:
+            return server.challenge_response(request, now, stale=result.stale)
+        _log.info("digest refused", element=self.name, reason=result.reason)
+        return make_response(request, 403, "Bad credentials")
 
     def _register(self, request: Request) -> Any:
         if uri_domain(request.uri) != self.domain:
             return make_response(request, 403, "Not our domain")
-        challenge = self._authenticate(request, proxy=False)
-        if challenge is not None:
-            return challenge
-        auth = next(a for a in request.authorization if a.scheme.lower() == "digest")
-        sub = self.subscribers.by_username(auth.get("username") or "", self.domain)
-        assert sub is not None
+        username = self._authenticate(request, proxy=False)
+        if isinstance(username, Response):
+            return username
+        sub = self.subscribers.by_username(username, self.domain)
+        assert sub is not None  # _lookup found its password
         to = request.to
         if to is None or self.subscribers.by_identity(to.uri) is not sub:
             return make_response(request, 403, "Identity not owned by this subscriber")

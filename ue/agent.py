@@ -41,12 +41,13 @@ from ims.sdp import (
     create_offer,
     process_answer,
 )
+from ims.sip.auth import DigestClient
+from ims.sip.errors import SipBuildError
 from ims.sip.grammar import Params
 from ims.sip.headers import Via
 from ims.sip.message import Request, Response, make_response, new_branch, new_call_id, new_tag
 from ims.sip.transport.endpoint import SipEndpoint
 from ue import keying as keying_mod
-from ue.digest import DigestClient
 from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys
 
 _log = get_logger("ue")
@@ -284,49 +285,36 @@ class UserAgent:
     async def register(self, expires: int | None = None) -> Response:
         """REGISTER (with digest auth); returns the 200 or raises RegistrationFailed."""
         exp = self.config.expires if expires is None else expires
-        call_id = new_call_id(self._call_id_host)
-        tag = new_tag()
-        cseq = 1
-        auth: tuple[str, str] | None = None
-        for _ in range(3):
-            req = Request(
-                "REGISTER",
-                f"sip:{self.config.domain}",
-                [
-                    ("Max-Forwards", "70"),
-                    ("From", f"<{self.config.aor}>;tag={tag}"),
-                    ("To", f"<{self.config.aor}>"),
-                    ("Call-ID", call_id),
-                    ("CSeq", f"{cseq} REGISTER"),
-                    ("Contact", f"{self.contact};expires={exp}"),
-                    ("Expires", str(exp)),
-                    ("Supported", "path"),
-                    ("User-Agent", "imslab-ue"),
-                ],
-            )
-            if auth is not None:
-                req.headers.add(*auth)
+        req = Request(
+            "REGISTER",
+            f"sip:{self.config.domain}",
+            [
+                ("Max-Forwards", "70"),
+                ("From", f"<{self.config.aor}>;tag={new_tag()}"),
+                ("To", f"<{self.config.aor}>"),
+                ("Call-ID", new_call_id(self._call_id_host)),
+                ("CSeq", "1 REGISTER"),
+                ("Contact", f"{self.contact};expires={exp}"),
+                ("Expires", str(exp)),
+                ("Supported", "path"),
+                ("User-Agent", "imslab-ue"),
+            ],
+        )
+        resp = await self.send(req)
+        for _ in range(2):
+            if resp.status not in (401, 407):
+                break
+            try:
+                req = self.digest.authorize(req, resp)  # CSeq + 1, new branch, credentials
+            except SipBuildError:
+                break
             resp = await self.send(req)
-            cseq += 1
-            if resp.status in (401, 407):
-                challenges = (
-                    resp.www_authenticate if resp.status == 401 else resp.proxy_authenticate
-                )
-                if not challenges:
-                    break
-                name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
-                auth = (
-                    name,
-                    self.digest.authorization(challenges[0], "REGISTER", req.uri.encode()),
-                )
-                continue
-            if resp.status == 200:
-                self.registered = exp > 0
-                self.service_route = resp.headers.get_list("Service-Route")
-                self.associated = [a.uri.encode() for a in resp.addresses("P-Associated-URI")]
-                _log.info("registered", ue=self.config.name, aor=self.config.aor)
-                return resp
-            break
+        if resp.status == 200:
+            self.registered = exp > 0
+            self.service_route = resp.headers.get_list("Service-Route")
+            self.associated = [a.uri.encode() for a in resp.addresses("P-Associated-URI")]
+            _log.info("registered", ue=self.config.name, aor=self.config.aor)
+            return resp
         raise RegistrationFailed(resp.status, resp.reason or "")
 
     async def unregister(self) -> Response:
@@ -406,51 +394,41 @@ class UserAgent:
             session_id=random.getrandbits(31),
         )
         call._offer = offer
-        auth: tuple[str, str] | None = None
+        invite = Request(
+            "INVITE",
+            call.remote_uri,
+            [
+                ("Max-Forwards", "70"),
+                ("From", f"<{call.local_uri}>;tag={call.local_tag}"),
+                ("To", f"<{call.remote_uri}>"),
+                ("Call-ID", call.call_id),
+                ("CSeq", f"{call.cseq} INVITE"),
+                ("Contact", self.contact),
+                ("Content-Type", "application/sdp"),
+                ("User-Agent", "imslab-ue"),
+            ],
+            offer.encode(),
+        )
+        for route in self.service_route:
+            invite.headers.add("Route", route)
+        invite.headers.insert_first("Via", self._via())
+
+        def provisional(resp: Response) -> None:
+            if call.established.is_set():
+                call.ignored_late.append(resp.status)  # a 180 overtaken by the 200
+                return
+            call.provisional.append(resp.status)
+
         for _ in range(3):
-            invite = Request(
-                "INVITE",
-                call.remote_uri,
-                [
-                    ("Max-Forwards", "70"),
-                    ("From", f"<{call.local_uri}>;tag={call.local_tag}"),
-                    ("To", f"<{call.remote_uri}>"),
-                    ("Call-ID", call.call_id),
-                    ("CSeq", f"{call.cseq} INVITE"),
-                    ("Contact", self.contact),
-                    ("Content-Type", "application/sdp"),
-                    ("User-Agent", "imslab-ue"),
-                ],
-                offer.encode(),
-            )
-            for route in self.service_route:
-                invite.headers.add("Route", route)
-            if auth is not None:
-                invite.headers.add(*auth)
-            invite.headers.insert_first("Via", self._via())
             call.invite = invite
-
-            def provisional(resp: Response) -> None:
-                if call.established.is_set():
-                    call.ignored_late.append(resp.status)  # a 180 overtaken by the 200
-                    return
-                call.provisional.append(resp.status)
-
             resp = await self.send(invite, on_provisional=provisional)
-            if resp.status in (401, 407):
-                challenges = (
-                    resp.www_authenticate if resp.status == 401 else resp.proxy_authenticate
-                )
-                if not challenges:
-                    raise CallFailed(resp.status, resp.reason or "")
-                name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
-                auth = (
-                    name,
-                    self.digest.authorization(challenges[0], "INVITE", call.remote_uri),
-                )
-                call.cseq += 1
-                continue
-            break
+            if resp.status not in (401, 407):
+                break
+            try:
+                invite = self.digest.authorize(invite, resp)  # CSeq + 1, new branch
+            except SipBuildError:
+                raise CallFailed(resp.status, resp.reason or "") from None
+            call.cseq = invite.cseq.seq if invite.cseq else call.cseq + 1
         call.status = resp.status
         if not resp.is_success:
             raise CallFailed(resp.status, resp.reason or "")
