@@ -41,6 +41,21 @@ def _free_port(ip: str) -> int:
         return int(s.getsockname()[1])
 
 
+async def _wait_udp_bound(ip: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until SIPp listens on udp ip:port (/proc/net/udp), not a fixed pause."""
+    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            table = Path("/proc/net/udp").read_text()
+        except OSError:
+            await asyncio.sleep(0.5)
+            return
+        if any(ln.split()[1] == want for ln in table.splitlines()[1:] if ln.strip()):
+            return
+        await asyncio.sleep(0.02)
+
+
 def _stats(path: Path) -> dict[str, str]:
     rows = list(csv.reader(path.read_text().splitlines(), delimiter=";"))
     return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) >= 2 else {}
@@ -72,7 +87,7 @@ async def run(args: argparse.Namespace) -> bool:
             "-trace_stat", "-stf", str(work / "uas.csv"), "-fd", "1",
             cwd=work, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        await asyncio.sleep(0.3)
+        await _wait_udp_bound(UAS_IP, uas_port)
         print(f"SIPp UAS on {UAS_IP}:{uas_port}; SIPp UAC on {UAC_IP}:{uac_port}: "
               f"{calls} calls at {rate}/s")  # fmt: skip
         t0 = time.monotonic()
