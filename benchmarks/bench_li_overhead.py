@@ -43,14 +43,16 @@ from li.poi.export import cc_pdu, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord, PoiTask
 from li.targets import Side, TargetKind
 from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
-from li.x2x3.pdu import address_attributes
 
 SUBNET = "127.0.81"  # matrix/benchmark range: never collides with the test suite (127.0.8)
-LEMF_HOST = "127.0.81.250"
+
+
+def _lemf_host() -> str:
+    return f"{SUBNET}.250"
 
 
 def lab_topology() -> topology.Topology:
-    topo = topology.load(subnet=SUBNET)
+    topo = topology.load(subnet=SUBNET)  # SUBNET may be changed by --subnet
     ues = dict(topo.ues)
     ues["carol"] = dataclasses.replace(ues["carol"], pcscf="pcscf-a")
     return dataclasses.replace(topo, ues=ues)
@@ -82,7 +84,7 @@ class ExternalLemf:
             "-c",
             _LEMF_SCRIPT,
             str(self.out),
-            LEMF_HOST,
+            _lemf_host(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=str(Path(__file__).resolve().parent.parent),
@@ -116,7 +118,7 @@ class LiSide:
 
     async def attach(self) -> None:
         topo = self.lab.topology
-        dest = DeliveryDestination(did=self.did, host=LEMF_HOST, port=self.lemf.port)
+        dest = DeliveryDestination(did=self.did, host=_lemf_host(), port=self.lemf.port)
         anchor_exp = X2X3Exporter(self.work / "spool-anchor", nf_id="anchor-a")
         anchor_exp.add_destination(dest)
         await anchor_exp.start()
@@ -275,13 +277,13 @@ async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     for mode in ("no-tap", "cc-tap-memory", "cc-tap"):
-        anchor = MediaAnchor("anchor-a", "127.0.81.12", ports=(31000, 31999))
+        anchor = MediaAnchor("anchor-a", f"{SUBNET}.12", ports=(31000, 31999))
         alloc = await anchor.allocate("bench-call", 0)
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rx.bind(("127.0.81.111", 0))
+        rx.bind((f"{SUBNET}.111", 0))
         rx.setblocking(False)
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tx.bind(("127.0.81.101", 0))
+        tx.bind((f"{SUBNET}.101", 0))
         await anchor.set_remote("bench-call", 0, "core", rx.getsockname())
         await anchor.set_remote("bench-call", 0, "access", tx.getsockname())
         exp = None
@@ -291,19 +293,13 @@ async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
             await lemf.__aenter__()
             did, xid = uuid.uuid4(), uuid.uuid4()
             exp = X2X3Exporter(work / "spool-anchor-bench", nf_id="anchor-a")
-            exp.add_destination(DeliveryDestination(did=did, host=LEMF_HOST, port=lemf.port))
+            exp.add_destination(DeliveryDestination(did=did, host=_lemf_host(), port=lemf.port))
             exp.bind_task(xid, [did])
             await exp.start()
             the_exp = exp
 
             def emit(r: CcRecord, the_exp: X2X3Exporter = the_exp) -> None:
-                the_exp.send_x3(
-                    xid=r.xid,
-                    correlation_id=r.correlation_id,
-                    payload=r.data,
-                    direction=int(r.direction),
-                    attributes=address_attributes(r.src, r.dst),
-                )
+                the_exp.send_pdu(cc_pdu(r))  # as the matrix and the lab roles export CC
 
             cc = AnchorCcPoi(element="anchor-a", emit=emit)
             cc.trigger(
@@ -332,7 +328,7 @@ async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
         pkt = bytes([0x80, 0]) + bytes(198)
         loop = asyncio.get_running_loop()
         received = 0
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, os0 = time.perf_counter(), time.process_time(), os.times()
         sent = 0
         async with asyncio.timeout(120):
             while received < n_packets:
@@ -349,9 +345,12 @@ async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
                     sent = received  # lost in flight: refill the window
         dt = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        os1 = os.times()
         results[mode] = {
             "packets": received,
             "seconds": round(dt, 2),
+            "user_s": round(os1.user - os0.user, 3),
+            "sys_s": round(os1.system - os0.system, 3),
             "pps": round(received / dt),
             "packets_per_cpu_s": round(received / cpu),
         }
@@ -378,51 +377,68 @@ async def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--packets", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--subnet", default=SUBNET, help="a free /24 of 127/8 (default %(default)s)")
+    ap.add_argument("--only", choices=("hook", "calls", "anchor"), default=None)
+    ap.add_argument("--anchor-rounds", type=int, default=1)
     args = ap.parse_args()
+    globals()["SUBNET"] = args.subnet
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ.setdefault("IMSLAB_PKI", str(work / "pki"))
-        report: dict[str, Any] = {"hook": hook_rate(2000)}
-        print(json.dumps(report["hook"]), flush=True)
-        # interleaved rounds, median per mode: the machine is shared, drift hits every mode
-        modes = ("no-poi", "no-task", "task-10pct", "task-10pct-no-export")
-        per_mode: dict[str, list[float]] = {m: [] for m in modes}
-        runs = []
-        for round_no in range(args.rounds):
-            for mode in modes:
-                r = await calls_per_second(
-                    mode, args.calls, args.concurrency, work / f"r{round_no}"
-                )
-                r["round"] = round_no
+        report: dict[str, Any] = {}
+        if args.only in (None, "hook"):
+            report["hook"] = hook_rate(2000)
+            print(json.dumps(report["hook"]), flush=True)
+        if args.only in (None, "calls"):
+            report.update(await calls_rounds(args, work))
+        if args.only in (None, "anchor"):
+            # several anchor rounds: the median per mode (the machine is shared)
+            rounds = []
+            for n in range(args.anchor_rounds):
+                r = await anchor_pps(args.packets, work / f"anchor{n}")
                 print(json.dumps(r), flush=True)
-                runs.append(r)
-                per_mode[mode].append(r["calls_per_cpu_s"])
-                await asyncio.sleep(0.5)  # let the closed lab's sockets go
-        median = {m: statistics.median(v) for m, v in per_mode.items()}
-        report["calls"] = runs
-        report["calls_per_s_median"] = median
-        report["calls_ratio_task_vs_no_poi"] = round(median["task-10pct"] / median["no-poi"], 3)
-        report["calls_ratio_no_task_vs_no_poi"] = round(median["no-task"] / median["no-poi"], 3)
-        report["calls_ratio_task_no_export_vs_no_poi"] = round(
-            median["task-10pct-no-export"] / median["no-poi"], 3
-        )
-        report["anchor"] = await anchor_pps(args.packets, work)
-        print(json.dumps(report["anchor"]), flush=True)
-        print(
-            json.dumps(
-                {
-                    "calls_per_cpu_s_median": report["calls_per_s_median"],
-                    "calls_ratio_task_vs_no_poi": report["calls_ratio_task_vs_no_poi"],
-                    "calls_ratio_no_task_vs_no_poi": report["calls_ratio_no_task_vs_no_poi"],
-                    "calls_ratio_task_no_export_vs_no_poi": report[
-                        "calls_ratio_task_no_export_vs_no_poi"
-                    ],
-                    "anchor_ratio": report["anchor"]["ratio"],
-                    "anchor_ratio_poi_only": report["anchor"]["ratio_poi_only"],
-                    "hook_ratio": report["hook"]["ratio"],
-                }
+                rounds.append(r)
+            report["anchor"] = {
+                m: statistics.median(r[m]["packets_per_cpu_s"] for r in rounds)
+                for m in ("no-tap", "cc-tap-memory", "cc-tap")
+            }
+            report["anchor"]["ratio"] = round(
+                report["anchor"]["cc-tap"] / report["anchor"]["no-tap"], 3
             )
-        )
+            report["anchor"]["ratio_poi_only"] = round(
+                report["anchor"]["cc-tap-memory"] / report["anchor"]["no-tap"], 3
+            )
+        summary = {k: v for k, v in report.items() if k not in ("calls", "hook")}
+        if "hook" in report:
+            summary["hook_ratio"] = report["hook"]["ratio"]
+        print(json.dumps({"summary": summary}), flush=True)
+
+
+async def calls_rounds(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Interleaved rounds of the four call modes, median calls per CPU-second per mode."""
+    modes = ("no-poi", "no-task", "task-10pct", "task-10pct-no-export")
+    per_mode: dict[str, list[float]] = {m: [] for m in modes}
+    for round_no in range(args.rounds):
+        for mode in modes:
+            r = await calls_per_second(mode, args.calls, args.concurrency, work / f"r{round_no}")
+            r["round"] = round_no
+            print(json.dumps(r), flush=True)
+            per_mode[mode].append(r["calls_per_cpu_s"])
+            await asyncio.sleep(0.5)  # let the closed lab's sockets go
+    median = {m: statistics.median(v) for m, v in per_mode.items()}
+    # per-round ratios too: rounds are interleaved, so a round's modes share the machine state
+    round_ratios = [
+        round(t / n, 3) for t, n in zip(per_mode["task-10pct"], per_mode["no-poi"], strict=True)
+    ]
+    return {
+        "calls_per_cpu_s_median": median,
+        "calls_ratio_task_vs_no_poi": round(median["task-10pct"] / median["no-poi"], 3),
+        "calls_ratio_no_task_vs_no_poi": round(median["no-task"] / median["no-poi"], 3),
+        "calls_ratio_task_no_export_vs_no_poi": round(
+            median["task-10pct-no-export"] / median["no-poi"], 3
+        ),
+        "calls_round_ratios_task_vs_no_poi": round_ratios,
+    }
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from li.poi.iri import CcTrigger, TargetDirection
 
@@ -88,12 +89,23 @@ class AnchorCcPoi:
         """One packet relayed by the anchor (the hook's event fields)."""
         self.stats["packets"] += 1
         armed = self._armed.get(call_id)
-        if armed is None:
-            return
-        if armed.target_media is not None:
-            from_target = src == armed.target_media or (
-                rtcp and src == (armed.target_media[0], armed.target_media[1] + 1)
-            )
+        if armed is not None:
+            self._report(armed, call_id, str(direction), src, dst, data, rtcp, now)
+
+    def _report(
+        self,
+        armed: _Armed,
+        call_id: str,
+        direction: str,
+        src: tuple[str, int],
+        dst: tuple[str, int],
+        data: bytes,
+        rtcp: bool,
+        now: float,
+    ) -> None:
+        tm = armed.target_media
+        if tm is not None:
+            from_target = src == tm or (rtcp and src == (tm[0], tm[1] + 1))
         else:
             from_target = direction == _FROM_ACCESS
         d = TargetDirection.FROM_TARGET if from_target else TargetDirection.TO_TARGET
@@ -116,21 +128,17 @@ class AnchorCcPoi:
 
     def hook(self, clock: Callable[[], float]) -> Callable[[object], None]:
         """An observer for :class:`proxies.hooks.MediaHooks` (``clock`` stamps the records)."""
+        armed_calls = self._armed
+        stats = self.stats
+        report = self._report
 
         def observe(event: object) -> None:
-            e = event  # proxies.hooks.MediaPacketEvent; li does not import proxies
-            if e.call_id not in self._armed:  # type: ignore[attr-defined]
-                self.stats["packets"] += 1  # the common case: one dict look-up per packet
-                return
-            self.observe(
-                call_id=e.call_id,  # type: ignore[attr-defined]
-                direction=str(e.direction),  # type: ignore[attr-defined]
-                src=e.src,  # type: ignore[attr-defined]
-                dst=e.dst,  # type: ignore[attr-defined]
-                data=e.data,  # type: ignore[attr-defined]
-                rtcp=e.rtcp,  # type: ignore[attr-defined]
-                now=clock(),
-            )
+            e: Any = event  # proxies.hooks.MediaPacketEvent; li does not import proxies
+            stats["packets"] += 1
+            armed = armed_calls.get(e.call_id)
+            if armed is None:
+                return  # the common case: one dict look-up per packet
+            report(armed, e.call_id, str(e.direction), e.src, e.dst, e.data, e.rtcp, clock())
 
         return observe
 

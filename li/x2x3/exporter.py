@@ -3,14 +3,19 @@
 One :class:`X2X3Exporter` serves every task of a network element. ``send_x2``/``send_x3`` are
 plain synchronous calls (POIs call them from hook callbacks): they stamp the PDU with the
 task's next sequence number (u32 per XID, so the LEMF sees gaps), a timestamp and the NF/IP
-identifiers, and append it to the on-disk spool of each destination of the task. A
-:class:`_Link` per destination (an asyncio task) connects over TCP or TLS with mutual
-certificates, reconnects with exponential backoff, sends the spool in order, and inserts a
-Keepalive after each chunk; the Keepalive-Ack is the delivery checkpoint that lets the spool
-drop data (see :mod:`li.x2x3.spool`). Idle links send Keepalives every ``keepalive_interval``
-and give up on a peer whose Ack is later than ``keepalive_timeout``. Keepalives from the peer
-are answered. A full spool raises :class:`SpoolFullError` to the caller and an
-:class:`ExporterAlarm` to ``on_alarm`` (and the log): never silent loss.
+identifiers, encode it once (a per-stream header template, attribute TLVs cached per tuple)
+and append it to the on-disk spool of each destination of the task. A :class:`_Link` per
+destination (an asyncio task) connects over TCP or TLS with mutual certificates, reconnects
+with exponential backoff and sends the spool in order, in batches: new PDUs wake it at most
+once per ``flush_delay`` (2 ms), and everything spooled by then leaves in one write.
+
+Delivery checkpoints: a Keepalive goes after every ``checkpoint_bytes`` sent and, when the
+data stops, within ``checkpoint_interval`` of the last byte (at once on :meth:`drain`); its
+Keepalive-Ack lets the spool drop what was sent before it (see :mod:`li.x2x3.spool`) and
+nothing earlier. Idle links send Keepalives every ``keepalive_interval`` and give up on a peer
+whose Ack is later than ``keepalive_timeout``. Keepalives from the peer are answered. A full
+spool raises :class:`SpoolFullError` to the caller and an :class:`ExporterAlarm` to
+``on_alarm`` (and the log): never silent loss.
 
 Plain TCP mode (``tls=None``) exists because tshark cannot decode X2/X3 inside TLS.
 """
@@ -33,7 +38,10 @@ from ims.log import get_logger
 from li.x2x3.framing import PduFramer
 from li.x2x3.keyrecord import KeyRecord, key_record_pdu
 from li.x2x3.pdu import (
+    VERSION,
     Attribute,
+    AttributeType,
+    OpaqueAttribute,
     PayloadDirection,
     PayloadFormat,
     Pdu,
@@ -41,11 +49,16 @@ from li.x2x3.pdu import (
     SequenceNumber,
     Timestamp,
     X2X3DecodeError,
+    assemble_pdu,
+    encode_attributes,
     encode_pdu,
+    header_template,
     interception_point_id,
     keepalive,
     keepalive_ack,
     network_function_id,
+    sequence_tlv,
+    timestamp_tlv,
 )
 from li.x2x3.spool import Spool, SpoolFullError
 
@@ -114,8 +127,41 @@ class _LinkDown(Exception):
     pass
 
 
+_CACHE_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _EncodedAttributes:
+    attrs: tuple[Attribute, ...]  # kept alive: the cache is keyed by its id
+    data: bytes
+    stamp_prefix: bytes  # NFID/IPID TLVs the exporter adds (absent from ``attrs``)
+    sequence: int | None  # a sequence number the caller set itself
+    has_timestamp: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """One (task, correlation, type, format, direction) stream: where it goes, its header."""
+
+    links: tuple[_Link, ...]
+    filtered: tuple[_Link, ...]  # destinations whose delivery type excludes the stream
+    prefix: bytes
+    tail: bytes
+
+
+def keepalive_bytes(seq: int) -> bytes:
+    return encode_pdu(keepalive(seq))
+
+
 class _Link:
-    """Delivery to one destination: connect, send spool, checkpoint with keepalives."""
+    """Delivery to one destination: connect, send the spool in batches, checkpoint.
+
+    The link's task sleeps on a future; :meth:`kick` (from ``send_pdu``) wakes it at most once
+    per ``flush_delay``, so the PDUs of that interval leave in one write instead of one
+    wake-up and one ``send`` each. A Keepalive checkpoint follows every ``checkpoint_bytes``
+    sent, and, once the link is idle, the last data within ``checkpoint_interval``: the
+    spool drops bytes only after the Ack of a Keepalive sent after them.
+    """
 
     def __init__(self, exporter: X2X3Exporter, dest: DeliveryDestination, spool: Spool) -> None:
         self.x = exporter
@@ -123,11 +169,13 @@ class _Link:
         self.spool = spool
         self.status = DestinationStatus(did=dest.did)
         self.status.pending_bytes = spool.pending_bytes
-        self.wake = asyncio.Event()
         self.acked_event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        self.checkpoint_now = False  # drain(): checkpoint what was sent without waiting
         self._ka_seq = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._kick_handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -136,12 +184,51 @@ class _Link:
 
     async def stop(self) -> None:
         self.closing = True
-        self.wake.set()
+        self.wake()
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        if self._kick_handle is not None:
+            self._kick_handle.cancel()
+            self._kick_handle = None
         self.spool.close()
+
+    # -- waking ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Wake the link's task now (if it sleeps)."""
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def kick(self) -> None:
+        """New data in the spool: wake the link within ``flush_delay`` (one timer per batch;
+        nothing at all while the link is busy, it looks at the spool before it sleeps)."""
+        if self._kick_handle is not None:
+            return
+        w = self._waiter
+        if w is None or w.done():
+            return
+        delay = self.x.flush_delay
+        if delay <= 0:
+            w.set_result(None)
+            return
+        self._kick_handle = w.get_loop().call_later(delay, self._kicked)
+
+    def _kicked(self) -> None:
+        self._kick_handle = None
+        self.wake()
+
+    async def _sleep(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        w: asyncio.Future[None] = loop.create_future()
+        self._waiter = w
+        timer = loop.call_later(timeout, self.wake)
+        try:
+            await w
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def _run(self) -> None:
         backoff = self.x.backoff_initial
@@ -196,12 +283,16 @@ class _Link:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pending: deque[tuple[int, int, float]] = deque()  # (keepalive seq, offset, sent at)
         send_pos = self.spool.acked
+        checkpointed = send_pos  # offset the last Keepalive sent covers
         loop = asyncio.get_running_loop()
+        x = self.x
 
         def send_keepalive(now: float) -> None:
+            nonlocal checkpointed
             seq = self._next_ka()
-            writer.write(encode_pdu(keepalive(seq)))
+            writer.write(keepalive_bytes(seq))
             pending.append((seq, send_pos, now))
+            checkpointed = send_pos
             self.status.keepalives_sent += 1
 
         async def read_acks() -> None:
@@ -210,6 +301,7 @@ class _Link:
                 data = await reader.read(65536)
                 if not data:
                     raise _LinkDown("peer closed the connection")
+                acked = False
                 for pdu in framer.feed(data):
                     if pdu.pdu_type is PduType.KEEPALIVE_ACK:
                         seq = pdu.sequence_number
@@ -219,54 +311,76 @@ class _Link:
                             if kseq == seq:
                                 break
                         self.status.keepalive_acks += 1
-                        self.status.pending_bytes = self.spool.pending_bytes
-                        self.status.delivered_bytes = self.spool.acked
-                        self.acked_event.set()
-                        self.wake.set()
+                        acked = True
                     elif pdu.pdu_type is PduType.KEEPALIVE:
                         writer.write(encode_pdu(keepalive_ack(pdu.sequence_number or 0)))
+                if acked:
+                    self.status.pending_bytes = self.spool.pending_bytes
+                    self.status.delivered_bytes = self.spool.acked
+                    self.acked_event.set()
+                    self.wake()  # the window may have room again
 
         async def drain() -> None:
             # A peer that stops reading fills the TCP window: give up after the keepalive
             # timeout instead of blocking forever (the data stays in the spool).
+            if writer.transport.get_write_buffer_size() <= 0:
+                return
             try:
-                await asyncio.wait_for(writer.drain(), self.x.keepalive_timeout)
+                await asyncio.wait_for(writer.drain(), x.keepalive_timeout)
             except TimeoutError as exc:
                 raise _LinkDown("peer stopped reading (send timed out)") from exc
 
         reader_task = loop.create_task(read_acks())
+        reader_task.add_done_callback(lambda _: self.wake())
         try:
-            last_send = loop.time()
+            last_send = last_checkpoint = loop.time()
             while not self.closing:
                 if reader_task.done():
                     reader_task.result()
                     raise _LinkDown("reader stopped")
                 now = loop.time()
-                if pending and now - pending[0][2] > self.x.keepalive_timeout:
+                if pending and now - pending[0][2] > x.keepalive_timeout:
                     raise _LinkDown("keepalive acknowledgement timed out")
-                in_flight = send_pos - self.spool.acked
-                if send_pos < self.spool.end and in_flight < self.x.window_bytes:
-                    data = self.spool.read(send_pos, self.x.chunk_bytes)
+                # everything spooled, up to the window, in chunk-sized writes
+                wrote = False
+                while send_pos < self.spool.end and send_pos - self.spool.acked < x.window_bytes:
+                    data = self.spool.read(send_pos, x.chunk_bytes)
                     writer.write(data)
                     send_pos += len(data)
-                    send_keepalive(now)
+                    wrote = True
+                    if send_pos - checkpointed >= x.checkpoint_bytes:
+                        send_keepalive(now)
+                        last_checkpoint = now
+                if wrote:
                     last_send = now
+                if send_pos > checkpointed and (
+                    self.checkpoint_now
+                    or now - last_checkpoint >= x.checkpoint_interval
+                    or send_pos - self.spool.acked >= x.window_bytes  # window full: confirm
+                ):
+                    send_keepalive(now)
+                    last_checkpoint = last_send = now
+                    self.checkpoint_now = False
+                    wrote = True
+                elif send_pos == checkpointed:
+                    self.checkpoint_now = False
+                if not wrote and now - last_send >= x.keepalive_interval:
+                    send_keepalive(now)  # idle: liveness check of the peer
+                    last_send = now
+                    wrote = True
+                if wrote:
                     await drain()
                     continue
-                if now - last_send >= self.x.keepalive_interval:
-                    send_keepalive(now)
-                    last_send = now
-                    await drain()
-                self.wake.clear()
-                timeout = max(0.0, self.x.keepalive_interval - (loop.time() - last_send))
+                timeout = max(0.0, x.keepalive_interval - (now - last_send))
+                if send_pos > checkpointed:
+                    timeout = min(
+                        timeout, max(0.0, x.checkpoint_interval - (now - last_checkpoint))
+                    )
                 if pending:
-                    timeout = min(timeout, self.x.keepalive_timeout)
-                waiter = loop.create_task(self.wake.wait())
-                done, _ = await asyncio.wait(
-                    {waiter, reader_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if waiter not in done:
-                    waiter.cancel()
+                    timeout = min(timeout, max(0.0, pending[0][2] + x.keepalive_timeout - now))
+                if send_pos < self.spool.end:  # waiting for window room: re-check soon anyway
+                    timeout = min(timeout, x.checkpoint_interval)
+                await self._sleep(timeout + 0.0001)
         finally:
             if not reader_task.done():
                 reader_task.cancel()
@@ -295,6 +409,9 @@ class X2X3Exporter:
         spool_max_bytes: int = 256 << 20,
         chunk_bytes: int = 64 << 10,
         window_bytes: int = 4 << 20,
+        checkpoint_bytes: int = 64 << 10,
+        checkpoint_interval: float = 0.05,
+        flush_delay: float = 0.002,
         on_alarm: Callable[[ExporterAlarm], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -311,6 +428,9 @@ class X2X3Exporter:
         self.spool_max_bytes = spool_max_bytes
         self.chunk_bytes = chunk_bytes
         self.window_bytes = window_bytes
+        self.checkpoint_bytes = checkpoint_bytes
+        self.checkpoint_interval = checkpoint_interval
+        self.flush_delay = flush_delay
         self.on_alarm = on_alarm
         self.clock = clock
         self._links: dict[uuid.UUID, _Link] = {}
@@ -321,6 +441,11 @@ class X2X3Exporter:
             raw = json.loads(self._seq_file.read_text())
             self._seq = {uuid.UUID(k): int(v) for k, v in raw.items()}
         self._started = False
+        # hot-path caches (bounded: cleared when full)
+        self._nfid_tlv = encode_attributes([network_function_id(nf_id)]) if nf_id else b""
+        self._ipid_tlv = encode_attributes([interception_point_id(ipid)]) if ipid else b""
+        self._streams: dict[tuple[uuid.UUID, int, PduType, int, int, int], _Stream] = {}
+        self._attr_cache: dict[int, _EncodedAttributes] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -351,11 +476,13 @@ class X2X3Exporter:
         spool = Spool(self.spool_dir / str(dest.did), max_bytes=self.spool_max_bytes)
         link = _Link(self, dest, spool)
         self._links[dest.did] = link
+        self._streams.clear()
         if self._started:
             link.start()
 
     async def remove_destination(self, did: uuid.UUID) -> None:
         link = self._links.pop(did, None)
+        self._streams.clear()
         if link is not None:
             await link.stop()
 
@@ -368,9 +495,11 @@ class X2X3Exporter:
         """Route the task ``xid`` to ``dids`` (ActivateTask/ModifyTask listOfDIDs); with the
         task's deliveryType, X2 of an X3Only task (and X3 of an X2Only one) is not sent."""
         self._tasks[xid] = (tuple(dids), delivery)
+        self._streams.clear()
 
     def unbind_task(self, xid: uuid.UUID) -> None:
         self._tasks.pop(xid, None)
+        self._streams.clear()
 
     def status(self, did: uuid.UUID) -> DestinationStatus:
         link = self._links[did]
@@ -394,52 +523,129 @@ class X2X3Exporter:
         task and its destinations exclude this PDU type: nothing is sent). Raises
         :class:`SpoolFullError` (and alarms) when a destination's spool is full: then no
         destination gets the PDU."""
-        bound = self._tasks.get(pdu.xid)
+        return self._send(
+            pdu.version,
+            pdu.pdu_type,
+            pdu.payload_format,
+            pdu.payload_direction,
+            pdu.xid,
+            pdu.correlation_id,
+            pdu.attributes,
+            pdu.payload,
+            dids,
+        )
+
+    def _encoded_attributes(self, attrs: tuple[Attribute, ...]) -> _EncodedAttributes:
+        """The TLV bytes of ``attrs`` and which stamps they already carry, cached by identity
+        (POIs pass the same per-flow tuple for every packet; the entry holds the tuple, so
+        its id cannot be reused while cached)."""
+        hit = self._attr_cache.get(id(attrs))
+        if hit is not None and hit.attrs is attrs:
+            return hit
+        has_seq = has_ts = has_nf = has_ip = False
+        for a in attrs:
+            if isinstance(a, SequenceNumber):
+                has_seq = True
+            elif isinstance(a, Timestamp):
+                has_ts = True
+            elif isinstance(a, OpaqueAttribute):
+                has_nf = has_nf or a.type == AttributeType.NETWORK_FUNCTION_ID
+                has_ip = has_ip or a.type == AttributeType.INTERCEPTION_POINT_ID
+        enc = _EncodedAttributes(
+            attrs=attrs,
+            data=encode_attributes(attrs),
+            stamp_prefix=(b"" if has_nf else self._nfid_tlv) + (b"" if has_ip else self._ipid_tlv),
+            sequence=next((a.value for a in attrs if isinstance(a, SequenceNumber)), None)
+            if has_seq
+            else None,
+            has_timestamp=has_ts,
+        )
+        if len(self._attr_cache) >= _CACHE_MAX:
+            self._attr_cache.clear()
+        self._attr_cache[id(attrs)] = enc
+        return enc
+
+    def _stream(
+        self, key: tuple[uuid.UUID, int, PduType, int, int, int], dids: Iterable[uuid.UUID] | None
+    ) -> _Stream:
+        """Route and header template of one PDU stream (cached unless ``dids`` is given; the
+        cache is dropped whenever a task or a destination changes)."""
+        xid, correlation_id, pdu_type, payload_format, payload_direction, version = key
+        bound = self._tasks.get(xid)
         targets = tuple(dids) if dids is not None else (bound[0] if bound else ())
         if not targets:
-            raise ValueError(f"no destination for task {pdu.xid}")
+            raise ValueError(f"no destination for task {xid}")
         missing = [d for d in targets if d not in self._links]
         if missing:
-            raise ValueError(f"task {pdu.xid}: unknown destination(s) {missing}")
+            raise ValueError(f"task {xid}: unknown destination(s) {missing}")
         links = [self._links[d] for d in targets]
-        task_carries = bound is None or dids is not None or _carries(bound[1], pdu.pdu_type)
-        kept = [lk for lk in links if task_carries and lk.dest.carries(pdu.pdu_type)]
-        for lk in links:
-            if lk not in kept:
-                lk.status.filtered_pdus += 1
-        links = kept
+        task_carries = bound is None or dids is not None or _carries(bound[1], pdu_type)
+        kept = tuple(lk for lk in links if task_carries and lk.dest.carries(pdu_type))
+        prefix, tail = header_template(
+            version, pdu_type, payload_format, payload_direction, xid, correlation_id
+        )
+        stream = _Stream(
+            links=kept,
+            filtered=tuple(lk for lk in links if lk not in kept),
+            prefix=prefix,
+            tail=tail,
+        )
+        if dids is None:
+            if len(self._streams) >= _CACHE_MAX:
+                self._streams.clear()
+            self._streams[key] = stream
+        return stream
+
+    def _send(
+        self,
+        version: int,
+        pdu_type: PduType,
+        payload_format: PayloadFormat | int,
+        payload_direction: PayloadDirection | int,
+        xid: uuid.UUID,
+        correlation_id: int,
+        attributes: tuple[Attribute, ...],
+        payload: bytes,
+        dids: Iterable[uuid.UUID] | None,
+    ) -> int:
+        key = (xid, correlation_id, pdu_type, payload_format, payload_direction, version)
+        stream = self._streams.get(key) if dids is None else None
+        if stream is None:
+            stream = self._stream(key, dids)
+        for lk in stream.filtered:
+            lk.status.filtered_pdus += 1
+        links = stream.links
         if not links:
             return -1
-        extra: list[Attribute] = []
-        if self.nf_id is not None and pdu.opaque(6) is None:
-            extra.append(network_function_id(self.nf_id))
-        if self.ipid is not None and pdu.opaque(7) is None:
-            extra.append(interception_point_id(self.ipid))
-        seq = pdu.sequence_number
+        enc = self._encoded_attributes(attributes)
+        seq = enc.sequence
+        stamp = enc.stamp_prefix
         if seq is None:
-            seq = self.next_sequence(pdu.xid)
-            extra.append(SequenceNumber(value=seq))
-        if pdu.find(Timestamp) is None:
-            extra.append(Timestamp.from_float(self.clock()))
-        raw = encode_pdu(pdu.with_attributes(*extra, first=True) if extra else pdu)
+            seq = self.next_sequence(xid)
+            stamp += sequence_tlv(seq)
+        if not enc.has_timestamp:
+            stamp += timestamp_tlv(self.clock())
+        raw = assemble_pdu(stream.prefix, stream.tail, stamp + enc.data, payload)
+        n = len(raw)
         for link in links:
-            try:
-                link.spool.check_room(len(raw))
-            except SpoolFullError as exc:
-                link.status.refused_pdus += 1
-                if not link.status.spool_full:
-                    link.status.spool_full = True
-                    self._alarm(
-                        ExporterAlarm(kind="spool-full", did=link.dest.did, detail=str(exc))
-                    )
-                raise
+            if link.spool.pending_bytes + n > link.spool.max_bytes:
+                try:
+                    link.spool.check_room(n)
+                except SpoolFullError as exc:
+                    link.status.refused_pdus += 1
+                    if not link.status.spool_full:
+                        link.status.spool_full = True
+                        self._alarm(
+                            ExporterAlarm(kind="spool-full", did=link.dest.did, detail=str(exc))
+                        )
+                    raise
         for link in links:
             link.spool.append(raw)
             link.status.pdus_spooled += 1
             if link.status.spool_full:
                 link.status.spool_full = False
                 self._alarm(ExporterAlarm(kind="spool-ok", did=link.dest.did, detail="room again"))
-            link.wake.set()
+            link.kick()
         return seq
 
     def _alarm(self, alarm: ExporterAlarm) -> None:
@@ -462,16 +668,15 @@ class X2X3Exporter:
         dids: Iterable[uuid.UUID] | None = None,
     ) -> int:
         """Send an X2 (xIRI) PDU; by default the payload is a SIP message."""
-        return self.send_pdu(
-            Pdu(
-                pdu_type=PduType.X2,
-                payload_format=payload_format,
-                payload_direction=direction,
-                xid=xid,
-                correlation_id=correlation_id,
-                attributes=attributes,
-                payload=payload,
-            ),
+        return self._send(
+            VERSION,
+            PduType.X2,
+            payload_format,
+            direction,
+            xid,
+            correlation_id,
+            attributes,
+            payload,
             dids,
         )
 
@@ -487,16 +692,15 @@ class X2X3Exporter:
         dids: Iterable[uuid.UUID] | None = None,
     ) -> int:
         """Send an X3 (xCC) PDU; by default the payload is one RTP/SRTP packet."""
-        return self.send_pdu(
-            Pdu(
-                pdu_type=PduType.X3,
-                payload_format=payload_format,
-                payload_direction=direction,
-                xid=xid,
-                correlation_id=correlation_id,
-                attributes=attributes,
-                payload=payload,
-            ),
+        return self._send(
+            VERSION,
+            PduType.X3,
+            payload_format,
+            direction,
+            xid,
+            correlation_id,
+            attributes,
+            payload,
             dids,
         )
 
@@ -522,7 +726,8 @@ class X2X3Exporter:
                     return
                 for lk in waiting:
                     lk.acked_event.clear()
-                    lk.wake.set()
+                    lk.checkpoint_now = True  # confirm what was sent without waiting
+                    lk.wake()
                 waiters = [asyncio.ensure_future(lk.acked_event.wait()) for lk in waiting]
                 await asyncio.wait(waiters, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
                 for w in waiters:

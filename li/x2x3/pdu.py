@@ -13,9 +13,12 @@ Wire layout (big-endian; offsets as in Wireshark's packet-li5g.c and OpenLI x2x3
     40  Conditional attributes: TLV (type u16, length u16, value), contiguous
     HL  Payload (PL bytes)
 
-The codec reads and writes through :class:`ims.buffer.Buffer` (bounds-checked); framing and
-the spool only need the two length fields and use :func:`pdu_lengths`, a ``struct`` fast path
-with the same checks. Every conditional attribute of the TLV table has a typed dataclass;
+The codec reads and writes with ``struct`` and explicit bounds checks (the same checks
+:class:`ims.buffer.Buffer` makes; a value that does not fit its field raises
+:class:`~ims.errors.EncodeError`); framing and the spool only need the two length fields and
+use :func:`pdu_lengths`. The exporter's hot path builds PDUs from per-task header templates
+(:func:`header_template`, :func:`assemble_pdu`), byte-identical to :func:`encode_pdu`.
+Every conditional attribute of the TLV table has a typed dataclass;
 unknown and opaque types (ETSI/3GPP/proprietary attributes, DID, NFID, IPID, MIME, XID info)
 stay :class:`OpaqueAttribute` so a PDU from any implementation decodes and re-encodes
 byte-exact. Decoding consumes exactly the bytes given and raises :class:`X2X3DecodeError` on
@@ -32,7 +35,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
-from ims.buffer import Buffer
 from ims.errors import DecodeError, EncodeError
 
 HEADER_LENGTH = 40
@@ -429,15 +431,18 @@ def decode_attributes(data: bytes) -> tuple[Attribute, ...]:
 
 
 def encode_attributes(attrs: tuple[Attribute, ...] | list[Attribute]) -> bytes:
-    buf = Buffer()
+    """The TLVs of ``attrs`` back to back (one ``struct`` pack per TLV, one join)."""
+    parts: list[bytes] = []
     for attr in attrs:
         value = attr.encode_value()
         if len(value) > 0xFFFF:
             raise EncodeError(f"attribute type {attr.attr_type} value too long ({len(value)})")
-        buf.push_uint16(attr.attr_type)
-        buf.push_uint16(len(value))
-        buf.push_bytes(value)
-    return buf.data()
+        try:
+            parts.append(_TL.pack(attr.attr_type, len(value)))
+        except struct.error as exc:
+            raise EncodeError(f"attribute type {attr.attr_type}: {exc}") from None
+        parts.append(value)
+    return b"".join(parts)
 
 
 # -- the PDU -------------------------------------------------------------------------------
@@ -588,18 +593,76 @@ def decode_pdu(data: bytes) -> Pdu:
 def encode_pdu(pdu: Pdu) -> bytes:
     """Encode ``pdu``; ``decode_pdu(encode_pdu(p)) == p`` for every valid PDU."""
     attrs = encode_attributes(pdu.attributes)
-    buf = Buffer()
-    buf.push_uint16(pdu.version)
-    buf.push_uint16(int(pdu.pdu_type))
-    buf.push_uint32(HEADER_LENGTH + len(attrs))
-    buf.push_uint32(len(pdu.payload))
-    buf.push_uint16(int(pdu.payload_format))
-    buf.push_uint16(int(pdu.payload_direction))
-    buf.push_bytes(pdu.xid.bytes)
-    buf.push_uint64(pdu.correlation_id)
-    buf.push_bytes(attrs)
-    buf.push_bytes(pdu.payload)
-    return buf.data()
+    try:
+        header = _HEADER.pack(
+            pdu.version,
+            int(pdu.pdu_type),
+            HEADER_LENGTH + len(attrs),
+            len(pdu.payload),
+            int(pdu.payload_format),
+            int(pdu.payload_direction),
+            pdu.xid.bytes,
+            pdu.correlation_id,
+        )
+    except struct.error as exc:
+        raise EncodeError(f"PDU header field out of range: {exc}") from None
+    return b"".join((header, attrs, pdu.payload))
+
+
+# -- the exporter's hot path: header templates and stamp TLVs --------------------------------
+
+_PREFIX = struct.Struct("!HH")  # version, PDU type
+_LENGTH_FIELDS = struct.Struct("!II")  # header length, payload length
+_TAIL = struct.Struct("!HH16sQ")  # format, direction, XID, correlation ID
+_SEQ_TLV = struct.Struct("!HHI")
+_TS_TLV = struct.Struct("!HHII")
+
+
+def header_template(
+    version: int,
+    pdu_type: int,
+    payload_format: int,
+    payload_direction: int,
+    xid: uuid.UUID,
+    correlation_id: int,
+) -> tuple[bytes, bytes]:
+    """The fixed parts of a header around its two length fields: ``(bytes 0-3, bytes 12-39)``.
+
+    A PDU is then ``prefix + pack(header_length, payload_length) + tail + TLVs + payload``:
+    what :func:`encode_pdu` writes, without re-packing the XID and the other constant fields
+    of a task's stream for every PDU.
+    """
+    try:
+        return (
+            _PREFIX.pack(version, int(pdu_type)),
+            _TAIL.pack(int(payload_format), int(payload_direction), xid.bytes, correlation_id),
+        )
+    except struct.error as exc:
+        raise EncodeError(f"PDU header field out of range: {exc}") from None
+
+
+def sequence_tlv(value: int) -> bytes:
+    """The Sequence Number TLV (type 8) of ``value``, as :class:`SequenceNumber` encodes it."""
+    return _SEQ_TLV.pack(AttributeType.SEQUENCE_NUMBER, 4, value)
+
+
+def timestamp_tlv(ts: float) -> bytes:
+    """The Timestamp TLV (type 9) of ``ts``, as ``Timestamp.from_float(ts)`` encodes it."""
+    seconds, ns = divmod(int(round(ts * 1_000_000_000)), 1_000_000_000)
+    return _TS_TLV.pack(AttributeType.TIMESTAMP, 8, seconds, ns)
+
+
+def assemble_pdu(prefix: bytes, tail: bytes, attributes: bytes, payload: bytes) -> bytes:
+    """A whole PDU from a :func:`header_template` and its encoded TLVs and payload."""
+    return b"".join(
+        (
+            prefix,
+            _LENGTH_FIELDS.pack(HEADER_LENGTH + len(attributes), len(payload)),
+            tail,
+            attributes,
+            payload,
+        )
+    )
 
 
 # -- constructors ----------------------------------------------------------------------------

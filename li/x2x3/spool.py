@@ -20,6 +20,7 @@ The spool is bounded by ``max_bytes`` of unacknowledged data: :meth:`append` the
 
 from __future__ import annotations
 
+import bisect
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -119,17 +120,16 @@ class Spool:
             )
 
     def append(self, raw: bytes) -> None:
-        """Append one whole encoded PDU; raise :class:`SpoolFullError` when over the bound."""
-        self.check_room(len(raw))
-        if (
-            self._writer is None
-            or not self._segments
-            or self._end - self._segments[-1] >= self.segment_bytes
-        ):
+        """Append one whole encoded PDU (or several, back to back); raise
+        :class:`SpoolFullError` when over the bound."""
+        n = len(raw)
+        if self._end - self._acked + n > self.max_bytes:
+            self.check_room(n)
+        if self._writer is None or self._end - self._segments[-1] >= self.segment_bytes:
             self._roll()
         assert self._writer is not None
         self._writer.write(raw)
-        self._end += len(raw)
+        self._end += n
 
     def _roll(self) -> None:
         if self._writer is not None:
@@ -156,7 +156,9 @@ class Spool:
             return b""
         if pos < self._acked:
             raise ValueError(f"offset {pos} is before the acknowledged offset {self._acked}")
-        seg = max(s for s in self._segments if s <= pos)
+        i = bisect.bisect_right(self._segments, pos) - 1
+        seg = self._segments[i]
+        seg_end = self._segments[i + 1] if i + 1 < len(self._segments) else self._end
         if seg == self._writer_start:
             self.flush()
         if self._reader is None or self._reader_start != seg:
@@ -165,7 +167,14 @@ class Spool:
             self._reader = open(self._seg_path(seg), "rb")  # noqa: SIM115 - kept open
             self._reader_start = seg
         self._reader.seek(pos - seg)
-        data = self._reader.read(max(max_bytes, HEADER_LENGTH))
+        if seg_end - pos <= max_bytes:
+            # the rest of the segment: it ends at a PDU boundary (whole PDUs are appended,
+            # a torn tail is cut on open), so no walk over the PDUs is needed
+            data = self._reader.read(seg_end - pos)
+            if len(data) == seg_end - pos:
+                return data
+        else:
+            data = self._reader.read(max(max_bytes, HEADER_LENGTH))
         good = _walk(data)
         if good == 0 and data:
             total = pdu_lengths(data)[1]

@@ -8,12 +8,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from li.lemf.receiver import LemfServer
 from li.pcap import parse_ip, read_pcap
 from li.x2x3.exporter import DeliveryDestination, ExporterAlarm, SpoolFullError, X2X3Exporter
-from li.x2x3.framing import PduFramer
-from li.x2x3.pdu import PayloadDirection, address_attributes, decode_pdu
+from li.x2x3.framing import PduFramer, split_pdus
+from li.x2x3.pdu import (
+    Attribute,
+    OpaqueAttribute,
+    PayloadDirection,
+    Pdu,
+    PduType,
+    SequenceNumber,
+    SourcePort,
+    Timestamp,
+    address_attributes,
+    decode_pdu,
+    encode_pdu,
+    keepalive_ack,
+    network_function_id,
+)
 from li.x2x3.spool import Spool
 
 HOST = "127.0.6.1"
@@ -392,3 +408,137 @@ async def test_peer_that_never_reads_is_dropped(tmp_path: Path) -> None:
         w.transport.abort()
     server.close()
     await server.wait_closed()
+
+
+# -- the hot path: encode once, batch, checkpoint per N bytes ------------------------------
+
+
+def _reference(pdu: Pdu, *, nf_id: str, seq: int, now: float) -> bytes:
+    """What the exporter must write for ``pdu``: the straightforward stamping + encode_pdu."""
+    extra: list[Attribute] = []
+    if pdu.opaque(6) is None:
+        extra.append(network_function_id(nf_id))
+    if pdu.sequence_number is None:
+        extra.append(SequenceNumber(value=seq))
+    if pdu.find(Timestamp) is None:
+        extra.append(Timestamp.from_float(now))
+    return encode_pdu(pdu.with_attributes(*extra, first=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([PduType.X2, PduType.X3]),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**64 - 1),
+    st.lists(
+        st.one_of(
+            st.builds(lambda v: OpaqueAttribute(type=4, value=v), st.binary(max_size=30)),
+            st.builds(lambda v: OpaqueAttribute(type=6, value=v), st.binary(max_size=10)),
+            st.builds(lambda v: SequenceNumber(value=v), st.integers(0, 2**32 - 1)),
+            st.builds(lambda s: Timestamp(seconds=s, nanoseconds=5), st.integers(0, 2**32 - 1)),
+            st.builds(lambda p: SourcePort(port=p), st.integers(0, 0xFFFF)),
+        ),
+        max_size=5,
+    ),
+    st.binary(max_size=300),
+    st.floats(0, 2**32 - 2, allow_nan=False),
+)
+def test_spooled_bytes_equal_the_reference_encoding(
+    ptype: PduType,
+    fmt: int,
+    direction: int,
+    cid: int,
+    attrs: list[Attribute],
+    payload: bytes,
+    now: float,
+) -> None:
+    """Header templates and cached TLVs produce exactly the bytes of ``encode_pdu`` on the
+    stamped PDU, for PDUs with and without their own sequence/timestamp/NFID, twice over
+    (second time from the caches), including the same attribute tuple object again."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        exp = X2X3Exporter(d, nf_id="nf-α", clock=lambda: now)
+        exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=9))
+        exp.bind_task(XID, [DID])
+        pdu = Pdu(
+            pdu_type=ptype,
+            payload_format=fmt,
+            payload_direction=direction,
+            xid=XID,
+            correlation_id=cid,
+            attributes=tuple(attrs),
+            payload=payload,
+        )
+        expected = b""
+        for _ in range(3):
+            seq = exp.send_pdu(pdu)
+            expected += _reference(pdu, nf_id="nf-α", seq=seq, now=now)
+        link = exp._links[DID]
+        got = link.spool.read(0, 1 << 20)
+        link.spool.close()
+        assert got == expected
+
+
+async def test_batched_delivery_checkpoints_per_bytes_not_per_pdu(tmp_path: Path) -> None:
+    """3,000 PDUs produced in bursts: all arrive in order, in few writes, with about one
+    Keepalive checkpoint per ``checkpoint_bytes`` instead of one per PDU."""
+    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+        assert lemf.mediation is not None
+        lemf.mediation.record_delivered = True
+        exp = X2X3Exporter(tmp_path / "spool", nf_id="poi", checkpoint_bytes=32 << 10)
+        exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=lemf.port))
+        exp.bind_task(XID, [DID])
+        async with exp:
+            for i in range(3000):
+                send(exp, i)
+                if i % 100 == 99:
+                    await asyncio.sleep(0)
+            assert await exp.drain(timeout=30)
+            status = exp.status(DID)
+        total = status.delivered_bytes
+        assert [s for _, _, s in lemf.mediation.delivered] == list(range(3000))
+    assert status.pending_bytes == 0 and total > 3000 * 200
+    # one checkpoint per 32 KiB (+ the final one per burst at most), never one per PDU
+    assert 0 < status.keepalives_sent <= total // (32 << 10) + 40
+    assert status.keepalives_sent < 3000 // 20
+
+
+async def test_spool_keeps_sent_bytes_until_their_checkpoint_is_acked(tmp_path: Path) -> None:
+    """A receiver that reads everything but answers no Keepalive: the exporter sends the
+    data, yet nothing leaves the spool (only an Ack of a later Keepalive confirms it)."""
+    got = bytearray()
+    acks_sent = 0
+    keepalives: list[int] = []
+    answer = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal acks_sent
+        framer = PduFramer()
+        while data := await reader.read(65536):
+            got.extend(data)
+            for pdu in framer.feed(data):
+                if pdu.pdu_type is PduType.KEEPALIVE:
+                    keepalives.append(pdu.sequence_number or 0)
+                    if answer.is_set():
+                        writer.write(encode_pdu(keepalive_ack(pdu.sequence_number or 0)))
+                        acks_sent += 1
+        writer.close()
+
+    server = await asyncio.start_server(handle, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    exp = X2X3Exporter(tmp_path / "spool", checkpoint_interval=0.01, keepalive_timeout=30)
+    exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
+    exp.bind_task(XID, [DID])
+    async with server, exp:
+        for i in range(500):
+            send(exp, i)
+        spooled = exp.status(DID).pending_bytes
+        await wait_for(lambda: len(got) >= spooled and bool(keepalives))
+        assert exp.status(DID).pending_bytes == spooled  # sent, checkpointed, not acked
+        answer.set()
+        send(exp, 500)  # new data -> a new checkpoint, which is answered
+        assert await exp.drain(timeout=10)
+        assert exp.status(DID).pending_bytes == 0 and acks_sent >= 1
+    assert len(split_pdus(bytes(got))) >= 501

@@ -46,7 +46,7 @@ async def test_tshark_decodes_live_exporter_traffic(tmp_path: Path) -> None:
                         pytest.skip(f"cannot capture on lo here: {seen!r}")
                     seen += line
             await asyncio.sleep(0.5)  # the capture starts a moment after the message
-            # chunk_bytes=1: every chunk is one PDU, followed by its Keepalive checkpoint
+            # chunk_bytes=1: every PDU in its own write (framing across TCP segments)
             exp = X2X3Exporter(tmp_path / "spool", nf_id="pcscf-1", chunk_bytes=1)
             exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=port))
             exp.bind_task(XID, [DID])
