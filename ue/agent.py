@@ -12,8 +12,12 @@
 * **Media**: :class:`ims.media.session.MediaSession` sends a tone or a WAV file over SRTP (or RTP
   with ``keying="none"``) and keeps what it receives, for the tone detector or a WAV file.
 
-Dialog state is kept here (Call-ID, tags, CSeq, route set, remote target) because the UE needs
-only this small part of §12.
+The SIP user-agent core is the shared sans-I/O one (:mod:`ims.sip.dialog`): request builders,
+:class:`~ims.sip.dialog.RegistrationClient` (one Call-ID, CSeq raised, digest re-use, 423,
+Service-Route), :class:`~ims.sip.dialog.UacInvite` (dialog, route set, ACK, re-ACK of a
+retransmitted 2xx, a 1xx after the 2xx ignored), :class:`~ims.sip.dialog.UasInvite` (To tag,
+Contact/Record-Route, 2xx retransmitted until the ACK) and :class:`~ims.sip.dialog.Dialog` for
+BYE; this module adds the transport (``SipEndpoint``), the SDP/keying and the media.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +47,25 @@ from ims.sdp import (
     process_answer,
 )
 from ims.sip.auth import DigestClient
+from ims.sip.dialog import (
+    AckNeeded,
+    Dialog,
+    DialogConfirmed,
+    DialogError,
+    InviteFailed,
+    Local,
+    Registered,
+    RegistrationClient,
+    RegistrationState,
+    ResponseIgnored,
+    UacInvite,
+    UasInvite,
+    Unregistered,
+    build_invite,
+)
+from ims.sip.dialog import RegistrationFailed as _RegFailed
 from ims.sip.errors import SipBuildError
-from ims.sip.grammar import Params
-from ims.sip.headers import Via
-from ims.sip.message import Request, Response, make_response, new_branch, new_call_id, new_tag
+from ims.sip.message import Request, Response, make_response, new_call_id, new_tag
 from ims.sip.transport.endpoint import SipEndpoint
 from ue import keying as keying_mod
 from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys
@@ -103,11 +123,10 @@ class Call:
     local_uri: str
     remote_uri: str
     outgoing: bool
-    remote_tag: str | None = None
-    route_set: list[str] = field(default_factory=list)
-    remote_target: str | None = None
-    cseq: int = 1
     invite: Request | None = None
+    dialog: Dialog | None = None  # ims.sip.dialog: tags, CSeq, route set, remote target
+    uac: UacInvite | None = None  # outgoing: the INVITE's responses -> dialog, ACKs
+    uas: UasInvite | None = None  # incoming: our responses, 2xx retransmissions
     media: MediaSession | None = None
     keys: MediaKeys | None = None
     sink: BufferSink = field(default_factory=BufferSink)
@@ -120,6 +139,20 @@ class Call:
     _keying: KeyingSession | None = None
     _offer: SessionDescription | None = None
     _task: asyncio.Task[Any] | None = None
+    _retransmit: asyncio.Task[Any] | None = None
+
+    # -- dialog view (read-only) --------------------------------------------------------
+    @property
+    def remote_tag(self) -> str | None:
+        return self.dialog.id.remote_tag if self.dialog is not None else None
+
+    @property
+    def route_set(self) -> list[str]:
+        return [r.encode() for r in self.dialog.route_set] if self.dialog is not None else []
+
+    @property
+    def remote_target(self) -> str | None:
+        return self.dialog.remote_target.encode() if self.dialog is not None else None
 
     # -- results ------------------------------------------------------------------------
     @property
@@ -154,15 +187,10 @@ class Call:
 
     async def cancel(self) -> None:
         """CANCEL the pending INVITE (§9.1); the INVITE then fails with 487."""
-        if self.invite is None or self.established.is_set():
+        if self.uac is None or self.established.is_set():
             return
-        cancel = Request("CANCEL", self.invite.uri)
-        for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
-            for value in self.invite.headers.get_all(name):
-                cancel.headers.add(name, value)
-        cancel.headers.add("CSeq", f"{self.invite.cseq.seq if self.invite.cseq else 1} CANCEL")
         with contextlib.suppress(Exception):
-            await self.ua.send(cancel)
+            await self.ua.send(self.uac.cancel())  # §9.1: same branch, CSeq number, Route
 
     async def hangup(self) -> int:
         """BYE (or CANCEL while unanswered); returns the BYE's final status (0 if none sent)."""
@@ -171,10 +199,9 @@ class Call:
         if not self.established.is_set():
             await self.cancel()
             return 0
-        bye = self.ua.in_dialog_request(self, "BYE")
         status = 0
         try:
-            resp = await self.ua.send(bye)
+            resp = await self.ua.send(self.ua.in_dialog_request(self, "BYE"))
             status = resp.status
         finally:
             await self._finish("local hangup")
@@ -185,6 +212,8 @@ class Call:
             return
         self.end_reason = reason
         self.ended.set()
+        if self._retransmit is not None and self._retransmit is not asyncio.current_task():
+            self._retransmit.cancel()
         if self.media is not None:
             await self.media.stop()
         self.ua.calls.pop(self.call_id, None)
@@ -212,7 +241,7 @@ class UserAgent:
         self.audio = "tone:440"
         self.answer_delay = 0.0
         self.local_port = config.local_port
-        self.registered = False
+        self.registration: RegistrationClient | None = None
         self.service_route: list[str] = []
         self.associated: list[str] = []
         self._call_id_host = config.local_address
@@ -251,26 +280,34 @@ class UserAgent:
         await asyncio.sleep(0)
 
     @property
-    def contact(self) -> str:
-        t = self.config.transport
-        user = self.config.impi.split("@")[0]
-        params = "" if t == "udp" else f";transport={t}"
-        return f"<sip:{user}@{self.config.local_address}:{self.local_port}{params}>"
+    def local(self) -> Local:
+        """Our Via sent-by and Contact (RFC 3261 §18: sent-by is where responses go for UDP;
+        for TCP/TLS they come back on the connection)."""
+        return Local(
+            host=self.config.local_address,
+            port=self.local_port,
+            transport=self.config.transport.upper(),
+            user=self.config.impi.split("@")[0],
+            user_agent="imslab-ue",
+        )
 
-    def _via(self) -> str:
-        return Via(
-            self.config.transport.upper(),
-            self.config.local_address,
-            self.local_port,
-            Params.of(branch=new_branch(), rport=None),
-            # RFC 3261 §18: sent-by is where responses go for UDP; for TCP/TLS they come back
-            # on the connection.
-        ).encode()
+    @property
+    def contact(self) -> str:
+        return self.local.contact().encode()
+
+    @property
+    def registered(self) -> bool:
+        rc = self.registration
+        return rc is not None and rc.state is RegistrationState.REGISTERED
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
 
     async def send(self, request: Request, **kwargs: Any) -> Response:
         """Send through the outbound proxy (the P-CSCF) as a client transaction."""
         if request.via is None:
-            request.headers.insert_first("Via", self._via())
+            request.headers.insert_first("Via", self.local.via().encode())
         return await self.endpoint.request(
             request,
             destination=self.config.proxy,
@@ -283,39 +320,51 @@ class UserAgent:
 
     # -- registration -----------------------------------------------------------------------
     async def register(self, expires: int | None = None) -> Response:
-        """REGISTER (with digest auth); returns the 200 or raises RegistrationFailed."""
+        """REGISTER (with digest auth, ``expires=0`` removes the binding); returns the final 2xx
+        or raises RegistrationFailed. One :class:`~ims.sip.dialog.RegistrationClient` per UE:
+        the Call-ID is kept and the CSeq raised across refreshes (§10.2.4), the last challenge
+        is answered again with nc + 1 (no 401 per refresh), a 423 is retried with Min-Expires."""
         exp = self.config.expires if expires is None else expires
-        req = Request(
-            "REGISTER",
-            f"sip:{self.config.domain}",
-            [
-                ("Max-Forwards", "70"),
-                ("From", f"<{self.config.aor}>;tag={new_tag()}"),
-                ("To", f"<{self.config.aor}>"),
-                ("Call-ID", new_call_id(self._call_id_host)),
-                ("CSeq", "1 REGISTER"),
-                ("Contact", f"{self.contact};expires={exp}"),
-                ("Expires", str(exp)),
-                ("Supported", "path"),
-                ("User-Agent", "imslab-ue"),
-            ],
-        )
-        resp = await self.send(req)
-        for _ in range(2):
-            if resp.status not in (401, 407):
-                break
-            try:
-                req = self.digest.authorize(req, resp)  # CSeq + 1, new branch, credentials
-            except SipBuildError:
+        rc = self.registration
+        if rc is None or rc.local != self.local:
+            rc = self.registration = RegistrationClient(
+                f"sip:{self.config.domain}",
+                self.config.aor,
+                self.local,
+                expires=exp if exp > 0 else self.config.expires,
+                credentials=self.digest,
+            )
+        if exp > 0:
+            rc.expires = exp
+            req: Request | None = rc.register(self.now())
+        else:
+            req = rc.unregister(self.now())
+        resp: Response | None = None
+        for _ in range(4):  # first try, a challenge, a stale nonce, a 423
+            if req is None:
                 break
             resp = await self.send(req)
-        if resp.status == 200:
-            self.registered = exp > 0
-            self.service_route = resp.headers.get_list("Service-Route")
-            self.associated = [a.uri.encode() for a in resp.addresses("P-Associated-URI")]
-            _log.info("registered", ue=self.config.name, aor=self.config.aor)
-            return resp
-        raise RegistrationFailed(resp.status, resp.reason or "")
+            events, req = rc.receive_response(resp, self.now())
+            for ev in events:
+                if isinstance(ev, Registered):
+                    self.service_route = [r.encode() for r in ev.service_route]
+                    self.associated = [
+                        a.uri.encode() for a in ev.response.addresses("P-Associated-URI")
+                    ]
+                    _log.info("registered", ue=self.config.name, aor=self.config.aor)
+                    return ev.response
+                if isinstance(ev, Unregistered):
+                    return ev.response
+                if isinstance(ev, _RegFailed):
+                    failed = ev.response
+                    raise RegistrationFailed(
+                        failed.status if failed else 0, (failed.reason or "") if failed else ""
+                    )
+        raise RegistrationFailed(resp.status if resp else 0, (resp.reason or "") if resp else "")
+
+    def refresh_due(self) -> float | None:
+        """When (``time.monotonic()``) the registration should be refreshed, if registered."""
+        return self.registration.get_timer() if self.registration is not None else None
 
     async def unregister(self) -> Response:
         return await self.register(expires=0)
@@ -394,33 +443,22 @@ class UserAgent:
             session_id=random.getrandbits(31),
         )
         call._offer = offer
-        invite = Request(
-            "INVITE",
+        invite = build_invite(
             call.remote_uri,
-            [
-                ("Max-Forwards", "70"),
-                ("From", f"<{call.local_uri}>;tag={call.local_tag}"),
-                ("To", f"<{call.remote_uri}>"),
-                ("Call-ID", call.call_id),
-                ("CSeq", f"{call.cseq} INVITE"),
-                ("Contact", self.contact),
-                ("Content-Type", "application/sdp"),
-                ("User-Agent", "imslab-ue"),
-            ],
-            offer.encode(),
+            local=self.local,
+            from_=f"<{call.local_uri}>;tag={call.local_tag}",
+            to=call.remote_uri,
+            body=offer.encode(),
+            routes=self.service_route,  # RFC 3608: the Service-Route is our preloaded Route
+            call_id=call.call_id,
         )
-        for route in self.service_route:
-            invite.headers.add("Route", route)
-        invite.headers.insert_first("Via", self._via())
 
         def provisional(resp: Response) -> None:
-            if call.established.is_set():
-                call.ignored_late.append(resp.status)  # a 180 overtaken by the 200
-                return
-            call.provisional.append(resp.status)
+            self._uac_response(call, resp)
 
         for _ in range(3):
             call.invite = invite
+            call.uac = UacInvite(invite, self.local)
             resp = await self.send(invite, on_provisional=provisional)
             if resp.status not in (401, 407):
                 break
@@ -428,16 +466,10 @@ class UserAgent:
                 invite = self.digest.authorize(invite, resp)  # CSeq + 1, new branch
             except SipBuildError:
                 raise CallFailed(resp.status, resp.reason or "") from None
-            call.cseq = invite.cseq.seq if invite.cseq else call.cseq + 1
         call.status = resp.status
-        if not resp.is_success:
+        self._uac_response(call, resp)  # 2xx: dialog confirmed and ACKed; else InviteFailed
+        if call.dialog is None or not resp.is_success:
             raise CallFailed(resp.status, resp.reason or "")
-        to = resp.to
-        call.remote_tag = to.tag if to is not None else None
-        call.route_set = [f"<{r.uri.encode()}>" for r in reversed(resp.record_routes)]
-        contacts = resp.contacts
-        call.remote_target = contacts[0].uri.encode() if contacts else call.remote_uri
-        self.send_stateless(self._ack(call))
         try:
             answer = SessionDescription.parse(resp.body)
             streams = process_answer(offer, answer)
@@ -451,31 +483,39 @@ class UserAgent:
         self._start_media(call, stream.remote_address, stream.remote_rtp_port, stream.payload_type)
         call.established.set()
 
-    def _ack(self, call: Call) -> Request:
-        ack = self.in_dialog_request(call, "ACK", cseq=call.cseq)
-        ack.headers.insert_first("Via", self._via())
-        return ack
+    def _uac_response(self, call: Call, resp: Response) -> None:
+        """Feed a response to our INVITE (also a stray 2xx retransmission or a late 1xx) into
+        the shared UAC core and carry out what it says."""
+        if call.uac is None:
+            return
+        ignored = False
+        for ev in call.uac.receive_response(resp):
+            if isinstance(ev, ResponseIgnored):
+                ignored = True
+            elif isinstance(ev, DialogConfirmed):
+                if call.dialog is None:
+                    call.dialog = ev.dialog
+            elif isinstance(ev, AckNeeded):
+                self.send_stateless(ev.ack)  # §13.2.2.4: every 2xx (retransmission) is ACKed
+                if ev.dialog is not call.dialog and not ev.retransmission:
+                    # a second forked 2xx: ACK it, then end that dialog (§13.2.2.4)
+                    bye = ev.dialog.create_request("BYE", local=self.local)
+                    asyncio.ensure_future(self._quiet_send(bye))
+            elif isinstance(ev, InviteFailed):
+                pass  # the caller raises CallFailed with the final status
+        if resp.is_provisional:
+            # a 1xx after the 2xx (overtaken on a multi-worker proxy) changes nothing
+            (call.ignored_late if ignored else call.provisional).append(resp.status)
 
-    def in_dialog_request(self, call: Call, method: str, *, cseq: int | None = None) -> Request:
-        if cseq is None:
-            call.cseq += 1
-            cseq = call.cseq
-        frm = f"<{call.local_uri}>;tag={call.local_tag}"
-        to = f"<{call.remote_uri}>" + (f";tag={call.remote_tag}" if call.remote_tag else "")
-        req = Request(
-            method,
-            call.remote_target or call.remote_uri,
-            [
-                ("Max-Forwards", "70"),
-                ("From", frm),
-                ("To", to),
-                ("Call-ID", call.call_id),
-                ("CSeq", f"{cseq} {method}"),
-            ],
-        )
-        for route in call.route_set:
-            req.headers.add("Route", route)
-        return req
+    async def _quiet_send(self, request: Request) -> None:
+        with contextlib.suppress(Exception):
+            await self.send(request)
+
+    def in_dialog_request(self, call: Call, method: str) -> Request:
+        """A request within the call's dialog (§12.2.1.1: CSeq + 1, route set, remote target)."""
+        if call.dialog is None:
+            raise SipBuildError("the call has no dialog")
+        return call.dialog.create_request(method, local=self.local)
 
     def _start_media(self, call: Call, host: str, port: int, payload_type: int) -> None:
         media = call.media
@@ -490,16 +530,22 @@ class UserAgent:
     # -- incoming requests ------------------------------------------------------------------
     async def _on_request(self, ctx: Any) -> None:
         req: Request = ctx.request
-        if req.method == "INVITE":
-            to = req.to
-            if to is not None and to.tag is not None:
-                ctx.respond(make_response(req, 200, headers=[("Contact", self.contact)]))
-                return
+        to = req.to
+        if req.method == "INVITE" and (to is None or to.tag is None):
             await self._incoming_invite(ctx)
-        elif req.method == "BYE":
-            call = self.calls.get(req.call_id or "")
-            if call is None:
+            return
+        call = self.calls.get(req.call_id or "")
+        if req.method in ("INVITE", "BYE"):
+            if call is None or call.dialog is None:
                 ctx.respond(make_response(req, 481))
+                return
+            try:
+                call.dialog.receive_request(req)  # §12.2.2: CSeq order, target refresh, BYE
+            except DialogError as exc:
+                ctx.respond(make_response(req, exc.status))
+                return
+            if req.method == "INVITE":  # a re-INVITE: kept as is, answered without SDP
+                ctx.respond(make_response(req, 200, headers=[("Contact", self.contact)]))
                 return
             ctx.respond(make_response(req, 200))
             await call._finish("remote hangup")
@@ -512,18 +558,16 @@ class UserAgent:
         req: Request = ctx.request
         frm, to = req.from_, req.to
         assert frm is not None and to is not None
+        uas = UasInvite(req, self.local)
         call = Call(
             ua=self,
             call_id=req.call_id or "",
-            local_tag=new_tag(),
+            local_tag=uas.to_tag,
             local_uri=to.uri.encode(),
             remote_uri=frm.uri.encode(),
             outgoing=False,
-            remote_tag=frm.tag,
-            route_set=[f"<{r.uri.encode()}>" for r in req.record_routes],
-            remote_target=req.contacts[0].uri.encode() if req.contacts else frm.uri.encode(),
-            cseq=random.randint(1, 1000),
             invite=req,
+            uas=uas,
         )
         self.calls[call.call_id] = call
 
@@ -549,7 +593,7 @@ class UserAgent:
             material, keys = ks.answer(offer, index)
         except (SdpError, StopIteration, KeyingError) as exc:
             status = exc.status if isinstance(exc, KeyingError) else 488
-            ctx.respond(make_response(req, status or 488, to_tag=call.local_tag))
+            ctx.respond(uas.respond(status or 488, self.now()))
             self.calls.pop(call.call_id, None)
             return
         media = await self._new_media(self.audio)
@@ -573,15 +617,15 @@ class UserAgent:
                 sdes=sdes,
             )
         except SdpError:
-            ctx.respond(make_response(req, 488, to_tag=call.local_tag))
+            ctx.respond(uas.respond(488, self.now()))
             await call._finish("488")
             return
         self.incoming.put_nowait(call)
         if self.on_call is not None:
             self.on_call(call)
-        ctx.respond(
-            make_response(req, 180, to_tag=call.local_tag, headers=[("Contact", self.contact)])
-        )
+        ringing = uas.respond(180, self.now())  # To tag, Contact, Record-Route (§12.1.1)
+        call.dialog = uas.dialog
+        ctx.respond(ringing)
         if not self.auto_answer:
             return
         if self.answer_delay:
@@ -590,20 +634,28 @@ class UserAgent:
             return
         stream = answer.streams[0]
         self._start_media(call, stream.remote_address, stream.remote_rtp_port, stream.payload_type)
-        ok = make_response(
-            req,
-            200,
-            to_tag=call.local_tag,
-            headers=[
-                ("Contact", self.contact),
-                ("Content-Type", "application/sdp"),
-                *[("Record-Route", v) for v in req.headers.get_all("Record-Route")],
-            ],
-            body=answer.sdp.encode(),
-        )
+        ok = uas.respond(200, self.now(), body=answer.sdp.encode(), content_type="application/sdp")
+        call.dialog = uas.dialog
         call.status = 200
         ctx.respond(ok)
         call.established.set()
+        call._retransmit = asyncio.ensure_future(self._retransmit_2xx(call))
+
+    async def _retransmit_2xx(self, call: Call) -> None:
+        """§13.3.1.4: the UAS core resends its 2xx (T1 doubling up to T2) until the ACK; no ACK
+        within 64*T1 ends the call with a BYE. The timing is the shared ``UasInvite``'s."""
+        uas = call.uas
+        assert uas is not None
+        while not call.ended.is_set():
+            due = uas.get_timer()
+            if due is None:
+                break
+            await asyncio.sleep(max(0.0, due - self.now()))
+            for response in uas.handle_timer(self.now()):
+                self.send_stateless(response)
+        if uas.timed_out and not call.ended.is_set():
+            _log.warning("no ACK for our 2xx", ue=self.config.name, call_id=call.call_id)
+            await call.hangup()
 
     def _keying_for_offer(self, offer: SessionDescription, index: int) -> str:
         """The strategy answering this offer: ours, or ``none`` for a plain RTP offer."""
@@ -615,18 +667,18 @@ class UserAgent:
         return self.config.keying
 
     def _on_ack(self, request: Request, flow: Any) -> None:
-        return None
+        """The ACK for our 2xx stops its retransmissions."""
+        call = self.calls.get(request.call_id or "")
+        if call is None or call.uas is None or not call.uas.receive_ack(request, self.now()):
+            return
+        if call._retransmit is not None:
+            call._retransmit.cancel()
 
     def _on_stray(self, response: Response, flow: Any) -> None:
         """A 2xx retransmission (our ACK was lost) gets the ACK again; late 1xx are ignored."""
         call = self.calls.get(response.call_id or "")
-        if call is None:
-            return
-        cseq = response.cseq
-        if response.is_success and cseq is not None and cseq.method == "INVITE" and call.outgoing:
-            self.send_stateless(self._ack(call))
-        elif response.is_provisional:
-            call.ignored_late.append(response.status)
+        if call is not None and call.outgoing:
+            self._uac_response(call, response)
 
     async def next_call(self, timeout: float = 10.0) -> Call:
         """The next incoming call (answered automatically when ``auto_answer``)."""

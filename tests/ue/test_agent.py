@@ -4,11 +4,13 @@ network produces — a 180 that arrives after the 200, a 2xx retransmission, a d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
-from ims.sdp import LocalAudio, SessionDescription, create_answer
+from ims.sdp import LocalAudio, SessionDescription, create_answer, create_offer
 from ims.sip import parse_message
-from ims.sip.message import Request, make_response
+from ims.sip.dialog import AckNeeded, Local, UacInvite, build_invite
+from ims.sip.message import Request, Response, make_response
 from ue.agent import UeConfig, UserAgent
 
 PEER_IP = "127.0.7.150"
@@ -19,6 +21,7 @@ class ScriptedPeer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: Any = None
         self.requests: asyncio.Queue[tuple[Request, Any]] = asyncio.Queue()
+        self.responses: asyncio.Queue[Response] = asyncio.Queue()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -27,6 +30,8 @@ class ScriptedPeer(asyncio.DatagramProtocol):
         msg = parse_message(data)
         if isinstance(msg, Request):
             self.requests.put_nowait((msg, addr))
+        elif isinstance(msg, Response):
+            self.responses.put_nowait(msg)
 
     def send(self, message: Any, addr: Any) -> None:
         self.transport.sendto(message.encode(), addr)
@@ -117,3 +122,76 @@ async def test_register_answers_the_digest_challenge() -> None:
         await asyncio.wait_for(task, 5)
         assert ua.registered and ua.service_route == ["<sip:orig@127.0.7.11;lr>"]
         assert ua.associated == ["sip:alice@ims-a.test", "tel:+493011"]
+
+
+async def _final(peer: ScriptedPeer, timeout: float) -> Response:
+    while True:
+        resp = await asyncio.wait_for(peer.responses.get(), timeout)
+        if resp.status >= 200:
+            return resp
+
+
+async def test_answering_ue_retransmits_its_2xx_until_the_ack() -> None:
+    """§13.3.1.4 (the shared UasInvite's timers): a lost ACK makes the UE resend its 200 after
+    T1; once the ACK arrives the 200 is not sent again; a BYE then ends the call."""
+    peer, port = await _peer()
+    async with UserAgent(_config(port)) as ua:
+        local = Local(host=PEER_IP, port=port, user="bob")
+        offer = create_offer(LocalAudio(address=PEER_IP, port=40000), session_id=3)
+        invite = build_invite(
+            f"sip:alice@{UE_IP}:{ua.local_port}",
+            local=local,
+            from_="sip:bob@ims-b.test",
+            to="sip:alice@ims-a.test",
+            body=offer.encode(),
+        )
+        peer.send(invite, (UE_IP, ua.local_port))
+        ok = await _final(peer, 5)
+        assert ok.status == 200 and ok.to is not None and ok.to.tag
+        again = await _final(peer, 3)  # no ACK yet: the same 200 again
+        assert again.status == 200 and again.to is not None and again.to.tag == ok.to.tag
+        incoming = await ua.next_call(timeout=1)
+        assert incoming.dialog is not None and incoming.remote_tag == invite.from_.tag  # type: ignore[union-attr]
+        uac = UacInvite(invite, local)
+        ack = next(e.ack for e in uac.receive_response(ok) if isinstance(e, AckNeeded))
+        peer.send(ack, (UE_IP, ua.local_port))
+        await asyncio.sleep(0.1)
+        while not peer.responses.empty():  # a retransmission that crossed the ACK
+            peer.responses.get_nowait()
+        with contextlib.suppress(TimeoutError):
+            late = await _final(peer, 2.5)  # T1 doubling: the next would be due within 2 s
+            raise AssertionError(f"2xx resent after the ACK: {late.status}")
+        dialog = uac.confirmed
+        assert dialog is not None
+        peer.send(dialog.create_request("BYE", local=local), (UE_IP, ua.local_port))
+        assert (await _final(peer, 5)).status == 200
+        await asyncio.wait_for(incoming.ended.wait(), 5)
+        assert incoming.end_reason == "remote hangup"
+
+
+async def test_register_again_keeps_call_id_and_follows_423() -> None:
+    """RegistrationClient in the UE: one Call-ID across REGISTERs with rising CSeq (§10.2.4), a
+    423 retried with Min-Expires and the credentials of the last challenge (nc + 1)."""
+    peer, port = await _peer()
+    async with UserAgent(_config(port)) as ua:
+        task = asyncio.ensure_future(ua.register())
+        first, addr = await asyncio.wait_for(peer.requests.get(), 5)
+        challenge = 'Digest realm="ims-a.test", nonce="n1", qop="auth", algorithm=MD5'
+        peer.send(make_response(first, 401, headers=[("WWW-Authenticate", challenge)]), addr)
+        second, addr = await asyncio.wait_for(peer.requests.get(), 5)
+        peer.send(make_response(second, 200), addr)
+        await asyncio.wait_for(task, 5)
+        task = asyncio.ensure_future(ua.register())
+        third, addr = await asyncio.wait_for(peer.requests.get(), 5)
+        assert third.call_id == first.call_id
+        assert third.cseq is not None and second.cseq is not None
+        assert third.cseq.seq > second.cseq.seq
+        peer.send(make_response(third, 423, headers=[("Min-Expires", "1200")]), addr)
+        fourth, addr = await asyncio.wait_for(peer.requests.get(), 5)
+        assert fourth.expires == 1200 and fourth.call_id == first.call_id
+        auth = fourth.authorization[0]
+        assert auth.get("nonce") == "n1" and auth.get("nc") == "00000002"
+        peer.send(make_response(fourth, 200), addr)
+        await asyncio.wait_for(task, 5)
+        assert ua.registered
+        assert ua.refresh_due() is not None
