@@ -73,7 +73,7 @@ def test_drop_stops_the_chain() -> None:
 
 def test_session_observers() -> None:
     obs = SessionObservers()
-    got: list[str] = []
+    got: list[object] = []
     obs.add(lambda ev: (_ for _ in ()).throw(ValueError("bad")))
     remove = obs.add(lambda ev: got.append(ev))
     obs.notify("event")  # type: ignore[arg-type]
