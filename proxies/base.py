@@ -13,9 +13,12 @@ element's response processing (again async: SDP anchoring of answers). The proxy
   retransmissions statelessly (§16.7, §16.11);
 * maps a client transaction timeout to 408 and a transport failure to 503 (§16.7 step 6).
 
-Why not the generic proxy core of ``ims.sip.proxy``: the IMS elements need *async* decisions and
-response processing (media-anchor round trips while a request or answer is held), which a
-synchronous routing callback cannot express; the RFC §16 mechanics above are small and live here.
+Why not the generic proxy core of ``ims.sip.proxy``: its ``Defer``/``resume`` and deferring
+response processor now cover the media-anchor round trips, but it has no TLS listener (the
+P-CSCF's UE hop), its ``Forward`` cannot remove or replace headers or the body (SDP anchoring,
+Service-Route/Path instead of Route, PAI at the trust boundary), and it forwards ACKs by
+Route/Request-URI with no callback (the P-CSCF sends them on the UE's registered flow). The
+details and what the core would need are in ``docs/ims-network.md`` (Design choices).
 
 Every message in and out passes the element's :class:`~proxies.hooks.SipHooks` (through the
 endpoint's filter), with the direction, peer, transport and element name.
