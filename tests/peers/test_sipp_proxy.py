@@ -43,21 +43,28 @@ class RunningProxy:
         return f"{self.host}:{self.port}"
 
 
-def wait_udp_bound(ip: str, port: int, timeout: float = 10.0) -> None:
-    """Wait until some process has bound UDP ``ip:port`` (SIPp started listening), from
-    /proc/net/udp: no fixed sleep that a loaded machine may outrun."""
+def wait_bound(ip: str, port: int, proto: str = "udp", timeout: float = 10.0) -> None:
+    """Wait until some process listens on ``proto`` ``ip:port`` (SIPp started), from
+    /proc/net/udp or /proc/net/tcp: no fixed sleep that a loaded machine may outrun."""
     want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            table = Path("/proc/net/udp").read_text()
+            table = Path(f"/proc/net/{proto}").read_text()
         except OSError:  # not Linux: fall back to a pause
             time.sleep(0.5)
             return
-        if any(line.split()[1] == want for line in table.splitlines()[1:] if line.strip()):
-            return
+        for line in table.splitlines()[1:]:
+            f = line.split()
+            # TCP: the listening socket (state 0A); UDP: any bound socket
+            if len(f) > 3 and f[1] == want and (proto == "udp" or f[3] == "0A"):
+                return
         time.sleep(0.02)
-    raise AssertionError(f"nothing listens on udp {ip}:{port} after {timeout} s")
+    raise AssertionError(f"nothing listens on {proto} {ip}:{port} after {timeout} s")
+
+
+def wait_udp_bound(ip: str, port: int, timeout: float = 10.0) -> None:
+    wait_bound(ip, port, "udp", timeout)
 
 
 def free_port(ip: str) -> int:
@@ -164,10 +171,7 @@ def run_call_batch(
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        if uas_tcp:
-            time.sleep(0.5)
-        else:
-            wait_udp_bound(UAS_IP, uas_port)
+        wait_bound(UAS_IP, uas_port, "tcp" if uas_tcp else "udp")
         t0 = time.monotonic()
         uac = subprocess.run(
             ["timeout", str(limit_s + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy.addr,
