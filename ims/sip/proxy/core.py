@@ -486,7 +486,10 @@ class ProxyCore:
         if mf == 0:
             if method == "OPTIONS" and self.addressed_to_me(request):
                 return self._options(request, transaction, source)
-            return self._respond(request, transaction, source, 483)
+            if not (method == "REGISTER" and self.addressed_to_me(request)):
+                return self._respond(request, transaction, source, 483)
+            # a REGISTER for our own domain: the registrar is its final recipient (it is
+            # not forwarded, so Max-Forwards 0 is no reason to refuse it)
         # step 4: loop detection
         lhash = loop_hash(request)
         if self._looped(request, lhash):
@@ -644,6 +647,11 @@ class ProxyCore:
     def _apply(self, ctx: _Context, decision: Forward, now: float) -> list[Action]:
         """Start the branches of a Forward decision (§16.5-§16.6)."""
         request, method = ctx.request, ctx.method
+        if request.max_forwards == 0:  # only a REGISTER to us gets here: never forward it
+            if ctx.transaction is not None:
+                self._contexts.pop(id(ctx.transaction), None)
+            ctx.final_sent = True
+            return self._respond(request, ctx.transaction, ctx.source, 483)
         if decision.record_route is not None:
             rr = decision.record_route
         else:

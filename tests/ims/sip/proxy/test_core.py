@@ -529,3 +529,17 @@ def test_response_processor_holds_and_releases_in_order() -> None:
     (a,) = p.release(held[1].key, None, 0.5)  # sent as held
     assert isinstance(a, SendResponse) and a.response.status == 200 and a.transaction == "t"
     assert p.holding == 0 and p.release(held[1].key, None, 0.6) == []
+
+
+def test_register_to_our_registrar_with_max_forwards_zero_is_processed() -> None:
+    from ims.sip.proxy.location import LocationRouter
+
+    p = ProxyCore(ProxyConfig(local=(ME,), domains=frozenset({"example.com"})), LocationRouter())
+    reg = invite("sip:example.com", method="REGISTER", mf=0)
+    reg.headers.set("To", "<sip:alice@example.com>")
+    (a,) = p.receive_request(reg, UAC, 0.0, transaction="t")
+    assert a.response.status == 200  # the registrar answered; not 483
+    # a REGISTER for another domain with Max-Forwards 0 would have to be forwarded: 483
+    other = invite("sip:elsewhere.test", method="REGISTER", mf=0)
+    (a,) = p.receive_request(other, UAC, 0.0, transaction="t2")
+    assert a.response.status == 483
