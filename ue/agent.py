@@ -336,7 +336,8 @@ class UserAgent:
             )
         if exp > 0:
             rc.expires = exp
-            req: Request | None = rc.register(self.now())
+            # a refresh that is due re-uses the last challenge (nc + 1): no 401 round trip
+            req: Request | None = rc.handle_timer(self.now()) or rc.register(self.now())
         else:
             req = rc.unregister(self.now())
         resp: Response | None = None

@@ -194,4 +194,14 @@ async def test_register_again_keeps_call_id_and_follows_423() -> None:
         peer.send(make_response(fourth, 200), addr)
         await asyncio.wait_for(task, 5)
         assert ua.registered
-        assert ua.refresh_due() is not None
+        due = ua.refresh_due()
+        assert due is not None and due - ua.now() > 500  # max(T/2, T-60) of the 1200 s granted
+        # at the refresh time the last challenge is answered again: no 401 round trip
+        ua.now = lambda: due + 1.0  # type: ignore[method-assign]
+        task = asyncio.ensure_future(ua.register())
+        fifth, addr = await asyncio.wait_for(peer.requests.get(), 5)
+        auth = fifth.authorization[0]
+        assert auth.get("nonce") == "n1" and auth.get("nc") == "00000003"
+        assert fifth.call_id == first.call_id
+        peer.send(make_response(fifth, 200), addr)
+        await asyncio.wait_for(task, 5)
