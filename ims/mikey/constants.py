@@ -3,8 +3,13 @@
 Sources, per table (RFC 3830 clause / IANA "MIKEY Payload Name Spaces"):
 
 * data types (HDR): RFC 3830 §6.1 Table 6.1.a (0-6); RFC 4650 §5 (7, 8 DHHMAC);
-  RFC 4738 §4 (9, 10 RSA-R). IANA confirms 0-8; 9/10 cross-checked in Wireshark/minisip.
-* next-payload codes: RFC 3830 §6.1 Table 6.1.b (0-12, 20, 21).
+  RFC 4738 §4 (9, 10 RSA-R). Confirmed against the IANA "Mikey Payload Name Spaces" registry
+  text: "Pre-shared 0 ... Error 6 [RFC3830], DHHMAC init 7, DHHMAC resp 8 [RFC4650],
+  RSA-R I_MSG 9, RSA-R R_MSG 10 [RFC4738]".
+* next-payload codes: RFC 3830 §6.1 Table 6.1.b (0-12, 20, 21). 0-9 confirmed against the
+  IANA Next Payload table ("Last payload 0, KEMAC 1 (6.2), PKE 2 (6.3), DH 3 (6.4), SIGN 4
+  (6.5), T 5 (6.6), ID 6 (6.7), CERT 7 (6.7), CHASH 8 (6.8), V 9 (6.9)"); 10-12, 20, 21 only
+  by Wireshark/GStreamer/minisip (the registry excerpt that could be read stops at SP).
 * PRF func: §6.1 Table 6.1.c; CS ID map type: §6.1 Table 6.1.d.
 * KEMAC encr alg / MAC alg: §6.2 Tables 6.2.a / 6.2.b.
 * PKE cache: §6.3; DH group: §6.4 Table 6.4 (0 = OAKLEY 5, 1 = OAKLEY 1, 2 = OAKLEY 2).
@@ -12,9 +17,11 @@ Sources, per table (RFC 3830 clause / IANA "MIKEY Payload Name Spaces"):
 * SP: §6.10 (prot type Table 6.10.a, SRTP params Table 6.10.1.a and its value tables).
 * ERR: §6.12 Table 6.12; key data type / KV: §6.13; general extension: §6.15.
 
-The [RFC-mem] items of the shared reference were re-checked against these same tables in the
-Wireshark dissector and GStreamer/minisip headers (the RFC text itself could only be read in
-part here); where the sources disagree the RFC numbering wins and the docstring says so.
+The other tables (PRF, map type, KEMAC algs, DH groups, SIGN/TS/ID/CERT/hash types, SP
+parameters 0-12 and values, error numbers 0-12, key data and KV types) are **unverified
+against the RFC text** (§6.2-§6.15 could not be read here); they rest on the Wireshark
+dissector and the GStreamer/minisip headers, which agree. ``tests/ims/mikey/test_rfc_text.py``
+pins the confirmed tables; docs/mikey.md has the per-fact verdicts.
 """
 
 from __future__ import annotations

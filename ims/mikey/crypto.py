@@ -10,13 +10,14 @@ re-sign a message, run DH with its own key pair on each leg.
   AES-KW-128 = RFC 3394 key wrap with encr_key. RFC 3394 needs a multiple of 64 bits, so the
   sub-payload chain is padded with zero bytes before wrapping; the padding is dropped after
   unwrapping because the chain ends itself (its last next-payload byte is 0). This padding
-  rule is our choice (the RFC text available here does not fix one; minisip and GStreamer have
-  no AES-KW at all).
+  rule is our choice and **unverified against the RFC text** (§4.2.3/§6.2 could not be read
+  here; minisip leaves AES-KW as ``//TODO`` and GStreamer has none).
 * MAC and V (RFC 3830 §4.2.2, §6.2, §6.9): HMAC-SHA-1 with auth_key, 160-bit output.
 * Envelope (RFC 3830 §4.2.4, §6.3): env_key encrypted with the peer's RSA public key;
   RSAES-PKCS1-v1_5 by default (what minisip and OpenSSL's default do), RSAES-OAEP selectable.
 * Signatures (RFC 3830 §4.2.5 / §6.5 S type): RSA PKCS#1 v1.5 (0) and RSASSA-PSS (1), both
-  over SHA-1 (the hash of the 2004 profile; selectable for experiments).
+  over SHA-1 (as minisip; selectable for experiments). SHA-1 is **unverified against the RFC
+  text** (§4.2.5/§6.5 could not be read here).
 * DH (RFC 3830 §4.2.7, Table 6.4): OAKLEY 5 = RFC 3526 group 5 (1536 bit), OAKLEY 1/2 =
   RFC 2409 §6.1/§6.2 (768/1024 bit), generator 2. The shared secret g^(xi*xr) mod p is always
   the big-endian value left-padded to the group width (the TGK, §3.3), never stripped.

@@ -16,7 +16,10 @@
 
 The constants are consecutive nine-digit groups of e (718281828 = 0x2AD01C64, ...), which is
 how the shared reference's [RFC-mem] table was double-checked; ``tests/ims/mikey/test_kdf.py``
-asserts that relation so an encr/auth swap cannot slip in.
+asserts that relation so an encr/auth swap cannot slip in. None of §4.1.2-§4.1.5 could be read
+in the RFC text here, so the PRF, the label layout, the constants and the cs_id values (0xFF
+for message keys, 1-based CS index for TEK/salt) are **unverified against the RFC text**; they
+rest on OpenSSL's TLS1-PRF (the PRF), the digits of e, minisip and the mykey crate.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ class here encodes/decodes only its *body* (what follows that byte). Layout per 
 
 * HDR §6.1 (version 1, data type, next payload, V bit + PRF, CSB ID, #CS, CS ID map type,
   SRTP-ID map §6.1.1: #CS entries of Policy_no(8) SSRC(32) ROC(32); the i-th entry is CS ID i).
+  The HDR part is confirmed by the §6.1 diagram, read in the RFC text:
+  ``! version ! data type ! next payload !V! PRF func ! / ! CSB ID ! /
+  ! #CS ! CS ID map type! CS ID map info ~`` and §6 "For all encoding, network byte order is
+  always used". The §6.1.1 map layout and the other payload layouts below could not be read
+  in the RFC text; they rest on Wireshark/GStreamer/minisip and on tshark/GStreamer interop.
 * KEMAC §6.2 (encr alg, encr data len(16), encr data, MAC alg, MAC; MAC length from the alg:
   0 for NULL, 160 bits for HMAC-SHA-1-160).
 * PKE §6.3 (C(2 bits) + data len(14 bits)); DH §6.4 (group, fixed-width value, reserved(4) + KV(4),

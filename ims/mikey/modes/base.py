@@ -265,6 +265,8 @@ def derive_session_keys(
 
     ``tek_override`` is used when the KEMAC transported TEKs directly (Key data type TEK),
     ``salt_override`` when a salt came with the TGK (type TGK+SALT, long enough for the suite).
+    Using that salt as the SRTP master salt is our reading of §6.13 and is **unverified
+    against the RFC text** (§4.1.4/§6.13 could not be read here).
     """
     by_no = {sp.policy_no: sp for sp in policies}
     out = []

@@ -10,6 +10,10 @@ R_MESSAGE = HDR(data type 8), T, [IDr], [IDi], DHr, DHi, KEMAC
   session as in RFC 3830 §4.1.3. Perfect forward secrecy: knowing the PSK later does not reveal
   the TGK, but whoever knows the PSK *during* the call can MITM it (study table).
 * Wrong PSK -> ``Invalid MAC`` Error message.
+
+The KEMAC and MAC rules above are **unverified against the RFC 4650 text** (only its abstract
+and table of contents could be read here); they follow minisip's ``MikeyMessageDHHMAC``. The
+data types 7/8 are confirmed by the IANA registry text (see :mod:`ims.mikey.constants`).
 """
 
 from __future__ import annotations

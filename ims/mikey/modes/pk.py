@@ -7,8 +7,14 @@
   it against its trust anchors at ``now`` (``Invalid Cert`` on failure) and then checks the
   signature (``Authentication failure`` on failure).
 * In PK and RSA-R the KEMAC MAC (§3.2, §6.2) covers only the KEMAC payload, up to the MAC
-  field, computed with its next-payload byte set to 0 (as minisip does; a KEMAC cannot be the
-  last payload in these modes, so the byte would otherwise depend on what follows).
+  field, computed with its next-payload byte set to 0 (as minisip does in every revision
+  looked at; a KEMAC cannot be the last payload in these modes, so the byte would otherwise
+  depend on what follows). **Unverified against the RFC text**: the IETF 62 MSEC slides of
+  the RFC 4738 authors give "KEMAC = E(encr_key, IDi || {TGK}) || MAC" but not what the MAC
+  covers, and §3.2/§5.2/§6.2 could not be read here.
+* The SIGN coverage quoted above from §5.2 is likewise the first author's recollection, not
+  re-read; the SIGN payload layout and its place (last) are confirmed by tshark dissecting
+  our messages.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ R_MESSAGE = HDR(data type 1), T, [IDr], V                  (only when the V flag
 * V (§3.1, §5.2): HMAC-SHA-1(auth_key, R_MESSAGE without the MAC field || IDi || IDr || T),
   T being the *initiator's* timestamp value, IDi the ID the initiator sent and IDr the ID the
   responder sends in R_MESSAGE (empty when absent). The responder echoes the initiator's T in
-  its R_MESSAGE. RFC text (§3.1): "a MAC computed over the Responder's entire message, the
-  timestamp (the same as the one that was included in the Initiator's message), and the two
-  parties identities"; the exact §5.2 layout follows the mykey crate's reading of §5.2.
-  minisip leaves IDi || IDr out (not interoperable with it for V; see docs/mikey.md).
+  its R_MESSAGE. **Unverified against the RFC text**: §3.1/§5.2/§6.9 could not be read here.
+  The §3.1 wording "a MAC computed over the Responder's entire message, the timestamp (the
+  same as the one that was included in the Initiator's message), and the two parties
+  identities" is the first author's recollection, not a re-read quote; the exact §5.2 layout
+  follows the mykey crate's reading of §5.2. minisip leaves IDi || IDr out (its V is
+  HMAC(message || T)), so V does not interoperate with it; see docs/mikey.md.
 * The responder checks the MAC first (a wrong PSK is answered with an Error message carrying
   ``Invalid MAC``, §6.12 error 3), then the timestamp window and the replay cache (§5.4,
   ``Invalid TS``), so that a forged T is reported as a forgery.

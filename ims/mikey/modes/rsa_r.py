@@ -8,8 +8,14 @@ R_MESSAGE = HDR(data type 10), T, [IDr|CERTr], {SP}, KEMAC, PKE, SIGNr
   KEMAC = E(encr_key, IDr || {TGK}) || MAC, keys from env_key, the CSB ID and the initiator's
   RAND (RFC 3830 §4.1.4); the KEMAC MAC covers the KEMAC payload (as in PK mode).
 * SIGNi covers the whole I_MESSAGE; SIGNr the whole R_MESSAGE (RFC 3830 §5.2 rule, which
-  RFC 4738 reuses). minisip additionally appends IDi || IDr || T to SIGNr's input; we do not
-  (the RFC text as available here does not say so; recorded in docs/mikey.md).
+  we assume RFC 4738 reuses). **Unverified against the RFC text** (RFC 4738 §3/§4 could not
+  be read here). The IETF 62 MSEC slides of the RFC 4738 authors confirm the shape used here:
+  "PKE encrypted with Initiator public KEY (PKi); KEMAC includes encrypted Identity of
+  responder (IDr) & TGKs, plus a Message Authentication Code (MAC)". minisip is no help for
+  SIGNr: its revision 32ef23e signs the response alone (default ``addIdsAndT = false``), its
+  revision c7f4f4b switches to ``true`` (appending its first two ID payloads and the
+  response's own T) with the ``false`` left commented out. We keep the plain rule; recorded
+  in docs/mikey.md.
 * The initiator must send CERTi (the responder needs its public key).
 
 LI: with the initiator's private key (study case C for RSA-R), ``inspect.open_message`` opens
