@@ -1,19 +1,21 @@
 """What lawful interception costs the network: P-CSCF calls/s and anchor packets/s.
 
-1. **Calls/s through the P-CSCF** (real calls, in-process lab on 127.0.81.0/24): alice and carol
+1. **Calls/s through the P-CSCF** (real calls, in-process lab on 127.0.81.0/24 or ``--subnet``):
+   alice and carol
    both register at ``pcscf-a`` (carol as a roamer with the home P-CSCF) and call bob back to
    back, ``--calls`` calls in ``--concurrency`` parallel streams, no media beyond call set-up.
-   Three runs: no POI, POIs attached with no task, POIs with a task on alice who makes 10 % of
+   Four modes: no POI, POIs attached with no task, POIs with a task on alice who makes 10 % of
    the calls (IRI-POIs on pcscf-a and scscf-a exporting X2 to a real LEMF over TCP, CC-POI on
-   anchor-a). Reported: calls/s and the ratio task/no-POI (target >= 0.9).
+   anchor-a), and the same with records not exported. Reported per CPU-second of the process:
+   medians over ``--rounds`` rotated rounds and the ratio task/no-POI (target >= 0.9).
 2. **IRI-POI hook alone**: SIP messages/s through ``IriPoi.hook`` on the messages of real calls
    (recorded from the P-CSCF), 10 % of calls targeted vs no task.
 3. **Anchor packets/s**: one anchor session, ``--packets`` RTP packets (200 bytes) sent as fast
    as the relay forwards them, without and with an armed CC-POI exporting every packet as X3
-   to a real LEMF.
+   to a real LEMF (``--anchor-rounds`` rounds, medians).
 
-Run: ``.venv/bin/python benchmarks/bench_li_overhead.py`` (about a minute). Every loop is
-bounded in count and time.
+Run: ``.venv/bin/python benchmarks/bench_li_overhead.py [--only hook|calls|anchor]`` (a few
+minutes). Every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import socket
@@ -39,7 +42,7 @@ from lab.orchestrator import Lab
 from lab.ues import user_agent
 from li.keys import OperatorKeyPolicy
 from li.poi.cc import AnchorCcPoi, CcRecord
-from li.poi.export import cc_pdu, iri_pdus
+from li.poi.export import cc_sender, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord, PoiTask
 from li.targets import Side, TargetKind
 from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
@@ -124,10 +127,12 @@ class LiSide:
         await anchor_exp.start()
         self.exporters.append(anchor_exp)
 
+        send_cc = cc_sender(anchor_exp)
+
         def cc_emit(r: CcRecord) -> None:
             self.records += 1
             if self.export:
-                anchor_exp.send_pdu(cc_pdu(r))
+                send_cc(r)
 
         cc = AnchorCcPoi(element="anchor-a", emit=cc_emit)
         self.removers.append(self.lab.elements["anchor-a"].anchor.hooks.add(cc.hook(time.time)))
@@ -296,12 +301,7 @@ async def anchor_pps(n_packets: int, work: Path) -> dict[str, Any]:
             exp.add_destination(DeliveryDestination(did=did, host=_lemf_host(), port=lemf.port))
             exp.bind_task(xid, [did])
             await exp.start()
-            the_exp = exp
-
-            def emit(r: CcRecord, the_exp: X2X3Exporter = the_exp) -> None:
-                the_exp.send_pdu(cc_pdu(r))  # as the matrix and the lab roles export CC
-
-            cc = AnchorCcPoi(element="anchor-a", emit=emit)
+            cc = AnchorCcPoi(element="anchor-a", emit=cc_sender(exp))
             cc.trigger(
                 CcTrigger(
                     xid=xid,
@@ -376,7 +376,7 @@ async def main() -> None:
     ap.add_argument("--calls", type=int, default=60)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--packets", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4, help="call rounds (a multiple of 4)")
     ap.add_argument("--subnet", default=SUBNET, help="a free /24 of 127/8 (default %(default)s)")
     ap.add_argument("--only", choices=("hook", "calls", "anchor"), default=None)
     ap.add_argument("--anchor-rounds", type=int, default=1)
@@ -415,18 +415,30 @@ async def main() -> None:
 
 
 async def calls_rounds(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Interleaved rounds of the four call modes, median calls per CPU-second per mode."""
+    """Rounds of the four call modes, median calls per CPU-second per mode.
+
+    The process slows down over a run (its first lab is the fastest; the machine is shared),
+    so a fixed order would charge that drift to whichever mode comes last in every round.
+    One discarded warm-up run comes first, and the order rotates each round: over
+    ``--rounds`` (a multiple of 4) every mode runs equally often in every position. Each run
+    starts after a full garbage collection.
+    """
     modes = ("no-poi", "no-task", "task-10pct", "task-10pct-no-export")
     per_mode: dict[str, list[float]] = {m: [] for m in modes}
+    gc.collect()
+    warm = await calls_per_second("no-poi", args.calls, args.concurrency, work / "warm-up")
+    print(json.dumps({**warm, "round": "warm-up (discarded)"}), flush=True)
     for round_no in range(args.rounds):
-        for mode in modes:
+        order = modes[round_no % 4 :] + modes[: round_no % 4]
+        for mode in order:
+            await asyncio.sleep(0.5)  # let the closed lab's sockets go
+            gc.collect()
             r = await calls_per_second(mode, args.calls, args.concurrency, work / f"r{round_no}")
             r["round"] = round_no
             print(json.dumps(r), flush=True)
             per_mode[mode].append(r["calls_per_cpu_s"])
-            await asyncio.sleep(0.5)  # let the closed lab's sockets go
     median = {m: statistics.median(v) for m, v in per_mode.items()}
-    # per-round ratios too: rounds are interleaved, so a round's modes share the machine state
+    # per-round ratios too: a round's modes ran back to back
     round_ratios = [
         round(t / n, 3) for t, n in zip(per_mode["task-10pct"], per_mode["no-poi"], strict=True)
     ]
@@ -438,6 +450,7 @@ async def calls_rounds(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             median["task-10pct-no-export"] / median["no-poi"], 3
         ),
         "calls_round_ratios_task_vs_no_poi": round_ratios,
+        "calls_median_round_ratio_task_vs_no_poi": statistics.median(round_ratios),
     }
 
 

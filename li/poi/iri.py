@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from functools import lru_cache
 from typing import Any
 
 from li.keys import KeyRecord, Unavailable
@@ -67,8 +68,10 @@ class TargetDirection(IntEnum):
     NOT_APPLICABLE = 5
 
 
+@lru_cache(maxsize=4096)
 def correlation_id(call_id: str) -> int:
-    """Non-zero 64-bit correlation ID of a call, shared by X2 and X3 (li.x2x3's rule)."""
+    """Non-zero 64-bit correlation ID of a call, shared by X2 and X3 (li.x2x3's rule); cached
+    (every record and trigger of a call needs it)."""
     return correlation_id_for(call_id)
 
 

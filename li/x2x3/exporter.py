@@ -7,7 +7,8 @@ identifiers, encode it once (a per-stream header template, attribute TLVs cached
 and append it to the on-disk spool of each destination of the task. A :class:`_Link` per
 destination (an asyncio task) connects over TCP or TLS with mutual certificates, reconnects
 with exponential backoff and sends the spool in order, in batches: new PDUs wake it at most
-once per ``flush_delay`` (2 ms), and everything spooled by then leaves in one write.
+once per ``flush_delay`` (2 ms), and everything spooled by then leaves in one write (after
+a quiet spell, at once: in the same loop iteration).
 
 Delivery checkpoints: a Keepalive goes after every ``checkpoint_bytes`` sent and, when the
 data stops, within ``checkpoint_interval`` of the last byte (at once on :meth:`drain`); its
@@ -27,6 +28,7 @@ import contextlib
 import json
 import os
 import ssl
+import struct
 import time
 import uuid
 from collections import deque
@@ -38,6 +40,7 @@ from ims.log import get_logger
 from li.x2x3.framing import PduFramer
 from li.x2x3.keyrecord import KeyRecord, key_record_pdu
 from li.x2x3.pdu import (
+    HEADER_LENGTH,
     VERSION,
     Attribute,
     AttributeType,
@@ -49,7 +52,6 @@ from li.x2x3.pdu import (
     SequenceNumber,
     Timestamp,
     X2X3DecodeError,
-    assemble_pdu,
     encode_attributes,
     encode_pdu,
     header_template,
@@ -128,6 +130,8 @@ class _LinkDown(Exception):
 
 
 _CACHE_MAX = 4096
+_SEQ_TS_TLVS = struct.Struct("!HHIHHII")  # Sequence Number TLV + Timestamp TLV, in one pack
+_LENGTH_FIELDS = struct.Struct("!II")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +179,8 @@ class _Link:
         self.checkpoint_now = False  # drain(): checkpoint what was sent without waiting
         self._ka_seq = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._kick_handle: asyncio.TimerHandle | None = None
+        self._kick_handle: asyncio.Handle | None = None
+        self.last_flush = 0.0  # loop time of the last data write
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -202,18 +207,22 @@ class _Link:
             w.set_result(None)
 
     def kick(self) -> None:
-        """New data in the spool: wake the link within ``flush_delay`` (one timer per batch;
-        nothing at all while the link is busy, it looks at the spool before it sleeps)."""
+        """New data in the spool. Sends are spaced at least ``flush_delay`` apart: after a
+        quiet spell the link is woken in this loop iteration (``call_soon``: the PDUs of the
+        iteration still leave together, and an idle loop needs no extra timer wake-up);
+        within ``flush_delay`` of the last send, one timer gathers the PDUs until then.
+        While the link is busy nothing is needed: it looks at the spool before it sleeps."""
         if self._kick_handle is not None:
             return
         w = self._waiter
         if w is None or w.done():
             return
-        delay = self.x.flush_delay
-        if delay <= 0:
-            w.set_result(None)
-            return
-        self._kick_handle = w.get_loop().call_later(delay, self._kicked)
+        loop = w.get_loop()
+        wait = self.last_flush + self.x.flush_delay - loop.time()
+        if wait <= 0:
+            self._kick_handle = loop.call_soon(self._kicked)
+        else:
+            self._kick_handle = loop.call_later(wait, self._kicked)
 
     def _kicked(self) -> None:
         self._kick_handle = None
@@ -352,7 +361,7 @@ class _Link:
                         send_keepalive(now)
                         last_checkpoint = now
                 if wrote:
-                    last_send = now
+                    last_send = self.last_flush = now
                 if send_pos > checkpointed and (
                     self.checkpoint_now
                     or now - last_checkpoint >= x.checkpoint_interval
@@ -410,7 +419,7 @@ class X2X3Exporter:
         chunk_bytes: int = 64 << 10,
         window_bytes: int = 4 << 20,
         checkpoint_bytes: int = 64 << 10,
-        checkpoint_interval: float = 0.05,
+        checkpoint_interval: float = 0.25,
         flush_delay: float = 0.002,
         on_alarm: Callable[[ExporterAlarm], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -617,15 +626,40 @@ class X2X3Exporter:
         links = stream.links
         if not links:
             return -1
-        enc = self._encoded_attributes(attributes)
+        enc = self._attr_cache.get(id(attributes))
+        if enc is None or enc.attrs is not attributes:
+            enc = self._encoded_attributes(attributes)
         seq = enc.sequence
-        stamp = enc.stamp_prefix
         if seq is None:
-            seq = self.next_sequence(xid)
-            stamp += sequence_tlv(seq)
-        if not enc.has_timestamp:
-            stamp += timestamp_tlv(self.clock())
-        raw = assemble_pdu(stream.prefix, stream.tail, stamp + enc.data, payload)
+            seq = self._seq.get(xid, -1) + 1 & 0xFFFFFFFF
+            self._seq[xid] = seq
+            if enc.has_timestamp:
+                stamp = enc.stamp_prefix + sequence_tlv(seq)
+            else:
+                ns = int(round(self.clock() * 1_000_000_000))
+                stamp = enc.stamp_prefix + _SEQ_TS_TLVS.pack(
+                    AttributeType.SEQUENCE_NUMBER,
+                    4,
+                    seq,
+                    AttributeType.TIMESTAMP,
+                    8,
+                    ns // 1_000_000_000,
+                    ns % 1_000_000_000,
+                )
+        elif enc.has_timestamp:
+            stamp = enc.stamp_prefix
+        else:
+            stamp = enc.stamp_prefix + timestamp_tlv(self.clock())
+        attrs = stamp + enc.data
+        raw = b"".join(
+            (
+                stream.prefix,
+                _LENGTH_FIELDS.pack(HEADER_LENGTH + len(attrs), len(payload)),
+                stream.tail,
+                attrs,
+                payload,
+            )
+        )
         n = len(raw)
         for link in links:
             if link.spool.pending_bytes + n > link.spool.max_bytes:

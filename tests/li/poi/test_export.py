@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 from li.keys import KeyRecord, KeySource, Sender
 from li.poi.cc import CcRecord
-from li.poi.export import IRI_EVENT_CONTENT_TYPE, cc_pdu, iri_pdus
+from li.poi.export import IRI_EVENT_CONTENT_TYPE, cc_pdu, cc_sender, iri_pdus
 from li.poi.iri import IriEvent, IriRecord, TargetDirection
+from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
+from li.x2x3.framing import split_pdus
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
     AttributeType,
@@ -19,6 +22,7 @@ from li.x2x3.pdu import (
     decode_pdu,
     encode_pdu,
 )
+from li.x2x3.spool import Spool
 from tests.li.poi.sipmsgs import KEY_A, call, sdp
 
 XID = uuid.UUID(int=9)
@@ -106,3 +110,37 @@ def test_keys_and_cc() -> None:
     )
     assert cc.pdu_type is PduType.X3 and cc.payload_format == PayloadFormat.RTP_PACKET
     assert int(cc.payload_direction) == 2
+
+
+def test_cc_sender_writes_the_bytes_of_send_pdu_cc_pdu(tmp_path: Path) -> None:
+    """The media path's shortcut (no Pdu object per packet) spools exactly what
+    ``send_pdu(cc_pdu(r))`` spools: same header, addresses, sequence numbers, timestamp."""
+    did = uuid.UUID(int=1)
+    spooled = []
+    for name, make in (("slow", None), ("fast", cc_sender)):
+        exp = X2X3Exporter(tmp_path / name, nf_id="anchor-a", clock=lambda: 1234.5)
+        exp.add_destination(DeliveryDestination(did=did, host="127.0.8.1", port=9))
+        exp.bind_task(XID, [did])
+        emit = make(exp) if make is not None else (lambda r, e=exp: e.send_pdu(cc_pdu(r)))
+        for i in range(3):
+            emit(
+                CcRecord(
+                    xid=XID,
+                    correlation_id=77,
+                    call_id="c1",
+                    direction=TargetDirection.FROM_TARGET if i % 2 else TargetDirection.TO_TARGET,
+                    element="anchor-a",
+                    time=0.0,
+                    data=bytes([0x80, 0, 0, i]) + bytes(20),
+                    src=("127.0.8.20", 5000 + i),
+                    dst=("127.0.8.10", 4000),
+                )
+            )
+        exp._links[did].spool.close()  # flushed to disk
+        spool = Spool(tmp_path / name / str(did))
+        spooled.append(spool.read(0, 1 << 20))
+        spool.close()
+    assert spooled[0] == spooled[1]
+    pdus = split_pdus(spooled[1])
+    assert [p.sequence_number for p in pdus] == [0, 1, 2]
+    assert [int(p.payload_direction) for p in pdus] == [2, 3, 2]
