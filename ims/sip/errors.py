@@ -9,12 +9,7 @@ message (responses, RFC 3261 §18.1.2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ims.errors import DecodeError, ImsError
-
-if TYPE_CHECKING:
-    from ims.sip.message import Request, Response
 
 
 class SipError(ImsError):
@@ -43,8 +38,6 @@ class SipParseError(DecodeError):
         self.header = header
         #: position inside the (unfolded) header value where parsing stopped, when known
         self.column: int | None = None
-        #: StreamParser.feed: complete messages framed in the same call before the error
-        self.messages: list[Request | Response] = []
 
     def __str__(self) -> str:
         base = super().__str__()

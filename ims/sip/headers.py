@@ -192,7 +192,10 @@ class Headers:
 
     Each field keeps its name as written and its raw (unfolded) value. Lookups accept any
     case and the compact form (``headers.get("v")`` finds ``Via``). Typed accessors on the
-    messages cache parsed values here; every mutation drops that cache.
+    messages cache parsed values here, under the header's key (:func:`header_key`, or
+    ``"addr:" + key``); a mutation drops the cached values of the header it touches only, so
+    editing Route keeps the parsed Vias. ``cache`` is the messages' business: use their
+    accessors (``Message.vias``, ``Message.push_via``...), not the dict.
     """
 
     __slots__ = ("_fields", "cache")
@@ -260,13 +263,25 @@ class Headers:
         return [n for _, n, _ in self._fields]
 
     def copy(self) -> Headers:
-        return Headers._from_keyed(list(self._fields))
+        """An independent copy; the parsed values (immutable) come along, so the copy's typed
+        accessors do not parse again."""
+        h = Headers._from_keyed(list(self._fields))
+        h.cache = {k: list(v) if type(v) is list else v for k, v in self.cache.items()}
+        return h
 
     # -- writing --------------------------------------------------------------------------
+    def _changed(self, key: str) -> None:
+        """Drop what the typed accessors cached for header ``key``."""
+        cache = self.cache
+        if cache:
+            cache.pop(key, None)
+            cache.pop("addr:" + key, None)
+
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
-        self._fields.append((header_key(name), name, value))
-        self.cache.clear()
+        key = header_key(name)
+        self._fields.append((key, name, value))
+        self._changed(key)
 
     def insert_first(self, name: str, value: str) -> None:
         """Insert before the first field of this name (or at the top if there is none):
@@ -274,7 +289,7 @@ class Headers:
         key = header_key(name)
         idx = next((i for i, (k, _, _) in enumerate(self._fields) if k == key), 0)
         self._fields.insert(idx, (key, name, value))
-        self.cache.clear()
+        self._changed(key)
 
     def set(self, name: str, value: str) -> None:
         """Replace the first field of this name in place and drop the others; append if none."""
@@ -291,14 +306,14 @@ class Headers:
         if not done:
             out.append((key, name, value))
         self._fields = out
-        self.cache.clear()
+        self._changed(key)
 
     def remove(self, name: str) -> int:
         """Remove every field of this name; return how many were removed."""
         key = header_key(name)
         before = len(self._fields)
         self._fields = [f for f in self._fields if f[0] != key]
-        self.cache.clear()
+        self._changed(key)
         return before - len(self._fields)
 
     def pop_first(self, name: str) -> str | None:
@@ -307,7 +322,7 @@ class Headers:
         for i, f in enumerate(self._fields):
             if f[0] == key:
                 del self._fields[i]
-                self.cache.clear()
+                self._changed(key)
                 return f[2]
         return None
 
@@ -321,7 +336,7 @@ class Headers:
                     del self._fields[i]
                 else:
                     self._fields[i] = (key, f[1], ", ".join(parts[1:]))
-                self.cache.clear()
+                self._changed(key)
                 return parts[0]
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from ims.sip.errors import SipParseError
+from ims.sip.errors import SipBuildError, SipParseError
 from ims.sip.grammar import CALLID_RE, parse_delta_seconds, split_commas
 from ims.sip.headers import (
     REGISTRY,
@@ -156,6 +156,23 @@ class Message:
         """The top Via."""
         vias = self.vias
         return vias[0] if vias else None
+
+    def push_via(self, via: Via) -> None:
+        """Add ``via`` on top (a proxy forwarding, §16.6 step 8); the parsed Via list stays
+        known (no re-parse of the others)."""
+        vias = self.vias
+        self.headers.insert_first("Via", via.encode())
+        self.headers.cache["via"] = [via, *vias]
+
+    def replace_top_via(self, via: Via) -> None:
+        """Replace the top Via element by ``via`` (``received``/``rport`` stamping, §18.2.1);
+        the parsed Via list stays known."""
+        vias = self.vias
+        if not vias:
+            raise SipBuildError("no Via to replace")
+        self.headers.pop_first_element("Via")
+        self.headers.insert_first("Via", via.encode())
+        self.headers.cache["via"] = [via, *vias[1:]]
 
     @property
     def cseq(self) -> CSeq | None:

@@ -262,10 +262,18 @@ def parse_message(data: bytes, *, validate: bool = True) -> Request | Response:
 class StreamParser:
     """Incremental framing for stream transports (TCP/TLS), h11-style.
 
-    ``feed(data)`` returns the complete messages now available. On a framing/parse error it
-    raises :class:`SipParseError`; the messages completed earlier in the same call are in
-    ``exc.messages`` (process them first). The stream cannot be resynchronised: every later
-    call raises the same error, and the transport should answer (if it can) and close.
+    ``feed(data)`` returns the complete messages now available, in order. A framing/parse
+    error never costs the messages framed before it:
+
+    * when the error comes after messages framed in the same call, ``feed`` returns those
+      messages and records the error in :attr:`error` (it does not raise);
+    * a call that frames nothing before the error raises :class:`SipParseError`;
+    * once :attr:`error` is set, every later call raises it.
+
+    So a caller that only loops on ``feed`` processes every good message and sees the error on
+    its next call; a transport checks :attr:`error` after each call to answer the failed
+    request (its raw bytes are :attr:`unparsed`) and close at once. The stream cannot be
+    resynchronised after an error.
     """
 
     def __init__(
@@ -284,6 +292,17 @@ class StreamParser:
         """Bytes held waiting for the rest of a message."""
         return len(self._buf)
 
+    @property
+    def error(self) -> SipParseError | None:
+        """The framing/parse error that stopped this stream, if any (see class docstring)."""
+        return self._error
+
+    @property
+    def unparsed(self) -> bytes:
+        """The bytes not yet framed: after an error, the failed message and what follows it
+        (what a transport needs to recover the Via and answer it)."""
+        return bytes(self._buf)
+
     def feed(self, data: bytes) -> list[Request | Response]:
         if self._error is not None:
             raise self._error
@@ -296,9 +315,9 @@ class StreamParser:
                     break
                 out.append(msg)
         except SipParseError as exc:
-            exc.messages = out
             self._error = exc
-            raise
+            if not out:
+                raise
         return out
 
     def _next(self) -> Request | Response | None:
@@ -360,11 +379,11 @@ class StreamParser:
         self._scan = 0
         head = bytes(buf[:end])
         body = bytes(buf[end + 4 : end + 4 + clen])
-        del buf[: end + 4 + clen]
         try:
             msg = _build(start_line, fields, body, 0)
             if self.validate:
                 _validate_values(msg)
         except SipParseError as exc:
-            raise _with_location(exc, head, 0) from None
+            raise _with_location(exc, head, 0) from None  # the failed message stays unparsed
+        del buf[: end + 4 + clen]
         return msg  # type: ignore[return-value]

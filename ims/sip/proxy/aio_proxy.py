@@ -27,8 +27,6 @@ import asyncio
 import functools
 import ipaddress
 import math
-import re
-import socket
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -61,15 +59,12 @@ from ims.sip.transaction import (
     TransactionTerminated,
     TransactionTimedOut,
     TransportFailed,
-    error_response_for,
 )
 from ims.sip.transport.errors import SipTransportError
 from ims.sip.transport.stream import StreamTransport
 from ims.sip.transport.udp import UdpTransport
 
 _log = get_logger("ims.sip.proxy.aio")
-_RAW_COPY = re.compile(rb"(?i)(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:")
-_RAW_VIA = re.compile(rb"(?i)(via|v)[ \t]*:")
 
 
 class ProxyServer:
@@ -102,7 +97,6 @@ class ProxyServer:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"send_errors": 0, "unresolved": 0}
-        self._inbound: Flow | None = None  # the flow of the datagram being processed
         self._allowed_cache: dict[str, bool] = {}
 
     # -- set-up ---------------------------------------------------------------------------
@@ -119,7 +113,9 @@ class ProxyServer:
         udp = UdpTransport(self._on_datagram)
         addr = await udp.bind(host, port)
         self._udp.append(udp)
-        _enlarge_buffers(udp)
+        # a burst arriving while the loop is busy (a batch of timers, a GC pass) waits in the
+        # kernel instead of being dropped and retransmitted 500 ms later
+        udp.set_buffer_sizes(UDP_BUFFER, UDP_BUFFER)
         return addr
 
     def resume(self, key: int, decision: Forward | Respond) -> None:
@@ -157,28 +153,10 @@ class ProxyServer:
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
-        self._inbound = flow
-        stats = self.layer.stats
-        refused, answered = stats["parse_errors"], stats["error_responses"]
         try:
-            events = self.layer.receive_bytes(data, flow, now)
-            if stats["parse_errors"] > refused and stats["error_responses"] == answered:
-                self._last_resort_400(data, flow)
-            for i, ev in enumerate(events):
-                if (
-                    isinstance(ev, SendMessage)
-                    and ev.transaction is None
-                    and isinstance(ev.message, Response)
-                ):
-                    # the layer's answer to a request it refused: it is routed by the raw
-                    # Via, which has no `received` yet; §18.2.1 would have stamped the source
-                    # address, and the answer goes back on the transport it came in on
-                    remote = (flow.remote[0], ev.flow.remote[1])
-                    events[i] = SendMessage(ev.message, ev.data, Flow(flow.transport, remote))
-            self._events(events, now)
+            self._events(self.layer.receive_bytes(data, flow, now), now)
         except Exception as exc:  # one bad message must never stop the element
             _log.warning("processing failed", error=repr(exc), peer=str(flow))
-        self._inbound = None
         self._arm()
 
     def _events(self, events: list[Event], now: float) -> None:
@@ -231,36 +209,13 @@ class ProxyServer:
         self._arm()
 
     def _on_stream_error(self, exc: SipParseError, raw: bytes, flow: Flow) -> None:
-        """A framing error on a TCP connection: answer it if a Via is recoverable (the
-        connection is closed by the transport)."""
-        response = error_response_for(raw, exc.status_hint)
-        stream = self._streams.get(flow.transport)
-        conn = None if stream is None else stream.lookup(flow)
-        if response is not None and conn is not None:
-            try:
-                conn.send(response.encode())
-            except SipTransportError:
-                self.stats["send_errors"] += 1
-
-    def _last_resort_400(self, data: bytes, flow: Flow) -> None:
-        """Answer 400 to a request so broken the layer could not build an answer (a Via that
-        does not parse, a malformed request line: RFC 4475 §3.1.2.1, §3.1.2.8-9): the raw
-        Via/From/To/Call-ID/CSeq lines are copied (§8.2.6.1) and it goes to the source."""
-        if not self._udp or flow.transport != "UDP":
-            return
-        head = data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
-        lines = head.split(b"\r\n")
-        first = lines[0].lstrip()
-        if not first or first.startswith(b"SIP/") or first[:4].upper() == b"ACK ":
-            return
-        copied = [ln for ln in lines[1:] if _RAW_COPY.match(ln)]
-        if not any(_RAW_VIA.match(ln) for ln in copied):
-            return
-        reply = b"\r\n".join([b"SIP/2.0 400 Bad Request", *copied, b"Content-Length: 0", b"", b""])
+        """A framing error on a TCP connection: the layer answers it on that connection when
+        a Via is recoverable (the transport closes the connection afterwards)."""
+        now = self._now()
         try:
-            self._udp[0].send(reply, flow.remote)
-        except SipTransportError:
-            self.stats["send_errors"] += 1
+            self._events(self.layer.refuse(raw, flow, exc), now)
+        except Exception as exc2:
+            _log.warning("processing failed", error=repr(exc2), peer=str(flow))
 
     # -- output ---------------------------------------------------------------------------
     def _act(self, actions: list[Action], now: float) -> None:
@@ -336,10 +291,6 @@ class ProxyServer:
             resolved = self.hosts.get(remote[0].lower())
             if resolved is not None:
                 remote = (resolved, remote[1])
-            elif isinstance(ev.message, Response) and self._inbound is not None:
-                # a response to an unparsable request, routed by a Via sent-by that is a
-                # name (the layer had no `received` to stamp): answer the source (§18.2.2)
-                remote = self._inbound.remote
             else:
                 self._send_failed(ev, f"cannot resolve {remote[0]!r} (no DNS in the lab)")
                 return
@@ -414,21 +365,6 @@ class ProxyServer:
 
 
 UDP_BUFFER = 4 * 1024 * 1024
-
-
-def _enlarge_buffers(udp: UdpTransport) -> None:
-    """4 MiB socket buffers: a burst arriving while the loop is busy (a batch of timers, a
-    GC pass) waits in the kernel instead of being dropped and retransmitted 500 ms later.
-    (The transport keeps its socket private; reach it through the asyncio transport.)"""
-    transport = getattr(udp, "_transport", None)
-    sock = None if transport is None else transport.get_extra_info("socket")
-    if sock is None:
-        return
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)
-        except OSError:
-            pass
 
 
 @functools.lru_cache(maxsize=4096)

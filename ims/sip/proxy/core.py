@@ -601,9 +601,7 @@ class ProxyCore:
         h = request.headers
         if "Route" not in h:
             return
-        vias = request.vias  # parsed already; keep them across the edits below
-        self._strip_routes(request)
-        h.cache["via"] = vias
+        self._strip_routes(request)  # Route edits keep the parsed Vias
 
     def _strip_own_maddr(self, request: Request, source: Peer) -> None:
         """§16.4: a Request-URI ``maddr`` naming us, on the port and transport we received
@@ -720,8 +718,7 @@ class ProxyCore:
             h.insert_first("Record-Route", rr)
         # step 8: Via
         via = self._via(peer.transport, key)
-        h.insert_first("Via", via.encode())
-        h.cache["via"] = [via, *ctx.request.vias]  # no re-parse by the layer
+        req.push_via(via)  # the parsed Vias stay known: no re-parse by the layer
         self._branches[key] = branch
         if ctx.method == "INVITE":  # step 11: Timer C
             self._arm_c(branch, now)
@@ -781,7 +778,6 @@ class ProxyCore:
             return []  # e.g. an ACK for a response we generated: absorbed here
         req = request  # stateless: the received object is not kept, so edit it in place
         h = req.headers
-        vias = req.vias
         h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
         routes = req.routes
         if routes and isinstance(routes[0].uri, SipUri) and not routes[0].uri.lr:
@@ -802,8 +798,7 @@ class ProxyCore:
         digest = hashlib.md5(seed.encode("utf-8", "surrogateescape"), usedforsecurity=False)
         key = BRANCH_COOKIE + digest.hexdigest()[:16] + ".s"
         via = self._via(peer.transport, key)
-        h.insert_first("Via", via.encode())
-        h.cache["via"] = [via, *vias]
+        req.push_via(via)
         self.stats["stateless"] += 1
         actions: list[Action] = []
         self._out(actions, SendStateless(req, peer))

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 
 from ims.log import get_logger
 from ims.sip.errors import SipBuildError, SipParseError
-from ims.sip.headers import Headers
+from ims.sip.headers import Headers, Via, parse_vias
 from ims.sip.message import REASONS, Request, Response, check_request, make_response
 from ims.sip.parser import is_keepalive, parse_message
 
@@ -74,11 +74,7 @@ def stamp_via(request: Request, flow: Flow) -> None:
     elif _bare(via.host).lower() != source_ip.lower():
         new = new.with_param("received", source_ip)
     if new is not via:
-        vias = request.vias
-        request.headers.pop_first_element("Via")
-        request.headers.insert_first("Via", new.encode())
-        # keep the parsed Vias (the mutation cleared the message's cache): no re-parse
-        request.headers.cache["via"] = [new, *vias[1:]]
+        request.replace_top_via(new)
 
 
 def response_flow(request: Request, flow: Flow) -> Flow:
@@ -119,38 +115,97 @@ _CANON = {
     b"call-id": "Call-ID",
     b"cseq": "CSeq",
 }
-_REQUEST_LINE_RE = re.compile(rb"^(?:\r\n)*[A-Za-z!%*_+`'~.-]+ \S+ SIP/", re.IGNORECASE)
+# a request start line, however broken after the method (extra/leading LWS, RFC 4475
+# lwsruri/lwsstart): a method token then whitespace; a response starts with "SIP/"
+_REQUEST_START_RE = re.compile(rb"^(?:\r\n)*[ \t]*([A-Za-z0-9!%*_+`'~.-]+)[ \t]")
+# the sent-by of a Via that does not parse as a whole (RFC 4475 badinv01): enough to route
+_SENT_BY_RE = re.compile(
+    r"[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([A-Za-z]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?",
+    re.IGNORECASE,
+)
+
+
+def _raw_fields(data: bytes) -> Headers | None:
+    """Via/From/To/Call-ID/CSeq recovered from the raw lines of a request that did not parse
+    (§8.2.6.1), or None when ``data`` is not a request or is an ACK (never answered, §17.2.1)."""
+    m = _REQUEST_START_RE.match(data)
+    if m is None or m.group(1).upper().startswith(b"SIP/") or m.group(1) == b"ACK":
+        return None
+    head = data.split(b"\r\n\r\n", 1)[0]
+    h = Headers()
+    for f in _RAW_FIELD_RE.finditer(head):
+        try:
+            value = re.sub(rb"\r\n[ \t]+", b" ", f.group(2)).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            continue
+        if value:
+            h.add(_CANON[f.group(1).lower()], value)
+    return h
+
+
+def _top_via(raw_vias: list[str]) -> Via | None:
+    """The top Via of raw Via field values: parsed if it parses, else its sent-by alone
+    (transport, host, port) read leniently, else None (nowhere to send an answer)."""
+    if not raw_vias:
+        return None
+    try:
+        vias = parse_vias(raw_vias[0])
+    except SipParseError:
+        vias = []
+    if vias:
+        return vias[0]
+    m = _SENT_BY_RE.match(raw_vias[0])
+    if m is None:
+        return None
+    port = int(m.group(3)) if m.group(3) else None
+    if port is not None and not 0 < port < 65536:
+        port = None
+    return Via(m.group(1).upper(), m.group(2), port)
 
 
 def error_response_for(data: bytes, status: int, reason: str | None = None) -> Response | None:
     """A stateless ``status`` response to the raw request ``data`` that did not parse.
 
-    Recovers Via, From, To, Call-ID and CSeq from the raw header lines (§8.2.6.1); returns None
-    when ``data`` is not a request or no Via can be found (then the message is dropped).
+    Copies the raw Via, From, To, Call-ID and CSeq lines (§8.2.6.1); returns None when ``data``
+    is not a request (or is an ACK), or when no top Via sent-by can be read from it (there is
+    nowhere to send the answer). A Via that does not parse as a whole still routes by its
+    sent-by (RFC 4475 badinv01). Use :meth:`TransactionLayer.refuse` to also route it.
     """
-    if not _REQUEST_LINE_RE.match(data):
+    refused = _refusal(data, status, reason, None)
+    return None if refused is None else refused[0]
+
+
+def _refusal(
+    data: bytes, status: int, reason: str | None, flow: Flow | None
+) -> tuple[Response, Flow | None] | None:
+    h = _raw_fields(data)
+    if h is None:
         return None
-    head = data.split(b"\r\n\r\n", 1)[0]
-    h = Headers()
-    for m in _RAW_FIELD_RE.finditer(head):
-        try:
-            value = re.sub(rb"\r\n[ \t]+", b" ", m.group(2)).decode("utf-8").strip()
-        except UnicodeDecodeError:
-            continue
-        if value:
-            h.add(_CANON[m.group(1).lower()], value)
-    if "Via" not in h:
-        return None
-    try:
-        via = Request("OPTIONS", "sip:x", h).via  # parse check: we must be able to route it
-    except SipParseError:
-        return None
+    raw_vias = h.get_all("Via")
+    via = _top_via(raw_vias)
     if via is None:
         return None
+    out_flow = None
+    if flow is not None:
+        # §18.2.1 / RFC 3581 as for any request: the answer follows received/rport
+        probe = Request("OPTIONS", "sip:x", Headers([("Via", via.encode())]))
+        stamp_via(probe, flow)
+        stamped = probe.via
+        assert stamped is not None
+        out_flow = response_flow(probe, flow)
+        if stamped is not via and via.branch is not None:
+            # a well-formed top Via (a lenient sent-by has no branch): the answer carries it
+            # with received/rport, as a transaction's response would
+            try:
+                h.pop_first_element("Via")
+                h.insert_first("Via", stamped.encode())
+            except SipParseError:
+                pass
     out = Headers(
         (name, value) for name, value in h if name in ("Via", "From", "To", "Call-ID", "CSeq")
     )
-    return Response(status, reason or REASONS.get(status), out)
+    return Response(status, reason or REASONS.get(status), out), out_flow
 
 
 class TransactionLayer:
@@ -193,17 +248,25 @@ class TransactionLayer:
         return self.receive(message, flow, now, raw=data)
 
     def refuse(self, data: bytes, flow: Flow, exc: SipParseError) -> list[Event]:
+        """Answer a request that did not parse (``exc.status_hint``), statelessly.
+
+        Sent whenever a top Via sent-by can be read (even from a Via that does not parse, or
+        after a broken request line) and routed per §18.2.2 with the source address as
+        ``received`` and RFC 3581 ``rport``; a response or an ACK is dropped (§18.1.2, §17.2.1).
+        """
         self.stats["parse_errors"] += 1
-        response = error_response_for(data, exc.status_hint, _reason(exc))
-        if response is None:
+        refused = _refusal(data, exc.status_hint, _reason(exc), flow)
+        if refused is None:
             log.info("dropped unparsable message", peer=str(flow), error=str(exc))
             self.stats["dropped"] += 1
             return []
+        response, out_flow = refused
+        assert out_flow is not None
         log.info(
             "answered unparsable request", peer=str(flow), status=exc.status_hint, error=str(exc)
         )
         self.stats["error_responses"] += 1
-        return self.send_stateless_response(response, flow)
+        return self.send_stateless(response, out_flow)
 
     def receive(
         self, message: Request | Response, flow: Flow, now: float, *, raw: bytes | None = None

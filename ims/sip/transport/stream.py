@@ -44,32 +44,6 @@ def _addr(value: object) -> Address:
     return (str(value[0]), int(value[1]))
 
 
-_RECOVER_LIMIT = 16384
-
-
-def _frame_before_error(raw: bytes, max_size: int) -> tuple[list[Request | Response], bytes]:
-    """The complete messages in ``raw`` before the one that broke the framing, and the rest.
-
-    ``StreamParser.feed`` raises for the whole chunk, losing good messages framed earlier in the
-    same chunk; re-feeding a fresh parser one byte at a time returns them before the error, and
-    where the last one ended. Bounded to 16 KiB so a hostile peer cannot make this expensive.
-    """
-    if len(raw) > _RECOVER_LIMIT:
-        return [], raw
-    parser = StreamParser(max_message_size=max_size)
-    out: list[Request | Response] = []
-    end = 0
-    try:
-        for i in range(len(raw)):
-            got = parser.feed(raw[i : i + 1])
-            if got:
-                out.extend(got)
-                end = i + 1
-    except SipParseError:
-        pass
-    return out, raw[end:]
-
-
 class StreamConnection(asyncio.Protocol):
     """One TCP or TLS connection with its framing state."""
 
@@ -81,7 +55,6 @@ class StreamConnection(asyncio.Protocol):
         self.local: Address = ("", 0)
         self.parser = StreamParser(max_message_size=owner.max_message_size)
         self._transport: asyncio.Transport | None = None
-        self._tail = b""  # unconsumed bytes (for answering a framing error)
         self.last_active = 0.0
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -100,28 +73,24 @@ class StreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = asyncio.get_running_loop().time()
+        parser = self.parser
         try:
-            messages = self.parser.feed(data)
-        except SipParseError as exc:
-            raw = self._tail + data
-            self._tail = b""
-            flow = self.flow
-            # the parser drops the messages it had framed in the failing feed: recover them
-            good, rest = _frame_before_error(raw, self.owner.max_message_size)
-            for message in good:
-                self.owner.on_message(message, flow, None)
-            self.owner.on_error(exc, rest, flow)
-            self.close()
-            return
-        buffered = self.parser.buffered
-        self._tail = (self._tail + data)[-buffered:] if buffered else b""
-        if self.parser.keepalives:
+            messages = parser.feed(data)
+        except SipParseError:
+            messages = []  # nothing framed before the error: parser.error has it
+        if parser.keepalives:
             # RFC 5626 §3.5.1: answer each CRLFCRLF ping with a CRLF pong
-            self.send(b"\r\n" * self.parser.keepalives)
-            self.parser.keepalives = 0
+            self.send(b"\r\n" * parser.keepalives)
+            parser.keepalives = 0
         flow = self.flow
         for message in messages:
             self.owner.on_message(message, flow, None)
+        error = parser.error
+        if error is not None:
+            # the messages framed before the error were delivered above; answer the failed
+            # one if its Via can be recovered, then close (no resynchronisation)
+            self.owner.on_error(error, parser.unparsed, flow)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._unregister(self)

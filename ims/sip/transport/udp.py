@@ -96,6 +96,28 @@ class UdpTransport:
             raise SipTransportError(str(exc)) from exc
         self.sent += 1
 
+    def set_buffer_sizes(
+        self, receive: int | None = None, send: int | None = None
+    ) -> tuple[int, int]:
+        """Ask the kernel for ``SO_RCVBUF`` / ``SO_SNDBUF`` of these sizes (bytes; None keeps
+        the current one) and return the sizes in effect (Linux doubles the request and caps
+        it at ``net.core.rmem_max`` / ``wmem_max``). Best effort: a refused size is logged.
+        Call after :meth:`bind`."""
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        if sock is None:
+            raise SipTransportError("UDP transport is not bound")
+        for opt, size in ((socket.SO_RCVBUF, receive), (socket.SO_SNDBUF, send)):
+            if size is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError as exc:
+                log.info("socket buffer size refused", option=opt, size=size, error=str(exc))
+        return (
+            int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)),
+            int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)),
+        )
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()

@@ -281,3 +281,28 @@ def test_compact_encoding() -> None:
     assert again.vias == msg.vias and again.from_ == msg.from_ and again.body == msg.body
     assert again.headers.get("X-Unknown") == "keep me, exactly"
     assert again.encode() != INVITE and msg.encode() == INVITE
+
+
+def test_stream_parser_returns_good_messages_before_an_error() -> None:
+    """Messages framed in the same feed before a malformed one are returned, not lost; the
+    error is recorded (with the failed message's bytes) and raised by the next feed."""
+    bad = b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n"  # no Content-Length
+    p = StreamParser()
+    got = p.feed(INVITE + b"\r\n\r\n" + INVITE + bad)
+    assert [m.encode() for m in got] == [INVITE, INVITE]
+    assert p.keepalives == 1
+    assert p.error is not None and p.error.header == "Content-Length"
+    assert p.unparsed == bad
+    with pytest.raises(SipParseError) as ei:
+        p.feed(INVITE)
+    assert ei.value is p.error
+    # an error with nothing framed before it in that call raises at once
+    q = StreamParser()
+    with pytest.raises(SipParseError):
+        q.feed(bad)
+    assert q.error is not None and q.unparsed == bad
+    # a message that frames but fails validation stays unparsed too (to answer it)
+    broken = INVITE.replace(b"CSeq: ", b"CSeq: x", 1)
+    r = StreamParser()
+    assert [m.encode() for m in r.feed(INVITE + broken)] == [INVITE]
+    assert r.error is not None and r.unparsed == broken

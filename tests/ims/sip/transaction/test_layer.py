@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ims.sip.message import Request, Response, make_response
@@ -337,3 +339,64 @@ def test_trying_delay_none_sends_100_at_once() -> None:
     # a retransmission of the INVITE resends the 100 (the last provisional)
     evs = b.receive(request("INVITE", branch=evs[0].request.via.branch), UDP_FROM_A, 0.3)  # type: ignore[union-attr]
     assert [s.message.status for s in sends(evs)] == [100]  # type: ignore[union-attr]
+
+
+RFC4475 = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "rfc4475"
+if not RFC4475.is_dir():
+    RFC4475 = Path("/work/shared/conformance/rfc4475")
+
+
+@pytest.mark.parametrize(
+    ("name", "via_in_answer"),
+    [
+        ("badinv01.dat", "SIP/2.0/UDP 192.0.2.15;;,;,,"),  # Via does not parse: copied raw
+        ("lwsruri.dat", "received=127.0.2.9"),  # request line broken, Via fine: stamped
+        ("lwsstart.dat", "received=127.0.2.9"),  # two spaces in the request line
+    ],
+)
+def test_broken_request_line_or_via_is_answered_400(name: str, via_in_answer: str) -> None:
+    """RFC 4475 §3.1.2.1, §3.1.2.8, §3.1.2.9: the layer answers 400 itself whenever the top
+    Via's sent-by gives somewhere to send it; the answer goes to the source address as
+    ``received`` with the sent-by port (§18.2.2)."""
+    layer = TransactionLayer()
+    data = (RFC4475 / name).read_bytes()
+    [s] = sends(layer.receive_bytes(data, Flow("UDP", ("127.0.2.9", 40000)), 0.0))
+    assert isinstance(s.message, Response) and s.message.status == 400
+    assert s.flow.remote == ("127.0.2.9", 5060)
+    answer = parse_message(s.data, validate=False)
+    assert via_in_answer in (answer.headers.get("Via") or "")
+    assert answer.call_id is not None and answer.call_id.startswith(name.split(".")[0])
+    assert layer.stats["error_responses"] == 1 and layer.pending == 0
+
+
+def test_refused_request_is_answered_by_received_and_rport() -> None:
+    """RFC 3581 §4 / §18.2.2 for stateless error responses: the source IP and port, not the
+    address the raw Via names."""
+    layer = TransactionLayer()
+    bad = (
+        b"OPTIONS sip:b@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9:5070;rport;branch=z9hG4bKrp\r\n"
+        b"From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: rp\r\nCSeq: 1 OPTIONS\r\n"
+        b"Max-Forwards: many\r\n\r\n"
+    )
+    [s] = sends(layer.receive_bytes(bad, Flow("UDP", ("127.0.2.9", 40000)), 0.0))
+    assert isinstance(s.message, Response) and s.message.status == 400
+    assert s.flow.remote == ("127.0.2.9", 40000)
+    via = parse_message(s.data, validate=False).via
+    assert via is not None and via.received == "127.0.2.9" and via.rport == 40000
+    # without rport: received + the sent-by port
+    [s] = sends(
+        layer.receive_bytes(bad.replace(b";rport", b""), Flow("UDP", ("127.0.2.9", 40000)), 0.0)
+    )
+    assert s.flow.remote == ("127.0.2.9", 5070)
+    # on a connection: back on it
+    [s] = sends(layer.receive_bytes(bad, Flow("TCP", ("127.0.2.9", 40000), connection=7), 0.0))
+    assert s.flow.connection == 7
+    # an unparsable ACK or response is never answered (§17.2.1, §18.1.2)
+    ack = bad.replace(b"OPTIONS", b"ACK")
+    assert layer.receive_bytes(ack, Flow("UDP", ("127.0.2.9", 40000)), 0.0) == []
+    assert (
+        layer.receive_bytes(
+            b"SIP/2.0  200 OK\r\nVia: SIP/2.0/UDP 10.9.9.9\r\n\r\n", Flow("UDP", A), 0.0
+        )
+        == []
+    )

@@ -213,3 +213,38 @@ async def test_inbound_connection_limit() -> None:
             w.close()
     finally:
         await b.close()
+
+
+async def test_messages_before_a_framing_error_in_one_read_are_delivered() -> None:
+    """One TCP read holding two good messages (more than 16 KiB) and then a malformed one:
+    both good ones reach the endpoint, the failed one is handed over with its own bytes,
+    and the connection is closed."""
+    from ims.sip.errors import SipParseError
+    from ims.sip.transaction import Flow
+    from ims.sip.transport.stream import StreamConnection, StreamTransport
+
+    got: list[Request] = []
+    errors: list[tuple[SipParseError, bytes, Flow]] = []
+
+    def on_message(message: object, flow: Flow, raw: bytes | None) -> None:
+        assert isinstance(message, Request)
+        got.append(message)
+
+    transport = StreamTransport(
+        "TCP", on_message, lambda exc, raw, flow: errors.append((exc, raw, flow))
+    )
+    conn = StreamConnection(transport, outbound=False)
+
+    def message(n: int, body: bytes) -> bytes:
+        return (
+            f"MESSAGE sip:b@{HOST_B} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP {HOST_A}:5060;branch=z9hG4bKbig{n}\r\n"
+            f"From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: big{n}\r\nCSeq: {n} MESSAGE\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    bad = message(3, b"").replace(b"Content-Length: 0\r\n", b"")
+    conn.data_received(message(1, b"x" * 9000) + message(2, b"y" * 9000) + bad)
+    assert [m.call_id for m in got] == ["big1", "big2"]
+    [(exc, raw, _)] = errors
+    assert exc.header == "Content-Length" and raw == bad
