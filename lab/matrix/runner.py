@@ -47,7 +47,7 @@ from li.mitm.mikey import MikeyMitm, MitmFunction, MitmState
 from li.mitm.signalling import SignallingMitm
 from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
 from li.poi.export import cc_pdu, iri_pdus
-from li.poi.iri import CcTrigger, IriEvent, IriPoi, IriRecord
+from li.poi.iri import CcTrigger, IriPoi, IriRecord
 from li.poi.x1 import wire as x1_wire
 from li.study import (
     EXPECTATIONS,
@@ -312,10 +312,11 @@ class MatrixRunner:
                 for ne in cap.nes.values():
                     await ne.close()
         await asyncio.sleep(0.1)
-        if self.lemf is not None and self.lemf.mediation is not None:
-            # every exporter drained (the LEMF acknowledged all of it): flush its files
-            for lemf_call in self.lemf.mediation.calls.values():
-                lemf_call.checkpoint()
+        if self.lemf is not None:
+            # every exporter drained (the LEMF acknowledged all of it): the explicit flush
+            # request, after which the LEMF's files hold everything (calls whose BYE was
+            # seen say "complete": true); from here on the runner reads only those files
+            self.lemf.flush()
         self._evaluate(exp, plan, cap, subs, result)
         result.duration_s = round(time.monotonic() - t0, 2)
         return result
@@ -436,21 +437,31 @@ class MatrixRunner:
             cap.removers.append(lab.elements[plan.tap_anchor].anchor.hooks.add(tap.hook(clock)))
 
     def _lemf_calls(self, xid: uuid.UUID) -> list[tuple[Path, dict[str, Any]]]:
-        """The LEMF's view of a task's calls: its live state (summary.json on disk is only
-        rewritten every few seconds), else the files."""
-        mediation = self.lemf.mediation if self.lemf is not None else None
-        if mediation is not None:
-            live = [
-                (Path(c.dir), c.summary())
-                for (x, _cid), c in list(mediation.calls.items())
-                if str(x) == str(xid)
-            ]
-            if live:
-                return live
-        return [
-            (d.parent, json.loads(d.read_text()))
-            for d in sorted((self.work / "lemf" / str(xid)).glob("*/summary.json"))
-        ]
+        """A task's calls as the agency sees them: the LEMF's output files only (each call
+        directory's summary.json; the runner has asked the LEMF to flush first)."""
+        out = []
+        for d in sorted((self.work / "lemf" / str(xid)).glob("*/summary.json")):
+            try:
+                out.append((d.parent, json.loads(d.read_text())))
+            except (OSError, ValueError):
+                continue  # never half-written (temp file + rename), but be safe
+        return out
+
+    @staticmethod
+    def _lemf_iri_events(call_dir: Path, event: str) -> list[dict[str, Any]]:
+        """The call's IRI event records of one type, from the LEMF's iri.jsonl."""
+        path = call_dir / "iri.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("type") == "iri-event" and rec.get("event") == event:
+                out.append(rec)
+        return out
 
     async def _provision(
         self,
@@ -545,8 +556,11 @@ class MatrixRunner:
         result: CallResult,
     ) -> None:
         summaries: dict[str, tuple[Path, dict[str, Any]]] = {}
+        unavailable: list[dict[str, Any]] = []
         for op, xid in cap.xids.items():
             found = self._lemf_calls(xid)
+            for call_dir, _ in found:
+                unavailable.extend(self._lemf_iri_events(call_dir, "cc-unavailable"))
             # the call's own directory (a tap has no Call-ID: its busiest flow)
             found.sort(key=lambda f: (f[1].get("call_id") == cap.call_id, f[1].get("x3_pdus", 0)))
             if found:
@@ -565,9 +579,10 @@ class MatrixRunner:
             for r in cap.iri
             if r.sip and r.src and r.dst and r.element == (plan.iri_elements or ("",))[0]
         ]
-        for r in cap.iri:
-            if r.event is IriEvent.CC_UNAVAILABLE:
-                result.notes.append(f"{r.element}: content unavailable: {r.reason}")
+        for ev in sorted(unavailable, key=lambda e: float(e.get("time") or 0)):
+            result.notes.append(
+                f"{ev.get('element') or ev.get('poi')}: content unavailable: {ev.get('reason')}"
+            )
         for m in cap.mitm:
             if m.reason:
                 result.notes.append(f"MITM ({m.function}): {m.state.value}: {m.reason}")
@@ -578,6 +593,9 @@ class MatrixRunner:
             keys_sources = {k.get("source", "") for k in main[1].get("keys", [])}
             if main[1].get("keys_unavailable_reason"):
                 result.notes.append(f"LEMF: {main[1]['keys_unavailable_reason']}")
+            if result.call_succeeded and not main[1].get("complete"):
+                # the LEMF's own end-of-call marker: BYE seen and its files flushed
+                result.notes.append("LEMF: call not complete (no end of call seen)")
         result.keys_recovered = bool(keys_sources)
         # audio: the tone in the decrypted WAVs of both directions
         wav_dir: Path | None = None

@@ -14,13 +14,16 @@ ties the xIRI and xCC of one communication). Keys come from three places, all re
 Each SRTP stream (direction, SSRC) is bound to the first candidate whose authentication tag
 verifies (an ``ims.media.srtp.LateJoinDecryptor`` per try, so interception may start
 mid-call at any ROC); packets that no key opens are kept (bounded) and retried when a new key
-arrives. Decrypted RTP goes to ``cc.pcap`` and G.711 audio to one WAV per direction.
+arrives. Decrypted RTP and SRTCP go to ``cc.pcap`` and G.711 audio to one WAV per direction;
+``summary.json`` follows every state change that matters (see :meth:`Call.write_summary`), and
+a call whose directory already holds files (a restarted LEMF) reloads its keys and counters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -30,7 +33,13 @@ from typing import Any, Protocol
 
 from ims.log import get_logger
 from li.keys import KeyRecord, Sender
-from li.lemf.output import JsonlWriter, PrivateWavWriter, private_dir, write_json_private
+from li.lemf.output import (
+    JsonlWriter,
+    PrivateWavWriter,
+    private_dir,
+    wav_appendable,
+    write_json_private,
+)
 from li.lemf.sipinfo import SipSummary, mikey_bytes, summarise
 from li.pcap import (
     IPPROTO_UDP,
@@ -59,8 +68,10 @@ _DIR_NAME = {
     PayloadDirection.FROM_TARGET: "from-target",
     PayloadDirection.TO_TARGET: "to-target",
 }
+_DIR_OF_NAME = {v: int(k) for k, v in _DIR_NAME.items()}
 MAX_PENDING = 200
-SUMMARY_INTERVAL = 1.0  # seconds between summary.json rewrites (and at close)
+SUMMARY_INTERVAL = 1.0  # counters only: at most one summary.json rewrite per second
+SUMMARY_DEBOUNCE = 0.1  # state changes (keys, first decryption, end...): at most every 0.1 s
 
 
 def _body(message: bytes) -> bytes:
@@ -73,6 +84,29 @@ def _body(message: bytes) -> bytes:
 
 class Decryptor(Protocol):
     def unprotect(self, srtp: bytes) -> bytes | None: ...
+
+
+def _unprotect_rtcp(dec: Decryptor, srtcp: bytes) -> bytes | None:
+    """SRTCP through ``dec`` (``ims.media.srtp`` decryptors have ``unprotect_rtcp``)."""
+    fn = getattr(dec, "unprotect_rtcp", None)
+    if fn is None:
+        return None
+    out = fn(srtcp)
+    return out if isinstance(out, bytes) else None
+
+
+def _dir_name(direction: int) -> str:
+    if direction in PayloadDirection._value2member_map_:
+        return _DIR_NAME.get(PayloadDirection(direction), str(direction))
+    return str(direction)
+
+
+def _dir_of(name: object) -> int | None:
+    if not isinstance(name, str):
+        return None
+    if name in _DIR_OF_NAME:
+        return _DIR_OF_NAME[name]
+    return int(name) if name.isdigit() else None
 
 
 def default_decryptor(suite: str, master_key: bytes, master_salt: bytes, roc: int) -> Decryptor:
@@ -143,8 +177,10 @@ class Call:
         lemf_addr: tuple[str, int],
         key_policy: KeyPolicy | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dir = private_dir(directory)
+        self.monotonic = monotonic  # paces summary.json rewrites only
         self.xid = xid
         self.correlation_id = correlation_id
         self.lemf_addr = lemf_addr
@@ -178,7 +214,19 @@ class Call:
         self.last_ts: float | None = None
         self._policy_done = False
         self._policy_stage: tuple[bytes | None, bytes | None] = (None, None)
+        self.established = False  # a 2xx to an INVITE was seen
+        self.ended: str | None = None  # why the call is over ("BYE", "CANCEL", "486 ...")
+        self.started_mid_call = False  # a start-of-interception event on an active session
+        self.content_unavailable: list[dict[str, object]] = []
+        self.iri_events = 0
+        self.rtcp = {"packets": 0, "decrypted": 0, "plain": 0, "failures": 0}
+        self._rtcp_dec: dict[tuple[int, int], Decryptor] = {}
+        self.restarts = 0  # how often this call's state was reloaded from its files
+        self.revision = 0  # summary.json rewrites
         self._summary_at = -SUMMARY_INTERVAL
+        self._summary_pending = False  # a state change not yet in summary.json
+        self._counted = False  # counters changed since the last summary.json
+        self._reload()
 
     # -- files (opened lazily, closed by suspend(): a LEMF with many calls keeps only the
     # busiest ones' files open; a suspended call reopens its files in append mode) -------
@@ -205,6 +253,7 @@ class Call:
         self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
         self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
         self.pois.add(poi)
+        self._counted = True
 
     def record_pdu(self, raw: bytes, ts: float, peer: tuple[str, int]) -> None:
         """Write the PDU as one TCP segment from the POI to the LEMF port (x2x3.pcap)."""
@@ -227,6 +276,7 @@ class Call:
 
     def note_gap(self, poi: str, expected: int, got: int) -> None:
         self.gaps.append({"poi": poi, "expected": expected, "received": got})
+        self._changed()
 
     # -- X2 ----------------------------------------------------------------------------------
     def on_sip(self, pdu: Pdu, ts: float, poi: str, seq: int | None) -> None:
@@ -238,6 +288,7 @@ class Call:
             self.call_id = info.call_id
         if info.method == "INVITE" and info.to_tag is None and "from" not in self.parties:
             self.parties = {"from": info.from_uri or "", "to": info.to_uri or ""}
+        self._note_call_state(info)
         found = self._keys_from_sdp(info, pdu, direction)
         rec: dict[str, object] = {
             "type": "sip",
@@ -251,6 +302,48 @@ class Call:
             "keys_found": [c.public() for c in found],
         }
         self.iri.write(rec)
+
+    def _note_call_state(self, info: SipSummary) -> None:
+        if info.status is not None and info.cseq_method == "INVITE":
+            if 200 <= info.status < 300:
+                self.established = True
+            elif info.status >= 300 and not self.established and self.ended is None:
+                self.ended = f"{info.status} {info.reason or ''}".strip()
+                self._changed()
+        elif info.method in ("BYE", "CANCEL") and self.ended is None:
+            self.ended = info.method
+            self._changed()
+
+    def on_iri_event(
+        self, body: dict[str, Any], ts: float, poi: str, seq: int | None, *, has_sdp: bool
+    ) -> None:
+        """A POI's event without a SIP message (``application/vnd.imslab.iri-event+json``):
+        start of interception on an active session, or content unavailable."""
+        self.x2_pdus += 1
+        self.iri_events += 1
+        self._touch(ts, poi)
+        event = str(body.get("event", ""))
+        reason = str(body.get("reason") or "")
+        if self.call_id is None and isinstance(body.get("call_id"), str) and body["call_id"]:
+            self.call_id = body["call_id"]
+        rec: dict[str, object] = {
+            "type": "iri-event",
+            "event": event,
+            "time": ts,
+            "poi": poi,
+            "seq": seq,
+            "element": body.get("element"),
+            "call_id": body.get("call_id"),
+            "matched": body.get("matched"),
+            "reason": reason,
+            "sdp_state": has_sdp,  # the SDP itself may hold keys: only in x2x3.pcap
+        }
+        self.iri.write(rec)
+        if event == "start-of-interception":
+            self.started_mid_call = True
+        elif event == "cc-unavailable":
+            self.content_unavailable.append({"reason": reason, "poi": poi, "time": ts})
+        self._changed()
 
     def _keys_from_sdp(self, info: SipSummary, pdu: Pdu, direction: int) -> list[KeyCandidate]:
         if not info.has_sdp:
@@ -349,6 +442,7 @@ class Call:
         if record.keys is None:
             if record.reason:
                 self.unavailable.append(f"{record.source.value}: {record.reason}")
+                self._changed()
             return []
         self._pending_records.append(record)
         return self._resolve_records()
@@ -396,6 +490,7 @@ class Call:
             }
         )
         self._keys_file.flush()
+        self._changed()
         for stream in self.streams.values():
             if stream.key is None and stream.pending:
                 self._retry(stream)
@@ -439,7 +534,8 @@ class Call:
         if len(payload) < 12 or payload[0] >> 6 != 2:
             return
         pt = payload[1] & 0x7F
-        if 72 <= pt <= 79:  # RTCP (RFC 5761 demux): counted, not decoded here
+        if 72 <= pt <= 79:  # RTCP (RFC 5761 demux)
+            self._on_rtcp(direction, ts, payload, addr)
             return
         ssrc = int.from_bytes(payload[8:12], "big")
         key = (direction, ssrc)
@@ -461,6 +557,54 @@ class Call:
             return
         stream.pending.append((ts, payload, addr))
         self._retry(stream)
+
+    def _on_rtcp(
+        self, direction: int, ts: float, packet: bytes, addr: tuple[str, int, str, int]
+    ) -> None:
+        """SRTCP: decrypted with the key of the sender's SRTP stream (same SSRC and direction,
+        RFC 3711 §3.4), else with the first candidate that authenticates; plain RTCP of an
+        RTP/AVP call is copied. Written to cc.pcap next to the RTP; undecryptable SRTCP stays
+        in cc-encrypted.pcap only (it is never kept for a later key: RTCP is not audio)."""
+        if len(packet) < 8:
+            return
+        self.rtcp["packets"] += 1
+        self._counted = True
+        if self.secure_media is False and not self.candidates:
+            self.rtcp["plain"] += 1
+            self._write_cc(packet, ts, addr)
+            return
+        ssrc = int.from_bytes(packet[4:8], "big")
+        key = (direction, ssrc)
+        dec = self._rtcp_dec.get(key)
+        plain = _unprotect_rtcp(dec, packet) if dec is not None else None
+        if dec is None:
+            stream = self.streams.get(key)
+            cands = self._ordered_candidates(stream or Stream(direction=direction, ssrc=ssrc))
+            if stream is not None and stream.key is not None:
+                cands = [stream.key] + [c for c in cands if c is not stream.key]
+            for cand in cands:
+                try:
+                    trial = self.decryptor_factory(
+                        cand.suite, cand.master_key, cand.master_salt, cand.roc
+                    )
+                except Exception:
+                    continue
+                plain = _unprotect_rtcp(trial, packet)
+                if plain is not None:
+                    self._rtcp_dec[key] = trial
+                    break
+        if plain is None:
+            self.rtcp["failures"] += 1
+            return
+        self.rtcp["decrypted"] += 1
+        if self.rtcp["decrypted"] == 1:
+            self._changed()
+        self._write_cc(plain, ts, addr)
+
+    def _write_cc(self, packet: bytes, ts: float, addr: tuple[str, int, str, int]) -> None:
+        if self._cc is None:
+            self._cc = PcapWriter(self.dir / "cc.pcap", append=True)
+        self._cc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], packet), ts)
 
     def _release_plain(self) -> None:
         for stream in self.streams.values():
@@ -501,6 +645,7 @@ class Call:
                 continue
             # This key authenticates: replay the stream from the start with a fresh context.
             stream.key = cand
+            self._changed()
             stream.decryptor = self.decryptor_factory(
                 cand.suite, cand.master_key, cand.master_salt, cand.roc
             )
@@ -515,10 +660,12 @@ class Call:
             return
 
     def _emit(self, stream: Stream, ts: float, rtp: bytes, addr: tuple[str, int, str, int]) -> None:
-        stream.decrypted += 0 if stream.plain else 1
-        if self._cc is None:
-            self._cc = PcapWriter(self.dir / "cc.pcap", append=True)
-        self._cc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], rtp), ts)
+        if not stream.plain:
+            stream.decrypted += 1
+            if stream.decrypted == 1:
+                self._changed()  # first packet decrypted
+        self._counted = True
+        self._write_cc(rtp, ts, addr)
         if len(rtp) < 12:
             return
         pt = rtp[1] & 0x7F
@@ -542,10 +689,12 @@ class Call:
             )
             path = self.dir / f"audio-{name}.wav"
             n = 1
-            while path.exists():  # a restarted LEMF never overwrites earlier audio
+            # a restarted (or suspended) call continues its WAV; one it cannot continue is
+            # never overwritten
+            while path.exists() and not wav_appendable(path):
                 n += 1
                 path = self.dir / f"audio-{name}-{n}.wav"
-            wav = self._wav[stream.direction] = PrivateWavWriter(path)
+            wav = self._wav[stream.direction] = PrivateWavWriter(path, append=True)
         wav.write(pcm)
 
     # -- summary -------------------------------------------------------------------------
@@ -579,15 +728,20 @@ class Call:
             "x2_pdus": self.x2_pdus,
             "x3_pdus": self.x3_pdus,
             "key_records": self.key_records,
+            "iri_events": self.iri_events,
             "media_encrypted": self.secure_media,
+            "mikey_seen": self.mikey_seen,
             "keys_available": bool(self.candidates),
             "keys": [c.public() for c in self.candidates],
             "keys_unavailable_reason": self.why_no_keys(),
+            "interception_started_mid_call": self.started_mid_call,
+            "content_unavailable": self.content_unavailable[-1]
+            if self.content_unavailable
+            else None,
+            "content_unavailable_reports": len(self.content_unavailable),
             "streams": [
                 {
-                    "direction": _DIR_NAME.get(PayloadDirection(s.direction), str(s.direction))
-                    if s.direction in PayloadDirection._value2member_map_
-                    else str(s.direction),
+                    "direction": _dir_name(s.direction),
                     "ssrc": f"{s.ssrc:08x}",
                     "packets": s.packets,
                     "plain_rtp": s.plain,
@@ -598,23 +752,67 @@ class Call:
                 }
                 for s in self.streams.values()
             ],
+            "rtcp": dict(self.rtcp),
             "sequence_gaps": self.gaps,
+            "established": self.established,
+            "ended": self.ended,
+            # the call is over and every file holds all that arrived before this summary
+            # (summary.json is only ever written after flushing the call's writers)
+            "complete": self.ended is not None,
+            "restarts": self.restarts,
+            "revision": self.revision + 1,
             "files": sorted(p.name for p in self.dir.iterdir() if not p.name.endswith(".tmp")),
         }
 
-    def checkpoint(self) -> None:
+    # -- summary.json: written on every state change that matters (debounced), on counters
+    # at most once per SUMMARY_INTERVAL, and always on flush()/suspend()/close() --------------
+    def _changed(self) -> None:
+        self._summary_pending = True
+
+    @property
+    def summary_stale(self) -> bool:
+        """summary.json lags behind the call's state (a change or counters not written)."""
+        return self._summary_pending or self._counted
+
+    def _flush_writers(self) -> None:
         for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file):
             if w is not None:
                 w.flush()
         for wav in self._wav.values():
             wav.flush()
-        now = time.monotonic()
-        if now - self._summary_at >= SUMMARY_INTERVAL:
-            self._summary_at = now
-            write_json_private(self.dir / "summary.json", self.summary())
+
+    def write_summary(self) -> None:
+        """Flush the call's files, then atomically replace summary.json (temp + rename, 0600)."""
+        self._flush_writers()
+        data = self.summary()
+        write_json_private(self.dir / "summary.json", data)
+        self.revision = int(data["revision"])
+        self._summary_at = self.monotonic()
+        self._summary_pending = self._counted = False
+
+    def after_pdu(self) -> None:
+        """Called after each PDU: writes summary.json when a state change is pending and the
+        last write is at least SUMMARY_DEBOUNCE old (else the next PDU or checkpoint does)."""
+        if self._summary_pending and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE:
+            self.write_summary()
+
+    def checkpoint(self) -> None:
+        """Before a Keepalive-Ack: flush every file; summary.json if anything is pending (or
+        the counters changed and the last write is SUMMARY_INTERVAL old)."""
+        if self._summary_pending or (
+            self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
+        ):
+            self.write_summary()
+        else:
+            self._flush_writers()
+
+    def flush(self) -> None:
+        """An explicit flush request: every file flushed and summary.json rewritten now."""
+        self.write_summary()
 
     def suspend(self) -> None:
         """Write the summary and close every file; the call's state stays in memory."""
+        self.write_summary()
         for peer, flow in self._flows.items():
             self._flow_seq[peer] = flow.seq
         self._flows.clear()
@@ -626,8 +824,86 @@ class Call:
         self._wav.clear()
         self._iri = self._x2x3 = self._cc_enc = self._cc = None
         self._keys_file = None
-        write_json_private(self.dir / "summary.json", self.summary())
-        self._summary_at = time.monotonic()
 
     def close(self) -> None:
         self.suspend()
+
+    # -- restart: a LEMF that finds the call's files continues where it stopped -------------
+    def _reload(self) -> None:
+        keys_path = self.dir / "keys.jsonl"
+        if keys_path.exists():
+            for line in keys_path.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    direction = _dir_of(d.get("direction"))
+                    cand = KeyCandidate(
+                        source=str(d["source"]),
+                        suite=str(d["suite"]),
+                        master_key=bytes.fromhex(d["master_key"]),
+                        master_salt=bytes.fromhex(d["master_salt"]),
+                        roc=int(d.get("roc") or 0),
+                        direction=PayloadDirection(direction) if direction is not None else None,
+                        sender=d.get("sender"),
+                        ssrc=d.get("ssrc"),
+                    )
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a crash
+                if all(c.fingerprint != cand.fingerprint for c in self.candidates):
+                    self.candidates.append(cand)
+        summary_path = self.dir / "summary.json"
+        try:
+            old = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict):
+            if self.candidates:
+                self.restarts = 1
+            return
+        self.restarts = int(old.get("restarts", 0)) + 1
+        self.revision = int(old.get("revision", 0))
+        self.call_id = old.get("call_id")
+        self.parties = dict(old.get("parties") or {})
+        self.pois = set(old.get("pois") or ())
+        self.first_ts, self.last_ts = old.get("first_time"), old.get("last_time")
+        role = old.get("target_role")
+        self.target_is_offerer = None if role is None else role == "offerer"
+        self.x2_pdus = int(old.get("x2_pdus", 0))
+        self.x3_pdus = int(old.get("x3_pdus", 0))
+        self.key_records = int(old.get("key_records", 0))
+        self.iri_events = int(old.get("iri_events", 0))
+        self.secure_media = old.get("media_encrypted")
+        self.mikey_seen = bool(old.get("mikey_seen", False))
+        self.started_mid_call = bool(old.get("interception_started_mid_call", False))
+        if old.get("content_unavailable"):
+            self.content_unavailable = [dict(old["content_unavailable"])]
+        self.gaps = list(old.get("sequence_gaps") or [])
+        self.established = bool(old.get("established", False))
+        self.ended = old.get("ended")
+        if old.get("keys_unavailable_reason") and not self.candidates:
+            self.unavailable.append(str(old["keys_unavailable_reason"]))
+        for k in self.rtcp:
+            self.rtcp[k] = int((old.get("rtcp") or {}).get(k, 0))
+        by_fp = {c.fingerprint: c for c in self.candidates}
+        for st in old.get("streams") or ():
+            direction = _dir_of(st.get("direction"))
+            if direction is None:
+                continue
+            stream = Stream(
+                direction=direction,
+                ssrc=int(st["ssrc"], 16),
+                packets=int(st.get("packets", 0)),
+                decrypted=int(st.get("decrypted", 0)),
+                failures=int(st.get("decrypt_failures", 0)),
+                plain=bool(st.get("plain_rtp", False)),
+                payload_types=set(st.get("payload_types") or ()),
+            )
+            bound = by_fp.get(st.get("key") or "")
+            if bound is not None:
+                stream.key = bound
+                try:
+                    stream.decryptor = self.decryptor_factory(
+                        bound.suite, bound.master_key, bound.master_salt, bound.roc
+                    )
+                except Exception:
+                    stream.key = None
+            self.streams[(direction, stream.ssrc)] = stream

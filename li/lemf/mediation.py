@@ -22,14 +22,42 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ims.log import get_logger
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.output import private_dir, write_json_private
 from li.x2x3.keyrecord import decode_key_record, is_key_record
-from li.x2x3.pdu import AttributeType, PayloadFormat, Pdu, PduType, X2X3DecodeError, decode_pdu
+from li.x2x3.pdu import (
+    AttributeType,
+    PayloadFormat,
+    Pdu,
+    PduType,
+    SdpSessionDescription,
+    X2X3DecodeError,
+    decode_pdu,
+)
 
 log = get_logger("li.lemf.mediation")
+
+# The POIs' events without a SIP message (li.poi.export; docs/li-extensions.md section 4)
+IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
+
+
+def iri_event_body(pdu: Pdu) -> dict[str, Any] | None:
+    """The JSON body of an imslab IRI-event X2 PDU (format 4, MIME type above), else None."""
+    if pdu.payload_format != PayloadFormat.PROPRIETARY:
+        return None
+    mime = pdu.opaque(AttributeType.MIME_CONTENT_TYPE)
+    if mime is None or mime.decode("utf-8", "replace").strip() != IRI_EVENT_CONTENT_TYPE:
+        return None
+    try:
+        body = json.loads(pdu.payload)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("imslab_iri_event") != 1:
+        return None
+    return body
 
 
 @dataclass(slots=True)
@@ -57,6 +85,7 @@ class Mediation:
         decryptor_factory: DecryptorFactory = default_decryptor,
         clock: Callable[[], float] = time.time,
         max_open_calls: int = 128,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.lemf_addr = lemf_addr
@@ -64,6 +93,7 @@ class Mediation:
         self.task_key_policies = dict(task_key_policies or {})
         self.decryptor_factory = decryptor_factory
         self.clock = clock
+        self.monotonic = monotonic  # paces the calls' summary.json rewrites
         self.calls: dict[tuple[str, int], Call] = {}
         # calls whose files are open, least recently used first (bounded: file descriptors)
         self.max_open_calls = max_open_calls
@@ -97,6 +127,7 @@ class Mediation:
                 lemf_addr=self.lemf_addr,
                 key_policy=self.task_key_policies.get(xid, self.key_policy),
                 decryptor_factory=self.decryptor_factory,
+                monotonic=self.monotonic,
             )
             self.calls[key] = call
             self.stats.calls += 1
@@ -163,6 +194,10 @@ class Mediation:
                     call.on_key_record(rec, ts, poi, seq)
             elif pdu.payload_format == PayloadFormat.SIP_MESSAGE:
                 call.on_sip(pdu, ts, poi, seq)
+            elif (event := iri_event_body(pdu)) is not None:
+                call.on_iri_event(
+                    event, ts, poi, seq, has_sdp=pdu.find(SdpSessionDescription) is not None
+                )
             else:
                 call.x2_pdus += 1
                 call.iri.write(
@@ -178,12 +213,23 @@ class Mediation:
         else:
             self.stats.x3 += 1
             call.on_cc(pdu, ts, poi)
+        call.after_pdu()
         return True
 
     def checkpoint(self) -> None:
         """Flush every call's files and persist the duplicate filter (before a KA-Ack)."""
         for key in self._dirty:
             self.calls[key].checkpoint()
+        # a call whose counters were not written yet (SUMMARY_INTERVAL) stays on the list
+        self._dirty = {k for k in self._dirty if self.calls[k].summary_stale}
+        write_json_private(self._state_file, self._last_seq)
+
+    def flush(self) -> None:
+        """An explicit flush request (``LemfServer.flush()``, for in-process readers):
+        every call's files flushed and its summary.json rewritten now; after it the output
+        directory holds everything delivered so far."""
+        for call in self.calls.values():
+            call.flush()
         self._dirty.clear()
         write_json_private(self._state_file, self._last_seq)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import wave
+import struct
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,26 +55,79 @@ class JsonlWriter:
         self._fh.close()
 
 
-class PrivateWavWriter:
-    """16-bit mono PCM WAV (8 kHz by default) in a 0600 file."""
+_WAV_HEADER = 44  # RIFF/WAVE, a 16-byte PCM fmt chunk, then the data chunk
 
-    def __init__(self, path: Path, rate: int = 8000) -> None:
+
+def _wav_header(rate: int, data_bytes: int) -> bytes:
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+def wav_appendable(path: Path, rate: int = 8000) -> bool:
+    """True when ``path`` is a WAV this writer made (16-bit mono PCM at ``rate``, canonical
+    44-byte header), so :class:`PrivateWavWriter` can continue it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_WAV_HEADER)
+    except OSError:
+        return False
+    return (
+        len(head) == _WAV_HEADER
+        and head[:4] == b"RIFF"
+        and head[8:40] == _wav_header(rate, 0)[8:40]
+    )
+
+
+class PrivateWavWriter:
+    """16-bit mono PCM WAV (8 kHz by default) in a 0600 file.
+
+    The header's sizes are patched on :meth:`flush` and :meth:`close` (so a reader sees every
+    flushed sample); ``append=True`` continues an existing WAV of the same format (a restarted
+    or suspended LEMF call keeps one file per direction), judging its length by the file size,
+    so a header left stale by a crash costs nothing.
+    """
+
+    def __init__(self, path: Path, rate: int = 8000, *, append: bool = False) -> None:
         self.path = path
-        self._fh = open_private(path, "wb")
-        self._wav = wave.open(self._fh, "wb")  # noqa: SIM115 - closed in close()
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(rate)
-        self.samples = 0
+        self.rate = rate
+        if append and wav_appendable(path, rate):
+            fd = os.open(path, os.O_RDWR)
+            os.fchmod(fd, 0o600)
+            self._fh: IO[bytes] = os.fdopen(fd, "r+b")
+            size = self._fh.seek(0, os.SEEK_END)
+            data = (size - _WAV_HEADER) & ~1
+            self._fh.truncate(_WAV_HEADER + data)
+            self._fh.seek(_WAV_HEADER + data)
+            self.samples = data // 2
+        else:
+            self._fh = open_private(path, "wb")
+            self._fh.write(_wav_header(rate, 0))
+            self.samples = 0
+        self._patched = -1
 
     def write(self, pcm16le: bytes) -> None:
-        self._wav.writeframes(pcm16le)
+        self._fh.write(pcm16le)
         self.samples += len(pcm16le) // 2
 
+    def _patch(self) -> None:
+        if self._patched == self.samples:
+            return
+        pos = self._fh.tell()
+        self._fh.seek(0)
+        self._fh.write(_wav_header(self.rate, self.samples * 2))
+        self._fh.seek(pos)
+        self._patched = self.samples
+
     def flush(self) -> None:
-        # wave updates the header sizes on close only; flushing the data is still useful.
+        self._patch()
         self._fh.flush()
 
     def close(self) -> None:
-        self._wav.close()
+        self._patch()
         self._fh.close()

@@ -77,6 +77,14 @@ class LemfServer:
         )
         log.info("lemf listening", host=self.host, port=self._port, tls=self.ssl is not None)
 
+    def flush(self) -> None:
+        """Flush every call's files and rewrite every summary.json now (``Mediation.flush``).
+        Call it once the POIs' exporters have drained (every PDU acknowledged): the output
+        directory then holds everything delivered, and a call whose end was seen says
+        ``"complete": true``."""
+        if self.mediation is not None:
+            self.mediation.flush()
+
     async def close(self) -> None:
         """Stop listening, drop every connection (unread data is not acknowledged), and close
         the output files."""

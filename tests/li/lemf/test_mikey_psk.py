@@ -108,7 +108,7 @@ async def run(tmp_path: Path, lemf_psk: bytes) -> dict:  # type: ignore[type-arg
                     )
             assert await exp.drain(timeout=30)
     call_dir = tmp_path / "out" / str(XID) / f"{cid:016x}"
-    summary = json.loads((call_dir / "summary.json").read_text())
+    summary: dict[str, object] = json.loads((call_dir / "summary.json").read_text())
     summary["_dir"] = str(call_dir)
     return summary
 
