@@ -16,7 +16,13 @@ from .events import (
     TransportFailed,
 )
 from .flow import Address, Flow, normalize_transport
-from .layer import TransactionLayer, error_response_for, response_flow, stamp_via
+from .layer import (
+    TransactionLayer,
+    error_response_for,
+    response_flow,
+    same_sent_by,
+    stamp_via,
+)
 from .machine import TransactionProtocolError
 from .server import ServerTransaction
 from .timers import TimerConfig, TimerName
@@ -44,5 +50,6 @@ __all__ = [
     "error_response_for",
     "normalize_transport",
     "response_flow",
+    "same_sent_by",
     "stamp_via",
 ]

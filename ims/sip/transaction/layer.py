@@ -18,7 +18,10 @@ What it does on receipt (§18.2.1, §17.2.3, §17.1.3):
 * a request matching a server transaction is a retransmission (the machine resends the last
   response, or absorbs it); an ACK that matches is consumed by the INVITE server transaction;
   an ACK that matches nothing is the ACK to a 2xx -> :class:`~.events.AckReceived`.
-* a response matching a client transaction feeds it; otherwise :class:`~.events.StrayResponse`.
+* a response matching a client transaction feeds it if its top Via names the sent-by of the
+  Via we sent (§18.1.2; otherwise it is discarded and logged, ``stats["via_mismatch"]``);
+  a response matching no transaction is a :class:`~.events.StrayResponse` (the TU decides:
+  a proxy checks the Via is its own, §16.7).
 
 Responses from a server transaction go where §18.2.2 says (:meth:`TransactionLayer.response_flow`).
 A network input the RFC figure has no arrow for (a 1xx after the final response) is logged and
@@ -75,6 +78,16 @@ def stamp_via(request: Request, flow: Flow) -> None:
         new = new.with_param("received", source_ip)
     if new is not via:
         request.replace_top_via(new)
+
+
+def same_sent_by(a: Via, b: Via) -> bool:
+    """Whether two Vias name the same sent-by (host case-insensitive, an absent port being
+    the transport's default), as §18.1.2 compares a response's top Via with ours."""
+    if _bare(a.host).lower() != _bare(b.host).lower():
+        return False
+    pa = a.port or DEFAULT_PORTS.get(a.transport.upper(), 5060)
+    pb = b.port or DEFAULT_PORTS.get(b.transport.upper(), 5060)
+    return pa == pb
 
 
 def response_flow(request: Request, flow: Flow) -> Flow:
@@ -232,6 +245,7 @@ class TransactionLayer:
             "retransmissions_absorbed": 0,
             "dropped": 0,
             "stray_responses": 0,
+            "via_mismatch": 0,
         }
 
     # ================================================================ inbound
@@ -322,6 +336,19 @@ class TransactionLayer:
         if tx is None:
             self.stats["stray_responses"] += 1
             return [StrayResponse(response, flow)]
+        sent = tx.request.via
+        if via is not None and sent is not None and not same_sent_by(via, sent):
+            # §18.1.2: the top Via must name the sent-by we put in the request; a response
+            # that does not was misdelivered (or forged with our branch): discard it
+            self.stats["dropped"] += 1
+            self.stats["via_mismatch"] += 1
+            log.info(
+                "response with a foreign top Via discarded (RFC 3261 §18.1.2)",
+                peer=str(flow),
+                sent_by=f"{via.host}:{via.port}",
+                ours=f"{sent.host}:{sent.port}",
+            )
+            return []
         cancel_was_pending = tx.cancel_pending
         events = self._network_input(tx, lambda: tx.receive_response(response, flow, now))
         if cancel_was_pending and tx.is_invite:

@@ -400,3 +400,23 @@ def test_refused_request_is_answered_by_received_and_rport() -> None:
         )
         == []
     )
+
+
+def test_response_with_foreign_top_via_is_discarded() -> None:
+    """§18.1.2: a response whose top Via sent-by is not the one we sent is discarded (even
+    with our branch); ours (an absent port meaning 5060) is accepted."""
+    a = TransactionLayer()
+    req = request("OPTIONS")  # Via: SIP/2.0/UDP 127.0.2.1:5060;branch=...
+    tx, _ = a.send_request(req, UDP_AB, 0.0)
+    top = req.headers.get("Via") or ""
+    forged = make_response(req, 200, to_tag="x")
+    forged.headers.set("Via", top.replace("127.0.2.1:5060", "127.0.2.66:5060"))
+    assert a.receive_bytes(forged.encode(), Flow("UDP", B, A), 0.1) == []
+    other_port = make_response(req, 200, to_tag="x")
+    other_port.headers.set("Via", top.replace("127.0.2.1:5060", "127.0.2.1:5070"))
+    assert a.receive_bytes(other_port.encode(), Flow("UDP", B, A), 0.1) == []
+    assert a.stats["via_mismatch"] == 2 and not tx.terminated
+    ok = make_response(req, 200, to_tag="x")
+    ok.headers.set("Via", top.replace("127.0.2.1:5060", "127.0.2.1") + ";received=127.0.2.1")
+    [r] = of(a.receive_bytes(ok.encode(), Flow("UDP", B, A), 0.2), ResponseReceived)
+    assert r.transaction is tx and r.response.status == 200
