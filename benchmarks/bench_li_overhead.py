@@ -61,8 +61,12 @@ def lab_topology() -> topology.Topology:
     return dataclasses.replace(topo, ues=ues)
 
 
+#: niceness of the LEMF process (--lemf-nice): the agency's machine, not ours
+LEMF_NICE = 0
+
 _LEMF_SCRIPT = """
-import asyncio, sys
+import asyncio, os, sys
+os.nice(int(sys.argv[3]))
 from pathlib import Path
 from li.lemf.receiver import LemfServer
 async def main():
@@ -88,6 +92,7 @@ class ExternalLemf:
             _LEMF_SCRIPT,
             str(self.out),
             _lemf_host(),
+            str(LEMF_NICE),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=str(Path(__file__).resolve().parent.parent),
@@ -378,10 +383,18 @@ async def main() -> None:
     ap.add_argument("--packets", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=4, help="call rounds (a multiple of 4)")
     ap.add_argument("--subnet", default=SUBNET, help="a free /24 of 127/8 (default %(default)s)")
+    ap.add_argument(
+        "--lemf-nice",
+        type=int,
+        default=0,
+        help="run the LEMF process at this niceness: it stands in for the agency's machine, "
+        "and on a small shared box its CPU use slows the lab's calls (default %(default)s)",
+    )
     ap.add_argument("--only", choices=("hook", "calls", "anchor"), default=None)
     ap.add_argument("--anchor-rounds", type=int, default=1)
     args = ap.parse_args()
     globals()["SUBNET"] = args.subnet
+    globals()["LEMF_NICE"] = args.lemf_nice
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ.setdefault("IMSLAB_PKI", str(work / "pki"))

@@ -16,8 +16,9 @@ Wire layout (big-endian; offsets as in Wireshark's packet-li5g.c and OpenLI x2x3
 The codec reads and writes with ``struct`` and explicit bounds checks (the same checks
 :class:`ims.buffer.Buffer` makes; a value that does not fit its field raises
 :class:`~ims.errors.EncodeError`); framing and the spool only need the two length fields and
-use :func:`pdu_lengths`. The exporter's hot path builds PDUs from per-task header templates
-(:func:`header_template`, :func:`assemble_pdu`), byte-identical to :func:`encode_pdu`.
+use :func:`pdu_lengths`. The exporter's hot path builds PDUs from per-stream header templates
+(:func:`header_template`; the layout of :func:`assemble_pdu`), byte-identical to
+:func:`encode_pdu`.
 Every conditional attribute of the TLV table has a typed dataclass;
 unknown and opaque types (ETSI/3GPP/proprietary attributes, DID, NFID, IPID, MIME, XID info)
 stay :class:`OpaqueAttribute` so a PDU from any implementation decodes and re-encodes

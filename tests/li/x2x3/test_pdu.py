@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from li.pcap import PcapWriter, TcpFlowWriter, parse_ip, read_pcap
 from li.x2x3.framing import PduFramer, split_pdus
 from li.x2x3.pdu import (
+    VERSION,
     AttributeType,
     DestinationAddress,
     DestinationPort,
@@ -31,8 +32,11 @@ from li.x2x3.pdu import (
     Timestamp,
     X2X3DecodeError,
     address_attributes,
+    assemble_pdu,
     decode_pdu,
+    encode_attributes,
     encode_pdu,
+    header_template,
     keepalive,
     keepalive_ack,
     network_function_id,
@@ -262,6 +266,8 @@ def test_round_trip_property(
             payload=payload,
         )
     )
+    prefix, tail = header_template(VERSION, ptype, fmt, direction, xid, cid)
+    assert assemble_pdu(prefix, tail, encode_attributes(attrs), payload) == raw
     try:
         pdu = decode_pdu(raw)
     except X2X3DecodeError:
