@@ -9,6 +9,10 @@
 
 Every role module in :mod:`lab.roles` exposes ``async start(topology, name)`` returning an object
 with ``name`` and ``async close()``; that is what in-process mode calls.
+
+``li=True`` (what ``imslab up`` passes) also runs the topology's ``[li]``: the LEMF first, and in
+every listed element its X1 NE and POIs (:mod:`lab.roles._li`). Without it (the default, for
+tests and the matrix runner, which wires its own LI) the elements run with ``--no-li``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ims.log import get_logger
-from lab.topology import Topology
+from lab.topology import LI_ROLES, Topology
 
 T = TypeVar("T")
 
@@ -77,6 +81,7 @@ class Lab:
         netns: Any = None,
         ready_timeout: float = 15.0,
         log_level: str = "WARNING",
+        li: bool = False,
     ) -> None:
         if mode not in ("inprocess", "subprocess"):
             raise ValueError("mode must be inprocess or subprocess")
@@ -88,6 +93,8 @@ class Lab:
         self.log_level = log_level
         self.elements: dict[str, Any] = {}
         self.procs: dict[str, _Proc] = {}
+        self.li = li and topo.li is not None
+        self.lemf_name = topo.li.lemf.name if topo.li is not None and self.li else None
 
     async def __aenter__(self) -> Lab:
         try:
@@ -101,6 +108,12 @@ class Lab:
         await self.stop()
 
     async def start(self) -> None:
+        if self.lemf_name is not None:  # the LEMF first: the NEs connect to it when tasked
+            if self.mode == "subprocess":
+                await self._spawn(self.lemf_name, "lemf")
+            else:
+                lemf = role_module("lemf")
+                self.elements[self.lemf_name] = await lemf.start(self.topology, self.lemf_name)
         if self.mode == "subprocess":
             # one stage per role (anchors, cores, first hops); the processes of a stage start
             # in parallel, since interpreter start-up dominates
@@ -110,12 +123,19 @@ class Lab:
             return
         for name in self.names:
             role = self.topology.elements[name].role
-            self.elements[name] = await role_module(role).start(self.topology, name)
+            if role in LI_ROLES:
+                self.elements[name] = await role_module(role).start(self.topology, name, li=self.li)
+            else:
+                self.elements[name] = await role_module(role).start(self.topology, name)
             _log.info("element started", element=name, role=role, mode=self.mode)
 
     def command(self, name: str) -> list[str]:
         """The command line that runs element ``name`` (also what docker-compose uses)."""
-        role = self.topology.elements[name].role
+        if name == self.lemf_name:
+            role = "lemf"
+        else:
+            role = self.topology.elements[name].role
+        extra = [] if self.li or role == "lemf" else ["--no-li"]
         return [
             sys.executable,
             "-m",
@@ -127,6 +147,7 @@ class Lab:
             *self.topology.cli_args(),
             "--name",
             name,
+            *extra,
         ]
 
     async def _spawn(self, name: str, role: str) -> None:

@@ -13,6 +13,12 @@ The model (see ``lab/lab.toml``, the built-in default):
 * ``[[subscribers]]`` — the HSS: IMPI, IMPUs (one may be a tel URI), digest password.
 * ``[ues.NAME]`` — a device: which subscriber, which first hop (``pcscf``), its address and the
   transport on the UE hop.
+* ``[li]`` (optional) — lawful interception in the running lab: ``[li.lemf]`` the LEMF (its
+  ``address``, X2/X3 ``port``, output dir ``out``), ``[li.operators.X]`` which ``elements`` of
+  operator X run an X1 NE with POIs (IRI at P-/S-CSCFs, CC at anchors), their ``x1_port`` and the
+  operator's X1 ``pki`` dir; ``delivery`` is ``tcp`` (default) or ``tls``; ``state_dir`` holds
+  generated PKIs, NE state and (by default) the LEMF output (default ``$IMSLAB_STATE`` or
+  ``/tmp/imslab-state``). Relative paths are taken from the topology file's directory.
 
 Addresses: each element has its own loopback address with the standard ports. Host octets are
 unique across the lab, so :func:`load` can *override* the addressing: ``net_offset`` shifts the
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +45,11 @@ SIPS_PORT = 5061
 ANCHOR_CONTROL_PORT = 2223
 RTP_PORTS = (30000, 39999)
 ROLES = ("pcscf", "scscf", "anchor", "internet_proxy")
+X1_PORT = 8443
+T3_PORT = 2224  # LI_T3: the P-CSCF's IRI-POI triggers the anchor's CC-POI (UDP, JSON)
+LEMF_PORT = 50100
+LI_ROLES = ("pcscf", "scscf", "anchor")
+DELIVERY = ("tcp", "tls")
 
 
 class TopologyError(ImsError, ValueError):
@@ -103,6 +116,63 @@ class UeSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LemfSpec:
+    """The LEMF (law enforcement monitoring facility): where X2/X3 are delivered."""
+
+    name: str = "lemf"
+    address: str
+    port: int = LEMF_PORT
+    out: str | None = None  # default: <state_dir>/lemf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiOperator:
+    """One operator's LI: which of its elements run an X1 NE + POIs, on which X1 port."""
+
+    operator: str
+    elements: tuple[str, ...]
+    x1_port: int = X1_PORT
+    pki: str | None = None  # default: <state_dir>/li/<operator>/pki
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiConfig:
+    lemf: LemfSpec
+    operators: dict[str, LiOperator]
+    delivery: str = "tcp"
+    state_dir: str | None = None
+    t3_port: int = T3_PORT
+
+    def state(self) -> Path:
+        return Path(
+            self.state_dir
+            or os.environ.get("IMSLAB_STATE")
+            or Path(tempfile.gettempdir()) / "imslab-state"
+        )
+
+    def operator_of(self, element: str) -> LiOperator | None:
+        for op in self.operators.values():
+            if element in op.elements:
+                return op
+        return None
+
+    def pki_dir(self, operator: str) -> Path:
+        op = self.operators[operator]
+        return Path(op.pki) if op.pki else self.state() / "li" / operator / "pki"
+
+    def ne_state(self, element: str) -> Path:
+        op = self.operator_of(element)
+        assert op is not None
+        return self.state() / "li" / op.operator / element
+
+    def delivery_pki_dir(self) -> Path:
+        return self.state() / "li" / "x2x3-pki"
+
+    def lemf_out(self) -> Path:
+        return Path(self.lemf.out) if self.lemf.out else self.state() / "lemf"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Topology:
     name: str
     operators: dict[str, Operator]
@@ -114,6 +184,7 @@ class Topology:
     source: str = field(default="<built-in>")
     net_offset: int = 0
     subnet: str | None = None
+    li: LiConfig | None = None
 
     # --- look-ups -------------------------------------------------------------------------
     def element(self, name: str) -> Element:
@@ -168,7 +239,15 @@ class Topology:
         """Every element's and UE's address by name."""
         out = {n: e.address for n, e in self.elements.items()}
         out.update({n: u.address for n, u in self.ues.items()})
+        if self.li is not None:
+            out[self.li.lemf.name] = self.li.lemf.address
         return out
+
+    def li_elements(self) -> list[str]:
+        """Every element running an X1 NE + POIs (empty without ``[li]``)."""
+        if self.li is None:
+            return []
+        return [n for op in self.li.operators.values() for n in op.elements]
 
     def cli_args(self) -> list[str]:
         """The ``--config/--net-offset/--subnet`` arguments that reload this very topology."""
@@ -188,8 +267,13 @@ class Topology:
             n: dataclasses.replace(e, address=fn(e.address)) for n, e in self.elements.items()
         }
         ues = {n: dataclasses.replace(u, address=fn(u.address)) for n, u in self.ues.items()}
+        li = self.li
+        if li is not None:
+            li = dataclasses.replace(
+                li, lemf=dataclasses.replace(li.lemf, address=fn(li.lemf.address))
+            )
         topo = dataclasses.replace(
-            self, elements=elements, ues=ues, net_offset=net_offset, subnet=subnet
+            self, elements=elements, ues=ues, net_offset=net_offset, subnet=subnet, li=li
         )
         _check_unique_addresses(topo)
         return topo
@@ -268,6 +352,7 @@ def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
             )
             for name, u in data.get("ues", {}).items()
         }
+        li = _parse_li(data.get("li"), source)
     except KeyError as exc:
         raise TopologyError(f"{source}: missing field {exc.args[0]!r}") from None
     topo = Topology(
@@ -279,9 +364,43 @@ def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
         subscribers=subscribers,
         ues=ues,
         source=source,
+        li=li,
     )
     _validate(topo)
     return topo
+
+
+def _parse_li(data: dict[str, Any] | None, source: str) -> LiConfig | None:
+    if data is None:
+        return None
+    base = Path(source).parent if not source.startswith("<") else Path.cwd()
+
+    def path(value: object) -> str | None:
+        return None if value is None else str(base / str(value))
+
+    lemf = data.get("lemf")
+    if lemf is None:
+        raise TopologyError(f"{source}: [li] needs a [li.lemf] with its address")
+    return LiConfig(
+        lemf=LemfSpec(
+            name=str(lemf.get("name", "lemf")),
+            address=str(lemf["address"]),
+            port=int(lemf.get("port", LEMF_PORT)),
+            out=path(lemf.get("out")),
+        ),
+        operators={
+            op: LiOperator(
+                operator=op,
+                elements=tuple(str(e) for e in o.get("elements", ())),
+                x1_port=int(o.get("x1_port", X1_PORT)),
+                pki=path(o.get("pki")),
+            )
+            for op, o in data.get("operators", {}).items()
+        },
+        delivery=str(data.get("delivery", "tcp")).lower(),
+        state_dir=path(data.get("state_dir")),
+        t3_port=int(data.get("t3_port", T3_PORT)),
+    )
 
 
 def _validate(topo: Topology) -> None:
@@ -309,7 +428,31 @@ def _validate(topo: Topology) -> None:
             raise TopologyError(f"UE {u.name}: transport must be udp, tcp or tls")
         if u.transport == "tls" and not topo.elements[u.pcscf].tls:
             raise TopologyError(f"UE {u.name}: {u.pcscf} does not offer TLS")
+    if topo.li is not None:
+        _validate_li(topo, topo.li)
     _check_unique_addresses(topo)
+
+
+def _validate_li(topo: Topology, li: LiConfig) -> None:
+    if li.delivery not in DELIVERY:
+        raise TopologyError(f"[li] delivery must be one of {DELIVERY}, not {li.delivery!r}")
+    if li.lemf.name in topo.elements or li.lemf.name in topo.ues:
+        raise TopologyError(f"[li.lemf] name {li.lemf.name!r} is already an element or UE")
+    seen: dict[str, str] = {}
+    for op in li.operators.values():
+        if op.operator not in topo.operators:
+            raise TopologyError(f"[li.operators.{op.operator}]: unknown operator")
+        for name in op.elements:
+            e = topo.elements.get(name)
+            if e is None:
+                raise TopologyError(f"[li.operators.{op.operator}]: unknown element {name!r}")
+            if e.operator != op.operator:
+                raise TopologyError(f"[li.operators.{op.operator}]: {name} is not its element")
+            if e.role not in LI_ROLES:
+                raise TopologyError(f"[li] {name}: a {e.role} has no POI (one of {LI_ROLES})")
+            if name in seen:
+                raise TopologyError(f"[li] {name} is listed twice")
+            seen[name] = op.operator
 
 
 def default_path() -> Path:

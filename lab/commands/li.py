@@ -7,7 +7,19 @@
     imslab li --ne ... --pki DIR destination show|list|modify|remove ...
     imslab li --ne ... --pki DIR ping
 
-Every answer is printed as one JSON object; an X1 error prints its code and exits 1.
+Against the running lab (``imslab up`` with the topology's ``[li]``), name elements instead of
+``--ne/--pki``: the X1 address, NE identifier and the operator's PKI come from the topology and
+its state dir, and ``task add`` without ``--did`` delivers to the lab's LEMF (its destination is
+created on each NE when missing). A P-CSCF named with ``--element`` brings its operator's LI
+anchor along (the CC-POI needs the same task)::
+
+    imslab li task add --config lab.toml --element pcscf-a --target sip:alice@ims-a.test
+    imslab li task add --operator a --target sip:alice@ims-a.test     (every LI element of A)
+    imslab li task list --operator a
+    imslab li task remove --operator a --all
+
+Every answer is printed as one JSON object (one line per NE in lab mode, with ``"ne"``); an X1
+error prints its code and exits 1.
 """
 
 from __future__ import annotations
@@ -35,6 +47,23 @@ from li.x1.model import (
 from li.x1.tlsutil import client_context, make_lab_pki
 
 
+def _lab_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--config/--net-offset/--subnet`` + ``--element/--operator``: address NEs of the lab."""
+    g = p.add_argument_group("the running lab (instead of --ne/--pki)")
+    g.add_argument("--config", dest="lab_config", help="topology TOML (default: built-in lab)")
+    g.add_argument("--net-offset", dest="lab_net_offset", type=int, default=0)
+    g.add_argument("--subnet", dest="lab_subnet", default=None)
+    g.add_argument(
+        "--element",
+        dest="lab_elements",
+        action="append",
+        default=[],
+        help="an LI element of the topology (repeatable; a P-CSCF brings its LI anchor)",
+    )
+    g.add_argument("--operator", dest="lab_operator", help="every LI element of this operator")
+    return p
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("li", help="X1 client (ADMF): tasks and destinations on an NE")
     p.add_argument("--ne", default="127.0.0.1:8443", help="NE X1 address HOST:PORT")
@@ -52,12 +81,13 @@ def register(sub: Any) -> None:
     pki.add_argument("--host", action="append", default=[], help="SAN for the server cert")
     pki.set_defaults(func=_pki)
 
-    ls.add_parser("ping", help="X1 Ping").set_defaults(func=_run(_ping))
+    _lab_options(ls.add_parser("ping", help="X1 Ping")).set_defaults(func=_run(_ping))
 
     task = ls.add_parser("task", help="ActivateTask / ModifyTask / DeactivateTask / details")
     ts = task.add_subparsers(dest="task_cmd", required=True, metavar="ACTION")
     for name in ("add", "modify"):
         t = ts.add_parser(name, help=f"{'Activate' if name == 'add' else 'Modify'}Task")
+        _lab_options(t)
         t.add_argument("--xid", type=uuid.UUID, required=name == "modify")
         t.add_argument(
             "--target",
@@ -65,7 +95,12 @@ def register(sub: Any) -> None:
             required=True,
             help="sip:..., tel:..., or KIND:VALUE with KIND sipUri|telUri|impu|impi|e164Number",
         )
-        t.add_argument("--did", type=uuid.UUID, action="append", required=True)
+        t.add_argument(
+            "--did",
+            type=uuid.UUID,
+            action="append",
+            help="destination(s); in lab mode default: the lab's LEMF",
+        )
         t.add_argument("--delivery", choices=[d.value for d in DeliveryType], default="X2andX3")
         t.add_argument(
             "--key-delivery", choices=[m.value for m in KeyDeliveryMode], help="imslab extension"
@@ -75,32 +110,41 @@ def register(sub: Any) -> None:
         t.add_argument("--mitm-signalling", action="store_true")
         t.add_argument("--mitm-media", action="store_true")
         t.set_defaults(func=_run(_task_add if name == "add" else _task_modify))
-    r = ts.add_parser("remove", help="DeactivateTask (or DeactivateAllTasks with --all)")
+    r = _lab_options(
+        ts.add_parser("remove", help="DeactivateTask (or DeactivateAllTasks with --all)")
+    )
     r.add_argument("xid", type=uuid.UUID, nargs="?")
     r.add_argument("--all", action="store_true")
     r.set_defaults(func=_run(_task_remove))
-    s = ts.add_parser("show", help="GetTaskDetails")
+    s = _lab_options(ts.add_parser("show", help="GetTaskDetails"))
     s.add_argument("xid", type=uuid.UUID)
     s.set_defaults(func=_run(_task_show))
-    ts.add_parser("list", help="GetAllDetails (tasks)").set_defaults(func=_run(_task_list))
+    _lab_options(ts.add_parser("list", help="GetAllDetails (tasks)")).set_defaults(
+        func=_run(_task_list)
+    )
 
     dest = ls.add_parser("destination", help="Create/Modify/RemoveDestination / details")
     ds = dest.add_subparsers(dest="dest_cmd", required=True, metavar="ACTION")
     for name in ("add", "modify"):
         d = ds.add_parser(name, help=f"{'Create' if name == 'add' else 'Modify'}Destination")
+        _lab_options(d)
         d.add_argument("--did", type=uuid.UUID, required=name == "modify")
-        d.add_argument("--address", required=True, help="LEMF HOST:PORT")
+        d.add_argument("--address", help="LEMF HOST:PORT (lab mode default: the lab's LEMF)")
         d.add_argument("--delivery", choices=[x.value for x in DeliveryType], default="X2andX3")
         d.add_argument("--name", help="friendlyName")
         d.set_defaults(func=_run(_dest_add if name == "add" else _dest_modify))
-    r = ds.add_parser("remove", help="RemoveDestination (or RemoveAllDestinations with --all)")
+    r = _lab_options(
+        ds.add_parser("remove", help="RemoveDestination (or RemoveAllDestinations with --all)")
+    )
     r.add_argument("did", type=uuid.UUID, nargs="?")
     r.add_argument("--all", action="store_true")
     r.set_defaults(func=_run(_dest_remove))
-    s = ds.add_parser("show", help="GetDestinationDetails")
+    s = _lab_options(ds.add_parser("show", help="GetDestinationDetails"))
     s.add_argument("did", type=uuid.UUID)
     s.set_defaults(func=_run(_dest_show))
-    ds.add_parser("list", help="GetAllDetails (destinations)").set_defaults(func=_run(_dest_list))
+    _lab_options(ds.add_parser("list", help="GetAllDetails (destinations)")).set_defaults(
+        func=_run(_dest_list)
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -132,8 +176,94 @@ def _client(args: argparse.Namespace) -> X1Client:
     return X1Client(host.strip("[]"), int(port), ssl=ctx, admf_id=args.admf_id, ne_id=args.ne_id)
 
 
+def _lab_mode(args: argparse.Namespace) -> bool:
+    return bool(
+        getattr(args, "lab_config", None)
+        or getattr(args, "lab_elements", None)
+        or getattr(args, "lab_operator", None)
+    )
+
+
+def lab_targets(args: argparse.Namespace) -> list[tuple[str, X1Client]]:
+    """(element, X1 client) for every NE the lab options name (see the module docstring)."""
+    from lab import topology
+    from lab.roles import _li
+
+    topo = topology.load(args.lab_config, net_offset=args.lab_net_offset, subnet=args.lab_subnet)
+    li = topo.li
+    if li is None:
+        raise SystemExit(f"imslab li: the topology {topo.source} has no [li] part")
+    names: list[str] = []
+    if args.lab_operator:
+        if args.lab_operator not in li.operators:
+            raise SystemExit(f"imslab li: operator {args.lab_operator!r} has no [li.operators]")
+        names += li.operators[args.lab_operator].elements
+    for name in args.lab_elements:
+        if li.operator_of(name) is None:
+            raise SystemExit(f"imslab li: {name} is not an LI element ({topo.li_elements()})")
+        names.append(name)
+        anchor = topo.element(name).anchor
+        if anchor is not None and li.operator_of(anchor) == li.operator_of(name):
+            names.append(anchor)
+    if not names:
+        names = topo.li_elements()
+    out = []
+    for name in dict.fromkeys(names):
+        op = li.operator_of(name)
+        assert op is not None
+        pki = _li.operator_pki(topo, op.operator)
+        ctx = client_context(pki.ca, pki.client.cert, pki.client.key)
+        addr = topo.element(name).address
+        out.append((name, X1Client(addr, op.x1_port, ssl=ctx, admf_id=args.admf_id, ne_id=name)))
+    if hasattr(args, "did") and hasattr(args, "address") and args.address is None:
+        args.address = f"{li.lemf.address}:{li.lemf.port}"  # destination add: the lab's LEMF
+        args.did = args.did or _li.destination_did(topo)
+    if hasattr(args, "target") and not args.did:  # task add/modify: the lab's LEMF
+        args.did = [_li.destination_did(topo)]
+        args.lab_destination = DestinationDetails(
+            did=args.did[0],
+            delivery_type=DeliveryType.X2_AND_X3,
+            host=li.lemf.address,
+            port=li.lemf.port,
+            friendly_name=li.lemf.name.upper(),
+        )
+    if hasattr(args, "xid") and hasattr(args, "target") and args.xid is None:
+        args.xid = uuid.uuid4()  # one XID for the task on every NE
+    return out
+
+
+def _run_lab(coro_fn: Any, args: argparse.Namespace) -> int:
+    targets = lab_targets(args)
+
+    async def each() -> list[tuple[str, object]]:
+        results: list[tuple[str, object]] = []
+        for name, client in targets:
+            try:
+                out = await coro_fn(client, args)
+            except X1ErrorResponse as exc:
+                out = {"error": exc.code, "description": exc.description}
+            except (X1TransportError, OSError) as exc:
+                out = {"error": "transport", "description": str(exc)}
+            results.append((name, out))
+        return results
+
+    rc = 0
+    for name, out in asyncio.run(each()):
+        item = dict(out) if isinstance(out, dict) else {"result": out}
+        if "error" in item:
+            rc = max(rc, 2 if item["error"] == "transport" else 1)
+        print(json.dumps({"ne": name, **item}, default=str))
+    return rc
+
+
 def _run(coro_fn: Any) -> Any:
     def func(args: argparse.Namespace) -> int:
+        if _lab_mode(args):
+            return _run_lab(coro_fn, args)
+        if getattr(args, "target", None) is not None and not args.did:
+            raise SystemExit("imslab li task: give --did (or name lab elements, see --help)")
+        if getattr(args, "dest_cmd", None) in ("add", "modify") and args.address is None:
+            raise SystemExit("imslab li destination: give --address (or name lab elements)")
         try:
             out = asyncio.run(coro_fn(_client(args), args))
         except X1ErrorResponse as exc:
@@ -225,12 +355,25 @@ async def _ping(c: X1Client, args: argparse.Namespace) -> object:
     return _ok(await c.ping(), ne=args.ne_id)
 
 
+async def _ensure_destination(c: X1Client, args: argparse.Namespace) -> None:
+    """Lab mode: create the lab LEMF's destination on the NE when it is not there yet."""
+    dest: DestinationDetails | None = getattr(args, "lab_destination", None)
+    if dest is None:
+        return
+    try:
+        await c.get_destination_details(dest.did)
+    except X1ErrorResponse:
+        await c.create_destination(dest)
+
+
 async def _task_add(c: X1Client, args: argparse.Namespace) -> object:
+    await _ensure_destination(c, args)
     t = _task(args, args.xid or uuid.uuid4())
     return _ok(await c.activate_task(t), xid=str(t.xid))
 
 
 async def _task_modify(c: X1Client, args: argparse.Namespace) -> object:
+    await _ensure_destination(c, args)
     t = _task(args, args.xid)
     return _ok(await c.modify_task(t), xid=str(t.xid))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from typing import Any
 
 from lab import aio, topology
@@ -18,6 +19,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="one process per element (imslab run ROLE) instead of one process for all",
     )
+    parser.add_argument(
+        "--no-li",
+        dest="li",
+        action="store_false",
+        help="leave out the topology's [li] (LEMF, X1 NEs, POIs)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -29,6 +36,18 @@ def describe(topo: topology.Topology) -> str:
         if e.role == "anchor":
             extra = f" control:{e.control_port} rtp:{e.rtp_ports[0]}-{e.rtp_ports[1]}"
         lines.append(f"  {name:<11} {e.role:<15} {e.address:<13} {op.domain:<14}{extra}")
+    if topo.li is not None:
+        li = topo.li
+        lemf = li.lemf
+        lines.append(
+            f"  {lemf.name:<11} {'lemf':<15} {lemf.address:<13} {'':<14} "
+            f"x2x3:{lemf.port}/{li.delivery} out:{li.lemf_out()}"
+        )
+        for lio in li.operators.values():
+            lines.append(
+                f"  LI {lio.operator:<8} X1 on {', '.join(lio.elements)} (port {lio.x1_port}), "
+                f"PKI {li.pki_dir(lio.operator)}"
+            )
     for name, u in sorted(topo.ues.items()):
         lines.append(
             f"  UE {name:<8} {u.subscriber:<20} via {u.pcscf} ({u.transport}) at {u.address}"
@@ -41,8 +60,12 @@ def _run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         mode = "subprocess" if args.subprocess else "inprocess"
-        async with Lab(topo, mode=mode):
-            print(f"imslab up ({mode}): {len(topo.elements)} elements\n{describe(topo)}")
+        if not args.li:
+            topo_shown = dataclasses.replace(topo, li=None)
+        else:
+            topo_shown = topo
+        async with Lab(topo, mode=mode, li=args.li):
+            print(f"imslab up ({mode}): {len(topo.elements)} elements\n{describe(topo_shown)}")
             print("ready; place calls with `imslab call alice bob`; Ctrl-C stops", flush=True)
             await asyncio.Event().wait()
         return 0

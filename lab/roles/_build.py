@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import tls, topology
+from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
 from proxies.base import Hop
 from proxies.media_anchor import AnchorClient
@@ -82,14 +83,19 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
 
 
 class RunningProxy:
-    """A started proxy; ``close()`` stops it (and its anchor client)."""
+    """A started proxy; ``close()`` stops it (its LI side, when it has one, and its anchor
+    client)."""
 
-    def __init__(self, proxy: Any) -> None:
+    def __init__(self, proxy: Any, li: ElementLi | None = None) -> None:
         self.proxy = proxy
         self.name = proxy.name
         self.sip_hooks = proxy.sip_hooks
+        self.li = li
 
     async def close(self) -> None:
+        if self.li is not None:
+            await self.li.close()
+            self.li = None
         anchor = getattr(self.proxy, "anchor", None)
         if anchor is not None and hasattr(anchor, "close"):
             anchor.close()
@@ -99,6 +105,29 @@ class RunningProxy:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     topology.add_arguments(parser)
     parser.add_argument("--name", required=True, help="element name in the topology")
+    add_li_argument(parser)
+
+
+def add_li_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-li",
+        dest="li",
+        action="store_false",
+        help="do not start the element's X1 NE and POIs even when the topology's [li] lists it",
+    )
+
+
+async def start_proxy(topo: Topology, name: str, proxy: Any, *, li: bool) -> RunningProxy:
+    """Start ``proxy`` and, when ``li`` and the topology's ``[li]`` lists it, its LI side."""
+    await proxy.start()
+    running = RunningProxy(proxy)
+    if li:
+        try:
+            running.li = await attach_proxy(topo, name, proxy)
+        except BaseException:
+            await running.close()
+            raise
+    return running
 
 
 async def serve(running: Any, name: str, what: str) -> int:

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 
 from lab import topology
+from lab.roles._build import add_li_argument
+from lab.roles._li import ElementLi, attach_anchor
 from lab.topology import Topology
 from proxies.media_anchor import AnchorControlServer, MediaAnchor
 
@@ -16,33 +18,48 @@ HELP = "media anchor: RTP/RTCP relay controlled by the P-CSCF (JSON/UDP control 
 class RunningAnchor:
     """A started anchor with its control server; ``close()`` stops both."""
 
-    def __init__(self, anchor: MediaAnchor, server: AnchorControlServer) -> None:
+    def __init__(
+        self, anchor: MediaAnchor, server: AnchorControlServer, li: ElementLi | None = None
+    ) -> None:
         self.anchor = anchor
         self.server = server
         self.name = anchor.name
+        self.li = li
 
     async def close(self) -> None:
+        if self.li is not None:
+            await self.li.close()
+            self.li = None
         self.server.close()
         await self.anchor.close()
 
 
-async def start(topo: Topology, name: str) -> RunningAnchor:
+async def start(topo: Topology, name: str, *, li: bool = False) -> RunningAnchor:
+    """Start the anchor; with ``li`` also its X1 NE + CC-POI when ``[li]`` lists it."""
     element = topo.element(name)
     if element.role != ROLE:
         raise topology.TopologyError(f"{name} is a {element.role}, not an anchor")
     anchor = MediaAnchor(name, element.address, element.rtp_ports)
     server = AnchorControlServer(anchor)
     await server.start(element.address, element.control_port)
-    return RunningAnchor(anchor, server)
+    running = RunningAnchor(anchor, server)
+    if li:
+        try:
+            running.li = await attach_anchor(topo, name, anchor)
+        except BaseException:
+            await running.close()
+            raise
+    return running
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     topology.add_arguments(parser)
     parser.add_argument("--name", required=True, help="element name in the topology")
+    add_li_argument(parser)
 
 
 async def run(args: argparse.Namespace) -> int:
-    running = await start(topology.from_args(args), args.name)
+    running = await start(topology.from_args(args), args.name, li=args.li)
     print(f"{args.name}: anchor ready", flush=True)
     try:
         await asyncio.Event().wait()

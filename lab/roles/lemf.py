@@ -2,6 +2,10 @@
 
 Receives X2/X3 from any number of POIs (TCP, or TLS with mutual certificates when a PKI is
 given) and writes the intercept output tree under DIR (see docs/li-interfaces.md).
+
+``imslab run lemf [--config lab.toml] --name lemf`` takes all of that from the topology's
+``[li]`` (address, port, output dir, ``delivery = "tls"`` with the lab's X2/X3 PKI); explicit
+``--listen/--out/--tls-*`` still override it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
+from lab import topology
+from lab.topology import Topology
 from li.lemf.mikeykeys import mikey_psk_policy
 from li.lemf.receiver import LemfServer
 from li.x1.tlsutil import server_context
@@ -27,10 +33,12 @@ def split_hostport(value: str, default_port: int = 0) -> tuple[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    topology.add_arguments(parser)
     parser.add_argument(
-        "--listen", default="127.0.0.1:50100", help="HOST:PORT (default %(default)s)"
+        "--name", default=None, help="the topology's LEMF ([li.lemf] name): settings from there"
     )
-    parser.add_argument("--out", required=True, type=Path, help="output directory (created 0700)")
+    parser.add_argument("--listen", default=None, help="HOST:PORT (default 127.0.0.1:50100)")
+    parser.add_argument("--out", type=Path, help="output directory (created 0700)")
     parser.add_argument(
         "--tls-dir",
         type=Path,
@@ -63,8 +71,53 @@ def tls_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
     return server_context(cert, key, ca)
 
 
-async def run(args: argparse.Namespace) -> int:
-    host, port = split_hostport(args.listen, 50100)
+class RunningLemf:
+    def __init__(self, lemf: LemfServer) -> None:
+        self.lemf = lemf
+        self.name = "lemf"
+
+    async def close(self) -> None:
+        await self.lemf.close()
+
+
+async def start(topo: Topology, name: str) -> RunningLemf:
+    """In-process: the topology's LEMF (what ``imslab up`` runs)."""
+    args = argparse.Namespace(
+        config=None,
+        net_offset=0,
+        subnet=None,
+        name=name,
+        listen=None,
+        out=None,
+        tls_dir=None,
+        tls_cert=None,
+        tls_key=None,
+        tls_ca=None,
+        mikey_psk=[],
+    )
+    lemf = await _start(args, topo)
+    running = RunningLemf(lemf)
+    running.name = name
+    return running
+
+
+async def _start(args: argparse.Namespace, topo: Topology | None = None) -> LemfServer:
+    if topo is None and args.name is not None:
+        topo = topology.from_args(args)
+    if topo is not None:
+        # settings from the topology's [li]; explicit options still win
+        li = topo.li
+        if li is None or li.lemf.name != args.name:
+            raise topology.TopologyError(f"no LEMF named {args.name!r} in the topology's [li]")
+        args.listen = args.listen or f"{li.lemf.address}:{li.lemf.port}"
+        args.out = args.out or li.lemf_out()
+        if li.delivery == "tls" and args.tls_dir is None and args.tls_cert is None:
+            from lab.roles._li import delivery_pki
+
+            args.tls_dir = delivery_pki(topo).ca.parent
+    if args.out is None:
+        raise SystemExit("imslab run lemf: give --out DIR (or --name with a topology [li])")
+    host, port = split_hostport(args.listen or "127.0.0.1:50100", 50100)
     ctx = tls_from_args(args)
     default_policy = None
     per_task = {}
@@ -85,7 +138,15 @@ async def run(args: argparse.Namespace) -> int:
     )
     await lemf.start()
     mode = "TLS (mutual)" if ctx is not None else "TCP"
-    print(f"lemf: listening on {host}:{lemf.port} ({mode}), writing to {args.out}", flush=True)
+    print(
+        f"lemf: listening on {host}:{lemf.port} ({mode}), writing to {args.out}; ready",
+        flush=True,
+    )
+    return lemf
+
+
+async def run(args: argparse.Namespace) -> int:
+    lemf = await _start(args)
     try:
         await asyncio.Event().wait()
     finally:

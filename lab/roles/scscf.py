@@ -12,12 +12,12 @@ ROLE = "scscf"
 HELP = "S-CSCF: registrar with digest auth, originating/terminating routing, peering"
 
 
-async def start(topo: Topology, name: str) -> _build.RunningProxy:
+async def start(topo: Topology, name: str, *, li: bool = False) -> _build.RunningProxy:
+    """Start the element; with ``li`` also its X1 NE + IRI-POI when ``[li]`` lists it."""
     if topo.element(name).role != ROLE:
         raise topology.TopologyError(f"{name} is not a {ROLE}")
     server = _build.build_home_server(topo, name)
-    await server.start()
-    return _build.RunningProxy(server)
+    return await _build.start_proxy(topo, name, server, li=li)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,5 +25,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    running = await start(topology.from_args(args), args.name)
+    running = await start(topology.from_args(args), args.name, li=args.li)
     return await _build.serve(running, args.name, "S-CSCF")

@@ -1,0 +1,290 @@
+"""Lawful interception in the running lab: an element's X1 NE + POIs, built from ``[li]``.
+
+When the topology's ``[li]`` lists an element, its role starts a
+:class:`li.x1.ne.NetworkElementLI` (X1 HTTPS server with mutual TLS on ``address:x1_port``, task
+store, X2/X3 exporter toward the LEMF) and attaches the POIs:
+
+* P-CSCF / S-CSCF: an :class:`li.poi.iri.IriPoi` on the proxy's SIP hooks (X2: SIP, keys);
+* anchor: an :class:`li.poi.cc.AnchorCcPoi` on its media hooks (X3: the packets as relayed).
+
+The anchor runs in another process than the P-CSCF, so the P-CSCF's IRI-POI arms the anchor's
+CC-POI over a small LI_T3 channel: one JSON datagram per :class:`li.poi.iri.CcTrigger` to the
+anchor's ``address:t3_port``; the anchor accepts it only from its operator's LI P-CSCFs. The
+anchor's NE must be tasked with the same XID (``imslab li ... --element pcscf-a`` does that).
+
+PKIs are generated on first start under the lab state dir (one X1 PKI per operator: CA, an NE
+server certificate for all its LI element addresses, the ADMF client certificate; and with
+``delivery = "tls"`` one X2/X3 PKI for the LEMF and the POIs), under a file lock so elements
+starting in parallel share them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ims.log import get_logger
+from lab.topology import LiConfig, Topology, TopologyError
+from li.keys import OperatorKeyPolicy
+from li.poi.cc import AnchorCcPoi, CcRecord
+from li.poi.export import cc_pdu, iri_pdus
+from li.poi.iri import CcTrigger, IriPoi, IriRecord
+from li.poi.x1 import wire
+from li.targets import Side
+from li.x1.ne import NetworkElementLI
+from li.x1.tlsutil import CertFiles, LabPki, client_context, make_lab_pki
+from li.x2x3.exporter import X2X3Exporter
+
+_log = get_logger("lab.li")
+ADMF_ID = "admf-1"
+LEMF_TLS_NAME = "lemf"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (directory / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _ensure_pki(directory: Path, *, server_name: str, client_name: str, hosts: list[str]) -> LabPki:
+    """The PKI in ``directory``, made (or remade, when the addresses changed) under a lock."""
+    marker = directory / "hosts.json"
+    want = json.dumps({"server": server_name, "client": client_name, "hosts": hosts})
+    with _locked(directory):
+        have = marker.read_text() if marker.exists() else None
+        if have != want or not (directory / "client.key").exists():
+            make_lab_pki(
+                directory, server_name=server_name, client_name=client_name, hosts=tuple(hosts)
+            )
+            marker.write_text(want)
+    return LabPki(
+        ca=directory / "ca.pem",
+        server=CertFiles(cert=directory / "server.pem", key=directory / "server.key"),
+        client=CertFiles(cert=directory / "client.pem", key=directory / "client.key"),
+    )
+
+
+def operator_pki(topo: Topology, operator: str) -> LabPki:
+    """The operator's X1 PKI: NE server certificate (every LI element address) + ADMF client."""
+    li = _li(topo)
+    op = li.operators[operator]
+    hosts = sorted({topo.element(n).address for n in op.elements} | {"127.0.0.1", "localhost"})
+    return _ensure_pki(
+        li.pki_dir(operator), server_name=f"ne-{operator}", client_name=ADMF_ID, hosts=hosts
+    )
+
+
+def delivery_pki(topo: Topology) -> LabPki:
+    """The X2/X3 PKI (``delivery = "tls"``): LEMF server certificate, POI client certificate."""
+    li = _li(topo)
+    return _ensure_pki(
+        li.delivery_pki_dir(),
+        server_name=LEMF_TLS_NAME,
+        client_name="poi",
+        hosts=[li.lemf.address, "127.0.0.1", "localhost"],
+    )
+
+
+def _li(topo: Topology) -> LiConfig:
+    if topo.li is None:
+        raise TopologyError("the topology has no [li] part")
+    return topo.li
+
+
+def destination_did(topo: Topology) -> uuid.UUID:
+    """The LEMF's X1 destination ID in this lab (stable, so every NE shares it)."""
+    li = _li(topo)
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"imslab:{topo.name}:{li.lemf.name}")
+
+
+class ElementLi:
+    """One element's running LI side; ``close()`` detaches the POIs and stops the NE."""
+
+    def __init__(self, ne: NetworkElementLI) -> None:
+        self.ne = ne
+        self.removers: list[Callable[[], None]] = []
+        self.transports: list[asyncio.BaseTransport] = []
+        self.iri: IriPoi | None = None
+        self.cc: AnchorCcPoi | None = None
+
+    async def close(self) -> None:
+        for remove in self.removers:
+            remove()
+        for t in self.transports:
+            t.close()
+        await self.ne.close()
+
+
+async def _start_ne(topo: Topology, name: str) -> NetworkElementLI | None:
+    li = topo.li
+    op = li.operator_of(name) if li is not None else None
+    if li is None or op is None:
+        return None
+    pki = operator_pki(topo, op.operator)
+    x2x3_tls = None
+    if li.delivery == "tls":
+        d = delivery_pki(topo)
+        x2x3_tls = client_context(d.ca, d.client.cert, d.client.key)
+    ne = NetworkElementLI(
+        ne_id=name,
+        state_dir=li.ne_state(name),
+        x1_host=topo.element(name).address,
+        x1_port=op.x1_port,
+        x1_tls=pki.server_context(),
+        x2x3_tls=x2x3_tls,
+    )
+    await ne.start()
+    _log.info("x1 ne started", element=name, x1_port=ne.x1_port, tasks=len(ne.tasks))
+    return ne
+
+
+def _iri_sender(exporter: X2X3Exporter) -> Callable[[IriRecord], None]:
+    def emit(r: IriRecord) -> None:
+        for pdu in iri_pdus(r):
+            exporter.send_pdu(pdu)
+
+    return emit
+
+
+def _cc_sender(exporter: X2X3Exporter) -> Callable[[CcRecord], None]:
+    def emit(r: CcRecord) -> None:
+        exporter.send_pdu(cc_pdu(r))
+
+    return emit
+
+
+# --- LI_T3: P-CSCF -> anchor ------------------------------------------------------------------
+
+
+def encode_trigger(t: CcTrigger) -> bytes:
+    return json.dumps(
+        {
+            "xid": str(t.xid),
+            "correlation_id": t.correlation_id,
+            "call_id": t.call_id,
+            "target_identities": sorted(t.target_identities),
+            "target_side": str(t.target_side),
+            "stop": t.stop,
+        }
+    ).encode()
+
+
+def decode_trigger(data: bytes) -> CcTrigger:
+    d = json.loads(data)
+    side = Side(str(d["target_side"]))
+    return CcTrigger(
+        xid=uuid.UUID(d["xid"]),
+        correlation_id=int(d["correlation_id"]),
+        call_id=str(d["call_id"]),
+        target_identities=frozenset(str(x) for x in d["target_identities"]),
+        target_side=side,
+        stop=bool(d["stop"]),
+    )
+
+
+class _T3Listener(asyncio.DatagramProtocol):
+    def __init__(self, cc: AnchorCcPoi, allowed: set[str]) -> None:
+        self.cc, self.allowed = cc, allowed
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if addr[0] not in self.allowed:
+            _log.warning("li_t3 trigger from a stranger dropped", peer=addr[0])
+            return
+        try:
+            self.cc.trigger(decode_trigger(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            _log.warning("li_t3 trigger unreadable", error=str(exc))
+
+
+def _t3_anchor(topo: Topology, name: str) -> tuple[str, int] | None:
+    """Where ``name`` (a P-CSCF) sends LI_T3: its anchor, when the same operator's LI runs it."""
+    li = topo.li
+    e = topo.element(name)
+    if li is None or e.anchor is None:
+        return None
+    mine, theirs = li.operator_of(name), li.operator_of(e.anchor)
+    if mine is None or theirs is None or mine.operator != theirs.operator:
+        return None
+    return (topo.element(e.anchor).address, li.t3_port)
+
+
+# --- per role ------------------------------------------------------------------------------------
+
+
+async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | None:
+    """P-CSCF / S-CSCF: NE + IRI-POI on the SIP hooks (+ LI_T3 toward the anchor)."""
+    ne = await _start_ne(topo, name)
+    if ne is None:
+        return None
+    running = ElementLi(ne)
+    try:
+        trigger_cc = None
+        t3 = _t3_anchor(topo, name)
+        if t3 is not None:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(topo.element(name).address, 0)
+            )
+            running.transports.append(transport)
+            sock_transport: Any = transport
+
+            def trigger_cc(t: CcTrigger) -> None:
+                sock_transport.sendto(encode_trigger(t), t3)
+
+        e = topo.element(name)
+        poi = IriPoi(
+            element=name,
+            address=(e.address, e.sip_port),
+            emit=_iri_sender(ne.exporter),
+            trigger_cc=trigger_cc,
+            extract_keys=OperatorKeyPolicy(),
+        )
+        wire(ne, iri=[poi], clock=time.time)
+        running.iri = poi
+        running.removers.append(proxy.sip_hooks.add(poi.hook(time.time)))
+    except BaseException:
+        await running.close()
+        raise
+    return running
+
+
+async def attach_anchor(topo: Topology, name: str, anchor: Any) -> ElementLi | None:
+    """Anchor: NE + CC-POI on the media hooks, armed over LI_T3 by its operator's P-CSCFs."""
+    ne = await _start_ne(topo, name)
+    if ne is None:
+        return None
+    li = _li(topo)
+    running = ElementLi(ne)
+    try:
+        cc = AnchorCcPoi(element=name, emit=_cc_sender(ne.exporter))
+        running.cc = cc
+        running.removers.append(anchor.hooks.add(cc.hook(time.time)))
+        op = li.operator_of(name)
+        assert op is not None
+        allowed = {
+            topo.element(n).address
+            for n in op.elements
+            if topo.element(n).role == "pcscf" and topo.element(n).anchor == name
+        }
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _T3Listener(cc, allowed),
+            local_addr=(topo.element(name).address, li.t3_port),
+        )
+        running.transports.append(transport)
+    except BaseException:
+        await running.close()
+        raise
+    return running
