@@ -11,7 +11,9 @@ COPY ue ./ue
 COPY li ./li
 COPY lab ./lab
 RUN pip install --no-cache-dir .
-# SIP (UDP/TCP 5060, TLS 5061), anchor control 2223, RTP relay range
-EXPOSE 5060/udp 5060/tcp 5061/tcp 2223/udp 30000-39999/udp
+# SIP (UDP/TCP 5060, TLS 5061), anchor control 2223, RTP relay range; LI: X1 8443 (HTTPS),
+# LI_T3 2224 (P-CSCF -> anchor), X2/X3 to the LEMF 50100; LI state (PKIs, LEMF output)
+EXPOSE 5060/udp 5060/tcp 5061/tcp 2223/udp 30000-39999/udp 8443/tcp 2224/udp 50100/tcp
+VOLUME /var/lib/imslab
 ENTRYPOINT []
 CMD ["imslab", "--help"]

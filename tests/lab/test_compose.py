@@ -1,4 +1,4 @@
-"""docker-compose.yml, checked statically (no Docker engine in CI).
+"""docker-compose.yml, checked statically (no Docker engine in CI), LEMF and ADMF included.
 
 The committed file must be exactly what :mod:`lab.compose` renders from the built-in topology;
 every service's command must parse with the real ``imslab`` CLI, name an element of the right
@@ -46,7 +46,8 @@ def test_committed_file_is_the_rendering() -> None:
 def test_every_service_command_resolves() -> None:
     services = _services_from_file()
     topo = topology.load()
-    assert set(services) == set(topo.elements) | {"bob", "call"}
+    assert topo.li is not None
+    assert set(services) == set(topo.elements) | {"bob", "call", topo.li.lemf.name, "admf"}
     parser = build_parser()
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "COPY lab ./lab" in dockerfile and "WORKDIR /opt/imslab" in dockerfile
@@ -54,10 +55,12 @@ def test_every_service_command_resolves() -> None:
         command = svc["command"]
         assert isinstance(command, list) and command[0] == "imslab"
         args = parser.parse_args(command[1:])
-        config = Path(args.config)
+        config = Path(args.lab_config if args.command == "li" else args.config)
         assert config.is_absolute() and config.name == "lab.toml"
         local_config = ROOT / config.relative_to("/opt/imslab")
         assert local_config.is_file()
+        if args.command == "li":
+            args.subnet, args.net_offset = args.lab_subnet, args.lab_net_offset
         loaded = topology.load(local_config, subnet=args.subnet, net_offset=args.net_offset)
         address = svc["networks"]["imslab"]["ipv4_address"]  # type: ignore[index]
         assert address.startswith(compose.SUBNET + ".")
@@ -65,6 +68,19 @@ def test_every_service_command_resolves() -> None:
             assert args.command == "call" and args.caller in loaded.ues
             assert loaded.ue_for_identity(args.callee) is not None
             assert loaded.ue(args.caller).address == address
+            continue
+        if name == "admf":  # the X1 client (ADMF) on the LI state volume
+            assert args.command == "li" and args.li_cmd == "task"
+            assert args.lab_subnet == compose.SUBNET and Path(args.lab_config) == config
+            assert svc["volumes"] == [f"{compose.STATE_VOLUME}:{compose.STATE_IN_IMAGE}"]
+            assert address not in loaded.addresses().values()
+            continue
+        assert loaded.li is not None
+        if name == loaded.li.lemf.name:
+            assert args.command == "run" and args.role == "lemf" and args.name == name
+            assert loaded.li.lemf.address == address
+            assert svc["expose"] == [f"{loaded.li.lemf.port}/tcp"]
+            assert svc["environment"] == {"IMSLAB_STATE": compose.STATE_IN_IMAGE}
             continue
         if name in loaded.ues:
             assert args.command == "run" and args.role == "ue" and args.name == name
@@ -76,6 +92,16 @@ def test_every_service_command_resolves() -> None:
         assert element.address == address
         for dep in svc.get("depends_on", []):  # type: ignore[attr-defined]
             assert dep in services
+        op = loaded.li.operator_of(name)
+        if op is None:
+            assert "expose" not in svc and "volumes" not in svc
+            continue
+        # an LI element: its X1 port (and an anchor's LI_T3 port), the shared LI state
+        t3 = [f"{loaded.li.t3_port}/udp"] if element.role == "anchor" else []
+        assert svc["expose"] == [f"{op.x1_port}/tcp", *t3]
+        assert svc["environment"] == {"IMSLAB_STATE": compose.STATE_IN_IMAGE}
+        assert svc["volumes"] == [f"{compose.STATE_VOLUME}:{compose.STATE_IN_IMAGE}"]
+        assert loaded.li.lemf.name in svc["depends_on"]  # type: ignore[operator]
 
 
 def test_a_real_yaml_parser_agrees() -> None:
