@@ -163,18 +163,35 @@ _KEY: dict[str, str] = {
 }
 
 
-_KEY_MEMO: dict[str, str] = {}
+_KEY_MEMO_MAX = 4096
 
 
-def header_key(name: str) -> str:
-    """The container key of a header name: lower-case full name (compact forms expanded)."""
-    key = _KEY_MEMO.get(name)
-    if key is None:
+class _KeyMemo(dict[str, str]):
+    """Header name as written -> container key. A hit is one C-level dict lookup; a miss
+    computes the key and keeps it while the memo holds fewer than ``_KEY_MEMO_MAX`` names
+    (bounded: names come from the network; past the bound a miss just computes)."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> str:
         low = name.lower()
         key = _KEY.get(low, low)
-        if len(_KEY_MEMO) < 4096:  # bounded: names come from the network
-            _KEY_MEMO[name] = key
-    return key
+        if len(self) < _KEY_MEMO_MAX:
+            self[name] = key
+        return key
+
+
+_KEY_MEMO = _KeyMemo()
+for _d in REGISTRY.values():  # the spellings real traffic uses, known from the start
+    for _n in (_d.name, _d.name.lower(), _d.name.upper(), _d.compact, (_d.compact or "").upper()):
+        if _n:
+            _KEY_MEMO[_n] = _d.name.lower()
+
+#: ``header_key(name)``: the container key of a header name, i.e. its lower-case full name
+#: (compact forms expanded, ``"v"`` -> ``"via"``; unknown names lower-cased). The hottest
+#: function of a proxy (every field split and every lookup), so it is the memo's bound
+#: ``__getitem__``: no Python frame on a hit.
+header_key: Callable[[str], str] = _KEY_MEMO.__getitem__
 
 
 def canonical_name(name: str) -> str:

@@ -294,6 +294,10 @@ class ProxyServer:
             else:
                 self._send_failed(ev, f"cannot resolve {remote[0]!r} (no DNS in the lab)")
                 return
+        if self.allowed is not None and not self._allowed(remote[0]):
+            # e.g. a response routed by a Via maddr naming a host outside the lab
+            self._send_failed(ev, f"{remote[0]} is outside the allowed networks")
+            return
         try:
             udp.send(ev.data, remote)
         except (SipTransportError, ValueError) as exc:

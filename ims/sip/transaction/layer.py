@@ -143,7 +143,7 @@ def _raw_fields(data: bytes) -> Headers | None:
     """Via/From/To/Call-ID/CSeq recovered from the raw lines of a request that did not parse
     (§8.2.6.1), or None when ``data`` is not a request or is an ACK (never answered, §17.2.1)."""
     m = _REQUEST_START_RE.match(data)
-    if m is None or m.group(1).upper().startswith(b"SIP/") or m.group(1) == b"ACK":
+    if m is None or m.group(1) == b"ACK":  # "SIP/2.0 ..." does not match: a response
         return None
     head = data.split(b"\r\n\r\n", 1)[0]
     h = Headers()

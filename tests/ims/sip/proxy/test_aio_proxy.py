@@ -227,3 +227,34 @@ async def test_async_policy_resumes_a_deferred_request(proxy: ProxyServer) -> No
     finally:
         uac.close()
         uas.close()
+
+
+async def test_refused_requests_answered_by_the_layer_within_the_lab() -> None:
+    """The layer answers requests it cannot parse (a Via naming a host, a broken request
+    line) at the source address (`received`/`rport`, no DNS needed); an answer routed by a
+    Via ``maddr`` outside the allowed networks is not sent."""
+    core = ProxyCore(
+        ProxyConfig(local=(Peer(transport="udp", host=PROXY_IP, port=0),)), LocationRouter()
+    )
+    server = ProxyServer(core, allowed_networks=["127.0.0.0/8"])
+    addr = await server.listen("udp", PROXY_IP, 0)
+    uac = Endpoint(UAC_IP)
+    try:
+        bad = (
+            b"OPTIONS  sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP uac.invalid:5999;rport;"
+            b"branch=z9hG4bKn1\r\nCall-ID: n1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        uac.send(bad, addr)
+        r = await uac.recv()
+        assert isinstance(r, Response) and r.status == 400
+        assert r.via is not None and r.via.received == UAC_IP and r.via.rport == uac.addr[1]
+        errors = server.stats["send_errors"]
+        uac.send(bad.replace(b";rport", b";maddr=192.0.2.1").replace(b"n1", b"n2"), addr)
+        async with asyncio.timeout(3):
+            while server.stats["send_errors"] == errors:  # processed: refused to send
+                await asyncio.sleep(0.01)
+        with pytest.raises(BlockingIOError):
+            uac.sock.recvfrom(65535)  # and nothing came back
+    finally:
+        uac.close()
+        server.close()
