@@ -252,6 +252,7 @@ def _run_lab(coro_fn: Any, args: argparse.Namespace) -> int:
         item = dict(out) if isinstance(out, dict) else {"result": out}
         if "error" in item:
             rc = max(rc, 2 if item["error"] == "transport" else 1)
+        item.pop("ne", None)
         print(json.dumps({"ne": name, **item}, default=str))
     return rc
 
