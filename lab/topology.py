@@ -142,13 +142,15 @@ class LiConfig:
     delivery: str = "tcp"
     state_dir: str | None = None
     t3_port: int = T3_PORT
+    plan: str = ""  # set by Topology.remap: "net-offset-N" / "subnet-A.B.C"
 
     def state(self) -> Path:
-        return Path(
-            self.state_dir
-            or os.environ.get("IMSLAB_STATE")
-            or Path(tempfile.gettempdir()) / "imslab-state"
-        )
+        """The LI state dir; a moved lab (``--net-offset``/``--subnet``) gets its own
+        sub-directory of the default one, so labs side by side never share NE stores."""
+        if self.state_dir:
+            return Path(self.state_dir)
+        base = Path(os.environ.get("IMSLAB_STATE") or Path(tempfile.gettempdir()) / "imslab-state")
+        return base / self.plan if self.plan else base
 
     def operator_of(self, element: str) -> LiOperator | None:
         for op in self.operators.values():
@@ -270,7 +272,9 @@ class Topology:
         li = self.li
         if li is not None:
             li = dataclasses.replace(
-                li, lemf=dataclasses.replace(li.lemf, address=fn(li.lemf.address))
+                li,
+                lemf=dataclasses.replace(li.lemf, address=fn(li.lemf.address)),
+                plan=f"subnet-{subnet}" if subnet is not None else f"net-offset-{net_offset}",
             )
         topo = dataclasses.replace(
             self, elements=elements, ues=ues, net_offset=net_offset, subnet=subnet, li=li

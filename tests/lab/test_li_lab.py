@@ -77,7 +77,7 @@ async def test_task_alice_over_x1_and_read_the_lemf(
     topo = topology.load(CONFIG, net_offset=OFFSET)
     assert topo.li is not None
     lemf_out = topo.li.lemf_out()
-    assert lemf_out == tmp_path / "state" / "lemf"
+    assert lemf_out == tmp_path / "state" / f"net-offset-{OFFSET}" / "lemf"
     names = [n for n in topo.elements if n != "proxy-inet"]
     async with Lab(topo, mode="subprocess", names=names, li=True, ready_timeout=20):
         rc, out = await imslab(

@@ -52,6 +52,11 @@ def test_state_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert li.lemf_out() == tmp_path / "lemf"
     assert li.pki_dir("a") == tmp_path / "li" / "a" / "pki"
     assert li.ne_state("scscf-b") == tmp_path / "li" / "b" / "scscf-b"
+    # a moved lab keeps its state apart
+    moved = topology.load(net_offset=90).li
+    assert moved is not None and moved.lemf_out() == tmp_path / "net-offset-90" / "lemf"
+    one = topology.load(subnet="127.0.7").li
+    assert one is not None and one.pki_dir("a") == tmp_path / "subnet-127.0.7" / "li" / "a" / "pki"
     # paths in the file are relative to the file
     data = _data()
     data["li"]["state_dir"] = "state"
@@ -90,16 +95,17 @@ def test_internet_proxy_has_no_poi() -> None:
         topology.parse(data)
 
 
-def test_lab_pki_is_made_once_and_remade_for_other_addresses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lab_pki_is_made_once_and_remade_for_other_addresses(tmp_path: Path) -> None:
     from cryptography import x509
 
-    monkeypatch.setenv("IMSLAB_STATE", str(tmp_path))
-    pki = _li.operator_pki(topology.load(), "a")
+    data = _data()
+    data["li"]["operators"]["a"]["pki"] = str(tmp_path / "pki")  # one PKI dir, two plans
+    topo = topology.parse(data)
+    pki = _li.operator_pki(topo, "a")
     first = pki.server.cert.read_bytes()
-    assert _li.operator_pki(topology.load(), "a").server.cert.read_bytes() == first
-    moved = _li.operator_pki(topology.load(net_offset=90), "a")
+    assert _li.operator_pki(topo, "a").server.cert.read_bytes() == first
+    moved = _li.operator_pki(topo.remap(net_offset=90), "a")
+    assert moved.server.cert == pki.server.cert and moved.server.cert.read_bytes() != first
     cert = x509.load_pem_x509_certificate(moved.server.cert.read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     ips = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
