@@ -151,6 +151,8 @@ class _Stream:
     filtered: tuple[_Link, ...]  # destinations whose delivery type excludes the stream
     prefix: bytes
     tail: bytes
+    xid: uuid.UUID  # kept alive: the cache is keyed by its id
+    counter: list[int]  # the task's sequence counter (shared by its streams)
 
 
 def keepalive_bytes(seq: int) -> bytes:
@@ -444,16 +446,18 @@ class X2X3Exporter:
         self.clock = clock
         self._links: dict[uuid.UUID, _Link] = {}
         self._tasks: dict[uuid.UUID, tuple[tuple[uuid.UUID, ...], str]] = {}
-        self._seq: dict[uuid.UUID, int] = {}
+        # per-task sequence counters: the last number used, in a one-element list that the
+        # cached streams of the task share (no dict look-up per PDU)
+        self._seq: dict[uuid.UUID, list[int]] = {}
         self._seq_file = self.spool_dir / "sequence.json"
         if self._seq_file.exists():
             raw = json.loads(self._seq_file.read_text())
-            self._seq = {uuid.UUID(k): int(v) for k, v in raw.items()}
+            self._seq = {uuid.UUID(k): [int(v)] for k, v in raw.items()}
         self._started = False
         # hot-path caches (bounded: cleared when full)
         self._nfid_tlv = encode_attributes([network_function_id(nf_id)]) if nf_id else b""
         self._ipid_tlv = encode_attributes([interception_point_id(ipid)]) if ipid else b""
-        self._streams: dict[tuple[uuid.UUID, int, PduType, int, int, int], _Stream] = {}
+        self._streams: dict[tuple[int, int, PduType, int, int, int], _Stream] = {}
         self._attr_cache: dict[int, _EncodedAttributes] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -517,13 +521,19 @@ class X2X3Exporter:
 
     # -- sending ---------------------------------------------------------------------------
     def next_sequence(self, xid: uuid.UUID) -> int:
-        seq = self._seq.get(xid, -1) + 1 & 0xFFFFFFFF
-        self._seq[xid] = seq
+        counter = self._counter(xid)
+        counter[0] = seq = counter[0] + 1 & 0xFFFFFFFF
         return seq
+
+    def _counter(self, xid: uuid.UUID) -> list[int]:
+        counter = self._seq.get(xid)
+        if counter is None:
+            counter = self._seq[xid] = [-1]
+        return counter
 
     def _save_seq(self) -> None:
         tmp = self._seq_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(k): v for k, v in self._seq.items()}))
+        tmp.write_text(json.dumps({str(k): v[0] for k, v in self._seq.items() if v[0] >= 0}))
         os.replace(tmp, self._seq_file)
 
     def send_pdu(self, pdu: Pdu, dids: Iterable[uuid.UUID] | None = None) -> int:
@@ -575,11 +585,18 @@ class X2X3Exporter:
         return enc
 
     def _stream(
-        self, key: tuple[uuid.UUID, int, PduType, int, int, int], dids: Iterable[uuid.UUID] | None
+        self,
+        key: tuple[int, int, PduType, int, int, int],
+        xid: uuid.UUID,
+        correlation_id: int,
+        pdu_type: PduType,
+        payload_format: int,
+        payload_direction: int,
+        version: int,
+        dids: Iterable[uuid.UUID] | None,
     ) -> _Stream:
         """Route and header template of one PDU stream (cached unless ``dids`` is given; the
         cache is dropped whenever a task or a destination changes)."""
-        xid, correlation_id, pdu_type, payload_format, payload_direction, version = key
         bound = self._tasks.get(xid)
         targets = tuple(dids) if dids is not None else (bound[0] if bound else ())
         if not targets:
@@ -598,6 +615,8 @@ class X2X3Exporter:
             filtered=tuple(lk for lk in links if lk not in kept),
             prefix=prefix,
             tail=tail,
+            xid=xid,
+            counter=self._counter(xid),
         )
         if dids is None:
             if len(self._streams) >= _CACHE_MAX:
@@ -617,10 +636,14 @@ class X2X3Exporter:
         payload: bytes,
         dids: Iterable[uuid.UUID] | None,
     ) -> int:
-        key = (xid, correlation_id, pdu_type, payload_format, payload_direction, version)
+        # keyed by the XID object's id: the cached stream holds that object, so the id cannot
+        # be reused while cached (an equal UUID object just gets its own entry)
+        key = (id(xid), correlation_id, pdu_type, payload_format, payload_direction, version)
         stream = self._streams.get(key) if dids is None else None
         if stream is None:
-            stream = self._stream(key, dids)
+            stream = self._stream(
+                key, xid, correlation_id, pdu_type, payload_format, payload_direction, version, dids
+            )
         for lk in stream.filtered:
             lk.status.filtered_pdus += 1
         links = stream.links
@@ -631,8 +654,8 @@ class X2X3Exporter:
             enc = self._encoded_attributes(attributes)
         seq = enc.sequence
         if seq is None:
-            seq = self._seq.get(xid, -1) + 1 & 0xFFFFFFFF
-            self._seq[xid] = seq
+            counter = stream.counter
+            counter[0] = seq = counter[0] + 1 & 0xFFFFFFFF
             if enc.has_timestamp:
                 stamp = enc.stamp_prefix + sequence_tlv(seq)
             else:
