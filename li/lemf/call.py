@@ -859,6 +859,15 @@ class Call:
             if self.candidates:
                 self.restarts = 1
             return
+        try:
+            self._reload_summary(old)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # a summary from another version: keep the keys, start the counters afresh
+            log.warning("call summary not reloaded", xid=self.xid, error=repr(exc))
+            self.streams.clear()
+            self.restarts = 1
+
+    def _reload_summary(self, old: dict[str, Any]) -> None:
         self.restarts = int(old.get("restarts", 0)) + 1
         self.revision = int(old.get("revision", 0))
         self.call_id = old.get("call_id")

@@ -252,3 +252,22 @@ def test_restart_continues_keys_counters_and_wav(tmp_path: Path) -> None:
     for name in ("audio-from-target.wav", "audio-to-target.wav"):
         with wave.open(str(d / name)) as w:
             assert w.getnframes() == 45 * 160
+
+
+def test_restart_with_a_foreign_summary_keeps_working(tmp_path: Path) -> None:
+    d = tmp_path / str(XID) / f"{CID:016x}"
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"x2_pdus": "many", "streams": [{"x": 1}]}))
+    (d / "keys.jsonl").write_text('{"torn": \n')
+    med = Mediation(tmp_path)
+    tc, pc, tk, _ = keys()
+    feed(
+        med,
+        x2(sip("INVITE sip:b@x SIP/2.0", "1 INVITE", sdp(str(tc))), PayloadDirection.FROM_TARGET),
+    )
+    tx = SrtpSender(tk)
+    for i in range(3):
+        feed(med, x3(tx.protect(rtp(1, i)) or b"", PayloadDirection.FROM_TARGET))
+    med.close()
+    s = summary(d)
+    assert s["restarts"] == 1 and s["x2_pdus"] == 1 and s["streams"][0]["decrypted"] == 3
