@@ -134,3 +134,36 @@ async def test_task_alice_over_x1_and_read_the_lemf(
         assert len(pcm) > rate  # more than half a second of audio
         assert detect_tone(pcm, hz, rate), direction
         assert not detect_tone(pcm, CALLEE_HZ if hz == CALLER_HZ else CALLER_HZ, rate)
+
+
+async def test_x2x3_over_mutual_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``delivery = "tls"``: the POIs deliver to the LEMF over mutual TLS (lab X2/X3 PKI)."""
+    monkeypatch.setenv("IMSLAB_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("IMSLAB_PKI", str(tmp_path / "sip-pki"))
+    text = topology.default_path().read_text()
+    assert 'delivery = "tcp"' in text
+    config = tmp_path / "lab.toml"
+    config.write_text(text.replace('delivery = "tcp"', 'delivery = "tls"'))
+    lab = ["--config", str(config), "--net-offset", str(OFFSET)]
+    topo = topology.load(config, net_offset=OFFSET)
+    assert topo.li is not None and topo.li.delivery == "tls"
+    names = ["pcscf-a", "scscf-a", "anchor-a", "pcscf-b", "scscf-b", "anchor-m"]
+    async with Lab(topo, mode="subprocess", names=names, li=True, ready_timeout=20):
+        rc, out = await imslab(
+            "li", "task", "add", *lab, "--element", "pcscf-a", "--target", "sip:alice@ims-a.test"
+        )
+        assert rc == 0, out
+        xid = json.loads(out.splitlines()[0])["xid"]
+        rc, out = await imslab("call", "alice", "bob", *lab, "--duration", "1")
+        assert rc == 0, out
+    assert (topo.li.delivery_pki_dir() / "server.pem").is_file()
+    recs = records(topo.li.lemf_out())
+    assert {d.parent.name for d, _ in recs} == {xid}
+    assert any(r.get("sip", {}).get("method") == "BYE" for _, r in recs)
+    summaries = [json.loads(p.read_text()) for p in topo.li.lemf_out().glob("*/*/summary.json")]
+    established = [s for s in summaries if s["established"]]
+    assert len(established) == 1
+    assert established[0]["keys_available"] and set(established[0]["pois"]) == {
+        "pcscf-a",
+        "anchor-a",
+    }
