@@ -595,7 +595,12 @@ class MatrixRunner:
                 result.notes.append(f"LEMF: {main[1]['keys_unavailable_reason']}")
             if result.call_succeeded and not main[1].get("complete"):
                 # the LEMF's own end-of-call marker: BYE seen and its files flushed
-                result.notes.append("LEMF: call not complete (no end of call seen)")
+                why = (
+                    "content without the call's signalling"
+                    if not main[1].get("established")
+                    else "no BYE seen"
+                )
+                result.notes.append(f"LEMF: call not complete ({why})")
         result.keys_recovered = bool(keys_sources)
         # audio: the tone in the decrypted WAVs of both directions
         wav_dir: Path | None = None

@@ -19,6 +19,7 @@ from lab.ues import user_agent
 from li.keys import OperatorKeyPolicy
 from li.lemf.receiver import LemfServer
 from li.poi.cc import AnchorCcPoi, CcRecord
+from li.poi.export import iri_pdus
 from li.poi.iri import IriEvent, IriPoi, IriRecord, PoiTask
 from li.targets import TargetKind
 from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
@@ -51,16 +52,8 @@ async def test_task_arrives_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         def iri_emit(r: IriRecord) -> None:
             iri.append(r)
-            if r.sip and r.src and r.dst:
-                x2.send_x2(
-                    xid=r.xid,
-                    correlation_id=r.correlation_id,
-                    payload=r.sip,
-                    direction=int(r.direction),
-                    attributes=address_attributes(r.src, r.dst),
-                )
-            for k in r.keys:
-                x2.send_key_record(xid=r.xid, correlation_id=r.correlation_id, record=k)
+            for pdu in iri_pdus(r):  # SIP, the start-of-interception event, key records
+                x2.send_pdu(pdu)
 
         cc = AnchorCcPoi(element="anchor-a", emit=cc_emit)
         lab.elements["anchor-a"].anchor.hooks.add(cc.hook(time.time))
@@ -98,6 +91,10 @@ async def test_task_arrives_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyP
     call_dir = next((tmp_path / "lemf" / str(xid)).iterdir())
     summary = json.loads((call_dir / "summary.json").read_text())
     assert summary["keys_available"] and summary["x3_pdus"] > 50
+    # the LEMF's own record of it: an IRI event and the summary flags
+    assert summary["interception_started_mid_call"] is True and summary["complete"] is True
+    records = [json.loads(line) for line in (call_dir / "iri.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records if r["type"] == "iri-event"] == ["start-of-interception"]
     for s in summary["streams"]:
         assert s["decrypted"] > 0 and s["decrypt_failures"] == 0, s  # from the first packet
     for direction in ("from-target", "to-target"):
