@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import stat
 import struct
+import subprocess
 import uuid
 import wave
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ims.media.keys import SrtpKeys
 from ims.media.rtp import RtpPacket, encode_rtp
@@ -22,6 +25,7 @@ from li.pcap import IPPROTO_UDP, parse_ip, read_pcap
 from li.poi.export import iri_pdus
 from li.poi.iri import IriEvent, IriRecord, TargetDirection
 from li.x2x3.pdu import PayloadDirection, Pdu, encode_pdu, x2_pdu, x3_pdu
+from tests.conftest import require_tool
 
 XID = uuid.UUID("1a7e0ffe-0000-4000-8000-0000000000a6")
 CID = 0x66
@@ -212,6 +216,47 @@ def test_srtcp_is_decrypted_into_cc_pcap(tmp_path: Path) -> None:
     rtcp_out = [p for p in payloads if 200 <= p[1] <= 204]
     assert rtcp_out == reports  # SRTCP decrypted back to the very SRs sent
     assert len(payloads) == 5 + 4
+
+
+@pytest.mark.peer
+def test_tshark_reads_the_decrypted_rtcp(tmp_path: Path) -> None:
+    tshark = require_tool("tshark")
+    med = Mediation(tmp_path)
+    d = tmp_path / str(XID) / f"{CID:016x}"
+    tc, pc, tk, _ = keys()
+    feed(
+        med,
+        x2(sip("INVITE sip:b@x SIP/2.0", "1 INVITE", sdp(str(tc))), PayloadDirection.FROM_TARGET),
+    )
+    tx = SrtpSender(tk)
+    for n in range(3):
+        feed(med, x3(tx.protect(rtp(0x1234, n)) or b"", PayloadDirection.FROM_TARGET))
+        feed(
+            med, x3(tx.protect_rtcp(sender_report(0x1234, n)) or b"", PayloadDirection.FROM_TARGET)
+        )
+    med.close()
+    out = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(d / "cc.pcap"),
+            "-d",
+            "udp.port==40000,rtcp",
+            "-Y",
+            "rtcp.pt == 200",
+            "-T",
+            "fields",
+            "-e",
+            "rtcp.senderssrc",
+            "-e",
+            "rtcp.sender.packetcount",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split("\n")
+    assert [line.split() for line in out if line] == [["0x00001234", str(n)] for n in range(3)]
 
 
 def test_restart_continues_keys_counters_and_wav(tmp_path: Path) -> None:
