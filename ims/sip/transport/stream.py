@@ -1,9 +1,10 @@
 """asyncio TCP and TLS transports for SIP (RFC 3261 §18, §18.3, §26.2.1 for TLS).
 
 * framing: one :class:`~ims.sip.parser.StreamParser` per connection (Content-Length mandatory,
-  size cap -> 513/413).  After a framing error the stream cannot be resynchronised: the
-  request is answered with the error's status when its Via can be recovered, then the
-  connection is closed.
+  size cap -> 513/413).  The messages framed before a framing error (even in the same read)
+  are delivered first; then ``on_error(exc, failed_bytes, flow)`` lets the endpoint answer the
+  failed request when its Via can be recovered, and the connection is closed (a stream cannot
+  be resynchronised).
 * connection reuse (§18.1.1, §18.2.2): connections are kept by remote address; a request to an
   address with an open connection (inbound or outbound) goes on it; a response goes on the
   connection its request came on (``Flow.connection``).
