@@ -150,18 +150,28 @@ def _parse(args: argparse.Namespace) -> int:
         else:
             doc = message_json(parse_message(data, validate=not args.no_validate))
     except SipParseError as exc:
-        err = {
-            "error": str(exc),
-            "status": exc.status_hint,
-            "header": exc.header,
-            "offset": exc.offset,
-            "column": exc.column,
-        }
-        print(json.dumps(err, indent=indent, ensure_ascii=False))
+        print(json.dumps(_error_json(exc), indent=indent, ensure_ascii=False))
         print(f"imslab sip parse: {exc}", file=sys.stderr)
         return 2
+    # A stream whose good messages came before a bad one: print them and the error, exit 2.
+    stream_error = parser.error if args.stream else None
+    if stream_error is not None:
+        doc["error"] = _error_json(stream_error)
     print(json.dumps(doc, indent=indent, ensure_ascii=False))
+    if stream_error is not None:
+        print(f"imslab sip parse: {stream_error}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _error_json(exc: SipParseError) -> dict[str, Any]:
+    return {
+        "error": str(exc),
+        "status": exc.status_hint,
+        "header": exc.header,
+        "offset": exc.offset,
+        "column": exc.column,
+    }
 
 
 def _uri(args: argparse.Namespace) -> int:

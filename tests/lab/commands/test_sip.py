@@ -73,3 +73,15 @@ def test_uri_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["as_tel"] == ["tel:+1-212-555-1212"]
     assert main(["sip", "uri", "sip:a@b:99999"]) == 2
     assert json.loads(capsys.readouterr().out)["status"] == 400
+
+
+def test_parse_stream_good_messages_then_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = b"INVITE sip:bob@127.0.1.2 SIP/2.0\r\nContent-Length: -1\r\n\r\n"
+    f = tmp_path / "stream.sip"
+    f.write_bytes(INVITE + bad)
+    assert main(["sip", "parse", "--stream", "--compact", str(f)]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["messages"]) == 1 and doc["messages"][0]["method"] == "INVITE"
+    assert doc["error"]["status"] == 400
