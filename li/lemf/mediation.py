@@ -29,6 +29,7 @@ from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.output import private_dir, write_json_private
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
+    IRI_EVENT_CONTENT_TYPE,
     AttributeType,
     PayloadFormat,
     Pdu,
@@ -39,9 +40,6 @@ from li.x2x3.pdu import (
 )
 
 log = get_logger("li.lemf.mediation")
-
-# The POIs' events without a SIP message (li.poi.export; docs/li-extensions.md section 4)
-IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
 
 
 def iri_event_body(pdu: Pdu) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from li.poi.iri import IriEvent, IriRecord
 from li.x2x3.exporter import X2X3Exporter
 from li.x2x3.keyrecord import key_record_pdu
 from li.x2x3.pdu import (
+    IRI_EVENT_CONTENT_TYPE,
     Attribute,
     MatchedTargetIdentifier,
     OpaqueAttribute,
@@ -38,8 +39,6 @@ from li.x2x3.pdu import (
     x2_pdu,
     x3_pdu,
 )
-
-IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
 
 
 @lru_cache(maxsize=4096)

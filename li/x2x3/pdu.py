@@ -345,6 +345,12 @@ def domain_id(value: str) -> OpaqueAttribute:
     return OpaqueAttribute(type=AttributeType.DOMAIN_ID, value=_untext(value))
 
 
+# imslab's proprietary X2 payloads (format 4) are told apart by this MIME type attribute:
+# POI events without a SIP message (start of interception, content unavailable; written by
+# li.poi.export, read by li.lemf; docs/li-extensions.md section 4).
+IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
+
+
 def mime_content_type(value: str) -> OpaqueAttribute:
     """Type 19 (MIME Content Type) from text."""
     return OpaqueAttribute(type=AttributeType.MIME_CONTENT_TYPE, value=_untext(value))
