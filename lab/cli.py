@@ -44,6 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc = args.func(args)
     except KeyboardInterrupt:
         rc = 130
+    except OSError as exc:
+        # Environmental failures (an address already taken by another lab, a missing file)
+        # get one clear line instead of a traceback.
+        print(f"imslab {args.command}: {exc}", file=sys.stderr)
+        if "bind" in str(exc) or getattr(exc, "errno", None) in (98, 99):
+            print(
+                "imslab: an address is in use or missing: is another lab running? "
+                "Stop it, or move this one with --net-offset/--subnet where the command has them.",
+                file=sys.stderr,
+            )
+        rc = 1
     return int(rc or 0)
 
 
