@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ims.mikey.constants import DataType, DhGroup, EncrAlg, ErrorNo, MacAlg
-from ims.mikey.crypto import DhKeyPair, hmac_sha1_160, mac_equal, random_bytes
+from ims.mikey.crypto import MAC_LEN, DhKeyPair, hmac_sha1_160, mac_equal, random_bytes
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.kdf import derive_transport_keys
 from ims.mikey.message import MikeyMessage
@@ -56,8 +56,6 @@ from ims.mikey.payloads import (
     SpPayload,
 )
 from ims.mikey.replay import ReplayCache
-
-MAC_LEN = 20
 
 
 def _mac_kemac() -> KemacPayload:

@@ -43,6 +43,7 @@ from ims.mikey.constants import (
     SignType,
 )
 from ims.mikey.crypto import (
+    MAC_LEN,
     EnvelopePadding,
     envelope_decrypt,
     envelope_encrypt,
@@ -86,10 +87,9 @@ from ims.mikey.modes.pk import (
     validated_peer,
 )
 from ims.mikey.modes.psk import (
-    MAC_LEN,
     build_kemac,
+    check_verification,
     open_kemac,
-    response_id,
     tgk_from_sub_payloads,
     verification_mac,
 )
@@ -206,22 +206,15 @@ class PkeInitiator:
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
         self.machine.expect(State.WAIT_RESPONSE)
         try:
-            msg = decode_checked(data, DataType.PK_RESP)
-            if msg.hdr.csb_id != self.csb_id:
-                raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
-            v = msg.find(VPayload)
-            if v is None or v.auth_alg is not MacAlg.HMAC_SHA1_160:
-                raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
             assert self._t is not None
-            want = verification_mac(
-                self._keys.auth_key,
-                data[:-MAC_LEN],
-                id_bytes(self.idi),
-                response_id(msg),
-                self._t,
+            check_verification(
+                data,
+                DataType.PK_RESP,
+                csb_id=self.csb_id,
+                auth_key=self._keys.auth_key,
+                idi=id_bytes(self.idi),
+                t_i=self._t,
             )
-            if not mac_equal(want, v.data):
-                raise MikeyError("verification MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise

@@ -25,7 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ims.mikey.constants import DataType, EncrAlg, ErrorNo, KeyDataType, MacAlg, PayloadType
-from ims.mikey.crypto import hmac_sha1_160, kemac_decrypt, kemac_encrypt, mac_equal, random_bytes
+from ims.mikey.crypto import (
+    MAC_LEN,
+    hmac_sha1_160,
+    kemac_decrypt,
+    kemac_encrypt,
+    mac_equal,
+    random_bytes,
+)
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.kdf import TransportKeys, derive_transport_keys
 from ims.mikey.message import MikeyMessage, decode_subpayloads, encode_subpayloads
@@ -62,8 +69,6 @@ from ims.mikey.payloads import (
 )
 from ims.mikey.replay import ReplayCache
 
-MAC_LEN = 20
-
 
 def mac_message(auth_key: bytes, data_without_mac: bytes) -> bytes:
     return hmac_sha1_160(auth_key, data_without_mac)
@@ -80,6 +85,25 @@ def response_id(msg: MikeyMessage) -> bytes:
     """IDr for the V MAC: the ID payload the responder put in its R_MESSAGE (or nothing)."""
     ids = msg.find_all(IdPayload)
     return ids[0].data if ids else b""
+
+
+def check_verification(
+    data: bytes, expected: DataType, *, csb_id: int, auth_key: bytes, idi: bytes, t_i: TPayload
+) -> MikeyMessage:
+    """Decode an R_MESSAGE with a V payload and check its MAC (PSK and PKE initiators alike).
+
+    Raises MikeyError (INVALID_MAC for a missing or wrong V) or MikeyDecodeError.
+    """
+    msg = decode_checked(data, expected)
+    if msg.hdr.csb_id != csb_id:
+        raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
+    v = msg.find(VPayload)
+    if v is None or v.auth_alg is not MacAlg.HMAC_SHA1_160:
+        raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
+    want = verification_mac(auth_key, data[:-MAC_LEN], idi, response_id(msg), t_i)
+    if not mac_equal(want, v.data):
+        raise MikeyError("verification message MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
+    return msg
 
 
 def build_kemac(
@@ -247,24 +271,15 @@ class PskInitiator:
         """Check the R_MESSAGE (V payload); raises MikeyError / MikeyDecodeError."""
         self.machine.expect(State.WAIT_RESPONSE)
         try:
-            msg = decode_checked(data, DataType.PSK_RESP)
-            if msg.hdr.csb_id != self.csb_id:
-                raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
-            v = msg.find(VPayload)
-            if v is None or v.auth_alg is not MacAlg.HMAC_SHA1_160:
-                raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
             assert self._t is not None
-            want = verification_mac(
-                self._keys.auth_key,
-                data[:-MAC_LEN],
-                id_bytes(self.idi),
-                response_id(msg),
-                self._t,
+            msg = check_verification(
+                data,
+                DataType.PSK_RESP,
+                csb_id=self.csb_id,
+                auth_key=self._keys.auth_key,
+                idi=id_bytes(self.idi),
+                t_i=self._t,
             )
-            if not mac_equal(want, v.data):
-                raise MikeyError(
-                    "verification message MAC is wrong", mikey_error=ErrorNo.INVALID_MAC
-                )
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise
