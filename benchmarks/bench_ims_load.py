@@ -9,6 +9,10 @@ at increasing rates. Each INVITE carries SDP, so every call also allocates and r
 media-anchor session over the control protocol (no RTP is sent).
 
 Run: ``.venv/bin/python benchmarks/bench_ims_load.py [--rates 50,100,200] [--seconds 10]``.
+Each step also prints the CPU time the three elements spent per call (user + system, read from
+``/proc``). ``--inprocess`` runs the three elements on this process's event loop instead (SIPp is
+waited for in a thread) and ``--profile FILE`` (implies ``--inprocess``) writes a cProfile of the
+steps to FILE and prints the top functions.
 Every SIPp run is wrapped in ``timeout`` (peers.md: an overloaded SIPp once ignored -timeout).
 """
 
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import re
 import shutil
 import subprocess
@@ -63,7 +69,19 @@ def counts(output: str) -> tuple[int, int]:
     return (int(ok[-1]) if ok else 0, int(bad[-1]) if bad else -1)
 
 
-async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
+def proc_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` (from /proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def bench(
+    rates: list[int], seconds: float, *, inprocess: bool = False, profile: str | None = None
+) -> list[dict[str, float]]:
     text = topology.default_path().read_text()
     # operator A's P-CSCF without TLS for this run (the UE hop here is UDP anyway)
     text = text.replace(
@@ -77,9 +95,21 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
     pcscf = topo.element("pcscf-a")
     scscf = topo.element("scscf-a")
     results = []
-    async with Lab(topo, mode="subprocess", names=["anchor-a", "scscf-a", "pcscf-a"]):
-        register("carol", "carol-pw", UAS_IP, UAS_PORT, f"{scscf.address}:{scscf.sip_port}")
-        register("alice", "alice-pw", UAC_IP, UAC_PORT, f"{pcscf.address}:{pcscf.sip_port}")
+    mode = "inprocess" if inprocess else "subprocess"
+    prof = cProfile.Profile() if profile else None
+    async with Lab(topo, mode=mode, names=["anchor-a", "scscf-a", "pcscf-a"]) as lab:
+        pids = [p.proc.pid for p in lab.procs.values()]
+
+        def cpu() -> float:
+            return time.process_time() if inprocess else proc_cpu(pids)
+
+        # SIPp runs in a thread so that in-process elements keep their event loop
+        await asyncio.to_thread(
+            register, "carol", "carol-pw", UAS_IP, UAS_PORT, f"{scscf.address}:{scscf.sip_port}"
+        )
+        await asyncio.to_thread(
+            register, "alice", "alice-pw", UAC_IP, UAC_PORT, f"{pcscf.address}:{pcscf.sip_port}"
+        )
         for rate in rates:
             calls = int(rate * seconds)
             uas = subprocess.Popen(
@@ -88,9 +118,13 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
                  "-m", str(calls)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
             t0 = time.monotonic()
-            res = sipp(
+            c0 = cpu()
+            if prof is not None:
+                prof.enable()
+            res = await asyncio.to_thread(
+                sipp,
                 [
                     "-sf", str(SIPP_DIR / "uac.xml"),
                     "-s", "carol", "-key", "uas_host", "ims-a.test",
@@ -103,6 +137,9 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
                 ],
                 seconds * 4 + 30,
             )  # fmt: skip
+            if prof is not None:
+                prof.disable()
+            cpu_s = cpu() - c0
             elapsed = time.monotonic() - t0
             ok, failed = counts(res.stdout)
             uas.terminate()
@@ -118,6 +155,7 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
                 "failed": failed,
                 "elapsed_s": round(elapsed, 1),
                 "achieved_cps": round(ok / elapsed, 1) if elapsed else 0.0,
+                "cpu_ms_per_call": round(cpu_s * 1000 / ok, 2) if ok else 0.0,
             }
             print(json.dumps(row), flush=True)
             results.append(row)
@@ -127,6 +165,10 @@ async def bench(rates: list[int], seconds: float) -> list[dict[str, float]]:
                     print(errs.read_text()[-3000:])
                 break
     shutil.rmtree(tmp, ignore_errors=True)
+    if prof is not None and profile:
+        prof.dump_stats(profile)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
     return results
 
 
@@ -134,12 +176,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="50,100,200,300,400", help="calls/s steps")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per step")
+    parser.add_argument(
+        "--inprocess", action="store_true", help="run the elements on this event loop"
+    )
+    parser.add_argument("--profile", help="write a cProfile of the steps here (in-process)")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is not installed (./dev.sh setup)")
         return 2
     rates = [int(r) for r in args.rates.split(",")]
-    results = asyncio.run(bench(rates, args.seconds))
+    inprocess = bool(args.inprocess or args.profile)
+    results = asyncio.run(bench(rates, args.seconds, inprocess=inprocess, profile=args.profile))
     clean = [r for r in results if r["failed"] == 0 and r["successful"] == r["calls"]]
     best = max((r["rate"] for r in clean), default=0)
     print(f"highest rate with 0 failed calls: {best} calls/s")
