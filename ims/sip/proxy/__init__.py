@@ -33,7 +33,9 @@ from .routing import (
     ResponseProcessor,
     Router,
     RoutingContext,
+    StatelessRouter,
     Target,
+    rewrite_message,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +64,12 @@ __all__ = [
     "ResponseProcessor",
     "Router",
     "RoutingContext",
+    "StatelessRouter",
     "SendResponse",
     "SendStateless",
     "Target",
     "loop_hash",
+    "rewrite_message",
     "uas_checks",
     "uri_peer",
     "via_peer",

@@ -74,6 +74,7 @@ from ims.sip.proxy.routing import (
     ResponseProcessor,
     Router,
     RoutingContext,
+    StatelessRouter,
     Target,
 )
 from ims.sip.uri import SipUri, Uri
@@ -185,6 +186,7 @@ class _Context:
     rr_out: dict[str, str] = field(default_factory=dict)  # transport -> RR value used
     record_route: bool = False
     extra_headers: Sequence[tuple[str, str]] = ()
+    rewrite: Forward | None = None  # the decision, when it rewrites headers or the body
     branches: list[_Branch] = field(default_factory=list)
     pending: list[Target] = field(default_factory=list)  # sequential search: still to try
     finals: list[Response] = field(default_factory=list)  # non-2xx finals, Via intact
@@ -293,6 +295,9 @@ class ProxyCore:
         #: response about to go upstream; returns it (maybe replaced), None (unchanged) or
         #: Defer() to hold it (and every later one of that request) until release(key, ...)
         self.response_processor: ResponseProcessor | None = None
+        #: next hop (and rewrites) of stateless forwards: the ACK for a 2xx, an unmatched
+        #: CANCEL (§16.11); None or a None result: top Route, else Request-URI
+        self.stateless_router: StatelessRouter | None = None
         self._keys = itertools.count(1)
         self._branches: dict[str, _Branch] = {}
         self._timers: list[tuple[float, int, str]] = []  # (deadline, seq, branch key): Timer C
@@ -478,9 +483,9 @@ class ProxyCore:
         if not checked:
             check_request(request, schemes=self.config.schemes)
         if method == "ACK":
-            return self._forward_stateless(request, source)
+            return self._forward_stateless(request, source, now)
         if method == "CANCEL":
-            return self._cancel(request, source, transaction, cancelled)
+            return self._cancel(request, source, transaction, cancelled, now)
         # step 3: Max-Forwards
         mf = request.max_forwards
         if mf == 0:
@@ -661,6 +666,7 @@ class ProxyCore:
             )
         ctx.record_route = rr
         ctx.extra_headers = decision.headers
+        ctx.rewrite = decision if decision.rewrites else None
         if rr:
             ctx.rr_in = self._rr_value(ctx.source.transport)
         actions: list[Action] = []
@@ -684,6 +690,8 @@ class ProxyCore:
         req.uri = target.uri  # step 2
         mf = ctx.request.max_forwards  # step 3
         h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
+        if ctx.rewrite is not None:  # the router's removals / replacements / new body
+            ctx.rewrite.rewrite(req)
         for value in reversed(target.route):  # pre-loaded route for this branch
             h.insert_first("Route", value)
         for name, value in ctx.extra_headers:  # step 5
@@ -740,11 +748,12 @@ class ProxyCore:
         source: Peer,
         transaction: object | None,
         cancelled: object | None,
+        now: float,
     ) -> list[Action]:
         if cancelled is None:
             # no response context: forward statelessly (it may belong to a request that was
             # forwarded statelessly before, §16.10)
-            return self._forward_stateless(request, source)
+            return self._forward_stateless(request, source, now)
         actions = self._respond(request, transaction, source, 200)
         ctx = self._contexts.get(id(cancelled))
         if ctx is not None and not ctx.final_sent:
@@ -769,7 +778,7 @@ class ProxyCore:
         return actions
 
     # -- stateless forwarding (§16.11) --------------------------------------------------------
-    def _forward_stateless(self, request: Request, source: Peer) -> list[Action]:
+    def _forward_stateless(self, request: Request, source: Peer, now: float) -> list[Action]:
         mf = request.max_forwards
         if mf == 0:
             return [] if request.method == "ACK" else self._respond(request, None, source, 483)
@@ -779,6 +788,31 @@ class ProxyCore:
         req = request  # stateless: the received object is not kept, so edit it in place
         h = req.headers
         h.set("Max-Forwards", str(self.config.default_max_forwards if mf is None else mf - 1))
+        next_hop: Peer | None = None
+        if self.stateless_router is not None:
+            choice = self.stateless_router(
+                req,
+                RoutingContext(
+                    source=source,
+                    now=now,
+                    has_route="Route" in h,
+                    is_local=self.is_local,
+                    is_our_domain=self.is_our_domain,
+                ),
+            )
+            target: Target | None = None
+            if isinstance(choice, Forward):
+                choice.rewrite(req)
+                target = choice.targets[0] if choice.targets else None
+                for name, value in choice.headers:
+                    h.add(name, value)
+            elif isinstance(choice, Target):
+                target = choice
+            if target is not None:
+                req.uri = target.uri
+                for value in reversed(target.route):
+                    h.insert_first("Route", value)
+                next_hop = target.next_hop
         routes = req.routes
         if routes and isinstance(routes[0].uri, SipUri) and not routes[0].uri.lr:
             values = h.get_list("Route")
@@ -789,7 +823,7 @@ class ProxyCore:
                 h.add("Route", v)
             req.uri = _name_addr_uri(first)
             routes = []
-        peer = uri_peer(routes[0].uri if routes else req.uri)
+        peer = next_hop or uri_peer(routes[0].uri if routes else req.uri)
         if peer is None:
             return []
         # a stateless branch must be the same for retransmissions (§16.11): derive it

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ims.sip.message import Request, Response
+from ims.sip.message import Message, Request, Response
 from ims.sip.proxy.hooks import Peer
 from ims.sip.uri import Uri
 
@@ -41,10 +41,36 @@ class Target:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forward:
+    """Forward to ``targets``. The rewrite fields apply to every forwarded copy, in this
+    order: ``remove_headers`` (every value of each name), ``set_headers`` (each name's values
+    replaced by the one given), the body (``body``/``content_type``), then the branch's
+    ``Target.route`` pushed, then ``headers`` added. So ``remove_headers=("Route",)`` with
+    ``Target(route=service_route)`` replaces the Route set. Via and Max-Forwards belong to
+    the core (a name given here for them is ignored)."""
+
     targets: Sequence[Target]
     parallel: bool = True
     record_route: bool | None = None
     headers: Sequence[tuple[str, str]] = ()
+    remove_headers: Sequence[str] = ()
+    set_headers: Sequence[tuple[str, str]] = ()
+    body: bytes | None = None  # None: keep the request's body; b"": send none
+    content_type: str | None = None  # with body: the new Content-Type
+
+    def rewrite(self, message: Message) -> None:
+        """Apply this decision's header/body rewrites to ``message`` in place (the core
+        calls it on each forwarded copy)."""
+        _apply_rewrite(
+            message,
+            remove=self.remove_headers,
+            set_=self.set_headers,
+            body=self.body,
+            content_type=self.content_type,
+        )
+
+    @property
+    def rewrites(self) -> bool:
+        return bool(self.remove_headers or self.set_headers or self.body is not None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +125,82 @@ class ResponseContext:
     key: int
     request: Request
     response: Response
+
+    def rewrite(
+        self,
+        *,
+        remove_headers: Sequence[str] = (),
+        set_headers: Sequence[tuple[str, str]] = (),
+        add_headers: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Response:
+        """A rewritten copy of :attr:`response` (``self.response`` is left as it is): return
+        it from the response processor, or pass it to ``release(key, ...)`` for a held one."""
+        return rewrite_message(
+            self.response,
+            remove_headers=remove_headers,
+            set_headers=set_headers,
+            add_headers=add_headers,
+            body=body,
+            content_type=content_type,
+        )
+
+
+M = TypeVar("M", Request, Response)
+
+_CORE_HEADERS = frozenset({"via", "v", "max-forwards"})
+
+
+def _apply_rewrite(
+    message: Message,
+    *,
+    remove: Sequence[str],
+    set_: Sequence[tuple[str, str]],
+    body: bytes | None,
+    content_type: str | None,
+) -> None:
+    h = message.headers
+    for name in remove:
+        if name.lower() not in _CORE_HEADERS:
+            h.remove(name)
+    for name, value in set_:
+        if name.lower() not in _CORE_HEADERS:
+            h.set(name, value)
+    if body is not None:
+        message.body = bytes(body)  # Content-Length is written from the body on encode
+        if not body:
+            h.remove("Content-Type")
+        elif content_type is not None:
+            h.set("Content-Type", content_type)
+
+
+def rewrite_message(
+    message: M,
+    *,
+    remove_headers: Sequence[str] = (),
+    set_headers: Sequence[tuple[str, str]] = (),
+    add_headers: Sequence[tuple[str, str]] = (),
+    body: bytes | None = None,
+    content_type: str | None = None,
+) -> M:
+    """A copy of ``message`` with ``remove_headers`` removed (every value), ``set_headers``
+    replacing each name's values, ``add_headers`` appended, and the body replaced when
+    ``body`` is not None (Content-Type set from ``content_type``, removed for an empty body;
+    Content-Length always follows the body). Via and Max-Forwards are left alone."""
+    out = message.copy()
+    _apply_rewrite(out, remove=remove_headers, set_=set_headers, body=body,
+                   content_type=content_type)  # fmt: skip
+    for name, value in add_headers:
+        out.headers.add(name, value)
+    return out
+
+
+StatelessRouter = Callable[[Request, "RoutingContext"], "Target | Forward | None"]
+"""Chooses where a stateless forward goes (an ACK for a 2xx, an unmatched CANCEL, §16.11):
+``None`` keeps the default (top Route, else Request-URI); a :class:`Target` sets the
+Request-URI / pushes ``route`` / sends to ``next_hop`` (e.g. the TLS connection the UE
+registered from); a :class:`Forward` uses its first target and its header/body rewrites."""
 
 
 ResponseProcessor = Callable[[ResponseContext], "Response | Defer | None"]

@@ -543,3 +543,149 @@ def test_register_to_our_registrar_with_max_forwards_zero_is_processed() -> None
     other = invite("sip:elsewhere.test", method="REGISTER", mf=0)
     (a,) = p.receive_request(other, UAC, 0.0, transaction="t2")
     assert a.response.status == 483
+
+
+# -- header/body rewriting in Forward, rewriting responses, stateless routing --------------
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.3.2\r\ns=-\r\nc=IN IP4 127.0.3.2\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\n"
+)
+ANCHORED = SDP.replace(b"127.0.3.2", b"127.0.3.9").replace(b"4000", b"40000")
+
+
+class RewritingRouter:
+    def __init__(self, decision: Forward) -> None:
+        self.decision = decision
+
+    def route(self, request: Request, ctx: RoutingContext) -> Forward:
+        return self.decision
+
+
+def test_forward_removes_replaces_headers_and_body_on_the_copy_only() -> None:
+    service_route = ("<sip:orig@scscf.home-a.lab;lr>",)
+    dec = Forward(
+        targets=[Target(uri=parse_uri("sip:bob@127.0.3.3:5062"), route=service_route)],
+        remove_headers=("P-Asserted-Identity", "Route", "Via", "Max-Forwards"),
+        set_headers=[("P-Charging-Vector", "icid-value=abc"), ("Subject", "anchored")],
+        body=ANCHORED,
+        content_type="application/sdp",
+        headers=[("P-Visited-Network-ID", "visited.lab")],
+    )
+    p = core(RewritingRouter(dec))
+    req = invite(
+        extra=(
+            "Route: <sip:127.0.3.1:5070;lr>, <sip:old@127.0.3.7;lr>\r\n"
+            "P-Asserted-Identity: <sip:alice@example.com>\r\n"
+            "P-Asserted-Identity: <tel:+15551234>\r\n"
+            "P-Charging-Vector: icid-value=old\r\nP-Charging-Vector: icid-value=old2\r\n"
+            "Content-Type: text/plain\r\n"
+        )
+    )
+    req.body = SDP
+    (fwd,) = only(p.receive_request(req, UAC, 0.0, transaction="t"), ForwardRequest)
+    out = fwd.request
+    h = out.headers
+    assert "P-Asserted-Identity" not in h
+    assert h.get_all("P-Charging-Vector") == ["icid-value=abc"]
+    assert h.get("Subject") == "anchored"
+    assert h.get_list("Route") == list(service_route)  # the Route set replaced
+    assert h.get("P-Visited-Network-ID") == "visited.lab"
+    assert len(out.vias) == 2 and out.max_forwards == 69  # the core's headers untouched
+    assert out.body == ANCHORED and h.get("Content-Type") == "application/sdp"
+    wire = parse_message(out.encode())
+    assert wire.body == ANCHORED
+    assert wire.headers.get("Content-Length") == str(len(ANCHORED))
+    # the next hop follows the new Route set (scscf.home-a.lab, resolved by the adapter)
+    assert fwd.peer.host == "scscf.home-a.lab"
+    # the request as received (ResponseContext.request) is unchanged
+    assert req.body == SDP and len(req.headers.get_all("P-Asserted-Identity")) == 2
+
+
+def test_forward_empty_body_removes_content_type() -> None:
+    dec = Forward(targets=[Target(uri=parse_uri("sip:bob@127.0.3.3:5062"))], body=b"")
+    p = core(RewritingRouter(dec))
+    req = invite(extra="Content-Type: application/sdp\r\n")
+    req.body = SDP
+    (fwd,) = only(p.receive_request(req, UAC, 0.0, transaction="t"), ForwardRequest)
+    assert fwd.request.body == b"" and "Content-Type" not in fwd.request.headers
+    assert parse_message(fwd.request.encode()).headers.get("Content-Length") == "0"
+
+
+def test_response_rewritten_by_processor_and_held_response_rewritten_on_release() -> None:
+    p = core()
+    held: list[ResponseContext] = []
+
+    def process(rc: ResponseContext) -> Response | Defer | None:
+        if rc.response.status == 180:  # synchronous rewrite: strip a header
+            return rc.rewrite(remove_headers=("P-Asserted-Identity",))
+        held.append(rc)
+        return Defer()
+
+    p.response_processor = process
+    (fwd,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+    r180 = answer(fwd.request, 180, extra=[("P-Asserted-Identity", "<sip:bob@example.com>")])
+    (a,) = p.receive_response(r180, fwd.branch, 0.1)
+    assert isinstance(a, SendResponse) and "P-Asserted-Identity" not in a.response.headers
+    r200 = answer(fwd.request, 200, extra=[("Content-Type", "application/sdp")])
+    r200.body = SDP
+    assert p.receive_response(r200, fwd.branch, 0.2) == []
+    (rc,) = held
+    new = rc.rewrite(body=ANCHORED, content_type="application/sdp", add_headers=[("X-A", "1")])
+    assert rc.response.body == SDP  # rewrite gives a copy
+    (b,) = p.release(rc.key, new, 0.3)
+    assert isinstance(b, SendResponse) and b.response.body == ANCHORED
+    assert b.response.headers.get("X-A") == "1"
+    wire = parse_message(b.response.encode())
+    assert wire.headers.get("Content-Length") == str(len(ANCHORED))
+    assert len(wire.vias) == 1  # our Via stays removed
+
+
+def test_rewrite_message_helper() -> None:
+    from ims.sip.proxy import rewrite_message
+
+    req = invite(extra="P-Preferred-Identity: <sip:alice@example.com>\r\n")
+    out = rewrite_message(
+        req,
+        remove_headers=("P-Preferred-Identity",),
+        add_headers=[("P-Asserted-Identity", "<sip:alice@example.com>")],
+        set_headers=[("Via", "SIP/2.0/UDP 1.2.3.4")],  # ignored: the core's header
+    )
+    assert "P-Preferred-Identity" in req.headers  # the original is unchanged
+    assert "P-Preferred-Identity" not in out.headers
+    assert out.headers.get("P-Asserted-Identity") == "<sip:alice@example.com>"
+    assert out.vias == req.vias
+
+
+def test_stateless_router_chooses_the_ack_next_hop_and_rewrites() -> None:
+    p = core()
+    ue_flow = Peer(transport="tcp", host="127.0.3.4", port=40001)
+    seen: list[tuple[str, RoutingContext]] = []
+
+    def stateless(request: Request, ctx: RoutingContext) -> Target | Forward | None:
+        seen.append((request.method, ctx))
+        if request.method != "ACK":
+            return None  # default: Route / Request-URI
+        return Forward(
+            targets=[Target(uri=request.uri, next_hop=ue_flow)],
+            remove_headers=("P-Asserted-Identity",),
+        )
+
+    p.stateless_router = stateless
+    ack = invite(
+        "sip:bob@127.0.3.4:5062",
+        method="ACK",
+        extra=f"Route: {RR}\r\nP-Asserted-Identity: <sip:a@example.com>\r\n",
+    )
+    ack.headers.set("To", "<sip:bob@example.com>;tag=b1")
+    (a,) = p.receive_request(ack, UAC, 0.0)
+    assert isinstance(a, SendStateless) and a.peer == ue_flow
+    assert a.message.via.transport == "TCP"  # type: ignore[union-attr]
+    assert "P-Asserted-Identity" not in a.message.headers and "Route" not in a.message.headers
+    assert seen[0][0] == "ACK" and seen[0][1].source == UAC and not seen[0][1].has_route
+    # a Target alone works too; None keeps the default (unmatched CANCEL to the Request-URI)
+    (c,) = p.receive_request(invite(method="CANCEL"), UAC, 0.1, transaction="c", cancelled=None)
+    assert isinstance(c, SendStateless) and c.peer.host == "127.0.3.3"
+    p.stateless_router = lambda r, ctx: Target(uri=parse_uri("sip:x@127.0.3.5:5099"))
+    (d,) = p.receive_request(invite(method="CANCEL"), UAC, 0.2, transaction="c", cancelled=None)
+    assert isinstance(d, SendStateless) and d.peer.addr == ("127.0.3.5", 5099)
+    assert d.message.uri.encode() == "sip:x@127.0.3.5:5099"  # type: ignore[union-attr]
