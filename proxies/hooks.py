@@ -215,6 +215,12 @@ class SessionObservers:
 
         return remove
 
+    def __bool__(self) -> bool:
+        return bool(self._observers)
+
+    def __len__(self) -> int:
+        return len(self._observers)
+
     def notify(self, event: AnchorSessionEvent) -> None:
         for obs in list(self._observers):
             try:

@@ -23,6 +23,7 @@ port, in the spirit of rtpengine's ng protocol. Both implement :class:`AnchorCon
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -43,6 +44,12 @@ from proxies.hooks import (
 _log = get_logger("proxies.media_anchor")
 
 Addr = tuple[str, int]
+
+POOL_QUARANTINE = 2.0
+"""Seconds a released RTP/RTCP socket pair rests (still reading, dropping what arrives) before
+another session may reuse it, so late packets of the old call never reach the new one."""
+POOL_MAX = 512
+"""Released socket pairs kept open for reuse; more are closed."""
 
 
 class AnchorError(Exception):
@@ -94,7 +101,9 @@ class LegCounters:
 
 
 class _LegProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: AnchorSession, leg: str, rtcp: bool) -> None:
+    """One bound RTP or RTCP socket; ``session`` is None while the socket rests in the pool."""
+
+    def __init__(self, session: AnchorSession | None, leg: str, rtcp: bool) -> None:
         self.session = session
         self.leg = leg
         self.rtcp = rtcp
@@ -107,11 +116,14 @@ class _LegProtocol(asyncio.DatagramProtocol):
             transport.max_size = 2048  # type: ignore[attr-defined]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.session._relay(self.leg, self.rtcp, data, (str(addr[0]), int(addr[1])))
+        session = self.session
+        if session is not None:  # pooled sockets drop what still arrives for the old call
+            session._relay(self.leg, self.rtcp, data, (str(addr[0]), int(addr[1])))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that has gone away: count, keep relaying.
-        self.session.counters[self.leg].dropped += 1
+        if self.session is not None:
+            self.session.counters[self.leg].dropped += 1
 
 
 @dataclass(slots=True)
@@ -210,10 +222,9 @@ class AnchorSession:
         )
 
     def close(self) -> None:
+        """Give the session's sockets back (to the anchor's pool, or closed)."""
         for leg in self.legs.values():
-            for proto in (leg.rtp, leg.rtcp):
-                if proto is not None and proto.transport is not None:
-                    proto.transport.close()
+            self.anchor._recycle(leg)
 
 
 class MediaAnchor:
@@ -231,8 +242,58 @@ class MediaAnchor:
         pairs = range(lo, ports[1], 2)  # (even RTP, RTCP = +1), both within the range
         self._cursor = itertools.cycle(pairs)
         self._span = len(pairs)
+        # released socket pairs, oldest first: (reusable from loop time, port, rtp, rtcp).
+        # Binding two sockets per leg (4 per call) cost more than the rest of the anchor's
+        # per-call work; a rested pair is reused instead (docs/benchmarks/ims.md).
+        self._pool: collections.deque[tuple[float, int, _LegProtocol, _LegProtocol]] = (
+            collections.deque()
+        )
+
+    def _recycle(self, leg: _Leg) -> None:
+        rtp, rtcp = leg.rtp, leg.rtcp
+        leg.rtp = leg.rtcp = None
+        usable = [p for p in (rtp, rtcp) if p is not None and p.transport is not None]
+        if (
+            rtp is not None
+            and rtcp is not None
+            and len(usable) == 2
+            and not any(p.transport.is_closing() for p in usable if p.transport is not None)
+            and len(self._pool) < POOL_MAX
+        ):
+            rtp.session = rtcp.session = None
+            try:
+                ready = asyncio.get_running_loop().time() + POOL_QUARANTINE
+            except RuntimeError:  # no loop running: nothing can reuse it, close instead
+                pass
+            else:
+                self._pool.append((ready, leg.local[1], rtp, rtcp))
+                return
+        for proto in usable:
+            if proto.transport is not None:
+                proto.transport.close()
+
+    def _take_pooled(self, session: AnchorSession, leg: str, *, rested: bool) -> Addr | None:
+        pool = self._pool
+        if not pool or (rested and pool[0][0] > asyncio.get_running_loop().time()):
+            return None
+        _, port, rtp, rtcp = pool.popleft()
+        for proto in (rtp, rtcp):
+            proto.session = session
+            proto.leg = leg
+        session.legs[leg] = _Leg(local=(self.address, port), rtp=rtp, rtcp=rtcp)
+        return (self.address, port)
+
+    def _close_pool(self) -> None:
+        while self._pool:
+            _, _, rtp, rtcp = self._pool.popleft()
+            for proto in (rtp, rtcp):
+                if proto.transport is not None:
+                    proto.transport.close()
 
     async def _bind_pair(self, session: AnchorSession, leg: str) -> Addr:
+        pooled = self._take_pooled(session, leg, rested=True)
+        if pooled is not None:
+            return pooled
         loop = asyncio.get_running_loop()
         for _ in range(self._span):
             port = next(self._cursor)
@@ -251,6 +312,10 @@ class MediaAnchor:
                 continue
             session.legs[leg] = _Leg(local=(self.address, port), rtp=rtp_p, rtcp=rtcp_p)
             return (self.address, port)
+        # every port is bound: a pair still resting in the pool is better than failing
+        pooled = self._take_pooled(session, leg, rested=False)
+        if pooled is not None:
+            return pooled
         raise AnchorError(f"{self.name}: no free RTP port pair in {self.ports}")
 
     async def allocate(
@@ -274,7 +339,8 @@ class MediaAnchor:
                 session.close()
                 raise
             self.sessions[key] = session
-            self.session_observers.notify(session.event(SessionChange.CREATED))
+            if self.session_observers:
+                self.session_observers.notify(session.event(SessionChange.CREATED))
             _log.info("session created", call_id=call_id, stream=stream)
         elif icid and not session.icid:
             session.icid = icid
@@ -298,7 +364,8 @@ class MediaAnchor:
         target = session.legs[leg]
         if not target.latched:
             target.remote = (remote[0], int(remote[1]))
-        self.session_observers.notify(session.event(SessionChange.UPDATED))
+        if self.session_observers:
+            self.session_observers.notify(session.event(SessionChange.UPDATED))
 
     async def attach(
         self,
@@ -337,7 +404,8 @@ class MediaAnchor:
         ]:
             session = self.sessions.pop(key)
             session.close()
-            self.session_observers.notify(session.event(SessionChange.RELEASED))
+            if self.session_observers:
+                self.session_observers.notify(session.event(SessionChange.RELEASED))
         if total:
             self.released[call_id] = total
             # keep the memory of released calls bounded
@@ -349,6 +417,8 @@ class MediaAnchor:
     async def close(self) -> None:
         for call_id in {cid for cid, _, _ in self.sessions}:
             await self.release(call_id)
+        self._close_pool()
+        await asyncio.sleep(0)  # transports close their sockets on the next loop iteration
 
 
 # --- remote control ------------------------------------------------------------------------
@@ -481,19 +551,32 @@ class AnchorClient:
         rid = next(self._ids)
         req["id"] = rid
         data = json.dumps(req).encode()
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         proto.pending[rid] = fut
+        # bounded retransmission, sent at 0, 0.25, 0.75, 1.75 s, given up at 3.75 s: one timer
+        # handle per request rather than a wait_for + shield task per attempt
+        attempt = 0
+        timer: asyncio.TimerHandle | None = None
+
+        def retransmit() -> None:
+            nonlocal attempt, timer
+            attempt += 1
+            if fut.done():
+                return
+            if attempt >= 4:
+                fut.set_exception(AnchorError(f"anchor at {self.server} does not answer"))
+                return
+            transport.sendto(data, self.server)
+            timer = loop.call_later(0.25 * 2**attempt, retransmit)
+
+        transport.sendto(data, self.server)
+        timer = loop.call_later(0.25, retransmit)
         try:
-            for attempt in range(4):  # 0.25, 0.5, 1, 2 s: bounded retransmission
-                transport.sendto(data, self.server)
-                try:
-                    reply = await asyncio.wait_for(asyncio.shield(fut), 0.25 * 2**attempt)
-                    break
-                except TimeoutError:
-                    continue
-            else:
-                raise AnchorError(f"anchor at {self.server} does not answer")
+            reply = await fut
         finally:
+            if timer is not None:
+                timer.cancel()
             proto.pending.pop(rid, None)
         if not reply.get("ok"):
             raise AnchorError(str(reply.get("error")))

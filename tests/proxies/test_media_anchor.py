@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from proxies import media_anchor
 from proxies.hooks import DROP, MediaDirection, MediaPacketEvent, SessionChange
 from proxies.media_anchor import AnchorClient, AnchorControlServer, AnchorError, MediaAnchor
 
@@ -168,3 +169,58 @@ async def test_attach_is_allocate_plus_set_remote_in_one_round_trip() -> None:
     client.close()
     server.close()
     await anchor.close()
+
+
+async def test_released_ports_rest_in_a_pool_before_reuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    anchor = MediaAnchor("anchor-p", ANCHOR_IP, (31800, 31899))
+    first = await anchor.allocate("call-a", 0)
+    await anchor.release("call-a")
+    # resting (POOL_QUARANTINE s): a new call gets other ports
+    second = await anchor.allocate("call-b", 0)
+    assert {first.access, first.core}.isdisjoint({second.access, second.core})
+    await anchor.release("call-b")
+    await anchor.close()
+    # closing the anchor closes the pooled sockets too: the ports can be bound again
+    sink, addr = await endpoint(ANCHOR_IP, first.access[1])
+    assert addr[1] == first.access[1] and sink.transport
+    sink.transport.close()
+
+
+async def test_a_reused_pair_drops_the_old_calls_packets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(media_anchor, "POOL_QUARANTINE", 0.0)
+    anchor = MediaAnchor("anchor-p", ANCHOR_IP, (31900, 31999))
+    ue, ue_addr = await endpoint(UE_IP)
+    far, far_addr = await endpoint(FAR_IP)
+    assert ue.transport
+    probe = await anchor.attach("probe", 0, "core", far_addr)
+    old = await anchor.attach("old", 0, "core", far_addr)
+    await anchor.release("old")
+    # a late packet of the released call reaches its pooled socket: dropped, not relayed
+    ue.transport.sendto(b"late", old.access)
+    ue.transport.sendto(b"probe", probe.access)
+    data, _ = await asyncio.wait_for(far.got.get(), 2)
+    assert data == b"probe"
+    new = await anchor.attach("new", 0, "core", far_addr)
+    assert (new.access, new.core) == (old.access, old.core)  # the rested pairs, oldest first
+    await anchor.set_remote("new", 0, "access", ue_addr)
+    ue.transport.sendto(b"fresh", new.access)
+    data, src = await asyncio.wait_for(far.got.get(), 2)
+    assert data == b"fresh" and tuple(src[:2]) == new.core
+    assert far.got.empty()
+    stats = await anchor.release("new")
+    assert stats["from_access_packets"] == 1 and stats["from_access_bytes"] == len(b"fresh")
+    await anchor.close()
+
+
+async def test_client_gives_up_after_bounded_retransmissions() -> None:
+    # a bound socket that never answers: 4 sends (0, 0.25, 0.75, 1.75 s), error at 3.75 s
+    silent, addr = await endpoint(ANCHOR_IP)
+    client = AnchorClient(addr, local_address="127.0.7.10")
+    with pytest.raises(AnchorError, match="does not answer"):
+        await client.ping()
+    assert silent.got.qsize() == 4
+    client.close()
+    assert silent.transport
+    silent.transport.close()
