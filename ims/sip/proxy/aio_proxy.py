@@ -1,7 +1,8 @@
 """asyncio adapter: the sans-I/O proxy core on the transaction layer and real sockets.
 
 :class:`ProxyServer` owns one :class:`~ims.sip.transaction.TransactionLayer` and the transports
-it listens on (UDP from :mod:`ims.sip.transport.udp`; TCP/TLS when that package provides them).
+it listens on (UDP from :mod:`ims.sip.transport.udp`; TCP and TLS from
+:mod:`ims.sip.transport.stream`).
 It is the only place where time is read (``loop.time()``) and bytes move:
 
     datagram -> layer.receive_bytes -> events -> ProxyCore -> actions -> layer -> SendMessage
@@ -13,6 +14,14 @@ transaction's branch is the key the core chose); ``StrayResponse`` ->
 ``receive_stray_response``; ``TransactionTimedOut`` / ``TransportFailed`` of a client
 transaction -> ``branch_failed`` with 408 / 503. One ``loop.call_at`` timer is kept armed at
 the earlier of the layer's and the core's next deadline (aioquic's pattern).
+
+TLS: ``listen("tls", host, port, ssl_context=server_ctx)`` (``server_ctx`` may require and
+verify client certificates: ``verify_mode = CERT_REQUIRED`` + ``load_verify_locations``);
+``client_ssl`` is used for connections the proxy opens. Connections are reused by remote
+address (§18.1.1 / RFC 5923 in spirit): a response goes back on the request's connection, and
+a request forwarded to ``Peer("tls", ue_host, ue_port)`` — the source a UE registered from —
+travels on the UE's own connection (the UE needs no TLS listener). When that connection has
+closed, a new one is opened to that address (which then usually fails: 503 for the branch).
 
 Why not :class:`ims.sip.transport.endpoint.SipEndpoint`: a proxy needs the raw per-branch
 events (every provisional, CANCEL of a client transaction, stray 2xx), and at the time of
@@ -27,6 +36,7 @@ import asyncio
 import functools
 import ipaddress
 import math
+import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -61,7 +71,7 @@ from ims.sip.transaction import (
     TransportFailed,
 )
 from ims.sip.transport.errors import SipTransportError
-from ims.sip.transport.stream import StreamTransport
+from ims.sip.transport.stream import StreamConnection, StreamTransport
 from ims.sip.transport.udp import UdpTransport
 
 _log = get_logger("ims.sip.proxy.aio")
@@ -77,8 +87,10 @@ class ProxyServer:
         timers: TimerConfig | None = None,
         hosts: Mapping[str, str] | None = None,
         allowed_networks: Sequence[str] | None = None,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.core = core
+        self.client_ssl = client_ssl  # TLS connections we open (None: no outbound TLS)
         # next hops outside these networks are refused (503) instead of contacted: a lab
         # safety net so that a torture message's Route cannot make us talk to other hosts
         self.allowed = (
@@ -100,16 +112,25 @@ class ProxyServer:
         self._allowed_cache: dict[str, bool] = {}
 
     # -- set-up ---------------------------------------------------------------------------
-    async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
+    async def listen(
+        self, transport: str, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``transport`` (``"udp"``, ``"tcp"``, ``"tls"`` — TLS needs
+        ``ssl_context``, the server context); returns the bound address."""
         self._loop = asyncio.get_running_loop()
         kind = transport.lower()
-        if kind == "tcp":
-            stream = StreamTransport("TCP", self._on_stream_message, self._on_stream_error)
+        if kind in ("tcp", "tls"):
+            if kind == "tls" and ssl_context is None:
+                raise ValueError("a TLS listener needs ssl_context (the server certificate)")
+            name = kind.upper()
+            if name in self._streams:
+                raise ValueError(f"already listening on {name}")
+            stream = self._new_stream(name, ssl_context)
             addr = await stream.listen(host, port)
-            self._streams["TCP"] = stream
+            self._streams[name] = stream
             return addr
         if kind != "udp":
-            raise ValueError(f"transport {transport!r} is not available (udp, tcp)")
+            raise ValueError(f"transport {transport!r} is not available (udp, tcp, tls)")
         udp = UdpTransport(self._on_datagram)
         addr = await udp.bind(host, port)
         self._udp.append(udp)
@@ -117,6 +138,32 @@ class ProxyServer:
         # kernel instead of being dropped and retransmitted 500 ms later
         udp.set_buffer_sizes(UDP_BUFFER, UDP_BUFFER)
         return addr
+
+    def _new_stream(self, name: str, server_ssl: ssl.SSLContext | None) -> StreamTransport:
+        return StreamTransport(
+            name,
+            self._on_stream_message,
+            self._on_stream_error,
+            server_ssl=server_ssl,
+            client_ssl=self.client_ssl if name == "TLS" else None,
+        )
+
+    def connection(self, peer: Peer) -> StreamConnection | None:
+        """The open TCP/TLS connection with ``peer`` (e.g. the flow a UE registered from),
+        None for UDP or when it is closed."""
+        stream = self._streams.get(peer.transport.upper())
+        if stream is None:
+            return None
+        return stream.lookup(Flow(peer.transport.upper(), (peer.host, peer.port)))
+
+    def peer_certificate(self, peer: Peer) -> dict[str, Any] | None:
+        """The verified client certificate of a TLS peer (``ssl.SSLSocket.getpeercert()``
+        form), None without a TLS connection or when the listener did not ask for one."""
+        conn = self.connection(peer)
+        if conn is None or peer.transport.lower() != "tls":
+            return None
+        cert = conn.get_extra_info("peercert")
+        return cert if isinstance(cert, dict) and cert else None
 
     def resume(self, key: int, decision: Forward | Respond) -> None:
         """Carry out a deferred routing decision (see :class:`~ims.sip.proxy.routing.Defer`)."""
@@ -305,6 +352,8 @@ class ProxyServer:
 
     def _send_stream(self, ev: SendMessage) -> None:
         stream = self._streams.get(ev.flow.transport)
+        if stream is None and ev.flow.transport == "TLS" and self.client_ssl is not None:
+            stream = self._streams["TLS"] = self._new_stream("TLS", None)  # client side only
         if stream is None:
             self._send_failed(ev, f"no {ev.flow.transport} transport")
             return

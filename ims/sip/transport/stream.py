@@ -108,6 +108,13 @@ class StreamConnection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
+    def get_extra_info(self, name: str) -> object:
+        """The asyncio transport's extra info (``"peercert"``, ``"ssl_object"``...); None
+        when the connection is not made yet."""
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info(name)
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
