@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,7 +82,7 @@ def proc_cpu(pids: list[int]) -> float:
 
 async def bench(
     rates: list[int], seconds: float, *, inprocess: bool = False, profile: str | None = None
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     text = topology.default_path().read_text()
     # operator A's P-CSCF without TLS for this run (the UE hop here is UDP anyway)
     text = text.replace(
@@ -99,6 +100,10 @@ async def bench(
     prof = cProfile.Profile() if profile else None
     async with Lab(topo, mode=mode, names=["anchor-a", "scscf-a", "pcscf-a"]) as lab:
         pids = [p.proc.pid for p in lab.procs.values()]
+        names = list(lab.procs)
+
+        def per_element() -> list[float]:
+            return [proc_cpu([pid]) for pid in pids]
 
         def cpu() -> float:
             return time.process_time() if inprocess else proc_cpu(pids)
@@ -121,6 +126,7 @@ async def bench(
             await asyncio.sleep(0.5)
             t0 = time.monotonic()
             c0 = cpu()
+            e0 = per_element()
             if prof is not None:
                 prof.enable()
             res = await asyncio.to_thread(
@@ -140,6 +146,7 @@ async def bench(
             if prof is not None:
                 prof.disable()
             cpu_s = cpu() - c0
+            by_element = [e - e0[i] for i, e in enumerate(per_element())]
             elapsed = time.monotonic() - t0
             ok, failed = counts(res.stdout)
             uas.terminate()
@@ -148,7 +155,7 @@ async def bench(
             except subprocess.TimeoutExpired:
                 uas.kill()
                 uas.wait()
-            row = {
+            row: dict[str, Any] = {
                 "rate": rate,
                 "calls": calls,
                 "successful": ok,
@@ -157,6 +164,10 @@ async def bench(
                 "achieved_cps": round(ok / elapsed, 1) if elapsed else 0.0,
                 "cpu_ms_per_call": round(cpu_s * 1000 / ok, 2) if ok else 0.0,
             }
+            if ok and by_element:
+                row["cpu_ms_per_call_by_element"] = {
+                    n: round(c * 1000 / ok, 2) for n, c in zip(names, by_element, strict=True)
+                }
             print(json.dumps(row), flush=True)
             results.append(row)
             if failed != 0 or ok < calls:
