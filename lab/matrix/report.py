@@ -158,11 +158,24 @@ td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px} .bad{background:#fdd
 """
 
 
+def _meta_line(meta: dict[str, Any]) -> str:
+    """The run's facts as a sentence (rows, how many reproduce the study, time, LEMF output)."""
+    known = ("rows", "reproduced", "seconds", "lemf")
+    text = (
+        f"{meta.get('reproduced', '?')} of {meta.get('rows', '?')} rows reproduce the study; "
+        f"run time {meta.get('seconds', '?')} s; LEMF output in {meta.get('lemf', '?')}."
+    )
+    rest = {k: v for k, v in meta.items() if k not in known}
+    if rest:
+        text += " " + json.dumps(rest, sort_keys=True)
+    return html.escape(text)
+
+
 def write_html(results: Sequence[CallResult], path: Path, *, meta: dict[str, Any]) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>imslab matrix</title>",
         f"<style>{_CSS}</style></head><body><h1>imslab matrix</h1>",
-        f"<p>{html.escape(json.dumps(meta))}</p><table><tr>",
+        f"<p>{_meta_line(meta)}</p><table><tr>",
         "".join(f"<th>{c}</th>" for c in COLUMNS),
         "<th>study section</th></tr>",
     ]
@@ -191,7 +204,11 @@ def write_html(results: Sequence[CallResult], path: Path, *, meta: dict[str, Any
             parts.append(f"<li class='bad'>difference: {html.escape(d)}</li>")
         for n in r.notes:
             parts.append(f"<li>{html.escape(n)}</li>")
-        parts.append("</ul><h3>SIP ladder (from IRI)</h3>")
+        poi = r.ladder[0].poi if r.ladder else ""
+        parts.append(
+            f"</ul><h3>SIP ladder (from IRI: each message once, as {html.escape(poi or 'the POI')}"
+            " received or sent it)</h3>"
+        )
         parts.append(ladder_svg(r.ladder))
         for direction, wav in sorted(r.wavs.items()):
             tone = r.tones_hz.get(direction)

@@ -90,3 +90,5 @@ def test_table_json_html(tmp_path: Path) -> None:
     page = (tmp_path / "m.html").read_text()
     assert "<svg" in page and "INVITE sip:bob@x" in page
     assert "data:image/png;base64," in page and "peak 438 Hz" in page
+    write_html([r], tmp_path / "m2.html", meta={"rows": 23, "reproduced": 22, "seconds": 30})
+    assert "22 of 23 rows reproduce the study" in (tmp_path / "m2.html").read_text()
