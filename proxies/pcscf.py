@@ -217,7 +217,7 @@ class Pcscf(SipProxy):
             return Forward(request=out, hop=hop, record_route=request.method == "SUBSCRIBE")
         call = _Call(label="orig", icid=icid, ue=reg.flow)
         self.calls.setdefault(call_id, []).append(call)
-        out = await self._anchor_request(out, call, from_access=True)
+        out = await self._anchor_request(out, call, from_access=True, owned=True)
         return Forward(
             request=out,
             hop=hop,
@@ -287,11 +287,15 @@ class Pcscf(SipProxy):
         return calls[0]
 
     # --- media anchoring -----------------------------------------------------------------
-    async def _anchor_request(self, request: Request, call: _Call, *, from_access: bool) -> Request:
+    async def _anchor_request(
+        self, request: Request, call: _Call, *, from_access: bool, owned: bool = False
+    ) -> Request:
+        """``request`` with its SDP anchored; rewritten in place when ``owned`` (a copy this
+        element already made), else in a copy (the server transaction keeps the original)."""
         if self.anchor is None or not request.body or request.content_type != "application/sdp":
             return request
         body = await self._anchor_sdp(request.call_id or "", request.body, call, from_access)
-        out = request.copy()
+        out = request if owned else request.copy()
         out.body = body
         return out
 
@@ -347,15 +351,14 @@ class Pcscf(SipProxy):
                 and resp.content_type == "application/sdp"
                 and resp.status < 300
             ):
-                out = resp.copy()
+                # resp is already the proxy's own copy (SipProxy._relay): rewrite it in place
                 try:
-                    out.body = await self._anchor_sdp(
+                    resp.body = await self._anchor_sdp(
                         call_id, resp.body, call, from_access=answer_from_access
                     )
                 except AnchorError as exc:
                     _log.warning("anchoring answer failed", element=self.name, error=str(exc))
-                    return resp
-                return out
+                return resp
             return resp
 
         return on_response
