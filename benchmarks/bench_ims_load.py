@@ -1,6 +1,7 @@
 """SIPp load through our P-CSCF -> S-CSCF -> SIPp UAS (calls/s at 0 failed calls).
 
-Set-up (the built-in addresses, 127.0.10.0/24 and SIPp on 127.0.17.0/24): the anchor, the
+Set-up (the built-in lab moved to 127.0.17.0/24 by default, ``--subnet``; SIPp on
+127.0.17.201/.202): the anchor, the
 S-CSCF and the P-CSCF of operator A run as ``imslab run`` subprocesses (uvloop; the P-CSCF
 without TLS so it stays on uvloop). The SIPp UAS registers *directly* at the S-CSCF as carol
 (digest, no Path: terminating requests go straight to it), the SIPp UAC registers through the
@@ -81,7 +82,12 @@ def proc_cpu(pids: list[int]) -> float:
 
 
 async def bench(
-    rates: list[int], seconds: float, *, inprocess: bool = False, profile: str | None = None
+    rates: list[int],
+    seconds: float,
+    *,
+    inprocess: bool = False,
+    profile: str | None = None,
+    subnet: str | None = None,
 ) -> list[dict[str, Any]]:
     text = topology.default_path().read_text()
     # operator A's P-CSCF without TLS for this run (the UE hop here is UDP anyway)
@@ -92,7 +98,7 @@ async def bench(
     cfg = tmp / "lab.toml"
     cfg.write_text(text)
     os.environ.setdefault("IMSLAB_PKI", str(tmp / "pki"))
-    topo = topology.load(cfg)
+    topo = topology.load(cfg, subnet=subnet)
     pcscf = topo.element("pcscf-a")
     scscf = topo.element("scscf-a")
     results = []
@@ -191,13 +197,22 @@ def main() -> int:
         "--inprocess", action="store_true", help="run the elements on this event loop"
     )
     parser.add_argument("--profile", help="write a cProfile of the steps here (in-process)")
+    parser.add_argument(
+        "--subnet",
+        default="127.0.17",
+        help="move every element to this /24 (SIPp is on 127.0.17.201/.202); 'none' keeps the "
+        "built-in 127.0.10-19 addresses",
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is not installed (./dev.sh setup)")
         return 2
     rates = [int(r) for r in args.rates.split(",")]
     inprocess = bool(args.inprocess or args.profile)
-    results = asyncio.run(bench(rates, args.seconds, inprocess=inprocess, profile=args.profile))
+    subnet = None if args.subnet == "none" else args.subnet
+    results = asyncio.run(
+        bench(rates, args.seconds, inprocess=inprocess, profile=args.profile, subnet=subnet)
+    )
     clean = [r for r in results if r["failed"] == 0 and r["successful"] == r["calls"]]
     best = max((r["rate"] for r in clean), default=0)
     print(f"highest rate with 0 failed calls: {best} calls/s")
