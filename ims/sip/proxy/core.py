@@ -507,23 +507,31 @@ class ProxyCore:
             )
         # §16.4 Route information pre-processing
         self._strip_own_maddr(request, source)
-        self._preprocess_routes(request)
+        own_routes = self._preprocess_routes(request)
         has_route = "Route" in request.headers
         if not has_route and method == "OPTIONS" and self.addressed_to_me(request):
             return self._options(request, transaction, source)
         # §16.5 targets
         key = next(self._keys)
-        decision = self.router.route(
-            request,
-            RoutingContext(
-                source=source,
-                now=now,
-                has_route=has_route,
-                is_local=self.is_local,
-                is_our_domain=self.is_our_domain,
-                key=key,
-            ),
-        )
+        try:
+            decision = self.router.route(
+                request,
+                RoutingContext(
+                    source=source,
+                    now=now,
+                    has_route=has_route,
+                    is_local=self.is_local,
+                    is_our_domain=self.is_our_domain,
+                    key=key,
+                    own_routes=own_routes,
+                ),
+            )
+        except SipParseError:
+            raise
+        except Exception as exc:  # a failing policy answers, instead of leaving the UAC waiting
+            status = _error_status(exc)
+            _log.warning("router failed", error=repr(exc), call_id=request.call_id, status=status)
+            return self._respond(request, transaction, source, status)
         ctx = _Context(
             request=request,
             transaction=transaction,
@@ -601,12 +609,12 @@ class ProxyCore:
                     return True
         return False
 
-    def _preprocess_routes(self, request: Request) -> None:
-        """§16.4: undo an upstream strict router, strip our own Route values."""
+    def _preprocess_routes(self, request: Request) -> tuple[str, ...]:
+        """§16.4: undo an upstream strict router, strip our own Route values (returned)."""
         h = request.headers
         if "Route" not in h:
-            return
-        self._strip_routes(request)  # Route edits keep the parsed Vias
+            return ()
+        return self._strip_routes(request)  # Route edits keep the parsed Vias
 
     def _strip_own_maddr(self, request: Request, source: Peer) -> None:
         """§16.4: a Request-URI ``maddr`` naming us, on the port and transport we received
@@ -622,7 +630,8 @@ class ProxyCore:
             return
         request.uri = uri.without_param("maddr").without_param("transport").replace(port=None)
 
-    def _strip_routes(self, request: Request) -> None:
+    def _strip_routes(self, request: Request) -> tuple[str, ...]:
+        removed: list[str] = []
         h = request.headers
         uri = request.uri
         if isinstance(uri, SipUri) and uri.lr and self.is_local(uri):
@@ -640,11 +649,14 @@ class ProxyCore:
             if first in self._rr_values:
                 # fast path: a peer copied our own Record-Route value verbatim (§12.1.1)
                 h.pop_first("Route")
+                removed.append(first)
                 continue
             routes = request.routes
             if not routes or not self.is_local(routes[0].uri):
                 break
             h.pop_first_element("Route")
+            removed.append(routes[0].encode())
+        return tuple(removed)
 
     # -- forwarding (§16.6) -----------------------------------------------------------------
     def _apply(self, ctx: _Context, decision: Forward, now: float) -> list[Action]:
@@ -782,7 +794,7 @@ class ProxyCore:
         mf = request.max_forwards
         if mf == 0:
             return [] if request.method == "ACK" else self._respond(request, None, source, 483)
-        self._preprocess_routes(request)
+        own_routes = self._preprocess_routes(request)
         if "Route" not in request.headers and self.addressed_to_me(request):
             return []  # e.g. an ACK for a response we generated: absorbed here
         req = request  # stateless: the received object is not kept, so edit it in place
@@ -798,6 +810,7 @@ class ProxyCore:
                     has_route="Route" in h,
                     is_local=self.is_local,
                     is_our_domain=self.is_our_domain,
+                    own_routes=own_routes,
                 ),
             )
             target: Target | None = None
@@ -1003,8 +1016,8 @@ class ProxyCore:
             if ctx.held:  # keep the order: queue behind the response being processed
                 ctx.held.append((fwd, stateless))
                 return []
-            out = self.response_processor(ResponseContext(key=ctx.key, request=ctx.request,
-                                                          response=fwd))  # fmt: skip
+            rc = ResponseContext(key=ctx.key, request=ctx.request, response=fwd, source=ctx.source)
+            out = self.response_processor(rc)
             if isinstance(out, Defer):
                 ctx.held.append((fwd, stateless))
                 self._holding[ctx.key] = ctx
@@ -1034,8 +1047,8 @@ class ProxyCore:
         while ctx.held:
             nxt, nxt_stateless = ctx.held[0]
             assert self.response_processor is not None
-            out = self.response_processor(ResponseContext(key=key, request=ctx.request,
-                                                          response=nxt))  # fmt: skip
+            rc = ResponseContext(key=key, request=ctx.request, response=nxt, source=ctx.source)
+            out = self.response_processor(rc)
             if isinstance(out, Defer):
                 return actions  # stays held (first in the queue)
             ctx.held.pop(0)
@@ -1087,6 +1100,15 @@ class ProxyCore:
     @property
     def open_branches(self) -> int:
         return len(self._branches)
+
+
+def _error_status(exc: Exception) -> int:
+    """The SIP status an exception carries (``status`` / ``status_hint``, 4xx-6xx), else 500."""
+    for attr in ("status", "status_hint"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 400 <= value < 700:
+            return value
+    return 500
 
 
 def _name_addr_uri(value: str) -> Uri:

@@ -101,6 +101,16 @@ class RoutingContext:
     is_local: Callable[[Uri], bool] = field(repr=False)
     is_our_domain: Callable[[Uri], bool] = field(repr=False)
     key: int = 0  # names this request in core.resume() after a Defer
+    #: our own Route values removed in §16.4 (name-addr text, top first): e.g. an S-CSCF
+    #: tells originating (``<sip:orig@scscf;lr>``) from terminating requests
+    own_routes: tuple[str, ...] = ()
+
+    @property
+    def own_route_uris(self) -> tuple[Uri, ...]:
+        """:attr:`own_routes` parsed (their URIs, top first)."""
+        from ims.sip.headers import parse_name_addr
+
+        return tuple(parse_name_addr(v, header="Route").uri for v in self.own_routes)
 
 
 class Router(Protocol):
@@ -125,6 +135,7 @@ class ResponseContext:
     key: int
     request: Request
     response: Response
+    source: Peer | None = None  # where the request came from (e.g. the UE's flow)
 
     def rewrite(
         self,

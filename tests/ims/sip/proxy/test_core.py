@@ -689,3 +689,46 @@ def test_stateless_router_chooses_the_ack_next_hop_and_rewrites() -> None:
     (d,) = p.receive_request(invite(method="CANCEL"), UAC, 0.2, transaction="c", cancelled=None)
     assert isinstance(d, SendStateless) and d.peer.addr == ("127.0.3.5", 5099)
     assert d.message.uri.encode() == "sip:x@127.0.3.5:5099"  # type: ignore[union-attr]
+
+
+def test_own_routes_reach_the_router_and_response_context_has_the_source() -> None:
+    seen: list[RoutingContext] = []
+
+    class Recording:
+        def route(self, request: Request, ctx: RoutingContext) -> Forward:
+            seen.append(ctx)
+            return Forward(targets=[Target(uri=request.uri)])
+
+    p = core(Recording())
+    sources: list[Peer | None] = []
+    p.response_processor = lambda rc: sources.append(rc.source)  # type: ignore[func-returns-value]
+    req = invite(extra="Route: <sip:orig@127.0.3.1:5070;lr>, <sip:127.0.3.8;lr>\r\n")
+    (fwd,) = only(p.receive_request(req, UAC, 0.0, transaction="t"), ForwardRequest)
+    (ctx,) = seen
+    assert ctx.own_routes == ("<sip:orig@127.0.3.1:5070;lr>",) and ctx.has_route
+    (uri,) = ctx.own_route_uris
+    assert uri.user == "orig"  # type: ignore[union-attr]
+    assert fwd.peer.host == "127.0.3.8"
+    p.receive_response(answer(fwd.request, 180), fwd.branch, 0.1)
+    assert sources == [UAC]
+    # the verbatim Record-Route fast path reports the value too
+    p.receive_request(invite(extra=f"Route: {RR}\r\n", branch="z9hG4bKb2"), UAC, 0.2)
+    assert seen[1].own_routes == (RR,) and not seen[1].has_route
+
+
+def test_a_raising_router_answers_500_or_the_status_it_carries() -> None:
+    class Failing:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def route(self, request: Request, ctx: RoutingContext) -> Forward:
+            raise self.exc
+
+    class Forbidden(Exception):
+        status = 403
+
+    for exc, status in ((RuntimeError("db down"), 500), (Forbidden(), 403)):
+        p = core(Failing(exc))
+        (a,) = p.receive_request(invite(method="MESSAGE"), UAC, 0.0, transaction="t")
+        assert isinstance(a, SendResponse) and a.response.status == status
+        assert p.open_contexts == 0
