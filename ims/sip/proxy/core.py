@@ -88,6 +88,7 @@ ALLOW = (
     "MESSAGE, REFER"
 )
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
+_RELIABLE = frozenset({"tcp", "tls"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,6 +387,10 @@ class ProxyCore:
         """The §18.2.2 destination of a response; computed only when hooks will see it or
         the send is stateless (the transaction layer routes its own responses)."""
         if not needed and not self.hooks:
+            return fallback
+        if fallback.transport.lower() in _RELIABLE:
+            # §18.2.2: over TCP/TLS a response goes back on the connection the request came
+            # in on (the source address names it): a TLS UE has no listener at its Via
             return fallback
         return via_peer(message) or fallback
 

@@ -732,3 +732,17 @@ def test_a_raising_router_answers_500_or_the_status_it_carries() -> None:
         (a,) = p.receive_request(invite(method="MESSAGE"), UAC, 0.0, transaction="t")
         assert isinstance(a, SendResponse) and a.response.status == status
         assert p.open_contexts == 0
+
+
+def test_stateless_response_over_tcp_goes_back_on_the_source_connection() -> None:
+    # §18.2.2: a forked INVITE's second 2xx is sent statelessly; over TCP/TLS it must use the
+    # UAC's connection (its source address), not the Via sent-by where nobody listens
+    p = core(StaticRouter("sip:b1@127.0.3.3:5062", "sip:b2@127.0.3.5:5062"))
+    src = Peer(transport="tcp", host="127.0.3.2", port=40123)
+    req = invite()
+    req.headers.set("Via", "SIP/2.0/TCP 127.0.3.2:5061;branch=z9hG4bKtcp1")
+    f1, f2 = only(p.receive_request(req, src, 0.0, transaction="t"), ForwardRequest)
+    (a,) = only(p.receive_response(answer(f1.request, 200), f1.branch, 0.1), SendResponse)
+    acts = p.receive_response(answer(f2.request, 200, tag="b2"), f2.branch, 0.2)
+    (b,) = only(acts, SendStateless)
+    assert b.peer == src and b.message.status == 200  # type: ignore[union-attr]
