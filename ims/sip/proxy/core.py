@@ -26,7 +26,8 @@ ACK for non-2xx and CANCEL timing are the layer's job) and does what §16 gives 
 §16.9       transport errors and transaction timeouts: the branch ends with 503 / 408
 §16.10      CANCEL: matched to its INVITE context -> 200 and CANCEL every pending branch;
             unmatched -> forwarded statelessly
-§16.11      stateless forwarding: ACK for a 2xx, unmatched CANCEL, stray responses
+§16.11      stateless forwarding: ACK for a 2xx, unmatched CANCEL, stray responses; the
+            next hop of a stateless request may be chosen by ``stateless_router``
 ==========  ============================================================================
 
 Inputs: :meth:`ProxyCore.receive_request` (with the layer's server-transaction handle),
@@ -37,7 +38,9 @@ for the adapter (:mod:`ims.sip.proxy.aio_proxy`) to hand to the transaction laye
 ``get_timer()``. Every message in and out runs through the :class:`MessageHooks` chain.
 Asynchronous applications: a router may return ``Defer()`` and call ``resume(key, decision,
 now)`` later; a ``response_processor`` may hold responses (``Defer()``) until
-``release(key, response, now)``, order kept.
+``release(key, response, now)``, order kept. A :class:`~ims.sip.proxy.routing.Forward` may
+remove/replace headers and the body of the forwarded copies; ``ResponseContext.rewrite``
+does the same for a response (see docs/sip-proxy-api.md).
 
 Loop detection (why the hash leaves out the top Via): §16.6 step 8 suggests hashing the
 received top Via too, but a request that comes back to us carries a *different* top Via (the
