@@ -9,11 +9,14 @@ connecting code passes a server hostname). Keys are EC P-256; nothing here is fo
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -37,11 +40,48 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.chmod(0o600)
 
 
-def ensure_ca(directory: Path) -> tuple[Path, Path]:
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise PKI creation across processes: lab elements started together (``imslab up
+    --subprocess``, netns runs) would otherwise each mint a CA, and a UE could end up trusting
+    a CA other than the one that signed its P-CSCF's certificate."""
     directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install(
+    directory: Path,
+    stem: str,
+    key: ec.EllipticCurvePrivateKey,
+    cert: x509.Certificate,
+    key_path: Path,
+    cert_path: Path,
+) -> None:
+    """Write key and certificate under unique temporary names, then rename into place."""
+    tmp_key = directory / f".{stem}.{os.getpid()}.key.tmp"
+    tmp_pem = directory / f".{stem}.{os.getpid()}.pem.tmp"
+    _write_key(tmp_key, key)
+    tmp_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(tmp_key, key_path)
+    os.replace(tmp_pem, cert_path)
+
+
+def ensure_ca(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    with _locked(directory):
+        if cert_path.exists() and key_path.exists():  # another process made it meanwhile
+            return cert_path, key_path
+        return _make_ca(directory, cert_path, key_path)
+
+
+def _make_ca(directory: Path, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imslab lab CA")])
     now = datetime.datetime.now(datetime.UTC)
@@ -56,11 +96,7 @@ def ensure_ca(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
-    tmp = directory / f".ca.{os.getpid()}"
-    _write_key(tmp.with_suffix(".key"), key)
-    tmp.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(tmp.with_suffix(".key"), key_path)
-    os.replace(tmp.with_suffix(".pem"), cert_path)
+    _install(directory, "ca", key, cert, key_path, cert_path)
     return cert_path, key_path
 
 
@@ -71,6 +107,21 @@ def issue(directory: Path, name: str, address: str) -> tuple[Path, Path]:
     key_path = directory / f"{name}-{address}.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    with _locked(directory):
+        if cert_path.exists() and key_path.exists():
+            return cert_path, key_path
+        return _make_cert(directory, name, address, ca_cert_path, ca_key_path, cert_path, key_path)
+
+
+def _make_cert(
+    directory: Path,
+    name: str,
+    address: str,
+    ca_cert_path: Path,
+    ca_key_path: Path,
+    cert_path: Path,
+    key_path: Path,
+) -> tuple[Path, Path]:
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -92,11 +143,7 @@ def issue(directory: Path, name: str, address: str) -> tuple[Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    tmp = directory / f".{name}.{os.getpid()}"
-    _write_key(tmp.with_suffix(".key"), key)
-    tmp.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(tmp.with_suffix(".key"), key_path)
-    os.replace(tmp.with_suffix(".pem"), cert_path)
+    _install(directory, name, key, cert, key_path, cert_path)
     return cert_path, key_path
 
 
