@@ -204,6 +204,17 @@ def header_def(name: str) -> HeaderDef | None:
     return REGISTRY.get(header_key(name))
 
 
+def _own(value: object) -> object:
+    """A cached value for a copy: the parsed elements are frozen and shared, the containers
+    (the Via/Route lists, Contact's ``(star, list)``) are new, so appending to one message's
+    list can never show up in the other's."""
+    if type(value) is list:
+        return list(value)
+    if type(value) is tuple:
+        return tuple(list(v) if type(v) is list else v for v in value)
+    return value
+
+
 class Headers:
     """Ordered, case-insensitive multi-header container.
 
@@ -283,7 +294,7 @@ class Headers:
         """An independent copy; the parsed values (immutable) come along, so the copy's typed
         accessors do not parse again."""
         h = Headers._from_keyed(list(self._fields))
-        h.cache = {k: list(v) if type(v) is list else v for k, v in self.cache.items()}
+        h.cache = {k: _own(v) for k, v in self.cache.items()}
         return h
 
     # -- writing --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ writes a Content-Length equal to the body length.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Iterable
 
 from ims.sip.errors import SipBuildError, SipParseError
@@ -82,17 +82,17 @@ REASONS: dict[int, str] = {
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch: the ``z9hG4bK`` magic cookie + 64 random bits (§8.1.1.7)."""
-    return BRANCH_COOKIE + secrets.token_hex(8)
+    return BRANCH_COOKIE + os.urandom(8).hex()
 
 
 def new_tag() -> str:
-    """A fresh From/To tag (§19.3: at least 32 bits of randomness)."""
-    return secrets.token_hex(6)
+    """A fresh From/To tag (§19.3: at least 32 bits of randomness; here 48)."""
+    return os.urandom(6).hex()
 
 
 def new_call_id(host: str | None = None) -> str:
     """A fresh Call-ID (§8.1.1.4), ``random@host`` when a host is given."""
-    cid = secrets.token_hex(12)
+    cid = os.urandom(12).hex()
     return f"{cid}@{host}" if host else cid
 
 
