@@ -122,13 +122,19 @@ def envelope_encrypt(
 def envelope_decrypt(
     private_key: rsa.RSAPrivateKey, data: bytes, scheme: EnvelopePadding = "pkcs1v15"
 ) -> bytes:
-    """Open a PKE envelope; failure is an authentication failure (no oracle detail)."""
+    """Open a PKE envelope; failure is an authentication failure (no oracle detail).
+
+    With PKCS#1 v1.5, OpenSSL's implicit rejection turns a wrong key into a random plaintext
+    of random length instead of an error, and that length can be zero: an empty envelope key
+    is refused here too, since the PRF cannot take it (RFC 3830 §4.1.2 needs an inkey).
+    """
     try:
-        return private_key.decrypt(data, _env_padding(scheme))
+        env_key = private_key.decrypt(data, _env_padding(scheme))
     except ValueError:
-        raise MikeyError(
-            "PKE envelope cannot be opened", mikey_error=ErrorNo.AUTH_FAILURE
-        ) from None
+        env_key = b""
+    if not env_key:
+        raise MikeyError("PKE envelope cannot be opened", mikey_error=ErrorNo.AUTH_FAILURE)
+    return env_key
 
 
 def _sig_padding(stype: SignType) -> padding.AsymmetricPadding:

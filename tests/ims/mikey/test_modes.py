@@ -485,3 +485,18 @@ def test_pke_chash_names_the_envelope_certificate(pki: Pki) -> None:
     assert PkeResponder(credentials=pki.bob, trust=pki.trust).receive(offer, NOW).ok
     other = PkeResponder(credentials=pki.mallory, trust=pki.trust).receive(offer, NOW)
     assert _error_no(other.message) is ErrorNo.INVALID_CERT
+
+
+def test_empty_envelope_key_is_an_auth_failure(pki: Pki) -> None:
+    """What PKCS#1 v1.5 implicit rejection sometimes yields for a wrong key: an empty plaintext.
+
+    It must be refused as an authentication failure, never reach the PRF as an empty inkey.
+    """
+    from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+
+    from ims.mikey.crypto import envelope_decrypt
+
+    empty = pki.alice.certificate.public_key().encrypt(b"", rsa_padding.PKCS1v15())  # type: ignore[union-attr]
+    with pytest.raises(MikeyError) as exc:
+        envelope_decrypt(pki.alice.private_key, empty)
+    assert exc.value.mikey_error is ErrorNo.AUTH_FAILURE
