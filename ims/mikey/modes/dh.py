@@ -77,6 +77,16 @@ def split_dh(msg: MikeyMessage, own: bytes | None = None) -> tuple[DhPayload, Dh
     return dhs[0], dhs[1]
 
 
+def response_tgk(msg: MikeyMessage, dh_key: DhKeyPair) -> bytes:
+    """The TGK from a DH response: it must echo our DHi in our group (RFC 3830 §3.3)."""
+    dhr, dhi = split_dh(msg, dh_key.public)
+    if dhi is None or dhi.value != dh_key.public:
+        raise MikeyError("response echoes a different DHi", mikey_error=ErrorNo.INVALID_DH)
+    if dhr.group is not dh_key.group:
+        raise MikeyError("DH group mismatch", mikey_error=ErrorNo.INVALID_DH)
+    return dh_key.shared_secret(dhr.value)
+
+
 class DhInitiator:
     """Initiator of a DH-SIGN exchange."""
 
@@ -138,12 +148,7 @@ class DhInitiator:
             require_t(msg)
             cert = validated_peer(msg, self.trust, now, self.responder_certificate)
             check_signature(data, msg, public_key_of(cert))
-            dhr, dhi = split_dh(msg, self.dh_key.public)
-            if dhi is None or dhi.value != self.dh_key.public:
-                raise MikeyError("response echoes a different DHi", mikey_error=ErrorNo.INVALID_DH)
-            if dhr.group is not self.dh_key.group:
-                raise MikeyError("DH group mismatch", mikey_error=ErrorNo.INVALID_DH)
-            tgk = self.dh_key.shared_secret(dhr.value)
+            tgk = response_tgk(msg, self.dh_key)
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise

@@ -44,7 +44,7 @@ from ims.mikey.modes.base import (
     require_t,
     timestamp,
 )
-from ims.mikey.modes.dh import split_dh
+from ims.mikey.modes.dh import response_tgk, split_dh
 from ims.mikey.modes.psk import PskLookup, fixed_psk
 from ims.mikey.payloads import (
     DhPayload,
@@ -130,12 +130,7 @@ class DhHmacInitiator:
                 raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
             require_t(msg)
             _check_mac(data, msg, self._auth)
-            dhr, dhi = split_dh(msg, self.dh_key.public)
-            if dhi is None or dhi.value != self.dh_key.public:
-                raise MikeyError("response echoes a different DHi", mikey_error=ErrorNo.INVALID_DH)
-            if dhr.group is not self.dh_key.group:
-                raise MikeyError("DH group mismatch", mikey_error=ErrorNo.INVALID_DH)
-            tgk = self.dh_key.shared_secret(dhr.value)
+            tgk = response_tgk(msg, self.dh_key)
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
             raise
