@@ -104,14 +104,18 @@ def main() -> None:
         (
             "DHHMAC OAKLEY 5",
             lambda: two_way(
-                DhHmacInitiator(psk=psk, group=DhGroup.OAKLEY_5),
+                DhHmacInitiator(
+                    psk=psk, group=DhGroup.OAKLEY_5, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+                ),
                 DhHmacResponder(psk=psk, replay=cache),
             ),
         ),
         (
             "DHHMAC OAKLEY 1",
             lambda: two_way(
-                DhHmacInitiator(psk=psk, group=DhGroup.OAKLEY_1),
+                DhHmacInitiator(
+                    psk=psk, group=DhGroup.OAKLEY_1, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+                ),
                 DhHmacResponder(psk=psk, replay=cache),
             ),
         ),

@@ -170,6 +170,9 @@ class ErrorNo(IntEnum):
     INVALID_SPPAR = 10
     INVALID_DT = 11
     UNSPECIFIED = 12
+    #: RFC 4738 §3.9.2 (Table 6.12 revised): "Unsupported message type | 13 | unparseable
+    #: MIKEY message (NEW)"; an RSA-R responder sends it for an I_MESSAGE it cannot parse (§3.5).
+    UNSUPPORTED_MSG_TYPE = 13
 
 
 class KeyDataType(IntEnum):
@@ -186,5 +189,10 @@ class KvType(IntEnum):
 
 
 class GenExtType(IntEnum):
+    """RFC 3830 Table 6.15 as revised by RFC 4738 §3.9.3."""
+
     VENDOR_ID = 0
-    SDP_IDS = 1
+    SDP_IDS = 1  # RFC 4567 §7 / RFC 4650 §4.4: the SDP key-mgmt protocol list
+    TESLA_I_KEY = 2  # RFC 4442
+    KEY_ID = 3  # RFC 4563
+    CSB_ID = 4  # RFC 4738 §3.6: responder's modified CSB ID (group mode only)

@@ -5,19 +5,26 @@ open an envelope with one private key and seal it to another public key, re-MAC 
 re-sign a message, run DH with its own key pair on each leg.
 
 * KEMAC encryption (RFC 3830 §4.2.3, Table 6.2.a):
-  NULL; AES-CM-128 with key encr_key and ``IV = (salt_key XOR (0x0000 || CSB ID || T)) ||
-  0x0000`` where T is the 64-bit T payload value (a 32-bit COUNTER is zero-extended);
-  AES-KW-128 = RFC 3394 key wrap with encr_key. RFC 3394 needs a multiple of 64 bits, so the
-  sub-payload chain is padded with zero bytes before wrapping; the padding is dropped after
-  unwrapping because the chain ends itself (its last next-payload byte is 0). This padding
-  rule is our choice and **unverified against the RFC text** (§4.2.3/§6.2 could not be read
-  here; minisip leaves AES-KW as ``//TODO`` and GStreamer has none).
-* MAC and V (RFC 3830 §4.2.2, §6.2, §6.9): HMAC-SHA-1 with auth_key, 160-bit output.
-* Envelope (RFC 3830 §4.2.4, §6.3): env_key encrypted with the peer's RSA public key;
-  RSAES-PKCS1-v1_5 by default (what minisip and OpenSSL's default do), RSAES-OAEP selectable.
-* Signatures (RFC 3830 §4.2.5 / §6.5 S type): RSA PKCS#1 v1.5 (0) and RSASSA-PSS (1), both
-  over SHA-1 (as minisip; selectable for experiments). SHA-1 is **unverified against the RFC
-  text** (§4.2.5/§6.5 could not be read here).
+  NULL; AES-CM-128 with key encr_key and ``IV = (S XOR (0x0000 || CSB ID || T)) || 0x0000``
+  where T is the 64-bit T payload value (§6.6: "COUNTER SHALL be padded (with leading zeros)
+  to a 64-bit value"); AES-KW-128 = the RFC 3394 §2.2.1 key wrap with encr_key and, as §4.2.3
+  says, "a 64-bit salt, S, [...] derived in accordance to Section 4.1.4 and the key wrap IV is
+  then set to S" (not RFC 3394's default A6A6A6A6A6A6A6A6, so ``cryptography``'s
+  ``aes_key_wrap``, which has no IV argument, cannot be used: :func:`aes_kw_wrap` is the
+  §2.2.1 index form over AES-ECB). The 64-bit S is the first 8 bytes of the 112-bit
+  salt_key: the §4.1.2 PRF output for outkey_len 64 is a prefix of the one for 112
+  (both take m = 1 block), which ``tests/ims/mikey/test_rfc_items.py`` asserts.
+  **No RFC defines AES-KW padding**: RFC 3394 wraps n >= 2 whole 64-bit blocks and RFC 3830
+  says nothing about a Key data chain of another length. Our rule: zero bytes up to a
+  multiple of 8 (and at least 16); the unwrapping side drops them because the chain ends
+  itself (its last next-payload byte is 0).
+* MAC and V (RFC 3830 §4.2.4, §6.2, §6.9): HMAC-SHA-1 with auth_key, 160-bit output.
+* Envelope (RFC 3830 §4.2.5, §6.3): "It is MANDATORY to support RSA PKCS#1, v1.5, and it is
+  RECOMMENDED to also support RSA OAEP": PKCS#1 v1.5 by default, OAEP selectable.
+* Signatures (RFC 3830 §4.2.6, §6.5 S type): RSA PKCS#1 v1.5 (0) and RSASSA-PSS (1). **No RFC
+  names the signature hash**: §4.2.6 says the algorithm "is defined by, and dependent on the
+  certificate used", and §4.2.1 makes SHA-1 MIKEY's default hash; we default to SHA-1 (as
+  minisip does) and let the caller select another (``sign_hash``).
 * DH (RFC 3830 §4.2.7, Table 6.4): OAKLEY 5 = RFC 3526 group 5 (1536 bit), OAKLEY 1/2 =
   RFC 2409 §6.1/§6.2 (768/1024 bit), generator 2. The shared secret g^(xi*xr) mod p is always
   the big-endian value left-padded to the group width (the TGK, §3.3), never stripped.
@@ -29,13 +36,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from ims.mikey.constants import DhGroup, EncrAlg, ErrorNo, SignType
 from ims.mikey.errors import MikeyError
@@ -66,6 +72,61 @@ def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
     return enc.update(data) + enc.finalize()
 
 
+# ------------------------------------------------------------------- RFC 3394 key wrap
+KW_DEFAULT_IV = bytes.fromhex("A6A6A6A6A6A6A6A6")  # RFC 3394 §2.2.3.1
+
+
+def _aes_ecb(key: bytes) -> Cipher[modes.ECB]:
+    return Cipher(algorithms.AES(key), modes.ECB())
+
+
+def aes_kw_wrap(kek: bytes, plaintext: bytes, iv: bytes = KW_DEFAULT_IV) -> bytes:
+    """RFC 3394 §2.2.1 key wrap (index form) with an explicit 64-bit ``iv``."""
+    if len(iv) != 8:
+        raise ValueError("the key wrap IV is 64 bits")
+    if len(plaintext) < 16 or len(plaintext) % 8:
+        raise ValueError("key wrap input must be n >= 2 whole 64-bit blocks")
+    enc = _aes_ecb(kek).encryptor()
+    n = len(plaintext) // 8
+    a = iv
+    r = [plaintext[i * 8 : i * 8 + 8] for i in range(n)]
+    for j in range(6):
+        for i in range(n):
+            b = enc.update(a + r[i])
+            t = n * j + i + 1
+            a = (int.from_bytes(b[:8], "big") ^ t).to_bytes(8, "big")
+            r[i] = b[8:]
+    return a + b"".join(r)
+
+
+def aes_kw_unwrap(kek: bytes, ciphertext: bytes, iv: bytes = KW_DEFAULT_IV) -> bytes:
+    """RFC 3394 §2.2.2 key unwrap with the §2.2.3 integrity check against ``iv``.
+
+    Raises ValueError when the recovered initial value is not ``iv`` (wrong key, wrong S,
+    or tampered data).
+    """
+    if len(ciphertext) < 24 or len(ciphertext) % 8:
+        raise ValueError("wrapped data must be n+1 >= 3 whole 64-bit blocks")
+    dec = _aes_ecb(kek).decryptor()
+    n = len(ciphertext) // 8 - 1
+    a = ciphertext[:8]
+    r = [ciphertext[8 + i * 8 : 16 + i * 8] for i in range(n)]
+    for j in range(5, -1, -1):
+        for i in range(n - 1, -1, -1):
+            t = n * j + i + 1
+            b = dec.update((int.from_bytes(a, "big") ^ t).to_bytes(8, "big") + r[i])
+            a = b[:8]
+            r[i] = b[8:]
+    if not hmac.compare_digest(a, iv):
+        raise ValueError("key unwrap integrity check failed")
+    return b"".join(r)
+
+
+def kw_iv(keys: TransportKeys) -> bytes:
+    """S, the 64-bit salt of RFC 3830 §4.2.3 ("the key wrap IV is then set to S")."""
+    return keys.salt_key[:8]
+
+
 def kemac_encrypt(
     alg: EncrAlg, keys: TransportKeys, plaintext: bytes, *, csb_id: int, t_value: bytes
 ) -> bytes:
@@ -78,7 +139,7 @@ def kemac_encrypt(
         padded = plaintext + b"\x00" * (-len(plaintext) % 8)
         if len(padded) < 16:
             padded += b"\x00" * (16 - len(padded))
-        return aes_key_wrap(keys.encr_key, padded)
+        return aes_kw_wrap(keys.encr_key, padded, kw_iv(keys))
     raise MikeyError(f"encryption {alg!r} not supported", mikey_error=ErrorNo.INVALID_EA)
 
 
@@ -94,8 +155,8 @@ def kemac_decrypt(
         return _aes_ctr(keys.encr_key, aes_cm_iv(keys.salt_key, csb_id, t_value), ciphertext)
     if alg is EncrAlg.AES_KW_128:
         try:
-            return aes_key_unwrap(keys.encr_key, ciphertext)
-        except (InvalidUnwrap, ValueError) as exc:
+            return aes_kw_unwrap(keys.encr_key, ciphertext, kw_iv(keys))
+        except ValueError as exc:
             raise MikeyError(
                 f"AES key unwrap failed: {exc}", mikey_error=ErrorNo.INVALID_MAC
             ) from None
@@ -137,21 +198,48 @@ def envelope_decrypt(
     return env_key
 
 
-def _sig_padding(stype: SignType) -> padding.AsymmetricPadding:
+#: The signature hash: not on the wire and named by no RFC (see the module docstring).
+SignHash = Literal["sha1", "sha256", "sha384", "sha512"]
+SIGN_HASHES: tuple[SignHash, ...] = get_args(SignHash)
+DEFAULT_SIGN_HASH: SignHash = "sha1"
+
+
+def _hash(name: SignHash) -> hashes.HashAlgorithm:
+    return {
+        "sha1": hashes.SHA1(),
+        "sha256": hashes.SHA256(),
+        "sha384": hashes.SHA384(),
+        "sha512": hashes.SHA512(),
+    }[name]
+
+
+def _sig_padding(stype: SignType, hash_name: SignHash) -> padding.AsymmetricPadding:
     if stype is SignType.RSA_PSS:
-        return padding.PSS(mgf=padding.MGF1(hashes.SHA1()), salt_length=20)
+        h = _hash(hash_name)
+        return padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
     return padding.PKCS1v15()
 
 
-def sign(private_key: rsa.RSAPrivateKey, data: bytes, stype: SignType) -> bytes:
-    """RSA signature of ``data`` (RFC 3830 §6.5 S type 0 = PKCS#1 v1.5, 1 = PSS; SHA-1)."""
-    return private_key.sign(data, _sig_padding(stype), hashes.SHA1())
+def sign(
+    private_key: rsa.RSAPrivateKey,
+    data: bytes,
+    stype: SignType,
+    hash_name: SignHash = DEFAULT_SIGN_HASH,
+) -> bytes:
+    """RSA signature of ``data`` (RFC 3830 §6.5 S type 0 = PKCS#1 v1.5, 1 = PSS)."""
+    return private_key.sign(data, _sig_padding(stype, hash_name), _hash(hash_name))
 
 
-def verify(public_key: rsa.RSAPublicKey, signature: bytes, data: bytes, stype: SignType) -> None:
+def verify(
+    public_key: rsa.RSAPublicKey,
+    signature: bytes,
+    data: bytes,
+    stype: SignType,
+    hash_name: SignHash = DEFAULT_SIGN_HASH,
+) -> None:
     """Raise MikeyError(Authentication failure) unless ``signature`` is valid."""
     try:
-        public_key.verify(signature, data, _sig_padding(stype), hashes.SHA1())
+        public_key.verify(signature, data, _sig_padding(stype, hash_name), _hash(hash_name))
     except InvalidSignature:
         raise MikeyError("signature check failed", mikey_error=ErrorNo.AUTH_FAILURE) from None
 

@@ -166,7 +166,8 @@ class KemacPayload:
 def _decode_kemac(buf: Buffer) -> KemacPayload:
     encr_alg = _enum(EncrAlg, buf.pull_uint8(), "KEMAC encr alg", ErrorNo.INVALID_EA, buf)
     encr_data = buf.pull_bytes(buf.pull_uint16())
-    mac_alg = _enum(MacAlg, buf.pull_uint8(), "KEMAC MAC alg", ErrorNo.INVALID_HA, buf)
+    # Table 6.12: "Invalid MAC | 3 | MAC algorithm not supported"
+    mac_alg = _enum(MacAlg, buf.pull_uint8(), "KEMAC MAC alg", ErrorNo.INVALID_MAC, buf)
     mac = buf.pull_bytes(MAC_LENGTHS[mac_alg])
     return KemacPayload(encr_alg=encr_alg, encr_data=encr_data, mac_alg=mac_alg, mac=mac)
 
@@ -326,7 +327,8 @@ class ChashPayload:
 
 
 def _decode_chash(buf: Buffer) -> ChashPayload:
-    hf = _enum(HashFunc, buf.pull_uint8(), "hash function", ErrorNo.UNSPECIFIED, buf)
+    # Table 6.12: "Invalid HA | 5 | Hash function not supported"
+    hf = _enum(HashFunc, buf.pull_uint8(), "hash function", ErrorNo.INVALID_HA, buf)
     return ChashPayload(hash_func=hf, digest=buf.pull_bytes(HASH_LENGTHS[hf]))
 
 
@@ -344,7 +346,8 @@ class VPayload:
 
 
 def _decode_v(buf: Buffer) -> VPayload:
-    alg = _enum(MacAlg, buf.pull_uint8(), "V auth alg", ErrorNo.INVALID_HA, buf)
+    # §6.9 "Auth alg: [...] See Section 6.2 for defined values": a MAC algorithm (Invalid MAC)
+    alg = _enum(MacAlg, buf.pull_uint8(), "V auth alg", ErrorNo.INVALID_MAC, buf)
     return VPayload(auth_alg=alg, data=buf.pull_bytes(MAC_LENGTHS[alg]))
 
 

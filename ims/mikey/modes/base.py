@@ -10,27 +10,43 @@ State machine (one per side, RFC 3830 §3: a one- or two-message exchange)::
 A transition missing from the table is a protocol error (STYLE.md §3). ``now`` is always passed
 in (Unix seconds); nothing here reads the clock or touches the network.
 
-Error messages (RFC 3830 §6.12 / §3: data type 6, ``HDR, T, {ERR}, [V|SIGN]``): our
+Error messages (RFC 3830 §5.1.2: "HDR, T, {ERR}, {SP}, [V|SIGNr]", data type 6): our
 responders answer a refused I_MESSAGE with ``HDR, T, ERR`` and no V. The V would need the
 auth_key, which a failed exchange (wrong PSK, unopenable envelope) does not share, so the error
-is advisory only, as RFC 3830 §5.1.2 allows for unauthenticated errors.
+is advisory only, as §5.1.2 allows ("if failure is due to the inability to authenticate the
+peer, the error message is OPTIONAL, and does not need to be authenticated"). Its T is the
+initiator's, echoed (§5.2: "The Responder does not create a new timestamp, but uses the
+timestamp used by the Initiator"); a fresh one only when the I_MESSAGE has no readable T.
+An initiator ignores neither a good nor a bad Error message silently: one that does not echo
+its T is refused as ``Invalid TS`` (not taken as the peer's verdict).
+
+Also here, shared by every mode:
+
+* SDP IDs (RFC 4567 §4.1.4, §7; RFC 4650 §4.4): the list of key-management protocol
+  identifiers of the SDP, ``;``-separated in SDP order, in a General Extension payload of
+  type "SDP IDs" (RFC 3830 Table 6.15) inside the MAC/signature coverage; the receiver
+  "SHALL then match the list in the General Extension Payload with the list included in SDP".
+* CSB ID choice (RFC 3830 §6.1: "An Initiator MUST check for collisions when choosing the ID
+  (if the Initiator already has one or more established CSBs with the Responder)").
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from cryptography import x509
 
-from ims.mikey.constants import DataType, ErrorNo, IdType, TsType
+from ims.mikey.constants import DataType, ErrorNo, GenExtType, IdType, TsType
+from ims.mikey.crypto import random_bytes
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.kdf import derive_salt, derive_tek
 from ims.mikey.message import MikeyMessage, decode_message
 from ims.mikey.payloads import (
     ErrPayload,
+    GeneralExtPayload,
     HdrPayload,
     IdPayload,
     Payload,
@@ -209,10 +225,16 @@ def id_bytes(identity: str | bytes | None) -> bytes:
     return identity.encode() if isinstance(identity, str) else identity
 
 
-def decode_checked(data: bytes, expected: DataType) -> MikeyMessage:
-    """Decode and check the data type; an Error message becomes a remote MikeyError."""
+def decode_checked(data: bytes, expected: DataType, t_i: TPayload | None = None) -> MikeyMessage:
+    """Decode and check the data type; an Error message becomes a remote MikeyError.
+
+    With ``t_i`` (an initiator reading a response) an Error message must echo the initiator's
+    timestamp (RFC 3830 §5.2); one that does not is refused as ``Invalid TS``.
+    """
     msg = decode_message(data)
     if msg.data_type is DataType.ERROR:
+        if t_i is not None:
+            check_t_echo(msg, t_i)
         errs = msg.find_all(ErrPayload)
         code = errs[0].error_no if errs else ErrorNo.UNSPECIFIED
         raise MikeyError(
@@ -223,6 +245,55 @@ def decode_checked(data: bytes, expected: DataType) -> MikeyMessage:
             f"expected {expected.name}, got {msg.data_type.name}", mikey_error=ErrorNo.INVALID_DT
         )
     return msg
+
+
+def check_t_echo(msg: MikeyMessage, t_i: TPayload) -> None:
+    """A response's T must be the initiator's own (RFC 3830 §5.2: "The Responder does not
+    create a new timestamp, but uses the timestamp used by the Initiator")."""
+    t = msg.find(TPayload)
+    if t is None or t != t_i:
+        raise MikeyError(
+            "response does not echo the initiator's timestamp", mikey_error=ErrorNo.INVALID_TS
+        )
+
+
+def sdp_ids_payload(sdp_ids: str | None) -> GeneralExtPayload | None:
+    """The "SDP IDs" General Extension (RFC 4567 §7) for ``sdp_ids`` like ``"mikey"``."""
+    if sdp_ids is None:
+        return None
+    return GeneralExtPayload(ext_type=GenExtType.SDP_IDS, data=sdp_ids.encode("ascii"))
+
+
+def check_sdp_ids(msg: MikeyMessage, expected: str | None) -> None:
+    """RFC 4567 §7: "The receiver SHALL then match the list in the General Extension Payload
+    with the list included in SDP and SHOULD (according to policy) if they differ [...] reject
+    the offer." Our policy rejects; a missing list differs too (bidding-down protection would
+    otherwise be stripped along with the payload). ``expected=None``: not carried in SDP."""
+    if expected is None:
+        return
+    got = [g.data for g in msg.find_all(GeneralExtPayload) if g.ext_type == GenExtType.SDP_IDS]
+    if got != [expected.encode("ascii")]:
+        shown = got[0].decode("ascii", "replace") if got else "none"
+        raise MikeyError(
+            f"SDP IDs {shown!r} differ from the SDP's key-mgmt list {expected!r}",
+            mikey_error=ErrorNo.AUTH_FAILURE,
+        )
+
+
+def choose_csb_id(csb_id: int | None, in_use: Collection[int] = ()) -> int:
+    """A CSB ID free of collisions with ``in_use`` (the CSBs established with this
+    Responder): random when ``csb_id`` is None, else ``csb_id`` if it does not collide."""
+    if csb_id is not None:
+        if csb_id in in_use:
+            raise MikeyError(
+                f"CSB ID {csb_id:#010x} is already established with this responder",
+                mikey_error=ErrorNo.UNSPECIFIED,
+            )
+        return csb_id
+    while True:
+        cand = int.from_bytes(random_bytes(4), "big")
+        if cand not in in_use:
+            return cand
 
 
 def require(msg: MikeyMessage, cls: type[Payload], what: str) -> Payload:
@@ -264,9 +335,12 @@ def derive_session_keys(
     """TEK and salt per crypto session (RFC 3830 §4.1.3; cs_id is the 1-based map index).
 
     ``tek_override`` is used when the KEMAC transported TEKs directly (Key data type TEK),
-    ``salt_override`` when a salt came with the TGK (type TGK+SALT, long enough for the suite).
-    Using that salt as the SRTP master salt is our reading of §6.13 and is **unverified
-    against the RFC text** (§4.1.4/§6.13 could not be read here).
+    ``salt_override`` when a salt came with the TGK (type TGK+SALT). §4.1.3: "The security
+    protocol in need of the salt key SHALL use the salt key carried in the Key data
+    sub-payload (in the pre-shared and public-key case), when present." So a carried salt is
+    always the SRTP master salt, never replaced by a derived one; one whose length is not the
+    suite's master salt length cannot be used and is refused (``Invalid SPpar``: it
+    contradicts the session salt key length of the policy, §6.10.1 type 4).
     """
     by_no = {sp.policy_no: sp for sp in policies}
     out = []
@@ -278,7 +352,12 @@ def derive_session_keys(
             key, salt = tek_override[min(index, len(tek_override)) - 1]
         else:
             key = derive_tek(tgk, index, csb_id, rand, key_len)
-            if salt_override is not None and len(salt_override) >= salt_len:
+            if salt_override is not None:
+                if len(salt_override) != salt_len:
+                    raise MikeyError(
+                        f"carried salt of {len(salt_override)} bytes, the policy needs {salt_len}",
+                        mikey_error=ErrorNo.INVALID_SPPAR,
+                    )
                 salt = salt_override
             else:
                 salt = derive_salt(tgk, index, csb_id, rand, salt_len)
@@ -297,13 +376,22 @@ def derive_session_keys(
     return tuple(out)
 
 
-def error_message(csb_id: int, error: ErrorNo, now: float) -> bytes:
-    """An Error message ``HDR, T, ERR`` (RFC 3830 §6.12, data type 6)."""
+def error_message(csb_id: int, error: ErrorNo, now: float, t: TPayload | None = None) -> bytes:
+    """An Error message ``HDR, T, ERR`` (RFC 3830 §5.1.2, §6.12, data type 6); ``t`` is the
+    initiator's timestamp to echo (§5.2), a fresh one only when it is unknown."""
     msg = MikeyMessage(
         hdr=HdrPayload(data_type=DataType.ERROR, csb_id=csb_id),
-        payloads=(timestamp(now), ErrPayload(error_no=error)),
+        payloads=(t if t is not None else timestamp(now), ErrPayload(error_no=error)),
     )
     return msg.encode()
+
+
+def t_of(data: bytes) -> TPayload | None:
+    """Best-effort T payload of a (possibly refused) message, to echo in the Error message."""
+    try:
+        return decode_message(data).find(TPayload)
+    except MikeyDecodeError:
+        return None
 
 
 def csb_of(data: bytes) -> int:
@@ -313,5 +401,7 @@ def csb_of(data: bytes) -> int:
 
 def fail_reply(exc: MikeyError | MikeyDecodeError, data: bytes, now: float) -> ResponderReply:
     return ResponderReply(
-        message=error_message(csb_of(data), exc.mikey_error, now), result=None, error=exc
+        message=error_message(csb_of(data), exc.mikey_error, now, t_of(data)),
+        result=None,
+        error=exc,
     )

@@ -6,9 +6,13 @@ R_MESSAGE = HDR(data type 5), T, [IDr|CERTr], IDi, DHr, DHi, SIGNr
 * TGK = g^(xi*xr) mod p, the full shared secret at the fixed width of the group (§3.3, §4.2.7);
   it is never transported, so a passive observer cannot recover it (perfect forward secrecy).
   TEK/salt per crypto session from the TGK with the initiator's RAND (§4.1.3).
-* Both messages are signed over the whole message (§5.2). The V flag is ignored (§3.3).
+* Both messages are signed over the whole message (§5.2). The V flag is ignored (§6.1: "The
+  V flag SHALL be ignored by the receiver in the DH method (as the response is MANDATORY)").
+* §3.3: "The timestamp that is included in the answer is the same as the one included in the
+  Initiator's message": the responder echoes T_i and the initiator refuses any other T.
 * The initiator checks that the R_MESSAGE echoes its own DHi (§3.3) and that the responder's
   certificate chains to a trust anchor.
+* SDP IDs (RFC 4567 §7) as in :mod:`ims.mikey.modes.psk`, inside SIGNi.
 
 A media MITM (study: DH + SIGN with operator-issued or self-signed certificates) runs a
 :class:`DhResponder` toward the caller and a :class:`DhInitiator` toward the callee, each with
@@ -17,13 +21,13 @@ its own :class:`~ims.mikey.crypto.DhKeyPair`, and re-encrypts SRTP between the t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from cryptography import x509
 
 from ims.mikey.certs import Credentials, TrustStore
 from ims.mikey.constants import DataType, DhGroup, ErrorNo, IdType, SignType
-from ims.mikey.crypto import DhKeyPair, random_bytes
+from ims.mikey.crypto import DEFAULT_SIGN_HASH, DhKeyPair, SignHash, random_bytes
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.message import MikeyMessage
 from ims.mikey.modes.base import (
@@ -37,12 +41,16 @@ from ims.mikey.modes.base import (
     State,
     build_cs_map,
     build_sps,
+    check_sdp_ids,
+    check_t_echo,
+    choose_csb_id,
     decode_checked,
     derive_session_keys,
     id_payload,
     replay_key,
     require_rand,
     require_t,
+    sdp_ids_payload,
     timestamp,
 )
 from ims.mikey.modes.pk import (
@@ -61,6 +69,7 @@ from ims.mikey.payloads import (
     Payload,
     RandPayload,
     SpPayload,
+    TPayload,
 )
 from ims.mikey.replay import ReplayCache
 
@@ -101,13 +110,18 @@ class DhInitiator:
         dh_key: DhKeyPair | None = None,
         sessions: Sequence[CryptoSession] = DEFAULT_SESSIONS,
         sign_type: SignType = SignType.RSA_PKCS1_V15,
+        sign_hash: SignHash = DEFAULT_SIGN_HASH,
         responder_certificate: x509.Certificate | None = None,
         idi: str | bytes | None = None,
         idr: str | bytes | None = None,
         csb_id: int | None = None,
         rand: bytes | None = None,
+        sdp_ids: str | None = None,
+        established_csb_ids: Collection[int] = (),
     ) -> None:
         self.credentials = credentials
+        self.sign_hash: SignHash = sign_hash
+        self.sdp_ids = sdp_ids
         self.trust = trust
         self.dh_key = dh_key if dh_key is not None else DhKeyPair.generate(group)
         self.sessions = tuple(sessions)
@@ -115,39 +129,48 @@ class DhInitiator:
         self.responder_certificate = responder_certificate
         self.idi = idi if idi is not None else certificate_identity(credentials.certificate)
         self.idr = idr
-        self.csb_id = csb_id if csb_id is not None else int.from_bytes(random_bytes(4), "big")
+        self.csb_id = choose_csb_id(csb_id, established_csb_ids)
         self.rand = rand if rand is not None else random_bytes(16)
         self.machine = Machine()
         self.result: KeyExchangeResult | None = None
         self._hdr: HdrPayload | None = None
         self._sps: tuple[SpPayload, ...] = ()
+        self._t: TPayload | None = None
 
     def initiate(self, now: float) -> bytes:
         hdr = HdrPayload(
             data_type=DataType.DH_INIT, csb_id=self.csb_id, cs_map=build_cs_map(self.sessions)
         )
         self._hdr = hdr
-        payloads: list[Payload] = [timestamp(now), RandPayload(data=self.rand)]
+        self._t = timestamp(now)
+        payloads: list[Payload] = [self._t, RandPayload(data=self.rand)]
         payloads.extend(cert_payloads(self.credentials))
         idr_p = id_payload(self.idr)
         if idr_p is not None:
             payloads.append(idr_p)
         self._sps = build_sps(self.sessions)
         payloads.extend(self._sps)
+        ext = sdp_ids_payload(self.sdp_ids)
+        if ext is not None:
+            payloads.append(ext)
         payloads.append(DhPayload(group=self.dh_key.group, value=self.dh_key.public))
-        data = signed_message(hdr, payloads, self.credentials, self.sign_type)
+        data = signed_message(
+            hdr, payloads, self.credentials, self.sign_type, sign_hash=self.sign_hash
+        )
         self.machine.fire(Input.INITIATE)
         return data
 
     def receive(self, data: bytes, now: float) -> KeyExchangeResult:
         self.machine.expect(State.WAIT_RESPONSE)
+        assert self._t is not None
         try:
-            msg = decode_checked(data, DataType.DH_RESP)
+            msg = decode_checked(data, DataType.DH_RESP, self._t)
             if msg.hdr.csb_id != self.csb_id:
                 raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
             require_t(msg)
             cert = validated_peer(msg, self.trust, now, self.responder_certificate)
-            check_signature(data, msg, public_key_of(cert))
+            check_signature(data, msg, public_key_of(cert), sign_hash=self.sign_hash)
+            check_t_echo(msg, self._t)
             tgk = response_tgk(msg, self.dh_key)
         except (MikeyError, MikeyDecodeError):
             self.machine.fire(Input.BAD)
@@ -185,11 +208,15 @@ class DhResponder(ResponderBase):
         trust: TrustStore,
         dh_key: DhKeyPair | None = None,
         sign_type: SignType = SignType.RSA_PKCS1_V15,
+        sign_hash: SignHash = DEFAULT_SIGN_HASH,
         initiator_certificate: x509.Certificate | None = None,
         idr: str | bytes | None = None,
         replay: ReplayCache | None = None,
+        sdp_ids: str | None = None,
     ) -> None:
         self.credentials = credentials
+        self.sign_hash: SignHash = sign_hash
+        self.sdp_ids = sdp_ids
         self.trust = trust
         self.dh_key = dh_key
         self.sign_type = sign_type
@@ -203,7 +230,8 @@ class DhResponder(ResponderBase):
         t = require_t(msg)
         rand = require_rand(msg)
         cert = validated_peer(msg, self.trust, now, self.initiator_certificate)
-        check_signature(data, msg, public_key_of(cert))
+        check_signature(data, msg, public_key_of(cert), sign_hash=self.sign_hash)
+        check_sdp_ids(msg, self.sdp_ids)
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
         dhi, _ = split_dh(msg)
         key = self.dh_key if self.dh_key is not None else DhKeyPair.generate(dhi.group)
@@ -214,12 +242,14 @@ class DhResponder(ResponderBase):
         # IDi: the ID payload when the initiator sent one instead of CERTi, else its cert name.
         idi = ids[0].data if ids and not msg.find_all(CertPayload) else certificate_identity(cert)
         hdr = HdrPayload(data_type=DataType.DH_RESP, csb_id=msg.hdr.csb_id, cs_map=msg.hdr.cs_map)
-        payloads: list[Payload] = [timestamp(now)]
+        payloads: list[Payload] = [t]  # §3.3: "the same as the one included in the Initiator's"
         payloads.extend(cert_payloads(self.credentials))
         payloads.append(IdPayload(id_type=IdType.URI, data=idi))
         payloads.append(DhPayload(group=key.group, value=key.public))
         payloads.append(dhi)
-        r = signed_message(hdr, payloads, self.credentials, self.sign_type)
+        r = signed_message(
+            hdr, payloads, self.credentials, self.sign_type, sign_hash=self.sign_hash
+        )
         result = KeyExchangeResult(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,

@@ -1,26 +1,30 @@
 """Public-key helpers shared by PKE, DH-SIGN and RSA-R (RFC 3830 §3.2, §3.3, §5.2, §6.5, §6.7).
 
-* SIGN (§6.5) is the last payload; the signature covers the whole message up to the signature
-  bytes, *including* the SIGN payload's own 2-byte type/length header (§5.2: "the entire MIKEY
-  message, except the signature field itself").
-* CERT payloads (§6.7) carry the sender's DER certificate (leaf first); the receiver validates
-  it against its trust anchors at ``now`` (``Invalid Cert`` on failure) and then checks the
+* SIGN (§6.5: "always the last payload in the PK transport and DH exchange messages"): the
+  signature covers the whole message up to the signature bytes, *including* the SIGN
+  payload's own 2-byte S type/length header. §5.2: "create and concatenate the MAC/signature
+  payload without the MAC/signature field filled in [...] Calculate the MAC/signature over
+  the entire MIKEY message, except the MAC/Signature field". ``extra`` is appended after it
+  (RSA-R SIGNr: "|| IDi || IDr || T", RFC 4738 §3.6).
+* CERT payloads (§6.7) carry the sender's DER certificate (leaf first), or, with cert type
+  "X.509v3 URL" (Table 6.7.b: "plain ASCII URL to the location of the Cert"), a URL that a
+  caller-supplied ``resolve_url`` turns into DER (RFC 4738 §3.8; the HTTP resolver is in
+  :mod:`ims.mikey.aio_certurl`, this module stays sans-I/O). The receiver validates the chain
+  against its trust anchors at ``now`` (``Invalid Cert`` on failure) and then checks the
   signature (``Authentication failure`` on failure).
-* In PK and RSA-R the KEMAC MAC (§3.2, §6.2) covers only the KEMAC payload, up to the MAC
-  field, computed with its next-payload byte set to 0 (as minisip does in every revision
-  looked at; a KEMAC cannot be the last payload in these modes, so the byte would otherwise
-  depend on what follows). **Unverified against the RFC text**: the IETF 62 MSEC slides of
-  the RFC 4738 authors give "KEMAC = E(encr_key, IDi || {TGK}) || MAC" but not what the MAC
-  covers, and §3.2/§5.2/§6.2 could not be read here.
-* The SIGN coverage quoted above from §5.2 is likewise the first author's recollection, not
-  re-read; the SIGN payload layout and its place (last) are confirmed by tshark dissecting
-  our messages.
+* In PK and RSA-R the KEMAC MAC covers only the KEMAC payload (§5.2: "The MAC is calculated
+  over the entire Key data transport payload except the MAC field. Before calculating the
+  MAC, the Next payload field is set to zero."; §6.2 likewise).
+* NULL MAC (§4.2.3: "If the key wrap function is used in the public key method, the NULL MAC
+  is RECOMMENDED to be used, as the key wrap itself will provide integrity of the encrypted
+  content"): accepted with AES-KW-128; with another encryption a NULL MAC leaves the envelope
+  unbound to the KEMAC, so it is refused as ``Invalid MAC``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,23 +38,54 @@ from ims.mikey.certs import (
     load_certificate,
     rsa_public_key,
 )
-from ims.mikey.constants import CertType, ErrorNo, SignType
-from ims.mikey.crypto import hmac_sha1_160, sign, verify
+from ims.mikey.constants import CertType, EncrAlg, ErrorNo, MacAlg, SignType
+from ims.mikey.crypto import (
+    DEFAULT_SIGN_HASH,
+    SignHash,
+    hmac_sha1_160,
+    mac_equal,
+    sign,
+    verify,
+)
 from ims.mikey.errors import MikeyError
+from ims.mikey.kdf import TransportKeys
 from ims.mikey.message import MikeyMessage
 from ims.mikey.payloads import CertPayload, HdrPayload, KemacPayload, Payload, SignPayload
 
+#: URL -> DER certificate (or None when it cannot be fetched); see the module docstring.
+UrlResolver = Callable[[str], bytes | None]
 
-def cert_payloads(creds: Credentials) -> list[CertPayload]:
+
+def cert_payloads(creds: Credentials, url: str | None = None) -> list[CertPayload]:
+    """CERT payloads for ``creds``: the DER chain, or one X.509v3 URL payload."""
+    if url is not None:
+        return [CertPayload(cert_type=CertType.X509V3_URL, data=url.encode("ascii"))]
     return [CertPayload(cert_type=CertType.X509V3, data=certificate_der(c)) for c in creds.chain]
 
 
-def peer_chain(msg: MikeyMessage) -> list[x509.Certificate]:
-    return [
-        load_certificate(c.data)
-        for c in msg.find_all(CertPayload)
-        if c.cert_type in (CertType.X509V3, CertType.X509V3_SIGN, CertType.X509V3_ENCR)
-    ]
+def peer_chain(msg: MikeyMessage, resolve_url: UrlResolver | None = None) -> list[x509.Certificate]:
+    chain = []
+    for c in msg.find_all(CertPayload):
+        if c.cert_type is CertType.X509V3_URL:
+            chain.append(load_certificate(_fetch(c.data, resolve_url)))
+        elif c.cert_type in (CertType.X509V3, CertType.X509V3_SIGN, CertType.X509V3_ENCR):
+            chain.append(load_certificate(c.data))
+    return chain
+
+
+def _fetch(url_bytes: bytes, resolve_url: UrlResolver | None) -> bytes:
+    try:
+        url = url_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise MikeyError("certificate URL is not ASCII", mikey_error=ErrorNo.INVALID_CERT) from None
+    if resolve_url is None:
+        raise MikeyError(
+            f"certificate by URL {url!r} and no URL resolver", mikey_error=ErrorNo.INVALID_CERT
+        )
+    der = resolve_url(url)
+    if der is None:
+        raise MikeyError(f"certificate URL {url!r} not fetched", mikey_error=ErrorNo.INVALID_CERT)
+    return der
 
 
 def validated_peer(
@@ -58,9 +93,10 @@ def validated_peer(
     trust: TrustStore,
     now: float,
     pinned: x509.Certificate | None = None,
+    resolve_url: UrlResolver | None = None,
 ) -> x509.Certificate:
     """The sender's certificate from its CERT payloads (or ``pinned``), validated at ``now``."""
-    chain = peer_chain(msg)
+    chain = peer_chain(msg, resolve_url)
     if not chain:
         if pinned is None:
             raise MikeyError(
@@ -76,29 +112,53 @@ def certificate_identity(cert: x509.Certificate) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
+def certificate_identities(cert: x509.Certificate) -> set[bytes]:
+    """Every identity ``cert`` vouches for: its CN and its SAN URIs."""
+    out = {certificate_identity(cert)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return out
+    out |= {u.encode() for u in san.get_values_for_type(x509.UniformResourceIdentifier)}
+    return out
+
+
 def signed_message(
     hdr: HdrPayload,
     payloads: Sequence[Payload],
     creds: Credentials,
     sign_type: SignType,
     extra: bytes = b"",
+    sign_hash: SignHash = DEFAULT_SIGN_HASH,
 ) -> bytes:
-    """Encode ``hdr + payloads + SIGN`` with the signature over everything before it (+extra)."""
+    """Encode ``hdr + payloads + SIGN`` with the signature over everything before the
+    signature field, SIGN header included (§5.2), followed by ``extra``."""
     siglen = creds.private_key.key_size // 8
     placeholder = SignPayload(sign_type=sign_type, signature=b"\x00" * siglen)
     data = MikeyMessage(hdr=hdr, payloads=(*payloads, placeholder)).encode()
     body = data[:-siglen]
-    return body + sign(creds.private_key, body + extra, sign_type)
+    return body + sign(creds.private_key, body + extra, sign_type, sign_hash)
 
 
-def check_signature(
-    data: bytes, msg: MikeyMessage, public_key: rsa.RSAPublicKey, extra: bytes = b""
-) -> None:
+def signed_data(data: bytes, msg: MikeyMessage) -> bytes:
+    """The message bytes a SIGN covers: all but the signature field (SIGN header included)."""
     sig = msg.payloads[-1] if msg.payloads else None
     if not isinstance(sig, SignPayload):
         raise MikeyError("SIGN payload missing", mikey_error=ErrorNo.AUTH_FAILURE)
-    n = len(sig.signature)
-    verify(public_key, sig.signature, data[: len(data) - n] + extra, sig.sign_type)
+    return data[: len(data) - len(sig.signature)]
+
+
+def check_signature(
+    data: bytes,
+    msg: MikeyMessage,
+    public_key: rsa.RSAPublicKey,
+    extra: bytes = b"",
+    sign_hash: SignHash = DEFAULT_SIGN_HASH,
+) -> None:
+    body = signed_data(data, msg)
+    sig = msg.payloads[-1]
+    assert isinstance(sig, SignPayload)
+    verify(public_key, sig.signature, body + extra, sig.sign_type, sign_hash)
 
 
 def kemac_mac_input(kemac: KemacPayload) -> bytes:
@@ -119,6 +179,19 @@ def kemac_with_mac(kemac: KemacPayload, auth_key: bytes) -> KemacPayload:
         mac_alg=kemac.mac_alg,
         mac=hmac_sha1_160(auth_key, kemac_mac_input(kemac)) if kemac.mac else b"",
     )
+
+
+def check_pk_kemac_mac(kemac: KemacPayload, keys: TransportKeys) -> None:
+    """The KEMAC MAC of PK/RSA-R (§5.2), or a NULL MAC with AES-KW (§4.2.3, module doc)."""
+    if kemac.mac_alg is MacAlg.NULL:
+        if kemac.encr_alg is not EncrAlg.AES_KW_128:
+            raise MikeyError(
+                "NULL MAC without AES key wrap leaves the KEMAC unauthenticated",
+                mikey_error=ErrorNo.INVALID_MAC,
+            )
+        return
+    if not mac_equal(hmac_sha1_160(keys.auth_key, kemac_mac_input(kemac)), kemac.mac):
+        raise MikeyError("KEMAC MAC is wrong", mikey_error=ErrorNo.INVALID_MAC)
 
 
 def certificate_sha1(cert: x509.Certificate) -> bytes:

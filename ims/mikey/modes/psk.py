@@ -1,28 +1,35 @@
 """MIKEY pre-shared key mode (RFC 3830 §3.1), with and without the verification message.
 
-I_MESSAGE = HDR(data type 0, V flag), T, RAND, [IDi], [IDr], {SP}, KEMAC
+I_MESSAGE = HDR(data type 0, V flag), T, RAND, [IDi], [IDr], {SP}, [GenExt(SDP IDs)], KEMAC
 R_MESSAGE = HDR(data type 1), T, [IDr], V                  (only when the V flag was set)
 
-* KEMAC = E(encr_key, Key data(TGK)) || MAC (§3.1, §6.2); encr_key/auth_key/salt_key come
-  from the PSK with cs_id 0xFF (§4.1.4). The MAC covers the whole I_MESSAGE up to, not
-  including, the MAC field (§5.2; KEMAC is the last payload, so that is ``data[:-20]``).
-* V (§3.1, §5.2): HMAC-SHA-1(auth_key, R_MESSAGE without the MAC field || IDi || IDr || T),
-  T being the *initiator's* timestamp value, IDi the ID the initiator sent and IDr the ID the
-  responder sends in R_MESSAGE (empty when absent). The responder echoes the initiator's T in
-  its R_MESSAGE. **Unverified against the RFC text**: §3.1/§5.2/§6.9 could not be read here.
-  The §3.1 wording "a MAC computed over the Responder's entire message, the timestamp (the
-  same as the one that was included in the Initiator's message), and the two parties
-  identities" is the first author's recollection, not a re-read quote; the exact §5.2 layout
-  follows the mykey crate's reading of §5.2. minisip leaves IDi || IDr out (its V is
-  HMAC(message || T)), so V does not interoperate with it; see docs/mikey.md.
+* KEMAC = E(encr_key, {TGK}) || MAC (§3.1, §6.2); encr_key/auth_key/salt_key come from the
+  PSK with cs_id 0xFF (§4.1.4). §3.1: "The MAC is a Message Authentication Code covering the
+  entire MIKEY message using the authentication key"; §6.2: "this Key data transport payload
+  is the last payload in the message", so the MAC input is ``data[:-20]``.
+* V (§3.1, §5.2): §5.2 "In the case of the verification message, the Identity_i ||
+  Identity_r || Timestamp MUST directly follow the MIKEY message in the Verification MAC
+  calculation. Note that the added identities and timestamp are identical to those
+  transported in the ID and T payloads." So V = HMAC-SHA-1(auth_key, R_MESSAGE without the
+  MAC field || IDi || IDr || T), IDi the ID data the initiator sent, IDr the one the responder
+  sends (empty when absent), T the *initiator's* timestamp value, which the R_MESSAGE echoes
+  ("The Responder does not create a new timestamp, but uses the timestamp used by the
+  Initiator"); the initiator checks the echo.
+* SDP IDs (RFC 4567 §7): with ``sdp_ids`` the initiator lists the SDP's key-mgmt protocol
+  identifiers in a General Extension inside the MAC coverage; a responder given the list it
+  saw in SDP refuses an I_MESSAGE whose list differs or is missing (bidding-down protection).
 * The responder checks the MAC first (a wrong PSK is answered with an Error message carrying
   ``Invalid MAC``, §6.12 error 3), then the timestamp window and the replay cache (§5.4,
-  ``Invalid TS``), so that a forged T is reported as a forgery.
+  ``Invalid TS``), so that a forged T is reported as a forgery. (§5.3 RECOMMENDS the
+  timestamp first; we check authenticity first and state why in docs/mikey.md.)
+* NULL MAC (§4.2.4: "can be used together with the NULL encryption algorithm") is accepted
+  only with NULL encryption; §4.2.3: "the NULL MAC SHOULD NOT be used in the pre-shared key
+  case" otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from ims.mikey.constants import DataType, EncrAlg, ErrorNo, KeyDataType, MacAlg, PayloadType
 from ims.mikey.crypto import (
@@ -47,6 +54,9 @@ from ims.mikey.modes.base import (
     State,
     build_cs_map,
     build_sps,
+    check_sdp_ids,
+    check_t_echo,
+    choose_csb_id,
     decode_checked,
     derive_session_keys,
     id_bytes,
@@ -54,6 +64,7 @@ from ims.mikey.modes.base import (
     replay_key,
     require_rand,
     require_t,
+    sdp_ids_payload,
     timestamp,
 )
 from ims.mikey.payloads import (
@@ -94,9 +105,10 @@ def check_verification(
 
     Raises MikeyError (INVALID_MAC for a missing or wrong V) or MikeyDecodeError.
     """
-    msg = decode_checked(data, expected)
+    msg = decode_checked(data, expected, t_i)
     if msg.hdr.csb_id != csb_id:
         raise MikeyError("CSB ID mismatch", mikey_error=ErrorNo.UNSPECIFIED)
+    check_t_echo(msg, t_i)
     v = msg.find(VPayload)
     if v is None or v.auth_alg is not MacAlg.HMAC_SHA1_160:
         raise MikeyError("V payload missing", mikey_error=ErrorNo.INVALID_MAC)
@@ -202,15 +214,18 @@ class PskInitiator:
         tgk: bytes | None = None,
         tgk_len: int = 16,
         tgk_salt: bytes | None = None,
+        sdp_ids: str | None = None,
+        established_csb_ids: Collection[int] = (),
     ) -> None:
         self.psk = psk
+        self.sdp_ids = sdp_ids
         self.tgk_salt = tgk_salt
         self.sessions = tuple(sessions)
         self.verification = verification
         self.encr_alg = encr_alg
         self.mac_alg = mac_alg
         self.idi, self.idr = idi, idr
-        self.csb_id = csb_id if csb_id is not None else int.from_bytes(random_bytes(4), "big")
+        self.csb_id = choose_csb_id(csb_id, established_csb_ids)
         self.rand = rand if rand is not None else random_bytes(16)
         self.tgk = tgk if tgk is not None else random_bytes(tgk_len)
         self.machine = Machine()
@@ -233,6 +248,9 @@ class PskInitiator:
                 payloads.append(ident)
         sps = build_sps(self.sessions)
         payloads.extend(sps)
+        ext = sdp_ids_payload(self.sdp_ids)
+        if ext is not None:
+            payloads.append(ext)
         kd = KeyDataPayload(
             key_type=KeyDataType.TGK if self.tgk_salt is None else KeyDataType.TGK_SALT,
             key=self.tgk,
@@ -326,9 +344,11 @@ class PskResponder(ResponderBase):
         psk: bytes | PskLookup,
         idr: str | bytes | None = None,
         replay: ReplayCache | None = None,
+        sdp_ids: str | None = None,
     ) -> None:
         self._lookup: PskLookup = psk if callable(psk) else fixed_psk(psk)
         self.idr = idr
+        self.sdp_ids = sdp_ids
         self.replay = replay if replay is not None else ReplayCache()
         self.machine = Machine()
 
@@ -349,7 +369,8 @@ class PskResponder(ResponderBase):
             if not mac_equal(mac_message(keys.auth_key, data[:-MAC_LEN]), kemac.mac):
                 raise MikeyError("KEMAC MAC is wrong (wrong PSK?)", mikey_error=ErrorNo.INVALID_MAC)
         elif kemac.encr_alg is not EncrAlg.NULL:
-            raise MikeyError("encrypted KEMAC without MAC", mikey_error=ErrorNo.INVALID_HA)
+            raise MikeyError("encrypted KEMAC without MAC", mikey_error=ErrorNo.INVALID_MAC)
+        check_sdp_ids(msg, self.sdp_ids)
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
         subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.KEY_DATA)
         tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)

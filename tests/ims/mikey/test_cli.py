@@ -63,7 +63,7 @@ def test_decode_pke_from_sdp_file(
 
 def test_decode_dhhmac_with_private_value(capsys: pytest.CaptureFixture[str]) -> None:
     kp = DhKeyPair.generate(DhGroup.OAKLEY_1)
-    i = DhHmacInitiator(psk=b"p" * 16, dh_key=kp)
+    i = DhHmacInitiator(psk=b"p" * 16, dh_key=kp, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab")
     offer = i.initiate(NOW)
     reply = DhHmacResponder(psk=b"p" * 16).receive(offer, NOW)
     assert reply.message is not None and reply.result is not None

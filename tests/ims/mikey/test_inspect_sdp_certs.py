@@ -55,7 +55,7 @@ def test_open_rsa_r_with_initiator_key(pki: Pki) -> None:
 
 def test_open_dhhmac_needs_a_private_value() -> None:
     kp = DhKeyPair.generate(DhGroup.OAKLEY_1)
-    i = DhHmacInitiator(psk=b"k" * 16, dh_key=kp)
+    i = DhHmacInitiator(psk=b"k" * 16, dh_key=kp, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab")
     offer = i.initiate(NOW)
     reply = DhHmacResponder(psk=b"k" * 16).receive(offer, NOW)
     assert reply.message is not None and reply.result is not None

@@ -39,7 +39,10 @@ def _exchange(mode: str, pki: Pki) -> tuple[KeyExchangeResult, KeyExchangeResult
         ini = DhInitiator(credentials=pki.alice, trust=pki.trust, group=DhGroup.OAKLEY_2)
         resp = DhResponder(credentials=pki.bob, trust=pki.trust)
     elif mode == "dhhmac":
-        ini, resp = DhHmacInitiator(psk=b"p" * 16), DhHmacResponder(psk=b"p" * 16)
+        ini, resp = (
+            DhHmacInitiator(psk=b"p" * 16, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"),
+            DhHmacResponder(psk=b"p" * 16),
+        )
     else:
         ini = RsaRInitiator(credentials=pki.alice, trust=pki.trust)
         resp = RsaRResponder(credentials=pki.bob, trust=pki.trust)

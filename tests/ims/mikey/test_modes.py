@@ -380,13 +380,17 @@ def test_dhhmac_both_sides_agree(group: DhGroup) -> None:
 
 
 def test_dhhmac_wrong_psk() -> None:
-    i = DhHmacInitiator(psk=PSK, group=DhGroup.OAKLEY_1)
+    i = DhHmacInitiator(
+        psk=PSK, group=DhGroup.OAKLEY_1, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+    )
     reply = DhHmacResponder(psk=b"x" * 16).receive(i.initiate(NOW), NOW)
     assert _error_no(reply.message) is ErrorNo.INVALID_MAC
 
 
 def test_dhhmac_tampered_response() -> None:
-    i = DhHmacInitiator(psk=PSK, group=DhGroup.OAKLEY_1)
+    i = DhHmacInitiator(
+        psk=PSK, group=DhGroup.OAKLEY_1, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+    )
     reply = DhHmacResponder(psk=PSK).receive(i.initiate(NOW), NOW)
     assert reply.message is not None
     with pytest.raises(MikeyError) as info:

@@ -50,7 +50,12 @@ def _pairs(pki: Pki) -> dict[str, tuple[Any, Any]]:
             lambda: DhResponder(credentials=pki.bob, trust=pki.trust),
         ),
         "dhhmac": (
-            lambda: DhHmacInitiator(psk=b"k" * 16, group=DhGroup.OAKLEY_1),
+            lambda: DhHmacInitiator(
+                psk=b"k" * 16,
+                group=DhGroup.OAKLEY_1,
+                idr="sip:bob@ims.lab",
+                idi="sip:alice@ims.lab",
+            ),
             lambda: DhHmacResponder(psk=b"k" * 16),
         ),
         "rsa-r": (

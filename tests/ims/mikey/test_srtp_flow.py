@@ -109,7 +109,13 @@ def test_dh_srtp(pki: Pki) -> None:
 def test_dhhmac_srtp() -> None:
     _flow(
         *_run(
-            lambda: DhHmacInitiator(psk=b"q" * 20, group=DhGroup.OAKLEY_2, sessions=SESSIONS),
+            lambda: DhHmacInitiator(
+                psk=b"q" * 20,
+                group=DhGroup.OAKLEY_2,
+                sessions=SESSIONS,
+                idr="sip:bob@ims.lab",
+                idi="sip:alice@ims.lab",
+            ),
             lambda: DhHmacResponder(psk=b"q" * 20),
         )
     )

@@ -39,7 +39,9 @@ def test_table_is_the_only_way_to_move(state: State, inp: Input) -> None:
     "make",
     [
         lambda: PskInitiator(psk=b"k" * 16),
-        lambda: DhHmacInitiator(psk=b"k" * 16, group=DhGroup.OAKLEY_1),
+        lambda: DhHmacInitiator(
+            psk=b"k" * 16, group=DhGroup.OAKLEY_1, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+        ),
     ],
 )
 def test_receive_before_initiate_is_refused(make: Any) -> None:
@@ -54,7 +56,9 @@ OPS = st.lists(st.sampled_from(["initiate", "answer", "garbage", "replayed"]), m
 @given(OPS, st.booleans())
 def test_random_call_sequences(ops: list[str], dhhmac: bool) -> None:
     ini: Any = (
-        DhHmacInitiator(psk=b"k" * 16, group=DhGroup.OAKLEY_1)
+        DhHmacInitiator(
+            psk=b"k" * 16, group=DhGroup.OAKLEY_1, idr="sip:bob@ims.lab", idi="sip:alice@ims.lab"
+        )
         if dhhmac
         else PskInitiator(psk=b"k" * 16)
     )

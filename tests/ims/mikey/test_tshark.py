@@ -89,7 +89,9 @@ def _messages(pki: Pki) -> list[tuple[bytes, bool]]:
     reply = DhResponder(credentials=pki.bob, trust=pki.trust).receive(offer, NOW)
     assert reply.message is not None
     out += [(offer, True), (reply.message, False)]
-    hm = DhHmacInitiator(psk=b"k" * 16, group=DhGroup.OAKLEY_5, idi="sip:alice@ims.lab")
+    hm = DhHmacInitiator(
+        psk=b"k" * 16, group=DhGroup.OAKLEY_5, idi="sip:alice@ims.lab", idr="sip:bob@ims.lab"
+    )
     offer = hm.initiate(NOW)
     reply = DhHmacResponder(psk=b"k" * 16, idr="sip:bob@ims.lab").receive(offer, NOW)
     assert reply.message is not None
