@@ -406,7 +406,7 @@ class HopByHopIntermediary:
         from ims.mikey.errors import MikeyDecodeError, MikeyError
         from ims.mikey.inspect import open_message
         from ims.mikey.message import decode_message
-        from ims.mikey.modes.base import DEFAULT_SESSIONS, CryptoSession
+        from ims.mikey.modes.base import DEFAULT_SESSIONS, CryptoSession, sdp_ids_of
         from ims.mikey.modes.psk import PskInitiator
         from ims.mikey.payloads import IdPayload, RandPayload
 
@@ -455,6 +455,7 @@ class HopByHopIntermediary:
                 csb_id=msg.hdr.csb_id,
                 rand=rand.data if rand else None,
                 tgk=opened.tgk,
+                sdp_ids=sdp_ids_of(msg),  # keep the offer's SDP IDs (RFC 4567 §7)
             )
             self.stats["reprotected"] += 1
             return ini.initiate(now)

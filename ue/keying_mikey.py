@@ -253,6 +253,18 @@ def _km(data: bytes | None) -> tuple[KeyMgmtAttribute, ...]:
     return () if data is None else (KeyMgmtAttribute(protocol="mikey", data=data),)
 
 
+#: The key-mgmt protocol list of the SDP our offers carry (``_km``: MIKEY alone), which every
+#: initiator authenticates in its SDP IDs General Extension (RFC 4567 §4.1.4, §7).
+SDP_IDS = "mikey"
+
+
+def _sdp_ids(sdp: SessionDescription, index: int) -> str:
+    """RFC 4567 §4.1.4: "All the offered protocol identifiers MUST be included, in the same
+    order as they appear in the corresponding SDP description" (media level wins, §3.1)."""
+    m = sdp.media[index]
+    return ";".join(km.protocol for km in (m.key_mgmt or sdp.key_mgmt))
+
+
 class _MikeySession:
     """One call's MIKEY exchange; the mode-specific parts come from a :class:`MikeyKeying`."""
 
@@ -279,6 +291,7 @@ class _MikeySession:
             responder = self.k.make_responder(self.ctx, now)
         except KeyError as exc:
             raise KeyingError(f"no MIKEY credentials for {exc}") from None
+        responder.sdp_ids = _sdp_ids(offer, index)  # the list to match (RFC 4567 §7)
         reply = responder.receive(data, now)
         if reply.result is None:
             raise KeyingError(f"MIKEY {self.k.name} rejected: {reply.error}")
@@ -336,7 +349,9 @@ class PskKeying(MikeyKeying):
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.psk import PskInitiator
 
-        return PskInitiator(psk=self.psk(ctx), idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri))
+        return PskInitiator(
+            psk=self.psk(ctx), idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri), sdp_ids=SDP_IDS
+        )
 
     def make_responder(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.psk import PskResponder
@@ -387,6 +402,7 @@ class PkeKeying(_SignedKeying):
                 responder_certificate=peer,
                 idi=aor(ctx.local_uri),
                 idr=aor(ctx.remote_uri),
+                sdp_ids=SDP_IDS,
             ),
             peer,
         )
@@ -395,7 +411,10 @@ class PkeKeying(_SignedKeying):
         from ims.mikey.modes.pke import PkeResponder
 
         return PkeResponder(
-            credentials=self.own(ctx), trust=self.trust(ctx), idr=aor(ctx.local_uri)
+            credentials=self.own(ctx),
+            trust=self.trust(ctx),
+            idr=aor(ctx.local_uri),
+            idi=aor(ctx.remote_uri),  # the expected IDi the encrypted one must equal (§3.2)
         )
 
 
@@ -434,7 +453,11 @@ class RsaRKeying(_SignedKeying):
         from ims.mikey.modes.rsa_r import RsaRInitiator
 
         return RsaRInitiator(
-            credentials=self.own(ctx), trust=self.trust(ctx), idr=aor(ctx.remote_uri)
+            credentials=self.own(ctx),
+            trust=self.trust(ctx),
+            idi=aor(ctx.local_uri),
+            idr=aor(ctx.remote_uri),
+            sdp_ids=SDP_IDS,
         )
 
     def make_responder(self, ctx: KeyingContext, now: float) -> Any:
@@ -457,6 +480,7 @@ class DhKeying(_SignedKeying):
             trust=self.trust(ctx),
             idi=aor(ctx.local_uri),
             idr=aor(ctx.remote_uri),
+            sdp_ids=SDP_IDS,
         )
 
     def make_responder(self, ctx: KeyingContext, now: float) -> Any:
@@ -475,12 +499,14 @@ class DhHmacKeying(MikeyKeying):
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.dhhmac import DhHmacInitiator
 
-        return DhHmacInitiator(psk=self.psk(ctx), idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri))
+        return DhHmacInitiator(
+            psk=self.psk(ctx), idi=aor(ctx.local_uri), idr=aor(ctx.remote_uri), sdp_ids=SDP_IDS
+        )
 
     def make_responder(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.dhhmac import DhHmacResponder
 
-        return DhHmacResponder(psk=self.psk(ctx), idr=aor(ctx.local_uri))
+        return DhHmacResponder(psk=self.psk(ctx), idr=aor(ctx.local_uri), idi=aor(ctx.remote_uri))
 
 
 KEYINGS: dict[str, Callable[[], Any]] = {

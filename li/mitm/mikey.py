@@ -36,7 +36,7 @@ from ims.mikey.certs import Credentials, TrustStore
 from ims.mikey.constants import DataType
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.message import decode_message
-from ims.mikey.modes.base import DEFAULT_SESSIONS, CryptoSession, KeyExchangeResult
+from ims.mikey.modes.base import DEFAULT_SESSIONS, CryptoSession, KeyExchangeResult, sdp_ids_of
 from ims.mikey.payloads import IdPayload, RandPayload
 from li.keys import identity_aor as aor
 
@@ -208,6 +208,7 @@ class MikeyMitm:
             csb_id=res.csb_id,
             rand=res.rand,
             tgk=res.tgk,
+            sdp_ids=sdp_ids_of(msg),
         )
         forward: bytes = self._mitm_initiator.initiate(now)
         self.initiator_leg = self.responder_leg = res
@@ -226,9 +227,12 @@ class MikeyMitm:
             credentials=fake_i,
             trust=AnyCertificate(),
             sessions=_sessions(msg, None),
+            idi=idi or None,
             idr=idr or None,
             csb_id=msg.hdr.csb_id,
             rand=rand.data if rand is not None else None,
+            send_rand=rand is not None,  # RFC 4738 §3.6: RAND from one side only
+            sdp_ids=sdp_ids_of(msg),
         )
         self.state = MitmState.OFFER_FORWARDED
         forwarded: bytes = self._mitm_initiator.initiate(now)
@@ -242,7 +246,11 @@ class MikeyMitm:
         res = self._mitm_initiator.receive(r_message, now)
         fake_r = self._substitute(self._ids[1])
         reply = RsaRResponder(
-            credentials=fake_r, trust=AnyCertificate(), tgk=res.tgk, idr=self._ids[1] or None
+            credentials=fake_r,
+            trust=AnyCertificate(),
+            tgk=res.tgk,
+            rand=res.rand,  # used when the offer had no RAND (RFC 4738 §3.6)
+            idr=self._ids[1] or None,
         ).receive(self._offer, now)
         if reply.result is None:
             raise MikeyError(f"cannot answer the initiator: {reply.error}")
@@ -264,7 +272,8 @@ class MikeyMitm:
                 psk=self.known_psk,
                 sessions=_sessions(msg, reply.result),
                 idi=idi or None,
-                idr=idr or None,
+                idr=idr,
+                sdp_ids=sdp_ids_of(msg),
             )
         else:
             from ims.mikey.modes.dh import DhInitiator, DhResponder
@@ -282,6 +291,7 @@ class MikeyMitm:
                 sessions=_sessions(msg, reply.result),
                 idi=idi or None,
                 idr=idr or None,
+                sdp_ids=sdp_ids_of(msg),
             )
         self.initiator_leg = reply.result
         self._to_initiator = reply.message

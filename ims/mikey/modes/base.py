@@ -264,6 +264,15 @@ def sdp_ids_payload(sdp_ids: str | None) -> GeneralExtPayload | None:
     return GeneralExtPayload(ext_type=GenExtType.SDP_IDS, data=sdp_ids.encode("ascii"))
 
 
+def sdp_ids_of(msg: MikeyMessage) -> str | None:
+    """The SDP IDs list a message carries (None without one): what a re-protecting hop or a
+    MITM forwards so the next responder's bidding-down check sees the offer's list."""
+    for g in msg.find_all(GeneralExtPayload):
+        if g.ext_type == GenExtType.SDP_IDS:
+            return g.data.decode("ascii", "replace")
+    return None
+
+
 def check_sdp_ids(msg: MikeyMessage, expected: str | None) -> None:
     """RFC 4567 §7: "The receiver SHALL then match the list in the General Extension Payload
     with the list included in SDP and SHOULD (according to policy) if they differ [...] reject

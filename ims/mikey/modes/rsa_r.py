@@ -108,6 +108,7 @@ from ims.mikey.modes.base import (
 from ims.mikey.modes.pk import (
     UrlResolver,
     cert_payloads,
+    certificate_identities,
     certificate_identity,
     check_pk_kemac_mac,
     check_signature,
@@ -239,10 +240,7 @@ class RsaRInitiator:
                 extra=signr_extra(idi, idr, t),
                 sign_hash=self.sign_hash,
             )
-            if self.idr is not None and idr != id_bytes(self.idr):
-                raise MikeyError(
-                    f"responder is {idr!r}, not the requested IDr", mikey_error=ErrorNo.INVALID_ID
-                )
+            self._check_responder_identity(idr, cert)
             self._check_policies(msg)
             self.replay.check_and_store(replay_key(msg, data), t, now, self.csb_id)
             pke = msg.find(PkePayload)
@@ -315,6 +313,22 @@ class RsaRInitiator:
             return ids[0], ids[1]
         # a peer that sends only IDr (Figure 1's shape): IDi is the one we sent
         return own, ids[0] if ids else b""
+
+    def _check_responder_identity(self, idr: bytes, cert: x509.Certificate) -> None:
+        """The clear IDr must be an identity the responder's certificate vouches for, and the
+        requested IDr (if any) too: §3.4 "If the Initiator's policy does not allow acceptance
+        of an R_MESSAGE from any entity other than one that can assert a specific identity,
+        the Initiator MUST include that specific identity in an IDr payload"."""
+        names = certificate_identities(cert)
+        if idr and idr not in names:
+            raise MikeyError(
+                f"IDr {idr!r} is not an identity of the responder's certificate",
+                mikey_error=ErrorNo.INVALID_ID,
+            )
+        if self.idr is not None and id_bytes(self.idr) not in names:
+            raise MikeyError(
+                "the responder cannot assert the requested IDr", mikey_error=ErrorNo.INVALID_ID
+            )
 
     def _check_policies(self, msg: MikeyMessage) -> None:
         offered = {(sp.prot_type, sp.params) for sp in self._sps}
