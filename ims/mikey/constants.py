@@ -1,27 +1,24 @@
-"""MIKEY wire codes: one ``IntEnum`` per name space (RFC 3830 §6, RFC 4650 §5, RFC 4738 §4).
+"""MIKEY wire codes: one ``IntEnum`` per name space (RFC 3830 §6, RFC 4650 §4, RFC 4738 §3.9).
 
-Sources, per table (RFC 3830 clause / IANA "MIKEY Payload Name Spaces"):
+Every table is transcribed from the RFC text (``../shared/reference/rfc``), clause by clause:
 
-* data types (HDR): RFC 3830 §6.1 Table 6.1.a (0-6); RFC 4650 §5 (7, 8 DHHMAC);
-  RFC 4738 §4 (9, 10 RSA-R). Confirmed against the IANA "Mikey Payload Name Spaces" registry
-  text: "Pre-shared 0 ... Error 6 [RFC3830], DHHMAC init 7, DHHMAC resp 8 [RFC4650],
-  RSA-R I_MSG 9, RSA-R R_MSG 10 [RFC4738]".
-* next-payload codes: RFC 3830 §6.1 Table 6.1.b (0-12, 20, 21). 0-9 confirmed against the
-  IANA Next Payload table ("Last payload 0, KEMAC 1 (6.2), PKE 2 (6.3), DH 3 (6.4), SIGN 4
-  (6.5), T 5 (6.6), ID 6 (6.7), CERT 7 (6.7), CHASH 8 (6.8), V 9 (6.9)"); 10-12, 20, 21 only
-  by Wireshark/GStreamer/minisip (the registry excerpt that could be read stops at SP).
+* data types (HDR): RFC 3830 §6.1 Table 6.1.a (0-6); RFC 4650 §4.1 Table 4.1.a (7, 8 DHHMAC);
+  RFC 4738 §3.9.1 (9, 10 RSA-R), also the IANA "Mikey Payload Name Spaces" registry.
+* next-payload codes: RFC 3830 §6.1 Table 6.1.b (0-12, "Key data | 20", "General Ext. | 21").
 * PRF func: §6.1 Table 6.1.c; CS ID map type: §6.1 Table 6.1.d.
-* KEMAC encr alg / MAC alg: §6.2 Tables 6.2.a / 6.2.b.
-* PKE cache: §6.3; DH group: §6.4 Table 6.4 (0 = OAKLEY 5, 1 = OAKLEY 1, 2 = OAKLEY 2).
-* SIGN type: §6.5; TS type: §6.6; ID type: §6.7; CERT type: §6.7; hash func: §6.8.
-* SP: §6.10 (prot type Table 6.10.a, SRTP params Table 6.10.1.a and its value tables).
-* ERR: §6.12 Table 6.12; key data type / KV: §6.13; general extension: §6.15.
+* KEMAC encr alg / MAC alg: §6.2 Tables 6.2.a / 6.2.b. RFC 4650 §4.2 Table 4.2.a gives other
+  numbers (HMAC-SHA-1 = 0, NULL = 1, and "Encr alg SHALL be set to 2 (NULL)"): it contradicts
+  the 3830 tables it says it re-uses; we keep 3830's (see :mod:`ims.mikey.modes.dhhmac`).
+* PKE cache: §6.3 Table 6.3; DH group: §6.4 Table 6.4 (0 = OAKLEY 5, 1 = OAKLEY 1, 2 = OAKLEY 2).
+* SIGN type: §6.5 Table 6.5; TS type: §6.6 Table 6.6; ID type: §6.7 Table 6.7.a; CERT type:
+  §6.7 Table 6.7.b ("X.509v3 URL | 1 | plain ASCII URL to the location of the Cert");
+  hash func: §6.8 Table 6.8.
+* SP: §6.10 (prot type Table 6.10, SRTP params Table 6.10.1.a and value tables 6.10.1.b-e).
+* ERR: §6.12 Table 6.12 plus RFC 4738 §3.9.2 ("Unsupported message type | 13").
+* key data type / KV: §6.13 Tables 6.13.a / 6.13.b; general extension: §6.15 Table 6.15 as
+  revised by RFC 4738 §3.9.3.
 
-The other tables (PRF, map type, KEMAC algs, DH groups, SIGN/TS/ID/CERT/hash types, SP
-parameters 0-12 and values, error numbers 0-12, key data and KV types) are **unverified
-against the RFC text** (§6.2-§6.15 could not be read here); they rest on the Wireshark
-dissector and the GStreamer/minisip headers, which agree. ``tests/ims/mikey/test_rfc_text.py``
-pins the confirmed tables; docs/mikey.md has the per-fact verdicts.
+``tests/ims/mikey/test_rfc_text.py`` pins the tables against transcriptions of that text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MIKEY-1 PRF and key derivation (RFC 3830 §4.1.2, §4.1.3, §4.1.4, §4.1.5).
+"""MIKEY-1 PRF and key derivation (RFC 3830 §4.1.2, §4.1.3, §4.1.4).
 
 * §4.1.2 PRF(inkey, label): split ``inkey`` into 256-bit chunks s_1..s_n (the last may be
   shorter), ``m = ceil(outkey_len / 160)``, and XOR ``P(s_i, label, m)`` over all chunks;
@@ -14,12 +14,14 @@
   DHHMAC PSK, RFC 4650 §3): same label form with ``cs_id = 0xFF`` and constants 0x150533E1
   (encr_key), 0x2D22AC75 (auth_key), 0x29B88916 (salt_key).
 
-The constants are consecutive nine-digit groups of e (718281828 = 0x2AD01C64, ...), which is
-how the shared reference's [RFC-mem] table was double-checked; ``tests/ims/mikey/test_kdf.py``
-asserts that relation so an encr/auth swap cannot slip in. None of §4.1.2-§4.1.5 could be read
-in the RFC text here, so the PRF, the label layout, the constants and the cs_id values (0xFF
-for message keys, 1-based CS index for TEK/salt) are **unverified against the RFC text**; they
-rest on OpenSSL's TLS1-PRF (the PRF), the digits of e, minisip and the mykey crate.
+Checked against the RFC text: §4.1.3 "label : constant || cs_id || csb_id || RAND" and Table
+4.1.3 (0x2AD01C64 TEK, 0x1B5C7973 authentication key, 0x15798CEF encryption key, 0x39A2C14B
+salting key), "these 32-bit constant values [...] are taken from the decimal digits of e";
+§4.1.4 "label : constant || 0xFF || csb_id || RAND" and Table 4.1.4 (0x150533E1 encryption
+key, 0x2D22AC75 authentication key, 0x29B88916 salt key). The cs_id of a TEK is the crypto
+session's number: §6.1.1 "The stream using SSRC_i will also have Crypto Session ID equal to no
+i". ``tests/ims/mikey/test_kdf.py`` also checks the e-digit relation and P against OpenSSL's
+TLS1-PRF.
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ class here encodes/decodes only its *body* (what follows that byte). Layout per 
 
 * HDR §6.1 (version 1, data type, next payload, V bit + PRF, CSB ID, #CS, CS ID map type,
   SRTP-ID map §6.1.1: #CS entries of Policy_no(8) SSRC(32) ROC(32); the i-th entry is CS ID i).
-  The HDR part is confirmed by the §6.1 diagram, read in the RFC text:
-  ``! version ! data type ! next payload !V! PRF func ! / ! CSB ID ! /
-  ! #CS ! CS ID map type! CS ID map info ~`` and §6 "For all encoding, network byte order is
-  always used". The §6.1.1 map layout and the other payload layouts below could not be read
-  in the RFC text; they rest on Wireshark/GStreamer/minisip and on tshark/GStreamer interop.
+  Every layout below is the RFC 3830 §6.x diagram (checked against the RFC text, issue 12),
+  §6 "For all encoding, network byte order is always used", and is cross-checked by
+  tshark/GStreamer interop.
 * KEMAC §6.2 (encr alg, encr data len(16), encr data, MAC alg, MAC; MAC length from the alg:
-  0 for NULL, 160 bits for HMAC-SHA-1-160).
+  0 for NULL, 160 bits for HMAC-SHA-1-160, Table 6.2.b). Unknown MAC algs (KEMAC, V) decode
+  to ``Invalid MAC`` (Table 6.12 "MAC algorithm not supported"), unknown hash funcs (CHASH)
+  to ``Invalid HA`` ("Hash function not supported").
 * PKE §6.3 (C(2 bits) + data len(14 bits)); DH §6.4 (group, fixed-width value, reserved(4) + KV(4),
   KV data); SIGN §6.5 (S type(4) + signature len(12), *no next-payload byte*, always last);
   T §6.6 (NTP-UTC and NTP 64 bits, COUNTER 32 bits); ID/CERT §6.7 (type, len(16), data);

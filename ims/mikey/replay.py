@@ -1,4 +1,4 @@
-"""Replay protection for received MIKEY messages (RFC 3830 §5.4, §5.5, §6.6).
+"""Replay protection for received MIKEY messages (RFC 3830 §5.3, §5.4, §6.6).
 
 A message whose NTP/NTP-UTC timestamp is further than ``window`` seconds from ``now`` is
 refused with ``Invalid TS`` (§5.4: messages outside the allowable clock skew are discarded).

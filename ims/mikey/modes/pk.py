@@ -50,7 +50,14 @@ from ims.mikey.crypto import (
 from ims.mikey.errors import MikeyError
 from ims.mikey.kdf import TransportKeys
 from ims.mikey.message import MikeyMessage
-from ims.mikey.payloads import CertPayload, HdrPayload, KemacPayload, Payload, SignPayload
+from ims.mikey.payloads import (
+    CertPayload,
+    HdrPayload,
+    IdPayload,
+    KemacPayload,
+    Payload,
+    SignPayload,
+)
 
 #: URL -> DER certificate (or None when it cannot be fetched); see the module docstring.
 UrlResolver = Callable[[str], bytes | None]
@@ -110,6 +117,17 @@ def certificate_identity(cert: x509.Certificate) -> bytes:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = names[0].value if names else cert.subject.rfc4514_string()
     return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def clear_idi(msg: MikeyMessage) -> bytes | None:
+    """The clear IDi of an I_MESSAGE (``[IDi|CERTi], [IDr]`` order of RFC 3830 §3.2/§3.3 and
+    RFC 4738 §3.1): the first ID payload when there are two, or when the only one comes
+    before any CERT payload; None when the initiator sent only a certificate."""
+    kinds = [p for p in msg.payloads if isinstance(p, IdPayload | CertPayload)]
+    ids = [p for p in kinds if isinstance(p, IdPayload)]
+    if len(ids) >= 2 or (len(ids) == 1 and isinstance(kinds[0], IdPayload)):
+        return ids[0].data
+    return None
 
 
 def certificate_identities(cert: x509.Certificate) -> set[bytes]:

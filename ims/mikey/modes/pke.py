@@ -92,6 +92,7 @@ from ims.mikey.modes.pk import (
     certificate_sha1,
     check_pk_kemac_mac,
     check_signature,
+    clear_idi,
     kemac_with_mac,
     public_key_of,
     signed_message,
@@ -105,7 +106,6 @@ from ims.mikey.modes.psk import (
     verification_mac,
 )
 from ims.mikey.payloads import (
-    CertPayload,
     ChashPayload,
     HdrPayload,
     IdPayload,
@@ -332,11 +332,11 @@ class PkeResponder(ResponderBase):
         inner = subs[0] if subs else None
         if not isinstance(inner, IdPayload):
             raise MikeyError("KEMAC does not start with IDi", mikey_error=ErrorNo.AUTH_FAILURE)
-        clear = [p.data for p in msg.find_all(IdPayload)]
+        clear = clear_idi(msg)
         if self.idi is not None:
             expected = {id_bytes(self.idi)}
-        elif len(clear) >= 2 or (clear and not msg.find_all(CertPayload)):
-            expected = {clear[0]}
+        elif clear is not None:
+            expected = {clear}
         else:
             expected = certificate_identities(cert)
         if inner.data not in expected:

@@ -112,6 +112,7 @@ from ims.mikey.modes.pk import (
     certificate_identity,
     check_pk_kemac_mac,
     check_signature,
+    clear_idi,
     kemac_with_mac,
     public_key_of,
     signed_message,
@@ -119,7 +120,6 @@ from ims.mikey.modes.pk import (
 )
 from ims.mikey.modes.psk import build_kemac, open_kemac, tgk_from_sub_payloads
 from ims.mikey.payloads import (
-    CertPayload,
     GeneralExtPayload,
     HdrPayload,
     IdPayload,
@@ -407,8 +407,8 @@ class RsaRResponder(ResponderBase):
         tgk = self.tgk if self.tgk is not None else random_bytes(self.tgk_len)
         env_key = self.env_key if self.env_key is not None else random_bytes(16)
         keys = derive_transport_keys(env_key, csb_id, rand)
-        ids = [p.data for p in msg.find_all(IdPayload)]
-        idi = ids[0] if ids and self._idi_first(msg) else certificate_identity(cert)
+        clear = clear_idi(msg)
+        idi = clear if clear is not None else certificate_identity(cert)
         idr = id_bytes(self.idr)
         hdr = HdrPayload(data_type=DataType.RSA_R_RESP, csb_id=csb_id, cs_map=msg.hdr.cs_map)
         sps = msg.find_all(SpPayload)
@@ -453,14 +453,6 @@ class RsaRResponder(ResponderBase):
             peer_certificate=cert,
         )
         return ResponderReply(message=r, result=result)
-
-    @staticmethod
-    def _idi_first(msg: MikeyMessage) -> bool:
-        """Whether the first ID payload is IDi (Figure 1 order ``[IDi|CERTi], [IDr]``): it is
-        when there are two ID payloads, or when the only one comes before any CERT."""
-        kinds = [p for p in msg.payloads if isinstance(p, IdPayload | CertPayload)]
-        n_ids = sum(isinstance(p, IdPayload) for p in kinds)
-        return n_ids >= 2 or (n_ids == 1 and isinstance(kinds[0], IdPayload))
 
 
 def _id_type(msg: MikeyMessage) -> IdType:
