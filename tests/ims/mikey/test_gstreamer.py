@@ -111,3 +111,18 @@ def test_stored_gstreamer_vector() -> None:
     assert msg.encode() == data
     opened = open_message(data)
     assert opened.keys[0].key_salt == b"\x11" * 16 + b"\x22" * 14
+
+
+def test_gstreamer_cannot_read_the_sdp_ids_extension() -> None:
+    """RFC 4567 §7 puts the SDP IDs list in a General Extension payload (RFC 3830 §6.15,
+    next-payload 21). GStreamer 1.22's parser does not know payload 21 and spins instead of
+    failing, so the offers the lab's UEs send (SDP IDs always on) are out of its reach; the
+    same offer without the extension is read (``test_gstreamer_reads_our_psk``). Pinned so
+    that a GStreamer that learns payload 21 shows up here."""
+    _gst("parse", PskInitiator(psk=b"k" * 16, encr_alg=EncrAlg.NULL).initiate(NOW).hex())
+    data = PskInitiator(psk=b"k" * 16, encr_alg=EncrAlg.NULL, sdp_ids="mikey").initiate(NOW)
+    assert decode_message(data).payloads[-2].TYPE == PayloadType.GENERAL_EXT
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(
+            [SYSTEM_PYTHON, str(HELPER), "parse", data.hex()], capture_output=True, timeout=5
+        )

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from ims.mikey.constants import DataType, DhGroup, EncrAlg, PayloadType
+from ims.mikey.certs import certificate_der
+from ims.mikey.constants import (
+    CertType,
+    DataType,
+    DhGroup,
+    EncrAlg,
+    ErrorNo,
+    MacAlg,
+    PayloadType,
+)
 from ims.mikey.message import MikeyMessage, decode_message, decode_subpayloads
 from ims.mikey.modes.dh import DhInitiator, DhResponder
 from ims.mikey.modes.dhhmac import DhHmacInitiator, DhHmacResponder
@@ -101,6 +110,37 @@ def _messages(pki: Pki) -> list[tuple[bytes, bool]]:
     reply = RsaRResponder(credentials=pki.bob, trust=pki.trust).receive(offer, NOW)
     assert reply.message is not None
     out += [(offer, True), (reply.message, False)]
+    out += _issue12_messages(pki)
+    return out
+
+
+def _issue12_messages(pki: Pki) -> list[tuple[bytes, bool]]:
+    """The encodings issue 12 added: SDP IDs General Extension (RFC 4567 §7), AES-KW with the
+    NULL MAC (RFC 3830 §4.2.3), RSA-R with the RAND from the responder and with X.509v3 URL
+    certificates (RFC 4738 §3.6, §3.8), and an Error message with error no. 13 (§3.5)."""
+    out: list[tuple[bytes, bool]] = []
+    i = PskInitiator(psk=b"k" * 16, idi="sip:alice@ims.lab", sdp_ids="mikey")
+    out.append((i.initiate(NOW), True))
+    pk = PkeInitiator(
+        credentials=pki.alice,
+        responder_certificate=pki.bob.certificate,
+        encr_alg=EncrAlg.AES_KW_128,
+        mac_alg=MacAlg.NULL,
+        sdp_ids="mikey",
+    )
+    out.append((pk.initiate(NOW), True))
+    rr = RsaRInitiator(credentials=pki.alice, trust=pki.trust, send_rand=False)
+    offer = rr.initiate(NOW)
+    reply = RsaRResponder(
+        credentials=pki.bob, trust=pki.trust, encr_alg=EncrAlg.AES_KW_128, mac_alg=MacAlg.NULL
+    ).receive(offer, NOW)
+    assert reply.message is not None and reply.ok, reply.error
+    out += [(offer, True), (reply.message, False)]
+    err = RsaRResponder(credentials=pki.bob, trust=pki.trust).receive(offer[:-3], NOW)
+    assert err.message is not None and decode_message(err.message).find(ErrPayload) == ErrPayload(
+        error_no=ErrorNo.UNSUPPORTED_MSG_TYPE
+    )
+    out.append((err.message, False))
     return out
 
 
@@ -132,7 +172,12 @@ def _expected(msg: MikeyMessage) -> dict[str, list[str]]:
         "mikey.err.no": [str(int(p.error_no)) for p in msg.find_all(ErrPayload)],
         "mikey.sign.len": [str(len(p.signature)) for p in msg.find_all(SignPayload)],
         "mikey.v.ver_data": [p.data.hex() for p in msg.find_all(VPayload)],
-        "mikey.kemac.mac": [p.mac.hex() for p in msg.find_all(KemacPayload) if p.mac],
+        # a NULL MAC (AES-KW, RFC 3830 §4.2.3) is a zero-length field: tshark prints <MISSING>
+        "mikey.kemac.mac": [
+            p.mac.hex() if p.mac else "<MISSING>"
+            for p in msg.find_all(KemacPayload)
+            if p.mac or p.mac_alg is MacAlg.NULL
+        ],
         "mikey.key.data": keys,
         "mikey.cert.data": [p.data.hex() for p in msg.find_all(CertPayload)],
         "mikey.kemac.encr_alg": [str(int(p.encr_alg)) for p in msg.find_all(KemacPayload)],
@@ -184,3 +229,46 @@ def test_tshark_decodes_every_message_type(pki: Pki, tmp_path: Path) -> None:
             if name == "mikey.cert.data":
                 got = [v.replace(":", "") for v in got]
             assert got == want[name], f"frame {row[0]} {name}: tshark {got} != ours {want[name]}"
+
+
+def _url_messages(pki: Pki) -> list[tuple[bytes, bool]]:
+    urls = {
+        "http://127.0.0.1/alice.cer": certificate_der(pki.alice.certificate),
+        "http://127.0.0.1/bob.cer": certificate_der(pki.bob.certificate),
+    }
+    rr = RsaRInitiator(
+        credentials=pki.alice, trust=pki.trust, certificate_url="http://127.0.0.1/alice.cer"
+    )
+    offer = rr.initiate(NOW)
+    reply = RsaRResponder(
+        credentials=pki.bob,
+        trust=pki.trust,
+        certificate_url="http://127.0.0.1/bob.cer",
+        resolve_url=urls.get,
+    ).receive(offer, NOW)
+    assert reply.message is not None and reply.ok, reply.error
+    return [(offer, True), (reply.message, False)]
+
+
+def test_tshark_x509v3_url_certificate_quirk(pki: Pki, tmp_path: Path) -> None:
+    """RFC 3830 Table 6.7.b "X.509v3 URL | 1 | plain ASCII URL to the location of the Cert"
+    (RSA-R default, RFC 4738 §3.8). Wireshark 4.0's dissector hands every CERT payload to its
+    X.509 BER dissector whatever the cert type, so the URL raises "BER Error: Wrong field in
+    SEQUENCE" and the exception aborts the MIKEY (and SDP) dissection: a dissector quirk,
+    pinned here so that a fixed tshark shows up. Our own decoder reads both messages."""
+    tshark = require_tool("tshark")
+    messages = _url_messages(pki)
+    pcap = tmp_path / "mikey_url.pcap"
+    write_pcap(pcap, messages)
+    cmd = [tshark, "-n", "-r", str(pcap), "-T", "fields", "-E", "occurrence=a"]
+    for f in ["frame.protocols", "_ws.malformed", "_ws.expert.message"]:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert len(rows) == 2
+    for row, (data, _) in zip(rows, messages, strict=True):
+        assert row[0].endswith(":sip:mikey")
+        assert row[1] != "" and "Malformed Packet" in row[2]
+        certs = decode_message(data).find_all(CertPayload)
+        assert [c.cert_type for c in certs] == [CertType.X509V3_URL]
+        assert certs[0].data.startswith(b"http://127.0.0.1/")
