@@ -928,3 +928,25 @@ def test_docs_table_rows_name_existing_tests() -> None:
         for name in names.split(", "):
             base_name = name.split("[")[0]
             assert f"def {base_name}(" in text, (path, base_name)
+
+
+def test_li_key_extraction_follows_the_new_encodings(pki: Pki) -> None:
+    """The LI opener (``inspect.open_message``, used by li/keys.py) reads what issue 12 sends:
+    PKE with AES-KW (IV = S, RFC 3830 §4.2.3) and the NULL MAC, and an RSA-R R_MESSAGE whose
+    RAND came from the responder (RFC 4738 §3.6: "If the I_MESSAGE did not include the RAND
+    payload, it MUST be present in the R_MESSAGE")."""
+    from ims.mikey.inspect import open_message
+
+    pk = PkeInitiator(
+        credentials=pki.alice,
+        responder_certificate=pki.bob.certificate,
+        encr_alg=EncrAlg.AES_KW_128,
+        mac_alg=MacAlg.NULL,
+        idi=A,
+    )
+    opened = open_message(pk.initiate(NOW), private_key=pki.bob.private_key)
+    assert opened.tgk == pk.tgk and pk.result is not None and opened.keys == pk.result.keys
+    ini, _, r = rsa_r_pair(pki, send_rand=False)
+    res = ini.receive(r, NOW)
+    opened = open_message(r, private_key=pki.alice.private_key)
+    assert opened.tgk == res.tgk and opened.keys == res.keys
