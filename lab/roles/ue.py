@@ -1,6 +1,7 @@
 """``imslab run ue --name bob``: a UE that registers and answers calls until stopped.
 
-It registers through its P-CSCF (digest), re-registers before the registration lapses,
+MIKEY keyings use the lab's credentials (:mod:`lab.credentials`). It registers through its
+P-CSCF (digest), re-registers before the registration lapses,
 answers every call with a tone (``--audio``) and, with ``--record DIR``, saves what it heard
 per call as ``DIR/<call-id>.wav``. A long-running callee for ``imslab call alice sip:bob@...``
 or a container running one UE.
@@ -14,9 +15,11 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from lab import topology
+from lab import credentials, topology
 from lab.topology import Topology
 from lab.ues import user_agent
+from ue import keying as keying_mod
+from ue import registry
 from ue.agent import Call, UserAgent
 
 ROLE = "ue"
@@ -71,6 +74,10 @@ async def start(
     record: Path | None = None,
     bind: str | None = None,
 ) -> RunningUe:
+    keying_mod.get(keying)  # an unknown name fails here, before anything registers
+    mode = registry.BY_NAME.get(keying)
+    if mode is not None and mode.mikey:
+        credentials.install(topo)  # the lab's MIKEY credentials (imslab up made them)
     ua = user_agent(topo, name, keying=keying, bind=bind)
     ua.audio = audio
     await ua.start()
@@ -87,7 +94,13 @@ async def start(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     topology.add_arguments(parser)
     parser.add_argument("--name", required=True, help="UE name in the topology ([ues])")
-    parser.add_argument("--keying", default="sdes", help="keying for calls it places/answers")
+    parser.add_argument(
+        "--keying",
+        default="sdes",
+        choices=registry.names(),
+        metavar="NAME",
+        help="keying for calls it places/answers: " + ", ".join(registry.names()),
+    )
     parser.add_argument("--audio", default="tone:1000", help="what it sends: tone:HZ or FILE.wav")
     parser.add_argument("--record", type=Path, default=None, help="save received audio here")
     parser.add_argument("--bind", default=None, help="bind to this address instead")
