@@ -33,8 +33,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,21 +110,69 @@ def _plan(topo: Topology, bits: int) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
 class LabCredentials:
-    """Every profile's credentials plus the network side's hop-by-hop PSK."""
+    """The lab's credentials on disk: each profile is read when first asked for (a profile
+    holds RSA private keys, whose loading is not free), plus the hop-by-hop network PSK."""
 
-    profiles: dict[str, MikeyCredentials]
-    network_psk: bytes
-    path: Path
+    def __init__(self, path: Path, network_psk: bytes) -> None:
+        self.path = path
+        self.network_psk = network_psk
+        self._profiles: dict[str, MikeyCredentials] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return registry.profiles_used()
+
+    def profile(self, name: str) -> MikeyCredentials:
+        creds = self._profiles.get(name)
+        if creds is None:
+            try:
+                creds = MikeyCredentials.load(self.path / name)
+            except (OSError, ValueError, KeyError) as exc:
+                raise CredentialsError(
+                    f"MIKEY credentials {self.path / name} unreadable ({exc}); "
+                    "`imslab up` makes them"
+                ) from None
+            self._profiles[name] = creds
+        return creds
 
     @property
     def default(self) -> MikeyCredentials:
-        return self.profiles[registry.OPERATOR]
+        return self.profile(registry.OPERATOR)
 
-    def install(self) -> None:
-        """Make them this process's UE credentials (every keying of :mod:`ue.registry`)."""
-        keying_mikey.configure(self.default, profiles=self.profiles)
+    def _doc(self, name: str) -> dict[str, Any]:
+        try:
+            doc = json.loads((self.path / name / "mikey.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CredentialsError(
+                f"MIKEY credentials {self.path / name} unreadable ({exc})"
+            ) from None
+        if not isinstance(doc, dict):
+            raise CredentialsError(f"MIKEY credentials {self.path / name}: not an object")
+        return doc
+
+    def hop_psks(self) -> dict[str, bytes]:
+        """Each UE's PSK with its P-CSCF (without loading any private key)."""
+        return {k: bytes.fromhex(v) for k, v in self._doc(registry.OPERATOR)["hop_psk"].items()}
+
+    def escrowed_keys(self, domain: str) -> dict[str, Any]:
+        """The case C private keys the operator of ``domain`` keeps for its subscribers."""
+        from ims.mikey.certs import load_private_key
+
+        creds = self._doc(registry.ESCROW)["credentials"]
+        return {
+            uri: load_private_key((self.path / registry.ESCROW / c["key"]).read_bytes())
+            for uri, c in creds.items()
+            if uri.endswith("@" + domain)
+        }
+
+    def install(self, profiles: Iterable[str] | None = None) -> None:
+        """Make them this process's UE credentials: ``profiles`` (default: all) by name, the
+        first of them also for strategies without a profile."""
+        names = list(profiles) if profiles is not None else self.names
+        loaded = {n: self.profile(n) for n in names}
+        first = loaded[names[0]] if names else None
+        keying_mikey.configure(first, profiles=loaded)
 
 
 def _generate(topo: Topology, bits: int, now: float) -> dict[str, MikeyCredentials]:
@@ -179,15 +226,14 @@ def ensure(topo: Topology, *, bits: int = 2048, now: float | None = None) -> Lab
 
 
 def load(path: Path) -> LabCredentials:
-    """Read what :func:`ensure` made in ``path`` (``imslab up`` does that first)."""
+    """Open what :func:`ensure` made in ``path`` (``imslab up`` does that first)."""
     try:
-        profiles = {p: MikeyCredentials.load(path / p) for p in registry.profiles_used()}
         network = (path / "network-psk").read_bytes()
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
         raise CredentialsError(
             f"no MIKEY credentials in {path} ({exc}); `imslab up` makes them"
         ) from None
-    return LabCredentials(profiles=profiles, network_psk=network, path=path)
+    return LabCredentials(path, network)
 
 
 def from_environment() -> LabCredentials | None:
@@ -196,10 +242,14 @@ def from_environment() -> LabCredentials | None:
     return load(Path(path)) if path else None
 
 
-def install(topo: Topology) -> LabCredentials:
-    """:func:`ensure` + :meth:`LabCredentials.install`: what a UE process calls first."""
+def install(topo: Topology, keying: str) -> LabCredentials | None:
+    """What a UE process calls first: for a MIKEY ``keying`` (:mod:`ue.registry`),
+    :func:`ensure` the lab's credentials and install the profile it uses; None otherwise."""
+    mode = registry.BY_NAME.get(keying)
+    if mode is None or mode.profile is None:
+        return None
     creds = ensure(topo)
-    creds.install()
+    creds.install([mode.profile])
     return creds
 
 
@@ -216,7 +266,7 @@ def _subscribers_of_pcscf(topo: Topology, pcscf: str) -> set[str]:
 
 def hop_intermediary(topo: Topology, pcscf: str, creds: LabCredentials) -> HopByHopIntermediary:
     """The P-CSCF's hop-by-hop MIKEY intermediary: its UEs' hop PSKs and the network PSK."""
-    hop = creds.default.hop_psk
+    hop = creds.hop_psks()
     mine = {u: hop[u] for u in _subscribers_of_pcscf(topo, pcscf) if u in hop}
     return HopByHopIntermediary(ue_psks=mine, network_psk=creds.network_psk)
 
@@ -235,11 +285,10 @@ def operator_secrets(topo: Topology, operator: str, creds: LabCredentials) -> Mi
     served: set[str] = set()
     for p in pcscfs:
         served |= _subscribers_of_pcscf(topo, p)
-    hop = creds.default.hop_psk
-    escrow = creds.profiles[registry.ESCROW].credentials
+    hop = creds.hop_psks()
     return MikeySecrets(
         public_psks=(PUBLIC_PSK,),
         hop_psks={u: hop[u] for u in served if u in hop},
         network_psk=creds.network_psk if pcscfs else None,
-        private_keys={u: c.private_key for u, c in escrow.items() if u.endswith("@" + domain)},
+        private_keys=creds.escrowed_keys(domain),
     )

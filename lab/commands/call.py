@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if registry.BY_NAME[args.keying].mikey:
         try:
-            credentials.install(topo)
+            credentials.install(topo, args.keying)
         except (credentials.CredentialsError, OSError) as exc:
             print(f"imslab call: {exc}", file=sys.stderr)
             return 1
@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         if not report.answered:
             print(f"call failed: {report.error}")
             return 1
+        print(f"call-id {report.call_id}")
         print(f"caller heard the callee: {report.caller_ok}  (tone ratio {report.caller_heard})")
         print(f"callee heard the caller: {report.callee_ok}  (tone ratio {report.callee_heard})")
         stats = report.stats

@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             topo_shown = topo
         async with Lab(topo, mode=mode, li=args.li):
             print(f"imslab up ({mode}): {len(topo.elements)} elements\n{describe(topo_shown)}")
-            print(f"  MIKEY credentials ({', '.join(sorted(creds.profiles))}): {creds.path}")
+            print(f"  MIKEY credentials ({', '.join(creds.names)}): {creds.path}")
             print("ready; place calls with `imslab call alice bob`; Ctrl-C stops", flush=True)
             await asyncio.Event().wait()
         return 0

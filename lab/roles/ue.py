@@ -75,9 +75,7 @@ async def start(
     bind: str | None = None,
 ) -> RunningUe:
     keying_mod.get(keying)  # an unknown name fails here, before anything registers
-    mode = registry.BY_NAME.get(keying)
-    if mode is not None and mode.mikey:
-        credentials.install(topo)  # the lab's MIKEY credentials (imslab up made them)
+    credentials.install(topo, keying)  # MIKEY: the lab's credentials (imslab up made them)
     ua = user_agent(topo, name, keying=keying, bind=bind)
     ua.audio = audio
     await ua.start()
