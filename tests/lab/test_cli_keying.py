@@ -179,6 +179,7 @@ def test_every_listed_keying_calls_through_the_running_lab(
         placed[cid] = k
     # case C with the target as responder: operator A holds alice's escrowed private key
     responder_cid, _ = call(capsys, "bob", "alice", "pke-c")
+    answered_by_a_running_ue(lab_up, capsys, "dh")
 
     time.sleep(1.0)  # the last PDUs reach the LEMF before the lab stops
 
@@ -197,6 +198,39 @@ def test_every_listed_keying_calls_through_the_running_lab(
     assert summary["keys_available"], summary
     assert {key["source"] for key in summary["keys"]} == {"mikey-pke-escrow"}, summary
     hears(directory, "pke-c (alice responds)", caller_hz=CALLEE_HZ, callee_hz=CALLER_HZ)
+
+
+def answered_by_a_running_ue(lab: RunningLab, capsys: pytest.CaptureFixture[str], k: str) -> None:
+    """``imslab run ue --name bob --keying K`` (its own process, the lab's credentials) answers
+    ``imslab call alice sip:bob@ims-b.test --keying K``; each side recorded the other's tone."""
+    heard_by_bob = lab.state.parent / "bob-heard"
+    heard_by_alice = lab.state.parent / "alice-heard.wav"
+    bob = subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", "run", "ue", "--name", "bob", *LAB, "--keying", k]
+        + ["--record", str(heard_by_bob)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    try:
+        assert bob.stdout is not None and bob.stderr is not None
+        line = bob.stdout.readline().decode()
+        assert "ready" in line, line + bob.stderr.read().decode()
+        rc = main(
+            ["call", "alice", "sip:bob@ims-b.test", *LAB, "--keying", k, "--duration", "1.2"]
+            + ["--record", str(heard_by_alice)]
+        )
+        out = capsys.readouterr().out
+        assert rc == 0, out
+        assert "media keys: MIKEY" in out and "auth failures 0" in out, out
+    finally:
+        RunningLab(bob, lab.state).stop()
+    rate, pcm = read_wav(heard_by_alice)
+    assert detect_tone(pcm[rate // 4 :], CALLEE_HZ, rate)  # run ue's default tone
+    (wav,) = heard_by_bob.glob("*.wav")
+    rate, pcm = read_wav(wav)
+    assert detect_tone(pcm[rate // 4 :], CALLER_HZ, rate)
 
 
 def hears(
