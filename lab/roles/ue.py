@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    topo = topology.from_args(args)
+    if args.name not in topo.ues:  # one line, before anything registers
+        ues = ", ".join(sorted(topo.ues))
+        print(
+            f"imslab run ue: unknown UE {args.name!r}; the topology's UEs: {ues}", file=sys.stderr
+        )
+        return 2
     running = await start(
-        topology.from_args(args),
+        topo,
         args.name,
         keying=args.keying,
         audio=args.audio,

@@ -282,3 +282,16 @@ def test_wrong_names_are_rejected_before_anything_registers(
     assert needle in lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
     assert not (tmp_path / "state").exists()  # no credentials made either
+
+
+def test_run_ue_rejects_an_unknown_ue_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMSLAB_STATE", str(tmp_path / "state"))
+    rc = main(["run", "ue", "--name", "zed", "--net-offset", str(OFFSET + 1), "--keying", "psk"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.err.splitlines() == [
+        "imslab run ue: unknown UE 'zed'; the topology's UEs: alice, bob, carol, dave, erin"
+    ]
+    assert not (tmp_path / "state").exists()
