@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -510,18 +509,3 @@ class DhHmacPublicKeying(DhHmacKeying):
 
     def psk(self, ctx: KeyingContext) -> bytes:
         return PUBLIC_PSK
-
-
-KEYINGS: dict[str, Callable[[], Any]] = {
-    k.name: k
-    for k in (
-        PskKeying,
-        PskPublicKeying,
-        PskHopKeying,
-        PkeKeying,
-        RsaRKeying,
-        DhKeying,
-        DhHmacKeying,
-        DhHmacPublicKeying,
-    )
-}
