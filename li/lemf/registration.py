@@ -194,6 +194,9 @@ class Registrations:
             self._outcome(info, aor, bindings, ts, poi)
         else:
             self._write_states()
+        # registrations are rare: no file stays open between them, and what was filed is on
+        # disk before the next PDU (so a task's registration files never hold a descriptor)
+        self.close()
 
     def _outcome(
         self, info: SipSummary, aor: str, bindings: list[dict[str, Any]], ts: float, poi: str
@@ -263,6 +266,7 @@ class Registrations:
 
     def note_gap(self, poi: str, expected: int, got: int) -> None:
         self.log.write({"type": "sequence-gap", "poi": poi, "expected": expected, "received": got})
+        self.close()
 
     # -- output ----------------------------------------------------------------------------
     def flush(self) -> None:
@@ -281,11 +285,17 @@ class Registrations:
         self._flows.clear()
 
 
+# a REGISTER request line, or a CSeq naming REGISTER (RFC 3261 §20.16; method names are
+# case-sensitive, the header name is not)
+_REGISTER_RE = re.compile(
+    rb"\AREGISTER |^(?i:cseq)[ \t]*:[ \t]*\d+[ \t]+REGISTER[ \t]*\r?$", re.MULTILINE
+)
+
+
 def registration_summary(pdu: Pdu) -> SipSummary | None:
     """The summary of an X2 SIP PDU when it belongs to a registration, else None (cheap
-    for everything else: only a message naming REGISTER is read)."""
-    head = pdu.payload[:4096]
-    if b"REGISTER" not in head.upper():
+    for everything else: only a message whose start line or CSeq names REGISTER is read)."""
+    if _REGISTER_RE.search(pdu.payload, 0, 8192) is None:
         return None
     info = summarise(pdu.payload)
     return info if is_registration(info) else None

@@ -24,7 +24,7 @@ from lab.orchestrator import Lab
 from lab.ues import user_agent
 from li.lemf.registration import Registrations, contacts, is_registration
 from li.lemf.sipinfo import summarise
-from li.x2x3.pdu import x2_pdu
+from li.x2x3.pdu import Pdu, x2_pdu
 
 OFFSET = 70
 LAB = ["--net-offset", str(OFFSET)]
@@ -196,3 +196,23 @@ def test_a_restarted_lemf_continues_the_registration_state(tmp_path: Path) -> No
     assert alice["registered_at"] == 10.0 and alice["last_time"] == 20.0
     assert alice["expires_at"] == 20.0 + 600
     assert alice["associated_uris"] == ["sip:alice@ims-a.test", "tel:+493011"]
+
+
+def test_only_registrations_are_routed_to_the_registration_files() -> None:
+    import uuid
+
+    from li.lemf.registration import registration_summary
+
+    def pdu(message: bytes) -> Pdu:
+        return x2_pdu(xid=uuid.uuid4(), correlation_id=1, payload=message, direction=2)
+
+    assert registration_summary(pdu(OK_TWO_BINDINGS)) is not None
+    register = b"REGISTER sip:ims-a.test SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n"
+    assert registration_summary(pdu(register)) is not None
+    # an INVITE that merely mentions REGISTER (Allow) is a call's
+    invite = (
+        b"INVITE sip:bob@ims-b.test SIP/2.0\r\nAllow: INVITE, REGISTER\r\ncseq: 1 INVITE\r\n\r\n"
+    )
+    assert registration_summary(pdu(invite)) is None
+    ok = OK_TWO_BINDINGS.replace(b"CSeq: 2 REGISTER", b"cseq:2 INVITE")
+    assert registration_summary(pdu(ok)) is None
