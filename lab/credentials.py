@@ -100,11 +100,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _plan(topo: Topology, bits: int) -> dict[str, Any]:
-    """What the credentials must cover: a change (a new subscriber...) regenerates them."""
+    """What the credentials must cover: a change (a new subscriber...) regenerates them.
+    CAs only for the domains that have subscribers (a visited network certifies nobody)."""
+    users = sorted(aor(s.sip_impu) for s in topo.subscribers.values())
     return {
         "format": FORMAT,
-        "users": sorted(aor(s.sip_impu) for s in topo.subscribers.values()),
-        "domains": sorted(op.domain for op in topo.operators.values()),
+        "users": users,
+        "domains": sorted({u.rpartition("@")[2] for u in users}),
         "profiles": registry.profiles_used(),
         "bits": bits,
     }
