@@ -9,15 +9,13 @@ for a :class:`KeyingSession` and uses three calls:
 * answerer: :meth:`KeyingSession.answer` with the offer SDP -> the material for the answer and
   the :class:`MediaKeys`.
 
-Built in: ``sdes`` (RFC 4568, default suite AES_CM_128_HMAC_SHA1_80) and ``none`` (plain RTP).
-Other modes (the MIKEY modes of issue 7) plug in without touching the UE: register a factory
-with :func:`register`, or ship a module listed in :data:`PLUGIN_MODULES` that exposes
-``KEYINGS: dict[str, Callable[[], Keying]]``; :func:`get` imports those modules lazily.
+Here: ``sdes`` (RFC 4568, default suite AES_CM_128_HMAC_SHA1_80) and ``none`` (plain RTP); the
+MIKEY modes are in :mod:`ue.keying_mikey`. Which names exist is decided in one place, the
+table of :mod:`ue.registry`; :func:`get` builds a strategy by name.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,9 +27,6 @@ from ims.sdp.keymgmt import KeyMgmtAttribute
 from ims.sdp.model import SessionDescription
 
 DEFAULT_SUITE = "AES_CM_128_HMAC_SHA1_80"
-
-# Modules (in other areas) that add keying modes; imported on first use if they exist.
-PLUGIN_MODULES = ("ue.keying_mikey", "ims.mikey.ue_keying", "li.keying")
 
 
 class KeyingError(ImsError):
@@ -166,39 +161,40 @@ class _NoSession:
 
 # --- registry --------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, Callable[[], Keying]] = {"sdes": SdesKeying, "none": NoKeying}
-_plugins_loaded = False
+# The names come from the explicit table in :mod:`ue.registry` (loaded on first use: it imports
+# this module); :func:`register` adds experiments and test doubles on top.
+_REGISTRY: dict[str, Callable[[], Keying]] = {}
+_loaded = False
 
 
 def register(name: str, factory: Callable[[], Keying]) -> None:
-    """Add (or replace) a keying mode by name."""
+    """Add (or replace) a keying mode by name (tests, experiments)."""
+    _load()
     _REGISTRY[name] = factory
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
+def _load() -> None:
+    global _loaded
+    if _loaded:
         return
-    _plugins_loaded = True
-    for modname in PLUGIN_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ImportError:
-            continue
-        for name, factory in getattr(mod, "KEYINGS", {}).items():
-            _REGISTRY.setdefault(name, factory)
+    _loaded = True
+    from ue import registry
+
+    for mode in registry.MODES:
+        _REGISTRY.setdefault(mode.name, mode.factory)
 
 
 def available() -> list[str]:
-    _load_plugins()
-    return sorted(_REGISTRY)
+    """Every keying name: the registry's, in its order, then any registered later."""
+    _load()
+    return list(_REGISTRY)
 
 
 def get(name: str) -> Keying:
-    """A keying strategy by name (``sdes``, ``none``, or a plugged-in mode)."""
-    _load_plugins()
+    """A keying strategy by name (see :mod:`ue.registry`)."""
+    _load()
     try:
         return _REGISTRY[name]()
     except KeyError:
-        have = ", ".join(sorted(_REGISTRY))
+        have = ", ".join(_REGISTRY)
         raise KeyingError(f"unknown keying mode {name!r} (have: {have})", 0) from None

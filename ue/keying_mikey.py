@@ -25,9 +25,10 @@ self-signed certificate whose identity is the peer's (case D). The initiator of 
 the responder's certificate from ``directory`` (the extra round trip of study 2.3.2), which the
 peer's operator runs -- so only that operator can hand out a substitute.
 
-Register with :func:`ue.keying.register` by importing this module (it registers on import) or
-through ``KEYINGS``. Credentials are process-wide: :func:`configure` (in-process labs) or the
-directory named by ``IMSLAB_MIKEY_CREDENTIALS`` (:func:`MikeyCredentials.load`).
+The names a user can pick are listed in :mod:`ue.registry` (one strategy per entry, with the
+credential ``profile`` it uses: the PKE cases differ only in that). Credentials are
+process-wide: :func:`configure` (in-process labs, named profiles) or the directory named by
+``IMSLAB_MIKEY_CREDENTIALS`` (:func:`MikeyCredentials.load`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from ims.mikey.modes.base import KeyExchangeResult
 from ims.mikey.policy import Sender
 from ims.sdp.keymgmt import KeyMgmtAttribute
 from ims.sdp.model import SessionDescription
-from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys, SdpKeying, register
+from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys, SdpKeying
 
 #: The publicly known PSK of study 2.2.1 ("publicly known pre-shared key"): anyone, the
 #: operators' POIs included, can open MIKEY messages protected with it.
@@ -202,14 +202,23 @@ class MikeyCredentials:
 
 
 _state: dict[str, MikeyCredentials | None] = {"creds": None}
+#: named credential sets (a running lab provisions one per PKI: ``lab.credentials``)
+_profiles: dict[str, MikeyCredentials] = {}
 
 
-def configure(creds: MikeyCredentials | None) -> None:
-    """Set the process-wide credentials (in-process labs and tests)."""
+def configure(
+    creds: MikeyCredentials | None, *, profiles: dict[str, MikeyCredentials] | None = None
+) -> None:
+    """Set the process-wide credentials (in-process labs and tests); ``profiles`` are the
+    named sets a strategy with a ``profile`` uses (without them every profile is ``creds``)."""
     _state["creds"] = creds
+    _profiles.clear()
+    _profiles.update(profiles or {})
 
 
-def credentials() -> MikeyCredentials:
+def credentials(profile: str | None = None) -> MikeyCredentials:
+    if profile is not None and profile in _profiles:
+        return _profiles[profile]
     creds = _state["creds"]
     if creds is None:
         env = os.environ.get(ENV_DIR)
@@ -322,6 +331,16 @@ class MikeyKeying:
 
     name = "mikey"
     needs_response = False
+    profile: str | None = None  # which credential set (None: the process's default)
+
+    def __init__(self, *, name: str | None = None, profile: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+        if profile is not None:
+            self.profile = profile
+
+    def creds(self) -> MikeyCredentials:
+        return credentials(self.profile)
 
     def session(self, ctx: KeyingContext) -> KeyingSession:
         return _MikeySession(self, ctx)
@@ -344,7 +363,7 @@ class PskKeying(MikeyKeying):
     needs_response = True
 
     def psk(self, ctx: KeyingContext) -> bytes:
-        return credentials().e2e_psk[pair(ctx.local_uri, ctx.remote_uri)]
+        return self.creds().e2e_psk[pair(ctx.local_uri, ctx.remote_uri)]
 
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.psk import PskInitiator
@@ -372,18 +391,18 @@ class PskHopKeying(PskKeying):
     name = "psk-hop"
 
     def psk(self, ctx: KeyingContext) -> bytes:
-        return credentials().hop_psk[aor(ctx.local_uri)]
+        return self.creds().hop_psk[aor(ctx.local_uri)]
 
 
 class _SignedKeying(MikeyKeying):
     def own(self, ctx: KeyingContext) -> Credentials:
-        return credentials().credentials[aor(ctx.local_uri)]
+        return self.creds().credentials[aor(ctx.local_uri)]
 
     def trust(self, ctx: KeyingContext) -> TrustStore:
-        return credentials().trust_for(ctx.remote_uri)
+        return self.creds().trust_for(ctx.remote_uri)
 
     def check_result(self, result: KeyExchangeResult, ctx: KeyingContext, now: float) -> None:
-        credentials().check_peer(result.peer_certificate, ctx.remote_uri, now)
+        self.creds().check_peer(result.peer_certificate, ctx.remote_uri, now)
 
 
 class PkeKeying(_SignedKeying):
@@ -393,7 +412,7 @@ class PkeKeying(_SignedKeying):
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.pke import PkeInitiator
 
-        creds = credentials()
+        creds = self.creds()
         peer = creds.directory[aor(ctx.remote_uri)]  # the certificate fetch of study 2.3.2
         creds.check_peer(peer, ctx.remote_uri, now)
         return _PeerKnown(
@@ -494,7 +513,7 @@ class DhHmacKeying(MikeyKeying):
     needs_response = True
 
     def psk(self, ctx: KeyingContext) -> bytes:
-        return credentials().dhhmac_psk[pair(ctx.local_uri, ctx.remote_uri)]
+        return self.creds().dhhmac_psk[pair(ctx.local_uri, ctx.remote_uri)]
 
     def make_initiator(self, ctx: KeyingContext, now: float) -> Any:
         from ims.mikey.modes.dhhmac import DhHmacInitiator
@@ -509,18 +528,10 @@ class DhHmacKeying(MikeyKeying):
         return DhHmacResponder(psk=self.psk(ctx), idr=aor(ctx.local_uri), idi=aor(ctx.remote_uri))
 
 
-KEYINGS: dict[str, Callable[[], Any]] = {
-    k.name: k
-    for k in (
-        PskKeying,
-        PskPublicKeying,
-        PskHopKeying,
-        PkeKeying,
-        RsaRKeying,
-        DhKeying,
-        DhHmacKeying,
-    )
-}
+class DhHmacPublicKeying(DhHmacKeying):
+    """DH-HMAC keyed with the publicly known PSK (study 2.3.4): anyone can authenticate."""
 
-for _name, _factory in KEYINGS.items():
-    register(_name, _factory)
+    name = "dhhmac-public"
+
+    def psk(self, ctx: KeyingContext) -> bytes:
+        return PUBLIC_PSK

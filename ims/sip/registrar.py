@@ -89,7 +89,9 @@ class Binding:
 
     def expires_in(self, now: float) -> int:
         """Seconds left, rounded up, never negative (the ``expires`` to report)."""
-        left = self.expires_at - now
+        # rounded to the microsecond first: at a monotonic now of 4008.44..., now + 600 - now
+        # is 600.0000000000002, and a 200 must not report more than was granted (601 for 600)
+        left = round(self.expires_at - now, 6)
         return max(0, int(left) + (1 if left > int(left) else 0))
 
     def contact_value(self, now: float) -> str:

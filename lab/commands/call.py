@@ -1,29 +1,43 @@
 """``imslab call FROM TO``: place one call between UEs of a running lab (``imslab up``).
 
 ``FROM`` is a UE name of the topology; ``TO`` a UE name (both are run here, the callee
-answers automatically with a 1000 Hz tone) or any SIP/tel URI. Exit status 0 when the call
-was answered and each side heard the other's tone.
+answers automatically with a 1000 Hz tone) or any SIP/tel URI. ``--keying`` picks one mode of
+the keying registry (:mod:`ue.registry`; the help lists them from it); MIKEY modes use the
+lab's credentials (:mod:`lab.credentials`, made by ``imslab up``). Exit status 0 when the call
+was answered and each side heard the other's tone; 2 (one line on stderr) when a name is
+wrong -- checked before anything registers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
-from lab import aio, topology
+from lab import aio, credentials, topology
 from lab.callflow import run_call
-from ue import keying
+from lab.topology import Topology
+from ue import registry
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("call", help="place a call between UEs of a running lab")
+    parser = sub.add_parser(
+        "call",
+        help="place a call between UEs of a running lab",
+        description="Place a call between UEs of a running lab (imslab up).",
+        epilog="keyings (--keying NAME):\n" + registry.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     topology.add_arguments(parser)
     parser.add_argument("caller", metavar="FROM", help="UE name (see the topology's [ues])")
     parser.add_argument("callee", metavar="TO", help="UE name, or a sip:/tel: URI")
     parser.add_argument(
-        "--keying", default="sdes", help=f"media keying ({', '.join(keying.available())})"
+        "--keying",
+        default="sdes",
+        metavar="NAME",
+        help="media keying, one of: " + ", ".join(registry.names()) + " (default sdes)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of media")
     parser.add_argument(
@@ -35,8 +49,32 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_run)
 
 
+def usage_error(args: argparse.Namespace, topo: Topology) -> str | None:
+    """Why the command line cannot be run (unknown keying or UE), or None."""
+    if args.keying not in registry.BY_NAME:
+        return f"unknown keying {args.keying!r}; choose one of: {', '.join(registry.names())}"
+    ues = ", ".join(sorted(topo.ues))
+    if args.caller not in topo.ues:
+        return f"unknown UE {args.caller!r} (FROM); the topology's UEs: {ues}"
+    if args.callee not in topo.ues and not args.callee.lower().startswith(
+        ("sip:", "sips:", "tel:")
+    ):
+        return f"unknown UE {args.callee!r} (TO); a UE name ({ues}) or a sip:/tel: URI"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
     topo = topology.from_args(args)
+    problem = usage_error(args, topo)
+    if problem is not None:
+        print(f"imslab call: {problem}", file=sys.stderr)
+        return 2
+    if registry.BY_NAME[args.keying].mikey:
+        try:
+            credentials.install(topo, args.keying)
+        except (credentials.CredentialsError, OSError) as exc:
+            print(f"imslab call: {exc}", file=sys.stderr)
+            return 1
 
     async def main() -> int:
         report = await run_call(
@@ -53,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         if not report.answered:
             print(f"call failed: {report.error}")
             return 1
+        print(f"call-id {report.call_id}")
         print(f"caller heard the callee: {report.caller_ok}  (tone ratio {report.caller_heard})")
         print(f"callee heard the caller: {report.callee_ok}  (tone ratio {report.callee_heard})")
         stats = report.stats

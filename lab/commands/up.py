@@ -1,13 +1,21 @@
-"""``imslab up``: run the whole lab (every element of the topology) until Ctrl-C."""
+"""``imslab up``: run the whole lab (every element of the topology) until Ctrl-C.
+
+First it makes (or reuses) the lab's MIKEY credentials for every keying of :mod:`ue.registry`
+(:mod:`lab.credentials`, under the lab state dir) and hands their directory to the elements
+(``IMSLAB_LAB_CREDENTIALS``): the P-CSCFs run their hop-by-hop MIKEY function with it and each
+operator's LI opens what that operator legitimately holds; ``imslab call`` and ``imslab run
+ue`` load the same set.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import os
 from typing import Any
 
-from lab import aio, topology
+from lab import aio, credentials, topology
 from lab.orchestrator import Lab
 
 
@@ -57,6 +65,8 @@ def describe(topo: topology.Topology) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     topo = topology.from_args(args)
+    creds = credentials.ensure(topo)
+    os.environ[credentials.ENV] = str(creds.path)  # the elements (and subprocesses) inherit it
 
     async def main() -> int:
         mode = "subprocess" if args.subprocess else "inprocess"
@@ -66,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             topo_shown = topo
         async with Lab(topo, mode=mode, li=args.li):
             print(f"imslab up ({mode}): {len(topo.elements)} elements\n{describe(topo_shown)}")
+            print(f"  MIKEY credentials ({', '.join(creds.names)}): {creds.path}")
             print("ready; place calls with `imslab call alice bob`; Ctrl-C stops", flush=True)
             await asyncio.Event().wait()
         return 0

@@ -38,6 +38,7 @@ from ims.mikey.certs import Credentials
 from lab import topology
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
 from lab.matrix.report import CallResult, LadderStep
+from lab.mikey_hop import intermediary_hook
 from lab.orchestrator import Lab
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, KeySource, MikeySecrets, OperatorKeyPolicy
@@ -371,7 +372,7 @@ class MatrixRunner:
                 if mine:
                     inter = HopByHopIntermediary(ue_psks=mine, network_psk=network)
                     cap.removers.append(
-                        lab.elements[name].sip_hooks.add(_intermediary_hook(inter, ue_at, clock))
+                        lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
                     )
             hop_secrets = {k: v for k, v in creds.hop_psk.items()}
         else:
@@ -740,36 +741,6 @@ def _trigger(cc: AnchorCcPoi) -> Callable[[CcTrigger], None]:
         cc.trigger(t)
 
     return trigger
-
-
-def _intermediary_hook(
-    inter: HopByHopIntermediary, ue_at: dict[str, str], clock: Callable[[], float]
-) -> Callable[[Any], Any]:
-    from li.mitm.signalling import _find_mikey, _replace_mikey
-
-    def rewrite(event: Any) -> Any:
-        if str(event.direction) != "out":
-            return None
-        msg = event.message
-        body = getattr(msg, "body", b"")
-        if b"a=key-mgmt:mikey" not in body:
-            return None
-        data = _find_mikey(body)
-        if data is None:
-            return None
-        if getattr(msg, "method", None) == "INVITE":
-            new = inter.reprotect(data, toward_ue=ue_at.get(event.peer[0]), now=clock())
-        elif getattr(msg, "status", 0) // 100 == 2:
-            new = inter.answer(data)
-        else:
-            return None
-        if new is None:
-            return None
-        out = msg.copy()
-        out.body = _replace_mikey(body, new)
-        return out
-
-    return rewrite
 
 
 def select(methods: Iterable[str] = (), scenarios: Iterable[str] = ()) -> list[Expectation]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ims.log import get_logger
+from lab import credentials as lab_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
 from li.poi.cc import AnchorCcPoi, CcRecord
@@ -220,6 +221,17 @@ def _t3_anchor(topo: Topology, name: str) -> tuple[str, int] | None:
     return (topo.element(e.anchor).address, li.t3_port)
 
 
+def _key_policy(topo: Topology, name: str) -> OperatorKeyPolicy:
+    """What the element's operator can open: SDES always; MIKEY with the secrets it holds in
+    a lab whose credentials ``imslab up`` made (public PSK, hop PSKs, escrowed keys)."""
+    creds = lab_credentials.from_environment()
+    if creds is None:
+        return OperatorKeyPolicy()
+    return OperatorKeyPolicy(
+        mikey=lab_credentials.operator_secrets(topo, topo.element(name).operator, creds)
+    )
+
+
 # --- per role ------------------------------------------------------------------------------------
 
 
@@ -249,7 +261,7 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
             address=(e.address, e.sip_port),
             emit=_iri_sender(ne.exporter),
             trigger_cc=trigger_cc,
-            extract_keys=OperatorKeyPolicy(),
+            extract_keys=_key_policy(topo, name),
         )
         wire(ne, iri=[poi], clock=time.time)
         running.iri = poi

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 
-from lab import topology
+from lab import credentials, topology
+from lab.mikey_hop import intermediary_hook
 from lab.roles import _build
 from lab.topology import Topology
 
@@ -17,7 +19,13 @@ async def start(topo: Topology, name: str, *, li: bool = False) -> _build.Runnin
     if topo.element(name).role != ROLE:
         raise topology.TopologyError(f"{name} is not a {ROLE}")
     proxy = _build.build_pcscf(topo, name)
-    return await _build.start_proxy(topo, name, proxy, li=li)
+    running = await _build.start_proxy(topo, name, proxy, li=li)
+    creds = credentials.from_environment()  # imslab up: the lab's MIKEY credentials
+    if creds is not None:  # the P-CSCF's hop-by-hop MIKEY function (study 2.2.2, psk-hop)
+        inter = credentials.hop_intermediary(topo, name, creds)
+        hook = intermediary_hook(inter, credentials.ue_addresses(topo), time.time)
+        running.sip_hooks.add(hook)
+    return running
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

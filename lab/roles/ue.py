@@ -1,6 +1,7 @@
 """``imslab run ue --name bob``: a UE that registers and answers calls until stopped.
 
-It registers through its P-CSCF (digest), re-registers before the registration lapses,
+MIKEY keyings use the lab's credentials (:mod:`lab.credentials`). It registers through its
+P-CSCF (digest), re-registers before the registration lapses,
 answers every call with a tone (``--audio``) and, with ``--record DIR``, saves what it heard
 per call as ``DIR/<call-id>.wav``. A long-running callee for ``imslab call alice sip:bob@...``
 or a container running one UE.
@@ -11,12 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
-from lab import topology
+from lab import credentials, topology
 from lab.topology import Topology
 from lab.ues import user_agent
+from ue import keying as keying_mod
+from ue import registry
 from ue.agent import Call, UserAgent
 
 ROLE = "ue"
@@ -71,6 +75,8 @@ async def start(
     record: Path | None = None,
     bind: str | None = None,
 ) -> RunningUe:
+    keying_mod.get(keying)  # an unknown name fails here, before anything registers
+    credentials.install(topo, keying)  # MIKEY: the lab's credentials (imslab up made them)
     ua = user_agent(topo, name, keying=keying, bind=bind)
     ua.audio = audio
     await ua.start()
@@ -87,15 +93,28 @@ async def start(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     topology.add_arguments(parser)
     parser.add_argument("--name", required=True, help="UE name in the topology ([ues])")
-    parser.add_argument("--keying", default="sdes", help="keying for calls it places/answers")
+    parser.add_argument(
+        "--keying",
+        default="sdes",
+        choices=registry.names(),
+        metavar="NAME",
+        help="keying for calls it places/answers: " + ", ".join(registry.names()),
+    )
     parser.add_argument("--audio", default="tone:1000", help="what it sends: tone:HZ or FILE.wav")
     parser.add_argument("--record", type=Path, default=None, help="save received audio here")
     parser.add_argument("--bind", default=None, help="bind to this address instead")
 
 
 async def run(args: argparse.Namespace) -> int:
+    topo = topology.from_args(args)
+    if args.name not in topo.ues:  # one line, before anything registers
+        ues = ", ".join(sorted(topo.ues))
+        print(
+            f"imslab run ue: unknown UE {args.name!r}; the topology's UEs: {ues}", file=sys.stderr
+        )
+        return 2
     running = await start(
-        topology.from_args(args),
+        topo,
         args.name,
         keying=args.keying,
         audio=args.audio,

@@ -4,6 +4,7 @@ Sans-I/O with respect to the network (the receiver feeds it), but it owns the ou
 
     OUT/lemf-state.json                      last sequence number per (POI, XID)
     OUT/<xid>/<correlation-id:016x>/...      see li.lemf.call
+    OUT/<xid>/registrations.*                REGISTER and its responses: li.lemf.registration
 
 Duplicate filter: the exporter re-sends everything after its last confirmed Keepalive-Ack
 when a connection is re-established (li.x2x3.spool), so the LEMF may see a PDU twice. The
@@ -27,6 +28,7 @@ from typing import Any
 from ims.log import get_logger
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.output import private_dir, write_json_private
+from li.lemf.registration import Registrations, registration_summary
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
     IRI_EVENT_CONTENT_TYPE,
@@ -104,6 +106,8 @@ class Mediation:
                 k: int(v) for k, v in json.loads(self._state_file.read_text()).items()
             }
         self._dirty: set[tuple[str, int]] = set()
+        self.regs: dict[str, Registrations] = {}  # per XID: its registration files
+        self._dirty_regs: set[str] = set()
         self.delivered: list[tuple[str, str, int | None]] = []  # (poi, xid, seq) if recording
         self.record_delivered = False
 
@@ -131,6 +135,13 @@ class Mediation:
             self.stats.calls += 1
             private_dir(self.out / xid)
         return call
+
+    def registrations(self, xid: str) -> Registrations:
+        regs = self.regs.get(xid)
+        if regs is None:
+            private_dir(self.out / xid)
+            regs = self.regs[xid] = Registrations(self.out / xid, xid=xid, lemf_addr=self.lemf_addr)
+        return regs
 
     def handle_raw(self, raw: bytes, peer: tuple[str, int]) -> Pdu | None:
         """One whole PDU from the stream. Returns the PDU (None if bad or a duplicate)."""
@@ -167,6 +178,16 @@ class Mediation:
         if self.record_delivered:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
+        if pdu.pdu_type is PduType.X2 and pdu.payload_format == PayloadFormat.SIP_MESSAGE:
+            reg_info = registration_summary(pdu)
+            if reg_info is not None:  # a registration, not a call (li.lemf.registration)
+                self.stats.x2 += 1
+                regs = self.registrations(xid)
+                if gap is not None:
+                    regs.note_gap(poi, gap[0], gap[1])
+                regs.on_sip(pdu, reg_info, raw, ts, poi, seq, peer)
+                self._dirty_regs.add(xid)
+                return True
         call = self.call(xid, pdu.correlation_id)
         ckey = (xid, pdu.correlation_id)
         self._dirty.add(ckey)
@@ -218,6 +239,9 @@ class Mediation:
         """Flush every call's files and persist the duplicate filter (before a KA-Ack)."""
         for key in self._dirty:
             self.calls[key].checkpoint()
+        for xid in self._dirty_regs:
+            self.regs[xid].flush()
+        self._dirty_regs.clear()
         # a call whose counters were not written yet (SUMMARY_INTERVAL) stays on the list
         self._dirty = {k for k in self._dirty if self.calls[k].summary_stale}
         write_json_private(self._state_file, self._last_seq)
@@ -228,11 +252,17 @@ class Mediation:
         directory holds everything delivered so far."""
         for call in self.calls.values():
             call.flush()
+        for regs in self.regs.values():
+            regs.flush()
         self._dirty.clear()
+        self._dirty_regs.clear()
         write_json_private(self._state_file, self._last_seq)
 
     def close(self) -> None:
         for call in self.calls.values():
             call.close()
+        for regs in self.regs.values():
+            regs.close()
+        self.regs.clear()
         write_json_private(self._state_file, self._last_seq)
         self.calls.clear()

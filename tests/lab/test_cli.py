@@ -30,7 +30,12 @@ def test_demo_in_process(
 
 @pytest.mark.slow
 def test_up_then_call_between_processes(tmp_path: Path) -> None:
-    env = dict(os.environ, IMSLAB_PKI=str(tmp_path), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        IMSLAB_PKI=str(tmp_path),
+        IMSLAB_STATE=str(tmp_path / "state"),
+        PYTHONUNBUFFERED="1",
+    )
     cli = [sys.executable, "-m", "lab.cli"]
     up = subprocess.Popen(
         [*cli, "up", "--subprocess", "--subnet", SUBNET],
@@ -41,7 +46,7 @@ def test_up_then_call_between_processes(tmp_path: Path) -> None:
     )
     try:
         assert up.stdout is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # it first makes the lab's MIKEY credentials
         lines = []
         while time.monotonic() < deadline:
             line = up.stdout.readline().decode()

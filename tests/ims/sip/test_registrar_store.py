@@ -44,6 +44,17 @@ def test_default_and_max_expires() -> None:
     assert b.expires_in(0.0) == 7200
 
 
+def test_the_200_reports_the_granted_expiry_not_one_second_more() -> None:
+    """§10.3 step 8: the 2xx lists each binding with its expiry. At this (monotonic) now,
+    now + 600 - now is 600.0000000000002 in floating point and must still read 600."""
+    now = 4008.440846806064
+    (b,) = BindingStore().apply(AOR, [c("sip:a@h", expires=600)], call_id="x", cseq=1, now=now)
+    assert b.expires_at - now > 600  # the float error this guards against
+    assert b.expires_in(now) == 600
+    assert b.expires_in(now + 0.5) == 600  # partly elapsed seconds still round up
+    assert b.expires_in(now + 1) == 599
+
+
 def test_interval_too_brief_423_with_min_expires() -> None:
     s = BindingStore(min_expires=60)
     with pytest.raises(RegistrarError) as e:
