@@ -1,0 +1,178 @@
+"""Elliptic-curve arithmetic on y^2 = x^3 - 3x + B over F_p, shared by ECCSI and SAKKE.
+
+Both identity-based schemes of MIKEY-SAKKE use a short Weierstrass curve with a = -3:
+RFC 6507 §3.1 "The curve is defined by the equation y^2 = x^3 - 3*x + B modulo p" (P-256 for
+MIKEY-SAKKE, RFC 6509 §2.1.1) and RFC 6508 §2.1 "y^2 = x^3 - 3 * x modulo p" (B = 0, the
+supersingular curve of RFC 6509 Appendix A). ``cryptography`` exposes no point arithmetic
+(only [k]G through key derivation and the x-coordinate of an ECDH product), and ECCSI needs
+sums of arbitrary points ([HS]PVT + KPAK, RFC 6507 §5.2.2), so the arithmetic is here.
+
+* Points are affine ``(x, y)`` tuples at the API, ``None`` for the identity 0 (RFC 6507 §3.1:
+  "The identity point 0 will require no representation"). Inside, Jacobian coordinates
+  (x = X/Z^2, y = Y/Z^3) with the a = -3 doubling (dbl-2001-b) avoid one inversion per step.
+* Scalar multiplication is a Montgomery ladder over a fixed number of bits (the subgroup
+  order's length, or the scalar's when longer), so the sequence of field operations does not
+  depend on the scalar's bits. Python integers are not constant-time, so this is structure,
+  not side-channel resistance: a lab implementation, as issue 14 allows.
+* Encoding is RFC 5480 §2.2 uncompressed (RFC 6507 §3.2, RFC 6508 §4): ``0x04 || x || y``,
+  each coordinate left-padded to L = Ceiling(lg(p)/8) octets; :meth:`Curve.decode_point`
+  rejects anything not on the curve (RFC 6507 §5.1.2 step 1, §5.2.2 step 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ims.errors import ImsError
+
+Point = tuple[int, int] | None
+_Jac = tuple[int, int, int]  # (X, Y, Z); Z == 0 is the identity
+_INF: _Jac = (1, 1, 0)
+
+
+class PointError(ImsError, ValueError):
+    """An octet string is not an uncompressed point on the curve."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Curve:
+    """y^2 = x^3 - 3x + b over F_p with a base point (gx, gy) of prime order q."""
+
+    name: str
+    p: int
+    b: int
+    q: int
+    gx: int
+    gy: int
+
+    @property
+    def g(self) -> tuple[int, int]:
+        return (self.gx, self.gy)
+
+    @property
+    def field_len(self) -> int:
+        """L = Ceiling(lg(p)/8) (RFC 6507 §3.2, RFC 6508 §4)."""
+        return (self.p.bit_length() + 7) // 8
+
+    # -- predicates and encoding ------------------------------------------------------
+    def contains(self, pt: Point) -> bool:
+        """RFC 6507 §3.1: "Py^2 - Px^3 + 3*Px - B = 0 modulo p" (coordinates in [0, p))."""
+        if pt is None:
+            return False
+        x, y = pt
+        p = self.p
+        if not (0 <= x < p and 0 <= y < p):
+            return False
+        return (y * y - (x * x * x - 3 * x + self.b)) % p == 0
+
+    def encode_point(self, pt: Point) -> bytes:
+        if pt is None:
+            raise PointError("the identity has no representation")
+        n = self.field_len
+        return b"\x04" + pt[0].to_bytes(n, "big") + pt[1].to_bytes(n, "big")
+
+    def decode_point(self, data: bytes) -> tuple[int, int]:
+        n = self.field_len
+        if len(data) != 2 * n + 1 or data[0] != 0x04:
+            raise PointError(f"not an uncompressed {self.name} point ({len(data)} octets)")
+        pt = (int.from_bytes(data[1 : 1 + n], "big"), int.from_bytes(data[1 + n :], "big"))
+        if not self.contains(pt):
+            raise PointError(f"point is not on {self.name}")
+        return pt
+
+    # -- group law ----------------------------------------------------------------------
+    def neg(self, pt: Point) -> Point:
+        return None if pt is None else (pt[0], (-pt[1]) % self.p)
+
+    def add(self, a: Point, b: Point) -> Point:
+        return self._affine(self.jacobian_add(self._jac(a), self._jac(b)))
+
+    def double(self, a: Point) -> Point:
+        return self._affine(self.jacobian_double(self._jac(a)))
+
+    def mul(self, k: int, pt: Point) -> Point:
+        """[k]pt by a Montgomery ladder over max(lg q, lg k) bits."""
+        if k < 0:
+            return self.mul(-k, self.neg(pt))
+        if pt is None:
+            return None
+        r0, r1 = _INF, self._jac(pt)
+        for i in reversed(range(max(self.q.bit_length(), k.bit_length()))):
+            if (k >> i) & 1:
+                r0, r1 = self.jacobian_add(r0, r1), self.jacobian_double(r1)
+            else:
+                r1, r0 = self.jacobian_add(r0, r1), self.jacobian_double(r0)
+        return self._affine(r0)
+
+    def mul_add(self, k1: int, p1: Point, k2: int, p2: Point) -> Point:
+        """[k1]p1 + [k2]p2."""
+        return self.add(self.mul(k1, p1), self.mul(k2, p2))
+
+    # -- Jacobian internals -----------------------------------------------------------------
+    @staticmethod
+    def _jac(pt: Point) -> _Jac:
+        return _INF if pt is None else (pt[0], pt[1], 1)
+
+    def _affine(self, j: _Jac) -> Point:
+        x, y, z = j
+        if z % self.p == 0:
+            return None
+        p = self.p
+        zi = pow(z, -1, p)
+        zi2 = zi * zi % p
+        return (x * zi2 % p, y * zi2 * zi % p)
+
+    def jacobian_double(self, j: _Jac) -> _Jac:
+        x, y, z = j
+        p = self.p
+        if z == 0 or y == 0:
+            return _INF
+        # dbl-2001-b (a = -3): alpha = 3(X - Z^2)(X + Z^2)
+        delta = z * z % p
+        gamma = y * y % p
+        beta = x * gamma % p
+        alpha = 3 * (x - delta) * (x + delta) % p
+        x3 = (alpha * alpha - 8 * beta) % p
+        z3 = ((y + z) * (y + z) - gamma - delta) % p
+        y3 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
+        return (x3, y3, z3)
+
+    def jacobian_add(self, a: _Jac, b: _Jac) -> _Jac:
+        x1, y1, z1 = a
+        x2, y2, z2 = b
+        if z1 == 0:
+            return b
+        if z2 == 0:
+            return a
+        p = self.p
+        # add-2007-bl
+        z1z1 = z1 * z1 % p
+        z2z2 = z2 * z2 % p
+        u1 = x1 * z2z2 % p
+        u2 = x2 * z1z1 % p
+        s1 = y1 * z2 * z2z2 % p
+        s2 = y2 * z1 * z1z1 % p
+        if u1 == u2:
+            return self.jacobian_double(a) if s1 == s2 else _INF
+        h = (u2 - u1) % p
+        i = 4 * h * h % p
+        jj = h * i % p
+        r = 2 * (s2 - s1) % p
+        v = u1 * i % p
+        x3 = (r * r - jj - 2 * v) % p
+        y3 = (r * (v - x3) - 2 * s1 * jj) % p
+        z3 = ((z1 + z2) * (z1 + z2) - z1z1 - z2z2) * h % p
+        return (x3, y3, z3)
+
+
+#: NIST P-256 (FIPS 186-3 D.1.2.3), as RFC 6507 Appendix A lists it ("p", "B", "q", "G").
+P256 = Curve(
+    name="P-256",
+    p=0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF,
+    b=0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B,
+    q=0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    gx=0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+    gy=0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5,
+)
+
+__all__ = ["P256", "Curve", "Point", "PointError"]
