@@ -54,7 +54,8 @@ def _random_nonzero(q: int) -> int:
 
 
 def check_kpak(kpak: bytes) -> tuple[int, int]:
-    """RFC 6507 §4.2: "each device MUST check that the supplied KPAK lies on the elliptic curve E"."""
+    """RFC 6507 §4.2: "each device MUST check that the supplied KPAK lies on the elliptic
+    curve E"."""
     try:
         return CURVE.decode_point(kpak)
     except PointError as exc:

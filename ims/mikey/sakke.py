@@ -271,9 +271,7 @@ class Encapsulation:
     r: int = field(repr=False)
 
 
-def encapsulate(
-    identifier: bytes, kms_public: bytes, *, ssv: bytes | None = None
-) -> Encapsulation:
+def encapsulate(identifier: bytes, kms_public: bytes, *, ssv: bytes | None = None) -> Encapsulation:
     """RFC 6508 §6.2.1: encapsulate a random (or given) n-bit SSV to ``identifier``."""
     z_pt = decode_kms_public(kms_public)
     value = secrets.token_bytes(SSV_LEN) if ssv is None else ssv  # 1)
