@@ -41,6 +41,7 @@ class DataType(IntEnum):
     DHHMAC_RESP = 8
     RSA_R_INIT = 9
     RSA_R_RESP = 10
+    SAKKE = 26  # RFC 6509 §4.1 Table 1 "SAKKE msg | 26 | Initiator's SAKKE message"
 
 
 class PayloadType(IntEnum):
@@ -57,8 +58,10 @@ class PayloadType(IntEnum):
     SP = 10
     RAND = 11
     ERR = 12
+    IDR = 14  # RFC 6043 §6.2 Table 6.2 "IDR | 14 | 6.6"
     KEY_DATA = 20
     GENERAL_EXT = 21
+    SAKKE = 26  # RFC 6509 §4.1 Table 2 "SAKKE | 26 | 4.2"
 
 
 class PrfFunc(IntEnum):
@@ -95,6 +98,7 @@ class DhGroup(IntEnum):
 class SignType(IntEnum):
     RSA_PKCS1_V15 = 0
     RSA_PSS = 1
+    ECCSI = 2  # RFC 6509 §4.3 Table 6 "ECCSI | 2 | ECCSI signature"
 
 
 class TsType(IntEnum):
@@ -106,6 +110,7 @@ class TsType(IntEnum):
 class IdType(IntEnum):
     NAI = 0
     URI = 1
+    BYTE_STRING = 2  # RFC 6043 §6.5 Table 6.10 "Byte string | 2"
 
 
 class CertType(IntEnum):

@@ -57,6 +57,7 @@ from ims.mikey.constants import (
     TsType,
 )
 from ims.mikey.errors import MikeyDecodeError
+from ims.mikey.payloads_kms import KMS_DECODERS, KmsPayload
 
 MIKEY_VERSION = 1
 MAC_LENGTHS = {MacAlg.NULL: 0, MacAlg.HMAC_SHA1_160: 20}
@@ -509,6 +510,7 @@ Payload = (
     | ErrPayload
     | KeyDataPayload
     | GeneralExtPayload
+    | KmsPayload  # RFC 6043 / RFC 6509 payloads (ims.mikey.payloads_kms)
 )
 
 #: next-payload code -> body decoder (aioquic/hyperframe style table).
@@ -527,6 +529,7 @@ DECODERS: dict[int, Callable[[Buffer], Payload]] = {
     PayloadType.ERR: _decode_err,
     PayloadType.KEY_DATA: _decode_key_data,
     PayloadType.GENERAL_EXT: _decode_general_ext,
+    **KMS_DECODERS,
 }
 
 __all__ = [

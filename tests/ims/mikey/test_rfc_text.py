@@ -31,6 +31,7 @@ IANA_DATA_TYPES = {
     8: "DHHMAC resp",
     9: "RSA-R I_MSG",
     10: "RSA-R R_MSG",
+    26: "SAKKE msg",  # RFC 6509 §7 "26 - Data type (see Table 1)"
 }
 OUR_DATA_TYPES = {
     0: DataType.PSK_INIT,
