@@ -121,7 +121,8 @@ def validate_signing_key(key: SigningKey, kpak: bytes) -> int:
     if not 0 < key.ssk < CURVE.q:
         raise EccsiError("SSK out of range")
     hs = hash_hs(kpak, key.identifier, key.pvt)
-    if CURVE.mul_add(key.ssk, CURVE.g, -hs, pvt_pt) != kpak_pt:
+    # [SSK]G with the constant-structure ladder (SSK is secret), [HS]PVT is public
+    if CURVE.add(CURVE.mul(key.ssk, CURVE.g), CURVE.mul_public(-hs, pvt_pt)) != kpak_pt:
         raise EccsiError("SSK does not validate against KPAK, ID and PVT")
     return hs
 
@@ -171,8 +172,9 @@ def verify(signature: bytes, message: bytes, identifier: bytes, kpak: bytes) -> 
         return False
     hs = hash_hs(kpak, identifier, pvt)  # 2)
     he = hash_he(hs, r, message)  # 3)
-    y = CURVE.add(CURVE.mul(hs, pvt_pt), kpak_pt)  # 4) Y = [HS]PVT + KPAK
-    j = CURVE.mul(s, CURVE.mul_add(he, CURVE.g, r, y))  # 5) J = [s]([HE]G + [r]Y)
+    # every scalar of a verification is public: the variable-time multiplications serve
+    y = CURVE.add(CURVE.mul_public(hs, pvt_pt), kpak_pt)  # 4) Y = [HS]PVT + KPAK
+    j = CURVE.mul_public(s, CURVE.mul_add_public(he, CURVE.g, r, y))  # 5) J = [s]([HE]G + [r]Y)
     if j is None:
         return False
     jx = j[0] % CURVE.p

@@ -104,9 +104,40 @@ class Curve:
                 r1, r0 = self.jacobian_add(r0, r1), self.jacobian_double(r0)
         return self._affine(r0)
 
-    def mul_add(self, k1: int, p1: Point, k2: int, p2: Point) -> Point:
-        """[k1]p1 + [k2]p2."""
-        return self.add(self.mul(k1, p1), self.mul(k2, p2))
+    def mul_public(self, k: int, pt: Point) -> Point:
+        """[k]pt for a *public* scalar (an Identifier, a hash in a verification): plain
+        left-to-right double-and-add over k's own bits, about 2.5 times cheaper than
+        :meth:`mul` for a full-length scalar and far cheaper for a short one. Never use it
+        with a secret."""
+        if k < 0:
+            return self.mul_public(-k, self.neg(pt))
+        if pt is None or k == 0:
+            return None
+        base = self._jac(pt)
+        acc = base
+        for i in reversed(range(k.bit_length() - 1)):
+            acc = self.jacobian_double(acc)
+            if (k >> i) & 1:
+                acc = self.jacobian_add(acc, base)
+        return self._affine(acc)
+
+    def mul_add_public(self, k1: int, p1: Point, k2: int, p2: Point) -> Point:
+        """[k1]p1 + [k2]p2 for public scalars (Shamir's trick: one shared doubling chain)."""
+        if k1 < 0 or k2 < 0:
+            return self.add(self.mul_public(k1, p1), self.mul_public(k2, p2))
+        a, b = self._jac(p1), self._jac(p2)
+        both = self.jacobian_add(a, b)
+        acc = _INF
+        for i in reversed(range(max(k1.bit_length(), k2.bit_length()))):
+            acc = self.jacobian_double(acc)
+            bits = ((k1 >> i) & 1, (k2 >> i) & 1)
+            if bits == (1, 1):
+                acc = self.jacobian_add(acc, both)
+            elif bits == (1, 0):
+                acc = self.jacobian_add(acc, a)
+            elif bits == (0, 1):
+                acc = self.jacobian_add(acc, b)
+        return self._affine(acc)
 
     # -- Jacobian internals -----------------------------------------------------------------
     @staticmethod

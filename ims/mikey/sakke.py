@@ -208,7 +208,8 @@ def identifier_int(identifier: bytes) -> int:
 
 def _id_point(identifier: bytes, kms_public: tuple[int, int]) -> tuple[int, int]:
     """[b]P + Z_S, the Identifier's public key."""
-    pt = CURVE.add(CURVE.mul(identifier_int(identifier), CURVE.g), kms_public)
+    # the Identifier is public: a plain double-and-add over its own ~200 bits
+    pt = CURVE.add(CURVE.mul_public(identifier_int(identifier), CURVE.g), kms_public)
     if pt is None:
         raise SakkeError("[b]P + Z is the identity")
     return pt

@@ -118,7 +118,7 @@ def test_verification_intermediates_and_result() -> None:
     pvt = P256.decode_point(PVT)
     y = P256.add(P256.mul(HS, pvt), P256.decode_point(KPAK))
     assert P256.encode_point(y) == Y
-    j = P256.mul(S_PRIME, P256.mul_add(HE, P256.g, R, y))
+    j = P256.mul_public(S_PRIME, P256.mul_add_public(HE, P256.g, R, y))
     assert P256.encode_point(j) == J
     assert eccsi.verify(SIG, M, ID, KPAK)
 
@@ -192,6 +192,13 @@ def test_point_arithmetic_agrees_with_openssl() -> None:
     assert P256.add(P256.mul(a, P256.g), P256.mul(b, P256.g)) == P256.mul(a + b, P256.g)
     assert P256.add(P256.g, P256.neg(P256.g)) is None
     assert P256.double(P256.g) == P256.add(P256.g, P256.g)
+    # the variable-time paths for public scalars agree with the ladder
+    y = P256.mul(0x12345, P256.g)
+    for k1, k2 in ((0, 0), (1, 0), (0, 1), (a, b), (P256.q - 1, 3), (-5, 7)):
+        assert P256.mul_public(k1, P256.g) == P256.mul(k1, P256.g)
+        assert P256.mul_add_public(k1, P256.g, k2, y) == P256.add(
+            P256.mul(k1, P256.g), P256.mul(k2, y)
+        )
 
 
 @settings(max_examples=25, deadline=None)
