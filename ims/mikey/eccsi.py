@@ -174,7 +174,11 @@ def verify(signature: bytes, message: bytes, identifier: bytes, kpak: bytes) -> 
     he = hash_he(hs, r, message)  # 3)
     # every scalar of a verification is public: the variable-time multiplications serve
     y = CURVE.add(CURVE.mul_public(hs, pvt_pt), kpak_pt)  # 4) Y = [HS]PVT + KPAK
-    j = CURVE.mul_public(s, CURVE.mul_add_public(he, CURVE.g, r, y))  # 5) J = [s]([HE]G + [r]Y)
+    # 5) J = [s]( [HE]G + [r]Y ), computed as the equal [s*HE mod q]G + [s*r mod q]Y (G and
+    # Y lie in the order-q group: P-256 has cofactor 1), one joint chain instead of two -
+    # §5.2.2 asks for "a procedure equivalent to the following"
+    q = CURVE.q
+    j = CURVE.mul_add_public(s * he % q, CURVE.g, s * r % q, y)
     if j is None:
         return False
     jx = j[0] % CURVE.p
