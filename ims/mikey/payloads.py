@@ -63,7 +63,7 @@ MIKEY_VERSION = 1
 MAC_LENGTHS = {MacAlg.NULL: 0, MacAlg.HMAC_SHA1_160: 20}
 DH_VALUE_LENGTHS = {DhGroup.OAKLEY_5: 192, DhGroup.OAKLEY_1: 96, DhGroup.OAKLEY_2: 128}
 HASH_LENGTHS = {HashFunc.SHA1: 20, HashFunc.MD5: 16}
-TS_LENGTHS = {TsType.NTP_UTC: 8, TsType.NTP: 8, TsType.COUNTER: 4}
+TS_LENGTHS = {TsType.NTP_UTC: 8, TsType.NTP: 8, TsType.COUNTER: 4, TsType.NTP_UTC_32: 4}
 
 E = TypeVar("E", bound=IntEnum)
 
