@@ -128,8 +128,8 @@ def test_sakke_payload_layout() -> None:
 def test_new_code_points() -> None:
     """RFC 6509 §7: "26 - Data type", "26 - Next payload", "2 - S type"; RFC 6043 Table 6.2
     "IDR | 14"."""
-    assert DataType.SAKKE == 26 and PayloadType.SAKKE == 26
-    assert SignType.ECCSI == 2 and PayloadType.IDR == 14
+    assert int(DataType.SAKKE) == 26 and int(PayloadType.SAKKE) == 26
+    assert int(SignType.ECCSI) == 2 and int(PayloadType.IDR) == 14
 
 
 # -------------------------------------------------------------------- Identifiers, periods
