@@ -89,7 +89,7 @@ class EccsiKms:
         self._ksak = _random_nonzero(q) if ksak is None else ksak
         if not 0 < self._ksak < q:
             raise EccsiError("KSAK must be a non-zero integer modulo q (RFC 6507 §4.2)")
-        self.kpak = CURVE.encode_point(CURVE.mul(self._ksak, CURVE.g))
+        self.kpak = CURVE.encode_point(CURVE.mul_fixed(self._ksak, CURVE.g))
 
     def issue(self, identifier: bytes, *, v: int | None = None) -> SigningKey:
         """Construct an (SSK, PVT) pair for ``identifier`` (RFC 6507 §5.1.1)."""
@@ -98,7 +98,7 @@ class EccsiKms:
             eph = _random_nonzero(q) if v is None else v  # 1) v non-zero in F_q
             if not 0 < eph < q:
                 raise EccsiError("v must be a non-zero element of F_q")
-            pvt = CURVE.encode_point(CURVE.mul(eph, CURVE.g))  # 2) PVT = [v]G
+            pvt = CURVE.encode_point(CURVE.mul_fixed(eph, CURVE.g))  # 2) PVT = [v]G
             hs = hash_hs(self.kpak, identifier, pvt)  # 3)
             ssk = (self._ksak + hs * eph) % q  # 4)
             if ssk != 0 and hs % q != 0:  # 5) "restart ... with a fresh value of v"
@@ -121,8 +121,8 @@ def validate_signing_key(key: SigningKey, kpak: bytes) -> int:
     if not 0 < key.ssk < CURVE.q:
         raise EccsiError("SSK out of range")
     hs = hash_hs(kpak, key.identifier, key.pvt)
-    # [SSK]G with the constant-structure ladder (SSK is secret), [HS]PVT is public
-    if CURVE.add(CURVE.mul(key.ssk, CURVE.g), CURVE.mul_public(-hs, pvt_pt)) != kpak_pt:
+    # [SSK]G by the fixed-base table (SSK is secret), [HS]PVT is public
+    if CURVE.add(CURVE.mul_fixed(key.ssk, CURVE.g), CURVE.mul_public(-hs, pvt_pt)) != kpak_pt:
         raise EccsiError("SSK does not validate against KPAK, ID and PVT")
     return hs
 
@@ -144,7 +144,7 @@ class EccsiSigner:
         q = CURVE.q
         while True:
             eph = _random_nonzero(q) if j is None else j  # 1)
-            point = CURVE.mul(eph, CURVE.g)  # 2) J = [j]G, r = Jx
+            point = CURVE.mul_fixed(eph, CURVE.g)  # 2) J = [j]G, r = Jx
             assert point is not None  # 0 < j < q and G has order q
             r = point[0]
             he = hash_he(self.hs, r, message)  # 3)
@@ -175,10 +175,10 @@ def verify(signature: bytes, message: bytes, identifier: bytes, kpak: bytes) -> 
     # every scalar of a verification is public: the variable-time multiplications serve
     y = CURVE.add(CURVE.mul_public(hs, pvt_pt), kpak_pt)  # 4) Y = [HS]PVT + KPAK
     # 5) J = [s]( [HE]G + [r]Y ), computed as the equal [s*HE mod q]G + [s*r mod q]Y (G and
-    # Y lie in the order-q group: P-256 has cofactor 1), one joint chain instead of two -
-    # §5.2.2 asks for "a procedure equivalent to the following"
+    # Y lie in the order-q group: P-256 has cofactor 1) - §5.2.2 asks for "a procedure
+    # equivalent to the following"
     q = CURVE.q
-    j = CURVE.mul_add_public(s * he % q, CURVE.g, s * r % q, y)
+    j = CURVE.add(CURVE.mul_fixed(s * he % q, CURVE.g), CURVE.mul_public(s * r % q, y))
     if j is None:
         return False
     jx = j[0] % CURVE.p

@@ -40,7 +40,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from ims.errors import ImsError
-from ims.mikey.ecmath import Curve, PointError
+from ims.mikey.ecmath import Curve, Point, PointError
 
 #: RFC 6509 Appendix A, Parameter Set 1 (curve y^2 = x^3 - 3x, so B = 0).
 CURVE = Curve(
@@ -215,6 +215,14 @@ def _id_point(identifier: bytes, kms_public: tuple[int, int]) -> tuple[int, int]
     return pt
 
 
+def _r_times_id_point(r: int, identifier: bytes, kms_public: tuple[int, int]) -> Point:
+    """[r]([b]P + Z) as the equal [r*b mod q]P + [r]Z (P has order q; r < q), both by cached
+    fixed-base tables: r is secret (it determines the SSV's mask), and P and a KMS's Z are
+    used for every call."""
+    b = identifier_int(identifier)
+    return CURVE.add(CURVE.mul_fixed(r * b % CURVE.q, CURVE.g), CURVE.mul_fixed(r, kms_public))
+
+
 def decode_kms_public(data: bytes) -> tuple[int, int]:
     try:
         return CURVE.decode_point(data)
@@ -230,7 +238,7 @@ class SakkeKms:
         self._z = 2 + secrets.randbelow(q - 2) if master_secret is None else master_secret
         if not 2 <= self._z < q:
             raise SakkeError("Master Secret must be in the range 2 to q-1 (RFC 6508 §6.1)")
-        self.public_key = CURVE.encode_point(CURVE.mul(self._z, CURVE.g))
+        self.public_key = CURVE.encode_point(CURVE.mul_fixed(self._z, CURVE.g))
 
     def receiver_secret_key(self, identifier: bytes) -> bytes:
         """K_(a,T) = [(a + z_T)^-1]P (RFC 6508 §6.1.1), encoded as a point."""
@@ -238,7 +246,7 @@ class SakkeKms:
         k = (identifier_int(identifier) + self._z) % q
         if k == 0:
             raise SakkeError("a + z_T is zero modulo q: no RSK exists for this Identifier")
-        return CURVE.encode_point(CURVE.mul(pow(k, -1, q), CURVE.g))
+        return CURVE.encode_point(CURVE.mul_fixed(pow(k, -1, q), CURVE.g))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,7 +287,7 @@ def encapsulate(identifier: bytes, kms_public: bytes, *, ssv: bytes | None = Non
     if len(value) != SSV_LEN:
         raise SakkeError(f"SSV must be {SSV_LEN} octets")
     r = hash_to_integer_range(value + identifier, CURVE.q)  # 2)
-    r_pt = CURVE.mul(r, _id_point(identifier, z_pt))  # 3) R = [r]([b]P + Z_S)
+    r_pt = _r_times_id_point(r, identifier, z_pt)  # 3) R = [r]([b]P + Z_S)
     if r_pt is None:
         raise SakkeError("R is the identity (r = 0)")
     g_r = pf_pow(G_PAIRING, r)  # 4a)
@@ -302,7 +310,7 @@ def decapsulate(data: bytes, key: ReceiverKey) -> bytes:
     mask = hash_to_integer_range(w.to_bytes(L, "big"), 1 << N_BITS)
     ssv = (h ^ mask).to_bytes(SSV_LEN, "big")  # 3)
     r = hash_to_integer_range(ssv + key.identifier, CURVE.q)  # 4)
-    test = CURVE.mul(r, _id_point(key.identifier, decode_kms_public(key.kms_public)))  # 5)
+    test = _r_times_id_point(r, key.identifier, decode_kms_public(key.kms_public))  # 5)
     if test != r_pt:
         raise SakkeError("TEST != R_(b,S): Encapsulated Data not for this RSK, or altered")
     return ssv  # 6)

@@ -192,6 +192,11 @@ def test_point_arithmetic_agrees_with_openssl() -> None:
     assert P256.add(P256.mul(a, P256.g), P256.mul(b, P256.g)) == P256.mul(a + b, P256.g)
     assert P256.add(P256.g, P256.neg(P256.g)) is None
     assert P256.double(P256.g) == P256.add(P256.g, P256.g)
+    # the fixed-base table agrees with the ladder, zero digits and the range's ends included
+    for k in (0, 1, 15, 16, 17, 0x100F, P256.q - 1, 2**256 - 1):
+        assert P256.mul_fixed(k, P256.g) == P256.mul(k, P256.g)
+    with pytest.raises(ValueError):
+        P256.mul_fixed(2**256, P256.g)
     # the variable-time paths for public scalars agree with the ladder
     y = P256.mul(0x12345, P256.g)
     for k1, k2 in ((0, 0), (1, 0), (0, 1), (a, b), (P256.q - 1, 3), (-5, 7)):

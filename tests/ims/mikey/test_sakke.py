@@ -177,6 +177,18 @@ def test_pf_p_product_rule_and_bilinearity() -> None:
     assert sakke.pairing(xp, CURVE.g) == sakke.pairing(CURVE.g, xp) == sakke.pf_pow(g, x)
 
 
+def test_fixed_base_products_equal_the_ladder(kms: sakke.SakkeKms) -> None:
+    """The fixed-base tables used for [z]P, the RSK and [r]([b]P + Z) = [r*b]P + [r]Z give the
+    ladder's results (RFC 6508 §6.2.1 step 3 computed two ways)."""
+    z_pt = CURVE.decode_point(kms.public_key)
+    for k in (0, 1, 16, R_EPH, CURVE.q - 1):
+        assert CURVE.mul_fixed(k, CURVE.g) == CURVE.mul(k, CURVE.g)
+        assert CURVE.mul_fixed(k, z_pt) == CURVE.mul(k, z_pt)
+    b = int.from_bytes(B_ID, "big")
+    direct = CURVE.mul(R_EPH, CURVE.add(CURVE.mul(b, CURVE.g), z_pt))
+    assert direct == (RBX, RBY)
+
+
 def test_tampered_encapsulated_data_is_refused(receiver: sakke.ReceiverKey) -> None:
     """§6.2.2 step 5 "If TEST does not equal R_(b,S), then B MUST NOT use the SSV": a flipped
     hint bit changes the SSV and so r; a point off the curve is refused while parsing."""
