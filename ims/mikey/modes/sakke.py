@@ -18,8 +18,9 @@ RFC 6509 §2.1 Figure 1::
   (RFC 6508 §6.2.1). SSV = TGK (§3.1 "This SSV is used as the TGK"); TEK/salt per crypto
   session from the TGK by RFC 3830 §4.1.3, as in every other mode here.
 * SIGN (§4.3): S type 2 = ECCSI (RFC 6507), "the Initiator MUST NOT include a CERT payload";
-  the signature covers the whole message up to the signature bytes (RFC 3830 §5.2, as
-  :mod:`ims.mikey.modes.pk`), signed with the Initiator's SSK for the period of T.
+  RFC 3830 §5.2: "Calculate the MAC/signature over the entire MIKEY message, except the
+  MAC/Signature field" (the SIGN payload's S type/length included), signed with the
+  Initiator's SSK for the period of T.
 
 Responder processing (§2.2.2): parse (unsupported -> Error no. 12, the RFC 3830 value the
 RFC allows instead of 13); verify the ECCSI signature against IDRkmsi's KPAK ("Auth
