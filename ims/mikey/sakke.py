@@ -169,31 +169,60 @@ def pf_pow(g: int, e: int) -> int:
 
 
 def pairing(r_pt: tuple[int, int], q_pt: tuple[int, int]) -> int:
-    """<R,Q> (RFC 6508 §3.2), returned as its representative in F_p."""
+    """<R,Q> (RFC 6508 §3.2), returned as its representative in F_p.
+
+    The loop is the RFC's; the point arithmetic is inlined so the tangent shares its terms
+    with the doubling (dbl-2001-b: alpha = 3(X^2 - Z^4) is also the tangent's numerator) and
+    the chord with the mixed addition (madd-2007-bl: H = Rx*Z^2 - X, S2 - Y = Ry*Z^3 - Y),
+    and F_p^2 products use three multiplications (Karatsuba). A point of small order given as
+    R (peer input) only makes the value wrong, never raises: decapsulation's TEST catches it.
+    """
     p, q = CURVE.p, CURVE.q
     rx, ry = r_pt
     qx, qy = q_pt
-    v: _Fp2 = (1, 0)  # v = (F_p)*
+    va, vb = 1, 0  # v = (F_p)*
     x, y, z = rx, ry, 1  # C = R, Jacobian
     e = q - 1
     for i in reversed(range(e.bit_length() - 1)):  # from the second most significant bit
-        # tangent at C evaluated at [i]Q = (-Qx, i*Qy), times 2*Y*Z^3:
-        # l*(Qx + Cx) + (i*Qy - Cy)  ->  3(X^2 - Z^4)(Qx*Z^2 + X) - 2Y^2 + i*2*Y*Z^3*Qy
+        # tangent at C at [i]Q = (-Qx, i*Qy), scaled by 2*Y*Z^3 (an F_p* factor):
+        # l*(Qx + Cx) + (i*Qy - Cy) -> 3(X^2 - Z^4)(Qx*Z^2 + X) - 2Y^2 + i*2*Y*Z^3*Qy
         z2 = z * z % p
-        z3 = z2 * z % p
-        line = ((3 * (x * x - z2 * z2) * (qx * z2 + x) - 2 * y * y) % p, 2 * y * z3 * qy % p)
-        v = _f2mul(_f2sqr(v, p), line, p)
-        x, y, z = CURVE.jacobian_double((x, y, z))  # C = [2]C
+        gamma = y * y % p
+        alpha = 3 * (x - z2) * (x + z2) % p
+        yz = y * z % p
+        la = (alpha * (qx * z2 + x) - 2 * gamma) % p
+        lb = 2 * yz * z2 % p * qy % p
+        # v = v^2 * line
+        sa, sb = (va + vb) * (va - vb) % p, 2 * va * vb % p
+        ac, bd = sa * la % p, sb * lb % p
+        va, vb = (ac - bd) % p, ((sa + sb) * (la + lb) - ac - bd) % p
+        # C = [2]C
+        beta = x * gamma % p
+        x = (alpha * alpha - 8 * beta) % p
+        y = (alpha * (4 * beta - x) - 8 * gamma * gamma) % p
+        z = 2 * yz % p
         if (e >> i) & 1:
-            # chord through C and R, times Z^3*(X - Rx*Z^2):
-            # (Y - Ry*Z^3)(Qx*Z^2 + X) - Y*(X - Rx*Z^2) + i*Qy*Z^3*(X - Rx*Z^2)
+            # chord through C and R, scaled by -Z^3*(X - Rx*Z^2) = Z^3*H:
+            # (Ry*Z^3 - Y)(Qx*Z^2 + X) - Y*H + i*Qy*Z^3*H
             z2 = z * z % p
             z3 = z2 * z % p
-            den = (x - rx * z2) % p
-            line = (((y - ry * z3) * (qx * z2 + x) - y * den) % p, qy * z3 * den % p)
-            v = _f2mul(v, line, p)
-            x, y, z = CURVE.jacobian_add((x, y, z), (rx, ry, 1))  # C = C + R
-    t = _f2pow(v, (p + 1) // q, p)  # t = v^c
+            h = (rx * z2 - x) % p
+            s2y = (ry * z3 - y) % p
+            la = (s2y * (qx * z2 + x) - y * h) % p
+            lb = qy * z3 % p * h % p
+            ac, bd = va * la % p, vb * lb % p
+            va, vb = (ac - bd) % p, ((va + vb) * (la + lb) - ac - bd) % p
+            # C = C + R (madd-2007-bl, R affine)
+            hh = h * h % p
+            i4 = 4 * hh % p
+            j = h * i4 % p
+            r = 2 * s2y % p
+            vv = x * i4 % p
+            x3 = (r * r - j - 2 * vv) % p
+            y = (r * (vv - x3) - 2 * y * j) % p
+            z = ((z + h) * (z + h) - z2 - hh) % p
+            x = x3
+    t = _f2pow((va, vb), (p + 1) // q, p)  # t = v^c
     return _pf_representative(t, p)
 
 

@@ -199,6 +199,11 @@ def test_tampered_encapsulated_data_is_refused(receiver: sakke.ReceiverKey) -> N
         sakke.decapsulate(point(RBX, RBY ^ 2)[:257] + H_HINT, receiver)
     with pytest.raises(sakke.SakkeError, match="octets"):
         sakke.decapsulate(good[:-1], receiver)
+    # (0, 0) is on y^2 = x^3 - 3x with order 2 (the cofactor is 4): a valid point but not of
+    # order q; the pairing is then meaningless and the TEST refuses it
+    assert CURVE.contains((0, 0)) and CURVE.double((0, 0)) is None
+    with pytest.raises(sakke.SakkeError):
+        sakke.decapsulate(point(0, 0) + H_HINT, receiver)
 
 
 def test_only_the_addressed_identifier_decapsulates(kms: sakke.SakkeKms) -> None:
