@@ -197,6 +197,10 @@ class KeyDataType(IntEnum):
     TGK_SALT = 1
     TEK = 2
     TEK_SALT = 3
+    # RFC 6043 §6.2.1 Table 6.7; GTGK+SALT (5) is left out until the key data codec knows
+    # that it carries a salt like TGK+SALT
+    GTGK = 4
+    MPK = 6
 
 
 class KvType(IntEnum):
