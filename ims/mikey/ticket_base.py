@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 
 from ims.buffer import Buffer, BufferReadError
 from ims.errors import EncodeError
-from ims.mikey.constants import EncrAlg, ErrorNo, IdType, KeyDataType, MacAlg, PayloadType
+from ims.mikey.constants import (
+    EncrAlg,
+    ErrorNo,
+    IdType,
+    KeyDataType,
+    MacAlg,
+    PayloadType,
+    PrfFunc,
+)
 from ims.mikey.crypto import hmac_sha1_160, kemac_decrypt, kemac_encrypt, mac_equal
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.message import decode_subpayloads, encode_subpayloads
@@ -42,7 +50,7 @@ from ims.mikey.payloads import (
 )
 from ims.mikey.payloads_kms import IdRole, IdrPayload, TicketFlags, TicketPayload, TicketType
 from ims.mikey.ticket import decode_chain
-from ims.mikey.ticket_kdf import prf_of, tpk_keys
+from ims.mikey.ticket_kdf import PRF_HMAC_SHA_256, prf_of, tpk_keys
 
 CSB_ID_IN_TICKET = 0xFFFFFFFF  # A.1 "If CSB ID is needed in the IV creation ... '0xFFFFFFFF'"
 MAC_LEN = 20  # HMAC-SHA-1-160 (the V payload's auth alg here)
@@ -161,6 +169,8 @@ def open_base_ticket(ticket: TicketPayload, tpk: bytes | TpkLookup) -> BaseTicke
         BASE_VERSION,
     ):
         raise MikeyError("not a MIKEY base ticket", mikey_error=ErrorNo.UNSPECIFIED)
+    if ticket.prf not in (PrfFunc.MIKEY_1, PRF_HMAC_SHA_256):
+        raise MikeyError(f"unknown PRF func {ticket.prf}", mikey_error=ErrorNo.INVALID_PRF)
     thdr_data, chain = parse_ticket_data(ticket.ticket_data)
     t = next((p for p in chain if isinstance(p, TPayload)), None)
     rand = next((p.data for p in chain if isinstance(p, RandPayload)), None)

@@ -315,7 +315,7 @@ def kms_recover_keys(
     if target is None:
         raise MikeyError("responder identity unknown", mikey_error=ErrorNo.INVALID_ID)
     ident = identifier(period, target, id_scheme)
-    try:
+    try:  # an Identifier too long for SAKKE (>= q) is a SakkeError here too
         ssv = sakke.decapsulate(sak.data, issuer.receiver_key(ident))
     except sakke.SakkeError as exc:
         raise MikeyError(f"SAKKE: {exc}", mikey_error=ErrorNo.AUTH_FAILURE) from None

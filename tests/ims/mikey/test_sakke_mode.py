@@ -383,6 +383,10 @@ def test_recovery_without_idr_needs_the_signalled_responder(world: World) -> Non
         kms_recover_keys(data, world.home)
     got = kms_recover_keys(data, world.home, responder_uri=BOB)
     assert i.result is not None and got.result.keys == i.result.keys
+    # RFC 6508 §2.2 "An Identifier is an integer in the range 2 to q-1": a URI too long for
+    # that is an error, not an exception
+    with pytest.raises(MikeyError):
+        kms_recover_keys(data, world.home, responder_uri="sip:" + "a" * 130 + "@ims.lab")
 
 
 # --------------------------------------------------------------------------- keyring

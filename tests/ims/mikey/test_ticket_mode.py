@@ -231,6 +231,25 @@ def test_kms_answers_errors_with_nothing_and_other_types_with_invalid_dt() -> No
     assert error_no(k.receive(psk_init, NOW).message) is ErrorNo.INVALID_DT
 
 
+def test_hostile_ticket_fields_are_errors() -> None:
+    """A RESOLVE_INIT carrying a TICKET with an unknown PRF func (RFC 3830 Table 6.1.c + RFC 6043
+    Table 6.3 define 0 and 1) is answered with Invalid PRF, not an exception."""
+    k = kms()
+    r = requester()
+    ticket = r.receive(k.receive(r.initiate(NOW), NOW).message or b"", NOW).ticket
+    odd = TicketPayload(
+        ticket_type=ticket.ticket_type,
+        subtype=ticket.subtype,
+        version=ticket.version,
+        prf=5,
+        flags=ticket.flags,
+        tp_data=ticket.tp_data,
+        ticket_data=ticket.ticket_data,
+    )
+    res = TicketResolver(identity=BOB, kms_id=KMS_ID, psk=PSKS[BOB.encode()], ticket=odd)
+    assert error_no(k.receive(res.initiate(NOW), NOW).message) is ErrorNo.INVALID_PRF
+
+
 def test_kms_opens_any_ticket_it_issued() -> None:
     """The LI point: the TPK holder gets the TGK of a ticket seen in a TRANSFER_INIT without
     any exchange with the users (and a second KMS with another TPK cannot)."""
