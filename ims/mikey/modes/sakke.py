@@ -154,9 +154,12 @@ class SakkeInitiator:
         home = self.keyring.kms_of_period(period)
         their_kms = self.keyring.kms(self.responder_kms or home.kms_uri)
         scheme = self.keyring.id_scheme
-        enc = sakke.encapsulate(
-            identifier(period, self.responder_uri, scheme), their_kms.z, ssv=self._ssv
-        )
+        try:
+            enc = sakke.encapsulate(
+                identifier(period, self.responder_uri, scheme), their_kms.z, ssv=self._ssv
+            )
+        except sakke.SakkeError as exc:  # e.g. an Identifier not below q (RFC 6508 §2.2)
+            raise MikeyError(f"SAKKE: {exc}", mikey_error=ErrorNo.INVALID_ID) from None
         hdr = HdrPayload(
             data_type=DataType.SAKKE,
             csb_id=self.csb_id,

@@ -387,6 +387,8 @@ def test_recovery_without_idr_needs_the_signalled_responder(world: World) -> Non
     # that is an error, not an exception
     with pytest.raises(MikeyError):
         kms_recover_keys(data, world.home, responder_uri="sip:" + "a" * 130 + "@ims.lab")
+    with pytest.raises(MikeyError):
+        offer(world, responder_uri="sip:" + "a" * 130 + "@ims.lab")
 
 
 # --------------------------------------------------------------------------- keyring
