@@ -3,6 +3,9 @@ byte for byte against the §6 layouts, inside a whole REQUEST_INIT_PSK message (
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +29,9 @@ from ims.mikey.payloads_kms import (
     TsRole,
 )
 from ims.mikey.ticket import decode_chain, encode_chain, tp_data_view
+from tests.conftest import require_tool
+
+from .sip_pcap import write_pcap
 
 NTP = 0xEB0B_5E00_8000_0000  # some NTP-UTC value
 NTP32 = 0xEB2F_0000  # an NTP-UTC-32 value (seconds only)
@@ -241,3 +247,33 @@ def test_decoders_raise_only_decode_errors(data: st.DataObject) -> None:
         decode_chain(data.draw(st.binary(max_size=80)))
     except MikeyDecodeError:
         pass
+
+
+@pytest.mark.peer
+def test_tshark_reads_the_request_header(tmp_path: Path) -> None:
+    """What Wireshark 4.0's MIKEY dissector makes of a REQUEST_INIT_PSK (reported in
+    docs/mikey-kms.md): HDR ("Data Type: Unknown (11)", "CS ID map type: Unknown (1)") and the
+    T payload, then it stops at the RANDR payload ("Next Payload: Unknown (15)") - without a
+    malformed-packet or expert entry. We pin what it does read; the rest is not dissected."""
+    tshark = require_tool("tshark")
+    pcap = tmp_path / "ticket.pcap"
+    write_pcap(pcap, [(REQUEST_INIT_PSK, True)])
+    fields = [
+        "_ws.malformed",
+        "mikey.type",
+        "mikey.csb_id",
+        "mikey.cs_id_map_type",
+        "mikey.t.ts_type",
+    ]
+    cmd = [tshark, "-n", "-r", str(pcap), "-T", "fields", "-E", "occurrence=a"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    row = dict(zip(fields, out.rstrip("\n").split("\t"), strict=True))
+    assert row == {
+        "_ws.malformed": "",
+        "mikey.type": "11",
+        "mikey.csb_id": "0x01020304",
+        "mikey.cs_id_map_type": "1",
+        "mikey.t.ts_type": "0",
+    }
