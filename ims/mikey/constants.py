@@ -38,6 +38,16 @@ class DataType(IntEnum):
     DHHMAC_RESP = 8
     RSA_R_INIT = 9
     RSA_R_RESP = 10
+    # RFC 6043 §6.1 Table 6.1 (MIKEY-TICKET)
+    REQUEST_INIT_PSK = 11
+    REQUEST_INIT_PK = 12
+    REQUEST_RESP = 13
+    TRANSFER_INIT = 14
+    TRANSFER_RESP = 15
+    RESOLVE_INIT_PSK = 16
+    RESOLVE_INIT_PK = 17
+    RESOLVE_RESP = 18
+    SAKKE = 26  # RFC 6509 §4.1 Table 1 "SAKKE msg | 26 | Initiator's SAKKE message"
 
 
 class PayloadType(IntEnum):
@@ -54,8 +64,14 @@ class PayloadType(IntEnum):
     SP = 10
     RAND = 11
     ERR = 12
+    TR = 13  # RFC 6043 §6.1 Table 6.2 (TR, IDR, RANDR, TP, TICKET = 13-17)
+    IDR = 14
+    RANDR = 15
+    TP = 16
+    TICKET = 17
     KEY_DATA = 20
     GENERAL_EXT = 21
+    SAKKE = 26  # RFC 6509 §4.1 Table 2 "SAKKE | 26 | 4.2"
 
 
 class PrfFunc(IntEnum):
@@ -64,6 +80,7 @@ class PrfFunc(IntEnum):
 
 class MapType(IntEnum):
     SRTP_ID = 0
+    EMPTY = 1  # RFC 4563 "Empty map" (#CS = 0), required by RFC 6043 §4.2.1.1 / §4.2.3.1
 
 
 class EncrAlg(IntEnum):
@@ -92,17 +109,20 @@ class DhGroup(IntEnum):
 class SignType(IntEnum):
     RSA_PKCS1_V15 = 0
     RSA_PSS = 1
+    ECCSI = 2  # RFC 6509 §4.3 Table 6 "ECCSI | 2 | ECCSI signature"
 
 
 class TsType(IntEnum):
     NTP_UTC = 0
     NTP = 1
     COUNTER = 2
+    NTP_UTC_32 = 3  # RFC 6043 §6.3 Table 6.8 "NTP-UTC-32 | 3 | 32 bits"
 
 
 class IdType(IntEnum):
     NAI = 0
     URI = 1
+    BYTE_STRING = 2  # RFC 6043 §6.5 Table 6.10 "Byte string | 2"
 
 
 class CertType(IntEnum):
@@ -177,6 +197,10 @@ class KeyDataType(IntEnum):
     TGK_SALT = 1
     TEK = 2
     TEK_SALT = 3
+    # RFC 6043 §6.2.1 Table 6.7; GTGK+SALT (5) is left out until the key data codec knows
+    # that it carries a salt like TGK+SALT
+    GTGK = 4
+    MPK = 6
 
 
 class KvType(IntEnum):

@@ -57,12 +57,13 @@ from ims.mikey.constants import (
     TsType,
 )
 from ims.mikey.errors import MikeyDecodeError
+from ims.mikey.payloads_kms import KMS_DECODERS, KmsPayload
 
 MIKEY_VERSION = 1
 MAC_LENGTHS = {MacAlg.NULL: 0, MacAlg.HMAC_SHA1_160: 20}
 DH_VALUE_LENGTHS = {DhGroup.OAKLEY_5: 192, DhGroup.OAKLEY_1: 96, DhGroup.OAKLEY_2: 128}
 HASH_LENGTHS = {HashFunc.SHA1: 20, HashFunc.MD5: 16}
-TS_LENGTHS = {TsType.NTP_UTC: 8, TsType.NTP: 8, TsType.COUNTER: 4}
+TS_LENGTHS = {TsType.NTP_UTC: 8, TsType.NTP: 8, TsType.COUNTER: 4, TsType.NTP_UTC_32: 4}
 
 E = TypeVar("E", bound=IntEnum)
 
@@ -512,6 +513,7 @@ Payload = (
     | ErrPayload
     | KeyDataPayload
     | GeneralExtPayload
+    | KmsPayload  # RFC 6043 / RFC 6509 payloads (ims.mikey.payloads_kms)
 )
 
 #: next-payload code -> body decoder (aioquic/hyperframe style table).
@@ -530,6 +532,7 @@ DECODERS: dict[int, Callable[[Buffer], Payload]] = {
     PayloadType.ERR: _decode_err,
     PayloadType.KEY_DATA: _decode_key_data,
     PayloadType.GENERAL_EXT: _decode_general_ext,
+    **KMS_DECODERS,
 }
 
 __all__ = [

@@ -163,7 +163,7 @@ def test_suites_and_ssrcs_carried() -> None:
 
 
 # ------------------------------------------------------------------------------ PKE
-@pytest.mark.parametrize("sign_type", list(SignType))
+@pytest.mark.parametrize("sign_type", [SignType.RSA_PKCS1_V15, SignType.RSA_PSS])
 @pytest.mark.parametrize("padding", ["pkcs1v15", "oaep"])
 def test_pke_both_sides_agree(pki: Pki, sign_type: SignType, padding: str) -> None:
     i = PkeInitiator(

@@ -53,6 +53,16 @@ IANA_DATA_TYPES = {
     8: "DHHMAC resp",
     9: "RSA-R I_MSG",
     10: "RSA-R R_MSG",
+    # RFC 6043 §14 "Data Type (see Table 6.1)": REQUEST_INIT_PSK 11 ... RESOLVE_RESP 18
+    11: "REQUEST_INIT_PSK",
+    12: "REQUEST_INIT_PK",
+    13: "REQUEST_RESP",
+    14: "TRANSFER_INIT",
+    15: "TRANSFER_RESP",
+    16: "RESOLVE_INIT_PSK",
+    17: "RESOLVE_INIT_PK",
+    18: "RESOLVE_RESP",
+    26: "SAKKE msg",  # RFC 6509 §7 "26 - Data type (see Table 1)"
 }
 OUR_DATA_TYPES = {
     0: DataType.PSK_INIT,
