@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ims.log import get_logger
+from ims.log import bound, get_logger
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.output import private_dir, write_json_private
 from li.x2x3.keyrecord import decode_key_record, is_key_record
@@ -140,7 +140,8 @@ class Mediation:
             self.stats.bad_pdus += 1
             log.warning("undecodable X2/X3 PDU", peer=peer[0], error=str(exc))
             return None
-        return pdu if self.handle(pdu, raw, peer) else None
+        with bound(xid=str(pdu.xid), correlation_id=f"{pdu.correlation_id:016x}"):
+            return pdu if self.handle(pdu, raw, peer) else None
 
     def handle(self, pdu: Pdu, raw: bytes, peer: tuple[str, int]) -> bool:
         """Process an X2/X3 PDU; False when dropped as a duplicate or not X2/X3."""
