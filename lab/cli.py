@@ -25,8 +25,22 @@ from ims import log
 from lab import commands, errors
 
 
+class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """A sub-command's one-line ``help`` is also its ``--help`` description when it has none."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if kwargs.get("description") is None and kwargs.get("help"):
+            help_text = str(kwargs["help"])
+            kwargs["description"] = help_text[:1].upper() + help_text[1:] + "."
+        return super().add_parser(name, **kwargs)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line usage error that points at ``--help`` (exit 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _SubParsers)
 
     def error(self, message: str) -> NoReturn:
         self.exit(errors.EXIT_USAGE, f"{self.prog}: {message}; see `{self.prog} --help`\n")

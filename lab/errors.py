@@ -74,7 +74,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, UserError):
         return str(exc), exc.status
     if isinstance(exc, TopologyError):
-        return f"{exc}; fix the file (`imslab config check FILE` lists every problem)", EXIT_USAGE
+        hint = exc.hint or "fix the file, then check it with `imslab config check FILE`"
+        return f"{exc}; {hint}", EXIT_USAGE
     if isinstance(exc, SipParseError):
         return f"{exc}; give a UE name of the topology or a sip:/tel: URI", EXIT_USAGE
     if isinstance(exc, SipTimeoutError):

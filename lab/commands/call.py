@@ -14,6 +14,7 @@ from typing import Any
 
 from lab import aio, topology
 from lab.callflow import run_call
+from lab.errors import CheckFailed, UserError
 from ue import keying
 
 
@@ -23,7 +24,11 @@ def register(sub: Any) -> None:
     parser.add_argument("caller", metavar="FROM", help="UE name (see the topology's [ues])")
     parser.add_argument("callee", metavar="TO", help="UE name, or a sip:/tel: URI")
     parser.add_argument(
-        "--keying", default="sdes", help=f"media keying ({', '.join(keying.available())})"
+        "--keying",
+        default="sdes",
+        choices=keying.available(),
+        metavar="KEYING",
+        help=f"media keying ({', '.join(keying.available())}; default %(default)s)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of media")
     parser.add_argument(
@@ -37,6 +42,16 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     topo = topology.from_args(args)
+    for role, name in (("FROM", args.caller), ("TO", args.callee)):
+        if name not in topo.ues and (role == "FROM" or ":" not in name):
+            raise UserError(
+                f"{role} {name!r} is not a UE of the topology"
+                + ("" if role == "FROM" else " nor a sip:/tel: URI"),
+                hint=f"give one of {', '.join(sorted(topo.ues))}",
+            )
+    for option, audio in (("--audio", args.audio), ("--callee-audio", args.callee_audio)):
+        if audio and not audio.startswith("tone:") and not Path(audio).is_file():
+            raise UserError(f"{option} {audio}: no such file", hint="give a WAV file or tone:HZ")
 
     async def main() -> int:
         report = await run_call(
@@ -51,8 +66,7 @@ def _run(args: argparse.Namespace) -> int:
             record=args.record,
         )
         if not report.answered:
-            print(f"call failed: {report.error}")
-            return 1
+            raise CheckFailed(f"call failed: {report.error}")
         print(f"caller heard the callee: {report.caller_ok}  (tone ratio {report.caller_heard})")
         print(f"callee heard the caller: {report.callee_ok}  (tone ratio {report.callee_heard})")
         stats = report.stats
