@@ -26,11 +26,13 @@ from typing import Any
 
 from ims.log import bound, get_logger
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
+from li.lemf.callfiles import link_call
 from li.lemf.output import private_dir, write_json_private
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
     IRI_EVENT_CONTENT_TYPE,
     AttributeType,
+    MatchedTargetIdentifier,
     PayloadFormat,
     Pdu,
     PduType,
@@ -169,6 +171,10 @@ class Mediation:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
         call = self.call(xid, pdu.correlation_id)
+        if call.name is None:  # OUT/<time>_<target>_<cid> beside the ids
+            target = pdu.find(MatchedTargetIdentifier)
+            who = target.value if target is not None else None
+            call.name = link_call(self.out, xid, pdu.correlation_id, who, ts)
         ckey = (xid, pdu.correlation_id)
         self._dirty.add(ckey)
         self._open[ckey] = None
