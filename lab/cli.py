@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.configure(level=args.log_level, json=args.log_json, key_log=args.key_log)
     command = " ".join(
         str(v)
-        for k in ("command", "role", "li_cmd", "task_cmd", "dest_cmd", "config_cmd")
+        for k in ("command", "role", "li_cmd", "task_cmd", "dest_cmd", "config_cmd", "hi2_cmd")
         if isinstance(v := getattr(args, k, None), str)
     )
     return _dispatch(args, command)

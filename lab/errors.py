@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import re
 
-from ims.errors import ImsError
+from ims.errors import DecodeError, ImsError
 from ims.sip.errors import SipParseError
 from ims.sip.transport.errors import SipTimeoutError, SipTransportError
 
@@ -78,6 +78,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return f"{exc}; {hint}", EXIT_USAGE
     if isinstance(exc, SipParseError):
         return f"{exc}; give a UE name of the topology or a sip:/tel: URI", EXIT_USAGE
+    if isinstance(exc, DecodeError):  # a file given to a decode command is not what it says
+        return f"{exc}; is it the right file?", EXIT_USAGE
     if isinstance(exc, SipTimeoutError):
         return f"no SIP answer ({exc}); {NO_LAB_HINT}", EXIT_FAILED
     if isinstance(exc, RegistrationFailed):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ims.log import get_logger
+from li.hi2.writer import Hi2Writer
 from li.keys import KeyRecord, Sender
 from li.lemf.callfiles import FileRecords
 from li.lemf.callpcap import CallPcap
@@ -230,6 +231,7 @@ class Call:
         self._counted = False  # counters changed since the last summary.json
         self.name: str | None = None  # OUT/<name> -> <xid>/<cid> (li.lemf.callfiles.link_call)
         self.callpcap = CallPcap(self.dir / "call.pcap")  # SIP + decrypted media, one call
+        self.hi2 = Hi2Writer(self.dir, xid=xid, correlation_id=correlation_id)  # hi2.ber/.pcap
         self._records = FileRecords(self.dir)
         self._reload()
 
@@ -308,6 +310,16 @@ class Call:
             "keys_found": [c.public() for c in found],
         }
         self.iri.write(rec)
+        self.hi2.add_sip(
+            pdu.payload,
+            ts,
+            poi,
+            method=info.method,
+            status=info.status,
+            cseq_method=info.cseq_method,
+            from_target=direction == PayloadDirection.FROM_TARGET,
+            parties=self.parties,
+        )
 
     def _note_call_state(self, info: SipSummary) -> None:
         if info.status is not None and info.cseq_method == "INVITE":
@@ -345,6 +357,7 @@ class Call:
             "sdp_state": has_sdp,  # the SDP itself may hold keys: only in x2x3.pcap
         }
         self.iri.write(rec)
+        self.hi2.add_event(event, ts, poi, self.parties)
         if event == "start-of-interception":
             self.started_mid_call = True
         elif event == "cc-unavailable":
@@ -743,6 +756,7 @@ class Call:
             "x2x3_port": self.lemf_addr[1],  # tshark -d tcp.port==PORT,5gli x2x3.pcap
             "file_records": records,
             "call_pcap": self.callpcap.summary(),
+            "hi2": self.hi2.summary(),
             "media_encrypted": self.secure_media,
             "mikey_seen": self.mikey_seen,
             "keys_available": bool(self.candidates),
@@ -793,6 +807,7 @@ class Call:
             if w is not None:
                 w.flush()
         self.callpcap.write()
+        self.hi2.flush()
         for wav in self._wav.values():
             wav.flush()
 
@@ -840,6 +855,7 @@ class Call:
         self._iri = self._x2x3 = self._cc_enc = self._cc = None
         self._keys_file = None
         self.callpcap.release()
+        self.hi2.close()
 
     def close(self) -> None:
         self.suspend()

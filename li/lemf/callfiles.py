@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 JSONL_FILES = ("iri.jsonl", "keys.jsonl")
-PCAP_FILES = ("x2x3.pcap", "cc-encrypted.pcap", "cc.pcap")
+PCAP_FILES = ("x2x3.pcap", "cc-encrypted.pcap", "cc.pcap", "hi2.pcap")
 _PCAP_GLOBAL = 24
 _PCAP_RECORD = struct.Struct("=IIII")  # as li.pcap.PcapWriter writes it (native order)
 
