@@ -12,8 +12,11 @@ SIP sits inside X2 PDUs, and the RTP has no signalling next to it. This file joi
 * every RTP and RTCP packet the LEMF could decrypt (or that was never encrypted), between the
   media addresses the CC-POI saw;
 
-in time order (the PDUs' timestamps). Packets arrive out of order (X2 and X3 come from
-different POIs over different connections, and SRTP waiting for its key is replayed late),
+in time order (the PDUs' timestamps). SDES keys are blanked in the SIP copies (``inline:``
+key-salt replaced by as many ``X``: same length, so Content-Length stays right): the media
+here is already decrypted, and the keys stay where they are needed (``keys.jsonl``, and the
+delivered record ``x2x3.pcap``). Packets arrive out of order (X2 and X3 come from different
+POIs over different connections, and SRTP waiting for its key is replayed late),
 so the packets are kept and the file is rewritten, sorted, atomically (temp file + rename,
 mode 0600) when the call's files are flushed. SIP reported by several POIs (P-CSCF and S-CSCF
 both intercept the INVITE) appears once per hop, as in a capture taken on every hop: sngrep
@@ -52,6 +55,14 @@ def _ip(host: str) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return None
+
+
+_INLINE = re.compile(rb"(a=crypto:[^\r\n]*?inline:)([A-Za-z0-9+/=]+)")
+
+
+def blank_sdes_keys(message: bytes) -> bytes:
+    """``a=crypto:... inline:KEY`` -> ``inline:XXX...`` (RFC 4568 §6.1 key-salt), same length."""
+    return _INLINE.sub(lambda m: m.group(1) + b"X" * len(m.group(2)), message)
 
 
 def via_sent_by(message: bytes) -> tuple[str, int] | None:
@@ -108,7 +119,7 @@ class CallPcap:
         """An X2 PDU carrying a SIP message."""
         src, dst = sip_addresses(pdu)
         try:
-            packet = udp_packet(src[0], src[1], dst[0], dst[1], pdu.payload)
+            packet = udp_packet(src[0], src[1], dst[0], dst[1], blank_sdes_keys(pdu.payload))
         except ValueError:  # mixed IPv4/IPv6 or an oversized message: not a UDP packet
             self.dropped += 1
             return

@@ -4,6 +4,7 @@ counts; a readable name beside the ids (issue 16, item 4)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -316,3 +317,20 @@ def test_sip_addresses_without_address_attributes() -> None:
     )
     compact = b"BYE sip:x SIP/2.0\r\nv: SIP/2.0/UDP [::1]:5070;branch=z\r\n\r\n"
     assert via_sent_by(compact) == ("::1", 5070)
+
+
+def test_sdes_keys_are_blanked_in_call_pcap(call_dir: Path) -> None:
+    keys = [json.loads(x) for x in (call_dir / "keys.jsonl").read_text().splitlines()]
+    assert len(keys) == 2
+    data = (call_dir / "call.pcap").read_bytes()
+    for k in keys:
+        inline = base64.b64encode(bytes.fromhex(k["master_key"] + k["master_salt"]))
+        assert inline not in data
+        assert inline in (call_dir / "x2x3.pcap").read_bytes()  # the delivered record keeps it
+    sips = [
+        s.payload for s in (parse_ip(r) for r in read_pcap(call_dir / "call.pcap")) if s is not None
+    ]
+    invite = next(p for p in sips if p.startswith(b"INVITE"))
+    assert re.search(rb"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:X{40}\r\n", invite)
+    head, body = invite.split(b"\r\n\r\n", 1)
+    assert f"Content-Length: {len(body)}".encode() in head
