@@ -27,10 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from lab.errors import NO_LAB_HINT
 from li.x1.client import X1Client, X1ErrorResponse, X1TransportError
 from li.x1.model import (
     DeliveryType,
@@ -286,12 +288,17 @@ def _run_lab(coro_fn: Any, args: argparse.Namespace) -> int:
         return results
 
     rc = 0
+    silent = []
     for name, out in asyncio.run(each()):
         item = dict(out) if isinstance(out, dict) else {"result": out}
         if "error" in item:
-            rc = max(rc, 2 if item["error"] == "transport" else 1)
+            rc = 1  # an NE refused, or did not answer: a failed request, not bad input
+            if item["error"] == "transport":
+                silent.append(name)
         item.pop("ne", None)
         print(json.dumps({"ne": name, **item}, default=str))
+    if silent:
+        print(f"imslab li: no X1 answer from {', '.join(silent)}; {NO_LAB_HINT}", file=sys.stderr)
     return rc
 
 
@@ -310,7 +317,8 @@ def _run(coro_fn: Any) -> Any:
             return 1
         except (X1TransportError, OSError) as exc:
             print(json.dumps({"error": "transport", "description": str(exc)}))
-            return 2
+            print(f"imslab li: no X1 answer from {args.ne}; {NO_LAB_HINT}", file=sys.stderr)
+            return 1
         print(json.dumps(out, default=str))
         return 0
 

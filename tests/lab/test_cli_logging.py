@@ -62,12 +62,19 @@ def test_json_lines_carry_element_and_call_id(
     assert {"pcscf-a", "scscf-a", "scscf-b", "pcscf-b", "anchor-a"} <= started
     # a proxy's line about a SIP message names the element and the message's Call-ID
     registered = [ln for ln in lines if ln["event"] in ("registered", "ue registered")]
-    by_element = {ln.get("element"): ln for ln in registered if "element" in ln}
+    by_element = {
+        ln["element"]: ln
+        for ln in registered
+        if "element" in ln and ln["component"].startswith("proxies")
+    }
     assert {"pcscf-a", "scscf-a", "pcscf-b", "scscf-b"} <= set(by_element)
     for ln in by_element.values():
         assert "@" in ln["call_id"]
     # the P-CSCF and the S-CSCF logged the same REGISTER under the same Call-ID
     assert by_element["pcscf-a"]["call_id"] == by_element["scscf-a"]["call_id"]
+    # the UEs' lines name the UE
+    ue_lines = [ln for ln in lines if ln["component"] == "ue"]
+    assert ue_lines and {ln.get("element") for ln in ue_lines} <= {"alice", "bob"}
     # the INVITE's media lines at the anchors carry the call's Call-ID
     media = [ln for ln in lines if ln.get("element", "").startswith("anchor") and "call_id" in ln]
     assert media, "no anchor line carries a Call-ID"
@@ -152,3 +159,17 @@ def test_key_log_is_explicit(capsys: pytest.CaptureFixture[str]) -> None:
         log.configure(level="WARNING")
     assert json.loads(buf.getvalue())["master_key"] == "00ff"
     assert main(["--key-log", "--version"]) == 0
+
+
+def test_element_processes_log_like_the_cli() -> None:
+    from lab import topology
+    from lab.orchestrator import Lab
+
+    try:
+        log.configure(level="info", json=True)
+        cmd = Lab(topology.load(), mode="subprocess").command("pcscf-a")
+    finally:
+        log.configure(level="WARNING")
+    assert cmd[cmd.index("--log-level") + 1] == "INFO"
+    assert "--log-json" in cmd
+    assert "--log-json" not in Lab(topology.load(), mode="subprocess").command("pcscf-a")
