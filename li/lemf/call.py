@@ -623,8 +623,9 @@ class Call:
     def _write_cc(self, packet: bytes, ts: float, addr: tuple[str, int, str, int]) -> None:
         if self._cc is None:
             self._cc = PcapWriter(self.dir / "cc.pcap", append=True)
-        self._cc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], packet), ts)
-        self.callpcap.add_media(packet, ts, addr)
+        ip_packet = udp_packet(addr[0], addr[1], addr[2], addr[3], packet)
+        self._cc.write(ip_packet, ts)
+        self.callpcap.add_packet(ip_packet, ts)
 
     def _release_plain(self) -> None:
         for stream in self.streams.values():

@@ -134,6 +134,10 @@ class CallPcap:
             return
         self._add(ts, False, packet)
 
+    def add_packet(self, ip_packet: bytes, ts: float) -> None:
+        """A decrypted media packet already built as IP/UDP (what ``cc.pcap`` got)."""
+        self._add(ts, False, ip_packet)
+
     def _add(self, ts: float, is_sip: bool, packet: bytes) -> None:
         if not self._loaded:
             self._load()
