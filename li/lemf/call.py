@@ -181,6 +181,7 @@ class Call:
         key_policy: KeyPolicy | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
         monotonic: Callable[[], float] = time.monotonic,
+        liid: str | None = None,
     ) -> None:
         self.dir = private_dir(directory)
         self.monotonic = monotonic  # paces summary.json rewrites only
@@ -231,7 +232,7 @@ class Call:
         self._counted = False  # counters changed since the last summary.json
         self.name: str | None = None  # OUT/<name> -> <xid>/<cid> (li.lemf.callfiles.link_call)
         self.callpcap = CallPcap(self.dir / "call.pcap")  # SIP + decrypted media, one call
-        self.hi2 = Hi2Writer(self.dir, xid=xid, correlation_id=correlation_id)  # hi2.ber/.pcap
+        self.hi2 = Hi2Writer(self.dir, xid=xid, correlation_id=correlation_id, liid=liid)
         self._records = FileRecords(self.dir)
         self._reload()
 

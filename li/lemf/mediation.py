@@ -86,8 +86,10 @@ class Mediation:
         clock: Callable[[], float] = time.time,
         max_open_calls: int = 128,
         monotonic: Callable[[], float] = time.monotonic,
+        liids: dict[str, str] | None = None,
     ) -> None:
         self.out = private_dir(Path(out_dir))
+        self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.task_key_policies = dict(task_key_policies or {})
@@ -128,6 +130,7 @@ class Mediation:
                 key_policy=self.task_key_policies.get(xid, self.key_policy),
                 decryptor_factory=self.decryptor_factory,
                 monotonic=self.monotonic,
+                liid=self.liids.get(xid),
             )
             self.calls[key] = call
             self.stats.calls += 1

@@ -244,3 +244,22 @@ def test_cli_decodes_both_files(call_dir: Path, capsys: pytest.CaptureFixture[st
     assert main(["hi2", "decode", str(call_dir / "summary.json")]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("imslab hi2 decode: ") and "right file" in line
+
+
+def test_a_configured_liid_is_used(tmp_path: Path) -> None:
+    from li.lemf.mediation import Mediation
+    from li.x2x3.pdu import encode_pdu
+
+    med = Mediation(tmp_path, liids={str(XID): "OP-A.WARRANT-0042"})
+    for _, pdu in call_pdus()[:4]:
+        med.handle(pdu, encode_pdu(pdu), ("127.0.8.10", 40000))
+    med.close()
+    call_dir = tmp_path / str(XID) / f"{CID:016x}"
+    recs = [codec.decode(v) for v in _ber_values((call_dir / "hi2.ber").read_bytes())]
+    assert len(recs) == 4 and {r.liid for r in recs} == {"OP-A.WARRANT-0042"}
+
+
+def _ber_values(data: bytes) -> list[bytes]:
+    from lab.commands.hi2 import ber_values
+
+    return ber_values(data)
