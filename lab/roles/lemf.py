@@ -103,6 +103,7 @@ async def start(topo: Topology, name: str) -> RunningLemf:
         tls_key=None,
         tls_ca=None,
         mikey_psk=[],
+        liid=[],
     )
     lemf = await _start(args, topo)
     running = RunningLemf(lemf)
