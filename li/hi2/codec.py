@@ -29,8 +29,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import asn1tools
-
 from ims.errors import DecodeError, EncodeError
 from li.hi2.records import CallState, Direction, ImsEvent, IriRecord, RecordType
 
@@ -52,12 +50,20 @@ class Hi2DecodeError(DecodeError):
 @cache
 def spec() -> Any:
     """The compiled HI2 modules (DER)."""
+    import asn1tools  # here, not at import: it costs 0.4 s (pyparsing) every CLI start
+
     folder = resources.files("li.hi2").joinpath("asn1")
     files = sorted(str(p) for p in folder.iterdir() if p.name.endswith(".asn"))
     # DER, the canonical subset of BER: asn1tools' BER codec writes a GeneralizedTime whose
     # seconds are 0 without them, which turns ".123" into a fraction of the *minute*; DER
     # always writes seconds (X.690 11.7) and every BER decoder reads DER.
     return asn1tools.compile_files(files, "der")
+
+
+def _asn1_error() -> type[Exception]:
+    import asn1tools
+
+    return asn1tools.Error  # type: ignore[no-any-return]
 
 
 def _octets(value: str, name: str, limit: int) -> bytes:
@@ -115,17 +121,19 @@ def to_value(rec: IriRecord) -> tuple[str, Any]:
 
 def encode(rec: IriRecord) -> bytes:
     """``rec`` as one BER-encoded ``IRIsContent``."""
+    compiled = spec()
     try:
-        return bytes(spec().encode(PDU, to_value(rec)))
-    except asn1tools.Error as exc:
+        return bytes(compiled.encode(PDU, to_value(rec)))
+    except _asn1_error() as exc:
         raise EncodeError(f"HI2 record not encodable: {exc}") from None
 
 
 def decode(data: bytes) -> IriRecord:
     """The inverse of :func:`encode` (one ``iRIContent``)."""
+    compiled = spec()
     try:
-        kind, value = spec().decode(PDU, data)
-    except (asn1tools.Error, ValueError, IndexError) as exc:
+        kind, value = compiled.decode(PDU, data)
+    except (_asn1_error(), ValueError, IndexError) as exc:
         raise Hi2DecodeError(f"not an HI2 IRIsContent: {exc}") from None
     if kind != "iRIContent":
         raise Hi2DecodeError("an IRISequence: decode its records one by one")
