@@ -25,6 +25,7 @@ correlation [35]                   iri-to-CC: cc = the 8-octet X2/X3 Correlation
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -47,9 +48,24 @@ class Hi2DecodeError(DecodeError):
     """Bytes that are not a BER IRIsContent."""
 
 
+_compile_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Compile the modules in a background thread (importing asn1tools and parsing the ASN.1
+    take most of a second): a LEMF calls this at start so its first IRI does not wait."""
+    if not spec.cache_info().currsize:
+        threading.Thread(target=spec, name="hi2-asn1", daemon=True).start()
+
+
 @cache
 def spec() -> Any:
     """The compiled HI2 modules (DER)."""
+    with _compile_lock:  # the warm-up thread and a first record may ask at the same time
+        return _compile()
+
+
+def _compile() -> Any:
     import asn1tools  # here, not at import: it costs 0.4 s (pyparsing) every CLI start
 
     folder = resources.files("li.hi2").joinpath("asn1")

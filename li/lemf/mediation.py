@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ims.log import bound, get_logger
+from ims.log import begin_message, end_message, get_logger
+from li.hi2.codec import warm_up as hi2_warm_up
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.callfiles import link_call
 from li.lemf.output import private_dir, write_json_private
@@ -90,6 +91,7 @@ class Mediation:
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
+        hi2_warm_up()
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.task_key_policies = dict(task_key_policies or {})
@@ -145,8 +147,11 @@ class Mediation:
             self.stats.bad_pdus += 1
             log.warning("undecodable X2/X3 PDU", peer=peer[0], error=str(exc))
             return None
-        with bound(xid=str(pdu.xid), correlation_id=f"{pdu.correlation_id:016x}"):
+        token = begin_message(xid=pdu.xid, correlation_id=pdu.correlation_id)
+        try:
             return pdu if self.handle(pdu, raw, peer) else None
+        finally:
+            end_message(token)
 
     def handle(self, pdu: Pdu, raw: bytes, peer: tuple[str, int]) -> bool:
         """Process an X2/X3 PDU; False when dropped as a duplicate or not X2/X3."""

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +139,26 @@ def test_logger_made_before_configure_follows_it(capsys: pytest.CaptureFixture[s
     assert second["event"] == "outside" and "call_id" not in second
 
 
-def test_scope_undoes_bindings_made_inside() -> None:
+def test_message_context_ends_with_the_message() -> None:
+    buf = io.StringIO()
+    logger = log.get_logger("t")
     log.bind(element="e1")
     try:
-        with log.scope():
-            log.bind(call_id="c2")
-            assert structlog.contextvars.get_contextvars()["call_id"] == "c2"
-        ctx = structlog.contextvars.get_contextvars()
-        assert ctx == {"element": "e1"}
+        log.configure(level="INFO", json=True, stream=buf)
+        log.tag_message(call_id="outside")  # no message: nothing to tag
+        with log.message(xid=uuid.UUID(int=1), correlation_id=0xC0FFEE, branch=None):
+            log.tag_message(call_id="c2")
+            logger.info("inside")
+        logger.info("after")
     finally:
         structlog.contextvars.clear_contextvars()
+        log.configure(level="WARNING")
+    inside, after = (json.loads(ln) for ln in buf.getvalue().splitlines())
+    assert (inside["element"], inside["call_id"]) == ("e1", "c2")
+    assert inside["xid"] == "00000000-0000-0000-0000-000000000001"
+    assert inside["correlation_id"] == "0000000000c0ffee"
+    assert "branch" not in inside
+    assert after["element"] == "e1" and "call_id" not in after and "xid" not in after
 
 
 def test_key_log_is_explicit(capsys: pytest.CaptureFixture[str]) -> None:

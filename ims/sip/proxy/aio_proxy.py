@@ -40,9 +40,7 @@ import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from ims.log import bind as log_bind
-from ims.log import get_logger, message_context
-from ims.log import scope as log_scope
+from ims.log import begin_message, end_message, get_logger, message_context, tag_message
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response
 from ims.sip.proxy.core import (
@@ -202,17 +200,19 @@ class ProxyServer:
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
-        with log_scope():  # the Call-ID bound by _events ends with this datagram
-            try:
-                self._events(self.layer.receive_bytes(data, flow, now), now)
-            except Exception as exc:  # one bad message must never stop the element
-                _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        token = begin_message()  # the Call-ID tagged by _events ends with this datagram
+        try:
+            self._events(self.layer.receive_bytes(data, flow, now), now)
+        except Exception as exc:  # one bad message must never stop the element
+            _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        finally:
+            end_message(token)
         self._arm()
 
     def _events(self, events: list[Event], now: float) -> None:
         core = self.core
         for ev in events:
-            log_bind(**message_context(ev))
+            tag_message(**message_context(ev))
             if isinstance(ev, SendMessage):
                 self._send(ev)
             elif isinstance(ev, ResponseReceived):
@@ -253,11 +253,13 @@ class ProxyServer:
         self, message: Request | Response, flow: Flow, raw: bytes | None
     ) -> None:
         now = self._now()
-        with log_scope():
-            try:
-                self._events(self.layer.receive(message, flow, now, raw=raw), now)
-            except Exception as exc:  # one bad message must never stop the element
-                _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        token = begin_message(call_id=message.call_id)
+        try:
+            self._events(self.layer.receive(message, flow, now, raw=raw), now)
+        except Exception as exc:  # one bad message must never stop the element
+            _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        finally:
+            end_message(token)
         self._arm()
 
     def _on_stream_error(self, exc: SipParseError, raw: bytes, flow: Flow) -> None:
