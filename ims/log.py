@@ -170,6 +170,10 @@ def merge_message(
     msg = _message.get()
     if msg:
         for key, value in msg.items():
+            if key == "sip_event":  # resolved here, lazily: only lines that are logged pay
+                for k, v in message_context(value).items():
+                    event_dict.setdefault(k, v)
+                continue
             if key == "correlation_id" and isinstance(value, int):
                 value = f"{value:016x}"  # formatted here: only lines that are logged pay
             elif isinstance(value, uuid.UUID):
@@ -204,10 +208,12 @@ def end_message(token: Token[dict[str, Any] | None]) -> None:
 
 
 def tag_message(**context: Any) -> None:
-    """Add to the current :func:`message` context (nothing outside one)."""
+    """Add to the current :func:`message` context (nothing outside one). ``sip_event=EV``
+    (a SIP event or message) stands for its Call-ID and branch, looked up only when a line
+    is actually written (:func:`message_context`)."""
     msg = _message.get()
     if msg is not None:
-        msg.update({k: v for k, v in context.items() if v is not None})
+        msg.update(context)
 
 
 def message_context(event: object) -> dict[str, Any]:

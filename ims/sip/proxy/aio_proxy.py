@@ -40,7 +40,7 @@ import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from ims.log import begin_message, end_message, get_logger, message_context, tag_message
+from ims.log import begin_message, end_message, get_logger, tag_message
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response
 from ims.sip.proxy.core import (
@@ -212,7 +212,7 @@ class ProxyServer:
     def _events(self, events: list[Event], now: float) -> None:
         core = self.core
         for ev in events:
-            tag_message(**message_context(ev))
+            tag_message(sip_event=ev)
             if isinstance(ev, SendMessage):
                 self._send(ev)
             elif isinstance(ev, ResponseReceived):
@@ -253,7 +253,7 @@ class ProxyServer:
         self, message: Request | Response, flow: Flow, raw: bytes | None
     ) -> None:
         now = self._now()
-        token = begin_message(call_id=message.call_id)
+        token = begin_message(sip_event=message)
         try:
             self._events(self.layer.receive(message, flow, now, raw=raw), now)
         except Exception as exc:  # one bad message must never stop the element
