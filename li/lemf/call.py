@@ -808,7 +808,7 @@ class Call:
         for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file):
             if w is not None:
                 w.flush()
-        self.callpcap.write()
+        self.callpcap.write(final=self.ended is not None)
         self.hi2.flush()
         for wav in self._wav.values():
             wav.flush()
@@ -840,6 +840,7 @@ class Call:
 
     def flush(self) -> None:
         """An explicit flush request: every file flushed and summary.json rewritten now."""
+        self.callpcap.write(final=True)
         self.write_summary()
 
     def suspend(self) -> None:

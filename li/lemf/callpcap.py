@@ -15,17 +15,18 @@ SIP sits inside X2 PDUs, and the RTP has no signalling next to it. This file joi
 in time order (the PDUs' timestamps). SDES keys are blanked in the SIP copies (``inline:``
 key-salt replaced by as many ``X``: same length, so Content-Length stays right): the media
 here is already decrypted, and the keys stay where they are needed (``keys.jsonl``, and the
-delivered record ``x2x3.pcap``). Packets arrive out of order (X2 and X3 come from different
-POIs over different connections, and SRTP waiting for its key is replayed late),
-so the packets are kept and the file is rewritten, sorted, atomically (temp file + rename,
-mode 0600) when the call's files are flushed. SIP reported by several POIs (P-CSCF and S-CSCF
-both intercept the INVITE) appears once per hop, as in a capture taken on every hop: sngrep
-and Wireshark group them by Call-ID into one call. With the SDP's addresses the RTP matches
+delivered record ``x2x3.pcap``). SIP reported by several POIs (P-CSCF and S-CSCF both
+intercept the INVITE) appears once per hop, as in a capture taken on every hop: sngrep and
+Wireshark group them by Call-ID into one call. With the SDP's addresses the RTP matches
 (Wireshark's RTP conversation set-up from SDP), so VoIP Calls / RTP Player tie the audio to it.
 
-Memory is bounded: past ``max_packets`` packets the file stops growing and the summary says
-how many were left out (``cc.pcap`` and ``x2x3.pcap`` still hold everything). A suspended call
-(:meth:`release`) drops its packets from memory and reloads them from the file when it resumes.
+Order and cost: packets arrive out of order (X2 and X3 come from different POIs over
+different connections; SRTP waiting for its key is replayed late). Packets are held back
+``HOLDBACK`` seconds (of PDU time) and then *appended* in time order, so a long call costs one
+write per packet; a packet older than what the file already holds (a replay after a late
+key) makes one rewrite of the file, merged and sorted (temp file + rename, 0600). At the end
+of the call and on every explicit flush, suspend or close, everything held back is written.
+Memory holds only the held-back packets.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from li.pcap import PcapError, PcapWriter, read_pcap, udp_packet
+from li.pcap import PcapError, PcapRecord, PcapWriter, read_pcap, udp_packet
 from li.x2x3.pdu import DestinationAddress, DestinationPort, Pdu, SourceAddress, SourcePort
 
-MAX_PACKETS = 200_000  # ~30 min of two-way 20 ms audio plus its signalling
+HOLDBACK = 2.0  # seconds of PDU time a packet waits for earlier ones from slower POIs
 UNKNOWN_HOST = "192.0.2.1"  # RFC 5737 TEST-NET-1: a side the message does not name
 SIP_PORT = 5060
 
@@ -97,19 +98,21 @@ class CallPcap:
     """The packets of ``call.pcap`` and the file (see the module docstring)."""
 
     path: Path
-    max_packets: int = MAX_PACKETS
-    sip: int = 0  # SIP messages in the file (as of the last write)
+    holdback: float = HOLDBACK
+    sip: int = 0  # SIP messages in the file
     media: int = 0  # RTP/RTCP packets in the file
-    dropped: int = 0  # left out past max_packets
-    _packets: list[tuple[float, int, bool, bytes]] = field(default_factory=list)
+    dropped: int = 0  # not representable as UDP/IP (mixed address families, oversized)
+    rewrites: int = 0  # times a late packet made the file be rewritten
+    _pending: list[tuple[float, int, bytes]] = field(default_factory=list)
     _order: int = 0  # arrival order: equal timestamps keep it
-    _dirty: bool = False
-    _loaded: bool = True  # False after release(): reload the file before adding
+    _latest: float = float("-inf")  # newest PDU time seen
+    _written: float = float("-inf")  # newest time in the file
 
     def __post_init__(self) -> None:
-        if self.path.exists():
-            self._loaded = False  # a restarted LEMF: continue the file, not replace it
-            self._load()
+        if self.path.exists():  # a restarted LEMF continues the file
+            for rec in _records(self.path):
+                self._count(rec.data)
+                self._written = max(self._written, rec.ts)
 
     @property
     def packets(self) -> int:
@@ -123,7 +126,7 @@ class CallPcap:
         except ValueError:  # mixed IPv4/IPv6 or an oversized message: not a UDP packet
             self.dropped += 1
             return
-        self._add(ts, True, packet)
+        self._add(ts, packet)
 
     def add_media(self, rtp: bytes, ts: float, addr: tuple[str, int, str, int]) -> None:
         """A decrypted (or plain) RTP/RTCP packet between ``addr``'s endpoints."""
@@ -132,60 +135,76 @@ class CallPcap:
         except ValueError:
             self.dropped += 1
             return
-        self._add(ts, False, packet)
+        self._add(ts, packet)
 
     def add_packet(self, ip_packet: bytes, ts: float) -> None:
         """A decrypted media packet already built as IP/UDP (what ``cc.pcap`` got)."""
-        self._add(ts, False, ip_packet)
+        self._add(ts, ip_packet)
 
-    def _add(self, ts: float, is_sip: bool, packet: bytes) -> None:
-        if not self._loaded:
-            self._load()
-        if len(self._packets) >= self.max_packets:
-            self.dropped += 1
-            return
+    def _add(self, ts: float, packet: bytes) -> None:
         self._order += 1
-        self._packets.append((ts, self._order, is_sip, packet))
-        self._dirty = True
+        self._pending.append((ts, self._order, packet))
+        self._latest = max(self._latest, ts)
 
-    def write(self) -> None:
-        """Rewrite the file, time-ordered, if anything was added since the last write."""
-        if not self._dirty:
+    def write(self, *, final: bool = False) -> None:
+        """Write what is older than the hold-back window (everything when ``final``)."""
+        if not self._pending:
             return
-        self._packets.sort(key=lambda p: (p[0], p[1]))
+        cutoff = float("inf") if final else self._latest - self.holdback
+        ready = [p for p in self._pending if p[0] <= cutoff]
+        if not ready:
+            return
+        self._pending = [p for p in self._pending if p[0] > cutoff]
+        ready.sort(key=lambda p: (p[0], p[1]))
+        if ready[0][0] < self._written:
+            self._rewrite(ready)
+        else:
+            with PcapWriter(self.path, append=True) as w:
+                for ts, _, packet in ready:
+                    w.write(packet, ts)
+                    self._count(packet)
+        self._written = max(self._written, ready[-1][0])
+
+    def _rewrite(self, ready: list[tuple[float, int, bytes]]) -> None:
+        """A packet older than the file's newest: merge the file and ``ready``, in order."""
+        self.rewrites += 1
+        old = [(rec.ts, i, rec.data) for i, rec in enumerate(_records(self.path))]
+        merged = sorted(old + ready, key=lambda p: p[0])  # stable: the file's order first
         tmp = self.path.with_name(self.path.name + ".tmp")
+        self.sip = self.media = 0
         with PcapWriter(tmp) as w:
-            for ts, _, _, packet in self._packets:
+            for ts, _, packet in merged:
                 w.write(packet, ts)
+                self._count(packet)
         os.replace(tmp, self.path)
-        self.sip = sum(1 for p in self._packets if p[2])
-        self.media = len(self._packets) - self.sip
-        self._dirty = False
+
+    def _count(self, ip_packet: bytes) -> None:
+        if _is_sip(ip_packet):
+            self.sip += 1
+        else:
+            self.media += 1
 
     def release(self) -> None:
-        """Write, then free the memory (a suspended call); the next add reloads the file."""
-        self.write()
-        self._packets = []
-        self._loaded = False
-
-    def _load(self) -> None:
-        self._loaded = True
-        if not self.path.exists():
-            return
-        try:
-            loaded = [
-                (rec.ts, i, _is_sip(rec.data), rec.data)
-                for i, rec in enumerate(read_pcap(self.path))
-            ]
-        except PcapError:
-            loaded = []  # a torn file (killed mid-rename cannot happen; a foreign one can)
-        self._packets = loaded + self._packets
-        self._order = max(self._order, len(loaded))
-        self.sip = sum(1 for p in loaded if p[2])
-        self.media = len(loaded) - self.sip
+        """Write everything held back (a suspended or closed call)."""
+        self.write(final=True)
 
     def summary(self) -> dict[str, int]:
-        return {"sip_messages": self.sip, "media_packets": self.media, "left_out": self.dropped}
+        return {
+            "sip_messages": self.sip,
+            "media_packets": self.media,
+            "held_back": len(self._pending),
+            "not_representable": self.dropped,
+            "rewrites": self.rewrites,
+        }
+
+
+def _records(path: Path) -> list[PcapRecord]:
+    if not path.exists():
+        return []
+    try:
+        return list(read_pcap(path))
+    except PcapError:
+        return []  # not ours (a torn temp file is never renamed over it)
 
 
 def _is_sip(ip_packet: bytes) -> bool:

@@ -262,7 +262,13 @@ def test_summary_counts_are_the_files(call_dir: Path) -> None:
         assert counts[name] == len(list(read_pcap(call_dir / name))), name
     assert counts["iri.jsonl"] == len(iri_lines)
     assert counts["keys.jsonl"] == len((call_dir / "keys.jsonl").read_text().splitlines())
-    assert summary["call_pcap"] == {"sip_messages": 12, "media_packets": 2 * N + 2, "left_out": 0}
+    assert summary["call_pcap"] == {
+        "sip_messages": 12,
+        "media_packets": 2 * N + 2,
+        "held_back": 0,
+        "not_representable": 0,
+        "rewrites": 1,  # the answerer's SRTP, replayed once its key came, was older
+    }
     assert counts["cc.pcap"] == 2 * N + 2
 
 
@@ -292,14 +298,27 @@ def test_restart_continues_call_pcap(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("2027-*"))) == 1  # the same readable name, not a second
 
 
-def test_bounded_memory_reports_what_was_left_out(tmp_path: Path) -> None:
-    cp = CallPcap(tmp_path / "call.pcap", max_packets=3)
-    for i in range(5):
+def test_held_back_then_appended_and_a_late_packet_rewrites(tmp_path: Path) -> None:
+    cp = CallPcap(tmp_path / "call.pcap", holdback=2.0)
+    for i in range(10):
         cp.add_media(rtp(1, i), T0 + i, (*MEDIA_A, *MEDIA_B))
+    cp.write()  # PDU time has reached T0+9: what is 2 s older goes out, in order
+    assert [r.ts for r in read_pcap(tmp_path / "call.pcap")] == [T0 + i for i in range(8)]
+    assert cp.summary()["held_back"] == 2 and cp.rewrites == 0
+    size = (tmp_path / "call.pcap").stat().st_size
+    cp.add_media(rtp(1, 99), T0 + 3.5, (*MEDIA_A, *MEDIA_B))  # late: older than the file
+    cp.add_media(rtp(1, 10), T0 + 12, (*MEDIA_A, *MEDIA_B))
     cp.write()
-    assert cp.summary() == {"sip_messages": 0, "media_packets": 3, "left_out": 2}
-    assert len(list(read_pcap(tmp_path / "call.pcap"))) == 3
+    times = [r.ts for r in read_pcap(tmp_path / "call.pcap")]
+    assert times == sorted(times) and T0 + 3.5 in times and len(times) == 11
+    assert cp.rewrites == 1 and (tmp_path / "call.pcap").stat().st_size > size
+    cp.release()  # the end: nothing held back
+    assert len(list(read_pcap(tmp_path / "call.pcap"))) == 12 == cp.packets
+    assert cp.summary()["held_back"] == 0
     assert (tmp_path / "call.pcap").stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob("*.tmp"))
+    # a new CallPcap on the same file (a restarted LEMF) counts what is there
+    assert CallPcap(tmp_path / "call.pcap").packets == 12
 
 
 def test_sip_addresses_without_address_attributes() -> None:
