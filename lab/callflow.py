@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ims.log import bound
 from ims.media.tone import energy
 from lab.topology import Topology
 from lab.ues import user_agent
@@ -85,12 +86,14 @@ async def run_call(
         b = user_agent(topo, callee, keying=keying, bind=bind)
         b.audio = answer_audio
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(a)
-        await a.register()
+        with bound(element=caller):  # the UA's sockets and tasks log as this UE
+            await stack.enter_async_context(a)
+            await a.register()
         progress(_registered(caller, a))
         if b is not None:
-            await stack.enter_async_context(b)
-            await b.register()
+            with bound(element=callee):
+                await stack.enter_async_context(b)
+                await b.register()
             progress(_registered(callee, b))
         progress(f"calling {target} from {caller} with keying {keying}")
         call = a.dial(target, audio=caller_audio, keying=keying)

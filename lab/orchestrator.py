@@ -27,7 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ims.log import get_logger
+from ims.log import bound, get_logger
+from ims.log import current as log_settings
 from lab.topology import LI_ROLES, Topology
 
 T = TypeVar("T")
@@ -62,6 +63,24 @@ def start_order(topo: Topology, names: Iterable[str] | None = None) -> list[str]
     return out
 
 
+async def _pump_stderr(stream: asyncio.StreamReader, keep: int = 4000) -> bytes:
+    """Pass a child's log lines on to our stderr as they come (the user asked for them with
+    --log-level); return the last ``keep`` bytes for an "exited before ready" report."""
+    tail = bytearray()
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # one over-long line: dropped, the stream goes on
+            continue
+        if not line:
+            break
+        sys.stderr.write(line.decode("utf-8", "replace"))
+        sys.stderr.flush()
+        tail += line
+        del tail[:-keep]
+    return bytes(tail)
+
+
 @dataclass
 class _Proc:
     name: str
@@ -80,7 +99,7 @@ class Lab:
         names: Iterable[str] | None = None,
         netns: Any = None,
         ready_timeout: float = 15.0,
-        log_level: str = "WARNING",
+        log_level: str | None = None,
         li: bool = False,
     ) -> None:
         if mode not in ("inprocess", "subprocess"):
@@ -90,7 +109,9 @@ class Lab:
         self.names = start_order(topo, names)
         self.netns = netns  # a lab.netns.NetnsLab, or None
         self.ready_timeout = ready_timeout
-        self.log_level = log_level
+        # children log like this process does (``imslab --log-json --log-level X up``)
+        self.log_level = log_level or log_settings()["level"]
+        self.log_json = bool(log_settings()["json"])
         self.elements: dict[str, Any] = {}
         self.procs: dict[str, _Proc] = {}
         self.li = li and topo.li is not None
@@ -113,7 +134,8 @@ class Lab:
                 await self._spawn(self.lemf_name, "lemf")
             else:
                 lemf = role_module("lemf")
-                self.elements[self.lemf_name] = await lemf.start(self.topology, self.lemf_name)
+                with bound(element=self.lemf_name):
+                    self.elements[self.lemf_name] = await lemf.start(self.topology, self.lemf_name)
         if self.mode == "subprocess":
             # one stage per role (anchors, cores, first hops); the processes of a stage start
             # in parallel, since interpreter start-up dominates
@@ -123,10 +145,13 @@ class Lab:
             return
         for name in self.names:
             role = self.topology.elements[name].role
-            if role in LI_ROLES:
-                self.elements[name] = await role_module(role).start(self.topology, name, li=self.li)
-            else:
-                self.elements[name] = await role_module(role).start(self.topology, name)
+            # the element's tasks and sockets copy this context: all its lines name it
+            with bound(element=name):
+                mod = role_module(role)
+                if role in LI_ROLES:
+                    self.elements[name] = await mod.start(self.topology, name, li=self.li)
+                else:
+                    self.elements[name] = await mod.start(self.topology, name)
             _log.info("element started", element=name, role=role, mode=self.mode)
 
     def command(self, name: str) -> list[str]:
@@ -142,6 +167,7 @@ class Lab:
             "lab.cli",
             "--log-level",
             self.log_level,
+            *(["--log-json"] if self.log_json else []),
             "run",
             role,
             *self.topology.cli_args(),
@@ -165,7 +191,7 @@ class Lab:
         entry = _Proc(name=name, proc=proc)
         self.procs[name] = entry
         assert proc.stdout is not None and proc.stderr is not None
-        entry.stderr_task = asyncio.ensure_future(proc.stderr.read())
+        entry.stderr_task = asyncio.ensure_future(_pump_stderr(proc.stderr))
         try:
             async with asyncio.timeout(self.ready_timeout):
                 while True:

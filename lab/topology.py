@@ -20,6 +20,10 @@ The model (see ``lab/lab.toml``, the built-in default):
   generated PKIs, NE state and (by default) the LEMF output (default ``$IMSLAB_STATE`` or
   ``/tmp/imslab-state``). Relative paths are taken from the topology file's directory.
 
+The file is checked against the schema in :mod:`lab.schema` (types, allowed values, unknown
+keys refused, the place of a problem named as ``elements.pcscf-a.address``), then the
+cross-references are checked here. ``docs/topology.md`` is the reference generated from it.
+
 Addresses: each element has its own loopback address with the standard ports. Host octets are
 unique across the lab, so :func:`load` can *override* the addressing: ``net_offset`` shifts the
 third octet (labs side by side: 127.0.10-19 -> 127.0.30-39), ``subnet`` collapses everything
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ims.errors import ImsError
+from lab import schema
 
 SIP_PORT = 5060
 SIPS_PORT = 5061
@@ -53,7 +58,16 @@ DELIVERY = ("tcp", "tls")
 
 
 class TopologyError(ImsError, ValueError):
-    """The topology file is inconsistent (unknown reference, duplicate address...)."""
+    """The topology file is inconsistent (unknown reference, duplicate address...).
+
+    ``path`` is where in the file, when known (``elements.pcscf-a.address``); ``hint`` what
+    to do, when it is not "fix the file" (a bad ``--subnet`` is an option, not the file).
+    """
+
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,7 +301,10 @@ def _address_mapper(*, net_offset: int, subnet: str | None) -> Any:
     if subnet is not None:
         parts = subnet.split(".")
         if len(parts) != 3 or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts):
-            raise TopologyError(f"subnet must be three octets like 127.0.7, not {subnet!r}")
+            raise TopologyError(
+                f"--subnet {subnet!r} is not three octets",
+                hint="give the first three octets of a /24, like 127.0.7",
+            )
 
     def fn(address: str) -> str:
         octets = address.split(".")
@@ -295,7 +312,10 @@ def _address_mapper(*, net_offset: int, subnet: str | None) -> Any:
             return f"{subnet}.{octets[3]}"
         third = int(octets[2]) + net_offset
         if not 0 <= third <= 255:
-            raise TopologyError(f"net_offset {net_offset} moves {address} out of range")
+            raise TopologyError(
+                f"--net-offset {net_offset} moves {address} out of range",
+                hint="pick an offset that keeps every third octet in 0..255",
+            )
         return f"{octets[0]}.{octets[1]}.{third}.{octets[3]}"
 
     return fn
@@ -314,124 +334,122 @@ def _check_unique_addresses(topo: Topology) -> None:
 
 
 def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
-    """Build and validate a :class:`Topology` from parsed TOML."""
+    """Build and validate a :class:`Topology` from parsed TOML (schema: :mod:`lab.schema`)."""
     try:
-        operators = {
-            name: Operator(
-                name=name, domain=str(o["domain"]).lower(), description=o.get("description", "")
-            )
-            for name, o in data.get("operators", {}).items()
-        }
-        elements: dict[str, Element] = {}
-        for name, e in data.get("elements", {}).items():
-            rtp = tuple(e.get("rtp_ports", RTP_PORTS))
-            elements[name] = Element(
-                name=name,
-                role=str(e["role"]),
-                operator=str(e["operator"]),
-                address=str(e["address"]),
-                sip_port=int(e.get("sip_port", SIP_PORT)),
-                tls_port=int(e.get("tls_port", SIPS_PORT)),
-                tls=bool(e.get("tls", False)),
-                anchor=e.get("anchor"),
-                control_port=int(e.get("control_port", ANCHOR_CONTROL_PORT)),
-                rtp_ports=(int(rtp[0]), int(rtp[1])),
-            )
-        subscribers = {}
-        for s in data.get("subscribers", []):
-            sub = Subscriber(
-                impi=str(s["impi"]).lower(),
-                impus=tuple(str(i) for i in s["impus"]),
-                password=str(s["password"]),
-            )
-            subscribers[sub.impi] = sub
-        ues = {
-            name: UeSpec(
-                name=name,
-                subscriber=str(u["subscriber"]).lower(),
-                pcscf=str(u["pcscf"]),
-                address=str(u["address"]),
-                transport=str(u.get("transport", "udp")).lower(),
-                sip_port=int(u.get("sip_port", SIP_PORT)),
-            )
-            for name, u in data.get("ues", {}).items()
-        }
-        li = _parse_li(data.get("li"), source)
-    except KeyError as exc:
-        raise TopologyError(f"{source}: missing field {exc.args[0]!r}") from None
+        spec = schema.convert(data)
+    except schema.SchemaError as exc:
+        raise TopologyError(f"{source}: {exc}", path=exc.path) from None
+    operators = {
+        name: Operator(name=name, domain=o.domain.lower(), description=o.description)
+        for name, o in spec.operators.items()
+    }
+    elements = {
+        name: Element(
+            name=name,
+            role=e.role,
+            operator=e.operator,
+            address=e.address,
+            sip_port=e.sip_port,
+            tls_port=e.tls_port,
+            tls=e.tls,
+            anchor=e.anchor,
+            control_port=e.control_port,
+            rtp_ports=e.rtp_ports,
+        )
+        for name, e in spec.elements.items()
+    }
+    subscribers = {}
+    for s in spec.subscribers:
+        sub = Subscriber(impi=s.impi.lower(), impus=tuple(s.impus), password=s.password)
+        subscribers[sub.impi] = sub
+    ues = {
+        name: UeSpec(
+            name=name,
+            subscriber=u.subscriber.lower(),
+            pcscf=u.pcscf,
+            address=u.address,
+            transport=u.transport,
+            sip_port=u.sip_port,
+        )
+        for name, u in spec.ues.items()
+    }
     topo = Topology(
-        name=str(data.get("lab", {}).get("name", "imslab")),
+        name=spec.lab.name,
         operators=operators,
         elements=elements,
-        peering={k.lower(): str(v) for k, v in data.get("peering", {}).items()},
-        tel={str(k): str(v).lower() for k, v in data.get("tel", {}).items()},
+        peering={k.lower(): v for k, v in spec.peering.items()},
+        tel={k: v.lower() for k, v in spec.tel.items()},
         subscribers=subscribers,
         ues=ues,
         source=source,
-        li=li,
+        li=_parse_li(spec.li, source),
     )
-    _validate(topo)
+    try:
+        _validate(topo)
+    except TopologyError as exc:
+        raise TopologyError(f"{source}: {exc}", path=exc.path) from None
     return topo
 
 
-def _parse_li(data: dict[str, Any] | None, source: str) -> LiConfig | None:
-    if data is None:
+def _parse_li(spec: schema.LiSpec | None, source: str) -> LiConfig | None:
+    if spec is None:
         return None
     base = Path(source).parent if not source.startswith("<") else Path.cwd()
 
-    def path(value: object) -> str | None:
-        return None if value is None else str(base / str(value))
+    def path(value: str | None) -> str | None:
+        return None if value is None else str(base / value)
 
-    lemf = data.get("lemf")
-    if lemf is None:
-        raise TopologyError(f"{source}: [li] needs a [li.lemf] with its address")
     return LiConfig(
         lemf=LemfSpec(
-            name=str(lemf.get("name", "lemf")),
-            address=str(lemf["address"]),
-            port=int(lemf.get("port", LEMF_PORT)),
-            out=path(lemf.get("out")),
+            name=spec.lemf.name,
+            address=spec.lemf.address,
+            port=spec.lemf.port,
+            out=path(spec.lemf.out),
         ),
         operators={
             op: LiOperator(
-                operator=op,
-                elements=tuple(str(e) for e in o.get("elements", ())),
-                x1_port=int(o.get("x1_port", X1_PORT)),
-                pki=path(o.get("pki")),
+                operator=op, elements=tuple(o.elements), x1_port=o.x1_port, pki=path(o.pki)
             )
-            for op, o in data.get("operators", {}).items()
+            for op, o in spec.operators.items()
         },
-        delivery=str(data.get("delivery", "tcp")).lower(),
-        state_dir=path(data.get("state_dir")),
-        t3_port=int(data.get("t3_port", T3_PORT)),
+        delivery=spec.delivery,
+        state_dir=path(spec.state_dir),
+        t3_port=spec.t3_port,
     )
 
 
+def _refuse(path: str, problem: str) -> TopologyError:
+    return TopologyError(f"{path}: {problem}", path=path)
+
+
 def _validate(topo: Topology) -> None:
+    """Cross-references the schema cannot check; each error names its place in the file."""
     for e in topo.elements.values():
+        at = f"elements.{e.name}"
         if e.role not in ROLES:
-            raise TopologyError(f"element {e.name}: unknown role {e.role!r} (one of {ROLES})")
+            raise _refuse(f"{at}.role", f"unknown role {e.role!r} (one of {', '.join(ROLES)})")
         if e.operator not in topo.operators:
-            raise TopologyError(f"element {e.name}: unknown operator {e.operator!r}")
+            raise _refuse(f"{at}.operator", f"unknown operator {e.operator!r}")
         if e.anchor is not None and topo.elements.get(e.anchor, None) is None:
-            raise TopologyError(f"element {e.name}: unknown anchor {e.anchor!r}")
+            raise _refuse(f"{at}.anchor", f"unknown anchor {e.anchor!r}")
         if e.anchor is not None and topo.elements[e.anchor].role != "anchor":
-            raise TopologyError(f"element {e.name}: {e.anchor!r} is not an anchor")
+            raise _refuse(f"{at}.anchor", f"{e.anchor!r} is not an anchor")
     for domain, name in topo.peering.items():
         if name not in topo.elements:
-            raise TopologyError(f"peering {domain}: unknown element {name!r}")
+            raise _refuse(f"peering.{domain}", f"unknown element {name!r}")
     for prefix, domain in topo.tel.items():
         if domain not in topo.peering:
-            raise TopologyError(f"tel prefix {prefix}: domain {domain!r} has no peering entry")
+            raise _refuse(f"tel.{prefix}", f"domain {domain!r} has no peering entry")
     for u in topo.ues.values():
+        at = f"ues.{u.name}"
         if u.subscriber not in topo.subscribers:
-            raise TopologyError(f"UE {u.name}: unknown subscriber {u.subscriber!r}")
+            raise _refuse(f"{at}.subscriber", f"unknown subscriber {u.subscriber!r}")
         if u.pcscf not in topo.elements:
-            raise TopologyError(f"UE {u.name}: unknown first hop {u.pcscf!r}")
+            raise _refuse(f"{at}.pcscf", f"unknown first hop {u.pcscf!r}")
         if u.transport not in ("udp", "tcp", "tls"):
-            raise TopologyError(f"UE {u.name}: transport must be udp, tcp or tls")
+            raise _refuse(f"{at}.transport", "transport must be udp, tcp or tls")
         if u.transport == "tls" and not topo.elements[u.pcscf].tls:
-            raise TopologyError(f"UE {u.name}: {u.pcscf} does not offer TLS")
+            raise _refuse(f"{at}.transport", f"{u.pcscf} does not offer TLS")
     if topo.li is not None:
         _validate_li(topo, topo.li)
     _check_unique_addresses(topo)
@@ -439,23 +457,26 @@ def _validate(topo: Topology) -> None:
 
 def _validate_li(topo: Topology, li: LiConfig) -> None:
     if li.delivery not in DELIVERY:
-        raise TopologyError(f"[li] delivery must be one of {DELIVERY}, not {li.delivery!r}")
+        raise _refuse("li.delivery", f"delivery must be one of {DELIVERY}, not {li.delivery!r}")
     if li.lemf.name in topo.elements or li.lemf.name in topo.ues:
-        raise TopologyError(f"[li.lemf] name {li.lemf.name!r} is already an element or UE")
+        raise _refuse("li.lemf.name", f"{li.lemf.name!r} is already an element or UE")
     seen: dict[str, str] = {}
     for op in li.operators.values():
+        at = f"li.operators.{op.operator}"
         if op.operator not in topo.operators:
-            raise TopologyError(f"[li.operators.{op.operator}]: unknown operator")
+            raise _refuse(at, "unknown operator")
         for name in op.elements:
             e = topo.elements.get(name)
             if e is None:
-                raise TopologyError(f"[li.operators.{op.operator}]: unknown element {name!r}")
+                raise _refuse(f"{at}.elements", f"unknown element {name!r}")
             if e.operator != op.operator:
-                raise TopologyError(f"[li.operators.{op.operator}]: {name} is not its element")
+                raise _refuse(f"{at}.elements", f"{name} is not its element")
             if e.role not in LI_ROLES:
-                raise TopologyError(f"[li] {name}: a {e.role} has no POI (one of {LI_ROLES})")
+                raise _refuse(
+                    f"{at}.elements", f"a {e.role} has no POI ({name}; one of {LI_ROLES})"
+                )
             if name in seen:
-                raise TopologyError(f"[li] {name} is listed twice")
+                raise _refuse(f"{at}.elements", f"{name} is listed twice")
             seen[name] = op.operator
 
 
@@ -471,8 +492,13 @@ def load(
     p = default_path() if path is None else Path(path)
     try:
         data = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TopologyError(f"cannot read topology {p}: {exc}") from None
+    except OSError as exc:
+        raise TopologyError(
+            f"cannot read the topology {p}: {(exc.strerror or str(exc)).lower()}",
+            hint="check the path",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{p}: not valid TOML: {exc}") from None
     return parse(data, source=str(p)).remap(net_offset=net_offset, subnet=subnet)
 
 

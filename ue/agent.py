@@ -410,7 +410,7 @@ class UserAgent:
             await self._invite_inner(call, audio, keying_name)
         except CallFailed as exc:
             call.status = exc.status
-            await call._finish(str(exc))
+            await call._finish(exc.reason)  # answered() adds the status: "404 Not Found" once
         except Exception as exc:
             _log.warning("invite failed", ue=self.config.name, error=repr(exc))
             call.status = call.status or 0

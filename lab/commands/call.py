@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 from lab import aio, credentials, topology
 from lab.callflow import run_call
+from lab.errors import CheckFailed, UserError
 from lab.topology import Topology
 from ue import registry
 
@@ -67,14 +67,15 @@ def _run(args: argparse.Namespace) -> int:
     topo = topology.from_args(args)
     problem = usage_error(args, topo)
     if problem is not None:
-        print(f"imslab call: {problem}", file=sys.stderr)
-        return 2
+        raise UserError(problem)
+    for option, audio in (("--audio", args.audio), ("--callee-audio", args.callee_audio)):
+        if audio and not audio.startswith("tone:") and not Path(audio).is_file():
+            raise UserError(f"{option} {audio}: no such file", hint="give a WAV file or tone:HZ")
     if registry.BY_NAME[args.keying].mikey:
         try:
             credentials.install(topo, args.keying)
         except (credentials.CredentialsError, OSError) as exc:
-            print(f"imslab call: {exc}", file=sys.stderr)
-            return 1
+            raise CheckFailed(str(exc)) from exc
 
     async def main() -> int:
         report = await run_call(
@@ -89,8 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             record=args.record,
         )
         if not report.answered:
-            print(f"call failed: {report.error}")
-            return 1
+            raise CheckFailed(f"call failed: {report.error}")
         print(f"call-id {report.call_id}")
         print(f"caller heard the callee: {report.caller_ok}  (tone ratio {report.caller_heard})")
         print(f"callee heard the caller: {report.callee_ok}  (tone ratio {report.callee_heard})")

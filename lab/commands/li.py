@@ -27,10 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from lab.errors import NO_LAB_HINT
 from li.x1.client import X1Client, X1ErrorResponse, X1TransportError
 from li.x1.model import (
     DeliveryType,
@@ -51,8 +53,16 @@ def _lab_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--config/--net-offset/--subnet`` + ``--element/--operator``: address NEs of the lab."""
     g = p.add_argument_group("the running lab (instead of --ne/--pki)")
     g.add_argument("--config", dest="lab_config", help="topology TOML (default: built-in lab)")
-    g.add_argument("--net-offset", dest="lab_net_offset", type=int, default=0)
-    g.add_argument("--subnet", dest="lab_subnet", default=None)
+    g.add_argument(
+        "--net-offset",
+        dest="lab_net_offset",
+        type=int,
+        default=0,
+        help="the lab was started with this --net-offset",
+    )
+    g.add_argument(
+        "--subnet", dest="lab_subnet", default=None, help="the lab was started with this --subnet"
+    )
     g.add_argument(
         "--element",
         dest="lab_elements",
@@ -70,14 +80,14 @@ def register(sub: Any) -> None:
     p.add_argument("--ne-id", default="ne-1", help="neIdentifier (default %(default)s)")
     p.add_argument("--admf-id", default="admf-1", help="admfIdentifier (= client cert CN)")
     p.add_argument("--pki", type=Path, help="directory with ca.pem, client.pem, client.key")
-    p.add_argument("--ca", type=Path)
-    p.add_argument("--cert", type=Path)
-    p.add_argument("--key", type=Path)
+    p.add_argument("--ca", type=Path, help="CA certificate the NE's X1 certificate chains to")
+    p.add_argument("--cert", type=Path, help="ADMF client certificate (PEM)")
+    p.add_argument("--key", type=Path, help="ADMF client private key (PEM)")
     p.add_argument("--plain", action="store_true", help="plain HTTP (tests only)")
     ls = p.add_subparsers(dest="li_cmd", required=True, metavar="CMD")
 
     pki = ls.add_parser("pki", help="create a lab PKI (CA, NE server cert, ADMF client cert)")
-    pki.add_argument("dir", type=Path)
+    pki.add_argument("dir", type=Path, help="directory to write the PEM files into")
     pki.add_argument("--host", action="append", default=[], help="SAN for the server cert")
     pki.set_defaults(func=_pki)
 
@@ -88,7 +98,12 @@ def register(sub: Any) -> None:
     for name in ("add", "modify"):
         t = ts.add_parser(name, help=f"{'Activate' if name == 'add' else 'Modify'}Task")
         _lab_options(t)
-        t.add_argument("--xid", type=uuid.UUID, required=name == "modify")
+        t.add_argument(
+            "--xid",
+            type=uuid.UUID,
+            required=name == "modify",
+            help="the task's XID (UUID); add: default a new random one",
+        )
         t.add_argument(
             "--target",
             action="append",
@@ -101,23 +116,36 @@ def register(sub: Any) -> None:
             action="append",
             help="destination(s); in lab mode default: the lab's LEMF",
         )
-        t.add_argument("--delivery", choices=[d.value for d in DeliveryType], default="X2andX3")
+        t.add_argument(
+            "--delivery",
+            choices=[d.value for d in DeliveryType],
+            default="X2andX3",
+            help="what the NE delivers for the task (default %(default)s)",
+        )
         t.add_argument(
             "--key-delivery", choices=[m.value for m in KeyDeliveryMode], help="imslab extension"
         )
         t.add_argument("--mikey-psk-hex", help="MIKEY PSK lent to the POI (imslab extension)")
         t.add_argument("--mitm-ref", help="authorisation reference enabling MITM (extension)")
-        t.add_argument("--mitm-signalling", action="store_true")
-        t.add_argument("--mitm-media", action="store_true")
+        t.add_argument(
+            "--mitm-signalling",
+            action="store_true",
+            help="authorise MITM on signalling (needs --mitm-ref; extension)",
+        )
+        t.add_argument(
+            "--mitm-media",
+            action="store_true",
+            help="authorise MITM on the media path too (needs --mitm-ref; extension)",
+        )
         t.set_defaults(func=_run(_task_add if name == "add" else _task_modify))
     r = _lab_options(
         ts.add_parser("remove", help="DeactivateTask (or DeactivateAllTasks with --all)")
     )
-    r.add_argument("xid", type=uuid.UUID, nargs="?")
-    r.add_argument("--all", action="store_true")
+    r.add_argument("xid", type=uuid.UUID, nargs="?", help="the task to deactivate")
+    r.add_argument("--all", action="store_true", help="deactivate every task (DeactivateAllTasks)")
     r.set_defaults(func=_run(_task_remove))
     s = _lab_options(ts.add_parser("show", help="GetTaskDetails"))
-    s.add_argument("xid", type=uuid.UUID)
+    s.add_argument("xid", type=uuid.UUID, help="the task's XID")
     s.set_defaults(func=_run(_task_show))
     _lab_options(ts.add_parser("list", help="GetAllDetails (tasks)")).set_defaults(
         func=_run(_task_list)
@@ -128,19 +156,31 @@ def register(sub: Any) -> None:
     for name in ("add", "modify"):
         d = ds.add_parser(name, help=f"{'Create' if name == 'add' else 'Modify'}Destination")
         _lab_options(d)
-        d.add_argument("--did", type=uuid.UUID, required=name == "modify")
+        d.add_argument(
+            "--did",
+            type=uuid.UUID,
+            required=name == "modify",
+            help="the destination's DID (UUID); add: default a new random one",
+        )
         d.add_argument("--address", help="LEMF HOST:PORT (lab mode default: the lab's LEMF)")
-        d.add_argument("--delivery", choices=[x.value for x in DeliveryType], default="X2andX3")
+        d.add_argument(
+            "--delivery",
+            choices=[x.value for x in DeliveryType],
+            default="X2andX3",
+            help="what this destination receives (default %(default)s)",
+        )
         d.add_argument("--name", help="friendlyName")
         d.set_defaults(func=_run(_dest_add if name == "add" else _dest_modify))
     r = _lab_options(
         ds.add_parser("remove", help="RemoveDestination (or RemoveAllDestinations with --all)")
     )
-    r.add_argument("did", type=uuid.UUID, nargs="?")
-    r.add_argument("--all", action="store_true")
+    r.add_argument("did", type=uuid.UUID, nargs="?", help="the destination to remove")
+    r.add_argument(
+        "--all", action="store_true", help="remove every destination (RemoveAllDestinations)"
+    )
     r.set_defaults(func=_run(_dest_remove))
     s = _lab_options(ds.add_parser("show", help="GetDestinationDetails"))
-    s.add_argument("did", type=uuid.UUID)
+    s.add_argument("did", type=uuid.UUID, help="the destination's DID")
     s.set_defaults(func=_run(_dest_show))
     _lab_options(ds.add_parser("list", help="GetAllDetails (destinations)")).set_defaults(
         func=_run(_dest_list)
@@ -248,12 +288,17 @@ def _run_lab(coro_fn: Any, args: argparse.Namespace) -> int:
         return results
 
     rc = 0
+    silent = []
     for name, out in asyncio.run(each()):
         item = dict(out) if isinstance(out, dict) else {"result": out}
         if "error" in item:
-            rc = max(rc, 2 if item["error"] == "transport" else 1)
+            rc = 1  # an NE refused, or did not answer: a failed request, not bad input
+            if item["error"] == "transport":
+                silent.append(name)
         item.pop("ne", None)
         print(json.dumps({"ne": name, **item}, default=str))
+    if silent:
+        print(f"imslab li: no X1 answer from {', '.join(silent)}; {NO_LAB_HINT}", file=sys.stderr)
     return rc
 
 
@@ -272,7 +317,8 @@ def _run(coro_fn: Any) -> Any:
             return 1
         except (X1TransportError, OSError) as exc:
             print(json.dumps({"error": "transport", "description": str(exc)}))
-            return 2
+            print(f"imslab li: no X1 answer from {args.ne}; {NO_LAB_HINT}", file=sys.stderr)
+            return 1
         print(json.dumps(out, default=str))
         return 0
 

@@ -62,7 +62,9 @@ def register(sub: Any) -> None:
     dec.set_defaults(func=_decode)
 
     demo = msub.add_parser("demo", help="run one MIKEY exchange in-process and show both sides")
-    demo.add_argument("--mode", choices=MODES, default="psk")
+    demo.add_argument(
+        "--mode", choices=MODES, default="psk", help="MIKEY mode (default %(default)s)"
+    )
     demo.add_argument("--json", action="store_true", help="print one JSON document")
     demo.add_argument(
         "--save",

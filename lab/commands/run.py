@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 from typing import Any
 
+from ims import log
 from lab import aio, roles
 
 
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
 
 def _runner(mod: Any) -> Any:
     def func(args: argparse.Namespace) -> int:
+        log.bind(element=getattr(args, "name", None) or mod.ROLE)  # on every line it logs
         try:
             return int(aio.run(lambda: mod.run(args)) or 0)
         except asyncio.CancelledError:

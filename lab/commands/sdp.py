@@ -174,22 +174,34 @@ def register(sub: Any) -> None:
     p.add_argument("--answer", action="store_true", help="also show the answer imslab would give")
     p.set_defaults(func=_parse)
     o = sdp_sub.add_parser("offer", help="write an audio offer (SDES keys with --suite)")
-    o.add_argument("--address", default="127.0.0.1")
-    o.add_argument("--port", type=int, default=40000)
-    o.add_argument("--codec", action="append", choices=["PCMU", "PCMA"], default=None)
+    o.add_argument("--address", default="127.0.0.1", help="c= address (default %(default)s)")
+    o.add_argument("--port", type=int, default=40000, help="m= port (default %(default)s)")
+    o.add_argument(
+        "--codec",
+        action="append",
+        choices=["PCMU", "PCMA"],
+        default=None,
+        help="codec, repeatable, in preference order (default: both)",
+    )
     o.add_argument(
         "--suite",
         action="append",
         choices=list(RUNNABLE_SUITES),
         help="offer RTP/SAVP with this SDES suite (repeat for several)",
     )
-    o.add_argument("--session-id", type=int, default=1)
+    o.add_argument("--session-id", type=int, default=1, help="o= session id")
     o.set_defaults(func=_offer)
     a = sdp_sub.add_parser("answer", help="write imslab's answer to an offer")
     a.add_argument("file", help="offer SDP file, or - for stdin")
-    a.add_argument("--address", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=40002)
-    a.add_argument("--codec", action="append", choices=["PCMU", "PCMA"], default=None)
+    a.add_argument("--address", default="127.0.0.1", help="c= address (default %(default)s)")
+    a.add_argument("--port", type=int, default=40002, help="m= port (default %(default)s)")
+    a.add_argument(
+        "--codec",
+        action="append",
+        choices=["PCMU", "PCMA"],
+        default=None,
+        help="codec, repeatable, in preference order (default: both)",
+    )
     a.add_argument("--require-srtp", action="store_true", help="reject plain RTP/AVP streams")
-    a.add_argument("--session-id", type=int, default=2)
+    a.add_argument("--session-id", type=int, default=2, help="o= session id")
     a.set_defaults(func=_answer)

@@ -24,7 +24,12 @@ from ims.sip.transport import SipEndpoint, SipTimeoutError, SipTransportError
 def register(sub: Any) -> None:
     p = sub.add_parser("sip-ping", help="send SIP OPTIONS to HOST:PORT and print the responses")
     p.add_argument("target", help="HOST:PORT of the SIP element")
-    p.add_argument("--transport", default="udp", choices=["udp", "tcp", "tls"])
+    p.add_argument(
+        "--transport",
+        default="udp",
+        choices=["udp", "tcp", "tls"],
+        help="SIP transport (default %(default)s)",
+    )
     p.add_argument("--count", type=int, default=1, help="number of OPTIONS (default 1)")
     p.add_argument(
         "--listen", default="127.0.0.1", help="local address to bind (default 127.0.0.1)"

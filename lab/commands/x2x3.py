@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("x2x3", help="X2/X3 (ETSI TS 103 221-2) tools")
     xs = parser.add_subparsers(dest="x2x3_cmd", required=True, metavar="CMD")
     d = xs.add_parser("decode", help="decode PDUs from a pcap or a raw stream to JSON lines")
-    d.add_argument("file", type=Path, nargs="+")
+    d.add_argument("file", type=Path, nargs="+", help="pcap file(s) or raw PDU stream(s)")
     d.add_argument("--payload", action="store_true", help="include the payload (base64)")
     d.set_defaults(func=_decode)
 

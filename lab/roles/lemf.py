@@ -16,6 +16,7 @@ import ssl
 from pathlib import Path
 
 from lab import topology
+from lab.errors import UserError
 from lab.topology import Topology
 from li.lemf.mikeykeys import mikey_psk_policy
 from li.lemf.receiver import LemfServer
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MIKEY PSK the LEMF may use to open key-mgmt in intercepted SDP (per task with "
         "XID=, else for every task); repeatable",
     )
+    parser.add_argument(
+        "--liid",
+        action="append",
+        default=[],
+        metavar="XID=LIID",
+        help="lawful interception identifier of a task in the HI2 records (1..25 characters; "
+        "default: the XID's first 25 hex digits); repeatable",
+    )
 
 
 def tls_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -94,6 +103,7 @@ async def start(topo: Topology, name: str) -> RunningLemf:
         tls_key=None,
         tls_ca=None,
         mikey_psk=[],
+        liid=[],
     )
     lemf = await _start(args, topo)
     running = RunningLemf(lemf)
@@ -128,6 +138,12 @@ async def _start(args: argparse.Namespace, topo: Topology | None = None) -> Lemf
             per_task[xid] = policy
         else:
             default_policy = policy
+    liids = {}
+    for item in args.liid:
+        xid, sep, liid = item.partition("=")
+        if not sep or not 1 <= len(liid.encode()) <= 25:
+            raise UserError(f"--liid {item!r}: give XID=LIID", hint="a LIID has 1 to 25 characters")
+        liids[xid] = liid
     lemf = LemfServer(
         args.out,
         host=host,
@@ -135,6 +151,7 @@ async def _start(args: argparse.Namespace, topo: Topology | None = None) -> Lemf
         ssl=ctx,
         key_policy=default_policy,
         task_key_policies=per_task,
+        liids=liids,
     )
     await lemf.start()
     mode = "TLS (mutual)" if ctx is not None else "TCP"

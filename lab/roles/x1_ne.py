@@ -22,7 +22,9 @@ HELP = "LI side of a network element: X1 server (mutual TLS) driving an X2/X3 ex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ne-id", default="ne-1")
+    parser.add_argument(
+        "--ne-id", default="ne-1", help="neIdentifier the ADMF must address (default %(default)s)"
+    )
     parser.add_argument("--x1-listen", default="127.0.0.1:8443", help="HOST:PORT for X1 HTTPS")
     parser.add_argument("--state", type=Path, required=True, help="state dir (SQLite + spool)")
     parser.add_argument(
@@ -34,7 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--x2x3-tls", action="store_true", help="deliver X2/X3 over mutual TLS (default TCP)"
     )
-    parser.add_argument("--heartbeat-sip", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument(
+        "--heartbeat-sip",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="export a synthetic SIP OPTIONS X2 PDU per active task every SECONDS (0: off)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:

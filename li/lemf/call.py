@@ -32,7 +32,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ims.log import get_logger
+from li.hi2.writer import Hi2Writer
 from li.keys import KeyRecord, Sender
+from li.lemf.callfiles import FileRecords
+from li.lemf.callpcap import CallPcap
 from li.lemf.output import (
     JsonlWriter,
     PrivateWavWriter,
@@ -178,6 +181,7 @@ class Call:
         key_policy: KeyPolicy | None = None,
         decryptor_factory: DecryptorFactory = default_decryptor,
         monotonic: Callable[[], float] = time.monotonic,
+        liid: str | None = None,
     ) -> None:
         self.dir = private_dir(directory)
         self.monotonic = monotonic  # paces summary.json rewrites only
@@ -226,6 +230,10 @@ class Call:
         self._summary_at = -SUMMARY_INTERVAL
         self._summary_pending = False  # a state change not yet in summary.json
         self._counted = False  # counters changed since the last summary.json
+        self.name: str | None = None  # OUT/<name> -> <xid>/<cid> (li.lemf.callfiles.link_call)
+        self.callpcap = CallPcap(self.dir / "call.pcap")  # SIP + decrypted media, one call
+        self.hi2 = Hi2Writer(self.dir, xid=xid, correlation_id=correlation_id, liid=liid)
+        self._records = FileRecords(self.dir)
         self._reload()
 
     # -- files (opened lazily, closed by suspend(): a LEMF with many calls keeps only the
@@ -282,6 +290,7 @@ class Call:
     def on_sip(self, pdu: Pdu, ts: float, poi: str, seq: int | None) -> None:
         self.x2_pdus += 1
         self._touch(ts, poi)
+        self.callpcap.add_sip(pdu, ts)
         info = summarise(pdu.payload)
         direction = int(pdu.payload_direction)
         if info.call_id and self.call_id is None:
@@ -302,6 +311,16 @@ class Call:
             "keys_found": [c.public() for c in found],
         }
         self.iri.write(rec)
+        self.hi2.add_sip(
+            pdu.payload,
+            ts,
+            poi,
+            method=info.method,
+            status=info.status,
+            cseq_method=info.cseq_method,
+            from_target=direction == PayloadDirection.FROM_TARGET,
+            parties=self.parties,
+        )
 
     def _note_call_state(self, info: SipSummary) -> None:
         if info.status is not None and info.cseq_method == "INVITE":
@@ -339,6 +358,7 @@ class Call:
             "sdp_state": has_sdp,  # the SDP itself may hold keys: only in x2x3.pcap
         }
         self.iri.write(rec)
+        self.hi2.add_event(event, ts, poi, self.parties)
         if event == "start-of-interception":
             self.started_mid_call = True
         elif event == "cc-unavailable":
@@ -604,7 +624,9 @@ class Call:
     def _write_cc(self, packet: bytes, ts: float, addr: tuple[str, int, str, int]) -> None:
         if self._cc is None:
             self._cc = PcapWriter(self.dir / "cc.pcap", append=True)
-        self._cc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], packet), ts)
+        ip_packet = udp_packet(addr[0], addr[1], addr[2], addr[3], packet)
+        self._cc.write(ip_packet, ts)
+        self.callpcap.add_packet(ip_packet, ts)
 
     def _release_plain(self) -> None:
         for stream in self.streams.values():
@@ -714,6 +736,8 @@ class Call:
         return "no SDES or MIKEY key in the signalling and no key record"
 
     def summary(self) -> dict[str, Any]:
+        # what the files hold, counted in the files (li.lemf.callfiles)
+        records = {**self._records.counts(), "call.pcap": self.callpcap.packets}
         return {
             "xid": self.xid,
             "correlation_id": f"{self.correlation_id:016x}",
@@ -728,7 +752,13 @@ class Call:
             "x2_pdus": self.x2_pdus,
             "x3_pdus": self.x3_pdus,
             "key_records": self.key_records,
-            "iri_events": self.iri_events,
+            "iri_events": records.get("iri.jsonl", 0),  # IRI records written (iri.jsonl lines)
+            "poi_events": self.iri_events,  # of which POI events without SIP (mid-call start...)
+            "name": self.name,
+            "x2x3_port": self.lemf_addr[1],  # tshark -d tcp.port==PORT,5gli x2x3.pcap
+            "file_records": records,
+            "call_pcap": self.callpcap.summary(),
+            "hi2": self.hi2.summary(),
             "media_encrypted": self.secure_media,
             "mikey_seen": self.mikey_seen,
             "keys_available": bool(self.candidates),
@@ -778,6 +808,8 @@ class Call:
         for w in (self._iri, self._x2x3, self._cc_enc, self._cc, self._keys_file):
             if w is not None:
                 w.flush()
+        self.callpcap.write(final=self.ended is not None)
+        self.hi2.flush()
         for wav in self._wav.values():
             wav.flush()
 
@@ -808,6 +840,7 @@ class Call:
 
     def flush(self) -> None:
         """An explicit flush request: every file flushed and summary.json rewritten now."""
+        self.callpcap.write(final=True)
         self.write_summary()
 
     def suspend(self) -> None:
@@ -824,6 +857,8 @@ class Call:
         self._wav.clear()
         self._iri = self._x2x3 = self._cc_enc = self._cc = None
         self._keys_file = None
+        self.callpcap.release()
+        self.hi2.close()
 
     def close(self) -> None:
         self.suspend()
@@ -879,7 +914,7 @@ class Call:
         self.x2_pdus = int(old.get("x2_pdus", 0))
         self.x3_pdus = int(old.get("x3_pdus", 0))
         self.key_records = int(old.get("key_records", 0))
-        self.iri_events = int(old.get("iri_events", 0))
+        self.iri_events = int(old.get("poi_events", 0))
         self.secure_media = old.get("media_encrypted")
         self.mikey_seen = bool(old.get("mikey_seen", False))
         self.started_mid_call = bool(old.get("interception_started_mid_call", False))

@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ims.log import get_logger
+from ims.log import begin_message, end_message, get_logger
+from li.hi2.codec import warm_up as hi2_warm_up
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
+from li.lemf.callfiles import link_call
 from li.lemf.output import private_dir, write_json_private
 from li.lemf.registration import Registrations, registration_summary
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
     IRI_EVENT_CONTENT_TYPE,
     AttributeType,
+    MatchedTargetIdentifier,
     PayloadFormat,
     Pdu,
     PduType,
@@ -86,8 +89,11 @@ class Mediation:
         clock: Callable[[], float] = time.time,
         max_open_calls: int = 128,
         monotonic: Callable[[], float] = time.monotonic,
+        liids: dict[str, str] | None = None,
     ) -> None:
         self.out = private_dir(Path(out_dir))
+        self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
+        hi2_warm_up()
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.task_key_policies = dict(task_key_policies or {})
@@ -130,6 +136,7 @@ class Mediation:
                 key_policy=self.task_key_policies.get(xid, self.key_policy),
                 decryptor_factory=self.decryptor_factory,
                 monotonic=self.monotonic,
+                liid=self.liids.get(xid),
             )
             self.calls[key] = call
             self.stats.calls += 1
@@ -151,7 +158,11 @@ class Mediation:
             self.stats.bad_pdus += 1
             log.warning("undecodable X2/X3 PDU", peer=peer[0], error=str(exc))
             return None
-        return pdu if self.handle(pdu, raw, peer) else None
+        token = begin_message(xid=pdu.xid, correlation_id=pdu.correlation_id)
+        try:
+            return pdu if self.handle(pdu, raw, peer) else None
+        finally:
+            end_message(token)
 
     def handle(self, pdu: Pdu, raw: bytes, peer: tuple[str, int]) -> bool:
         """Process an X2/X3 PDU; False when dropped as a duplicate or not X2/X3."""
@@ -189,6 +200,10 @@ class Mediation:
                 self._dirty_regs.add(xid)
                 return True
         call = self.call(xid, pdu.correlation_id)
+        if call.name is None:  # OUT/<time>_<target>_<cid> beside the ids
+            target = pdu.find(MatchedTargetIdentifier)
+            who = target.value if target is not None else None
+            call.name = link_call(self.out, xid, pdu.correlation_id, who, ts)
         ckey = (xid, pdu.correlation_id)
         self._dirty.add(ckey)
         self._open[ckey] = None

@@ -41,8 +41,10 @@ class LemfServer:
         decryptor_factory: DecryptorFactory = default_decryptor,
         max_pdu_size: int = DEFAULT_MAX_PDU_SIZE,
         clock: Callable[[], float] = time.time,
+        liids: dict[str, str] | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
+        self._liids = liids  # XID -> LIID (HI2)
         self.host = host
         self._port = port
         self.ssl = ssl
@@ -74,6 +76,7 @@ class LemfServer:
             task_key_policies=self._task_key_policies,
             decryptor_factory=self._decryptor_factory,
             clock=self._clock,
+            liids=self._liids,
         )
         log.info("lemf listening", host=self.host, port=self._port, tls=self.ssl is not None)
 

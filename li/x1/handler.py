@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ims.log import get_logger
+from ims.log import bound, get_logger
 from li.x1.model import (
     SUPPORTED_TARGET_KINDS,
     X1_VERSION,
@@ -166,7 +166,9 @@ class X1Handler:
                     )
                 )
                 continue
-            responses.append(self.handle_request(req, now=now, peer_admf=peer_admf))
+            xid = req.task.xid if req.task is not None else req.xid
+            with bound(xid=xid and str(xid), x1_transaction=str(req.header.transaction_id)):
+                responses.append(self.handle_request(req, now=now, peer_admf=peer_admf))
         return encode_response(responses)
 
     def handle_request(self, req: X1Request, *, now: float, peer_admf: str | None) -> X1Response:

@@ -40,7 +40,7 @@ import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from ims.log import get_logger
+from ims.log import begin_message, end_message, get_logger, tag_message
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response
 from ims.sip.proxy.core import (
@@ -200,15 +200,19 @@ class ProxyServer:
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
+        token = begin_message()  # the Call-ID tagged by _events ends with this datagram
         try:
             self._events(self.layer.receive_bytes(data, flow, now), now)
         except Exception as exc:  # one bad message must never stop the element
             _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        finally:
+            end_message(token)
         self._arm()
 
     def _events(self, events: list[Event], now: float) -> None:
         core = self.core
         for ev in events:
+            tag_message(sip_event=ev)
             if isinstance(ev, SendMessage):
                 self._send(ev)
             elif isinstance(ev, ResponseReceived):
@@ -249,10 +253,13 @@ class ProxyServer:
         self, message: Request | Response, flow: Flow, raw: bytes | None
     ) -> None:
         now = self._now()
+        token = begin_message(sip_event=message)
         try:
             self._events(self.layer.receive(message, flow, now, raw=raw), now)
         except Exception as exc:  # one bad message must never stop the element
             _log.warning("processing failed", error=repr(exc), peer=str(flow))
+        finally:
+            end_message(token)
         self._arm()
 
     def _on_stream_error(self, exc: SipParseError, raw: bytes, flow: Flow) -> None:

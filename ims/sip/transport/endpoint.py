@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ims.log import get_logger
+from ims.log import message as log_message
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response, make_response, new_branch, new_tag
 from ims.sip.parser import is_keepalive, parse_message
@@ -475,6 +476,10 @@ class SipEndpoint:
         self._process(self.layer.refuse(raw, flow, exc))
 
     def _inbound(self, message: Message, flow: Flow, raw: bytes | None) -> None:
+        with log_message(call_id=message.call_id):
+            self._inbound_message(message, flow, raw)
+
+    def _inbound_message(self, message: Message, flow: Flow, raw: bytes | None) -> None:
         try:
             for observer in self.observers:
                 observer("in", message, flow)
