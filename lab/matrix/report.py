@@ -31,31 +31,87 @@ class LadderStep:
 
 
 @dataclass(slots=True, kw_only=True)
+class RungOutcome:
+    """One rung of a row's capability ladder: what was granted and what its real call gave."""
+
+    rung: str
+    grants: list[str] = field(default_factory=list)
+    skipped: str = ""  # why no call was placed at this rung (withheld, nothing new)
+    call_ok: bool = False
+    failure: str = ""  # where the call failed (the UE, a SIP status, the media)
+    keys: dict[str, list[str]] = field(default_factory=dict)  # operator -> LEMF key sources
+    audio: dict[str, dict[str, Any]] = field(default_factory=dict)  # direction -> tone check
+    audio_ok: bool = False  # both directions, each its own tone
+    audio_from: dict[str, str] = field(default_factory=dict)  # keys/media -> operator
+    key_source: list[str] = field(default_factory=list)  # sources of the keys that worked
+    lemf_dirs: dict[str, str] = field(default_factory=dict)  # operator -> LEMF call directory
+    xids: dict[str, str] = field(default_factory=dict)  # operator -> task XID
+    substitutes_from: list[str] = field(default_factory=list)  # operators' CAs used by a MITM
+    media_rekeyed: int = 0
+    user_applied: bool = False
+    wavs: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.rung}: skipped ({self.skipped})"
+        call = "call ok" if self.call_ok else f"call FAILED ({self.failure})"
+        keys = "; ".join(f"{op}: {', '.join(v) or 'none'}" for op, v in self.keys.items())
+        audio = ", ".join(
+            f"{d} {'ok' if a['ok'] else 'no'} ({a['peak_hz']:.0f} Hz)"
+            for d, a in sorted(self.audio.items())
+        )
+        return f"{self.rung}: {call}; keys {keys or 'none'}; audio {audio or 'none'}"
+
+
+@dataclass(slots=True, kw_only=True)
 class CallResult:
-    """What one matrix call gave LI, next to what the study says it should."""
+    """What one matrix row's ladder of calls gave LI, next to what the study says it should."""
 
     key: str
     method: str
     scenario: str
     section: str
-    call_succeeded: bool = False
-    keys_recovered: bool = False
-    audio_recovered: bool = False
-    needs: list[str] = field(default_factory=list)
+    quote: str = ""
+    seed_line: int = 0
+    expected_rung: str | None = None
     expected_needs: list[str] = field(default_factory=list)
     expected_keys: bool = False
     expected_audio: bool = False
     expected_call: bool = True
+    withheld: list[str] = field(default_factory=list)
+    rung: str | None = None  # lowest rung with both directions' audio (None: not possible)
+    rungs: list[RungOutcome] = field(default_factory=list)
+    call_succeeded: bool = False
+    keys_recovered: bool = False
+    audio_recovered: bool = False
+    needs: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     tones_hz: dict[str, float] = field(default_factory=dict)  # direction -> peak frequency
-    iri_count: int = 0
-    cc_count: int = 0
-    key_records: int = 0
     notes: list[str] = field(default_factory=list)
     ts33106: str = ""
     ladder: list[LadderStep] = field(default_factory=list)
     wavs: dict[str, str] = field(default_factory=dict)  # direction -> LEMF WAV path
+    lemf_dirs: dict[str, str] = field(default_factory=dict)
+    xids: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
+
+    @classmethod
+    def for_expectation(cls, exp: Any) -> CallResult:
+        """An empty result carrying the study's row (li.study.Expectation)."""
+        return cls(
+            key=exp.key,
+            method=exp.method.value,
+            scenario=exp.scenario.value,
+            section=exp.section,
+            quote=exp.quote,
+            seed_line=exp.seed_line,
+            expected_rung=exp.rung.value if exp.rung is not None else None,
+            expected_needs=[n.value for n in sorted(exp.needs, key=lambda n: list(type(n)).index(n))],
+            expected_keys=exp.keys_recoverable,
+            expected_audio=exp.audio_recoverable,
+            expected_call=exp.call_succeeds,
+        )
 
     @property
     def reproduced(self) -> bool:
@@ -66,8 +122,25 @@ class CallResult:
         d["reproduced"] = self.reproduced
         return d
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CallResult:
+        d = {k: v for k, v in d.items() if k != "reproduced"}
+        d["rungs"] = [RungOutcome(**r) for r in d.get("rungs", [])]
+        d["ladder"] = [LadderStep(**s) for s in d.get("ladder", [])]
+        return cls(**d)
 
-COLUMNS = ("method", "scenario", "call", "keys", "audio", "LI needed", "study")
+
+COLUMNS = (
+    "method",
+    "scenario",
+    "call",
+    "keys",
+    "audio",
+    "lowest rung",
+    "LI needed (observed)",
+    "study: rung / LI needed",
+    "verdict",
+)
 
 
 def _yn(v: bool) -> str:
@@ -81,8 +154,10 @@ def table_row(r: CallResult) -> tuple[str, ...]:
         "ok" if r.call_succeeded else "FAILED",
         _yn(r.keys_recovered),
         _yn(r.audio_recovered),
+        r.rung or "none",
         " + ".join(r.needs),
-        "same" if r.reproduced else "DIFFERS",
+        f"{r.expected_rung or 'none'} / {' + '.join(r.expected_needs)}",
+        "as in the study" if r.reproduced else "MISMATCH",
     )
 
 
@@ -92,9 +167,13 @@ def format_table(results: Sequence[CallResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    for r in results:
-        for d in r.differences:
-            lines.append(f"! {r.key}: {d}")
+    mismatched = [r for r in results if not r.reproduced]
+    if mismatched:
+        lines.append("")
+        lines.append(f"{len(mismatched)} row(s) differ from the study:")
+        for r in mismatched:
+            for d in r.differences:
+                lines.append(f"! {r.key}: {d}")
     return "\n".join(lines)
 
 

@@ -74,6 +74,7 @@ class SignallingMitm:
         real_certificates: Callable[[str], x509.Certificate | None],
         on_keys: Callable[[Any, str, list[KeyRecord], MikeyMitm], None],
         media: MediaMitm | None = None,
+        media_authorised: Callable[[], bool] | None = None,
         known_psk: bytes | None = None,
         clock: Callable[[], float],
     ) -> None:
@@ -82,6 +83,8 @@ class SignallingMitm:
         self.real_certificates = real_certificates
         self.on_keys = on_keys
         self.media = media
+        # the media path's own task must authorise the re-keying (None: always, with media)
+        self.media_authorised = media_authorised or (lambda: True)
         self.known_psk = known_psk
         self.clock = clock
         self.calls: dict[str, MitmCall] = {}
@@ -94,9 +97,12 @@ class SignallingMitm:
                     funcs.add(MitmFunction(f))
                 except ValueError:
                     continue
-        if self.media is None:  # no media path here: DH MITM would only break the call
+        if not self._media_available():  # DH MITM without the media MITM breaks the call
             funcs -= {MitmFunction.DH, MitmFunction.DHHMAC}
         return frozenset(funcs)
+
+    def _media_available(self) -> bool:
+        return self.media is not None and self.media_authorised()
 
     def hook(self) -> Callable[[Any], Any]:
         def rewrite(event: Any) -> Any:
@@ -121,7 +127,7 @@ class SignallingMitm:
             if not tasks or getattr(msg, "method", None) != "INVITE":
                 return None
             authorised = self._authorised(tasks)
-            dropped = self.media is None and any(
+            dropped = not self._media_available() and any(
                 f in ("dh", "dhhmac") for t in tasks for f in t.mitm
             )
             call = MitmCall(
@@ -134,7 +140,10 @@ class SignallingMitm:
                 xids=[t.xid for t in tasks],
             )
             if dropped:
-                call.mitm.reason = "the media path is another provider's: no media MITM here"
+                call.mitm.reason = (
+                    "DH needs the MITM on the media path too, and no media MITM is authorised "
+                    "on this call's media path"
+                )
             self.calls[call_id] = call
         if data in call.rewritten:
             new = call.rewritten[data]
