@@ -275,8 +275,7 @@ def write_html(results: Sequence[CallResult], path: Path, *, meta: dict[str, Any
         )
         parts.append(
             f"<li>observed: call {'ok' if r.call_succeeded else 'failed'}, keys "
-            f"{_yn(r.keys_recovered)}, audio {_yn(r.audio_recovered)}, IRI {r.iri_count}, "
-            f"CC {r.cc_count}, key records {r.key_records}</li>"
+            f"{_yn(r.keys_recovered)}, audio {_yn(r.audio_recovered)}</li>"
         )
         parts.append(f"<li>TS 33.106: {html.escape(r.ts33106)}</li>")
         for d in r.differences:

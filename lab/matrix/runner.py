@@ -396,20 +396,35 @@ class MatrixRunner:
         held_back = frozenset(exp.withheld) | frozenset(withheld)
         result = CallResult.for_expectation(exp)
         result.withheld = sorted(c.value for c in held_back)
+        plan = PLANS[exp.scenario]
+        topo = scenario_topology(self.base, plan)
+        users = [topo.subscribers[topo.ues[u].subscriber].sip_impu for u in (plan.caller, plan.callee)]
+        # the users' credentials, the same for every rung (what the users and operators hold)
+        creds, pki = provision(
+            METHODS[exp.method][1],
+            users,
+            DOMAINS,
+            now=time.time(),
+            bits=self.bits,
+            dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
+        )
         previous: Grants | None = None
         success: tuple[RungOutcome, Evidence] | None = None
         for rung in LADDER[LADDER.index(exp.first_rung) :]:
-            g = grants(rung, held_back)
+            g, why = _effective(grants(rung, held_back), exp)
             if rung in held_back:
                 result.rungs.append(RungOutcome(rung=rung.value, skipped="withheld"))
                 continue
             if g == previous:
                 result.rungs.append(
-                    RungOutcome(rung=rung.value, skipped="grants nothing beyond the rung below")
+                    RungOutcome(
+                        rung=rung.value,
+                        skipped="grants nothing beyond the rung below" + (f" ({why})" if why else ""),
+                    )
                 )
                 continue
             previous = g
-            outcome, evidence = await self._rung(exp, rung, g)
+            outcome, evidence = await self._rung(exp, rung, g, creds, pki)
             result.rungs.append(outcome)
             if evidence is not None:
                 success = (outcome, evidence)
@@ -454,23 +469,14 @@ class MatrixRunner:
     # --- one rung: one call -----------------------------------------------------------------
 
     async def _rung(
-        self, exp: Expectation, rung: Capability, g: Grants
+        self, exp: Expectation, rung: Capability, g: Grants, creds: MikeyCredentials, pki: LabPki
     ) -> tuple[RungOutcome, Evidence | None]:
         plan = PLANS[exp.scenario]
         topo = scenario_topology(self.base, plan)
-        keying, pki_kind = METHODS[exp.method]
-        caller_aor = topo.subscribers[topo.ues[plan.caller].subscriber].sip_impu
+        keying, _ = METHODS[exp.method]
         callee_aor = topo.subscribers[topo.ues[plan.callee].subscriber].sip_impu
         target_aor = topo.subscribers[topo.ues[plan.target].subscriber].sip_impu
         now = time.time()
-        creds, pki = provision(
-            pki_kind,
-            [caller_aor, callee_aor],
-            DOMAINS,
-            now=now,
-            bits=self.bits,
-            dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
-        )
         networks = {
             op: net for op, net in plan.networks.items() if op == plan.operator or g.other_pois
         }
@@ -481,6 +487,7 @@ class MatrixRunner:
         }
         authority = _Authority(operator_of)
         subs = _Substitutes(pki, authority, now=now, bits=self.bits, own=plan.operator)
+        directory = dict(creds.directory)  # the real certificates; restored after the rung
         keying_mikey.configure(creds)
         outcome = RungOutcome(rung=rung.value, grants=g.describe())
         cap = _Capture()
@@ -498,6 +505,7 @@ class MatrixRunner:
                 for ne in cap.nes.values():
                     await ne.exporter.drain(timeout=15)
             finally:
+                creds.directory = directory
                 for remove in cap.removers:
                     remove()
                 for ne in cap.nes.values():
@@ -561,14 +569,10 @@ class MatrixRunner:
                     )
 
         # the media MITM sits on the target's media path; it re-keys only while the anchor's
-        # own task authorises it
+        # own task authorises it (hooked after the CC-POIs: they see the packets as they arrived)
         media_anchor = plan.media_anchor
-        media_mitm: MediaMitm | None = None
-        if media_anchor in lab.elements:
-            media_mitm = MediaMitm()
-            cap.media_mitm = media_mitm
-            gate = _media_gate(media_mitm, authority, media_anchor)
-            cap.removers.append(lab.elements[media_anchor].anchor.hooks.add(gate))
+        media_mitm = MediaMitm() if media_anchor in lab.elements else None
+        cap.media_mitm = media_mitm
 
         for op, net in networks.items():
             cap.xids[op] = uuid.uuid4()
@@ -628,6 +632,10 @@ class MatrixRunner:
                 tap = PassiveTapPoi(element=net.tap, emit=_cc_sender(tap_exp, cap))
                 x1_wire(tap_ne, taps=[tap], clock=clock)
                 cap.removers.append(lab.elements[net.tap].anchor.hooks.add(tap.hook(clock)))
+
+        if media_mitm is not None:
+            gate = _media_gate(media_mitm, authority, media_anchor)
+            cap.removers.append(lab.elements[media_anchor].anchor.hooks.add(gate))
 
     async def _provision(
         self,
@@ -713,7 +721,11 @@ class MatrixRunner:
                 out.failure = f"caller's UE refused to send the INVITE: {exc}"
                 return ""
             except CallFailed as exc:
-                out.failure = f"INVITE answered {exc} (the callee's UE or a proxy refused)"
+                out.failure = (
+                    f"the caller's UE gave up before anything reached the wire: {exc.reason}"
+                    if exc.status == 0
+                    else f"INVITE answered {exc.status} {exc.reason}".rstrip()
+                )
                 return ""
             incoming = await callee.next_call(timeout=5)
             await asyncio.sleep(self.media_seconds)
@@ -839,6 +851,20 @@ class MatrixRunner:
             substitutes_from=frozenset(out.substitutes_from),
             media_rekeyed=out.media_rekeyed,
         )
+
+
+def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
+    """The grants as they can take effect in this row's setup, and why one cannot: no other
+    network on the path to task, no operator holding any key material."""
+    plan = PLANS[exp.scenario]
+    why = []
+    if len(plan.networks) == 1 and (g.other_pois or g.others_assist):
+        g = dataclasses.replace(g, other_pois=False, others_assist=False)
+        why.append("no other network on the path")
+    if g.operator_keys and METHODS[exp.method][1] is not Pki.OPERATOR_ESCROW:
+        g = dataclasses.replace(g, operator_keys=False)
+        why.append("no operator holds key material for these users")
+    return g, "; ".join(why)
 
 
 def _held_key(pki: LabPki, domain: str) -> str | None:

@@ -7,8 +7,10 @@ never touched. It works on outgoing messages (what the element sends is what the
 sees): the first SDP with a MIKEY I_MESSAGE is the offer, the next SDP from the other side the
 answer. Retransmissions get the same rewritten bytes. When both legs are keyed it reports the
 keys (as :class:`li.keys.KeyRecord`, source ``mitm``) and, for DH modes, arms the media MITM;
-DH modes are declined when this operator does not carry the media (separate media provider):
-a signalling MITM without the media MITM would only break the call.
+DH modes are declined unless a media MITM sits on the call's media path *and* that element's
+own X1 task authorises it (``media_authorised``; with a separate media provider, the provider's
+task): a signalling MITM without the media MITM would only break the call. For DH the keys of both
+legs are reported (a CC-POI before and one after the media MITM see different keys).
 """
 
 from __future__ import annotations
@@ -192,6 +194,25 @@ class SignallingMitm:
                     leg="responder",
                 ),
             ]
+            if responder_leg is not m.initiator_leg:
+                # DH: each leg has its own TGK, and a POI on either side of the media MITM
+                # sees the other key of each direction (re-encrypted by the MITM)
+                records += [
+                    KeyRecord(
+                        call_id=call_id,
+                        source=KeySource.MITM,
+                        sender=Sender.OFFERER,
+                        keys=srtp_keys(responder_leg, MikeySender.INITIATOR),
+                        leg="responder",
+                    ),
+                    KeyRecord(
+                        call_id=call_id,
+                        source=KeySource.MITM,
+                        sender=Sender.ANSWERER,
+                        keys=srtp_keys(m.initiator_leg, MikeySender.RESPONDER),
+                        leg="initiator",
+                    ),
+                ]
             if m.media_mitm_needed and self.media is not None and m.responder_leg is not None:
                 self.media.arm(call_id, m.initiator_leg, m.responder_leg)
             _log.info("mitm keyed", call_id=call_id, function=str(m.function))
