@@ -102,7 +102,7 @@ def decrypt_with_keys(
     if not keys or not pcap.exists():
         return 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    bound: dict[int, LateJoinDecryptor | None] = {}
+    bound: dict[int, LateJoinDecryptor] = {}
     audio: dict[str, bytearray] = {"from-target": bytearray(), "to-target": bytearray()}
     done = 0
     for rec in read_pcap(pcap):
@@ -112,16 +112,17 @@ def decrypt_with_keys(
         if target_ip is None:
             target_ip = str(seg.src)
         ssrc = int.from_bytes(seg.payload[8:12], "big")
-        if ssrc not in bound:
-            bound[ssrc] = None
+        decryptor = bound.get(ssrc)
+        plain = decryptor.unprotect(seg.payload) if decryptor is not None else None
+        if plain is None:
+            # a stream's key may change under it (a media MITM armed after its first packets
+            # re-encrypts the rest with the other leg's key): rebind to the key that verifies
             for k in keys:
-                if LateJoinDecryptor(k).unprotect(seg.payload) is not None:
-                    bound[ssrc] = LateJoinDecryptor(k)
+                candidate = LateJoinDecryptor(k)
+                plain = candidate.unprotect(seg.payload)
+                if plain is not None:
+                    bound[ssrc] = candidate
                     break
-        decryptor = bound[ssrc]
-        if decryptor is None:
-            continue
-        plain = decryptor.unprotect(seg.payload)
         if plain is None:
             continue
         try:
