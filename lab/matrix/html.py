@@ -45,6 +45,11 @@ def slug(key: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in key)
 
 
+def row_id(r: CallResult) -> str:
+    """The row's id stem: its key, and the rungs withheld (a row may run with and without)."""
+    return slug(r.key + ("/without/" + "/".join(r.withheld) if r.withheld else ""))
+
+
 def _e(text: object) -> str:
     return html.escape(str(text))
 
@@ -61,11 +66,11 @@ def spectrogram_svg(wav: str, *, svg_id: str, title: str) -> str:
             pcm = w.readframes(min(w.getnframes(), 4 * rate))
     except (OSError, EOFError, wave.Error) as exc:
         return f'<p id="{_e(svg_id)}"><em>cannot read {_e(wav)}: {_e(exc)}</em></p>'
-    png = spectrogram_png(pcm, scale=1)
+    png = spectrogram_png(pcm, scale=2)
     pw = int.from_bytes(png[16:20], "big")
     ph = int.from_bytes(png[20:24], "big")
     seconds = len(pcm) / 2 / rate
-    left, top, bottom, right = 56, 22, 40, 12
+    left, top, bottom, right = 56, 22, 40, 24
     width, height = left + pw + right, top + ph + bottom
     nyquist = rate / 2
     out = [
@@ -165,7 +170,7 @@ def _rungs_table(r: CallResult, sid: str) -> str:
 
 
 def _section(r: CallResult, base: Path) -> str:
-    sid = f"row-{slug(r.key)}"
+    sid = f"row-{row_id(r)}"
     tried = [o for o in r.rungs if not o.skipped]
     shown = next((o for o in tried if o.audio_ok), tried[0] if tried else None)
     verdict = (
@@ -176,7 +181,9 @@ def _section(r: CallResult, base: Path) -> str:
         + "</ul></div>"
     )
     parts = [
-        f'<section id="{sid}"><h2>{_e(r.key)}</h2>',
+        f'<section id="{sid}"><h2>{_e(r.key)}'
+        + (f" (withheld: {_e(', '.join(r.withheld))})" if r.withheld else "")
+        + "</h2>",
         f"<blockquote>{_e(r.quote)}<br><small>study section {_e(r.section)}, seed line "
         f"{r.seed_line}</small></blockquote>",
         f"<p>Study: lowest rung <b>{_e(r.expected_rung or 'none')}</b>, LI needed "
@@ -248,7 +255,7 @@ def write_html(results: Sequence[CallResult], path: Path, *, meta: dict[str, Any
             '<div id="mismatches" class="mismatch-list"><strong>'
             f"{len(mismatched)} row(s) disagree with the study:</strong><ul>"
             + "".join(
-                f'<li><a href="#row-{slug(r.key)}">{_e(r.key)}</a>: '
+                f'<li><a href="#row-{row_id(r)}">{_e(r.key)}</a>: '
                 f"{_e('; '.join(r.differences))}</li>"
                 for r in mismatched
             )
@@ -260,8 +267,8 @@ def write_html(results: Sequence[CallResult], path: Path, *, meta: dict[str, Any
         cls = "agree" if r.reproduced else "mismatch"
         cells = "".join(f"<td>{_e(c)}</td>" for c in table_row(r))
         parts.append(
-            f'<tr id="summary-{slug(r.key)}" class="{cls}">{cells}<td>'
-            f'<a href="#row-{slug(r.key)}">{_e(r.section)}</a></td></tr>'
+            f'<tr id="summary-{row_id(r)}" class="{cls}">{cells}<td>'
+            f'<a href="#row-{row_id(r)}">{_e(r.section)}</a></td></tr>'
         )
     parts.append("</table>")
     parts.extend(_section(r, base) for r in results)

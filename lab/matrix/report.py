@@ -132,7 +132,7 @@ def _yn(v: bool) -> str:
 def table_row(r: CallResult) -> tuple[str, ...]:
     return (
         r.method,
-        r.scenario,
+        r.scenario + (f" (without {', '.join(r.withheld)})" if r.withheld else ""),
         "ok" if r.call_succeeded else "FAILED",
         _yn(r.keys_recovered),
         _yn(r.audio_recovered),

@@ -781,12 +781,14 @@ class MatrixRunner:
         out: RungOutcome,
     ) -> Evidence | None:
         dirs: dict[str, tuple[Path, dict[str, Any]]] = {}
+        flows: dict[str, list[Path]] = {}  # operator -> every directory of its task
         for op, xid in cap.xids.items():
             found = self._lemf_calls(xid)
             # the call's own directory (a tap has no Call-ID: its busiest flow)
             found.sort(key=lambda f: (f[1].get("call_id") == cap.call_id, f[1].get("x3_pdus", 0)))
             if found:
                 dirs[op] = found[-1]
+                flows[op] = [d for d, s in reversed(found) if s.get("x3_pdus")]
         out.xids = {op: str(x) for op, x in cap.xids.items()}
         out.lemf_dirs = {op: str(d) for op, (d, _) in dirs.items()}
         for op, (d, summary) in dirs.items():
@@ -811,16 +813,18 @@ class MatrixRunner:
         target_ip = topo.ues[plan.target].address
         # candidates: each directory's own decryption, then one network's keys joined with
         # another's encrypted CC (what the agency does with two deliveries)
-        candidates: list[tuple[str, str, Path]] = [(op, op, d) for op, (d, _) in dirs.items()]
+        candidates: list[tuple[str, str, Path, Path]] = [
+            (op, op, d, d) for op, (d, _) in dirs.items()
+        ]
         for kop, (kdir, _) in dirs.items():
-            for mop, (mdir, _) in dirs.items():
+            for mop, mdirs in flows.items():
                 if kop != mop and (kdir / "keys.jsonl").exists():
-                    candidates.append((kop, mop, mdir / f"joined-{kop}"))
+                    candidates += [(kop, mop, m, m / f"joined-{kop}") for m in mdirs]
         best: dict[str, dict[str, Any]] = {}
-        for kop, mop, wav_dir in candidates:
+        for kop, mop, cc_dir, wav_dir in candidates:
             if kop != mop:
                 joined_audio(
-                    cc_dir=dirs[mop][0], keys_dir=dirs[kop][0], out_dir=wav_dir, target_ip=target_ip
+                    cc_dir=cc_dir, keys_dir=dirs[kop][0], out_dir=wav_dir, target_ip=target_ip
                 )
             tones = direction_tones(wav_dir, expected)
             if not best or sum(t["ok"] for t in tones.values()) > sum(
@@ -833,10 +837,10 @@ class MatrixRunner:
                     for d in expected
                     if (wav_dir / f"audio-{d}.wav").exists()
                 }
-            if tones and all(t["ok"] for t in tones.values()):
+            if len(tones) == len(expected) and all(t["ok"] for t in tones.values()):
                 break
         out.audio = best
-        out.audio_ok = bool(best) and all(t["ok"] for t in best.values())
+        out.audio_ok = len(best) == len(expected) and all(t["ok"] for t in best.values())
         if not out.audio_ok:
             out.audio_from = {}
             return None

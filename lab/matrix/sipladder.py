@@ -130,7 +130,7 @@ def ladder_svg(
     longest = max([len(h.label) for h in arrows] + [len(n) for n in nodes] + [10])
     col = int(longest * 6.6) + 24
     left, top, row = 70, 44, 24
-    width = left + col * (len(nodes) - 1) + col // 2 + 20
+    width = left + col * len(nodes) + 10
     height = top + row * len(steps) + 16
     x = {n: left + col // 2 + i * col for i, n in enumerate(nodes)}
     for h in steps:

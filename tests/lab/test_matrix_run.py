@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import struct
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -112,11 +115,13 @@ def test_each_direction_holds_its_own_tone(run: Run) -> None:
             assert abs(r.tones_hz[direction] - hz) < 40, (r.key, direction, r.tones_hz)
 
 
-def test_withholding_the_other_operators_makes_case_b_impossible(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def withheld(tmp_path_factory: pytest.TempPathFactory) -> CallResult:
+    """pke-b climbing the ladder without the other operators' help (rung mitm-both withheld)."""
     (res,) = asyncio.run(
         run_rows(
             [expectation(Method.PKE_B, Scenario.HOME)],
-            tmp_path,
+            tmp_path_factory.mktemp("withheld"),
             jobs=1,
             subnet_base=200,
             media_seconds=0.8,
@@ -124,6 +129,11 @@ def test_withholding_the_other_operators_makes_case_b_impossible(tmp_path: Path)
             withheld=[Capability.MITM_BOTH],
         )
     )
+    return res
+
+
+def test_withholding_the_other_operators_makes_case_b_impossible(withheld: CallResult) -> None:
+    res = withheld
     assert res.rung is None and res.needs == [Need.NOT_POSSIBLE.value]
     assert [o.rung for o in res.rungs if o.skipped == "withheld"] == ["mitm-both"]
     assert res.rungs[-1].rung == "mitm-media" and not res.rungs[-1].audio_ok
@@ -189,3 +199,128 @@ def test_reports(run: Run, tmp_path: Path) -> None:
     assert all(c["reproduced"] for c in doc["calls"])
     assert all(c["rungs"] and c["ts33106"] for c in doc["calls"])
     assert os.path.getsize(tmp_path / "m.html") > 10_000
+
+
+# --- the HTML report, as Chromium renders it ------------------------------------------------
+
+ARTEFACTS = Path(os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts"))
+
+
+class _Dom(HTMLParser):
+    """The elements of Chromium's rendered DOM (--dump-dom): tag, attributes, text inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+
+def _png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and unfiltered rows of an 8-bit RGB/RGBA PNG (Chromium's screenshots)."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 3
+    while pos < len(png):
+        (length,) = struct.unpack("!I", png[pos : pos + 4])
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, ctype = struct.unpack("!IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6)
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line[i] for i in range(stride) if i % bpp < 3))
+        prev = line
+    return width, height, rows
+
+
+@pytest.mark.peer
+def test_report_in_chromium(run: Run, withheld: CallResult, tmp_path: Path) -> None:
+    """The page Chromium renders: expected vs observed (a mismatch in red), the ladder of
+    rungs, SIP ladders from the LEMF over every POI with the MITM's rewrite, spectrograms with
+    axes, audio players and links that resolve, task XIDs, unique ids; a screenshot is kept."""
+    chromium = require_tool("chromium")
+    results = [withheld, *run.results.values()]  # the withheld row disagrees with the study
+    page = tmp_path / "matrix.html"
+    write_html(results, page, meta={"rows": len(results)})
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom_text = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    dom = _Dom()
+    dom.feed(dom_text)
+    ids = [a["id"] for _, a in dom.elements if "id" in a]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1][:5]
+    summary = [a for t, a in dom.elements if t == "tr" and a.get("id", "").startswith("summary-")]
+    assert len(summary) == len(results)
+    assert [a["class"] for a in summary].count("mismatch") == 1
+    assert any(a.get("id") == "mismatches" for _, a in dom.elements)
+    text = " ".join(dom.texts)
+    assert "study: rung / LI needed" in text and "LI needed (observed)" in text
+    # every row's capability ladder, with the rungs it tried and their task XIDs
+    for r in results:
+        tried = [o for o in r.rungs if not o.skipped]
+        assert all(o.xids["a" if "a" in o.xids else next(iter(o.xids))] in text for o in tried)
+    rung_rows = [a["id"] for t, a in dom.elements if t == "tr" and "-rung-" in a.get("id", "")]
+    assert "row-pke-b-home-rung-mitm-both" in rung_rows
+    # SIP ladders from iri.jsonl over every POI: pke-b's shows B's POIs and the MITM's rewrite
+    assert "row-pke-b-home-sip" in ids and "row-pke-b-home-register" in ids
+    assert "MITM rewrote a=key-mgmt: keys to the LEMF" in text
+    assert "pcscf-b" in text and "REGISTER" in text
+    # spectrograms with axes and labels, one per recovered direction, each with a player
+    spectrograms = [i for i in ids if i.endswith("-spectrogram")]
+    assert len(spectrograms) >= 2 * sum(r.audio_recovered for r in run.results.values())
+    assert text.count("frequency (Hz)") == len(spectrograms) == text.count("time (s)")
+    audios = [a for t, a in dom.elements if t == "audio"]
+    assert len(audios) == len(spectrograms) and all("controls" in a for a in audios)
+    for a in audios:
+        assert (tmp_path / a["src"]).resolve().is_file(), a["src"]
+    links = [a["href"] for t, a in dom.elements if t == "a" and not a["href"].startswith("#")]
+    assert any(h.endswith(".pcap") for h in links) and any(h.endswith(".jsonl") for h in links)
+    assert any(h.endswith(".wav") for h in links) and any(h.endswith(".json") for h in links)
+    for h in links:
+        assert (tmp_path / h).resolve().exists(), h
+    # the screenshot: kept as an artefact; the mismatch row is rendered red
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTEFACTS / "matrix.png"
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1200,700", page.as_uri()],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    width, height, rows = _png_pixels(shot.read_bytes())
+    assert (width, height) == (1200, 700)
+    reds = sum(
+        1
+        for row in rows
+        for i in range(0, len(row), 3)
+        if row[i] > 240 and 170 < row[i + 1] < 200 and 170 < row[i + 2] < 200
+    )
+    assert reds > 2000, reds  # #fbb: the mismatch list and the mismatch row
