@@ -322,6 +322,7 @@ TS_33_106_RULE = (
     "the CSP provides encryption keys but does not provide the encryption itself."
 )
 
+
 def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
     """The TS 33.106 / Q7-Q8 statement for one row, from what its ladder observed.
 

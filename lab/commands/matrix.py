@@ -13,7 +13,6 @@ study (1 on a mismatch, unless --allow-mismatch).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import time

@@ -10,8 +10,9 @@ The study's PKE cases differ only in who issued which certificate and whom the U
 
 :class:`LabPki` keeps the CA keys: an *assisting* operator uses its CA to issue the substitute
 certificates of a task-authorised MITM (li.mitm), and in case C it holds its subscribers'
-private keys (lent to its POIs only through an X1 task's ``keyDelivery``). PSKs: the users' own (psk, dhhmac), the publicly known one, and the
-hop-by-hop ones each UE shares with its P-CSCF.
+private keys (lent to its POIs only through an X1 task's ``keyDelivery``). PSKs: the users'
+own (psk, dhhmac), the publicly known one, and the hop-by-hop ones each UE shares with its
+P-CSCF.
 """
 
 from __future__ import annotations

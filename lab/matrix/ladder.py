@@ -71,7 +71,7 @@ class Evidence:
 
 
 def needs_from_evidence(ev: Evidence | None) -> frozenset[Need]:
-    """"LI needed" for a row: None (no rung gave both directions) is "not possible"."""
+    """ "LI needed" for a row: None (no rung gave both directions) is "not possible"."""
     if ev is None:
         return frozenset({Need.NOT_POSSIBLE})
     needs: set[Need] = set()

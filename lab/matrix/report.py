@@ -90,7 +90,7 @@ class CallResult:
             quote=exp.quote,
             seed_line=exp.seed_line,
             expected_rung=exp.rung.value if exp.rung is not None else None,
-            expected_needs=[n.value for n in sorted(exp.needs, key=lambda n: list(type(n)).index(n))],
+            expected_needs=exp.needs_text().split(" + "),
             expected_keys=exp.keys_recoverable,
             expected_audio=exp.audio_recoverable,
             expected_call=exp.call_succeeds,

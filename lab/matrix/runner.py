@@ -253,9 +253,7 @@ class _Authority:
 
     def assisting(self) -> set[str]:
         """Operators with a task that authorises the MITM on signalling."""
-        return {
-            self.operator_of[e] for e in self.tasks if any(m.signalling for m in self._mitm(e))
-        }
+        return {self.operator_of[e] for e in self.tasks if any(m.signalling for m in self._mitm(e))}
 
     def media(self, element: str) -> bool:
         return any(m.media for m in self._mitm(element))
@@ -276,10 +274,8 @@ class _Substitutes:
     authorises the MITM; a self-signed one anybody can make (but only an authorised MITM asks).
     """
 
-    def __init__(
-        self, pki: LabPki, authority: _Authority, *, now: float, bits: int, own: str
-    ) -> None:
-        self.pki, self.authority, self.now, self.bits, self.own = pki, authority, now, bits, own
+    def __init__(self, pki: LabPki, authority: _Authority, *, now: float, bits: int) -> None:
+        self.pki, self.authority, self.now, self.bits = pki, authority, now, bits
         self.issued: dict[str, Credentials] = {}
         self.issuers: set[str] = set()  # operators whose CA vouched for a substitute
 
@@ -388,9 +384,7 @@ class MatrixRunner:
 
     # --- one row: the ladder ------------------------------------------------------------------
 
-    async def run(
-        self, exp: Expectation, *, withheld: Iterable[Capability] = ()
-    ) -> CallResult:
+    async def run(self, exp: Expectation, *, withheld: Iterable[Capability] = ()) -> CallResult:
         """Climb the row's ladder from ``exp.first_rung``; stop at the first success."""
         t0 = time.monotonic()
         held_back = frozenset(exp.withheld) | frozenset(withheld)
@@ -398,7 +392,9 @@ class MatrixRunner:
         result.withheld = sorted(c.value for c in held_back)
         plan = PLANS[exp.scenario]
         topo = scenario_topology(self.base, plan)
-        users = [topo.subscribers[topo.ues[u].subscriber].sip_impu for u in (plan.caller, plan.callee)]
+        users = [
+            topo.subscribers[topo.ues[u].subscriber].sip_impu for u in (plan.caller, plan.callee)
+        ]
         # the users' credentials, the same for every rung (what the users and operators hold)
         creds, pki = provision(
             METHODS[exp.method][1],
@@ -419,7 +415,8 @@ class MatrixRunner:
                 result.rungs.append(
                     RungOutcome(
                         rung=rung.value,
-                        skipped="grants nothing beyond the rung below" + (f" ({why})" if why else ""),
+                        skipped="grants nothing beyond the rung below"
+                        + (f" ({why})" if why else ""),
                     )
                 )
                 continue
@@ -486,7 +483,7 @@ class MatrixRunner:
             for name in (*net.iri, *((net.cc,) if net.cc else ()), *((net.tap,) if net.tap else ()))
         }
         authority = _Authority(operator_of)
-        subs = _Substitutes(pki, authority, now=now, bits=self.bits, own=plan.operator)
+        subs = _Substitutes(pki, authority, now=now, bits=self.bits)
         directory = dict(creds.directory)  # the real certificates; restored after the rung
         keying_mikey.configure(creds)
         outcome = RungOutcome(rung=rung.value, grants=g.describe())

@@ -82,7 +82,9 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
                         label=_label(sip),
                     )
                 )
-            elif rec.get("type") == "key-record" and rec.get("source") == "mitm" and not registration:
+            elif (
+                rec.get("type") == "key-record" and rec.get("source") == "mitm" and not registration
+            ):
                 what = "keys to the LEMF" if rec.get("available") else str(rec.get("reason"))
                 out.append(
                     Hop(
@@ -142,7 +144,7 @@ def ladder_svg(
         f'width="{width}" height="{height}" font-family="monospace" font-size="11">',
         f'<defs><marker id="{html.escape(marker)}" markerWidth="8" markerHeight="8" refX="8" '
         'refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#036"/></marker></defs>',
-        f'<text x="4" y="14" fill="#666">t (s)</text>',
+        '<text x="4" y="14" fill="#666">t (s)</text>',
     ]
     for n in nodes:
         out.append(

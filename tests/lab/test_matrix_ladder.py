@@ -112,5 +112,7 @@ def test_a_missing_direction_is_no_audio(tmp_path: Path) -> None:
 
 
 def test_one_tone_for_both_directions_cannot_be_checked(tmp_path: Path) -> None:
-    tones = direction_tones(_dir(tmp_path, "same", 440, 440), {"from-target": 440, "to-target": 440})
+    tones = direction_tones(
+        _dir(tmp_path, "same", 440, 440), {"from-target": 440, "to-target": 440}
+    )
     assert not any(v["ok"] for v in tones.values())

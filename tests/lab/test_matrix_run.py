@@ -203,7 +203,9 @@ def test_reports(run: Run, tmp_path: Path) -> None:
 
 # --- the HTML report, as Chromium renders it ------------------------------------------------
 
-ARTEFACTS = Path(os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts"))
+ARTEFACTS = Path(
+    os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts")
+)
 
 
 class _Dom(HTMLParser):
@@ -237,7 +239,10 @@ def _png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
         pos += 12 + length
     raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
     for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        f, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0

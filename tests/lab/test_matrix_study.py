@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import pytest
 
 from li.study import (
@@ -19,7 +20,6 @@ from li.study import (
     table_row,
     ts33106_statement,
 )
-
 from tests.conftest import SHARED
 
 SEED = next((SHARED / "seed").glob("*.txt"), None) if (SHARED / "seed").is_dir() else None
