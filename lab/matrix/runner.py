@@ -306,15 +306,20 @@ class _TaskKeys:
         self, base: MikeySecrets, authority: _Authority, element: str, pki: LabPki
     ) -> None:
         self.base, self.authority, self.element, self.pki = base, authority, element, pki
+        self._loaded: dict[bytes, dict[str, object]] = {}
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
         keys: dict[str, object] = {}
         for pem in self.authority.private_keys(self.element):
-            key = load_private_key(pem)
-            pub = key.public_key().public_numbers()
-            for user, creds in self.pki.users.items():
-                if creds.certificate.public_key().public_numbers() == pub:  # type: ignore[union-attr]
-                    keys[user] = key
+            if pem not in self._loaded:  # parsing (and validating) an RSA key is slow: once
+                key = load_private_key(pem)
+                pub = key.public_key().public_numbers()
+                self._loaded[pem] = {
+                    user: key
+                    for user, creds in self.pki.users.items()
+                    if creds.certificate.public_key().public_numbers() == pub  # type: ignore[union-attr]
+                }
+            keys.update(self._loaded[pem])
         opener = dataclasses.replace(self.base, private_keys=keys or None)
         return opener(call_id, offer, answer)
 
