@@ -82,7 +82,10 @@ def _main(args: argparse.Namespace) -> int:
     rows = select(args.method, args.scenario)
     if args.list:
         for e in rows:
-            print(f"{e.key:32} {e.rung_text:14} {e.needs_text():56} study {e.section}")
+            print(
+                f"{e.key:32} {e.rung_text:14} {e.needs_text():56} "
+                f"study {e.section} (seed line {e.seed_line})"
+            )
         return 0
     if not rows:
         print("no row matches")
