@@ -161,6 +161,8 @@ def _rungs_table(r: CallResult, sid: str) -> str:
             src += f"<br>media re-keyed: {o.media_rekeyed} packets"
         xids = "<br>".join(f"{_e(op)}: <code>{_e(x)}</code>" for op, x in o.xids.items())
         notes = "<br>".join(_e(n) for n in o.notes)
+        if o.repeated:
+            notes = f"<b>repeated</b>: {_e(o.repeated)}<br>{notes}"
         rows.append(
             f'<tr id="{rid}" class="{cls}"><td>{_e(o.rung)}</td><td>{_e(", ".join(o.grants))}'
             f"</td><td>{call}</td><td>{keys}</td><td>{audio or 'none'}</td><td>{src}</td>"

@@ -116,3 +116,25 @@ def test_one_tone_for_both_directions_cannot_be_checked(tmp_path: Path) -> None:
         _dir(tmp_path, "same", 440, 440), {"from-target": 440, "to-target": 440}
     )
     assert not any(v["ok"] for v in tones.values())
+
+
+def test_a_one_direction_interception_is_a_lab_glitch_not_a_result() -> None:
+    """The parties heard each other but the LEMF holds one direction: the media bypassed the
+    POI (a loaded lab), so the rung is placed again; a real refusal is not repeated."""
+    from lab.matrix.report import RungOutcome
+    from lab.matrix.runner import _lab_glitch
+
+    ok = {"expected_hz": 440.0, "peak_hz": 437.5, "ok": True}
+    bad = {"expected_hz": 1000.0, "peak_hz": 0.0, "ok": False}
+    one = RungOutcome(rung="own-pois", call_ok=True, audio={"from-target": ok, "to-target": bad})
+    assert "only from-target intercepted" in _lab_glitch(one)
+    both = RungOutcome(rung="own-pois", call_ok=True, audio={"from-target": ok, "to-target": ok})
+    assert _lab_glitch(both) == ""
+    nothing = RungOutcome(rung="own-pois", call_ok=True, audio={})  # ciphertext only: a result
+    assert _lab_glitch(nothing) == ""
+    refused = RungOutcome(rung="mitm-both", failure="the caller's UE gave up before anything")
+    assert _lab_glitch(refused) == ""
+    relay = RungOutcome(
+        rung="mitm-media", failure="media: callee hears the caller: no", media_rekeyed=60
+    )
+    assert _lab_glitch(relay) != ""
