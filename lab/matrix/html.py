@@ -211,7 +211,7 @@ def _section(r: CallResult, base: Path) -> str:
             ladder_svg(
                 hops(registration_dirs(dirs), registration=True),
                 target=target,
-                peer="home network",
+                peer="registrar side",
                 svg_id=f"{sid}-register",
             )
         )
