@@ -232,14 +232,23 @@ class _Authority:
     def __init__(self, operator_of: dict[str, str]) -> None:
         self.operator_of = operator_of  # element -> operator
         self.tasks: dict[str, dict[uuid.UUID, Any]] = {}  # element -> xid -> TaskDetails
+        self.keys: dict[tuple[str, uuid.UUID], Any] = {}  # (element, xid) -> lent private key
 
     def listener(self, element: str) -> Callable[[Any], None]:
         def on_change(event: Any) -> None:
             task = getattr(event, "task", None)
             if task is not None:
                 self.tasks.setdefault(element, {})[task.xid] = task
+                kd = getattr(task.extension, "key_delivery", None) if task.extension else None
+                if kd is not None and kd.mikey_private_key_pem:
+                    # parsed (and validated) once, when the task arrives: never on a call's
+                    # signalling path, where RSA key validation would hold up the SIP
+                    self.keys[(element, task.xid)] = load_private_key(
+                        kd.mikey_private_key_pem.encode()
+                    )
             elif isinstance(getattr(event, "xid", None), uuid.UUID):
                 self.tasks.get(element, {}).pop(event.xid, None)
+                self.keys.pop((element, event.xid), None)
 
         return on_change
 
@@ -258,13 +267,9 @@ class _Authority:
     def media(self, element: str) -> bool:
         return any(m.media for m in self._mitm(element))
 
-    def private_keys(self, element: str) -> list[bytes]:
-        out = []
-        for t in self.tasks.get(element, {}).values():
-            kd = getattr(t.extension, "key_delivery", None) if t.extension else None
-            if kd is not None and kd.mikey_private_key_pem:
-                out.append(kd.mikey_private_key_pem.encode())
-        return out
+    def private_keys(self, element: str) -> list[Any]:
+        """The private keys the element's active tasks lend it."""
+        return [k for (el, _), k in self.keys.items() if el == element]
 
 
 class _Substitutes:
@@ -306,20 +311,19 @@ class _TaskKeys:
         self, base: MikeySecrets, authority: _Authority, element: str, pki: LabPki
     ) -> None:
         self.base, self.authority, self.element, self.pki = base, authority, element, pki
-        self._loaded: dict[bytes, dict[str, object]] = {}
+        self._owners: dict[int, list[str]] = {}
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
         keys: dict[str, object] = {}
-        for pem in self.authority.private_keys(self.element):
-            if pem not in self._loaded:  # parsing (and validating) an RSA key is slow: once
-                key = load_private_key(pem)
+        for key in self.authority.private_keys(self.element):
+            if id(key) not in self._owners:  # whose certificate the key belongs to: once
                 pub = key.public_key().public_numbers()
-                self._loaded[pem] = {
-                    user: key
+                self._owners[id(key)] = [
+                    user
                     for user, creds in self.pki.users.items()
                     if creds.certificate.public_key().public_numbers() == pub  # type: ignore[union-attr]
-                }
-            keys.update(self._loaded[pem])
+                ]
+            keys.update({user: key for user in self._owners[id(key)]})
         opener = dataclasses.replace(self.base, private_keys=keys or None)
         return opener(call_id, offer, answer)
 
