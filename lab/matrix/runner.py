@@ -285,6 +285,15 @@ class _Substitutes:
         self.issuers: set[str] = set()  # operators whose CA vouched for a substitute
 
     def __call__(self, identity: str) -> Credentials | None:
+        """The substitute for ``identity``, if its operator assists (the MITM uses it)."""
+        return self._get(identity, use=True)
+
+    def prepare(self, identity: str) -> None:
+        """Issue in advance what the assisting operators would issue (key generation takes
+        100s of ms: never on the call's signalling path); nothing counts as used."""
+        self._get(identity, use=False)
+
+    def _get(self, identity: str, *, use: bool) -> Credentials | None:
         ident = aor(identity)
         domain = ident.rpartition("@")[2]
         assisting = self.authority.assisting()
@@ -295,11 +304,12 @@ class _Substitutes:
                 self.issued[ident] = self_signed(ident, now=self.now, bits=self.bits)
             return self.issued[ident]
         op = OPERATOR_OF_DOMAIN.get(domain)
-        if op not in assisting or domain not in self.pki.operator_cas:
+        if op is None or op not in assisting or domain not in self.pki.operator_cas:
             return None
         if ident not in self.issued:
             self.issued[ident] = self.pki.issue(domain, ident, now=self.now, bits=self.bits)
-        self.issuers.add(op)
+        if use:
+            self.issuers.add(op)
         return self.issued[ident]
 
 
@@ -487,6 +497,7 @@ class MatrixRunner:
         plan = PLANS[exp.scenario]
         topo = scenario_topology(self.base, plan)
         keying, _ = METHODS[exp.method]
+        caller_aor = topo.subscribers[topo.ues[plan.caller].subscriber].sip_impu
         callee_aor = topo.subscribers[topo.ues[plan.callee].subscriber].sip_impu
         target_aor = topo.subscribers[topo.ues[plan.target].subscriber].sip_impu
         now = time.time()
@@ -514,6 +525,8 @@ class MatrixRunner:
                     fake = subs(callee_aor)
                     if fake is not None:
                         creds.directory[aor(callee_aor)] = fake.certificate
+                for party in (caller_aor, callee_aor):
+                    subs.prepare(party)
                 cap.call_id = await self._call(topo, plan, keying, callee_aor, outcome)
                 for ne in cap.nes.values():
                     await ne.exporter.drain(timeout=15)
