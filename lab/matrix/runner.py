@@ -753,7 +753,12 @@ class MatrixRunner:
                     else f"INVITE answered {exc.status} {exc.reason}".rstrip()
                 )
                 return ""
-            incoming = await callee.next_call(timeout=5)
+            try:
+                incoming = await callee.next_call(timeout=5)
+            except TimeoutError:
+                out.failure = "timeout: the caller was answered but the callee saw no call"
+                await call.hangup()
+                return str(call.call_id)
             await asyncio.sleep(self.media_seconds)
             heard = {
                 "caller hears the callee": call.detect_tone(CALLEE_TONE),
@@ -886,12 +891,15 @@ class MatrixRunner:
 def _lab_glitch(o: RungOutcome) -> str:
     """Why a rung's call says more about the loaded lab than about LI ("" when it does not):
     the parties heard each other but the intercepted media holds one direction only (the
-    media bypassed the POI's anchor), or a keyed media MITM failed to relay one direction."""
+    media bypassed the POI's anchor), a keyed media MITM failed to relay one direction, or the
+    call timed out."""
     ok = [d for d, a in o.audio.items() if a["ok"]]
     if o.call_ok and len(ok) == 1:
         return f"call ok but only {ok[0]} intercepted"
     if not o.call_ok and o.failure.startswith("media:") and o.media_rekeyed > 0:
         return "media MITM keyed but one direction not relayed"
+    if not o.call_ok and (o.failure.startswith("timeout") or " 408" in o.failure):
+        return "the call timed out"
     return ""
 
 

@@ -31,6 +31,10 @@ from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
+ARTEFACTS = Path(
+    os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts")
+)
+
 
 @dataclass
 class Run:
@@ -44,6 +48,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     results = asyncio.run(
         run_rows(select(), work, jobs=4, subnet_base=160, media_seconds=1.0, bits=1024)
     )
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)  # every rung's evidence, for a failure's story
+    write_json(results, ARTEFACTS / "matrix-run.json", meta={"load": os.getloadavg()})
     yield Run(results={r.key: r for r in results}, work=work)
 
 
@@ -202,10 +208,6 @@ def test_reports(run: Run, tmp_path: Path) -> None:
 
 
 # --- the HTML report, as Chromium renders it ------------------------------------------------
-
-ARTEFACTS = Path(
-    os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts")
-)
 
 
 class _Dom(HTMLParser):
