@@ -12,8 +12,9 @@ PY="${PYTHON:-python3}"
 
 # External peers the tests and demo use: SIPp, tshark, baresip, GStreamer's MIKEY parser,
 # iproute2 for network namespaces, sox for audio checks.
+# sngrep reads the LEMF's call.pcap; chromium renders matrix.html in the report test.
 APT_PACKAGES=(sip-tester tshark sngrep baresip iproute2 python3-venv python3-gi
-              gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base sox ca-certificates)
+              gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base sox ca-certificates chromium)
 
 apt_setup() {
     [ "${IMSLAB_NO_APT:-0}" = 1 ] && return 0

@@ -30,6 +30,7 @@ class Method(StrEnum):
     PSK_PUBLIC = "psk-public"  # 2.2.1 variation: publicly known PSK
     PSK_HOP = "psk-hop"  # 2.2.2 pre-shared key between UE and intermediaries
     PKE_A = "pke-a"  # 2.3.1 case A: CAs outside the operators' control
+    PKE_A_MITM = "pke-a-mitm"  # case A, with the operator attempting the MITM anyway
     PKE_B = "pke-b"  # 2.3.1 case B: operator-issued certificates, both operators assist
     PKE_B_ONE = "pke-b-one"  # 2.3.1 case B with only one operator assisting
     PKE_C = "pke-c"  # 2.3.1 case C: operator holds the responder's private key
@@ -45,23 +46,60 @@ class Method(StrEnum):
 class Scenario(StrEnum):
     """Where the call runs and who intercepts (clauses 2.1 Q2/Q3, 2.2 Q4/Q5, 3)."""
 
-    HOME = "home"  # both UEs at home; the target's home operator intercepts
+    HOME = "home"  # both UEs at home; the target (alice) calls; her operator A intercepts
+    HOME_TARGET_ANSWERS = "home-target-answers"  # bob calls the target alice (she responds)
     ROAMING_HOME_PCSCF = "roaming-home-pcscf"  # visited network intercepts; P-CSCF in the home
     ROAMING_VISITED_PCSCF = "roaming-visited-pcscf"  # visited network intercepts at its P-CSCF
     NON_IMS_PEER = "non-ims-peer"  # the target calls a SIP user on the Internet
     MEDIA_PROVIDER = "media-provider"  # media carried by a separate provider (not the IMS one)
 
 
-class Need(StrEnum):
-    """What the LI agency (or the operator on its behalf) has to do beyond ordinary IMS LI."""
+class Capability(StrEnum):
+    """One rung of the capability ladder: what LI is granted, each only through an X1 task.
 
-    NOTHING = "nothing extra"
-    BREAK_KM = "break key management"
+    The rungs are tried in this order; each adds to the ones below it. Key material an operator
+    already holds comes before any MITM: handing over a key is passive, and TS 33.106 (quoted in
+    the answer to Q9) expects the CSP to deliver keys it holds, whereas the answers to Q7/Q8 say
+    the provider is not expected to act as a man-in-the-middle. (Climbing the MITM rungs first
+    would report case C as needing a MITM instead of the responder operator's key.)
+    """
+
+    OWN_POIS = "own-pois"  # passive POIs of the intercepting (target's) network
+    OTHER_POIS = "other-pois"  # + POIs of the other networks on the path
+    OPERATOR_KEYS = "operator-keys"  # + key material a tasked operator holds (escrowed keys)
+    MITM_ONE = "mitm-one"  # + MITM on signalling by the intercepting operator
+    MITM_BOTH = "mitm-both"  # + the other operators assist the MITM (substitute certificates)
+    MITM_MEDIA = "mitm-media"  # + MITM on the media path (anchor or media provider)
+
+
+#: The ladder, lowest rung first.
+LADDER: tuple[Capability, ...] = tuple(Capability)
+
+RUNG_TEXT: dict[Capability, str] = {
+    Capability.OWN_POIS: "passive POIs of the target's network",
+    Capability.OTHER_POIS: "+ POIs of the other networks on the path",
+    Capability.OPERATOR_KEYS: "+ key material the tasked operators hold",
+    Capability.MITM_ONE: "+ MITM on signalling by the intercepting operator",
+    Capability.MITM_BOTH: "+ the other operators assist the MITM",
+    Capability.MITM_MEDIA: "+ MITM on the media path",
+}
+
+
+class Need(StrEnum):
+    """What LI had to use to get the audio of both directions (from a rung's evidence)."""
+
+    NOTHING = "nothing extra"  # the target's network's own POIs
+    OTHER_NETWORK = "other network's LI"  # output of another network's POI was needed
+    OPERATOR_KEY = "operator-held key"  # a private key an operator holds, lent over X1
     MITM_SIGNALLING = "MITM signalling"
+    BOTH_OPERATORS = "both operators"  # substitute certificates from another operator's CA
     MITM_MEDIA = "MITM media"
-    BOTH_OPERATORS = "both operators"
-    BOTH_PROVIDERS = "both providers"  # IMS provider (keys) and media provider (CC)
-    HOME_NETWORK = "home network"  # only the home network can help (visited cannot)
+    NOT_POSSIBLE = "not possible with any capability"
+
+
+def needs_text(needs: frozenset[Need] | set[Need]) -> str:
+    order = list(Need)
+    return " + ".join(n.value for n in sorted(needs, key=order.index))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +141,7 @@ FAMILY: dict[Method, str] = {
     Method.PSK_PUBLIC: "MIKEY / pre-shared key",
     Method.PSK_HOP: "MIKEY / pre-shared key",
     Method.PKE_A: "MIKEY / pk encryption",
+    Method.PKE_A_MITM: "MIKEY / pk encryption",
     Method.PKE_B: "MIKEY / pk encryption",
     Method.PKE_B_ONE: "MIKEY / pk encryption",
     Method.PKE_C: "MIKEY / pk encryption",
@@ -118,135 +157,161 @@ FAMILY: dict[Method, str] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Expectation:
-    """What the study says one (method, scenario) gives the intercepting operator."""
+    """What the study says one (method, scenario) gives LI, with the clause it comes from.
+
+    ``rung``: the lowest rung of the capability ladder at which the study says LI gets the
+    audio of both directions (None: not possible with any capability). ``withheld``: rungs the
+    experiment does not grant (e.g. "only one operator assists"); ``first_rung``: where the
+    ladder starts (a row that shows what a MITM attempt does to the call).
+    """
 
     method: Method
     scenario: Scenario
+    rung: Capability | None
     needs: frozenset[Need]
     keys_recoverable: bool
     audio_recoverable: bool
     call_succeeds: bool = True
     section: str
     quote: str
+    seed_line: int  # line of ../shared/seed/000_*.txt holding the quote
+    withheld: frozenset[Capability] = frozenset()
+    first_rung: Capability = Capability.OWN_POIS
 
     @property
     def key(self) -> str:
         return f"{self.method.value}/{self.scenario.value}"
 
     def needs_text(self) -> str:
-        order = list(Need)
-        return " + ".join(n.value for n in sorted(self.needs, key=order.index))
+        return needs_text(self.needs)
+
+    @property
+    def rung_text(self) -> str:
+        return self.rung.value if self.rung is not None else "none"
 
 
 def _e(
     method: Method,
     scenario: Scenario,
+    rung: Capability | None,
     needs: set[Need],
-    keys: bool,
-    audio: bool,
     section: str,
+    seed_line: int,
     quote: str,
     *,
     call_succeeds: bool = True,
+    withheld: frozenset[Capability] = frozenset(),
+    first_rung: Capability = Capability.OWN_POIS,
 ) -> Expectation:
+    possible = rung is not None
     return Expectation(
         method=method,
         scenario=scenario,
+        rung=rung,
         needs=frozenset(needs),
-        keys_recoverable=keys,
-        audio_recoverable=audio,
+        keys_recoverable=possible,
+        audio_recoverable=possible,
         call_succeeds=call_succeeds,
         section=section,
         quote=quote,
+        seed_line=seed_line,
+        withheld=withheld,
+        first_rung=first_rung,
     )
 
 
-M, S, N = Method, Scenario, Need
+M, S, N, C = Method, Scenario, Need, Capability
+ONE_OPERATOR = frozenset({Capability.MITM_BOTH})
 
-#: One row per call that ``imslab matrix`` places.
+#: One row per experiment that ``imslab matrix`` runs (a ladder of real calls each).
 EXPECTATIONS: tuple[Expectation, ...] = (
     # --- both UEs at home -----------------------------------------------------------------
-    _e(M.SDES, S.HOME, {N.NOTHING}, True, True, "2.2",
+    _e(M.SDES, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2", 66,
        "interception of SIP signaling at any of the involved P-CSCFs or S-CSCFs using existing "
        "3GPP LI standards will reveal the media encryption keys and associated security "
        "parameters for both directions of the communications"),
-    _e(M.PSK_E2E, S.HOME, {N.BREAK_KM}, False, False, "2.2.1",
+    _e(M.PSK_E2E, S.HOME, None, {N.NOT_POSSIBLE}, "2.2.1", 81,
        "If this is the case then the involved operators have no reasonable way in which to "
        "provide the key to an LI agency."),
-    _e(M.PSK_PUBLIC, S.HOME, {N.NOTHING}, True, True, "2.2.1",
+    _e(M.PSK_PUBLIC, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2.1", 85,
        "Interception could then be performed by intercepting the MIKEY messages at the P-CSCF "
        "or S-CSCFs and the scheme would have the same LI characteristics and issues as the use "
        "of SDES"),
-    _e(M.PSK_HOP, S.HOME, {N.NOTHING}, True, True, "2.2.2",
+    _e(M.PSK_HOP, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2.2", 89,
        "If all or some of the involved P-CSCFs and S-CSCFs act as intermediaries, then this "
        "case has the same LI characteristics and issues as the use of SDES"),
-    # The lab runs case A with the MITM authorised anyway: the UE, trusting only its own CA,
-    # rejects the substitute certificate, so the call fails (and the failure is reported).
-    _e(M.PKE_A, S.HOME, {N.BREAK_KM}, False, False, "2.3.1 case A",
+    _e(M.PKE_A, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.1 case A", 98,
        "The users use CAs that are outside the operator's control. Then the operator has no "
-       "reasonable way to assist with interception.", call_succeeds=False),
-    _e(M.PKE_B, S.HOME, {N.MITM_SIGNALLING, N.BOTH_OPERATORS}, True, True, "2.3.1 case B",
+       "reasonable way to assist with interception."),
+    # the same case, but the operator tries the MITM anyway: what does the call do?
+    _e(M.PKE_A_MITM, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.1 case A", 98,
+       "Then the operator has no reasonable way to assist with interception.",
+       call_succeeds=False, first_rung=C.MITM_BOTH),
+    _e(M.PKE_B, S.HOME, C.MITM_BOTH, {N.MITM_SIGNALLING, N.BOTH_OPERATORS}, "2.3.1 case B", 143,
        "The LI agency, or the operator acting on its behalf, need only act as a "
        "man-in-the-middle in the MIKEY exchange. It does not need to act as a man-in-the-middle "
        "on the media stream."),
-    _e(M.PKE_B_ONE, S.HOME, {N.MITM_SIGNALLING, N.BOTH_OPERATORS}, False, False,
-       "2.3.1 case B",
+    _e(M.PKE_B_ONE, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.1 case B", 145,
        "The IMS operators of both endpoints need to assist in the interception. If only one "
-       "operator assists, then interception is not possible."),
-    _e(M.PKE_C, S.HOME, {N.BREAK_KM}, True, True, "2.3.1 case C",
+       "operator assists, then interception is not possible.", withheld=ONE_OPERATOR),
+    # the target initiates: the envelope key is sealed to the *peer's* key (B holds it)
+    _e(M.PKE_C, S.HOME, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY}, "2.3.1 case C", 147,
+       "Then the operator of the responder could facilitate lawful interception by providing "
+       "the private decryption key of the responder and access to the encrypted MIKEY "
+       "exchange."),
+    # the target answers: its own operator holds the responder's key
+    _e(M.PKE_C, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OPERATOR_KEY}, "2.3.1 case C", 147,
        "the operator of the responder could facilitate lawful interception by providing the "
-       "private decryption key of the responder and access to the encrypted MIKEY exchange"),
-    _e(M.PKE_D, S.HOME, {N.MITM_SIGNALLING}, True, True, "2.3.1 case D",
+       "private decryption key of the responder"),
+    _e(M.PKE_D, S.HOME, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.3.1 case D", 149,
        "Interception could then be performed by acting as a man-in-the-middle in the MIKEY "
        "exchange at the P-CSCF or S-CSCFs."),
-    _e(M.RSA_R, S.HOME, {N.MITM_SIGNALLING, N.BOTH_OPERATORS}, True, True, "2.3.2",
+    _e(M.RSA_R, S.HOME, C.MITM_BOTH, {N.MITM_SIGNALLING, N.BOTH_OPERATORS}, "2.3.2", 155,
        "Quite similar considerations as in section 3.3.1 apply."),
-    _e(M.DH_SIGN, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_OPERATORS}, True, True,
-       "2.3.3",
-       "The MITM shares a different DH secret key with the initiator and the responder and thus "
-       "the LI agency ... can intercept IMS media by acting as a man-in-the-middle in both the "
-       "MIKEY exchange and the media stream."),
-    _e(M.DH_SIGN_ONE, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_OPERATORS}, False, False,
-       "2.3.3",
-       "Unless self-signed certificates are used the IMS operators of both endpoints need to "
-       "assist in the interception. If only one operator assists in this case, then "
-       "interception is not possible."),
-    _e(M.DH_SELF_SIGNED, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA}, True, True, "2.3.3",
+    _e(M.DH_SIGN, S.HOME, C.MITM_MEDIA, {N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_OPERATORS},
+       "2.3.3", 206,
+       "the LI agency, or the operator acting on its behalf, can intercept IMS media by acting "
+       "as a man-in-the-middle in both the MIKEY exchange and the media stream."),
+    _e(M.DH_SIGN_ONE, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.3", 208,
+       "If only one operator assists in this case, then interception is not possible.",
+       withheld=ONE_OPERATOR),
+    _e(M.DH_SELF_SIGNED, S.HOME, C.MITM_MEDIA, {N.MITM_SIGNALLING, N.MITM_MEDIA}, "2.3.3", 208,
        "When self-signed certificates are used, no operator-assistance regarding certificates "
        "is required."),
-    _e(M.DHHMAC, S.HOME, {N.BREAK_KM}, False, False, "2.3.4 / 2.1 table",
-       "a pre-shared HMAC key agreed out of band by the end users (MIKEY / DH: overcome key "
-       "management-specific security YES)"),
-    _e(M.DHHMAC_PUBLIC, S.HOME, {N.MITM_SIGNALLING, N.MITM_MEDIA}, True, True, "2.3.4 / 2.3",
+    _e(M.DHHMAC, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.4", 218,
+       "This approach could make use of a pre-shared HMAC key agreed out of band by the end "
+       "users"),
+    _e(M.DHHMAC_PUBLIC, S.HOME, C.MITM_MEDIA, {N.MITM_SIGNALLING, N.MITM_MEDIA}, "2.3.3", 162,
        "the DH HMAC variant with a publicly known pre-shared key, and rely on IMS control plane "
        "security to authenticate the DH values"),
     # --- roaming: the visited network intercepts ---------------------------------------------
-    _e(M.SDES, S.ROAMING_HOME_PCSCF, {N.HOME_NETWORK}, False, False, "2.2 Q4",
+    _e(M.SDES, S.ROAMING_HOME_PCSCF, C.OTHER_POIS, {N.OTHER_NETWORK}, "2.2 Q4", 70,
        "an LI agency cannot obtain the media encryption keys from a visited network which "
        "transports the media for inbound roamers that use a P-CSCF in their home network"),
-    _e(M.SDES, S.ROAMING_VISITED_PCSCF, {N.NOTHING}, True, True, "3",
+    _e(M.SDES, S.ROAMING_VISITED_PCSCF, C.OWN_POIS, {N.NOTHING}, "3", 243,
        "in the case of IMS roaming the keys will be known in both VPLMN and HPLMN"),
-    _e(M.PSK_HOP, S.ROAMING_HOME_PCSCF, {N.HOME_NETWORK}, False, False, "2.2.2",
+    _e(M.PSK_HOP, S.ROAMING_HOME_PCSCF, C.OTHER_POIS, {N.OTHER_NETWORK}, "2.2.2", 89,
        "if all intermediaries are located in the home network then a visited network cannot "
        "assist in providing the media keys to the LI agency"),
     # --- IMS user calling a non-IMS Internet user ---------------------------------------------
-    _e(M.SDES, S.NON_IMS_PEER, {N.NOTHING}, True, True, "2.1 Q3",
+    _e(M.SDES, S.NON_IMS_PEER, C.OWN_POIS, {N.NOTHING}, "2.1 Q3", 26,
        "SA3LI does not see a difference in the requirement for the provider to deliver the "
        "information available."),
-    _e(M.PSK_E2E, S.NON_IMS_PEER, {N.BREAK_KM}, False, False, "2.1 / 2.2.1",
+    _e(M.PSK_E2E, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.1", 23,
        "the key management methods described below may also be used when only one of the "
        "involved users is an IMS user and the other is a SIP user on the Internet"),
-    _e(M.PKE_D, S.NON_IMS_PEER, {N.MITM_SIGNALLING}, True, True, "2.1 Q3 / 2.3.1 case D",
+    _e(M.PKE_D, S.NON_IMS_PEER, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.1 Q3", 26,
        "While the requirements are the same the information available to be delivered may be "
        "different."),
     # --- media through a separate provider ---------------------------------------------------
-    _e(M.SDES, S.MEDIA_PROVIDER, {N.BOTH_PROVIDERS}, True, True, "2.1 Q2",
+    _e(M.SDES, S.MEDIA_PROVIDER, C.OTHER_POIS, {N.OTHER_NETWORK}, "2.1 Q2", 19,
        "An LI agency then may need to interact with both the IMS provider and the media "
        "transport provider in order to lawfully intercept IMS media."),
-    _e(M.DH_SIGN, S.MEDIA_PROVIDER, {N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_PROVIDERS}, False,
-       False, "2.1 Q2 / 2.3.3",
-       "the operator carrying the IMS signalling is not affected by any LI requirements "
-       "relating to the media path (MITM on media needs the media provider)"),
+    # both providers act: the IMS provider MITMs the MIKEY exchange, the media provider the media
+    _e(M.DH_SIGN, S.MEDIA_PROVIDER, C.MITM_MEDIA,
+       {N.OTHER_NETWORK, N.MITM_SIGNALLING, N.MITM_MEDIA, N.BOTH_OPERATORS}, "2.1 Q2 / 2.3.3", 19,
+       "An LI agency then may need to interact with both the IMS provider and the media "
+       "transport provider in order to lawfully intercept IMS media."),
 )  # fmt: skip
 
 #: TS 33.106 rule quoted in the answer to Question 9.
@@ -257,21 +322,43 @@ TS_33_106_RULE = (
     "the CSP provides encryption keys but does not provide the encryption itself."
 )
 
-#: Methods whose keys the operator provides or holds (TS 33.106: deliver decrypted content).
-OPERATOR_PROVIDED: frozenset[Method] = frozenset(
-    {Method.SDES, Method.PSK_PUBLIC, Method.PSK_HOP, Method.PKE_C}
-)
 
+def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
+    """The TS 33.106 / Q7-Q8 statement for one row, from what its ladder observed.
 
-def ts33106_outcome(method: Method, keys_recovered: bool) -> str:
-    """The TS 33.106 outcome stated in the LEMF summary of a call."""
-    if keys_recovered and method in OPERATOR_PROVIDED:
-        return "operator-provided encryption with keys held: decrypted content delivered"
-    if keys_recovered:
-        return "keys obtained by task-authorised interception: decrypted content delivered"
+    ``user_applied``: the keys or credentials came from the users, not from a CSP (the POI's
+    content-unavailable reason or the issuer of the certificates in the MIKEY exchange).
+    """
+    if Need.NOT_POSSIBLE in needs:
+        if user_applied:
+            return (
+                "TS 33.106: encryption by the user, keys outside every CSP: the CSP is not "
+                "responsible for decrypting; encrypted content delivered"
+            )
+        return (
+            "Q7/Q8: CSP-issued credentials but no CSP holds the keys; only a MITM by every "
+            "operator could decrypt and the provider is not expected to provide this type of "
+            "assistance: encrypted content delivered"
+        )
+    if Need.MITM_SIGNALLING in needs or Need.MITM_MEDIA in needs:
+        return (
+            "Q7/Q8: decrypted only by a man-in-the-middle; the provider is not expected to "
+            "provide this type of assistance (LI confidentiality could be jeopardized)"
+        )
+    if Need.OPERATOR_KEY in needs:
+        return (
+            "TS 33.106: the CSP provides the encryption keys but not the encryption: it shall "
+            "provide the keys to the LEA if required by national regulations"
+        )
+    if Need.OTHER_NETWORK in needs:
+        return (
+            "Q4 / TS 33.106: the intercepting network cannot provide the keys (the keys are in "
+            "another CSP's network); each CSP delivers what it has and only together they give "
+            "decrypted content"
+        )
     return (
-        "encryption by the user end-to-end: encrypted content delivered with a notice "
-        "(CSP not responsible for decrypting)"
+        "TS 33.106: encryption provided by the CSP, which possesses the keys: decrypted content "
+        "delivered"
     )
 
 
@@ -290,8 +377,9 @@ def table_row(method: Method) -> TableRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Observed:
-    """What a real call gave LI (filled in by the matrix runner)."""
+    """What a row's ladder of real calls gave LI (filled in by the matrix runner)."""
 
+    rung: Capability | None  # lowest rung with both directions' audio; None: none did
     needs: frozenset[Need]
     keys_recovered: bool
     audio_recovered: bool
@@ -299,8 +387,11 @@ class Observed:
 
 
 def compare(exp: Expectation, got: Observed) -> list[str]:
-    """Differences between the study's row and the observed call (empty: reproduced)."""
+    """Differences between the study's row and the observed ladder (empty: reproduced)."""
     diffs: list[str] = []
+    if got.rung != exp.rung:
+        g = got.rung.value if got.rung is not None else "none"
+        diffs.append(f"lowest rung: study {exp.rung_text}, observed {g}")
     if got.keys_recovered != exp.keys_recoverable:
         diffs.append(f"keys: study {exp.keys_recoverable}, observed {got.keys_recovered}")
     if got.audio_recovered != exp.audio_recoverable:
@@ -308,7 +399,5 @@ def compare(exp: Expectation, got: Observed) -> list[str]:
     if got.call_succeeded != exp.call_succeeds:
         diffs.append(f"call: study {exp.call_succeeds}, observed {got.call_succeeded}")
     if got.needs != exp.needs:
-        order = list(Need)
-        g = " + ".join(n.value for n in sorted(got.needs, key=order.index))
-        diffs.append(f"LI needs: study {exp.needs_text()}, observed {g}")
+        diffs.append(f"LI needs: study {exp.needs_text()}, observed {needs_text(got.needs)}")
     return diffs

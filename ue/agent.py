@@ -73,6 +73,11 @@ from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys
 _log = get_logger("ue")
 
 
+#: default audio of a UE by role (``UserAgent.audio`` overrides both)
+CALLER_AUDIO = "tone:440"
+CALLEE_AUDIO = "tone:1000"
+
+
 class CallFailed(Exception):
     """A call attempt ended without being answered (``status`` = the final SIP status)."""
 
@@ -238,7 +243,9 @@ class UserAgent:
         self.calls: dict[str, Call] = {}
         self.incoming: asyncio.Queue[Call] = asyncio.Queue()
         self.auto_answer = True
-        self.audio = "tone:440"
+        # what this UE sends; None: the default tone of its role, distinct per direction so
+        # that a recording shows which party it came from (caller 440 Hz, callee 1000 Hz)
+        self.audio: str | None = None
         self.answer_delay = 0.0
         self.local_port = config.local_port
         self.registration: RegistrationClient | None = None
@@ -382,7 +389,9 @@ class UserAgent:
             outgoing=True,
         )
         self.calls[call.call_id] = call
-        call._task = asyncio.ensure_future(self._invite(call, audio or self.audio, keying))
+        call._task = asyncio.ensure_future(
+            self._invite(call, audio or self.audio or CALLER_AUDIO, keying)
+        )
         return call
 
     async def call(
@@ -597,7 +606,7 @@ class UserAgent:
             ctx.respond(uas.respond(status or 488, self.now()))
             self.calls.pop(call.call_id, None)
             return
-        media = await self._new_media(self.audio)
+        media = await self._new_media(self.audio or CALLEE_AUDIO)
         media.sink = call.sink
         call.media = media
         call.keys = keys

@@ -1,5 +1,9 @@
 """The agency's side of two providers (study 2.1 Q2) and the tone check of recovered audio.
 
+Each party sends its own tone (caller 440 Hz, callee 1000 Hz), so a recovered direction is
+right only when its WAV holds *its* sender's tone and not the other one:
+:func:`direction_tones` fails a swapped or a duplicated direction.
+
 When the media runs through a separate provider, the IMS provider delivers IRI and keys and the
 media provider delivers encrypted CC; neither alone gives the audio. :func:`decrypt_with_keys`
 is what the agency does with both: the media provider's ``cc-encrypted.pcap`` decrypted with the
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import wave
 from pathlib import Path
+from typing import Any
 
 from ims.media.g711 import alaw_decode, ulaw_decode
 from ims.media.keys import SrtpKeys
@@ -34,6 +39,35 @@ def tone_in_wav(path: Path, freq: float) -> tuple[bool, float]:
     if len(pcm) < rate // 5:  # less than 0.1 s of audio
         return False, 0.0
     return detect_tone(pcm, freq, rate), peak_frequency(pcm[: rate * 2 * 4], rate=rate)
+
+
+def direction_tones(wav_dir: Path, expected: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Per direction (``audio-<direction>.wav`` in ``wav_dir``): its expected tone, the peak
+    found and whether it holds its own tone and not another direction's ({} if no WAV)."""
+    out: dict[str, dict[str, Any]] = {}
+    for direction, hz in expected.items():
+        wav = wav_dir / f"audio-{direction}.wav"
+        if not wav.exists():
+            continue
+        ok, peak = tone_in_wav(wav, hz)
+        others = [f for d, f in expected.items() if d != direction and f != hz]
+        foreign = any(tone_in_wav(wav, f)[0] for f in others)
+        out[direction] = {
+            "expected_hz": hz,
+            "peak_hz": round(peak, 1),
+            "ok": ok and not foreign and (not others or hz not in others),
+        }
+    if len(out) == len(expected) and len(set(expected.values())) < len(expected):
+        for v in out.values():  # two directions expecting one tone cannot be told apart
+            v["ok"] = False
+    return out
+
+
+def joined_audio(*, cc_dir: Path, keys_dir: Path, out_dir: Path, target_ip: str) -> int:
+    """:func:`decrypt_with_keys` into ``out_dir`` unless that join was already made."""
+    if (out_dir / "audio-from-target.wav").exists():
+        return -1
+    return decrypt_with_keys(cc_dir=cc_dir, keys_dir=keys_dir, out_dir=out_dir, target_ip=target_ip)
 
 
 def _keys(keys_dir: Path) -> list[SrtpKeys]:
@@ -68,7 +102,7 @@ def decrypt_with_keys(
     if not keys or not pcap.exists():
         return 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    bound: dict[int, LateJoinDecryptor | None] = {}
+    bound: dict[int, LateJoinDecryptor] = {}
     audio: dict[str, bytearray] = {"from-target": bytearray(), "to-target": bytearray()}
     done = 0
     for rec in read_pcap(pcap):
@@ -78,16 +112,17 @@ def decrypt_with_keys(
         if target_ip is None:
             target_ip = str(seg.src)
         ssrc = int.from_bytes(seg.payload[8:12], "big")
-        if ssrc not in bound:
-            bound[ssrc] = None
+        decryptor = bound.get(ssrc)
+        plain = decryptor.unprotect(seg.payload) if decryptor is not None else None
+        if plain is None:
+            # a stream's key may change under it (a media MITM armed after its first packets
+            # re-encrypts the rest with the other leg's key): rebind to the key that verifies
             for k in keys:
-                if LateJoinDecryptor(k).unprotect(seg.payload) is not None:
-                    bound[ssrc] = LateJoinDecryptor(k)
+                candidate = LateJoinDecryptor(k)
+                plain = candidate.unprotect(seg.payload)
+                if plain is not None:
+                    bound[ssrc] = candidate
                     break
-        decryptor = bound[ssrc]
-        if decryptor is None:
-            continue
-        plain = decryptor.unprotect(seg.payload)
         if plain is None:
             continue
         try:

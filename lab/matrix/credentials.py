@@ -2,15 +2,17 @@
 
 The study's PKE cases differ only in who issued which certificate and whom the UEs trust:
 
-* operator CAs (one per home domain) -- cases B, C, RSA-R and DH-SIGN: a UE trusts, for
+* operator CAs (one per home domain) -- cases B, C (the operator also keeps the private keys
+  it generated: ``OPERATOR_ESCROW``), RSA-R and DH-SIGN: a UE trusts, for
   identities of domain D, only D's operator CA (name binding, see :mod:`ue.keying_mikey`);
 * an external CA outside the operators' control -- case A: the UEs trust only it;
 * self-signed certificates -- case D (and DH with self-signed certificates).
 
 :class:`LabPki` keeps the CA keys: an *assisting* operator uses its CA to issue the substitute
-certificates of a task-authorised MITM (li.mitm), and in case C it holds the responder's
-private key (escrow). PSKs: the users' own (psk, dhhmac), the publicly known one, and the
-hop-by-hop ones each UE shares with its P-CSCF.
+certificates of a task-authorised MITM (li.mitm), and in case C it holds its subscribers'
+private keys (lent to its POIs only through an X1 task's ``keyDelivery``). PSKs: the users'
+own (psk, dhhmac), the publicly known one, and the hop-by-hop ones each UE shares with its
+P-CSCF.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor, domain_of, pair
 
 class Pki(StrEnum):
     NONE = "none"
-    OPERATOR = "operator"  # cases B, C; RSA-R, DH-SIGN
+    OPERATOR = "operator"  # case B; RSA-R, DH-SIGN: the operators never see private keys
+    OPERATOR_ESCROW = "operator-escrow"  # case C: operator-issued, the operator keeps the keys
     EXTERNAL = "external"  # case A
     SELF_SIGNED = "self-signed"  # case D
 
@@ -36,6 +39,11 @@ class LabPki:
     operator_cas: dict[str, Credentials] = field(default_factory=dict)  # domain -> CA
     external_ca: Credentials | None = None
     users: dict[str, Credentials] = field(default_factory=dict)  # aor -> the user's own
+
+    @property
+    def operator_holds_private_keys(self) -> bool:
+        """Case C: each operator holds its subscribers' private keys (it generated them)."""
+        return self.kind is Pki.OPERATOR_ESCROW
 
     def issue(self, domain: str, identity: str, *, now: float, bits: int) -> Credentials:
         """A certificate for ``identity`` from ``domain``'s operator CA (substitutes)."""
@@ -86,7 +94,7 @@ def provision(
             creds.e2e_psk[pair(a, b)] = secrets.token_bytes(32)
             creds.dhhmac_psk[pair(a, b)] = PUBLIC_PSK if dhhmac_public else secrets.token_bytes(32)
         creds.hop_psk[a] = secrets.token_bytes(32)
-    if kind is Pki.OPERATOR:
+    if kind in (Pki.OPERATOR, Pki.OPERATOR_ESCROW):
         for d in domains:
             pki.operator_cas[d] = make_ca(f"{d} operator CA", now=now, bits=bits)
             creds.trust[d] = (pki.operator_cas[d].certificate,)

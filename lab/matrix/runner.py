@@ -1,19 +1,26 @@
-"""The matrix runner: one real call per row of the study (li.study.EXPECTATIONS).
+"""The matrix runner: per row of the study (li.study.EXPECTATIONS), a ladder of real calls.
 
-For each row it
+For one row it climbs the capability ladder (:mod:`lab.matrix.ladder`, li.study.LADDER) and at
+each rung
 
 1. derives the topology of the scenario from the built-in lab (roaming through a home P-CSCF
    re-points the roamer at ``pcscf-a`` with the visited network's anchor on the media path; the
    separate-media-provider case gives ``pcscf-a`` the media provider's anchor);
 2. provisions the MIKEY credentials of the method (:mod:`lab.matrix.credentials`) for the UEs;
-3. starts the lab in-process and attaches lawful interception of the *intercepting* operator
-   only: IRI-POIs on its P-CSCF/S-CSCF, the CC-POI on its anchor (or a passive tap when it only
-   carries media), the hop-by-hop MIKEY intermediaries (a network function of both home
-   operators, psk-hop only) and -- when the task authorises it -- the signalling/media MITM;
-   the task targets one user, so nothing else is reported;
-4. places the call (both UEs send a 440 Hz tone), hangs up, drains the exporters into one LEMF;
-5. reads what the LEMF made of it (keys, decrypted WAVs, the tone in each direction) and what LI
-   had to do, and compares with the study.
+3. starts the lab in-process and gives every element of the networks the rung involves its LI
+   side (X1 over HTTPS with mutual TLS, X2/X3 exporter), then acts as the ADMF: everything LI
+   may do is granted by an X1 ``ActivateTask`` -- the POIs of the intercepting network, those of
+   the other networks on the path, the key material an operator holds (imslab task extension
+   ``keyDelivery``), the MITM on signalling (``mitm``) with the other operators' assistance
+   (an operator issues substitute certificates only while its own task authorises the MITM),
+   the MITM on the media path (the anchor's task);
+4. places the call (caller 440 Hz, callee 1000 Hz), hangs up, drains the exporters into the LEMF;
+5. reads the LEMF's output files (and only those) and decides whether they hold the decrypted
+   audio of both directions -- each direction its own tone -- directly or by joining one
+   network's keys with another's CC (:mod:`lab.matrix.combine`).
+
+It stops at the first rung that succeeds. "LI needed" is derived from that rung's evidence
+(:func:`lab.matrix.ladder.needs_from_evidence`) and compared with the study.
 
 Everything is real: UDP/TLS SIP through the proxies, SRTP through the anchors, X2/X3 over TCP to
 the LEMF. Per-row addresses come from the topology override (``subnet``/``net_offset``).
@@ -34,17 +41,19 @@ from pathlib import Path
 from typing import Any
 
 from ims.log import get_logger
-from ims.mikey.certs import Credentials
+from ims.mikey.certs import Credentials, load_private_key, private_key_pem
 from lab import topology
+from lab.matrix.combine import direction_tones, joined_audio
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
-from lab.matrix.report import CallResult, LadderStep
+from lab.matrix.ladder import Evidence, Grants, grants, needs_from_evidence
+from lab.matrix.report import CallResult, RungOutcome
 from lab.mikey_hop import intermediary_hook
 from lab.orchestrator import Lab
 from lab.topology import Topology
-from li.keys import HopByHopIntermediary, KeyRecord, KeySource, MikeySecrets, OperatorKeyPolicy
+from li.keys import HopByHopIntermediary, KeyRecord, MikeySecrets, OperatorKeyPolicy
 from li.lemf.receiver import LemfServer
 from li.mitm.media import MediaMitm
-from li.mitm.mikey import MikeyMitm, MitmFunction, MitmState
+from li.mitm.mikey import MikeyMitm
 from li.mitm.signalling import SignallingMitm
 from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
 from li.poi.export import cc_pdu, iri_pdus
@@ -52,19 +61,22 @@ from li.poi.iri import CcTrigger, IriPoi, IriRecord
 from li.poi.x1 import wire as x1_wire
 from li.study import (
     EXPECTATIONS,
+    LADDER,
+    Capability,
     Expectation,
     Method,
     Need,
     Observed,
     Scenario,
     compare,
-    ts33106_outcome,
+    ts33106_statement,
 )
 from li.x1.client import X1Client
 from li.x1.model import (
     DeliveryType,
     DestinationDetails,
     ImslabTaskExtension,
+    KeyDelivery,
     MitmAuthorisation,
     TargetIdentifier,
     TaskDetails,
@@ -78,86 +90,123 @@ from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
 _log = get_logger("lab.matrix")
 
-TONE = 440.0
+CALLER_TONE = 440.0
+CALLEE_TONE = 1000.0
 DOMAINS = ["ims-a.test", "ims-b.test", "internet.test"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Network:
+    """One network's elements on the call's path and how its POIs attach."""
+
+    iri: tuple[str, ...] = ()  # IRI-POIs (the first is the P-CSCF that triggers CC)
+    cc: str | None = None  # its anchor, CC-POI triggered by its first IRI-POI
+    tap: str | None = None  # an anchor tapped by the target's address (no signalling)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScenarioPlan:
-    """Who calls whom and which operator intercepts where."""
+    """Who calls whom, who is the target, which network intercepts, who else is on the path."""
 
     caller: str  # UE name in the topology
     callee: str
-    operator: str  # the intercepting operator
-    iri_elements: tuple[str, ...]  # its IRI-POIs (P-CSCF first: it triggers CC)
-    cc_anchor: str | None  # its anchor on the media path (CC-POI), None if none
-    tap_anchor: str | None = None  # a passive tap (operator without signalling)
-    tap_operator: str | None = None
+    target: str  # the target UE (caller or callee)
+    operator: str  # the intercepting operator (the target's network for this scenario)
+    networks: dict[str, Network]  # operator -> its elements on the path (incl. ``operator``)
+    media_anchor: str  # the anchor on the target's media path (where a media MITM sits)
     elements: dict[str, dict[str, Any]] = field(default_factory=dict)  # topology overrides
     ues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+
+_B = Network(iri=("pcscf-b", "scscf-b"))
+_M = Network(tap="anchor-m")
 
 PLANS: dict[Scenario, ScenarioPlan] = {
     Scenario.HOME: ScenarioPlan(
         caller="alice",
         callee="bob",
+        target="alice",
         operator="a",
-        iri_elements=("pcscf-a", "scscf-a"),
-        cc_anchor="anchor-a",
+        networks={"a": Network(iri=("pcscf-a", "scscf-a"), cc="anchor-a"), "b": _B, "m": _M},
+        media_anchor="anchor-a",
+    ),
+    Scenario.HOME_TARGET_ANSWERS: ScenarioPlan(
+        caller="bob",
+        callee="alice",
+        target="alice",
+        operator="a",
+        networks={"a": Network(iri=("pcscf-a", "scscf-a"), cc="anchor-a"), "b": _B, "m": _M},
+        media_anchor="anchor-a",
     ),
     Scenario.ROAMING_VISITED_PCSCF: ScenarioPlan(
-        caller="carol", callee="bob", operator="v", iri_elements=("pcscf-v",), cc_anchor="anchor-v"
+        caller="carol",
+        callee="bob",
+        target="carol",
+        operator="v",
+        networks={
+            "v": Network(iri=("pcscf-v",), cc="anchor-v"),
+            "a": Network(iri=("scscf-a",)),
+            "b": _B,
+            "m": _M,
+        },
+        media_anchor="anchor-v",
     ),
     # the roamer keeps its home P-CSCF over a protected (TLS) hop; the visited network only
     # carries the media (its anchor stands for the visited access network's gateway)
     Scenario.ROAMING_HOME_PCSCF: ScenarioPlan(
         caller="carol",
         callee="bob",
+        target="carol",
         operator="v",
-        iri_elements=(),
-        cc_anchor=None,
-        tap_anchor="anchor-v",
-        tap_operator="v",
+        networks={
+            "v": Network(tap="anchor-v"),
+            "a": Network(iri=("pcscf-a", "scscf-a")),
+            "b": _B,
+            "m": _M,
+        },
+        media_anchor="anchor-v",
         elements={"pcscf-a": {"anchor": "anchor-v"}},
         ues={"carol": {"pcscf": "pcscf-a"}},
     ),
+    # the Internet SIP service is outside any IMS operator's LI: no other network to task
     Scenario.NON_IMS_PEER: ScenarioPlan(
         caller="alice",
         callee="dave",
+        target="alice",
         operator="a",
-        iri_elements=("pcscf-a", "scscf-a"),
-        cc_anchor="anchor-a",
+        networks={"a": Network(iri=("pcscf-a", "scscf-a"), cc="anchor-a")},
+        media_anchor="anchor-a",
     ),
     # operator A buys its media path from the media provider: A sees signalling, M the media
     Scenario.MEDIA_PROVIDER: ScenarioPlan(
         caller="alice",
         callee="bob",
+        target="alice",
         operator="a",
-        iri_elements=("pcscf-a", "scscf-a"),
-        cc_anchor=None,
-        tap_anchor="anchor-m",
-        tap_operator="m",
+        networks={"a": Network(iri=("pcscf-a", "scscf-a")), "m": _M, "b": _B},
+        media_anchor="anchor-m",
         elements={"pcscf-a": {"anchor": "anchor-m"}},
     ),
 }
 
-#: keying name, PKI, MITM functions authorised, operators that assist with substitutes
-METHODS: dict[Method, tuple[str, Pki, frozenset[str], frozenset[str]]] = {
-    Method.SDES: ("sdes", Pki.NONE, frozenset(), frozenset()),
-    Method.PSK_E2E: ("psk", Pki.NONE, frozenset(), frozenset()),
-    Method.PSK_PUBLIC: ("psk-public", Pki.NONE, frozenset(), frozenset()),
-    Method.PSK_HOP: ("psk-hop", Pki.NONE, frozenset(), frozenset()),
-    Method.PKE_A: ("pke", Pki.EXTERNAL, frozenset({"pke"}), frozenset({"a", "b"})),
-    Method.PKE_B: ("pke", Pki.OPERATOR, frozenset({"pke"}), frozenset({"a", "b"})),
-    Method.PKE_B_ONE: ("pke", Pki.OPERATOR, frozenset({"pke"}), frozenset({"a"})),
-    Method.PKE_C: ("pke", Pki.OPERATOR, frozenset(), frozenset()),
-    Method.PKE_D: ("pke", Pki.SELF_SIGNED, frozenset({"pke"}), frozenset()),
-    Method.RSA_R: ("rsa-r", Pki.OPERATOR, frozenset({"rsa-r"}), frozenset({"a", "b"})),
-    Method.DH_SIGN: ("dh", Pki.OPERATOR, frozenset({"dh"}), frozenset({"a", "b"})),
-    Method.DH_SIGN_ONE: ("dh", Pki.OPERATOR, frozenset({"dh"}), frozenset({"a"})),
-    Method.DH_SELF_SIGNED: ("dh", Pki.SELF_SIGNED, frozenset({"dh"}), frozenset()),
-    Method.DHHMAC: ("dhhmac", Pki.NONE, frozenset({"dhhmac"}), frozenset()),
-    Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE, frozenset({"dhhmac"}), frozenset()),
+#: keying name and PKI of each case of the study (its credentials, not its verdict)
+METHODS: dict[Method, tuple[str, Pki]] = {
+    Method.SDES: ("sdes", Pki.NONE),
+    Method.PSK_E2E: ("psk", Pki.NONE),
+    Method.PSK_PUBLIC: ("psk-public", Pki.NONE),
+    Method.PSK_HOP: ("psk-hop", Pki.NONE),
+    Method.PKE_A: ("pke", Pki.EXTERNAL),
+    Method.PKE_A_MITM: ("pke", Pki.EXTERNAL),
+    Method.PKE_B: ("pke", Pki.OPERATOR),
+    Method.PKE_B_ONE: ("pke", Pki.OPERATOR),
+    Method.PKE_C: ("pke", Pki.OPERATOR_ESCROW),
+    Method.PKE_D: ("pke", Pki.SELF_SIGNED),
+    Method.RSA_R: ("rsa-r", Pki.OPERATOR),
+    Method.DH_SIGN: ("dh", Pki.OPERATOR),
+    Method.DH_SIGN_ONE: ("dh", Pki.OPERATOR),
+    Method.DH_SELF_SIGNED: ("dh", Pki.SELF_SIGNED),
+    Method.DHHMAC: ("dhhmac", Pki.NONE),
+    Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE),
 }
 
 OPERATOR_OF_DOMAIN = {"ims-a.test": "a", "ims-b.test": "b", "internet.test": "inet"}
@@ -174,50 +223,138 @@ def scenario_topology(base: Topology, plan: ScenarioPlan) -> Topology:
     return dataclasses.replace(base, elements=elements, ues=ues)
 
 
-class _Substitutes:
-    """Substitute credentials the assisting operators issue for the MITM (cached)."""
+class _Authority:
+    """What the X1 tasks currently authorise, per element (fed by the NEs' ``on_change``).
 
-    def __init__(self, pki: LabPki, assisting: frozenset[str], *, now: float, bits: int) -> None:
-        self.pki, self.assisting, self.now, self.bits = pki, assisting, now, bits
+    This is the only way a capability reaches the MITM, the media MITM, the substitute
+    certificates and the operator-held keys: no task, no capability.
+    """
+
+    def __init__(self, operator_of: dict[str, str]) -> None:
+        self.operator_of = operator_of  # element -> operator
+        self.tasks: dict[str, dict[uuid.UUID, Any]] = {}  # element -> xid -> TaskDetails
+        self.keys: dict[tuple[str, uuid.UUID], Any] = {}  # (element, xid) -> lent private key
+
+    def listener(self, element: str) -> Callable[[Any], None]:
+        def on_change(event: Any) -> None:
+            task = getattr(event, "task", None)
+            if task is not None:
+                self.tasks.setdefault(element, {})[task.xid] = task
+                kd = getattr(task.extension, "key_delivery", None) if task.extension else None
+                if kd is not None and kd.mikey_private_key_pem:
+                    # parsed (and validated) once, when the task arrives: never on a call's
+                    # signalling path, where RSA key validation would hold up the SIP
+                    self.keys[(element, task.xid)] = load_private_key(
+                        kd.mikey_private_key_pem.encode()
+                    )
+            elif isinstance(getattr(event, "xid", None), uuid.UUID):
+                self.tasks.get(element, {}).pop(event.xid, None)
+                self.keys.pop((element, event.xid), None)
+
+        return on_change
+
+    def _mitm(self, element: str) -> list[MitmAuthorisation]:
+        out = []
+        for t in self.tasks.get(element, {}).values():
+            m = getattr(t.extension, "mitm", None) if t.extension else None
+            if m is not None and m.valid_at(time.time()):
+                out.append(m)
+        return out
+
+    def assisting(self) -> set[str]:
+        """Operators with a task that authorises the MITM on signalling."""
+        return {self.operator_of[e] for e in self.tasks if any(m.signalling for m in self._mitm(e))}
+
+    def media(self, element: str) -> bool:
+        return any(m.media for m in self._mitm(element))
+
+    def private_keys(self, element: str) -> list[Any]:
+        """The private keys the element's active tasks lend it."""
+        return [k for (el, _), k in self.keys.items() if el == element]
+
+
+class _Substitutes:
+    """Substitute credentials the assisting operators issue for the MITM (cached).
+
+    An operator issues a certificate for one of its subscribers only while its own X1 task
+    authorises the MITM; a self-signed one anybody can make (but only an authorised MITM asks).
+    """
+
+    def __init__(self, pki: LabPki, authority: _Authority, *, now: float, bits: int) -> None:
+        self.pki, self.authority, self.now, self.bits = pki, authority, now, bits
         self.issued: dict[str, Credentials] = {}
-        self.domains_used: set[str] = set()
+        self.issuers: set[str] = set()  # operators whose CA vouched for a substitute
 
     def __call__(self, identity: str) -> Credentials | None:
+        """The substitute for ``identity``, if its operator assists (the MITM uses it)."""
+        return self._get(identity, use=True)
+
+    def prepare(self, identity: str) -> None:
+        """Issue in advance what the assisting operators would issue (key generation takes
+        100s of ms: never on the call's signalling path); nothing counts as used."""
+        self._get(identity, use=False)
+
+    def _get(self, identity: str, *, use: bool) -> Credentials | None:
         ident = aor(identity)
         domain = ident.rpartition("@")[2]
-        if ident not in self.issued:
-            if self.pki.kind is Pki.SELF_SIGNED:
-                creds = self_signed(ident, now=self.now, bits=self.bits)  # anyone can make one
-            elif (
-                OPERATOR_OF_DOMAIN.get(domain) in self.assisting and domain in self.pki.operator_cas
-            ):
-                creds = self.pki.issue(domain, ident, now=self.now, bits=self.bits)
-            else:
+        assisting = self.authority.assisting()
+        if self.pki.kind is Pki.SELF_SIGNED:
+            if not assisting:
                 return None
-            self.issued[ident] = creds
-        if self.pki.kind is not Pki.SELF_SIGNED:
-            self.domains_used.add(domain)  # that operator's CA vouched for the substitute
+            if ident not in self.issued:
+                self.issued[ident] = self_signed(ident, now=self.now, bits=self.bits)
+            return self.issued[ident]
+        op = OPERATOR_OF_DOMAIN.get(domain)
+        if op is None or op not in assisting or domain not in self.pki.operator_cas:
+            return None
+        if ident not in self.issued:
+            self.issued[ident] = self.pki.issue(domain, ident, now=self.now, bits=self.bits)
+        if use:
+            self.issuers.add(op)
         return self.issued[ident]
+
+
+class _TaskKeys:
+    """An operator's MIKEY opener: its legitimate secrets plus the private keys its X1 tasks
+    lend (``keyDelivery``), matched to the subscriber whose certificate they belong to."""
+
+    def __init__(
+        self, base: MikeySecrets, authority: _Authority, element: str, pki: LabPki
+    ) -> None:
+        self.base, self.authority, self.element, self.pki = base, authority, element, pki
+        self._owners: dict[int, list[str]] = {}
+
+    def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
+        keys: dict[str, object] = {}
+        for key in self.authority.private_keys(self.element):
+            if id(key) not in self._owners:  # whose certificate the key belongs to: once
+                pub = key.public_key().public_numbers()
+                self._owners[id(key)] = [
+                    user
+                    for user, creds in self.pki.users.items()
+                    if creds.certificate.public_key().public_numbers() == pub  # type: ignore[union-attr]
+                ]
+            keys.update({user: key for user in self._owners[id(key)]})
+        opener = dataclasses.replace(self.base, private_keys=keys or None)
+        return opener(call_id, offer, answer)
 
 
 @dataclass(slots=True)
 class _Capture:
-    """What the LI side of one row did (besides what reached the LEMF)."""
+    """What the LI side of one rung did (besides what reached the LEMF)."""
 
-    iri: list[IriRecord] = field(default_factory=list)
     cc: int = 0
-    key_records: list[KeyRecord] = field(default_factory=list)
+    iri: int = 0
     mitm: list[MikeyMitm] = field(default_factory=list)
     nes: dict[str, NetworkElementLI] = field(default_factory=dict)
     removers: list[Callable[[], None]] = field(default_factory=list)
     xids: dict[str, uuid.UUID] = field(default_factory=dict)  # operator -> XID
-    target_ip: str = ""
+    media_mitm: MediaMitm | None = None
     call_id: str = ""
-    names: dict[str, str] = field(default_factory=dict)  # address -> element/UE name
 
 
 class MatrixRunner:
-    """Runs rows; one LEMF for the whole run (the agency)."""
+    """Runs rows; one LEMF (the agency) for every row this runner runs."""
 
     def __init__(
         self,
@@ -255,59 +392,147 @@ class MatrixRunner:
             await self.lemf.close()
         keying_mikey.configure(None)
 
-    # --- one row ---------------------------------------------------------------------------
+    def _network_element(self, name: str, state: Path) -> NetworkElementLI:
+        """An element's LI side: X1 server (HTTPS, mutual TLS), task store, X2/X3 exporter."""
+        assert self.x1_pki is not None
+        return NetworkElementLI(
+            ne_id=name,
+            state_dir=state / name,
+            x1_host=self.x1_host,
+            x1_tls=self.x1_pki.server_context(),
+        )
 
-    async def run(self, exp: Expectation) -> CallResult:
+    # --- one row: the ladder ------------------------------------------------------------------
+
+    async def run(self, exp: Expectation, *, withheld: Iterable[Capability] = ()) -> CallResult:
+        """Climb the row's ladder from ``exp.first_rung``; stop at the first success."""
         t0 = time.monotonic()
+        held_back = frozenset(exp.withheld) | frozenset(withheld)
+        result = CallResult.for_expectation(exp)
+        result.withheld = sorted(c.value for c in held_back)
         plan = PLANS[exp.scenario]
         topo = scenario_topology(self.base, plan)
-        keying, pki_kind, mitm_funcs, assisting = METHODS[exp.method]
-        caller_aor = topo.subscribers[topo.ues[plan.caller].subscriber].sip_impu
-        callee_aor = topo.subscribers[topo.ues[plan.callee].subscriber].sip_impu
-        now = time.time()
+        users = [
+            topo.subscribers[topo.ues[u].subscriber].sip_impu for u in (plan.caller, plan.callee)
+        ]
+        # the users' credentials, the same for every rung (what the users and operators hold)
         creds, pki = provision(
-            pki_kind,
-            [caller_aor, callee_aor],
+            METHODS[exp.method][1],
+            users,
             DOMAINS,
-            now=now,
+            now=time.time(),
             bits=self.bits,
             dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
         )
-        subs = _Substitutes(pki, assisting, now=now, bits=self.bits)
-        if "pke" in mitm_funcs:
-            # study 2.3.1 case B step 1: the responder's operator hands out the substitute
-            # certificate (case D: anyone can make a self-signed one)
-            fake = subs(callee_aor)
-            if fake is not None:
-                creds.directory[aor(callee_aor)] = fake.certificate
+        previous: Grants | None = None
+        success: tuple[RungOutcome, Evidence] | None = None
+        for rung in LADDER[LADDER.index(exp.first_rung) :]:
+            g, why = _effective(grants(rung, held_back), exp)
+            if rung in held_back:
+                result.rungs.append(RungOutcome(rung=rung.value, skipped="withheld"))
+                continue
+            if g == previous:
+                result.rungs.append(
+                    RungOutcome(
+                        rung=rung.value,
+                        skipped="grants nothing beyond the rung below"
+                        + (f" ({why})" if why else ""),
+                    )
+                )
+                continue
+            previous = g
+            outcome, evidence = await self._rung(exp, rung, g, creds, pki)
+            glitch = _lab_glitch(outcome)
+            if evidence is None and glitch:
+                # not a capability result but the lab's media path under load: the call once
+                # more, and both attempts on record
+                first = outcome.summary()
+                outcome, evidence = await self._rung(exp, rung, g, creds, pki)
+                outcome.repeated = f"{glitch}; first attempt: {first}"
+            result.rungs.append(outcome)
+            if evidence is not None:
+                success = (outcome, evidence)
+                break
+        self._conclude(exp, result, success)
+        result.duration_s = round(time.monotonic() - t0, 2)
+        return result
+
+    def _conclude(
+        self,
+        exp: Expectation,
+        result: CallResult,
+        success: tuple[RungOutcome, Evidence] | None,
+    ) -> None:
+        tried = [o for o in result.rungs if not o.skipped]
+        shown = success[0] if success is not None else (tried[0] if tried else None)
+        needs = needs_from_evidence(success[1] if success is not None else None)
+        result.rung = success[0].rung if success is not None else None
+        result.needs = [n.value for n in sorted(needs, key=list(Need).index)]
+        if shown is not None:
+            result.call_succeeded = shown.call_ok
+            result.keys_recovered = success is not None
+            result.audio_recovered = success is not None
+            result.wavs = dict(shown.wavs)
+            result.tones_hz = {d: a["peak_hz"] for d, a in shown.audio.items()}
+            result.lemf_dirs = dict(shown.lemf_dirs)
+            result.xids = dict(shown.xids)
+            result.notes = list(shown.notes)
+        user_applied = any(o.user_applied for o in tried)
+        result.ts33106 = ts33106_statement(needs, user_applied=user_applied)
+        result.differences = compare(
+            exp,
+            Observed(
+                rung=Capability(result.rung) if result.rung else None,
+                needs=needs,
+                keys_recovered=result.keys_recovered,
+                audio_recovered=result.audio_recovered,
+                call_succeeded=result.call_succeeded,
+            ),
+        )
+
+    # --- one rung: one call -----------------------------------------------------------------
+
+    async def _rung(
+        self, exp: Expectation, rung: Capability, g: Grants, creds: MikeyCredentials, pki: LabPki
+    ) -> tuple[RungOutcome, Evidence | None]:
+        plan = PLANS[exp.scenario]
+        topo = scenario_topology(self.base, plan)
+        keying, _ = METHODS[exp.method]
+        caller_aor = topo.subscribers[topo.ues[plan.caller].subscriber].sip_impu
+        callee_aor = topo.subscribers[topo.ues[plan.callee].subscriber].sip_impu
+        target_aor = topo.subscribers[topo.ues[plan.target].subscriber].sip_impu
+        now = time.time()
+        networks = {
+            op: net for op, net in plan.networks.items() if op == plan.operator or g.other_pois
+        }
+        operator_of = {
+            name: op
+            for op, net in networks.items()
+            for name in (*net.iri, *((net.cc,) if net.cc else ()), *((net.tap,) if net.tap else ()))
+        }
+        authority = _Authority(operator_of)
+        subs = _Substitutes(pki, authority, now=now, bits=self.bits)
+        directory = dict(creds.directory)  # the real certificates; restored after the rung
         keying_mikey.configure(creds)
-        result = CallResult(
-            key=exp.key,
-            method=exp.method.value,
-            scenario=exp.scenario.value,
-            section=exp.section,
-            expected_needs=[n.value for n in sorted(exp.needs, key=list(Need).index)],
-            expected_keys=exp.keys_recoverable,
-            expected_audio=exp.audio_recoverable,
-            expected_call=exp.call_succeeds,
-        )
-        cap = _Capture(
-            target_ip=topo.ues[plan.caller].address,
-            names={
-                **{e.address: n for n, e in topo.elements.items()},
-                **{u.address: n for n, u in topo.ues.items()},
-            },
-        )
+        outcome = RungOutcome(rung=rung.value, grants=g.describe())
+        cap = _Capture()
         async with Lab(topo, mode="inprocess") as lab:
             try:
-                await self._attach(
-                    lab, topo, plan, exp, creds, pki, subs, mitm_funcs, caller_aor, cap
-                )
-                await self._provision(plan, exp, mitm_funcs, caller_aor, topo, cap)
-                cap.call_id = await self._call(topo, plan, keying, callee_aor, result)
+                await self._attach(lab, topo, plan, exp, creds, pki, subs, authority, networks, cap)
+                await self._provision(plan, topo, g, pki, target_aor, networks, cap)
+                # study 2.3.1 case B step 1: the initiator fetches the responder's certificate;
+                # an operator whose task authorises the MITM hands out the substitute
+                if keying == "pke":
+                    fake = subs(callee_aor)
+                    if fake is not None:
+                        creds.directory[aor(callee_aor)] = fake.certificate
+                for party in (caller_aor, callee_aor):
+                    subs.prepare(party)
+                cap.call_id = await self._call(topo, plan, keying, callee_aor, outcome)
                 for ne in cap.nes.values():
                     await ne.exporter.drain(timeout=15)
             finally:
+                creds.directory = directory
                 for remove in cap.removers:
                     remove()
                 for ne in cap.nes.values():
@@ -315,12 +540,11 @@ class MatrixRunner:
         await asyncio.sleep(0.1)
         if self.lemf is not None:
             # every exporter drained (the LEMF acknowledged all of it): the explicit flush
-            # request, after which the LEMF's files hold everything (calls whose BYE was
-            # seen say "complete": true); from here on the runner reads only those files
+            # request, after which the LEMF's files hold everything; from here on the runner
+            # reads only those files
             self.lemf.flush()
-        self._evaluate(exp, plan, cap, subs, result)
-        result.duration_s = round(time.monotonic() - t0, 2)
-        return result
+        evidence = self._evaluate(plan, topo, pki, subs, cap, outcome)
+        return outcome, evidence
 
     async def _attach(
         self,
@@ -331,29 +555,25 @@ class MatrixRunner:
         creds: MikeyCredentials,
         pki: LabPki,
         subs: _Substitutes,
-        mitm_funcs: frozenset[str],
-        target_aor: str,
+        authority: _Authority,
+        networks: dict[str, Network],
         cap: _Capture,
     ) -> None:
         clock = time.time
-        assert self.x1_pki is not None
-        x1_pki = self.x1_pki
+        state = self.work / "ne" / exp.key.replace("/", "-") / f"{time.time_ns():x}"
 
         async def network_element(name: str) -> X2X3Exporter:
-            """The element's LI side: X1 server (HTTPS, mutual TLS), store, X2/X3 exporter."""
-            ne = NetworkElementLI(
-                ne_id=name,
-                state_dir=self.work / "ne" / exp.key.replace("/", "-") / name,
-                x1_host=self.x1_host,
-                x1_tls=x1_pki.server_context(),
-            )
+            ne = self._network_element(name, state)
             await ne.start()
+            ne.on_change.append(authority.listener(name))
             cap.nes[name] = ne
             return ne.exporter
 
-        # hop-by-hop MIKEY intermediaries: a network function of the home P-CSCFs (psk-hop)
+        # hop-by-hop MIKEY intermediaries: a network function of the home P-CSCFs (psk-hop),
+        # running whatever LI does
+        network_psk: bytes | None = None
         if exp.method is Method.PSK_HOP:
-            network = os.urandom(32)
+            network_psk = os.urandom(32)
             ue_at = {
                 topo.ues[u].address: topo.subscribers[topo.ues[u].subscriber].sip_impu
                 for u in topo.ues
@@ -370,76 +590,195 @@ class MatrixRunner:
                     and aor(topo.subscribers[spec.subscriber].sip_impu) in creds.hop_psk
                 }
                 if mine:
-                    inter = HopByHopIntermediary(ue_psks=mine, network_psk=network)
+                    inter = HopByHopIntermediary(ue_psks=mine, network_psk=network_psk)
                     cap.removers.append(
                         lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
                     )
-            hop_secrets = {k: v for k, v in creds.hop_psk.items()}
-        else:
-            network, hop_secrets = None, {}
 
-        op = plan.operator
-        cap.xids[op] = uuid.uuid4()
-        op_domain = topo.operators[op].domain
-        secrets = MikeySecrets(
-            public_psks=(PUBLIC_PSK,),
-            hop_psks={k: v for k, v in hop_secrets.items() if k.endswith("@" + op_domain)},
-            network_psk=network,
-            private_keys=(
-                {u: c.private_key for u, c in pki.users.items()}
-                if exp.method is Method.PKE_C
-                else None
-            ),
-        )
-        policy = OperatorKeyPolicy(mikey=secrets)
-        cc_poi: AnchorCcPoi | None = None
-        media_mitm: MediaMitm | None = None
-        if plan.cc_anchor is not None:
-            anchor = lab.elements[plan.cc_anchor].anchor
-            cc_exp = await network_element(plan.cc_anchor)
-            cc_poi = AnchorCcPoi(element=plan.cc_anchor, emit=_cc_sender(cc_exp, cap))
-            cap.removers.append(anchor.hooks.add(cc_poi.hook(clock)))
-            if mitm_funcs & {"dh", "dhhmac"}:
-                media_mitm = MediaMitm()
-                cap.removers.append(anchor.hooks.add(media_mitm.hook()))
-        for i, name in enumerate(plan.iri_elements):
-            el_exp = await network_element(name)
-            poi = IriPoi(
-                element=name,
-                address=(topo.elements[name].address, topo.elements[name].sip_port),
-                emit=_iri_sender(el_exp, cap),
-                trigger_cc=(_trigger(cc_poi) if (i == 0 and cc_poi is not None) else None),
-                extract_keys=policy,
+        # the media MITM sits on the target's media path; it re-keys only while the anchor's
+        # own task authorises it (hooked after the CC-POIs: they see the packets as they arrived)
+        media_anchor = plan.media_anchor
+        media_mitm = MediaMitm() if media_anchor in lab.elements else None
+        cap.media_mitm = media_mitm
+
+        for op, net in networks.items():
+            cap.xids[op] = uuid.uuid4()
+            op_domain = topo.operators[op].domain
+            # the MIKEY secrets this operator legitimately holds: the publicly known PSK, the
+            # hop PSKs of its P-CSCF intermediary; private keys only as its X1 task lends them
+            base = MikeySecrets(
+                public_psks=(PUBLIC_PSK,),
+                hop_psks=(
+                    {k: v for k, v in creds.hop_psk.items() if k.endswith("@" + op_domain)}
+                    if network_psk is not None
+                    else {}
+                ),
+                network_psk=network_psk,
             )
-            x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
-            cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
-            if i == 0 and mitm_funcs:
-                sig = SignallingMitm(
-                    poi=poi,
-                    substitutes=subs,
-                    real_certificates=lambda ident: (
-                        pki.users[aor(ident)].certificate if aor(ident) in pki.users else None
-                    ),
-                    on_keys=_mitm_sender(el_exp, cap),
-                    media=media_mitm,
-                    known_psk=PUBLIC_PSK,
-                    clock=clock,
+            cc_poi: AnchorCcPoi | None = None
+            if net.cc is not None:
+                cc_exp = await network_element(net.cc)
+                cc_poi = AnchorCcPoi(element=net.cc, emit=_cc_sender(cc_exp, cap))
+                x1_wire(cap.nes[net.cc], clock=clock)
+                cap.removers.append(lab.elements[net.cc].anchor.hooks.add(cc_poi.hook(clock)))
+            for i, name in enumerate(net.iri):
+                el_exp = await network_element(name)
+                policy = OperatorKeyPolicy(mikey=_TaskKeys(base, authority, name, pki))
+                poi = IriPoi(
+                    element=name,
+                    address=(topo.elements[name].address, topo.elements[name].sip_port),
+                    emit=_iri_sender(el_exp, cap),
+                    trigger_cc=(_trigger(cc_poi) if (i == 0 and cc_poi is not None) else None),
+                    extract_keys=policy,
                 )
-                cap.removers.append(lab.elements[name].sip_hooks.add(sig.hook()))
-        if plan.tap_anchor is not None:
-            assert plan.tap_operator is not None
-            cap.xids[plan.tap_operator] = uuid.uuid4()
-            tap_exp = await network_element(plan.tap_anchor)
-            tap_ne = cap.nes[plan.tap_anchor]
-            # the media provider is tasked with the target's address (it never sees SIP)
-            tap_ne.handler.supported_targets = tap_ne.handler.supported_targets | {"ipv4Address"}
-            tap = PassiveTapPoi(element=plan.tap_anchor, emit=_cc_sender(tap_exp, cap))
-            x1_wire(tap_ne, taps=[tap], clock=clock)
-            cap.removers.append(lab.elements[plan.tap_anchor].anchor.hooks.add(tap.hook(clock)))
+                x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
+                cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
+                if i == 0 and op == plan.operator:
+                    # the intercepting operator's MITM function at its first hop: it acts only
+                    # for calls of a task that authorises it (li.mitm.signalling)
+                    sig = SignallingMitm(
+                        poi=poi,
+                        substitutes=subs,
+                        real_certificates=lambda ident: (
+                            pki.users[aor(ident)].certificate if aor(ident) in pki.users else None
+                        ),
+                        on_keys=_mitm_sender(el_exp, cap),
+                        media=media_mitm,
+                        media_authorised=lambda: authority.media(media_anchor),
+                        known_psk=PUBLIC_PSK,
+                        clock=clock,
+                    )
+                    cap.removers.append(lab.elements[name].sip_hooks.add(sig.hook()))
+            if net.tap is not None:
+                tap_exp = await network_element(net.tap)
+                tap_ne = cap.nes[net.tap]
+                # a media provider is tasked with the target's address (it never sees SIP)
+                tap_ne.handler.supported_targets = tap_ne.handler.supported_targets | {
+                    "ipv4Address"
+                }
+                tap = PassiveTapPoi(element=net.tap, emit=_cc_sender(tap_exp, cap))
+                x1_wire(tap_ne, taps=[tap], clock=clock)
+                cap.removers.append(lab.elements[net.tap].anchor.hooks.add(tap.hook(clock)))
+
+        if media_mitm is not None:
+            gate = _media_gate(media_mitm, authority, media_anchor)
+            cap.removers.append(lab.elements[media_anchor].anchor.hooks.add(gate))
+
+    async def _provision(
+        self,
+        plan: ScenarioPlan,
+        topo: Topology,
+        g: Grants,
+        pki: LabPki,
+        target_aor: str,
+        networks: dict[str, Network],
+        cap: _Capture,
+    ) -> None:
+        """The ADMF: CreateDestination + ActivateTask over X1 (HTTPS) on every element, each
+        task carrying exactly what the rung grants that operator."""
+        assert self.lemf is not None and self.x1_pki is not None
+        did = uuid.uuid4()
+        dest = DestinationDetails(
+            did=did,
+            delivery_type=DeliveryType.X2_AND_X3,
+            host=self.lemf_host,
+            port=self.lemf.port,
+            friendly_name="LEMF",
+        )
+        for op, net in networks.items():
+            own = op == plan.operator
+            signalling = g.mitm_signalling if own else g.others_assist
+            held = _held_key(pki, topo.operators[op].domain) if g.operator_keys else None
+            anchors = tuple(a for a in (net.cc, net.tap) if a is not None)
+            for name in (*net.iri, *anchors):
+                ne = cap.nes[name]
+                tap = name == net.tap
+                mitm: MitmAuthorisation | None = None
+                if name in anchors:
+                    if g.mitm_media and name == plan.media_anchor:  # re-key SRTP here
+                        mitm = MitmAuthorisation(
+                            reference=f"matrix {op}", signalling=True, media=True
+                        )
+                elif signalling:  # rewrite key management (DH modes: with the media MITM)
+                    mitm = MitmAuthorisation(
+                        reference=f"matrix {op}", signalling=True, media=g.mitm_media
+                    )
+                kd = KeyDelivery(mikey_private_key_pem=held) if held and name in net.iri else None
+                ext = ImslabTaskExtension(mitm=mitm, key_delivery=kd) if mitm or kd else None
+                target = (
+                    TargetIdentifier(kind="ipv4Address", value=topo.ues[plan.target].address)
+                    if tap
+                    else TargetIdentifier(kind="sipUri", value=target_aor)
+                )
+                client = X1Client(
+                    self.x1_host,
+                    ne.x1_port,
+                    ssl=self.x1_pki.client_context(),
+                    admf_id="admf-1",
+                    ne_id=name,
+                )
+                await client.create_destination(dest)
+                await client.activate_task(
+                    TaskDetails(
+                        xid=cap.xids[op],
+                        targets=(target,),
+                        delivery_type=DeliveryType.X3_ONLY if tap else DeliveryType.X2_AND_X3,
+                        dids=(did,),
+                        extension=ext,
+                    )
+                )
+
+    async def _call(
+        self, topo: Topology, plan: ScenarioPlan, keying: str, callee_aor: str, out: RungOutcome
+    ) -> str:
+        from lab.ues import user_agent
+        from ue.agent import CallFailed
+        from ue.keying import KeyingError
+
+        async with (
+            user_agent(topo, plan.caller, keying=keying) as caller,
+            user_agent(topo, plan.callee, keying=keying) as callee,
+        ):
+            await caller.register()
+            await callee.register()
+            callee.audio = f"tone:{CALLEE_TONE:.0f}"
+            try:
+                call = await caller.call(callee_aor, audio=f"tone:{CALLER_TONE:.0f}")
+            except KeyingError as exc:
+                out.failure = f"caller's UE refused to send the INVITE: {exc}"
+                return ""
+            except CallFailed as exc:
+                out.failure = (
+                    f"the caller's UE gave up before anything reached the wire: {exc.reason}"
+                    if exc.status == 0
+                    else f"INVITE answered {exc.status} {exc.reason}".rstrip()
+                )
+                return ""
+            try:
+                incoming = await callee.next_call(timeout=5)
+            except TimeoutError:
+                out.failure = "timeout: the caller was answered but the callee saw no call"
+                await call.hangup()
+                return str(call.call_id)
+            await asyncio.sleep(self.media_seconds)
+            heard = {
+                "caller hears the callee": call.detect_tone(CALLEE_TONE),
+                "callee hears the caller": incoming.detect_tone(CALLER_TONE),
+            }
+            out.call_ok = all(heard.values())
+            if not out.call_ok:
+                out.failure = "media: " + ", ".join(
+                    f"{k}: {'yes' if v else 'no'}" for k, v in heard.items()
+                )
+            await call.hangup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(incoming.ended.wait(), 3)
+            return str(call.call_id)
+
+    # --- evaluation: the LEMF's files only ---------------------------------------------------
 
     def _lemf_calls(self, xid: uuid.UUID) -> list[tuple[Path, dict[str, Any]]]:
-        """A task's calls as the agency sees them: the LEMF's output files only (each call
-        directory's summary.json; the runner has asked the LEMF to flush first)."""
+        """A task's calls as the agency sees them: each call directory's summary.json."""
         out = []
         for d in sorted((self.work / "lemf" / str(xid)).glob("*/summary.json")):
             try:
@@ -464,249 +803,153 @@ class MatrixRunner:
                 out.append(rec)
         return out
 
-    async def _provision(
-        self,
-        plan: ScenarioPlan,
-        exp: Expectation,
-        mitm_funcs: frozenset[str],
-        target_aor: str,
-        topo: Topology,
-        cap: _Capture,
-    ) -> None:
-        """The ADMF: CreateDestination + ActivateTask over X1 (HTTPS) on every element."""
-        assert self.lemf is not None and self.x1_pki is not None
-        did = uuid.uuid4()
-        dest = DestinationDetails(
-            did=did,
-            delivery_type=DeliveryType.X2_AND_X3,
-            host=self.lemf_host,
-            port=self.lemf.port,
-            friendly_name="LEMF",
-        )
-        mitm = None
-        if mitm_funcs:
-            mitm = MitmAuthorisation(
-                reference=f"matrix {exp.key}",
-                signalling=True,
-                media=bool(mitm_funcs & {"dh", "dhhmac"}),
-            )
-        for name, ne in cap.nes.items():
-            tap = name == plan.tap_anchor
-            op = plan.tap_operator if tap else plan.operator
-            assert op is not None
-            target = (
-                TargetIdentifier(kind="ipv4Address", value=topo.ues[plan.caller].address)
-                if tap
-                else TargetIdentifier(kind="sipUri", value=target_aor)
-            )
-            client = X1Client(
-                self.x1_host,
-                ne.x1_port,
-                ssl=self.x1_pki.client_context(),
-                admf_id="admf-1",
-                ne_id=name,
-            )
-            await client.create_destination(dest)
-            await client.activate_task(
-                TaskDetails(
-                    xid=cap.xids[op],
-                    targets=(target,),
-                    delivery_type=DeliveryType.X3_ONLY if tap else DeliveryType.X2_AND_X3,
-                    dids=(did,),
-                    extension=ImslabTaskExtension(mitm=mitm) if mitm and not tap else None,
-                )
-            )
-
-    async def _call(
-        self, topo: Topology, plan: ScenarioPlan, keying: str, callee_aor: str, result: CallResult
-    ) -> str:
-        from lab.ues import user_agent
-        from ue.agent import CallFailed
-        from ue.keying import KeyingError
-
-        async with (
-            user_agent(topo, plan.caller, keying=keying) as caller,
-            user_agent(topo, plan.callee, keying=keying) as callee,
-        ):
-            await caller.register()
-            await callee.register()
-            callee.audio = f"tone:{TONE:.0f}"
-            try:
-                call = await caller.call(callee_aor, audio=f"tone:{TONE:.0f}")
-            except (CallFailed, KeyingError) as exc:
-                result.notes.append(f"call failed: {exc}")
-                return ""
-            incoming = await callee.next_call(timeout=5)
-            await asyncio.sleep(self.media_seconds)
-            result.call_succeeded = bool(call.detect_tone(TONE) and incoming.detect_tone(TONE))
-            if not result.call_succeeded:
-                result.notes.append("call set up but the parties did not hear each other")
-            await call.hangup()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(incoming.ended.wait(), 3)
-            return str(call.call_id)
-
-    # --- evaluation ------------------------------------------------------------------------
-
     def _evaluate(
         self,
-        exp: Expectation,
         plan: ScenarioPlan,
-        cap: _Capture,
+        topo: Topology,
+        pki: LabPki,
         subs: _Substitutes,
-        result: CallResult,
-    ) -> None:
-        summaries: dict[str, tuple[Path, dict[str, Any]]] = {}
-        unavailable: list[dict[str, Any]] = []
+        cap: _Capture,
+        out: RungOutcome,
+    ) -> Evidence | None:
+        dirs: dict[str, tuple[Path, dict[str, Any]]] = {}
+        flows: dict[str, list[Path]] = {}  # operator -> every directory of its task
         for op, xid in cap.xids.items():
             found = self._lemf_calls(xid)
-            for call_dir, _ in found:
-                unavailable.extend(self._lemf_iri_events(call_dir, "cc-unavailable"))
             # the call's own directory (a tap has no Call-ID: its busiest flow)
             found.sort(key=lambda f: (f[1].get("call_id") == cap.call_id, f[1].get("x3_pdus", 0)))
             if found:
-                summaries[op] = found[-1]
-        result.iri_count = sum(1 for r in cap.iri if r.sip)
-        result.cc_count = cap.cc
-        result.key_records = sum(1 for k in cap.key_records if k.available)
-        result.ladder = [
-            LadderStep(
-                time=r.time,
-                src=cap.names.get(r.src[0], f"{r.src[0]}:{r.src[1]}"),
-                dst=cap.names.get(r.dst[0], f"{r.dst[0]}:{r.dst[1]}"),
-                label=_first_line(r.sip),
-                poi=r.element,
-            )
-            for r in cap.iri
-            if r.sip and r.src and r.dst and r.element == (plan.iri_elements or ("",))[0]
-        ]
-        for ev in sorted(unavailable, key=lambda e: float(e.get("time") or 0)):
-            result.notes.append(
-                f"{ev.get('element') or ev.get('poi')}: content unavailable: {ev.get('reason')}"
-            )
+                dirs[op] = found[-1]
+                flows[op] = [d for d, s in reversed(found) if s.get("x3_pdus")]
+        out.xids = {op: str(x) for op, x in cap.xids.items()}
+        out.lemf_dirs = {op: str(d) for op, (d, _) in dirs.items()}
+        for op, (d, summary) in dirs.items():
+            out.keys[op] = sorted({k.get("source", "") for k in summary.get("keys", [])})
+            for ev in self._lemf_iri_events(d, "cc-unavailable"):
+                out.notes.append(f"{op}: {ev.get('poi')}: content unavailable: {ev.get('reason')}")
+            reason = summary.get("keys_unavailable_reason")
+            if reason:
+                out.notes.append(f"{op}: LEMF: {reason}")
         for m in cap.mitm:
             if m.reason:
-                result.notes.append(f"MITM ({m.function}): {m.state.value}: {m.reason}")
-        # keys: what the intercepting operator's LEMF directory holds
-        keys_sources: set[str] = set()
-        main = summaries.get(plan.operator)
-        if main is not None:
-            keys_sources = {k.get("source", "") for k in main[1].get("keys", [])}
-            if main[1].get("keys_unavailable_reason"):
-                result.notes.append(f"LEMF: {main[1]['keys_unavailable_reason']}")
-            if result.call_succeeded and not main[1].get("complete"):
-                # the LEMF's own end-of-call marker: BYE seen and its files flushed
-                why = (
-                    "content without the call's signalling"
-                    if not main[1].get("established")
-                    else "no BYE seen"
+                out.notes.append(f"MITM ({m.function}): {m.state.value}: {m.reason}")
+        out.user_applied = _user_issued(pki)
+        out.substitutes_from = sorted(subs.issuers)
+        out.media_rekeyed = cap.media_mitm.stats["rekeyed"] if cap.media_mitm else 0
+        # the target's tone goes from-target, the peer's to-target
+        target_is_caller = plan.target == plan.caller
+        expected = {
+            "from-target": CALLER_TONE if target_is_caller else CALLEE_TONE,
+            "to-target": CALLEE_TONE if target_is_caller else CALLER_TONE,
+        }
+        target_ip = topo.ues[plan.target].address
+        # candidates: each directory's own decryption, then one network's keys joined with
+        # another's encrypted CC (what the agency does with two deliveries)
+        candidates: list[tuple[str, str, Path, Path]] = [
+            (op, op, d, d) for op, (d, _) in dirs.items()
+        ]
+        for kop, (kdir, _) in dirs.items():
+            for mop, mdirs in flows.items():
+                if kop != mop and (kdir / "keys.jsonl").exists():
+                    candidates += [(kop, mop, m, m / f"joined-{kop}") for m in mdirs]
+        best: dict[str, dict[str, Any]] = {}
+        for kop, mop, cc_dir, wav_dir in candidates:
+            if kop != mop:
+                joined_audio(
+                    cc_dir=cc_dir, keys_dir=dirs[kop][0], out_dir=wav_dir, target_ip=target_ip
                 )
-                result.notes.append(f"LEMF: call not complete ({why})")
-        result.keys_recovered = bool(keys_sources)
-        # audio: the tone in the decrypted WAVs of both directions
-        wav_dir: Path | None = None
-        if plan.tap_operator is not None and plan.tap_operator in summaries:
-            wav_dir = summaries[plan.tap_operator][0]
-            if main is not None and result.keys_recovered:
-                # the agency joins the media provider's CC with the IMS provider's keys
-                from lab.matrix.combine import decrypt_with_keys
-
-                decrypt_with_keys(
-                    cc_dir=wav_dir,
-                    keys_dir=main[0],
-                    out_dir=wav_dir / "joined",
-                    target_ip=cap.target_ip,
-                )
-                wav_dir = wav_dir / "joined"
-        elif main is not None:
-            wav_dir = main[0]
-        if wav_dir is not None:
-            from lab.matrix.combine import tone_in_wav
-
-            for direction in ("from-target", "to-target"):
-                wav = wav_dir / f"audio-{direction}.wav"
-                if wav.exists():
-                    result.wavs[direction] = str(wav)
-                    ok, peak = tone_in_wav(wav, TONE)
-                    result.tones_hz[direction] = peak
-                    if not ok:
-                        result.notes.append(
-                            f"no {TONE:.0f} Hz in {direction} audio (peak {peak:.0f} Hz)"
-                        )
-        result.audio_recovered = len(result.wavs) == 2 and all(
-            _tone_ok(Path(w)) for w in result.wavs.values()
-        )
-        needs = _observed_needs(exp, plan, cap, subs, keys_sources, result)
-        result.needs = [n.value for n in sorted(needs, key=list(Need).index)]
-        result.ts33106 = ts33106_outcome(exp.method, result.keys_recovered)
-        result.differences = compare(
-            exp,
-            Observed(
-                needs=frozenset(needs),
-                keys_recovered=result.keys_recovered,
-                audio_recovered=result.audio_recovered,
-                call_succeeded=result.call_succeeded,
-            ),
+            tones = direction_tones(wav_dir, expected)
+            if not best or sum(t["ok"] for t in tones.values()) > sum(
+                t["ok"] for t in best.values()
+            ):
+                best = tones
+                out.audio_from = {"keys": kop, "media": mop}
+                out.wavs = {
+                    d: str(wav_dir / f"audio-{d}.wav")
+                    for d in expected
+                    if (wav_dir / f"audio-{d}.wav").exists()
+                }
+            if len(tones) == len(expected) and all(t["ok"] for t in tones.values()):
+                break
+        out.audio = best
+        out.audio_ok = len(best) == len(expected) and all(t["ok"] for t in best.values())
+        if not out.audio_ok:
+            out.audio_from = {}
+            return None
+        kop = out.audio_from["keys"]
+        key_sources = frozenset(out.keys.get(kop, []))
+        out.key_source = sorted(key_sources)
+        return Evidence(
+            intercepting_operator=plan.operator,
+            keys_from=frozenset({kop}),
+            media_from=frozenset({out.audio_from["media"]}),
+            key_sources=key_sources,
+            substitutes_from=frozenset(out.substitutes_from),
+            media_rekeyed=out.media_rekeyed,
         )
 
 
-def _tone_ok(wav: Path) -> bool:
-    from lab.matrix.combine import tone_in_wav
-
-    return tone_in_wav(wav, TONE)[0]
-
-
-def _observed_needs(
-    exp: Expectation,
-    plan: ScenarioPlan,
-    cap: _Capture,
-    subs: _Substitutes,
-    keys_sources: set[str],
-    result: CallResult,
-) -> set[Need]:
-    """What LI actually had to do for this call (derived from what happened, not the row)."""
-    needs: set[Need] = set()
-    keyed = [m for m in cap.mitm if m.state is MitmState.KEYED]
-    attempted = [m for m in cap.mitm if m.function is not None and m.authorised]
-    if keyed:
-        needs.add(Need.MITM_SIGNALLING)
-        if any(m.media_mitm_needed for m in keyed):
-            needs.add(Need.MITM_MEDIA)
-        other_domains = {d for d in subs.domains_used if OPERATOR_OF_DOMAIN.get(d) != plan.operator}
-        if other_domains:
-            needs.add(Need.BOTH_OPERATORS)
-    elif keys_sources & {KeySource.MIKEY_PKE_ESCROW.value}:
-        needs.add(Need.BREAK_KM)
-    elif keys_sources:
-        needs.add(Need.NOTHING)
-    elif attempted and any(
-        "does not assist" in m.reason or "one operator" in m.reason for m in attempted
-    ):
-        needs |= {Need.MITM_SIGNALLING, Need.BOTH_OPERATORS}
-        if any(m.function in (MitmFunction.DH, MitmFunction.DHHMAC) for m in attempted):
-            needs.add(Need.MITM_MEDIA)  # DH keys per leg: the media would need it too
-    elif plan.tap_anchor is not None and not plan.iri_elements:
-        needs.add(Need.HOME_NETWORK)  # the visited network saw only encrypted media
-    elif plan.tap_anchor is not None and exp.method in (Method.DH_SIGN, Method.DHHMAC_PUBLIC):
-        # the IMS operator could MITM the signalling but the media path is another provider's
-        needs |= {Need.MITM_SIGNALLING, Need.MITM_MEDIA}
-    else:
-        needs.add(Need.BREAK_KM)
-    if plan.tap_anchor is not None and plan.iri_elements:
-        needs.discard(Need.NOTHING)  # keys from one provider, content from the other
-        needs.add(Need.BOTH_PROVIDERS)
-    return needs
+def _lab_glitch(o: RungOutcome) -> str:
+    """Why a rung's call says more about the loaded lab than about LI ("" when it does not):
+    the parties heard each other but the intercepted media holds one direction only (the
+    media bypassed the POI's anchor), a keyed media MITM failed to relay one direction, or the
+    call timed out."""
+    ok = [d for d, a in o.audio.items() if a["ok"]]
+    if o.call_ok and len(ok) == 1:
+        return f"call ok but only {ok[0]} intercepted"
+    if not o.call_ok and o.failure.startswith("media:") and o.media_rekeyed > 0:
+        return "media MITM keyed but one direction not relayed"
+    if not o.call_ok and (o.failure.startswith("timeout") or " 408" in o.failure):
+        return "the call timed out"
+    return ""
 
 
-def _first_line(sip: bytes) -> str:
-    line = sip.split(b"\r\n", 1)[0].decode("utf-8", "replace")
-    return line.replace(" SIP/2.0", "") if not line.startswith("SIP/") else line[8:]
+def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
+    """The grants as they can take effect in this row's setup, and why one cannot: no other
+    network on the path to task, no operator holding any key material."""
+    plan = PLANS[exp.scenario]
+    why = []
+    if len(plan.networks) == 1 and (g.other_pois or g.others_assist):
+        g = dataclasses.replace(g, other_pois=False, others_assist=False)
+        why.append("no other network on the path")
+    if g.operator_keys and METHODS[exp.method][1] is not Pki.OPERATOR_ESCROW:
+        g = dataclasses.replace(g, operator_keys=False)
+        why.append("no operator holds key material for these users")
+    return g, "; ".join(why)
+
+
+def _held_key(pki: LabPki, domain: str) -> str | None:
+    """The private key an operator holds for its subscriber on the call (case C escrow)."""
+    if not pki.operator_holds_private_keys:
+        return None
+    for user, creds in sorted(pki.users.items()):
+        if user.endswith("@" + domain):
+            return private_key_pem(creds.private_key).decode()
+    return None
+
+
+def _user_issued(pki: LabPki) -> bool:
+    """Whether the users, not a CSP, provided the credentials (their own PSKs, their own CA,
+    self-signed certificates): TS 33.106's "encryption by the user"."""
+    return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW)
+
+
+def _media_gate(
+    media: MediaMitm, authority: _Authority, element: str
+) -> Callable[[Any], bytes | None]:
+    inner = media.hook()
+
+    def rewrite(event: Any) -> bytes | None:
+        if not authority.media(element):
+            return None
+        return inner(event)
+
+    return rewrite
 
 
 def _iri_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[IriRecord], None]:
     def emit(r: IriRecord) -> None:
-        cap.iri.append(r)
-        cap.key_records.extend(r.keys)
+        cap.iri += 1
         for pdu in iri_pdus(r):
             exp.send_pdu(pdu)
 
@@ -730,7 +973,6 @@ def _mitm_sender(
         if m not in cap.mitm:
             cap.mitm.append(m)
         for k in records:
-            cap.key_records.append(k)
             exp.send_key_record(xid=xid, correlation_id=correlation_id_for(call_id), record=k)
 
     return on_keys

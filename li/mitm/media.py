@@ -110,9 +110,11 @@ class MediaMitm:
         def rewrite(event: Any) -> bytes | None:
             if event.call_id not in self._calls:
                 return None
+            # a call can cross the same anchor twice (one session per side: "orig"/"term"),
+            # and only the session whose packet verifies re-keys it: roles per session side
             return self.rewrite(
                 call_id=event.call_id,
-                direction=str(event.direction),
+                direction=f"{getattr(event, 'label', '')}/{event.direction}",
                 data=event.data,
                 rtcp=event.rtcp,
             )

@@ -7,8 +7,10 @@ never touched. It works on outgoing messages (what the element sends is what the
 sees): the first SDP with a MIKEY I_MESSAGE is the offer, the next SDP from the other side the
 answer. Retransmissions get the same rewritten bytes. When both legs are keyed it reports the
 keys (as :class:`li.keys.KeyRecord`, source ``mitm``) and, for DH modes, arms the media MITM;
-DH modes are declined when this operator does not carry the media (separate media provider):
-a signalling MITM without the media MITM would only break the call.
+DH modes are declined unless a media MITM sits on the call's media path *and* that element's
+own X1 task authorises it (``media_authorised``; with a separate media provider, the provider's
+task): a signalling MITM without the media MITM would only break the call. For DH the keys of both
+legs are reported (a CC-POI before and one after the media MITM see different keys).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class SignallingMitm:
         real_certificates: Callable[[str], x509.Certificate | None],
         on_keys: Callable[[Any, str, list[KeyRecord], MikeyMitm], None],
         media: MediaMitm | None = None,
+        media_authorised: Callable[[], bool] | None = None,
         known_psk: bytes | None = None,
         clock: Callable[[], float],
     ) -> None:
@@ -82,6 +85,8 @@ class SignallingMitm:
         self.real_certificates = real_certificates
         self.on_keys = on_keys
         self.media = media
+        # the media path's own task must authorise the re-keying (None: always, with media)
+        self.media_authorised = media_authorised or (lambda: True)
         self.known_psk = known_psk
         self.clock = clock
         self.calls: dict[str, MitmCall] = {}
@@ -94,9 +99,12 @@ class SignallingMitm:
                     funcs.add(MitmFunction(f))
                 except ValueError:
                     continue
-        if self.media is None:  # no media path here: DH MITM would only break the call
+        if not self._media_available():  # DH MITM without the media MITM breaks the call
             funcs -= {MitmFunction.DH, MitmFunction.DHHMAC}
         return frozenset(funcs)
+
+    def _media_available(self) -> bool:
+        return self.media is not None and self.media_authorised()
 
     def hook(self) -> Callable[[Any], Any]:
         def rewrite(event: Any) -> Any:
@@ -121,7 +129,7 @@ class SignallingMitm:
             if not tasks or getattr(msg, "method", None) != "INVITE":
                 return None
             authorised = self._authorised(tasks)
-            dropped = self.media is None and any(
+            dropped = not self._media_available() and any(
                 f in ("dh", "dhhmac") for t in tasks for f in t.mitm
             )
             call = MitmCall(
@@ -134,7 +142,10 @@ class SignallingMitm:
                 xids=[t.xid for t in tasks],
             )
             if dropped:
-                call.mitm.reason = "the media path is another provider's: no media MITM here"
+                call.mitm.reason = (
+                    "DH needs the MITM on the media path too, and no media MITM is authorised "
+                    "on this call's media path"
+                )
             self.calls[call_id] = call
         if data in call.rewritten:
             new = call.rewritten[data]
@@ -183,6 +194,25 @@ class SignallingMitm:
                     leg="responder",
                 ),
             ]
+            if responder_leg is not m.initiator_leg:
+                # DH: each leg has its own TGK, and a POI on either side of the media MITM
+                # sees the other key of each direction (re-encrypted by the MITM)
+                records += [
+                    KeyRecord(
+                        call_id=call_id,
+                        source=KeySource.MITM,
+                        sender=Sender.OFFERER,
+                        keys=srtp_keys(responder_leg, MikeySender.INITIATOR),
+                        leg="responder",
+                    ),
+                    KeyRecord(
+                        call_id=call_id,
+                        source=KeySource.MITM,
+                        sender=Sender.ANSWERER,
+                        keys=srtp_keys(m.initiator_leg, MikeySender.RESPONDER),
+                        leg="initiator",
+                    ),
+                ]
             if m.media_mitm_needed and self.media is not None and m.responder_leg is not None:
                 self.media.arm(call_id, m.initiator_leg, m.responder_leg)
             _log.info("mitm keyed", call_id=call_id, function=str(m.function))

@@ -97,7 +97,8 @@ async def test_task_arrives_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [r["event"] for r in records if r["type"] == "iri-event"] == ["start-of-interception"]
     for s in summary["streams"]:
         assert s["decrypted"] > 0 and s["decrypt_failures"] == 0, s  # from the first packet
-    for direction in ("from-target", "to-target"):
+    # each direction holds its own sender's tone (alice's UE 440 Hz, bob's default 1000 Hz)
+    for direction, hz, other in (("from-target", 440, 1000), ("to-target", 1000, 440)):
         with wave.open(str(call_dir / f"audio-{direction}.wav")) as w:
             pcm = w.readframes(w.getnframes())
-        assert detect_tone(pcm, 440), direction
+        assert detect_tone(pcm, hz) and not detect_tone(pcm, other), direction

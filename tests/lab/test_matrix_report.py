@@ -1,15 +1,18 @@
-"""Matrix report pieces: pure-Python spectrogram/PNG, ladder SVG, JSON and HTML writers."""
+"""Matrix report pieces: spectrogram/PNG, the SIP ladder from iri.jsonl, the table, JSON, HTML."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import wave
 import zlib
 from pathlib import Path
 
-from lab.matrix.report import CallResult, LadderStep, format_table, write_html, write_json
+from lab.matrix.html import spectrogram_svg, write_html
+from lab.matrix.report import CallResult, RungOutcome, format_table, write_json
+from lab.matrix.sipladder import hops, ladder_svg, registration_dirs
 from lab.matrix.spectrogram import _fft, peak_frequency, spectrogram_png
 
 
@@ -52,43 +55,132 @@ def test_png_is_valid() -> None:
     assert abs((127 - darkest) - round(440 / 31.25)) <= 1
 
 
-def _result(tmp_path: Path) -> CallResult:
-    wav = tmp_path / "a.wav"
-    with wave.open(str(wav), "wb") as w:
+def _wav(path: Path, freq: float) -> str:
+    with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
-        w.writeframes(tone(440))
+        w.writeframes(tone(freq, 1.0))
+    return str(path)
+
+
+def test_spectrogram_has_axes_and_labels(tmp_path: Path) -> None:
+    svg = spectrogram_svg(_wav(tmp_path / "a.wav", 1000), svg_id="s1", title="to-target")
+    assert 'id="s1"' in svg and "time (s)" in svg and "frequency (Hz)" in svg
+    ticks = re.findall(r'text-anchor="end">(\d+)</text>', svg)
+    assert ticks == ["0", "1000", "2000", "3000", "4000"]
+    assert "data:image/png;base64," in svg
+
+
+def _lemf_dir(root: Path, name: str, records: list[dict[str, object]]) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "iri.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return d
+
+
+def _sip(t: float, poi: str, direction: str, **sip: object) -> dict[str, object]:
+    return {"type": "sip", "time": t, "poi": poi, "direction": direction, "sip": sip}
+
+
+def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
+    sdp = {"media": [{"key_mgmt": ["mikey"], "crypto": []}]}
+    a = _lemf_dir(
+        tmp_path / "xid-a",
+        "call",
+        [
+            _sip(1.0, "pcscf-a", "from-target", method="INVITE", cseq="1 INVITE", sdp=sdp),
+            {"type": "key-record", "time": 1.01, "poi": "pcscf-a", "source": "mitm",
+             "available": True},
+            _sip(1.02, "scscf-a", "from-target", method="INVITE", cseq="1 INVITE", sdp=sdp),
+            _sip(1.2, "scscf-a", "to-target", status=200, reason="OK", cseq="1 INVITE", sdp=sdp),
+            _sip(1.21, "pcscf-a", "to-target", status=200, reason="OK", cseq="1 INVITE"),
+        ],
+    )  # fmt: skip
+    b = _lemf_dir(
+        tmp_path / "xid-b",
+        "call",
+        [_sip(1.05, "pcscf-b", "from-target", method="INVITE", cseq="1 INVITE", sdp=sdp)],
+    )
+    _lemf_dir(
+        tmp_path / "xid-a",
+        "register",
+        [_sip(0.5, "pcscf-a", "from-target", method="REGISTER", cseq="1 REGISTER")],
+    )
+    steps = hops([a, b])
+    assert [h.poi for h in steps] == [
+        "pcscf-a",
+        "pcscf-a",
+        "scscf-a",
+        "pcscf-b",
+        "scscf-a",
+        "pcscf-a",
+    ]
+    assert steps[1].mark.startswith("MITM rewrote a=key-mgmt")
+    assert steps[0].label == "INVITE [key-mgmt: mikey]"
+    svg = ladder_svg(steps, svg_id="l1")
+    lifelines = re.findall(r'class="lifeline" x="(\d+)"[^>]*>([^<]+)<', svg)
+    assert [n for _, n in lifelines] == ["target UE", "pcscf-a", "scscf-a", "pcscf-b", "peer"]
+    # one row per message: no two labels share a y; labels fit in a column
+    ys = re.findall(r'class="msg" x="[\d.]+" y="(\d+)"', svg)
+    assert len(ys) == len(set(ys)) == 5
+    col = int(lifelines[1][0]) - int(lifelines[0][0])
+    assert all(len(h.label) * 6.6 < col for h in steps)
+    assert "MITM rewrote a=key-mgmt: keys to the LEMF" in svg
+    # the registration is drawn apart, from the directory next to the call's
+    reg = registration_dirs([a])
+    assert [d.name for d in reg] == ["register"]
+    assert [h.label for h in hops(reg, registration=True)] == ["REGISTER"]
+    assert hops([a], registration=True) == []
+
+
+def _result(tmp_path: Path) -> CallResult:
+    wav = _wav(tmp_path / "a.wav", 440)
     return CallResult(
         key="sdes/home",
         method="sdes",
         scenario="home",
         section="2.2",
+        quote="will reveal the media encryption keys",
+        seed_line=66,
+        expected_rung="own-pois",
+        expected_needs=["nothing extra"],
+        rung=None,
+        needs=["not possible with any capability"],
         call_succeeded=True,
-        keys_recovered=True,
-        audio_recovered=True,
-        needs=["nothing extra"],
-        differences=["keys: study True, observed False"],
-        ladder=[
-            LadderStep(time=1.0, src="ue-a", dst="pcscf", label="INVITE sip:bob@x"),
-            LadderStep(time=1.1, src="pcscf", dst="ue-a", label="100 Trying"),
+        differences=["lowest rung: study own-pois, observed none"],
+        rungs=[
+            RungOutcome(
+                rung="own-pois",
+                grants=["own POIs"],
+                call_ok=True,
+                keys={"a": []},
+                xids={"a": "3f1c0000-0000-4000-8000-000000000001"},
+                lemf_dirs={"a": str(tmp_path)},
+                wavs={"from-target": wav},
+                audio={"from-target": {"expected_hz": 440.0, "peak_hz": 437.5, "ok": True}},
+            ),
+            RungOutcome(rung="other-pois", skipped="withheld"),
         ],
-        wavs={"from-target": str(wav)},
-        tones_hz={"from-target": 437.5},
+        ts33106="TS 33.106: ...",
     )
 
 
 def test_table_json_html(tmp_path: Path) -> None:
     r = _result(tmp_path)
     text = format_table([r])
-    assert "DIFFERS" in text and "! sdes/home: keys" in text
+    assert "MISMATCH" in text and "1 row(s) differ from the study:" in text
+    assert "! sdes/home: lowest rung: study own-pois, observed none" in text
     write_json([r], tmp_path / "m.json", meta={"run": 1})
     doc = json.loads((tmp_path / "m.json").read_text())
     assert doc["calls"][0]["reproduced"] is False
-    assert doc["calls"][0]["ladder"][0]["label"] == "INVITE sip:bob@x"
-    write_html([r], tmp_path / "m.html", meta={"run": 1})
+    assert doc["calls"][0]["rungs"][1]["skipped"] == "withheld"
+    back = CallResult.from_json(doc["calls"][0])
+    assert back.rungs[0].xids == r.rungs[0].xids and not back.reproduced
+    write_html([r], tmp_path / "m.html", meta={"rows": 23, "reproduced": 22, "seconds": 30})
     page = (tmp_path / "m.html").read_text()
-    assert "<svg" in page and "INVITE sip:bob@x" in page
-    assert "data:image/png;base64," in page and "peak 438 Hz" in page
-    write_html([r], tmp_path / "m2.html", meta={"rows": 23, "reproduced": 22, "seconds": 30})
-    assert "22 of 23 rows reproduce the study" in (tmp_path / "m2.html").read_text()
+    assert "22 of 23 rows reproduce the study" in page
+    assert 'class="mismatch"' in page and 'id="mismatches"' in page
+    assert "3f1c0000-0000-4000-8000-000000000001" in page and "seed line 66" in page
+    assert '<audio id="row-sdes-home-from-target-audio" controls' in page
+    assert 'href="a.wav"' in page or 'src="a.wav"' in page

@@ -1,10 +1,16 @@
-"""The study encoded as data (li/study.py) is consistent with the study's own table."""
+"""The study encoded as data (li/study.py): quotes from the seed, consistent with its table."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from li.study import (
     EXPECTATIONS,
+    LADDER,
     STUDY_TABLE,
+    Capability,
     Method,
     Need,
     Observed,
@@ -12,8 +18,15 @@ from li.study import (
     compare,
     expectation,
     table_row,
-    ts33106_outcome,
+    ts33106_statement,
 )
+from tests.conftest import SHARED
+
+SEED = next((SHARED / "seed").glob("*.txt"), None) if (SHARED / "seed").is_dir() else None
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'")).strip()
 
 
 def test_every_method_has_a_home_row() -> None:
@@ -21,10 +34,26 @@ def test_every_method_has_a_home_row() -> None:
         assert expectation(m, Scenario.HOME).method is m
 
 
-def test_rows_are_unique_and_cite_the_study() -> None:
+def test_rows_are_unique() -> None:
     keys = [e.key for e in EXPECTATIONS]
     assert len(keys) == len(set(keys))
-    assert all(e.section and len(e.quote) > 20 for e in EXPECTATIONS)
+
+
+def test_rows_quote_their_seed_line() -> None:
+    if SEED is None:
+        pytest.skip(f"the study is not at {SHARED / 'seed'}")
+    lines = SEED.read_text().splitlines()
+    for e in EXPECTATIONS:
+        assert e.section and len(e.quote) > 20, e.key
+        assert _norm(e.quote) in _norm(lines[e.seed_line - 1]), (e.key, e.seed_line)
+
+
+def test_expected_rung_and_needs_agree() -> None:
+    for e in EXPECTATIONS:
+        assert (e.rung is None) == (Need.NOT_POSSIBLE in e.needs), e.key
+        assert e.keys_recoverable == e.audio_recoverable == (e.rung is not None), e.key
+        assert e.rung is None or LADDER.index(e.rung) >= LADDER.index(e.first_rung), e.key
+        assert e.rung not in e.withheld, e.key
 
 
 def test_home_rows_agree_with_the_summary_table() -> None:
@@ -42,24 +71,35 @@ def test_home_rows_agree_with_the_summary_table() -> None:
         assert homes
         assert row.mitm_signalling == any(Need.MITM_SIGNALLING in e.needs for e in homes)
         assert row.mitm_media == any(Need.MITM_MEDIA in e.needs for e in homes)
-        # "overcome key-management security": some case where nothing ordinary gives keys.
+        # "overcome key-management security": some case where ordinary IMS LI gives nothing.
         assert row.overcome_key_management == any(Need.NOTHING not in e.needs for e in homes)
     # footnote 1: PK encryption's signalling MITM is case B.
-    assert Need.MITM_SIGNALLING in expectation(Method.PKE_B, Scenario.HOME).needs
+    assert expectation(Method.PKE_B, Scenario.HOME).rung is Capability.MITM_BOTH
     assert Need.MITM_MEDIA not in expectation(Method.PKE_B, Scenario.HOME).needs
 
 
-def test_one_operator_case_b_and_visited_network() -> None:
-    one = expectation(Method.PKE_B_ONE, "home")
-    assert not one.keys_recoverable and Need.BOTH_OPERATORS in one.needs
-    visited = expectation(Method.SDES, Scenario.ROAMING_HOME_PCSCF)
-    assert not visited.keys_recoverable
-    assert expectation(Method.SDES, Scenario.ROAMING_VISITED_PCSCF).keys_recoverable
+def test_the_issue_rows() -> None:
+    # case A: no MITM, the call works, ciphertext only; the MITM attempt is a row of its own
+    a = expectation(Method.PKE_A, Scenario.HOME)
+    assert a.rung is None and a.call_succeeds and a.first_rung is Capability.OWN_POIS
+    attempt = expectation(Method.PKE_A_MITM, Scenario.HOME)
+    assert not attempt.call_succeeds and attempt.first_rung is Capability.MITM_BOTH
+    # case C: the responder's operator's key; with the target as responder, its own operator
+    c = expectation(Method.PKE_C, Scenario.HOME)
+    assert c.needs == {Need.OTHER_NETWORK, Need.OPERATOR_KEY}
+    assert expectation(Method.PKE_C, Scenario.HOME_TARGET_ANSWERS).needs == {Need.OPERATOR_KEY}
+    # one operator: the same ladder without the other operators' help
+    one = expectation(Method.PKE_B_ONE, Scenario.HOME)
+    assert one.rung is None and one.withheld == {Capability.MITM_BOTH}
+    # both providers acting on DH
+    assert expectation(Method.DH_SIGN, Scenario.MEDIA_PROVIDER).rung is Capability.MITM_MEDIA
+    assert expectation(Method.SDES, Scenario.ROAMING_HOME_PCSCF).rung is Capability.OTHER_POIS
 
 
 def test_compare_flags_each_difference() -> None:
     exp = expectation(Method.SDES, Scenario.HOME)
     same = Observed(
+        rung=Capability.OWN_POIS,
         needs=frozenset({Need.NOTHING}),
         keys_recovered=True,
         audio_recovered=True,
@@ -67,16 +107,28 @@ def test_compare_flags_each_difference() -> None:
     )
     assert compare(exp, same) == []
     other = Observed(
-        needs=frozenset({Need.MITM_SIGNALLING}),
+        rung=None,
+        needs=frozenset({Need.NOT_POSSIBLE}),
         keys_recovered=False,
         audio_recovered=False,
         call_succeeded=False,
     )
     diffs = compare(exp, other)
-    assert len(diffs) == 4
+    assert len(diffs) == 5
+    assert diffs[0] == "lowest rung: study own-pois, observed none"
     assert "LI needs" in diffs[-1]
 
 
-def test_ts33106_outcome() -> None:
-    assert "decrypted" in ts33106_outcome(Method.SDES, True)
-    assert "notice" in ts33106_outcome(Method.PSK_E2E, False)
+def test_ts33106_statement_follows_the_outcome() -> None:
+    """Q7/Q8 and TS 33.106 as the study quotes them, one statement per observed outcome."""
+    nothing = ts33106_statement(frozenset({Need.NOTHING}), user_applied=False)
+    assert "possesses the keys" in nothing
+    mitm = ts33106_statement(frozenset({Need.MITM_SIGNALLING}), user_applied=False)
+    assert "not expected to provide this type of assistance" in mitm
+    key = ts33106_statement(frozenset({Need.OPERATOR_KEY}), user_applied=False)
+    assert "provides encryption keys" in key.replace("the encryption keys", "encryption keys")
+    visited = ts33106_statement(frozenset({Need.OTHER_NETWORK}), user_applied=False)
+    assert "cannot provide the keys" in visited
+    impossible = frozenset({Need.NOT_POSSIBLE})
+    assert "encryption by the user" in ts33106_statement(impossible, user_applied=True)
+    assert "encryption by the user" not in ts33106_statement(impossible, user_applied=False)

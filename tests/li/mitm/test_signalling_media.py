@@ -91,6 +91,9 @@ def test_dh_call_through_the_hooks(pki: tuple[object, LabPki]) -> None:
     (xid, call_id, records, m) = reported[0]
     assert xid == XID and call_id == "dh1" and m.state is MitmState.KEYED
     assert {r.source for r in records} == {KeySource.MITM} and all(r.keys for r in records)
+    # DH: both legs' keys, for a CC-POI before and one after the media MITM
+    assert sorted(r.leg for r in records) == ["initiator", "initiator", "responder", "responder"]
+    assert len({r.keys for r in records}) == 4
     assert media.armed == 1
 
     # media: alice's packet, keyed on her leg, leaves the anchor keyed on bob's leg
@@ -133,3 +136,43 @@ def test_untargeted_calls_are_never_touched(pki: tuple[object, LabPki]) -> None:
     poi.hook(lambda: NOW)(SimpleNamespace(direction="in", peer=("h", 1), message=invite, raw=None))
     assert sig.hook()(SimpleNamespace(direction="out", peer=("h", 2), message=invite)) is None
     assert sig.calls == {}
+
+
+def test_dh_is_declined_while_the_media_path_task_does_not_authorise(
+    pki: tuple[object, LabPki],
+) -> None:
+    """The signalling task authorises DH, but the anchor's own task does not (yet): a DH MITM
+    without the media MITM would break the call, so the INVITE goes through untouched."""
+    creds, lab = pki
+    poi = IriPoi(element="pcscf-a", address=("127.0.8.10", 5060), emit=lambda r: None)
+    poi.activate(PoiTask(xid=XID, targets=((TargetKind.SIP_URI, A),), mitm=frozenset({"dh"})), NOW)
+    granted = {"media": False}
+    reported: list[tuple[object, str, list[KeyRecord], MikeyMitm]] = []
+    sig = SignallingMitm(
+        poi=poi,
+        substitutes=lambda i: lab.issue(i.rpartition("@")[2], i, now=NOW, bits=1024),
+        real_certificates=lambda i: lab.users[i].certificate,
+        on_keys=lambda *a: reported.append(a),
+        media=MediaMitm(),
+        media_authorised=lambda: granted["media"],
+        clock=lambda: NOW,
+    )
+
+    def invite(call_id: str) -> object:
+        alice = DhInitiator(credentials=lab.users[A], trust=creds.trust_for(B), idi=A, idr=B)  # type: ignore[attr-defined]
+        m = parse_message(
+            msg(
+                f"INVITE {B} SIP/2.0",
+                call_id=call_id,
+                cseq="1 INVITE",
+                body=with_mikey(alice.initiate(NOW)),
+            )
+        )
+        poi.hook(lambda: NOW)(SimpleNamespace(direction="in", peer=("h", 1), message=m, raw=None))
+        return m
+
+    assert sig.hook()(SimpleNamespace(direction="out", peer=("h", 2), message=invite("d1"))) is None
+    assert "no media MITM is authorised" in sig.calls["d1"].mitm.reason
+    granted["media"] = True  # the anchor's task now authorises the media MITM
+    out = sig.hook()(SimpleNamespace(direction="out", peer=("h", 2), message=invite("d2")))
+    assert out is not None and sig.calls["d2"].mitm.state is MitmState.OFFER_FORWARDED
