@@ -3,6 +3,8 @@
 #   ./dev.sh demo    installs everything, then runs `imslab demo` on the built-in lab
 #   ./dev.sh test    installs everything, then runs ruff, mypy and the whole test suite
 #   ./dev.sh setup   installs only (apt peers + .venv)
+#   ./dev.sh compose up|call|li|lemf|down|...   the lab as containers on a private Docker engine
+#                    (root; deploy/compose.sh); `./dev.sh test` also runs it end to end as root
 # Set IMSLAB_NO_APT=1 to skip the apt step (e.g. inside a container that already has the peers).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -60,6 +62,12 @@ shift || true
 case "$cmd" in
     setup) apt_setup; venv_setup ;;
     demo)  apt_setup; venv_setup; exec "$VENV/bin/imslab" demo "$@" ;;
-    test)  apt_setup; venv_setup; run_tests "$@" ;;
-    *) sed -n '2,7p' "$0"; exit 2 ;;
+    test)  apt_setup; venv_setup; run_tests "$@"
+           # the CI stage on a real container engine (root only; the whole suite only; opt out
+           # with IMSLAB_COMPOSE_CI=0): deploy/compose-ci.sh, about 1.5 min (3.5 min uncached)
+           if [ $# -eq 0 ] && [ "${IMSLAB_COMPOSE_CI:-1}" != 0 ]; then
+               echo "== compose on a real engine" && deploy/compose-ci.sh
+           fi ;;
+    compose) exec deploy/compose.sh "$@" ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

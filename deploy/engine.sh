@@ -192,7 +192,7 @@ host_state() {
     local t
     for t in iptables-save ip6tables-save; do
         command -v "$t" >/dev/null || continue
-        "$t" 2>/dev/null | grep -v '^#' | sed -E 's/ \[[0-9]+:[0-9]+\]$//' | sed "s/^/$t /"
+        "$t" 2>/dev/null | sed -E '/^#/d; s/ \[[0-9]+:[0-9]+\]$//' | sed "s/^/$t /"
     done
     # (named namespaces under /run/netns are `ip netns`'s, not an engine's: other tests add them)
     awk '($9 == "nsfs" && $5 !~ /^\/run\/netns\//) || $5 ~ /docker|containerd|imslab-(engine|ci)/ {
@@ -205,7 +205,7 @@ host_state() {
         esac
     done | sort
     for f in /sys/fs/cgroup/*/; do
-        find "$f" -mindepth 1 -maxdepth 1 -type d -printf "cgroup %p\n" 2>/dev/null
+        find "$f" -mindepth 1 -maxdepth 1 -type d -printf "cgroup %p\n" 2>/dev/null || true
     done | sort
 }
 
