@@ -37,6 +37,7 @@ else
 fi
 phase "apt (docker.io, debootstrap)"
 BEFORE=$(host_state)
+ENGINE_FIXED_BEFORE=$(fixed_paths)
 engine_paths "$(mktemp -d /var/tmp/imslab-ci.XXXXXX)"
 compose() {
     dk compose --ansi never --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -p imslab-ci "$@"

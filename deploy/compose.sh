@@ -44,6 +44,7 @@ down() {
     if engine_running; then
         compose --profile call --profile li down -v --remove-orphans -t 5
     fi
+    [ -f "$ENGINE_DIR.host-state" ] && ENGINE_FIXED_BEFORE=$(grep '^path ' "$ENGINE_DIR.host-state" || true)
     engine_stop
     if [ -f "$ENGINE_DIR.host-state" ]; then
         engine_remove_bridges "$(cat "$ENGINE_DIR.host-state")"

@@ -105,7 +105,9 @@ engine_start() {
     [ -x "$ENGINE_DOCKERD" ] || { log "no $ENGINE_DOCKERD (apt-get install docker.io)"; return 1; }
     if engine_running; then return 0; fi
     mkdir -p "$ENGINE_DATA" "$ENGINE_EXEC" && chmod 0700 "$ENGINE_DIR"
-    echo '{}' > "$ENGINE_DIR/daemon.json"   # not /etc/docker/daemon.json
+    # not /etc/docker/daemon.json; and the daemon's identity key not in /etc/docker/key.json
+    # (a config-file-only option in dockerd 20.10)
+    printf '{"deprecated-key-path": "%s"}\n' "$ENGINE_DIR/key.json" > "$ENGINE_DIR/daemon.json"
     log "starting a private dockerd in $ENGINE_DIR"
     # setsid: its own process group, so an interrupted terminal does not kill it half-way; the
     # pidfile is how engine_stop finds it.
@@ -166,6 +168,20 @@ engine_stop() {
         find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
     rm -f "$ENGINE_SOCK" "$ENGINE_PIDFILE"
+    # directories dockerd and containerd create at fixed places whatever the roots (plugin
+    # discovery, shim sockets): removed when empty and absent before (ENGINE_FIXED_BEFORE)
+    local d
+    for d in /run/docker/plugins /run/docker /run/containerd/s /run/containerd; do
+        grep -qx "path $d" <<<"${ENGINE_FIXED_BEFORE:-}" || rmdir "$d" 2>/dev/null || true
+    done
+}
+
+fixed_paths() {  # the fixed paths above that exist now, one "path P" a line
+    local d
+    for d in /etc/docker/key.json /run/docker/plugins /run/docker /run/containerd/s /run/containerd; do
+        [ -e "$d" ] && echo "path $d"
+    done
+    return 0
 }
 
 # engine_remove_bridges BEFORE: delete bridges (br-<id> of compose networks) and veths that the
@@ -197,6 +213,7 @@ host_state() {
     # (named namespaces under /run/netns are `ip netns`'s, not an engine's: other tests add them)
     awk '($9 == "nsfs" && $5 !~ /^\/run\/netns\//) || $5 ~ /docker|containerd|imslab-(engine|ci)/ {
         print "mount " $5 " " $9 }' /proc/self/mountinfo | sort
+    fixed_paths
     local p
     for p in /proc/[0-9]*; do
         case "$(cat "$p/comm" 2>/dev/null)" in
