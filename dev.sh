@@ -34,6 +34,10 @@ apt_setup() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Interop peers from Debian (deploy helper): Kamailio as the lab's Internet proxy
+# (tests/peers/test_kamailio.py). The compose stage installs docker.io itself.
+APT_PACKAGES+=(kamailio)
+
 venv_setup() {
     local stamp="$VENV/.imslab-stamp"
     local want
