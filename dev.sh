@@ -35,8 +35,9 @@ apt_setup() {
 }
 
 # Interop peers from Debian (deploy helper): Kamailio as the lab's Internet proxy
-# (tests/peers/test_kamailio.py). The compose stage installs docker.io itself.
-APT_PACKAGES+=(kamailio)
+# (tests/peers/test_kamailio.py), rtpengine as the media relay (tests/peers/test_rtpengine.py).
+# The compose stage installs docker.io and debootstrap itself.
+APT_PACKAGES+=(kamailio rtpengine-daemon)
 
 venv_setup() {
     local stamp="$VENV/.imslab-stamp"

@@ -20,7 +20,7 @@ from pathlib import Path
 from lab.matrix.combine import tone_in_wav
 
 STATE = Path(os.environ.get("IMSLAB_STATE", "/var/lib/imslab"))  # the LEMF writes below it
-WAIT = 20.0  # seconds for the LEMF to see the BYE and flush the call
+POLLS, POLL_INTERVAL = 40, 0.5  # 20 s for the LEMF to see the BYE and flush the call
 
 
 def _summaries(xid: str) -> list[tuple[Path, dict[str, object]]]:
@@ -48,14 +48,13 @@ def _label(rec: dict[str, object]) -> str:
 
 def main(xid: str, caller_hz: float, callee_hz: float) -> int:
     """The target is the caller: ``audio-from-target.wav`` carries the caller's tone."""
-    deadline = time.monotonic() + WAIT
     calls: list[tuple[Path, dict[str, object]]] = []
-    while time.monotonic() < deadline:
+    for _ in range(POLLS):
         found = _summaries(xid)
         calls = [(p, s) for p, s in found if s.get("established")]
         if calls and all(s.get("complete") for _, s in calls):
             break
-        time.sleep(0.5)
+        time.sleep(POLL_INTERVAL)
     problems: list[str] = []
     found = _summaries(xid)
     # the target's REGISTER (the call client registers first) is IRI too, under its own Call-ID

@@ -54,9 +54,7 @@ def render_cfg(topo: Topology, name: str, rundir: Path) -> str:
     """The template filled from the topology for element ``name`` (an internet_proxy)."""
     me = topo.element(name)
     domain = topo.operators[me.operator].domain
-    peers = [
-        topo.element(e) for d, e in sorted(topo.peering.items()) if e != name and d != domain
-    ]
+    peers = [topo.element(e) for d, e in sorted(topo.peering.items()) if e != name and d != domain]
     from_peer = "\n".join(
         f'    if ($si == "{p.address}" && $sp == {p.sip_port}) {{ $var(peer) = 1; }}' for p in peers
     )
@@ -67,12 +65,13 @@ def render_cfg(topo: Topology, name: str, rundir: Path) -> str:
         impus = " || ".join(f'$$URI == "{u}"' for u in sub.impus if u.startswith("sip:"))
         for var, out in (("$tu", creds_to), ("$fu", creds_from)):
             cond = impus.replace("$$URI", var)
-            out.append(f'    if ($aU == "{sub.impi}" && ({cond})) {{ $var(pw) = "{sub.password}"; }}')
+            out.append(
+                f'    if ($aU == "{sub.impi}" && ({cond})) {{ $var(pw) = "{sub.password}"; }}'
+            )
+    serving = {d: topo.element(e) for d, e in sorted(topo.peering.items()) if e != name}
     peering = "\n".join(
-        f'    if ($rd == "{d}") {{ $du = "sip:{topo.element(e).address}:{topo.element(e).sip_port}";'
-        " return; }"
-        for d, e in sorted(topo.peering.items())
-        if e != name
+        f'    if ($rd == "{d}") {{ $du = "sip:{e.address}:{e.sip_port}"; return; }}'
+        for d, e in serving.items()
     )
     fields = {
         "ADDRESS": me.address,
