@@ -50,15 +50,15 @@ engine_apt() {
 
 # apt_mirror: the Debian archive URI this machine's apt uses (deb822 .sources or sources.list).
 apt_mirror() {
-    local f uri=""
-    for f in /etc/apt/sources.list.d/*.sources; do
+    local f uri="" etc=${IMSLAB_APT_ETC:-/etc/apt}
+    for f in "$etc"/sources.list.d/*.sources; do
         [ -f "$f" ] || continue
         uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
         [ -n "$uri" ] && break
     done
-    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    if [ -z "$uri" ] && [ -f "$etc/sources.list" ]; then
         uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
-            /etc/apt/sources.list)
+            "$etc/sources.list")
     fi
     echo "${uri:-http://deb.debian.org/debian}"
 }
