@@ -13,7 +13,9 @@ rtpengine's own, no DTLS), ``c=``/``m=`` point at rtpengine, and SRTP from each 
 other byte for byte, decryptable with the sender's SDES key, the way LI recovers it: the LEMF's
 late-join decryptor, keyed only from the SDP an IRI-POI would have reported, decrypts what
 crossed the relay. A forged packet is passed on too (rtpengine does not authenticate SRTP it
-passes through; the receiving UE must).
+passes through; the receiving UE must). As root, the media provider's CC-POI (our
+``PassiveTapPoi``, tasked with the target's address) is fed by a packet tap on the relay's
+interface and reports exactly the target's packets on rtpengine's path.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +36,12 @@ from ims.media.rtp import RtpPacket, decode_rtp, encode_rtp
 from ims.media.srtp import LateJoinDecryptor, SrtpReceiver, SrtpSender
 from ims.sdes.attribute import CryptoAttribute
 from ims.sdes.negotiation import keys_of, make_offer
+from li.poi.cc import CcRecord, PassiveTapPoi, flow_correlation_id
+from li.poi.iri import TargetDirection
 
 RTPENGINE = shutil.which("rtpengine") or "/usr/bin/rtpengine"
 RELAY = "127.0.201.42"  # the media provider's relay address (this test only)
+ALICE, BOB = "127.0.202.1", "127.0.203.1"  # the two UEs' media addresses
 NG_PORT = 2223  # rtpengine's ng port, as the lab's anchor control port
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 # rtpengine 10.5 offers every suite it knows besides the offerer's; these flags keep it to ours
@@ -164,9 +171,9 @@ def rtpengine(tmp_path: Path) -> Iterator[Ng]:
         log.close()
 
 
-def _sdp(port: int, crypto: CryptoAttribute) -> str:
+def _sdp(addr: str, port: int, crypto: CryptoAttribute) -> str:
     return (
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n"
         f"m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
         f"a=crypto:{crypto.encode()}\r\na=sendrecv\r\n"
     )
@@ -185,20 +192,24 @@ def test_rtpengine_relays_sdes_srtp_untouched(rtpengine: Ng) -> None:
     # alice and bob: one UDP socket each (their RTP ports)
     alice = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     bob = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for s in (alice, bob):
-        s.bind(("127.0.0.1", 0))
+    for s, addr in ((alice, ALICE), (bob, BOB)):
+        s.bind((addr, 0))
         s.settimeout(1.0)
     a_port, b_port = alice.getsockname()[1], bob.getsockname()[1]
     a_crypto = next(c for c in make_offer() if c.suite == SUITE)
     b_crypto = CryptoAttribute.parse(f"1 {SUITE} inline:" + _inline(os.urandom(30)))
     call = {"call-id": f"rtpe-{os.urandom(4).hex()}", "from-tag": "alice-tag"}
     try:
-        offer = ng("offer", sdp=_sdp(a_port, a_crypto), **call, **PASSTHROUGH)
+        offer = ng("offer", sdp=_sdp(ALICE, a_port, a_crypto), **call, **PASSTHROUGH)
         assert offer["result"] == b"ok", offer
         assert isinstance(offer["sdp"], bytes)
         relay_for_bob = _media(offer["sdp"])
         answer = ng(
-            "answer", sdp=_sdp(b_port, b_crypto), **call, **{"to-tag": "bob-tag"}, **PASSTHROUGH
+            "answer",
+            sdp=_sdp(BOB, b_port, b_crypto),
+            **call,
+            **{"to-tag": "bob-tag"},
+            **PASSTHROUGH,
         )
         assert answer["result"] == b"ok", answer
         assert isinstance(answer["sdp"], bytes)
@@ -256,6 +267,99 @@ def test_rtpengine_relays_sdes_srtp_untouched(rtpengine: Ng) -> None:
     finally:
         alice.close()
         bob.close()
+
+
+def _udp_on_lo(raw: socket.socket) -> list[tuple[tuple[str, int], tuple[str, int], bytes]]:
+    """The IPv4/UDP datagrams captured so far on lo (each once: the received copy)."""
+    out = []
+    while True:
+        try:
+            frame, meta = raw.recvfrom(65535)
+        except BlockingIOError:
+            return out
+        if meta[2] != socket.PACKET_HOST or frame[12:14] != b"\x08\x00":
+            continue  # lo shows each packet twice (outgoing + received); IPv4 only
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 17:
+            continue
+        sport, dport, length = struct.unpack("!HHH", ip[ihl : ihl + 6])
+        src = (socket.inet_ntoa(ip[12:16]), sport)
+        dst = (socket.inet_ntoa(ip[16:20]), dport)
+        out.append((src, dst, ip[ihl + 8 : ihl + length]))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a packet tap (AF_PACKET) needs root")
+def test_passive_cc_tap_on_rtpengines_path(rtpengine: Ng) -> None:
+    """The media provider's CC-POI (:class:`PassiveTapPoi`, tasked with the target's address,
+    no signalling) fed by a packet tap on the relay's interface: it reports every packet to and
+    from alice on rtpengine's path, as sent, with the right direction and flow correlation ID,
+    and nothing of other flows; the LEMF decryptor recovers alice's media from the records."""
+    ng = rtpengine
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    raw.bind(("lo", 0))
+    raw.setblocking(False)
+    alice = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bob = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s, addr in ((alice, ALICE), (bob, BOB)):
+        s.bind((addr, 0))
+        s.settimeout(1.0)
+    a_port = alice.getsockname()[1]
+    a_crypto = next(c for c in make_offer() if c.suite == SUITE)
+    b_crypto = CryptoAttribute.parse(f"1 {SUITE} inline:" + _inline(os.urandom(30)))
+    call = {"call-id": f"tap-{os.urandom(4).hex()}", "from-tag": "alice-tag"}
+    xid = uuid.uuid4()
+    records: list[CcRecord] = []
+    tap = PassiveTapPoi(element="rtpengine-m", emit=records.append)
+    tap.activate(xid, ALICE)
+    try:
+        offer = ng("offer", sdp=_sdp(ALICE, a_port, a_crypto), **call, **PASSTHROUGH)
+        answer = ng(
+            "answer",
+            sdp=_sdp(BOB, bob.getsockname()[1], b_crypto),
+            **call,
+            **{"to-tag": "bob-tag"},
+            **PASSTHROUGH,
+        )
+        assert isinstance(offer["sdp"], bytes) and isinstance(answer["sdp"], bytes)
+        to_relay_from_alice = _media(answer["sdp"])[:2]
+        to_relay_from_bob = _media(offer["sdp"])[:2]
+        sent: dict[TargetDirection, list[bytes]] = {d: [] for d in TargetDirection}
+        for seq in range(10):
+            for sender, dst, crypto, receiver, d in (
+                (alice, to_relay_from_alice, a_crypto, bob, TargetDirection.FROM_TARGET),
+                (bob, to_relay_from_bob, b_crypto, alice, TargetDirection.TO_TARGET),
+            ):
+                rtp = RtpPacket(
+                    payload_type=0, sequence_number=seq, timestamp=160 * seq, ssrc=int(d) + 1
+                )
+                srtp = SrtpSender(keys_of(crypto)).protect(encode_rtp(rtp))
+                assert srtp is not None
+                sender.sendto(srtp, dst)
+                receiver.recvfrom(2048)
+                sent[d].append(srtp)
+        # the tap sees the relay's interface; other traffic on lo is not rtpengine's path
+        for src, dst, data in _udp_on_lo(raw):
+            if RELAY in (src[0], dst[0]) and NG_PORT not in (src[1], dst[1]):
+                tap.observe(src=src, dst=dst, data=data, rtcp=False, now=0.0)
+        ng("delete", **call)
+    finally:
+        raw.close()
+        alice.close()
+        bob.close()
+    by_dir = {d: [r for r in records if r.direction is d] for d in TargetDirection}
+    # alice -> relay (from target) and relay -> alice (to target): each packet once, as sent
+    assert [r.data for r in by_dir[TargetDirection.FROM_TARGET]] == sent[
+        TargetDirection.FROM_TARGET
+    ]
+    assert [r.data for r in by_dir[TargetDirection.TO_TARGET]] == sent[TargetDirection.TO_TARGET]
+    assert len(records) == 20  # nothing of the relay <-> bob legs
+    assert {r.xid for r in records} == {xid}
+    cid = flow_correlation_id("rtpengine-m", ALICE, a_port)  # the tap's own, per target flow
+    assert {r.correlation_id for r in records} == {cid}
+    # the LEMF's part: keys from the IRI (the SDP) decrypt the tapped content
+    dec = LateJoinDecryptor(keys_of(a_crypto))
+    assert all(dec.unprotect(r.data) is not None for r in by_dir[TargetDirection.FROM_TARGET])
 
 
 def _inline(key_salt: bytes) -> str:
