@@ -68,10 +68,14 @@ case "$cmd" in
     setup) apt_setup; venv_setup ;;
     demo)  apt_setup; venv_setup; exec "$VENV/bin/imslab" demo "$@" ;;
     test)  apt_setup; venv_setup; run_tests "$@"
-           # the CI stage on a real container engine (root only; the whole suite only; opt out
-           # with IMSLAB_COMPOSE_CI=0): deploy/compose-ci.sh, about 1.5 min (3.5 min uncached)
-           if [ $# -eq 0 ] && [ "${IMSLAB_COMPOSE_CI:-1}" != 0 ]; then
-               echo "== compose on a real engine" && deploy/compose-ci.sh
+           # the CI stages on real container engines (root only; the whole suite only; opt out
+           # with IMSLAB_COMPOSE_CI=0): the compose lab (deploy/compose-ci.sh), then the
+           # two-host deployment (deploy/two-host-ci.sh) with the image the first one built
+           if [ $# -eq 0 ] && [ "${IMSLAB_COMPOSE_CI:-1}" != 0 ] && [ "$(id -u)" -eq 0 ]; then
+               image=$(mktemp /var/tmp/imslab-image.XXXXXX.tar)
+               trap 'rm -f "$image"' EXIT
+               echo "== compose on a real engine" && IMSLAB_SAVE_IMAGE=$image deploy/compose-ci.sh
+               echo "== two hosts, two engines" && IMSLAB_IMAGE_TAR=$image deploy/two-host-ci.sh
            fi ;;
     compose) exec deploy/compose.sh "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;

@@ -13,6 +13,7 @@
 #      processes, cgroups) compared with the state before the run: any difference fails the stage.
 #
 # IMSLAB_CACHE (default ~/.cache/imslab) keeps the base tarball and the compose plugin between runs.
+# IMSLAB_SAVE_IMAGE=FILE also saves the project image there (`docker save`) for two-host-ci.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -88,6 +89,9 @@ phase "dockerd + compose plugin"
 base_image "$BASE_TAG"
 phase "base image"
 project_image "$ROOT" "$BASE_TAG"
+if [ -n "${IMSLAB_SAVE_IMAGE:-}" ]; then  # for deploy/two-host-ci.sh, run next by ./dev.sh test
+    dk save -o "$IMSLAB_SAVE_IMAGE" imslab:latest
+fi
 phase "project image"
 
 lab_up

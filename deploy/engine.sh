@@ -16,14 +16,14 @@
 ENGINE_DOCKER=${IMSLAB_DOCKER:-/usr/bin/docker}          # Debian's client, not whatever is on PATH
 ENGINE_DOCKERD=${IMSLAB_DOCKERD:-/usr/sbin/dockerd}
 ENGINE_CACHE=${IMSLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/imslab}
-ENGINE_CGROUP=imslab-engine
 BASE_PACKAGES=(python3 python3-pip ca-certificates iproute2)
 BASE_MAX_AGE_DAYS=7            # rebuild the cached base at least weekly (security updates)
 ENGINE_APT_PACKAGES=(docker.io debootstrap)
 
 log() { echo "deploy: $*" >&2; }
 
-# engine_paths DIR: every path of the private engine, and the client environment pointing at it.
+# engine_paths DIR [NETNS]: every path of the private engine, and the client environment pointing
+# at it; with NETNS, dockerd (and so its bridges and containers) runs in that network namespace.
 engine_paths() {
     ENGINE_DIR=$1
     ENGINE_DATA=$ENGINE_DIR/data
@@ -32,6 +32,8 @@ engine_paths() {
     ENGINE_SOCK=$ENGINE_DIR/docker.sock
     export DOCKER_HOST=unix://$ENGINE_SOCK
     export DOCKER_CONFIG=$ENGINE_DIR/cli      # private: holds cli-plugins/docker-compose
+    ENGINE_CGROUP=imslab-engine-${ENGINE_DIR##*/}   # its containers' cgroups, one parent per engine
+    ENGINE_NETNS=${2:-}                       # run dockerd inside this network namespace
 }
 
 dk() { "$ENGINE_DOCKER" "$@"; }
@@ -111,7 +113,10 @@ engine_start() {
     log "starting a private dockerd in $ENGINE_DIR"
     # setsid: its own process group, so an interrupted terminal does not kill it half-way; the
     # pidfile is how engine_stop finds it.
-    setsid "$ENGINE_DOCKERD" --config-file "$ENGINE_DIR/daemon.json" \
+    local in_ns=()
+    # nsenter, not `ip netns exec`: that also remounts /sys, hiding the cgroup hierarchies
+    [ -n "${ENGINE_NETNS:-}" ] && in_ns=(nsenter "--net=/run/netns/$ENGINE_NETNS")
+    setsid "${in_ns[@]}" "$ENGINE_DOCKERD" --config-file "$ENGINE_DIR/daemon.json" \
         --data-root "$ENGINE_DATA" --exec-root "$ENGINE_EXEC" --pidfile "$ENGINE_PIDFILE" \
         --host "unix://$ENGINE_SOCK" --iptables=false --ip-forward=false --ip-masq=false \
         --bridge=none --userland-proxy=false --cgroup-parent "$ENGINE_CGROUP" \
@@ -211,7 +216,7 @@ host_state() {
         "$t" 2>/dev/null | sed -E '/^#/d; s/ \[[0-9]+:[0-9]+\]$//' | sed "s/^/$t /"
     done
     # (named namespaces under /run/netns are `ip netns`'s, not an engine's: other tests add them)
-    awk '($9 == "nsfs" && $5 !~ /^\/run\/netns\//) || $5 ~ /docker|containerd|imslab-(engine|ci)/ {
+    awk '($9 == "nsfs" && $5 !~ /^\/run\/netns\//) || $5 ~ /docker|containerd|imslab-(engine|ci|2h)/ {
         print "mount " $5 " " $9 }' /proc/self/mountinfo | sort
     fixed_paths
     local p

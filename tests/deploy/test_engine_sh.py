@@ -29,7 +29,7 @@ def sh(script: str, **env: str) -> str:
     return res.stdout
 
 
-@pytest.mark.parametrize("script", ["engine.sh", "compose-ci.sh", "compose.sh"])
+@pytest.mark.parametrize("script", ["engine.sh", "compose-ci.sh", "compose.sh", "two-host-ci.sh"])
 def test_scripts_parse(script: str) -> None:
     res = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)], capture_output=True)
     assert res.returncode == 0, res.stderr
