@@ -1,11 +1,12 @@
 """What the LEMF container wrote for one LI task, checked where it was written.
 
 Run inside the ``lemf`` container (its image has the project installed) by
-``deploy/compose-ci.sh``: ``python3 - XID CALLER_HZ CALLEE_HZ < deploy/check_lemf.py``. It waits
-(bounded) until the call's ``summary.json`` says the call is complete, then checks the IRI (the
-INVITE, its 200 and the BYE), the keys the LEMF recovered, both directions of content decrypted
-into WAVs carrying the tones the two UEs sent, and the LI file modes (0600 files, 0700
-directories). Prints one JSON report; exit status 1 with the reasons when anything is missing.
+``deploy/compose-ci.sh``: ``python3 - XID CALLER_HZ CALLEE_HZ [CALLS] < deploy/check_lemf.py``.
+It waits (bounded) until CALLS (default 1) calls of the task are complete, then checks in each
+the IRI (the INVITE, its 200 and the BYE), the keys the LEMF recovered, both directions of
+content decrypted into WAVs carrying the tones the two UEs sent, and the LI file modes (0600
+files, 0700 directories). Prints one JSON report; exit status 1 with the reasons when anything is
+missing.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def _label(rec: dict[str, object]) -> str:
     return str(rec.get("type"))
 
 
-def main(xid: str, caller_hz: float, callee_hz: float) -> int:
+def main(xid: str, caller_hz: float, callee_hz: float, expected_calls: int = 1) -> int:
     """The target is the caller: ``audio-from-target.wav`` carries the caller's tone."""
     calls: list[tuple[Path, dict[str, object]]] = []
     for _ in range(POLLS):
         found = _summaries(xid)
         calls = [(p, s) for p, s in found if s.get("established")]
-        if calls and all(s.get("complete") for _, s in calls):
+        if len(calls) >= expected_calls and all(s.get("complete") for _, s in calls):
             break
         time.sleep(POLL_INTERVAL)
     problems: list[str] = []
@@ -64,12 +65,32 @@ def main(xid: str, caller_hz: float, callee_hz: float) -> int:
         "calls": len(calls),
         "other_records": {d.name: sorted({_label(r) for r in _iri(d)}) for d in others},
     }
-    if len(calls) != 1:
-        problems.append(f"{len(calls)} established calls for task {xid} (expected 1)")
-        print(json.dumps(report | {"problems": problems}, indent=1))
-        return 1
-    path, summary = calls[0]
-    call_dir = path.parent
+    if len(calls) != expected_calls:
+        problems.append(
+            f"{len(calls)} established calls for task {xid} (expected {expected_calls})"
+        )
+    checked = []
+    for path, summary in calls:
+        call_report: dict[str, object] = {}
+        problems += [
+            f"{path.parent.name}: {p}"
+            for p in _check_call(path.parent, summary, caller_hz, callee_hz, call_report)
+        ]
+        checked.append(call_report)
+    report["checked"] = checked
+    report["problems"] = problems
+    print(json.dumps(report, indent=1))
+    return 1 if problems else 0
+
+
+def _check_call(
+    call_dir: Path,
+    summary: dict[str, object],
+    caller_hz: float,
+    callee_hz: float,
+    report: dict[str, object],
+) -> list[str]:
+    problems: list[str] = []
     report |= {"dir": str(call_dir), "files": summary.get("files")}
     if not summary.get("complete") or summary.get("ended") != "BYE":
         problems.append("summary.json never said the call ended with a BYE")
@@ -79,8 +100,7 @@ def main(xid: str, caller_hz: float, callee_hz: float) -> int:
     for want in ("INVITE", "200", "BYE"):
         if want not in labels:
             problems.append(f"no {want} in iri.jsonl")
-    pois = sorted({str(r.get("poi")) for r in iri})
-    report["iri_pois"] = pois
+    report["iri_pois"] = sorted({str(r.get("poi")) for r in iri})
     keys_file = call_dir / "keys.jsonl"
     keys = keys_file.read_text().splitlines() if keys_file.exists() else []
     report["keys"] = len(keys)
@@ -107,10 +127,9 @@ def main(xid: str, caller_hz: float, callee_hz: float) -> int:
         mode = stat.S_IMODE(p.stat().st_mode)
         if mode != (0o700 if p.is_dir() else 0o600):
             problems.append(f"{p.name} has mode {mode:o}")
-    report["problems"] = problems
-    print(json.dumps(report, indent=1))
-    return 1 if problems else 0
+    return problems
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
+    expected = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    sys.exit(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), expected))

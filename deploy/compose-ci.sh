@@ -7,7 +7,9 @@
 #   3. `docker compose up` of docker-compose.yml; every element reports ready
 #   4. a call with no LI task: the LEMF must write nothing (nobody intercepted without a task)
 #   5. an X1 task through the admf service, a call, and the LEMF output checked inside the LEMF
-#      container (deploy/check_lemf.py: IRI, keys, both WAVs with the tones)
+#      container (deploy/check_lemf.py: IRI, keys, both WAVs with the tones); the tasked elements
+#      restarted and the next call intercepted too (tasks survive a restart); the task removed
+#      and the next call leaves nothing new
 #   6. teardown (also on failure or Ctrl-C): compose down, dockerd stopped, its mounts, bridges,
 #      cgroups and directory removed; the host's state (links, forwarding, firewall, mounts, engine
 #      processes, cgroups) compared with the state before the run: any difference fails the stage.
@@ -111,7 +113,34 @@ compose --profile li run --rm admf imslab li task add --config "$CONFIG" --subne
 compose --profile call run --rm call imslab call alice sip:bob@ims-b.test \
     --config "$CONFIG" --subnet "$SUBNET" --duration 3
 compose exec -T lemf python3 - "$XID" "$CALLER_HZ" "$CALLEE_HZ" < deploy/check_lemf.py
+phase "LI task + call + LEMF check"
+
+# the tasked elements restarted (SIGTERM, new containers' processes): the task is active again
+# from the NEs' state on the volume, and the next call is intercepted too
+compose restart -t 5 pcscf-a scscf-a anchor-a
+for i in $(seq 1 120); do
+    waiting=""
+    for s in pcscf-a scscf-a anchor-a; do  # each printed "ready" twice: before and after
+        n=$(compose logs --no-color "$s" 2>/dev/null | grep -c "ready" || true)
+        [ "$n" -ge 2 ] || waiting+=" $s"
+    done
+    [ -z "$waiting" ] && break
+    [ "$i" -eq 120 ] && { log "not ready after the restart:$waiting"; exit 1; }
+    sleep 0.5
+done
+compose --profile call run --rm call imslab call alice sip:bob@ims-b.test \
+    --config "$CONFIG" --subnet "$SUBNET" --duration 2
+compose exec -T lemf python3 - "$XID" "$CALLER_HZ" "$CALLEE_HZ" 2 < deploy/check_lemf.py
+phase "restart + call intercepted"
+
+# deactivated: the next call leaves nothing new at the LEMF
 compose --profile li run --rm admf imslab li task remove --config "$CONFIG" --subnet "$SUBNET" \
     --operator a "$XID"
-phase "LI task + call + LEMF check"
+compose --profile call run --rm call imslab call alice sip:bob@ims-b.test \
+    --config "$CONFIG" --subnet "$SUBNET" --duration 1
+compose exec -T lemf python3 - "$XID" "$CALLER_HZ" "$CALLEE_HZ" 2 < deploy/check_lemf.py
+if compose exec -T lemf sh -c 'find "$IMSLAB_STATE" -name summary.json' | grep -v "$XID" | grep -q .; then
+    log "the LEMF wrote a call of no task"; exit 1
+fi
+phase "task removed, call not intercepted"
 log "OK: compose lab on dockerd $(dk version -f '{{.Server.Version}}'), LI end to end"
