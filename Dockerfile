@@ -1,5 +1,8 @@
 # imslab: one image for every network element; docker-compose.yml picks the role per service.
-FROM python:3.11-slim-bookworm
+# BASE: any Debian 12 image with python3 (3.11) and pip. Without Docker Hub, deploy/engine.sh
+# builds one from the apt mirror (debootstrap + docker import) and passes it here.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 \
  && rm -rf /var/lib/apt/lists/*

@@ -3,6 +3,8 @@
 #   ./dev.sh demo    installs everything, then runs `imslab demo` on the built-in lab
 #   ./dev.sh test    installs everything, then runs ruff, mypy and the whole test suite
 #   ./dev.sh setup   installs only (apt peers + .venv)
+#   ./dev.sh compose up|call|li|lemf|down|...   the lab as containers on a private Docker engine
+#                    (root; deploy/compose.sh); `./dev.sh test` also runs it end to end as root
 # Set IMSLAB_NO_APT=1 to skip the apt step (e.g. inside a container that already has the peers).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,6 +35,11 @@ apt_setup() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Interop peers from Debian (deploy helper): Kamailio as the lab's Internet proxy
+# (tests/peers/test_kamailio.py), rtpengine as the media relay (tests/peers/test_rtpengine.py).
+# The compose stage installs docker.io and debootstrap itself.
+APT_PACKAGES+=(kamailio rtpengine-daemon)
+
 venv_setup() {
     local stamp="$VENV/.imslab-stamp"
     local want
@@ -61,6 +68,16 @@ shift || true
 case "$cmd" in
     setup) apt_setup; venv_setup ;;
     demo)  apt_setup; venv_setup; exec "$VENV/bin/imslab" demo "$@" ;;
-    test)  apt_setup; venv_setup; run_tests "$@" ;;
-    *) sed -n '2,7p' "$0"; exit 2 ;;
+    test)  apt_setup; venv_setup; run_tests "$@"
+           # the CI stages on real container engines (root only; the whole suite only; opt out
+           # with IMSLAB_COMPOSE_CI=0): the compose lab (deploy/compose-ci.sh), then the
+           # two-host deployment (deploy/two-host-ci.sh) with the image the first one built
+           if [ $# -eq 0 ] && [ "${IMSLAB_COMPOSE_CI:-1}" != 0 ] && [ "$(id -u)" -eq 0 ]; then
+               image=$(mktemp /var/tmp/imslab-image.XXXXXX.tar)
+               trap 'rm -f "$image"' EXIT
+               echo "== compose on a real engine" && IMSLAB_SAVE_IMAGE=$image deploy/compose-ci.sh
+               echo "== two hosts, two engines" && IMSLAB_IMAGE_TAR=$image deploy/two-host-ci.sh
+           fi ;;
+    compose) exec deploy/compose.sh "$@" ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
