@@ -68,7 +68,9 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
     """The hops of the calls (or, ``registration``, the REGISTERs) in these LEMF directories."""
     out: list[Hop] = []
     for d in call_dirs:
-        for rec in _records(d / "iri.jsonl"):
+        # the LEMF files a task's REGISTERs apart from its calls (registrations.jsonl)
+        log = d / ("registrations.jsonl" if registration else "iri.jsonl")
+        for rec in _records(log):
             if rec.get("type") == "sip":
                 sip = rec.get("sip") or {}
                 is_reg = str(sip.get("cseq", "")).endswith("REGISTER")
@@ -99,19 +101,16 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
     return out
 
 
-def registration_dirs(call_dirs: Iterable[Path]) -> list[Path]:
-    """The LEMF directories next to these call directories that hold a REGISTER."""
+def registration_dirs(dirs: Iterable[Path]) -> list[Path]:
+    """The task directories of these LEMF call (or task) directories that hold a REGISTER:
+    the LEMF files registrations per task, in ``<xid>/registrations.jsonl``."""
     found: list[Path] = []
-    for d in call_dirs:
-        for other in sorted(d.parent.iterdir()) if d.parent.is_dir() else []:
-            if other == d or not other.is_dir() or other in found:
-                continue
-            if any(
-                str((r.get("sip") or {}).get("cseq", "")).endswith("REGISTER")
-                for r in _records(other / "iri.jsonl")
-                if r.get("type") == "sip"
+    for d in dirs:
+        for task in (d, d.parent):
+            if task not in found and any(
+                r.get("type") == "sip" for r in _records(task / "registrations.jsonl")
             ):
-                found.append(other)
+                found.append(task)
     return found
 
 

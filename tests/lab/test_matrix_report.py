@@ -102,10 +102,9 @@ def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
         "call",
         [_sip(1.05, "pcscf-b", "from-target", method="INVITE", cseq="1 INVITE", sdp=sdp)],
     )
-    _lemf_dir(
-        tmp_path / "xid-a",
-        "register",
-        [_sip(0.5, "pcscf-a", "from-target", method="REGISTER", cseq="1 REGISTER")],
+    # the LEMF files a task's registrations apart from its calls (li.lemf.registration)
+    (tmp_path / "xid-a" / "registrations.jsonl").write_text(
+        json.dumps(_sip(0.5, "pcscf-a", "from-target", method="REGISTER", cseq="1 REGISTER")) + "\n"
     )
     steps = hops([a, b])
     assert [h.poi for h in steps] == [
@@ -127,9 +126,9 @@ def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
     col = int(lifelines[1][0]) - int(lifelines[0][0])
     assert all(len(h.label) * 6.6 < col for h in steps)
     assert "MITM rewrote a=key-mgmt: keys to the LEMF" in svg
-    # the registration is drawn apart, from the directory next to the call's
+    # the registration is drawn apart, from the task directory of the call's
     reg = registration_dirs([a])
-    assert [d.name for d in reg] == ["register"]
+    assert [d.name for d in reg] == ["xid-a"]
     assert [h.label for h in hops(reg, registration=True)] == ["REGISTER"]
     assert hops([a], registration=True) == []
 
