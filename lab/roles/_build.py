@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ims.sip.trust import TrustPolicy
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
@@ -23,14 +24,28 @@ def pki_dir(topo: Topology) -> Path:
     return tls.default_dir()
 
 
-def core_addresses(topo: Topology) -> set[str]:
-    """Where core-side SIP comes from: every S-CSCF and the Internet proxy."""
-    return {e.address for e in topo.elements.values() if e.role in ("scscf", "internet_proxy")}
+def _sip_peer(e: topology.Element) -> tuple[str, int]:
+    # core elements send SIP from their listening socket (UDP): address *and* port
+    return (e.address, e.sip_port)
 
 
-def trusted_addresses(topo: Topology) -> set[str]:
-    """The IMS trust domain (RFC 3325): P-CSCFs and S-CSCFs of the IMS operators."""
-    return {e.address for e in topo.elements.values() if e.role in IMS_OPERATOR_ROLES}
+def trust_policy(topo: Topology, name: str) -> TrustPolicy:
+    """Who ``name`` trusts, generated from the topology (docs/security.md).
+
+    The IMS Trust Domain (RFC 3325) is every P-CSCF and S-CSCF of the IMS operators; the
+    Internet proxy is a *known* peer of the S-CSCFs (it may route in-dialog requests along a
+    route set they are on) but never trusted; the Internet proxy itself trusts nobody and knows
+    the S-CSCFs it peers with. An element never trusts itself by address (its own port is not a
+    peer)."""
+    me = topo.element(name)
+    ims = [e for e in topo.elements.values() if e.role in IMS_OPERATOR_ROLES and e.name != name]
+    if me.role == "internet_proxy":
+        return TrustPolicy.of(known=[_sip_peer(e) for e in ims if e.role == "scscf"])
+    inet = [e for e in topo.elements.values() if e.role == "internet_proxy"]
+    return TrustPolicy.of(
+        trusted=[_sip_peer(e) for e in ims],
+        known=[_sip_peer(e) for e in inet] if me.role == "scscf" else [],
+    )
 
 
 def build_home_server(topo: Topology, name: str) -> HomeServer:
@@ -50,7 +65,7 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         subscribers=SubscriberDb(subscriber_records(topo.subscribers_of(domain))),
         peers=peers,
         tel_domains=dict(topo.tel),
-        trusted_addresses=trusted_addresses(topo) if ims else set(),
+        trust=trust_policy(topo, name),
         ims=ims,
         sip_port=e.sip_port,
     )
@@ -61,6 +76,8 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
     home = {}
     for d, server in topo.peering.items():
         s = topo.element(server)
+        if s.role != "scscf":
+            continue  # a P-CSCF registers UEs only with an IMS home network's S-CSCF
         home[d] = Hop(s.address, s.sip_port, "udp")
     anchor = None
     if e.anchor is not None:
@@ -74,7 +91,7 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         e.address,
         domain=topo.domain_of(name),
         home_servers=home,
-        core_addresses=core_addresses(topo),
+        trust=trust_policy(topo, name),
         anchor=anchor,
         sip_port=e.sip_port,
         tls_port=e.tls_port if e.tls else None,
