@@ -1,0 +1,159 @@
+"""Issue 11, findings 10 and 13, on ``ims.sip.proxy`` (the engine of ``imslab run sip-proxy``).
+
+Finding 10: one datagram with thousands of Route entries naming the proxy cost 22.6 s of CPU
+(each own Route was popped by re-parsing the whole set). RFC 3261 §16.4: "If the first value in
+the Route header field indicates this proxy, the proxy MUST remove that value from the
+request." Removing k of n entries must cost O(n), not O(k·n).
+
+Finding 13: RFC 3261 §16.5: "If the Request-URI of the request contains a value this proxy
+previously placed into a Record-Route header field ... [or] the domain of the Request-URI
+indicates a domain this element is not responsible for, the Request-URI MUST be placed into the
+target set as the only target". A URI on our host but another port (a UA's contact) is not a
+domain we are responsible for: the in-dialog BYE must be forwarded, not answered 404.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ims.sip.message import Request, Response
+from ims.sip.parser import parse_message
+from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.proxy.core import ProxyConfig, ProxyCore
+from ims.sip.proxy.hooks import Peer
+from ims.sip.proxy.location import LocationRouter
+from lab.roles import sip_proxy
+
+HOST = "127.0.0.1"
+
+
+def _free_port(host: str) -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def _route_bomb(n: int, proxy_port: int, target: tuple[str, int]) -> bytes:
+    routes = ",".join([f"<sip:{HOST}:{proxy_port};lr>"] * n)
+    return (
+        f"OPTIONS sip:x@{target[0]}:{target[1]} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {HOST}:9;branch=z9hG4bKbomb{n}\r\n"
+        f"Route: {routes}\r\nMax-Forwards: 70\r\n"
+        f"From: <sip:a@example.com>;tag=1\r\nTo: <sip:x@example.com>\r\n"
+        f"Call-ID: bomb-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _cost(n: int) -> float:
+    core = ProxyCore(ProxyConfig(local=(Peer(transport="udp", host=HOST, port=5070),)))
+    req = parse_message(_route_bomb(n, 5070, (HOST, 5099)))
+    assert isinstance(req, Request)
+    source = Peer(transport="udp", host=HOST, port=9)
+    start = time.perf_counter()
+    actions = core.receive_request(req, source, 0.0)
+    elapsed = time.perf_counter() - start
+    assert actions  # forwarded (or answered), never silently stuck
+    return elapsed
+
+
+def test_route_removal_is_linear_in_the_route_count() -> None:
+    """Ratio against an anchor measured in the same run: 10x the Routes must cost well under
+    100x (quadratic) — linear is ~10x; the bound 30x leaves room for load."""
+    _cost(50)  # warm caches
+    small = min(_cost(260) for _ in range(3))
+    big = min(_cost(2600) for _ in range(3))
+    assert big / small < 30, (small, big)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[ProxyServer]:
+    port = _free_port(HOST)
+    args = argparse.Namespace(
+        listen=f"{HOST}:{port}", domain=[HOST], users=None, transport="udp",
+        no_record_route=False, name="sip-proxy", host=[], allow_net=None, min_expires=60,
+        auth_algorithms="SHA-256,MD5",
+    )  # fmt: skip
+    server = sip_proxy.build(args)
+    await server.listen("udp", HOST, port)
+    yield server
+    server.close()
+
+
+class _Udp:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setblocking(False)
+        self.addr: tuple[str, int] = self.sock.getsockname()
+
+    async def recv(self, timeout: float = 5.0) -> Request | Response:
+        loop = asyncio.get_running_loop()
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 65535), timeout)
+        return parse_message(data)
+
+
+async def test_route_bomb_datagram_is_handled_promptly(proxy: ProxyServer) -> None:
+    port = proxy.core.config.local[0].port
+    uac, uas = _Udp(), _Udp()
+    try:
+        # 2,300 Routes naming the proxy: ~60 KB, one datagram
+        uac.sock.sendto(_route_bomb(2300, port, uas.addr), (HOST, port))
+        got = await uas.recv(timeout=10.0)  # forwarded to the Request-URI, not stuck
+        assert isinstance(got, Request) and got.method == "OPTIONS"
+        assert "Route" not in got.headers
+    finally:
+        uac.sock.close()
+        uas.sock.close()
+
+
+async def test_in_dialog_bye_to_a_contact_on_our_host_is_forwarded(proxy: ProxyServer) -> None:
+    port = proxy.core.config.local[0].port
+    uac, uas = _Udp(), _Udp()
+    try:
+        for method, to_tag in (("BYE", ";tag=b1"), ("INVITE", "")):
+            text = (
+                f"{method} sip:{HOST}:{uas.addr[1]} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {HOST}:{uac.addr[1]};branch=z9hG4bK{method}1;rport\r\n"
+                f"Route: <sip:{HOST}:{port};lr>\r\nMax-Forwards: 70\r\n"
+                f"From: <sip:a@{HOST}>;tag=a1\r\nTo: <sip:b@{HOST}>{to_tag}\r\n"
+                f"Call-ID: dlg-{method}\r\nCSeq: 2 {method}\r\n"
+                f"Contact: <sip:a@{HOST}:{uac.addr[1]}>\r\nContent-Length: 0\r\n\r\n"
+            )
+            uac.sock.sendto(text.encode(), (HOST, port))
+            got = await uas.recv(timeout=5.0)
+            assert isinstance(got, Request) and got.method == method
+        # and without any Route: a Request-URI on our host, other port, is still not "ours"
+        text = (
+            f"OPTIONS sip:{HOST}:{uas.addr[1]} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{uac.addr[1]};branch=z9hG4bKopt1;rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:a@{HOST}>;tag=a2\r\nTo: <sip:b@{HOST}>\r\n"
+            f"Call-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        uac.sock.sendto(text.encode(), (HOST, port))
+        got = await uas.recv(timeout=5.0)
+        assert isinstance(got, Request) and got.method == "OPTIONS"
+    finally:
+        uac.sock.close()
+        uas.sock.close()
+
+
+def test_our_domain_still_means_our_ports() -> None:
+    core = ProxyCore(
+        ProxyConfig(
+            local=(Peer(transport="udp", host=HOST, port=5070),), domains=frozenset({HOST})
+        ),
+        LocationRouter(),
+    )
+    from ims.sip.uri import parse_uri
+
+    assert core.is_our_domain(parse_uri(f"sip:bob@{HOST}"))
+    assert core.is_our_domain(parse_uri(f"sip:bob@{HOST}:5070"))
+    assert not core.is_our_domain(parse_uri(f"sip:bob@{HOST}:5999"))
