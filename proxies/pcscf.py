@@ -51,6 +51,9 @@ from proxies.media_anchor import AnchorControl, AnchorError
 
 _log = get_logger("proxies.pcscf")
 
+#: live REGISTER transactions without credentials one UE address may hold (Timer J: 32 s)
+UNAUTH_REGISTERS_PER_SOURCE = 16
+
 
 @dataclass(slots=True)
 class UeRegistration:
@@ -122,6 +125,9 @@ class Pcscf(SipProxy):
         )
         self.domain = domain
         self.home_servers = home_servers  # domain -> S-CSCF (peering / I-CSCF stand-in)
+        # the UE-facing element: one source address may hold only a few unauthenticated
+        # REGISTER transactions (the rest get 503 + Retry-After; issue 11, finding 9)
+        self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         self.anchor = anchor
         self.by_flow: dict[tuple[str, int], UeRegistration] = {}
         self.by_contact: dict[str, UeRegistration] = {}
