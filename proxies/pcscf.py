@@ -18,8 +18,8 @@ What it does, and the RFC each step keeps:
   asserts one only for the registered UE whose flow sent the request. In-dialog requests from a
   UE are relayed only along a route set this P-CSCF Record-Routed.
 * **Contact ownership**: a Contact (host:port) registered by one public identity cannot be
-  registered by another, and a UE registers only contacts at its own address (on UDP: its own
-  source port), so no UE can take over another's terminating requests.
+  registered by another, and on UDP a UE registers only its own source address and port, so no
+  UE can take over another's terminating requests.
 * **Terminating** requests from the core (Route = our Path entry): forwarded to the registered
   UE's flow, Record-Routed.
 * **Media**: every SDP offer and answer crossing it is anchored at its media anchor: ``c=`` and
@@ -166,7 +166,14 @@ class Pcscf(SipProxy):
         aor = to.uri.encode() if to is not None else ""
         refused = self._contact_refused(contacts[0].uri, ue_flow, aor)
         if refused is not None:
-            _log.info("register refused", element=self.name, aor=aor, reason=refused)
+            _log.info(
+                "register refused",
+                element=self.name,
+                aor=aor,
+                reason=refused,
+                contact=contacts[0].uri.encode(),
+                flow=str(ue_flow),
+            )
             return make_response(request, 403, refused)
         out = request.copy()
         out.headers.insert_first("Path", self.my_name_addr("term"))
@@ -216,16 +223,15 @@ class Pcscf(SipProxy):
     def _contact_refused(self, uri: Any, ue_flow: Hop, aor: str) -> str | None:
         """Why this UE may not register ``uri`` as its contact (None: it may).
 
-        A contact names where terminating requests go, so it is an address the UE must own:
-        its own IP (on UDP, where the flow *is* the contact, its own source port too), and not
-        a contact live for another public identity (issue 11, finding 4)."""
+        On UDP the flow *is* the contact (terminating requests go to the registered flow), so
+        the contact must be the UE's own source address and port. On TCP/TLS requests go down
+        the UE's connection and the contact is only its name (a UE may bind another local
+        address than its connection's, e.g. baresip). In both cases a contact live for another
+        public identity is never taken over (issue 11, finding 4)."""
         if not isinstance(uri, SipUri):
             return "Contact is not a SIP URI"
-        host = uri.host.strip("[]").lower()
-        if host != ue_flow.host.lower():
-            return "Contact address is not the UE's"
         if ue_flow.transport == "udp" and _hostport(uri) != f"{ue_flow.host}:{ue_flow.port}":
-            return "Contact port is not the UE's"
+            return "Contact is not the UE's own address"
         existing = self._live(self.by_contact.get(_hostport(uri)))
         if existing is not None and not _same_aor(existing.aor, aor):
             return "Contact owned by another registration"

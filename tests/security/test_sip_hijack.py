@@ -20,7 +20,7 @@ from ue.agent import UserAgent
 
 
 async def _register_contact(ue: UserAgent, contact: str) -> Response:
-    """REGISTER erin's AOR, with her credentials, naming ``contact`` as the binding."""
+    """REGISTER the UE's AOR, with its credentials, naming ``contact`` as the binding."""
     req = build_register(
         f"sip:{ue.config.domain}",
         ue.config.aor,
@@ -52,7 +52,10 @@ async def test_ue_cannot_register_another_ues_contact(lab: Lab) -> None:
         taken = await _register_contact(erin, bob_contact)
         squat = await _register_contact(erin_on_bobs_ip, bob_contact)
         assert (taken.status, squat.status) == (403, 403), (taken.reason, squat.reason)
-        assert squat.reason == "Contact owned by another registration"
+        assert taken.reason == squat.reason == "Contact owned by another registration"
+        # on UDP the flow is the contact: alice may not name any other address as hers
+        elsewhere = await _register_contact(alice, f"sip:alice@{bob_ue.address}:5099")
+        assert (elsewhere.status, elsewhere.reason) == (403, "Contact is not the UE's own address")
         # the P-CSCF still maps bob's contact to bob's own flow
         reg = pcscf_b.by_contact[f"{bob_ue.address}:{bob_ue.sip_port}"]
         assert reg.aor == "sip:bob@ims-b.test"
