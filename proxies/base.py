@@ -176,8 +176,24 @@ class SipProxy:
 
     # --- trust (RFC 3325 §5; docs/security.md) ---------------------------------------------
     def classify(self, flow: Any) -> Trust:
-        """The trust level of the sender of a message received on ``flow``."""
-        return self.trust.classify(flow)
+        """The trust level of the sender of a message received on ``flow`` (by configured
+        address and port, or by the names in the certificate of a TLS peer)."""
+        return self.trust.classify(flow, self._tls_names(flow))
+
+    def _tls_names(self, flow: Any) -> list[str]:
+        if str(getattr(flow, "transport", "")).upper() != "TLS" or not (
+            self.trust.trusted_names or self.trust.known_names
+        ):
+            return []
+        stream = self.endpoint.streams.get("TLS")
+        conn = stream.lookup(flow) if stream is not None else None
+        cert = conn.get_extra_info("peercert") if conn is not None else None
+        if not isinstance(cert, dict):
+            return []  # no verified client certificate: no TLS identity
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        for rdn in cert.get("subject", ()):
+            names += [v for k, v in rdn if k == "commonName"]
+        return names
 
     def may_relay(self, request: Request, flow: Any, own_route: NameAddr | None) -> bool:
         """May a request that carries a route set or a To tag (or an ACK) be relayed along it?
@@ -371,6 +387,9 @@ class SipProxy:
         vias = response.vias
         if len(vias) < 2 or vias[0].host != self.address:
             return
+        cseq = response.cseq
+        if response.status // 100 != 2 or cseq is None or cseq.method != "INVITE":
+            return  # only 2xx retransmissions to INVITE outlive our transaction (§16.7)
         out = response.copy()
         out.headers.pop_first_element("Via")
         nxt = vias[1]

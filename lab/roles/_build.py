@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ def trust_policy(topo: Topology, name: str) -> TrustPolicy:
     )
 
 
+def lab_networks(topo: Topology) -> list[str]:
+    """Where the lab's SIP elements may send: the /24 of every element and UE address (all of
+    127.0.0.0/8 when the lab runs on loopback, where SIPp and baresip take addresses of their
+    own). An element tricked into relaying still cannot reach anything outside the lab."""
+    addresses = [e.address for e in topo.elements.values()] + [u.address for u in topo.ues.values()]
+    nets = {str(ipaddress.ip_network(f"{a}/24", strict=False)) for a in addresses}
+    if any(ipaddress.ip_address(a).is_loopback for a in addresses):
+        nets.add("127.0.0.0/8")
+    return sorted(nets)
+
+
 def build_home_server(topo: Topology, name: str) -> HomeServer:
     e = topo.element(name)
     domain = topo.domain_of(name)
@@ -58,7 +70,7 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
             continue
         p = topo.element(peer_name)
         peers[d] = Peer(hop=Hop(p.address, p.sip_port, "udp"), trusted=p.role == "scscf")
-    return HomeServer(
+    server = HomeServer(
         name,
         e.address,
         domain=domain,
@@ -69,6 +81,8 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         ims=ims,
         sip_port=e.sip_port,
     )
+    server.endpoint.restrict_to(lab_networks(topo))
+    return server
 
 
 def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
@@ -86,7 +100,7 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
     ssl_context = None
     if e.tls:
         ssl_context = tls.server_context(pki or pki_dir(topo), name, e.address)
-    return Pcscf(
+    pcscf = Pcscf(
         name,
         e.address,
         domain=topo.domain_of(name),
@@ -97,6 +111,8 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         tls_port=e.tls_port if e.tls else None,
         ssl_context=ssl_context,
     )
+    pcscf.endpoint.restrict_to(lab_networks(topo))
+    return pcscf
 
 
 class RunningProxy:

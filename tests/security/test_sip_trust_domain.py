@@ -247,3 +247,37 @@ async def test_pcscf_does_not_trust_a_core_address_on_another_port(lab: Lab) -> 
     assert [f.status if f else None for f in finals] == [403, 403]
     for cid, _ in probes:
         assert delivered(seen, cid, bob_addr) == []
+
+
+# --- finding 1 (last part): an element cannot be made to send outside the lab ----------------
+async def test_endpoint_sends_only_to_allowed_networks(lab: Lab) -> None:
+    """The lab restricts every SIP element to the lab's networks; a send elsewhere is a
+    transport error (a forwarded request gets 503, §16.7 step 6), and nothing leaves."""
+    from ims.sip.dialog import Local, build_request
+    from ims.sip.transport.endpoint import SipEndpoint
+    from ims.sip.transport.errors import SipTransportError
+
+    scscf = lab.element("scscf-a").proxy
+    assert scscf.endpoint.allowed(lab.topology.element("pcscf-b").address)
+    assert not scscf.endpoint.allowed("192.0.2.1")
+    ep = SipEndpoint(name="restricted", allowed_networks=["127.0.7.0/24"])
+    outside = await RawSip.open("127.0.8.1")  # loopback, but outside the allowed /24
+    try:
+        await ep.listen("udp", "127.0.7.252", 0)
+        req = build_request(
+            "OPTIONS",
+            f"sip:x@{outside.addr[0]}:{outside.addr[1]}",
+            local=Local(host="127.0.7.252", port=5060, user="probe"),
+            from_="sip:probe@lab.test",
+            to="sip:x@elsewhere.test",
+        )
+        try:
+            await asyncio.wait_for(ep.request(req, outside.addr), 5)
+            raised = False
+        except SipTransportError:
+            raised = True
+        await asyncio.sleep(0.1)
+    finally:
+        outside.close()
+        await ep.close()
+    assert raised and outside.received == []

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -173,6 +174,7 @@ class SipEndpoint:
         max_server_transactions: int = 32768,
         max_unauthenticated_registers: int = 1024,
         max_unauthenticated_registers_per_source: int | None = None,
+        allowed_networks: Iterable[str] | None = None,
     ) -> None:
         self.name = name
         self.max_server_transactions = max_server_transactions
@@ -181,6 +183,12 @@ class SipEndpoint:
         #: budget (off for elements whose REGISTERs all come from a few proxies)
         self.max_unauthenticated_registers_per_source = max_unauthenticated_registers_per_source
         self.overloaded = 0  #: requests answered 503 by the bounds above
+        #: where this endpoint may send at all (None: anywhere). A proxy tricked into relaying
+        #: still cannot reach outside these networks; a refused send is a transport error
+        #: (503 for a forwarded request, §16.7 step 6)
+        self.allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+        self._allowed_cache: dict[str, bool] = {}
+        self.restrict_to(allowed_networks)
         self._unauth_registers: set[ServerTransaction] = set()
         #: the host put in our Via sent-by (default: the address we listen on; set it when
         #: listening on 0.0.0.0 or behind an address translation)
@@ -650,8 +658,36 @@ class SipEndpoint:
             task.add_done_callback(done)
 
     # ================================================================ outbound
+    def restrict_to(self, networks: Iterable[str] | None) -> None:
+        """Send only to addresses in ``networks`` (CIDR strings); None lifts the restriction."""
+        self.allowed_networks = (
+            None
+            if networks is None
+            else tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        )
+        self._allowed_cache.clear()
+
+    def allowed(self, host: str) -> bool:
+        """May this endpoint send to ``host`` (``allowed_networks``)?"""
+        if self.allowed_networks is None:
+            return True
+        ok = self._allowed_cache.get(host)
+        if ok is None:
+            try:
+                ip = ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                ok = False  # a name: we only send to resolved addresses
+            else:
+                ok = any(ip in net for net in self.allowed_networks)
+            if len(self._allowed_cache) < 4096:
+                self._allowed_cache[host] = ok
+        return ok
+
     def _transmit(self, event: SendMessage) -> None:
         message, data, flow = event.message, event.data, event.flow
+        if not self.allowed(flow.remote[0]):
+            self._transport_error(event, f"{flow.remote[0]} is outside the allowed networks")
+            return
         for flt in self.filters:
             filtered = flt("out", message, flow)
             if filtered is None:
