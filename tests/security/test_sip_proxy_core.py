@@ -157,3 +157,44 @@ def test_our_domain_still_means_our_ports() -> None:
     assert core.is_our_domain(parse_uri(f"sip:bob@{HOST}"))
     assert core.is_our_domain(parse_uri(f"sip:bob@{HOST}:5070"))
     assert not core.is_our_domain(parse_uri(f"sip:bob@{HOST}:5999"))
+
+
+def test_core_in_a_trust_domain_strips_identity_from_untrusted_sources() -> None:
+    """RFC 3325 §5 in the generic core (what the CSCFs will run on after their migration):
+    PAI from a configured Trust Domain peer (address *and* port) is kept; from the same
+    address on another port, or anyone else, it is removed before routing."""
+    from ims.sip.proxy.core import Forward as CoreForward
+    from ims.sip.trust import TrustPolicy
+
+    peer = (HOST, 5060)
+    seen: list[Request] = []
+
+    class Recorder:
+        def route(self, request: Request, ctx: object) -> object:
+            seen.append(request)
+            from ims.sip.proxy.routing import Target
+
+            return CoreForward(targets=[Target(uri=request.uri)])
+
+    core = ProxyCore(
+        ProxyConfig(
+            local=(Peer(transport="udp", host=HOST, port=5070),),
+            trust=TrustPolicy.of(trusted=[peer]),
+        ),
+        Recorder(),  # type: ignore[arg-type]
+    )
+    for port in (5060, 5061):
+        text = (
+            f"MESSAGE sip:bob@{HOST}:5099 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{port};branch=z9hG4bKpai{port}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"
+            f"Call-ID: pai-{port}\r\nCSeq: 1 MESSAGE\r\n"
+            f"P-Asserted-Identity: <sip:alice@ims-a.test>\r\nContent-Length: 0\r\n\r\n"
+        )
+        req = parse_message(text.encode())
+        assert isinstance(req, Request)
+        core.receive_request(req, Peer(transport="udp", host=HOST, port=port), 0.0)
+    assert [r.headers.get("P-Asserted-Identity") for r in seen] == [
+        "<sip:alice@ims-a.test>",
+        None,
+    ]

@@ -80,6 +80,8 @@ from ims.sip.proxy.routing import (
     StatelessRouter,
     Target,
 )
+from ims.sip.transaction.flow import Flow
+from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, Uri
 
 _log = get_logger("ims.sip.proxy")
@@ -105,7 +107,10 @@ class ProxyConfig:
     first of each transport is used for that transport). ``aliases``: host names that also
     mean this proxy in a Route or Request-URI. ``domains``: domains it is responsible for
     (§16.5; the router uses :meth:`ProxyCore.is_our_domain`). ``supported``: option tags
-    accepted in Proxy-Require. ``timer_c``: > 3 min by default (§16.6 step 11).
+    accepted in Proxy-Require. ``timer_c``: > 3 min by default (§16.6 step 11). ``trust``: the
+    RFC 3325 Trust Domain this proxy belongs to (``ims.sip.trust``, peers by address and port);
+    when set, ``P-Asserted-Identity`` from any other source is removed on ingress, before
+    routing (RFC 3325 §5). None: a plain RFC 3261 proxy, identity headers untouched.
     """
 
     name: str = "proxy"
@@ -118,6 +123,7 @@ class ProxyConfig:
     schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
     timer_c: float = 181.0
     default_max_forwards: int = 70
+    trust: TrustPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +355,14 @@ class ProxyCore:
             return False
         return uri.port is None or uri.port in self._local_ports
 
+    def trusts(self, source: Peer) -> bool:
+        """Is ``source`` a node of our Trust Domain (``config.trust``, address and port)?"""
+        trust = self.config.trust
+        if trust is None:
+            return False
+        flow = Flow(source.transport.upper(), (source.host, source.port))
+        return trust.classify(flow) is Trust.TRUSTED
+
     def is_our_domain(self, uri: Uri) -> bool:
         """True when the URI names a domain this proxy is responsible for (§16.5), host and
         port."""
@@ -500,6 +514,8 @@ class ProxyCore:
         # §16.3 step 1-2: syntax, mandatory headers, URI scheme (400 / 416)
         if not checked:
             check_request(request, schemes=self.config.schemes)
+        if self.config.trust is not None and not self.trusts(source):
+            strip_asserted_identity(request)  # RFC 3325 §5, before any routing decision
         if method == "ACK":
             return self._forward_stateless(request, source, now)
         if method == "CANCEL":
