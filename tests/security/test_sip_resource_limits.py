@@ -250,3 +250,37 @@ async def test_unauthenticated_register_flood_is_answered_503_and_bounded(lab_a:
     assert max(peak1, peak2) <= 200
     # the second wave's 5 addresses could each take 16, but only what the global bound left
     assert sum(per_ip.get(s.addr[0], 0) for s in second) <= 200 - 160 - 1
+
+
+async def test_server_transaction_bound_answers_503_and_absorbs_retransmissions() -> None:
+    """An endpoint whose application is slow (it never answers): beyond 50 live server
+    transactions every new request gets 503 + Retry-After at once; a retransmission of a live
+    transaction is still absorbed by it (no 503, no second request to the application)."""
+    ep = SipEndpoint(name="busy", max_server_transactions=50)
+    delivered: list[str] = []
+
+    def hold(ctx: object) -> None:  # the application never answers
+        delivered.append(ctx.request.call_id)
+
+    ep.on_request(hold)
+    client = await RawSip.open(f"{SUBNET}.182")
+    try:
+        addr = await ep.listen("udp", f"{SUBNET}.183", 0)
+        first: list[tuple[str, bytes]] = []
+        for n in range(200):
+            cid, data = sip_request("OPTIONS", f"sip:x@{addr[0]}", via=client.addr)
+            client.send(data, addr)
+            if n < 50:
+                first.append((cid, data))
+            if n % 25 == 24:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        client.send(first[0][1], addr)  # a retransmission of a held request
+        await asyncio.sleep(0.3)
+    finally:
+        client.close()
+        await ep.close()
+    busy = [m for m in client.received if isinstance(m, Response) and m.status == 503]
+    assert len(busy) == 150 and all(m.headers.get("Retry-After") for m in busy)
+    assert {cid for cid, _ in first}.isdisjoint({m.call_id for m in busy})
+    assert len(delivered) == 50 and ep.overloaded == 150
