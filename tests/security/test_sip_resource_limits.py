@@ -203,7 +203,7 @@ async def _flood(
             await asyncio.sleep(0.05)
             peak = max(peak, len(ep._unauth_registers))
     finals: dict[str, Response] = {}
-    for _ in range(10):  # bounded: 10 retransmission rounds, 0.5 s apart
+    for _ in range(20):  # bounded: at most 20 retransmission rounds, 0.5 s apart (10 s)
         await asyncio.sleep(0.5)
         peak = max(peak, len(ep._unauth_registers))
         for sock in sockets:
