@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -217,3 +218,50 @@ def test_core_in_a_trust_domain_strips_identity_from_untrusted_sources() -> None
         "<sip:alice@ims-a.test>",
         None,
     ]
+
+
+@pytest.mark.peer
+def test_sipp_uac_and_uas_through_sip_proxy_serving_its_own_ip() -> None:
+    """The finding as reported: ``imslab run sip-proxy --domain 127.0.0.1`` between SIPp's
+    built-in UAC and UAS on 127.0.0.1 (other ports). The INVITE's Request-URI and the in-dialog
+    BYE's (the UAS contact) are ``sip:...@127.0.0.1:UASPORT``: forwarded, so every call
+    completes."""
+    import subprocess
+    import sys
+
+    from tests.conftest import require_tool
+
+    sipp = require_tool("sipp")
+    proxy_port, uas_port, uac_port = (_free_port(HOST) for _ in range(3))
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())",
+         "run", "sip-proxy", "--listen", f"{HOST}:{proxy_port}", "--domain", HOST],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    uas = None
+    try:
+        assert proxy.stdout is not None
+        line = proxy.stdout.readline()
+        assert line.startswith("sip-proxy ready"), line
+        uas = subprocess.Popen(
+            ["timeout", "40", sipp, "-sn", "uas", "-i", HOST, "-p", str(uas_port), "-m", "3",
+             "-nostdin"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.5)
+        uac = subprocess.run(
+            ["timeout", "40", sipp, "-sn", "uac", f"{HOST}:{uas_port}", "-rsa",
+             f"{HOST}:{proxy_port}", "-i", HOST, "-p", str(uac_port), "-m", "3", "-r", "3",
+             "-timeout", "30", "-timeout_error", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+        )  # fmt: skip
+        assert uac.returncode == 0, uac.stdout[-2000:]
+    finally:
+        proxy.kill()
+        proxy.wait(timeout=5)
+        if uas is not None:
+            try:
+                uas.wait(timeout=5)  # it exits by itself after its 3 calls
+            except subprocess.TimeoutExpired:
+                uas.terminate()  # `timeout` passes the signal on to its SIPp
+                uas.wait(timeout=5)
