@@ -44,6 +44,11 @@ from proxies.hooks import Direction, SipHooks, SipMessageEvent, _Drop
 
 _log = get_logger("proxies.base")
 
+#: live REGISTER transactions without credentials one source address may hold at an element
+#: facing users directly (P-CSCF, Internet proxy); the rest get 503 + Retry-After (Timer J
+#: keeps each for 32 s on UDP; issue 11, finding 9)
+UNAUTH_REGISTERS_PER_SOURCE = 16
+
 ResponseProcessor = Callable[[Response], Awaitable[Response | None]]
 
 

@@ -46,13 +46,10 @@ from ims.sip.headers import NameAddr
 from ims.sip.message import Request, Response, make_response
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, parse_uri, uri_equal
-from proxies.base import Forward, Hop, SipProxy, uri_domain
+from proxies.base import UNAUTH_REGISTERS_PER_SOURCE, Forward, Hop, SipProxy, uri_domain
 from proxies.media_anchor import AnchorControl, AnchorError
 
 _log = get_logger("proxies.pcscf")
-
-#: live REGISTER transactions without credentials one UE address may hold (Timer J: 32 s)
-UNAUTH_REGISTERS_PER_SOURCE = 16
 
 
 @dataclass(slots=True)

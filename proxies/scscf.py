@@ -43,7 +43,14 @@ from ims.sip.message import Request, Response, make_response
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
-from proxies.base import Forward, Hop, SipProxy, tel_number, uri_domain
+from proxies.base import (
+    UNAUTH_REGISTERS_PER_SOURCE,
+    Forward,
+    Hop,
+    SipProxy,
+    tel_number,
+    uri_domain,
+)
 from proxies.subscribers import SubscriberDb, SubscriberRecord, normalize_identity
 
 _log = get_logger("proxies.scscf")
@@ -92,6 +99,10 @@ class HomeServer(SipProxy):
         self.peers = {d.lower(): p for d, p in peers.items()}
         self.tel_domains = tel_domains
         self.ims = ims
+        if not ims:
+            # the Internet proxy faces its users directly (no P-CSCF in front): one source
+            # address may hold only a few unauthenticated REGISTERs (issue 11, finding 9)
+            self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         self.store = BindingStore()
         self.paths: dict[tuple[str, str], list[str]] = {}  # (impi, contact uri) -> Path values
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
