@@ -70,7 +70,7 @@ from li.x1.model import (
 )
 from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import LabPki as X1Pki
-from li.x1.tlsutil import make_lab_pki
+from li.x1.tlsutil import client_context, issue_client_cert, make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
 from ue import keying_mikey
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
@@ -240,12 +240,19 @@ class MatrixRunner:
         self.lemf: LemfServer | None = None
         self.x1_host = self.lemf_host.rsplit(".", 1)[0] + ".251"
         self.x1_pki: X1Pki | None = None
+        self.x2x3_pki: X1Pki | None = None
 
     async def __aenter__(self) -> MatrixRunner:
         self.work.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("IMSLAB_PKI", str(self.work / "pki"))
         self.x1_pki = make_lab_pki(self.work / "x1-pki", hosts=(self.x1_host,))
-        self.lemf = LemfServer(self.work / "lemf", host=self.lemf_host)
+        # X2/X3 over mutual TLS: the LEMF binds each POI certificate's CN to its NFID
+        self.x2x3_pki = make_lab_pki(
+            self.work / "x2x3-pki", server_name="lemf", client_name="poi", hosts=(self.lemf_host,)
+        )
+        self.lemf = LemfServer(
+            self.work / "lemf", host=self.lemf_host, ssl=self.x2x3_pki.server_context()
+        )
         await self.lemf.start()
         return self
 
@@ -337,6 +344,8 @@ class MatrixRunner:
         clock = time.time
         assert self.x1_pki is not None
         x1_pki = self.x1_pki
+        assert self.x2x3_pki is not None
+        x2x3_pki = self.x2x3_pki
 
         async def network_element(name: str) -> X2X3Exporter:
             """The element's LI side: X1 server (HTTPS, mutual TLS), store, X2/X3 exporter."""
@@ -345,6 +354,7 @@ class MatrixRunner:
                 state_dir=self.work / "ne" / exp.key.replace("/", "-") / name,
                 x1_host=self.x1_host,
                 x1_tls=x1_pki.server_context(),
+                x2x3_tls=client_context(x2x3_pki.ca, *dataclasses.astuple(issue_client_cert(x2x3_pki.ca.parent, name))),
             )
             await ne.start()
             cap.nes[name] = ne
