@@ -57,7 +57,9 @@ def _lemf_process(out: str, pki: str | None, port_q: mp.Queue, stop_ev: mp.Event
 
             p = Path(pki)
             ctx = server_context(p / "server.pem", p / "server.key", p / "ca.pem")
-        async with LemfServer(out, host="127.0.0.1", port=0, ssl=ctx, plain_tcp=ctx is None) as lemf:
+        async with LemfServer(
+            out, host="127.0.0.1", port=0, ssl=ctx, plain_tcp=ctx is None
+        ) as lemf:
             port_q.put(lemf.port)
             while not stop_ev.is_set():
                 await asyncio.sleep(0.05)

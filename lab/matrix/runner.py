@@ -354,7 +354,9 @@ class MatrixRunner:
                 state_dir=self.work / "ne" / exp.key.replace("/", "-") / name,
                 x1_host=self.x1_host,
                 x1_tls=x1_pki.server_context(),
-                x2x3_tls=client_context(x2x3_pki.ca, *dataclasses.astuple(issue_client_cert(x2x3_pki.ca.parent, name))),
+                x2x3_tls=client_context(
+                    x2x3_pki.ca, *dataclasses.astuple(issue_client_cert(x2x3_pki.ca.parent, name))
+                ),
             )
             await ne.start()
             cap.nes[name] = ne

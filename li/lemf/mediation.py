@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ims.log import get_logger
 from ims.errors import ImsError
+from ims.log import get_logger
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.dedup import DuplicateFilter, Verdict, digest
 from li.lemf.output import private_dir, repair_wavs
@@ -229,7 +229,7 @@ class Mediation:
             gap = seen.gap
             if gap is not None:
                 self.stats.gaps += 1
-                self.stats.missing += ((gap[1] - gap[0]) & 0xFFFFFFFF)
+                self.stats.missing += (gap[1] - gap[0]) & 0xFFFFFFFF
         call = self.call(xid, pdu.correlation_id)  # may refuse (limits): nothing stored yet
         if seq is not None:
             self.dedup.stored(skey, seq, dg)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ims.log import get_logger
+from li.targets import TargetError, TargetKind, normalize_target
 from li.x1.model import (
     SUPPORTED_TARGET_KINDS,
     X1_VERSION,
@@ -45,7 +46,6 @@ from li.x1.model import (
     X1Request,
     X1Response,
 )
-from li.targets import TargetError, TargetKind, normalize_target
 from li.x1.store import X1Store
 from li.x1.xml import (
     X1DecodeError,

@@ -27,9 +27,7 @@ XID = uuid.UUID("0b5e55ed-0000-4000-8000-000000000009")
 
 
 async def open_from(source: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.wait_for(
-        asyncio.open_connection(HOST, port, local_addr=(source, 0)), 5.0
-    )
+    return await asyncio.wait_for(asyncio.open_connection(HOST, port, local_addr=(source, 0)), 5.0)
 
 
 async def test_per_source_and_global_connection_caps(tmp_path: Path) -> None:
@@ -92,9 +90,7 @@ async def test_state_per_unknown_xid_is_bounded_and_never_acknowledged(tmp_path:
     after the refused ones is not acknowledged (the sender must keep them)."""
     out = tmp_path / "out"
     async with LemfServer(out, host=HOST, plain_tcp=True, max_xids=10) as lemf:
-        data = b"".join(
-            sip_pdu(uuid.UUID(int=XID.int + i), 0, nfid="poi-1") for i in range(40)
-        )
+        data = b"".join(sip_pdu(uuid.UUID(int=XID.int + i), 0, nfid="poi-1") for i in range(40))
         assert not await send_and_checkpoint(HOST, lemf.port, data)
         dirs = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
         assert len(dirs) <= 10

@@ -45,7 +45,10 @@ async def deliver_genuine(
     for i in range(n):
         msg = f"INFO sip:bob@ims.test SIP/2.0\r\nCall-ID: g{i}@x\r\nCSeq: 1 INFO\r\n\r\n"
         exp.send_x2(
-            xid=XID, correlation_id=i + 1, payload=msg.encode(), direction=PayloadDirection.TO_TARGET
+            xid=XID,
+            correlation_id=i + 1,
+            payload=msg.encode(),
+            direction=PayloadDirection.TO_TARGET,
         )
     assert await exp.drain(timeout=20)
     return exp
@@ -84,9 +87,7 @@ async def test_mtls_refuses_strangers_and_foreign_nfids(tmp_path: Path) -> None:
         lemf.mediation.record_delivered = True
         forged = sip_pdu(XID, 1 << 30, nfid="pcscf-a", text="MESSAGE")
         assert not await send_and_checkpoint(HOST, lemf.port, forged)  # plain TCP: no TLS
-        assert not await send_and_checkpoint(
-            HOST, lemf.port, forged, tls=poi_tls(pki, "mallory")
-        )
+        assert not await send_and_checkpoint(HOST, lemf.port, forged, tls=poi_tls(pki, "mallory"))
         assert lemf.mediation.stats.pdus == 0
         assert not (out / str(XID)).exists()
         assert lemf.refused_pdus >= 1

@@ -51,9 +51,7 @@ async def started_ne(tmp_path: Path) -> tuple[NetworkElementLI, X1Client]:
         HOST, ne.x1_port, ssl=pki.client_context(), admf_id="admf-1", ne_id=NE, timeout=20
     )
     await client.create_destination(
-        DestinationDetails(
-            did=DID, delivery_type=DeliveryType.X2_AND_X3, host="127.0.7.3", port=9
-        )
+        DestinationDetails(did=DID, delivery_type=DeliveryType.X2_AND_X3, host="127.0.7.3", port=9)
     )
     return ne, client
 
@@ -83,9 +81,7 @@ async def test_bogus_encoding_is_answered_with_1010(tmp_path: Path) -> None:
         ("impu", "mailto:alice@ims.test"),
     ],
 )
-async def test_invalid_target_refused_and_not_stored(
-    tmp_path: Path, kind: str, value: str
-) -> None:
+async def test_invalid_target_refused_and_not_stored(tmp_path: Path, kind: str, value: str) -> None:
     ne, client = await started_ne(tmp_path)
     try:
         xid = uuid.uuid4()
