@@ -139,7 +139,8 @@ def _make_ne(topo: Topology, name: str) -> NetworkElementLI | None:
         # one certificate per POI, CN = the element name = the NFID of its PDUs: the LEMF
         # accepts from it only PDUs naming that NFID
         d = delivery_pki(topo)
-        mine = issue_client_cert(d.ca.parent, name)
+        with _locked(d.ca.parent):
+            mine = issue_client_cert(d.ca.parent, name)
         x2x3_tls = client_context(d.ca, mine.cert, mine.key)
     return NetworkElementLI(
         ne_id=name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import os
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,8 +160,10 @@ def make_lab_pki(
     ca_name_x = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     ca_cert = _issue(ca_name, ca_key, ca_name_x, ca_key, ca=True, server=False)
     (d / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    # kept (0600) so that :func:`issue_client_cert` can add one certificate per POI later
+    # kept (0600) so that :func:`issue_client_cert` can add one certificate per POI later;
+    # certificates of a previous CA in this directory are worthless now
     _write_key(d / "ca.key", ca_key)
+    shutil.rmtree(d / "clients", ignore_errors=True)
     out = {}
     for role, name in (("server", server_name), ("client", client_name)):
         key = ec.generate_private_key(ec.SECP256R1())
