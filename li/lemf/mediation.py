@@ -112,7 +112,7 @@ class Mediation:
         monotonic: Callable[[], float] = time.monotonic,
         poi_identities: Mapping[str, Collection[str]] | None = None,
         max_streams: int = 4096,
-        max_xids: int = 1024,
+        max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
     ) -> None:
         self.out = private_dir(Path(out_dir))

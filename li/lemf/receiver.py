@@ -61,7 +61,7 @@ class LemfServer:
         read_timeout: float = 30.0,
         handshake_timeout: float = 10.0,
         max_streams: int = 4096,
-        max_xids: int = 1024,
+        max_xids: int = 10_000,
         idle_interval: float = 1.0,
     ) -> None:
         if ssl is None and not plain_tcp:

@@ -24,6 +24,7 @@ Each accepted change is persisted (:class:`~li.x1.store.X1Store`) and reported t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Callable
@@ -115,6 +116,33 @@ _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9]
 _IMPI = re.compile(r"^[!-~]+$")  # RFC 4282 NAI: printable, no spaces or controls
 
 
+def _printable(value: str) -> bool:
+    return bool(_IMPI.match(value))
+
+
+def _address(version: int, network: bool) -> Callable[[str], bool]:
+    def ok(value: str) -> bool:
+        try:
+            parsed = (
+                ipaddress.ip_network(value, strict=False)
+                if network
+                else ipaddress.ip_address(value)
+            )
+        except ValueError:
+            return False
+        return parsed.version == version
+
+    return ok
+
+
+_ADDRESS_KINDS: dict[str, Callable[[str], bool]] = {
+    "ipv4Address": _address(4, False),
+    "ipv6Address": _address(6, False),
+    "ipv4Cidr": _address(4, True),
+    "ipv6Cidr": _address(6, True),
+}
+
+
 def check_target(kind: str, value: str) -> None:
     """Raise :class:`X1Failure` (3010) for a target value the IMS POI could not match."""
     if not value or len(value) > MAX_TARGET_LENGTH:
@@ -123,9 +151,10 @@ def check_target(kind: str, value: str) -> None:
             f"{kind} target of {len(value)} characters (1..{MAX_TARGET_LENGTH})",
         )
     if kind not in {k.value for k in TargetKind}:
-        if kind == "impi" and _IMPI.match(value):
+        # kinds an NE opts into (a media tap: ipv4Address ...): checked by their syntax
+        if _ADDRESS_KINDS.get(kind, _printable)(value):
             return
-        raise X1Failure(ErrorCode.UNSUPPORTED_TARGET_TYPE, f"unusable {kind} target {value!r}")
+        raise X1Failure(ErrorCode.UNSUPPORTED_TARGET_TYPE, f"unusable {kind} target {value[:80]!r}")
     try:
         identities = normalize_target(kind, value)
     except TargetError as exc:
