@@ -17,8 +17,7 @@ off unless asked for, and then the sender is only ``tcp:<address>`` (docs/securi
 Limits (issue 11): ``max_connections`` in all and ``max_connections_per_source`` per peer
 address (the excess is closed at once), a ``read_timeout`` after which an idle or stalled
 connection -- and any partial PDU it holds -- is dropped, ``max_pdu_size`` per PDU, and a
-TLS handshake timeout. The caps apply before the TLS handshake: the server accepts TCP and
-upgrades each admitted connection (``StreamWriter.start_tls``).
+TLS handshake timeout.
 """
 
 from __future__ import annotations
@@ -83,7 +82,6 @@ class LemfServer:
         self._framers: set[PduFramer] = set()
         self._idle_task: asyncio.Task[None] | None = None
         self.refused_connections = 0
-        self.handshake_failures = 0
         self.refused_pdus = 0
         self.timeouts = 0
         self.out_dir = Path(out_dir)
@@ -132,7 +130,9 @@ class LemfServer:
             self._on_conn,
             self.host,
             self._port,
+            ssl=self.ssl,
             reuse_address=True,
+            ssl_handshake_timeout=self.handshake_timeout if self.ssl is not None else None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self.mediation.lemf_addr = (self.host, self._port)
@@ -205,6 +205,12 @@ class LemfServer:
             writer.transport.abort()
             return
         identity = None
+        if self.ssl is not None:
+            identity = peer_identity(writer.get_extra_info("ssl_object"))
+            if identity is None:  # CERT_REQUIRED makes this unreachable; never trust less
+                self._per_source[peer[0]] -= 1
+                writer.transport.abort()
+                return
         self._tasks.add(task)
         self._conns.add(writer)
         self.connections += 1
@@ -212,20 +218,6 @@ class LemfServer:
         self._framers.add(framer)
         mediation = self.mediation
         try:
-            if self.ssl is not None:
-                # TLS after the connection caps (the server listens in plain TCP and upgrades
-                # each admitted connection), so a handshake flood costs at most the caps
-                try:
-                    await writer.start_tls(self.ssl, ssl_handshake_timeout=self.handshake_timeout)
-                except (TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
-                    self.handshake_failures += 1
-                    log.info("X2/X3 TLS handshake failed", peer=peer[0], error=repr(exc))
-                    writer.transport.abort()
-                    return
-                identity = peer_identity(writer.get_extra_info("ssl_object"))
-                if identity is None:  # CERT_REQUIRED makes this unreachable; never trust less
-                    writer.transport.abort()
-                    return
             while True:
                 try:
                     data = await asyncio.wait_for(reader.read(256 << 10), self.read_timeout)

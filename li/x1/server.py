@@ -13,8 +13,7 @@ applied on the loop (:meth:`X1Handler.emit`) before the answer is written. At mo
 ``max_pending`` requests wait for the worker: one more is answered at once with HTTP 503
 (``Retry-After: 1``) carrying an X1 top-level error document (code 1000, "NE overloaded", in
 its comment): nothing of it was acted on, and the ADMF may retry. Connections are capped in
-all and per source address, before the TLS handshake (the server accepts TCP and upgrades
-each admitted connection).
+all and per source address.
 """
 
 from __future__ import annotations
@@ -136,8 +135,10 @@ class X1Server:
             self._on_conn,
             self.host,
             self._port,
+            ssl=self.ssl,
             limit=MAX_HEADER + 1024,
             reuse_address=True,
+            ssl_handshake_timeout=self.handshake_timeout if self.ssl is not None else None,
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="x1-handler")
         self._port = self._server.sockets[0].getsockname()[1]
@@ -196,18 +197,9 @@ class X1Server:
         self._per_source[source] = self._per_source.get(source, 0) + 1
         self._conns.add(writer)
         admf = None
+        if self.ssl is not None and self.check_admf_certificate:
+            admf = peer_common_name(writer.get_extra_info("ssl_object"))
         try:
-            if self.ssl is not None:
-                # TLS after the connection caps: accepted as TCP, upgraded when admitted
-                try:
-                    await writer.start_tls(self.ssl, ssl_handshake_timeout=self.handshake_timeout)
-                except (TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
-                    self.handshake_failures += 1
-                    log.info("X1 TLS handshake failed", peer=source, error=repr(exc))
-                    writer.transport.abort()
-                    return
-                if self.check_admf_certificate:
-                    admf = peer_common_name(writer.get_extra_info("ssl_object"))
             while True:
                 try:
                     msg = await read_http_message(reader, timeout=self.read_timeout)
