@@ -14,7 +14,9 @@ response body; it never touches sockets or the clock (``now`` is given). Checks,
    carry the task's (3040), a destination still used by a task (7010).
 
 Bounded work: a document holds at most ``MAX_MESSAGES`` messages (else 1010, nothing acted
-on), a target value at most ``MAX_TARGET_LENGTH`` characters. :meth:`X1Handler.handle_collect`
+on), a target value at most ``MAX_TARGET_LENGTH`` characters, the NE at most ``MAX_TASKS``
+tasks (3000) and ``MAX_DESTINATIONS`` destinations (6000), so a GetAllDetails answer is
+bounded as well. :meth:`X1Handler.handle_collect`
 returns the events instead of emitting them, so the server can run the handler off the event
 loop and apply the events on it (li.x1.server).
 
@@ -110,6 +112,9 @@ class X1Failure(Exception):
 
 
 MAX_MESSAGES = 64
+# what one NE stores (and so what GetAllDetails returns) is bounded too
+MAX_TASKS = 10_000
+MAX_DESTINATIONS = 1_000
 MAX_TARGET_LENGTH = 1024
 # a host part: a domain name, an IPv4 address, or an IPv6 reference (RFC 3261 §25.1 hostport)
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)$")
@@ -181,7 +186,11 @@ class X1Handler:
         ne_id: str,
         supported_targets: frozenset[str] = SUPPORTED_TARGET_KINDS,
         listener: Callable[[X1Event], None] | None = None,
+        max_tasks: int = MAX_TASKS,
+        max_destinations: int = MAX_DESTINATIONS,
     ) -> None:
+        self.max_tasks = max_tasks
+        self.max_destinations = max_destinations
         self.store = store
         self.ne_id = ne_id
         self.supported_targets = supported_targets
@@ -341,6 +350,11 @@ class X1Handler:
             assert req.task is not None
             if self.store.get_task(req.task.xid) is not None:
                 raise X1Failure(ErrorCode.XID_EXISTS, f"XID {req.task.xid} already exists")
+            if self.store.count("tasks") >= self.max_tasks:
+                raise X1Failure(
+                    ErrorCode.ACTIVATE_FAILED,
+                    f"this NE holds its maximum of {self.max_tasks} tasks",
+                )
             self._check_task(req.task)
             self.store.put_task(req.task, modified_at=stamp, modification=False)
             self._emit(TaskActivated(req.task))
@@ -378,6 +392,11 @@ class X1Handler:
             assert req.destination is not None
             if self.store.get_destination(req.destination.did) is not None:
                 raise X1Failure(ErrorCode.DID_EXISTS, f"DID {req.destination.did} already exists")
+            if self.store.count("destinations") >= self.max_destinations:
+                raise X1Failure(
+                    ErrorCode.CREATE_DESTINATION_FAILED,
+                    f"this NE holds its maximum of {self.max_destinations} destinations",
+                )
             self.store.put_destination(req.destination)
             self._emit(DestinationCreated(req.destination))
             return ok

@@ -90,6 +90,12 @@ class X1Store:
             self.db.execute("DELETE FROM tasks")
         return xids
 
+    def count(self, table: str) -> int:
+        """Rows in ``tasks`` or ``destinations``."""
+        if table not in ("tasks", "destinations"):
+            raise ValueError(table)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
     def task_ids(self) -> list[uuid.UUID]:
         return [uuid.UUID(r[0]) for r in self.db.execute("SELECT xid FROM tasks ORDER BY xid")]
 

@@ -156,3 +156,42 @@ async def test_overload_is_answered_with_an_x1_error(
         assert ne.server.overloaded == len(busy)
     finally:
         await ne.close()
+
+
+def test_stored_tasks_and_destinations_are_bounded() -> None:
+    """An NE stores at most max_tasks tasks (3000) and max_destinations destinations (6000):
+    what GetAllDetails returns is bounded too."""
+    from li.x1.handler import X1Handler
+    from li.x1.model import X1Header
+    from li.x1.store import X1Store
+
+    handler = X1Handler(X1Store(":memory:"), ne_id=NE, max_tasks=2, max_destinations=1)
+    h = X1Header(admf_id="admf-1", ne_id=NE, timestamp="2023-11-14T22:13:20.000000Z")
+
+    def run(req: X1Request) -> int | None:
+        resp = handler.handle_request(req, now=1.0, peer_admf="admf-1")
+        return None if resp.error is None else int(resp.error.code)
+
+    dest = DestinationDetails(did=DID, delivery_type=DeliveryType.X2_AND_X3, host=HOST, port=9)
+    other = DestinationDetails(
+        did=uuid.uuid4(), delivery_type=DeliveryType.X2_AND_X3, host=HOST, port=9
+    )
+    assert (
+        run(X1Request(message_type=MessageType.CREATE_DESTINATION, header=h, destination=dest))
+        is None
+    )
+    assert (
+        run(X1Request(message_type=MessageType.CREATE_DESTINATION, header=h, destination=other))
+        == ErrorCode.CREATE_DESTINATION_FAILED
+    )
+    codes = []
+    for _ in range(3):
+        task = TaskDetails(
+            xid=uuid.uuid4(),
+            targets=(TargetIdentifier(kind="sipUri", value="sip:alice@ims.test"),),
+            delivery_type=DeliveryType.X2_AND_X3,
+            dids=(DID,),
+        )
+        codes.append(run(X1Request(message_type=MessageType.ACTIVATE_TASK, header=h, task=task)))
+    assert codes == [None, None, ErrorCode.ACTIVATE_FAILED]
+    assert len(handler.store.task_ids()) == 2
