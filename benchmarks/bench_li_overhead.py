@@ -70,7 +70,7 @@ os.nice(int(sys.argv[3]))
 from pathlib import Path
 from li.lemf.receiver import LemfServer
 async def main():
-    async with LemfServer(Path(sys.argv[1]), host=sys.argv[2]) as lemf:
+    async with LemfServer(Path(sys.argv[1]), host=sys.argv[2], plain_tcp=True) as lemf:
         print(lemf.port, flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 asyncio.run(main())

@@ -57,7 +57,9 @@ def _lemf_process(out: str, pki: str | None, port_q: mp.Queue, stop_ev: mp.Event
 
             p = Path(pki)
             ctx = server_context(p / "server.pem", p / "server.key", p / "ca.pem")
-        async with LemfServer(out, host="127.0.0.1", port=0, ssl=ctx) as lemf:
+        async with LemfServer(
+            out, host="127.0.0.1", port=0, ssl=ctx, plain_tcp=ctx is None
+        ) as lemf:
             port_q.put(lemf.port)
             while not stop_ev.is_set():
                 await asyncio.sleep(0.05)
@@ -80,7 +82,11 @@ async def bench_pipeline(n: int, tls: bool, separate: bool, workdir: Path) -> di
         port = q.get(timeout=30)
     else:
         lemf = LemfServer(
-            workdir / "out", host="127.0.0.1", port=0, ssl=pki.server_context() if pki else None
+            workdir / "out",
+            host="127.0.0.1",
+            port=0,
+            ssl=pki.server_context() if pki else None,
+            plain_tcp=pki is None,
         )
         await lemf.start()
         port = lemf.port

@@ -83,7 +83,7 @@ from li.x1.model import (
 )
 from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import LabPki as X1Pki
-from li.x1.tlsutil import make_lab_pki
+from li.x1.tlsutil import client_context, issue_client_cert, make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
 from ue import keying_mikey
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
@@ -378,12 +378,19 @@ class MatrixRunner:
         self.lemf: LemfServer | None = None
         self.x1_host = self.lemf_host.rsplit(".", 1)[0] + ".251"
         self.x1_pki: X1Pki | None = None
+        self.x2x3_pki: X1Pki | None = None
 
     async def __aenter__(self) -> MatrixRunner:
         self.work.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("IMSLAB_PKI", str(self.work / "pki"))
         self.x1_pki = make_lab_pki(self.work / "x1-pki", hosts=(self.x1_host,))
-        self.lemf = LemfServer(self.work / "lemf", host=self.lemf_host)
+        # X2/X3 over mutual TLS: the LEMF binds each POI certificate's CN to its NFID
+        self.x2x3_pki = make_lab_pki(
+            self.work / "x2x3-pki", server_name="lemf", client_name="poi", hosts=(self.lemf_host,)
+        )
+        self.lemf = LemfServer(
+            self.work / "lemf", host=self.lemf_host, ssl=self.x2x3_pki.server_context()
+        )
         await self.lemf.start()
         return self
 
@@ -394,12 +401,17 @@ class MatrixRunner:
 
     def _network_element(self, name: str, state: Path) -> NetworkElementLI:
         """An element's LI side: X1 server (HTTPS, mutual TLS), task store, X2/X3 exporter."""
-        assert self.x1_pki is not None
+        assert self.x1_pki is not None and self.x2x3_pki is not None
+        x2x3 = self.x2x3_pki
         return NetworkElementLI(
             ne_id=name,
             state_dir=state / name,
             x1_host=self.x1_host,
             x1_tls=self.x1_pki.server_context(),
+            # X2/X3 over mutual TLS, the client certificate naming the element (its NFID)
+            x2x3_tls=client_context(
+                x2x3.ca, *dataclasses.astuple(issue_client_cert(x2x3.ca.parent, name))
+            ),
         )
 
     # --- one row: the ladder ------------------------------------------------------------------

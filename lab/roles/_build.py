@@ -151,15 +151,16 @@ def add_li_argument(parser: argparse.ArgumentParser) -> None:
 
 
 async def start_proxy(topo: Topology, name: str, proxy: Any, *, li: bool) -> RunningProxy:
-    """Start ``proxy`` and, when ``li`` and the topology's ``[li]`` lists it, its LI side."""
-    await proxy.start()
+    """Start ``proxy`` and, when ``li`` and the topology's ``[li]`` lists it, its LI side --
+    the LI side first: every stored task is armed before the proxy takes its first request."""
     running = RunningProxy(proxy)
-    if li:
-        try:
+    try:
+        if li:
             running.li = await attach_proxy(topo, name, proxy)
-        except BaseException:
-            await running.close()
-            raise
+        await proxy.start()
+    except BaseException:
+        await running.close()
+        raise
     return running
 
 

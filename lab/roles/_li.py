@@ -40,7 +40,7 @@ from li.poi.iri import CcTrigger, IriPoi, IriRecord
 from li.poi.x1 import wire
 from li.targets import Side
 from li.x1.ne import NetworkElementLI
-from li.x1.tlsutil import CertFiles, LabPki, client_context, make_lab_pki
+from li.x1.tlsutil import CertFiles, LabPki, client_context, issue_client_cert, make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
 
 _log = get_logger("lab.li")
@@ -65,7 +65,7 @@ def _ensure_pki(directory: Path, *, server_name: str, client_name: str, hosts: l
     want = json.dumps({"server": server_name, "client": client_name, "hosts": hosts})
     with _locked(directory):
         have = marker.read_text() if marker.exists() else None
-        if have != want or not (directory / "client.key").exists():
+        if have != want or not all((directory / f).exists() for f in ("client.key", "ca.key")):
             make_lab_pki(
                 directory, server_name=server_name, client_name=client_name, hosts=tuple(hosts)
             )
@@ -128,7 +128,8 @@ class ElementLi:
         await self.ne.close()
 
 
-async def _start_ne(topo: Topology, name: str) -> NetworkElementLI | None:
+def _make_ne(topo: Topology, name: str) -> NetworkElementLI | None:
+    """The element's NE, not started: its POIs are wired first (see :func:`_start_ne`)."""
     li = topo.li
     op = li.operator_of(name) if li is not None else None
     if li is None or op is None:
@@ -136,9 +137,13 @@ async def _start_ne(topo: Topology, name: str) -> NetworkElementLI | None:
     pki = operator_pki(topo, op.operator)
     x2x3_tls = None
     if li.delivery == "tls":
+        # one certificate per POI, CN = the element name = the NFID of its PDUs: the LEMF
+        # accepts from it only PDUs naming that NFID
         d = delivery_pki(topo)
-        x2x3_tls = client_context(d.ca, d.client.cert, d.client.key)
-    ne = NetworkElementLI(
+        with _locked(d.ca.parent):
+            mine = issue_client_cert(d.ca.parent, name)
+        x2x3_tls = client_context(d.ca, mine.cert, mine.key)
+    return NetworkElementLI(
         ne_id=name,
         state_dir=li.ne_state(name),
         x1_host=topo.element(name).address,
@@ -146,9 +151,15 @@ async def _start_ne(topo: Topology, name: str) -> NetworkElementLI | None:
         x1_tls=pki.server_context(),
         x2x3_tls=x2x3_tls,
     )
+
+
+async def _start_ne(ne: NetworkElementLI, name: str) -> None:
+    """Start the NE once its POIs are wired: the stored tasks are replayed into them (issue
+    11 finding 7: replayed before the wiring, they armed nothing and the next call gave 0
+    IRI), and only then does X1 accept requests; the caller starts the element's traffic
+    after this returns."""
     await ne.start()
     _log.info("x1 ne started", element=name, x1_port=ne.x1_port, tasks=len(ne.tasks))
-    return ne
 
 
 def _iri_sender(exporter: X2X3Exporter) -> Callable[[IriRecord], None]:
@@ -236,8 +247,9 @@ def _key_policy(topo: Topology, name: str) -> OperatorKeyPolicy:
 
 
 async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | None:
-    """P-CSCF / S-CSCF: NE + IRI-POI on the SIP hooks (+ LI_T3 toward the anchor)."""
-    ne = await _start_ne(topo, name)
+    """P-CSCF / S-CSCF: NE + IRI-POI on the SIP hooks (+ LI_T3 toward the anchor). Call it
+    before the proxy accepts traffic: it returns with every stored task armed."""
+    ne = _make_ne(topo, name)
     if ne is None:
         return None
     running = ElementLi(ne)
@@ -266,6 +278,7 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
         wire(ne, iri=[poi], clock=time.time)
         running.iri = poi
         running.removers.append(proxy.sip_hooks.add(poi.hook(time.time)))
+        await _start_ne(ne, name)
     except BaseException:
         await running.close()
         raise
@@ -273,8 +286,9 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
 
 
 async def attach_anchor(topo: Topology, name: str, anchor: Any) -> ElementLi | None:
-    """Anchor: NE + CC-POI on the media hooks, armed over LI_T3 by its operator's P-CSCFs."""
-    ne = await _start_ne(topo, name)
+    """Anchor: NE + CC-POI on the media hooks, armed over LI_T3 by its operator's P-CSCFs.
+    Call it before the anchor accepts traffic: it returns with every stored task armed."""
+    ne = _make_ne(topo, name)
     if ne is None:
         return None
     li = _li(topo)
@@ -296,6 +310,7 @@ async def attach_anchor(topo: Topology, name: str, anchor: Any) -> ElementLi | N
             local_addr=(topo.element(name).address, li.t3_port),
         )
         running.transports.append(transport)
+        await _start_ne(ne, name)
     except BaseException:
         await running.close()
         raise

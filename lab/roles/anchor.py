@@ -41,14 +41,15 @@ async def start(topo: Topology, name: str, *, li: bool = False) -> RunningAnchor
         raise topology.TopologyError(f"{name} is a {element.role}, not an anchor")
     anchor = MediaAnchor(name, element.address, element.rtp_ports)
     server = AnchorControlServer(anchor)
-    await server.start(element.address, element.control_port)
     running = RunningAnchor(anchor, server)
-    if li:
-        try:
+    try:
+        # the LI side first: every stored task is armed before the anchor relays media
+        if li:
             running.li = await attach_anchor(topo, name, anchor)
-        except BaseException:
-            await running.close()
-            raise
+        await server.start(element.address, element.control_port)
+    except BaseException:
+        await running.close()
+        raise
     return running
 
 

@@ -1,10 +1,13 @@
-"""``imslab run lemf --listen HOST:PORT --out DIR [--tls-dir PKI]``: the LEMF / mediation.
+"""``imslab run lemf --listen HOST:PORT --out DIR (--tls-dir PKI | --plain-tcp)``: the LEMF.
 
-Receives X2/X3 from any number of POIs (TCP, or TLS with mutual certificates when a PKI is
-given) and writes the intercept output tree under DIR (see docs/li-interfaces.md).
+Receives X2/X3 from any number of POIs over TLS with mutual certificates (each POI's
+certificate CN is the NFID it may use), or over plain TCP only when asked for explicitly
+(``--plain-tcp``: tshark-decodable, but anyone who reaches the port can send), and writes the
+intercept output tree under DIR (see docs/li-interfaces.md).
 
 ``imslab run lemf [--config lab.toml] --name lemf`` takes all of that from the topology's
-``[li]`` (address, port, output dir, ``delivery = "tls"`` with the lab's X2/X3 PKI); explicit
+``[li]`` (address, port, output dir; ``delivery = "tls"`` with the lab's X2/X3 PKI, or
+``delivery = "tcp"``, which is the topology's explicit permission for plain TCP); explicit
 ``--listen/--out/--tls-*`` still override it.
 """
 
@@ -23,7 +26,7 @@ from li.lemf.receiver import LemfServer
 from li.x1.tlsutil import server_context
 
 ROLE = "lemf"
-HELP = "LEMF: receive X2/X3 (TCP or mutual TLS) and write iri.jsonl, pcaps, WAV, summaries"
+HELP = "LEMF: receive X2/X3 (mutual TLS, or --plain-tcp) and write iri.jsonl, pcaps, WAV, summaries"
 
 
 def split_hostport(value: str, default_port: int = 0) -> tuple[str, int]:
@@ -44,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-dir",
         type=Path,
         help="PKI directory (ca.pem, server.pem, server.key as made by `imslab li pki`): "
-        "TLS with client certificates required; without it plain TCP (tshark-decodable)",
+        "TLS with client certificates required",
+    )
+    parser.add_argument(
+        "--plain-tcp",
+        action="store_true",
+        help="accept X2/X3 over plain TCP (tshark-decodable; unauthenticated: anyone who "
+        "reaches the port can send). Without it the LEMF needs a TLS PKI",
     )
     parser.add_argument("--tls-cert", type=Path, help="server certificate (overrides --tls-dir)")
     parser.add_argument("--tls-key", type=Path, help="server private key")
@@ -104,6 +113,7 @@ async def start(topo: Topology, name: str) -> RunningLemf:
         tls_ca=None,
         mikey_psk=[],
         liid=[],
+        plain_tcp=False,
     )
     lemf = await _start(args, topo)
     running = RunningLemf(lemf)
@@ -125,10 +135,17 @@ async def _start(args: argparse.Namespace, topo: Topology | None = None) -> Lemf
             from lab.roles._li import delivery_pki
 
             args.tls_dir = delivery_pki(topo).ca.parent
+        elif li.delivery == "tcp":
+            args.plain_tcp = True  # the topology says so explicitly
     if args.out is None:
         raise SystemExit("imslab run lemf: give --out DIR (or --name with a topology [li])")
     host, port = split_hostport(args.listen or "127.0.0.1:50100", 50100)
     ctx = tls_from_args(args)
+    if ctx is None and not args.plain_tcp:
+        raise SystemExit(
+            "imslab run lemf: give a PKI (--tls-dir, or --tls-cert/--tls-key/--tls-ca) for "
+            "mutual TLS, or --plain-tcp to accept unauthenticated X2/X3"
+        )
     default_policy = None
     per_task = {}
     for item in args.mikey_psk:
@@ -152,6 +169,7 @@ async def _start(args: argparse.Namespace, topo: Topology | None = None) -> Lemf
         key_policy=default_policy,
         task_key_policies=per_task,
         liids=liids,
+        plain_tcp=ctx is None,
     )
     await lemf.start()
     mode = "TLS (mutual)" if ctx is not None else "TCP"

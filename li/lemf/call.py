@@ -838,6 +838,11 @@ class Call:
         else:
             self._flush_writers()
 
+    def idle(self) -> None:
+        """No PDU for a while: WAV headers brought up to date (files valid at all times)."""
+        for wav in self._wav.values():
+            wav.idle()
+
     def flush(self) -> None:
         """An explicit flush request: every file flushed and summary.json rewritten now."""
         self.callpcap.write(final=True)

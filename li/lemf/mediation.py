@@ -2,34 +2,46 @@
 
 Sans-I/O with respect to the network (the receiver feeds it), but it owns the output tree::
 
-    OUT/lemf-state.json                      last sequence number per (POI, XID)
+    OUT/.dedup/<hash>.dedup                  the duplicate filter, per sender and task
     OUT/<xid>/<correlation-id:016x>/...      see li.lemf.call
     OUT/<xid>/registrations.*                REGISTER and its responses: li.lemf.registration
 
-Duplicate filter: the exporter re-sends everything after its last confirmed Keepalive-Ack
-when a connection is re-established (li.x2x3.spool), so the LEMF may see a PDU twice. The
-sequence number is per task and per POI (TS 103 221-2 attribute 8), so (POI, XID, seq) names
-a PDU: anything at or behind the last sequence seen (serial-number arithmetic, RFC 1982, u32)
-is a duplicate and dropped; a jump ahead is a gap and is recorded in the call's summary.
-The POI is named by its NFID attribute, else by its address. The state is written at every
-checkpoint (before a Keepalive-Ack is sent), so a restarted LEMF keeps filtering.
+Who sent a PDU: the receiver passes the *authenticated* sender (the TLS identity of the
+connection; ``tcp:<address>`` where plain TCP is explicitly allowed). Over TLS a PDU may name
+only an NFID that identity is entitled to (``poi_identities``; by default its own name): any
+other is refused (:class:`PduRefused`), so one POI cannot write into -- or erase from --
+another's streams.
+
+Duplicate filter (li.lemf.dedup): the exporter re-sends everything after its last confirmed
+Keepalive-Ack on a new connection, so the LEMF may see a PDU twice. A PDU is dropped only when
+it is byte-identical to one stored from the same sender, task and sequence number; a jump
+ahead is a gap, recorded in the call's summary; a repeated sequence number with other content
+is stored and counted as a conflict. The filter's state is written at every checkpoint (before
+a Keepalive-Ack is sent), so a restarted LEMF keeps filtering.
+
+Bounded state: at most ``max_xids`` tasks and ``max_calls_per_xid`` calls per task get
+directories; a PDU beyond that raises :class:`PduRefused` (the receiver closes the connection
+without acknowledging it: the POI keeps it spooled and alarms).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ims.errors import ImsError
 from ims.log import begin_message, end_message, get_logger
 from li.hi2.codec import warm_up as hi2_warm_up
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.callfiles import link_call
-from li.lemf.output import private_dir, write_json_private
+from li.lemf.dedup import DuplicateFilter, Verdict, digest
+from li.lemf.output import private_dir, repair_wavs
 from li.lemf.registration import Registrations, registration_summary
 from li.x2x3.keyrecord import decode_key_record, is_key_record
 from li.x2x3.pdu import (
@@ -45,6 +57,14 @@ from li.x2x3.pdu import (
 )
 
 log = get_logger("li.lemf.mediation")
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True
 
 
 def iri_event_body(pdu: Pdu) -> dict[str, Any] | None:
@@ -73,6 +93,12 @@ class MediationStats:
     missing: int = 0
     bad_pdus: int = 0
     calls: int = 0
+    conflicts: int = 0  # a stored sequence number arrived again with other content
+    refused: int = 0  # not stored: foreign NFID, or over the task/call limits
+
+
+class PduRefused(ImsError):
+    """A PDU the LEMF will not store (so it must not be acknowledged either)."""
 
 
 class Mediation:
@@ -90,10 +116,17 @@ class Mediation:
         max_open_calls: int = 128,
         monotonic: Callable[[], float] = time.monotonic,
         liids: dict[str, str] | None = None,
+        poi_identities: Mapping[str, Collection[str]] | None = None,
+        max_streams: int = 4096,
+        max_xids: int = 10_000,
+        max_calls_per_xid: int = 100_000,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
         hi2_warm_up()
+        repaired = repair_wavs(self.out)  # a crash may have left WAV headers behind the data
+        if repaired:
+            log.info("WAV headers repaired on start", files=repaired)
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.task_key_policies = dict(task_key_policies or {})
@@ -105,12 +138,13 @@ class Mediation:
         self.max_open_calls = max_open_calls
         self._open: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.stats = MediationStats()
-        self._last_seq: dict[str, int] = {}
-        self._state_file = self.out / "lemf-state.json"
-        if self._state_file.exists():
-            self._last_seq = {
-                k: int(v) for k, v in json.loads(self._state_file.read_text()).items()
-            }
+        self.poi_identities = {k: frozenset(v) for k, v in (poi_identities or {}).items()}
+        self.dedup = DuplicateFilter(self.out / ".dedup", max_streams=max_streams)
+        self.max_xids = max_xids
+        self.max_calls_per_xid = max_calls_per_xid
+        # tasks with a directory (also from before a restart) and calls per task
+        self._xids: set[str] = {p.name for p in self.out.iterdir() if _is_uuid(p.name)}
+        self._calls_per_xid: dict[str, int] = {}
         self._dirty: set[tuple[str, int]] = set()
         self.regs: dict[str, Registrations] = {}  # per XID: its registration files
         self._dirty_regs: set[str] = set()
@@ -128,6 +162,7 @@ class Mediation:
         key = (xid, cid)
         call = self.calls.get(key)
         if call is None:
+            self._admit(xid)
             call = Call(
                 self.out / xid / f"{cid:016x}",
                 xid=xid,
@@ -140,6 +175,8 @@ class Mediation:
             )
             self.calls[key] = call
             self.stats.calls += 1
+            self._calls_per_xid[xid] = self._calls_per_xid.get(xid, 0) + 1
+            self._xids.add(xid)
             private_dir(self.out / xid)
         return call
 
@@ -150,8 +187,39 @@ class Mediation:
             regs = self.regs[xid] = Registrations(self.out / xid, xid=xid, lemf_addr=self.lemf_addr)
         return regs
 
-    def handle_raw(self, raw: bytes, peer: tuple[str, int]) -> Pdu | None:
-        """One whole PDU from the stream. Returns the PDU (None if bad or a duplicate)."""
+    def _admit_task(self, xid: str) -> None:
+        """Refuse a new task beyond the task limit (bounded state)."""
+        if xid not in self._xids and len(self._xids) >= self.max_xids:
+            self.stats.refused += 1
+            raise PduRefused(f"more than {self.max_xids} tasks: XID {xid} refused")
+        self._xids.add(xid)
+
+    def _admit(self, xid: str) -> None:
+        """Refuse a new call beyond the task and per-task limits (bounded state)."""
+        self._admit_task(xid)
+        if self._calls_per_xid.get(xid, 0) >= self.max_calls_per_xid:
+            self.stats.refused += 1
+            raise PduRefused(f"more than {self.max_calls_per_xid} calls for XID {xid}")
+
+    def sender_poi(self, pdu: Pdu, peer: tuple[str, int], sender: str | None) -> str:
+        """The POI name of ``pdu``. ``sender`` is the authenticated identity of the
+        connection (None: plain TCP). Over TLS the NFID must be one the identity may use."""
+        nfid = pdu.opaque(AttributeType.NETWORK_FUNCTION_ID)
+        name = nfid.decode("utf-8", "replace") if nfid else None
+        if sender is None:
+            return name or peer[0]
+        if name is None:
+            return sender
+        if name not in self.poi_identities.get(sender, (sender,)):
+            self.stats.refused += 1
+            raise PduRefused(f"POI {sender!r} may not send as NFID {name!r}")
+        return name
+
+    def handle_raw(
+        self, raw: bytes, peer: tuple[str, int], sender: str | None = None
+    ) -> Pdu | None:
+        """One whole PDU from the stream. Returns the PDU (None if bad or a duplicate);
+        raises :class:`PduRefused` for a PDU that must not be acknowledged."""
         try:
             pdu = decode_pdu(raw)
         except X2X3DecodeError as exc:
@@ -160,46 +228,59 @@ class Mediation:
             return None
         token = begin_message(xid=pdu.xid, correlation_id=pdu.correlation_id)
         try:
-            return pdu if self.handle(pdu, raw, peer) else None
+            return pdu if self.handle(pdu, raw, peer, sender) else None
         finally:
             end_message(token)
 
-    def handle(self, pdu: Pdu, raw: bytes, peer: tuple[str, int]) -> bool:
+    def handle(
+        self, pdu: Pdu, raw: bytes, peer: tuple[str, int], sender: str | None = None
+    ) -> bool:
         """Process an X2/X3 PDU; False when dropped as a duplicate or not X2/X3."""
         if pdu.pdu_type not in (PduType.X2, PduType.X3):
             return False
-        poi = self.poi_name(pdu, peer)
+        poi = self.sender_poi(pdu, peer, sender)
         xid = str(pdu.xid)
         seq = pdu.sequence_number
         gap: tuple[int, int] | None = None
+        skey = f"{sender or 'tcp:' + peer[0]}|{poi}|{xid}"
+        dg = b""
         if seq is not None:
-            skey = f"{poi}|{xid}"
-            last = self._last_seq.get(skey)
-            if last is not None:
-                diff = (seq - last) & 0xFFFFFFFF
-                if diff == 0 or diff >= 0x80000000:
-                    self.stats.duplicates += 1
-                    return False
-                if diff > 1:
-                    gap = ((last + 1) & 0xFFFFFFFF, seq)
-                    self.stats.gaps += 1
-                    self.stats.missing += diff - 1
-            self._last_seq[skey] = seq
+            dg = digest(raw)
+            seen = self.dedup.check(skey, seq, dg)
+            if seen.verdict is Verdict.DUPLICATE:
+                self.stats.duplicates += 1
+                return False
+            if seen.verdict is Verdict.CONFLICT:
+                self.stats.conflicts += 1
+                log.warning("sequence number reused with other content", xid=xid, poi=poi, seq=seq)
+            gap = seen.gap
+            if gap is not None:
+                self.stats.gaps += 1
+                self.stats.missing += (gap[1] - gap[0]) & 0xFFFFFFFF
+        reg_info = (
+            registration_summary(pdu)
+            if pdu.pdu_type is PduType.X2 and pdu.payload_format == PayloadFormat.SIP_MESSAGE
+            else None
+        )
+        # may refuse (limits): nothing stored yet
+        call = self.call(xid, pdu.correlation_id) if reg_info is None else None
+        if reg_info is not None:
+            self._admit_task(xid)
+        if seq is not None:
+            self.dedup.stored(skey, seq, dg)
         self.stats.pdus += 1
         if self.record_delivered:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
-        if pdu.pdu_type is PduType.X2 and pdu.payload_format == PayloadFormat.SIP_MESSAGE:
-            reg_info = registration_summary(pdu)
-            if reg_info is not None:  # a registration, not a call (li.lemf.registration)
-                self.stats.x2 += 1
-                regs = self.registrations(xid)
-                if gap is not None:
-                    regs.note_gap(poi, gap[0], gap[1])
-                regs.on_sip(pdu, reg_info, raw, ts, poi, seq, peer)
-                self._dirty_regs.add(xid)
-                return True
-        call = self.call(xid, pdu.correlation_id)
+        if reg_info is not None:  # a registration, not a call (li.lemf.registration)
+            self.stats.x2 += 1
+            regs = self.registrations(xid)
+            if gap is not None:
+                regs.note_gap(poi, gap[0], gap[1])
+            regs.on_sip(pdu, reg_info, raw, ts, poi, seq, peer)
+            self._dirty_regs.add(xid)
+            return True
+        assert call is not None  # programmer error: reg_info is None here
         if call.name is None:  # OUT/<time>_<target>_<cid> beside the ids
             target = pdu.find(MatchedTargetIdentifier)
             who = target.value if target is not None else None
@@ -259,7 +340,12 @@ class Mediation:
         self._dirty_regs.clear()
         # a call whose counters were not written yet (SUMMARY_INTERVAL) stays on the list
         self._dirty = {k for k in self._dirty if self.calls[k].summary_stale}
-        write_json_private(self._state_file, self._last_seq)
+        self.dedup.save()
+
+    def idle(self) -> None:
+        """Periodic (the receiver, once a second): WAV headers of open calls up to date."""
+        for key in self._open:
+            self.calls[key].idle()
 
     def flush(self) -> None:
         """An explicit flush request (``LemfServer.flush()``, for in-process readers):
@@ -271,7 +357,7 @@ class Mediation:
             regs.flush()
         self._dirty.clear()
         self._dirty_regs.clear()
-        write_json_private(self._state_file, self._last_seq)
+        self.dedup.save()
 
     def close(self) -> None:
         for call in self.calls.values():
@@ -279,5 +365,5 @@ class Mediation:
         for regs in self.regs.values():
             regs.close()
         self.regs.clear()
-        write_json_private(self._state_file, self._last_seq)
+        self.dedup.save()
         self.calls.clear()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,18 +86,66 @@ def wav_appendable(path: Path, rate: int = 8000) -> bool:
     )
 
 
+def repair_wav(path: Path) -> bool:
+    """Make the header of a WAV this writer made agree with the file's length (a crash, or a
+    LEMF killed between two header patches, leaves it short). True when it was changed."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size < _WAV_HEADER:
+        return False
+    rate = 8000
+    with open(path, "rb") as fh:
+        head = fh.read(_WAV_HEADER)
+    if head[:4] != b"RIFF" or head[8:16] != b"WAVEfmt ":
+        return False
+    rate = struct.unpack("<I", head[24:28])[0]
+    if not wav_appendable(path, rate):
+        return False
+    data = (size - _WAV_HEADER) & ~1
+    want = _wav_header(rate, data)
+    if head == want:
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, want, 0)
+    finally:
+        os.close(fd)
+    return True
+
+
+def repair_wavs(directory: Path) -> int:
+    """:func:`repair_wav` on every ``*.wav`` below ``directory``; how many were repaired."""
+    return sum(repair_wav(p) for p in directory.rglob("*.wav") if p.is_file())
+
+
+HEADER_PATCH_INTERVAL = 1.0  # seconds: the longest a player may see a stale header
+
+
 class PrivateWavWriter:
     """16-bit mono PCM WAV (8 kHz by default) in a 0600 file.
 
-    The header's sizes are patched on :meth:`flush` and :meth:`close` (so a reader sees every
-    flushed sample); ``append=True`` continues an existing WAV of the same format (a restarted
-    or suspended LEMF call keeps one file per direction), judging its length by the file size,
-    so a header left stale by a crash costs nothing.
+    The file is valid at all times (issue 11): the header's sizes are patched -- and the
+    data flushed to the file -- at least every ``HEADER_PATCH_INTERVAL`` while audio flows
+    (:meth:`write`), on :meth:`idle` (the LEMF calls it once a second), :meth:`flush` and
+    :meth:`close`; a header left stale by a crash is repaired when a LEMF starts
+    (:func:`repair_wavs`). ``append=True`` continues an existing WAV of the same format (a
+    restarted or suspended LEMF call keeps one file per direction), judging its length by the
+    file size.
     """
 
-    def __init__(self, path: Path, rate: int = 8000, *, append: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rate: int = 8000,
+        *,
+        append: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.rate = rate
+        self.monotonic = monotonic
         if append and wav_appendable(path, rate):
             fd = os.open(path, os.O_RDWR)
             os.fchmod(fd, 0o600)
@@ -110,10 +160,18 @@ class PrivateWavWriter:
             self._fh.write(_wav_header(rate, 0))
             self.samples = 0
         self._patched = -1
+        self._patched_at = monotonic()
 
     def write(self, pcm16le: bytes) -> None:
         self._fh.write(pcm16le)
         self.samples += len(pcm16le) // 2
+        if self.monotonic() - self._patched_at >= HEADER_PATCH_INTERVAL:
+            self.flush()
+
+    def idle(self) -> None:
+        """Audio may have paused: make the header and the file agree now."""
+        if self._patched != self.samples:
+            self.flush()
 
     def _patch(self) -> None:
         if self._patched == self.samples:
@@ -123,6 +181,7 @@ class PrivateWavWriter:
         self._fh.write(_wav_header(self.rate, self.samples * 2))
         self._fh.seek(pos)
         self._patched = self.samples
+        self._patched_at = self.monotonic()
 
     def flush(self) -> None:
         self._patch()

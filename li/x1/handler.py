@@ -8,9 +8,17 @@ response body; it never touches sockets or the clock (``now`` is given). Checks,
 2. per message: version major ``v1`` (1020), ``neIdentifier`` is this NE (1060),
    ``admfIdentifier`` matches the client certificate when the server supplies one (1030);
 3. the operation's own rules: XID exists/does not exist (2010/2020), DID exists/does not
-   exist (2030/2040), target identifier types this NE supports (3010), destinations'
-   delivery types able to carry the task's (3040), a destination still used by a task
-   (7010).
+   exist (2030/2040), target identifier types this NE supports and values it can match
+   (3010: a target the POI could not arm is refused here, before anything is stored, rather
+   than acknowledged and then silently never matched), destinations' delivery types able to
+   carry the task's (3040), a destination still used by a task (7010).
+
+Bounded work: a document holds at most ``MAX_MESSAGES`` messages (else 1010, nothing acted
+on), a target value at most ``MAX_TARGET_LENGTH`` characters, the NE at most ``MAX_TASKS``
+tasks (3000) and ``MAX_DESTINATIONS`` destinations (6000), so a GetAllDetails answer is
+bounded as well. :meth:`X1Handler.handle_collect`
+returns the events instead of emitting them, so the server can run the handler off the event
+loop and apply the events on it (li.x1.server).
 
 Each accepted change is persisted (:class:`~li.x1.store.X1Store`) and reported to the
 ``listener`` as an :class:`X1Event`, which is how the NE's POIs and exporter follow X1.
@@ -18,11 +26,14 @@ Each accepted change is persisted (:class:`~li.x1.store.X1Store`) and reported t
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ims.log import bound, get_logger
+from li.targets import TargetError, TargetKind, normalize_target
 from li.x1.model import (
     SUPPORTED_TARGET_KINDS,
     X1_VERSION,
@@ -100,6 +111,66 @@ class X1Failure(Exception):
         self.description = description
 
 
+MAX_MESSAGES = 64
+# what one NE stores (and so what GetAllDetails returns) is bounded too
+MAX_TASKS = 10_000
+MAX_DESTINATIONS = 1_000
+MAX_TARGET_LENGTH = 1024
+# a host part: a domain name, an IPv4 address, or an IPv6 reference (RFC 3261 §25.1 hostport)
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)$")
+_IMPI = re.compile(r"^[!-~]+$")  # RFC 4282 NAI: printable, no spaces or controls
+
+
+def _printable(value: str) -> bool:
+    return bool(_IMPI.match(value))
+
+
+def _address(version: int, network: bool) -> Callable[[str], bool]:
+    def ok(value: str) -> bool:
+        try:
+            parsed = (
+                ipaddress.ip_network(value, strict=False)
+                if network
+                else ipaddress.ip_address(value)
+            )
+        except ValueError:
+            return False
+        return parsed.version == version
+
+    return ok
+
+
+_ADDRESS_KINDS: dict[str, Callable[[str], bool]] = {
+    "ipv4Address": _address(4, False),
+    "ipv6Address": _address(6, False),
+    "ipv4Cidr": _address(4, True),
+    "ipv6Cidr": _address(6, True),
+}
+
+
+def check_target(kind: str, value: str) -> None:
+    """Raise :class:`X1Failure` (3010) for a target value the IMS POI could not match."""
+    if not value or len(value) > MAX_TARGET_LENGTH:
+        raise X1Failure(
+            ErrorCode.UNSUPPORTED_TARGET_TYPE,
+            f"{kind} target of {len(value)} characters (1..{MAX_TARGET_LENGTH})",
+        )
+    if kind not in {k.value for k in TargetKind}:
+        # kinds an NE opts into (a media tap: ipv4Address ...): checked by their syntax
+        if _ADDRESS_KINDS.get(kind, _printable)(value):
+            return
+        raise X1Failure(ErrorCode.UNSUPPORTED_TARGET_TYPE, f"unusable {kind} target {value[:80]!r}")
+    try:
+        identities = normalize_target(kind, value)
+    except TargetError as exc:
+        raise X1Failure(ErrorCode.UNSUPPORTED_TARGET_TYPE, str(exc)) from exc
+    for ident in identities:
+        if ident.startswith("sip:") and not _HOST.match(ident[4:].rpartition("@")[2]):
+            raise X1Failure(
+                ErrorCode.UNSUPPORTED_TARGET_TYPE, f"{kind} target {value[:80]!r} has no host"
+            )
+
+
 _CARRIES = {
     DeliveryType.X2_ONLY: {"X2"},
     DeliveryType.X3_ONLY: {"X3"},
@@ -115,17 +186,56 @@ class X1Handler:
         ne_id: str,
         supported_targets: frozenset[str] = SUPPORTED_TARGET_KINDS,
         listener: Callable[[X1Event], None] | None = None,
+        max_tasks: int = MAX_TASKS,
+        max_destinations: int = MAX_DESTINATIONS,
     ) -> None:
+        self.max_tasks = max_tasks
+        self.max_destinations = max_destinations
         self.store = store
         self.ne_id = ne_id
         self.supported_targets = supported_targets
         self.listener = listener
         self.requests = 0
         self.errors = 0
+        self._collect: list[X1Event] | None = None
 
     def _emit(self, event: X1Event) -> None:
-        if self.listener is not None:
+        if self._collect is not None:
+            self._collect.append(event)
+        elif self.listener is not None:
             self.listener(event)
+
+    def emit(self, events: list[X1Event]) -> None:
+        """Report ``events`` (from :meth:`handle_collect`) to the listener, in order."""
+        for event in events:
+            if self.listener is not None:
+                self.listener(event)
+
+    def handle_collect(
+        self, body: bytes, *, now: float, peer_admf: str | None = None
+    ) -> tuple[bytes, list[X1Event]]:
+        """:meth:`handle`, returning the accepted changes instead of reporting them: the
+        caller runs this in a worker thread and :meth:`emit` s the events on its own."""
+        self._collect = []
+        try:
+            return self.handle(body, now=now, peer_admf=peer_admf), self._collect
+        finally:
+            self._collect = None
+
+    def overloaded(self, *, now: float, peer_admf: str | None, pending: int) -> bytes:
+        """The answer when the NE has ``pending`` requests queued already (no work done)."""
+        self.errors += 1
+        return encode_top_level_error(
+            TopLevelError(
+                header=X1Header(
+                    admf_id=peer_admf or "unknown", ne_id=self.ne_id, timestamp=x1_timestamp(now)
+                ),
+                error=ErrorInformation(
+                    code=ErrorCode.GENERIC,
+                    description=f"NE overloaded: {pending} requests pending; retry later",
+                ),
+            )
+        )
 
     # -- entry point ---------------------------------------------------------------------
     def handle(self, body: bytes, *, now: float, peer_admf: str | None = None) -> bytes:
@@ -133,6 +243,10 @@ class X1Handler:
         self.requests += 1
         try:
             messages = parse_request_document(body)
+            if len(messages) > MAX_MESSAGES:
+                raise X1DecodeError(
+                    f"request holds {len(messages)} messages; at most {MAX_MESSAGES} are accepted"
+                )
         except X1DecodeError as exc:
             self.errors += 1
             log.warning("X1 request refused", error=str(exc), code=exc.code)
@@ -214,6 +328,8 @@ class X1Handler:
             raise X1Failure(
                 ErrorCode.UNSUPPORTED_TARGET_TYPE, f"unsupported target identifier type(s): {bad}"
             )
+        for t in task.targets:
+            check_target(t.kind, t.value)
         if not task.dids:
             raise X1Failure(ErrorCode.INVALID_DELIVERY_COMBINATION, "task has no destination")
         carried: set[str] = set()
@@ -236,6 +352,11 @@ class X1Handler:
             assert req.task is not None
             if self.store.get_task(req.task.xid) is not None:
                 raise X1Failure(ErrorCode.XID_EXISTS, f"XID {req.task.xid} already exists")
+            if self.store.count("tasks") >= self.max_tasks:
+                raise X1Failure(
+                    ErrorCode.ACTIVATE_FAILED,
+                    f"this NE holds its maximum of {self.max_tasks} tasks",
+                )
             self._check_task(req.task)
             self.store.put_task(req.task, modified_at=stamp, modification=False)
             self._emit(TaskActivated(req.task))
@@ -273,6 +394,11 @@ class X1Handler:
             assert req.destination is not None
             if self.store.get_destination(req.destination.did) is not None:
                 raise X1Failure(ErrorCode.DID_EXISTS, f"DID {req.destination.did} already exists")
+            if self.store.count("destinations") >= self.max_destinations:
+                raise X1Failure(
+                    ErrorCode.CREATE_DESTINATION_FAILED,
+                    f"this NE holds its maximum of {self.max_destinations} destinations",
+                )
             self.store.put_destination(req.destination)
             self._emit(DestinationCreated(req.destination))
             return ok

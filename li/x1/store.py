@@ -44,7 +44,9 @@ class X1Store:
             fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
             os.fchmod(fd, 0o600)
             os.close(fd)
-        self.db = sqlite3.connect(self.path)
+        # used from the X1 server's single worker thread and, at start-up and close, from the
+        # event loop's thread -- never at the same time (li.x1.server serialises requests)
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.executescript(_SCHEMA)
         self.db.commit()
 
@@ -87,6 +89,12 @@ class X1Store:
         with self.db:
             self.db.execute("DELETE FROM tasks")
         return xids
+
+    def count(self, table: str) -> int:
+        """Rows in ``tasks`` or ``destinations``."""
+        if table not in ("tasks", "destinations"):
+            raise ValueError(table)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def task_ids(self) -> list[uuid.UUID]:
         return [uuid.UUID(r[0]) for r in self.db.execute("SELECT xid FROM tasks ORDER BY xid")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import os
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,16 @@ def client_context(
     if cert is not None:
         ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
     return ctx
+
+
+def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The authenticated identity of a TLS peer: its verified certificate's subject CN.
+
+    Only meaningful on a context with ``CERT_REQUIRED`` (every context :func:`server_context`
+    makes): the handshake has then checked the chain against the trusted CA, so the CN is one
+    the CA issued. The X2/X3 receiver binds this identity to the NFIDs a POI may use.
+    """
+    return peer_common_name(ssl_object)
 
 
 def peer_common_name(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
@@ -149,6 +160,10 @@ def make_lab_pki(
     ca_name_x = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     ca_cert = _issue(ca_name, ca_key, ca_name_x, ca_key, ca=True, server=False)
     (d / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    # kept (0600) so that :func:`issue_client_cert` can add one certificate per POI later;
+    # certificates of a previous CA in this directory are worthless now
+    _write_key(d / "ca.key", ca_key)
+    shutil.rmtree(d / "clients", ignore_errors=True)
     out = {}
     for role, name in (("server", server_name), ("client", client_name)):
         key = ec.generate_private_key(ec.SECP256R1())
@@ -157,3 +172,29 @@ def make_lab_pki(
         _write_key(d / f"{role}.key", key)
         out[role] = CertFiles(cert=d / f"{role}.pem", key=d / f"{role}.key")
     return LabPki(ca=d / "ca.pem", server=out["server"], client=out["client"])
+
+
+def issue_client_cert(directory: str | Path, name: str) -> CertFiles:
+    """A client certificate with CN ``name`` from the lab CA in ``directory`` (made by
+    :func:`make_lab_pki`), as ``clients/<name>.pem``/``.key``; reused when it exists.
+
+    X2/X3 delivery gives every POI its own certificate whose CN is its Network Function ID:
+    the LEMF accepts from a connection only PDUs naming that NFID (docs/security-li.md).
+    """
+    d = Path(directory)
+    out = d / "clients"
+    out.mkdir(exist_ok=True, mode=0o700)
+    cert_path, key_path = out / f"{name}.pem", out / f"{name}.key"
+    if cert_path.exists() and key_path.exists():
+        return CertFiles(cert=cert_path, key=key_path)
+    if "/" in name or name.startswith(".") or not name:
+        raise ValueError(f"not a usable certificate name: {name!r}")
+    ca_cert = x509.load_pem_x509_certificate((d / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((d / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the lab CA key is not an EC key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(name, key, ca_cert.subject, ca_key, ca=False, server=False)
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return CertFiles(cert=cert_path, key=key_path)

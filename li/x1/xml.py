@@ -146,6 +146,10 @@ def _parse(data: bytes, root_names: Iterable[str]) -> ET.Element:
         raise X1DecodeError(f"forbidden XML construct: {type(exc).__name__}") from exc
     except ET.ParseError as exc:
         raise X1DecodeError(f"not well-formed XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:
+        # an encoding declaration naming no codec Python has (LookupError from expat's
+        # unknown-encoding handler), or one that cannot decode the bytes: a syntax error too
+        raise X1DecodeError(f"unusable XML encoding: {exc}") from exc
     names = {_q(n) for n in root_names}
     if root.tag not in names:
         raise X1DecodeError(f"unexpected root element {root.tag}")

@@ -533,7 +533,10 @@ class X2X3Exporter:
 
     def _save_seq(self) -> None:
         tmp = self._seq_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(k): v[0] for k, v in self._seq.items() if v[0] >= 0}))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # created 0600 whatever the umask; an old 0644 file is replaced
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({str(k): v[0] for k, v in self._seq.items() if v[0] >= 0}))
         os.replace(tmp, self._seq_file)
 
     def send_pdu(self, pdu: Pdu, dids: Iterable[uuid.UUID] | None = None) -> int:

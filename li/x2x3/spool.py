@@ -11,8 +11,11 @@ sequence number (see :mod:`li.lemf.receiver`).
 
 Layout: ``DIR/<start-offset:020d>.seg`` segment files holding whole PDUs back to back, and
 ``DIR/acked`` with the acknowledged global byte offset. Offsets are global and monotonic, so
-a segment's name says where it starts. A segment is deleted once fully acknowledged. On open,
-a torn last PDU (crash in the middle of a write) is truncated away.
+a segment's name says where it starts. A segment is deleted once fully acknowledged, and the
+acknowledged part of a segment still in use is overwritten with zeros at once: intercepted
+SDP carries SRTP keys (a=crypto), which must not outlive their delivery on the POI's disk
+(issue 11). On open, a torn last PDU (crash in the middle of a write) is truncated away; the
+walk over whole PDUs starts at the acknowledged offset, after the zeros.
 
 The spool is bounded by ``max_bytes`` of unacknowledged data: :meth:`append` then raises
 :class:`SpoolFullError`; the caller raises an alarm. Nothing is dropped silently.
@@ -103,7 +106,9 @@ class Spool:
         last = starts[-1]
         path = self._seg_path(last)
         data = path.read_bytes()
-        good = _walk(data)
+        # the acknowledged (scrubbed) head of the segment is not PDUs any more: walk after it
+        begin = acked - last if acked is not None and last <= acked <= last + len(data) else 0
+        good = begin + _walk(data[begin:])
         if good != len(data):  # torn write: keep whole PDUs only
             with open(path, "r+b") as fh:
                 fh.truncate(good)
@@ -187,6 +192,7 @@ class Spool:
         """Delivery confirmed up to ``pos``: persist it and delete fully delivered segments."""
         if pos <= self._acked:
             return
+        old = self._acked
         self._acked = min(pos, self._end)
         # A fixed-width record rewritten in place: one small write, no rename per checkpoint.
         if self._ack_fd is None:
@@ -198,6 +204,29 @@ class Spool:
                 self._reader.close()
                 self._reader, self._reader_start = None, -1
             self._seg_path(start).unlink(missing_ok=True)
+        self._scrub(max(old, self._segments[0]) if self._segments else old, self._acked)
+
+    def _scrub(self, start: int, end: int) -> None:
+        """Zero the acknowledged bytes [start, end) of the first segment (what was sent was
+        flushed to the file before, see :meth:`read`, so this never races the writer)."""
+        if not self._segments or end <= start:
+            return
+        seg = self._segments[0]
+        if start < seg:
+            start = seg
+        if end <= start:
+            return
+        if seg == self._writer_start:
+            self.flush()
+        fd = os.open(self._seg_path(seg), os.O_WRONLY)
+        try:
+            pos, zeros = start, bytes(min(end - start, 1 << 20))
+            while pos < end:
+                n = min(end - pos, len(zeros))
+                os.pwrite(fd, zeros[:n], pos - seg)
+                pos += n
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._ack_fd is not None:

@@ -34,7 +34,7 @@ async def test_task_arrives_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyP
     topo = topology.load(subnet="127.0.8")
     xid, did = uuid.uuid4(), uuid.uuid4()
     iri: list[IriRecord] = []
-    async with Lab(topo) as lab, LemfServer(tmp_path / "lemf", host=LEMF) as lemf:
+    async with Lab(topo) as lab, LemfServer(tmp_path / "lemf", host=LEMF, plain_tcp=True) as lemf:
         dest = DeliveryDestination(did=did, host=LEMF, port=lemf.port)
         x2 = X2X3Exporter(tmp_path / "spool-p", nf_id="pcscf-a")
         x3 = X2X3Exporter(tmp_path / "spool-a", nf_id="anchor-a")

@@ -62,7 +62,8 @@ def test_li_cli_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     procs = []
     try:
         lemf = start(
-            ["run", "lemf", "--listen", f"{HOST}:0", "--out", str(out)], tmp_path / "lemf.log"
+            ["run", "lemf", "--listen", f"{HOST}:0", "--out", str(out), "--plain-tcp"],
+            tmp_path / "lemf.log",
         )
         procs.append(lemf)
         text = wait_log(tmp_path / "lemf.log", "listening on")

@@ -109,7 +109,7 @@ async def run_call(
     b_keys = SrtpKeys(suite=SUITE, master_key=answer_c.master_key, master_salt=answer_c.master_salt)
     cid = correlation_id_for(CALL_ID)
     out = tmp_path / "lemf"
-    async with LemfServer(out, host=HOST) as lemf:
+    async with LemfServer(out, host=HOST, plain_tcp=True) as lemf:
         exp = X2X3Exporter(tmp_path / "spool", nf_id="pcscf-1", keepalive_interval=0.2)
         exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=lemf.port))
         exp.bind_task(XID, [DID])

@@ -59,7 +59,7 @@ async def run(tmp_path: Path, lemf_psk: bytes) -> dict:  # type: ignore[type-arg
     cid = correlation_id_for(CALL_ID)
     policy = mikey_psk_policy(lemf_psk)
     async with LemfServer(
-        tmp_path / "out", host=HOST, task_key_policies={str(XID): policy}
+        tmp_path / "out", host=HOST, task_key_policies={str(XID): policy}, plain_tcp=True
     ) as lemf:
         exp = X2X3Exporter(tmp_path / "spool", nf_id="pcscf-1", keepalive_interval=0.2)
         exp.add_destination(DeliveryDestination(did=DID, host=HOST, port=lemf.port))

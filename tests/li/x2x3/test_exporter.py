@@ -84,7 +84,7 @@ async def test_receiver_outage_loses_nothing(tmp_path: Path) -> None:
     the same port and output directory. All 5,000 must be on disk exactly once, in order.
     """
     out = tmp_path / "lemf"
-    lemf = LemfServer(out, host=HOST, port=0)
+    lemf = LemfServer(out, host=HOST, port=0, plain_tcp=True)
     await lemf.start()
     port = lemf.port
     assert lemf.mediation is not None
@@ -118,7 +118,7 @@ async def test_receiver_outage_loses_nothing(tmp_path: Path) -> None:
     assert not st.connected and st.pending_bytes > 0
     assert sent == list(range(5000))
 
-    lemf2 = LemfServer(out, host=HOST, port=port)
+    lemf2 = LemfServer(out, host=HOST, port=port, plain_tcp=True)
     await lemf2.start()
     assert lemf2.mediation is not None
     second = lemf2.mediation
@@ -144,7 +144,7 @@ async def test_receiver_outage_loses_nothing(tmp_path: Path) -> None:
 
 
 async def test_keepalive_answered_by_lemf_and_exporter(tmp_path: Path) -> None:
-    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+    async with LemfServer(tmp_path / "out", host=HOST, plain_tcp=True) as lemf:
         reader, writer = await asyncio.open_connection(HOST, lemf.port)
         from li.x2x3.pdu import PduType, encode_pdu, keepalive
 
@@ -279,7 +279,7 @@ async def test_silent_peer_is_dropped_and_data_kept(tmp_path: Path) -> None:
 async def test_two_pois_one_call(tmp_path: Path) -> None:
     """X2 from the P-CSCF and X3 from the media anchor, same XID and correlation ID: one call
     directory, both POIs listed, sequence numbers tracked per POI (no false gaps)."""
-    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+    async with LemfServer(tmp_path / "out", host=HOST, plain_tcp=True) as lemf:
         assert lemf.mediation is not None
         exps = []
         for name in ("pcscf-1", "anchor-1"):
@@ -308,8 +308,8 @@ async def test_delivery_types_filter(tmp_path: Path) -> None:
     """X1 deliveryType is enforced: an X2Only destination gets no X3, an X3Only task no X2."""
     did2 = uuid.UUID("99999999-8888-4777-8666-000000000002")
     async with (
-        LemfServer(tmp_path / "a", host=HOST) as a,
-        LemfServer(tmp_path / "b", host=HOST) as b,
+        LemfServer(tmp_path / "a", host=HOST, plain_tcp=True) as a,
+        LemfServer(tmp_path / "b", host=HOST, plain_tcp=True) as b,
     ):
         assert a.mediation is not None and b.mediation is not None
         exp = X2X3Exporter(tmp_path / "spool", keepalive_interval=0.2)
@@ -352,7 +352,7 @@ async def test_exporter_restart_delivers_spooled_pdus(tmp_path: Path) -> None:
         for i in range(100):
             send(exp, i)
         await wait_for(lambda: exp.status(DID).connect_failures >= 2)
-    async with LemfServer(tmp_path / "out", host=HOST, port=port) as lemf:
+    async with LemfServer(tmp_path / "out", host=HOST, port=port, plain_tcp=True) as lemf:
         assert lemf.mediation is not None
         lemf.mediation.record_delivered = True
         exp2 = X2X3Exporter(tmp_path / "spool", nf_id="poi", keepalive_interval=0.2)
@@ -484,7 +484,7 @@ def test_spooled_bytes_equal_the_reference_encoding(
 async def test_batched_delivery_checkpoints_per_bytes_not_per_pdu(tmp_path: Path) -> None:
     """3,000 PDUs produced in bursts: all arrive in order, in few writes, with about one
     Keepalive checkpoint per ``checkpoint_bytes`` instead of one per PDU."""
-    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+    async with LemfServer(tmp_path / "out", host=HOST, plain_tcp=True) as lemf:
         assert lemf.mediation is not None
         lemf.mediation.record_delivered = True
         exp = X2X3Exporter(tmp_path / "spool", nf_id="poi", checkpoint_bytes=32 << 10)

@@ -29,7 +29,7 @@ SIP = (
 async def test_tshark_decodes_live_exporter_traffic(tmp_path: Path) -> None:
     tshark = require_tool("tshark")
     cap = tmp_path / "wire.pcap"
-    async with LemfServer(tmp_path / "out", host=HOST) as lemf:
+    async with LemfServer(tmp_path / "out", host=HOST, plain_tcp=True) as lemf:
         port = lemf.port
         proc = subprocess.Popen(
             [tshark, "-i", "lo", "-f", f"tcp port {port}", "-w", str(cap)],
