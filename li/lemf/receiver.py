@@ -12,7 +12,7 @@ the task/call limits) closes the connection *before* any later Keepalive is ackn
 LEMF never acknowledges a PDU it did not store. A malformed stream closes that connection only.
 
 Plain TCP (``plain_tcp=True``) exists because tshark cannot decode X2/X3 inside TLS; it is
-off unless asked for, and then the sender is only ``tcp:<address>`` (docs/security-li.md).
+off unless asked for, and then the sender is only ``tcp:<address>`` (docs/security.md).
 
 Limits (issue 11): ``max_connections`` in all and ``max_connections_per_source`` per peer
 address (the excess is closed at once), a ``read_timeout`` after which an idle or stalled

@@ -179,7 +179,7 @@ def issue_client_cert(directory: str | Path, name: str) -> CertFiles:
     :func:`make_lab_pki`), as ``clients/<name>.pem``/``.key``; reused when it exists.
 
     X2/X3 delivery gives every POI its own certificate whose CN is its Network Function ID:
-    the LEMF accepts from a connection only PDUs naming that NFID (docs/security-li.md).
+    the LEMF accepts from a connection only PDUs naming that NFID (docs/security.md).
     """
     d = Path(directory)
     out = d / "clients"
