@@ -478,10 +478,10 @@ async def _allocate(
     """Every session through the anchor's control port, 50 requests in flight."""
     from proxies.media_anchor import AnchorClient
 
-    client = AnchorClient((host, CONTROL_PORT), local_address=HOST_A, timeout=5.0)
+    client = AnchorClient((host, CONTROL_PORT), local_address=HOST_A, timeout=30.0)
     access: list[tuple[str, int]] = [("", 0)] * len(calls)
     core: list[tuple[str, int]] = [("", 0)] * len(calls)
-    sem = asyncio.Semaphore(50)
+    sem = asyncio.Semaphore(20)
 
     async def one(i: int) -> None:
         async with sem:
@@ -499,9 +499,9 @@ async def _allocate(
 async def _release(calls: list[str], host: str) -> dict[str, int]:
     from proxies.media_anchor import AnchorClient
 
-    client = AnchorClient((host, CONTROL_PORT), local_address=HOST_A, timeout=5.0)
+    client = AnchorClient((host, CONTROL_PORT), local_address=HOST_A, timeout=30.0)
     total: dict[str, int] = {}
-    sem = asyncio.Semaphore(50)
+    sem = asyncio.Semaphore(20)
 
     async def one(c: str) -> None:
         async with sem:
@@ -643,7 +643,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     if mode == "tap":
                         c0 = _proc_cpu(lemf.pid), _proc_cpu(role.pid)
-                        r["export"] = role.call(cmd="drain", timeout=120)
+                        r["export"] = role.call(cmd="drain", timeout=300)
                         total = lemf.call(cmd="summary")
                         r["lemf"] = {k: v - lemf_seen.get(k, 0) for k, v in total.items()}
                         lemf_seen = total

@@ -194,7 +194,10 @@ class MediaAnchor:
         self.released: dict[str, dict[str, int]] = {}  # last stats of released calls
         lo = ports[0] + (ports[0] % 2)
         pairs = range(lo, ports[1], 2)  # (even RTP, RTCP = +1), both within the range
-        self._cursor = itertools.cycle(pairs)
+        # the next pair to try, round robin (an index: itertools.cycle would keep a copy of
+        # every port it has handed out)
+        self._pairs = pairs
+        self._cursor = 0
         self._span = len(pairs)
         # released legs (RTP/RTCP socket pairs), oldest first: (reusable from loop time, leg).
         # Binding two sockets per leg (4 per call) cost more than the rest of the anchor's
@@ -232,7 +235,8 @@ class MediaAnchor:
         if pooled is not None:
             return pooled
         for _ in range(self._span):
-            port = next(self._cursor)
+            port = self._pairs[self._cursor]
+            self._cursor = (self._cursor + 1) % self._span
             try:
                 leg = await bind_leg(name, self.address, port)
             except OSError:
@@ -458,7 +462,7 @@ class _ClientProtocol(asyncio.DatagramProtocol):
 class AnchorClient:
     """:class:`AnchorControl` over the JSON/UDP control protocol (retransmits on loss)."""
 
-    def __init__(self, server: Addr, *, local_address: str = "0.0.0.0", timeout: float = 2.0):
+    def __init__(self, server: Addr, *, local_address: str = "0.0.0.0", timeout: float = 3.75):
         self.server = server
         self.local_address = local_address
         self.timeout = timeout
@@ -482,24 +486,27 @@ class AnchorClient:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         proto.pending[rid] = fut
-        # bounded retransmission, sent at 0, 0.25, 0.75, 1.75 s, given up at 3.75 s: one timer
-        # handle per request rather than a wait_for + shield task per attempt
+        # bounded retransmission, sent at 0, 0.25, 0.75, 1.75, 3.75 s... (doubling), given up
+        # after ``timeout`` (default 3.75 s): one timer handle per request rather than a
+        # wait_for + shield task per attempt
         attempt = 0
         timer: asyncio.TimerHandle | None = None
+        give_up = loop.time() + self.timeout
 
         def retransmit() -> None:
             nonlocal attempt, timer
             attempt += 1
             if fut.done():
                 return
-            if attempt >= 4:
+            left = give_up - loop.time()
+            if left <= 0.001:
                 fut.set_exception(AnchorError(f"anchor at {self.server} does not answer"))
                 return
             transport.sendto(data, self.server)
-            timer = loop.call_later(0.25 * 2**attempt, retransmit)
+            timer = loop.call_later(min(0.25 * 2**attempt, left), retransmit)
 
         transport.sendto(data, self.server)
-        timer = loop.call_later(0.25, retransmit)
+        timer = loop.call_later(min(0.25, self.timeout), retransmit)
         try:
             reply = await fut
         finally:
