@@ -43,12 +43,14 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,7 @@ async def _commands(handle: Any) -> None:
 class _Receiver(asyncio.DatagramProtocol):
     __slots__ = ("owner",)
 
-    def __init__(self, owner: Endpoint) -> None:
+    def __init__(self, owner: Receiver) -> None:
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -116,100 +118,106 @@ class _Receiver(asyncio.DatagramProtocol):
             o.latency.append(time.monotonic_ns() - int.from_bytes(data[SEND_TIME], "big"))
 
 
-class Endpoint:
-    """One side of N calls: a socket per call, sends paced SRTP, counts what comes back."""
+class Receiver:
+    """Reads every call socket of one side (inherited from the driver) and counts: the sender
+    of that side writes to the same sockets from its own process and never reads them."""
 
-    def __init__(self, host: str, side: str) -> None:
-        self.host, self.side = host, side
-        self.transports: list[asyncio.DatagramTransport] = []
+    def __init__(self) -> None:
+        self.transports: list[asyncio.BaseTransport] = []
         self.received = 0
         self.measuring = False
         self.latency: array.array[int] = array.array("q")
 
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req["cmd"]
-        if cmd == "bind":
+        if cmd == "open":
             loop = asyncio.get_running_loop()
-            for _ in range(int(req["calls"])):
-                t, _p = await loop.create_datagram_endpoint(
-                    lambda: _Receiver(self), local_addr=(self.host, 0)
-                )
+            for fd in req["fds"]:
+                sock = socket.socket(fileno=int(fd))
+                t, _p = await loop.create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
                 self.transports.append(t)
-            return {"ports": [t.get_extra_info("sockname")[1] for t in self.transports]}
-        if cmd == "run":
-            return await self.run(
-                [(str(h), int(p)) for h, p in req["targets"]],
-                [str(c) for c in req["calls"]],
-                float(req["seconds"]),
-            )
-        if cmd == "close":
-            for t in self.transports:
-                t.close()
-            self.transports = []
-            await asyncio.sleep(0)
             return {}
+        if cmd == "start":
+            self.received = 0
+            self.latency = array.array("q")
+            self.measuring = True
+            return {}
+        if cmd == "stop":
+            self.measuring = False
+            lat = sorted(self.latency)
+            stride = max(1, len(lat) // 20000)
+            return {"received": self.received, "latency_ns": lat[::stride]}
         raise ValueError(cmd)
 
-    async def run(
-        self, targets: list[tuple[str, int]], calls: list[str], seconds: float
-    ) -> dict[str, Any]:
-        import pylibsrtp
 
-        n = len(calls)
-        sessions = []
-        ssrcs, seqs = [], []
-        for c in calls:
-            key, salt = call_keys(c, self.side)
-            policy = pylibsrtp.Policy(
-                key=key + salt,
-                ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-                srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
-            )
-            sessions.append(pylibsrtp.Session(policy=policy))
-            ssrcs.append(call_ssrc(c, self.side))
-            seqs.append(0)
-        self.received = 0
-        self.latency = array.array("q")
-        self.measuring = True
-        loop = asyncio.get_running_loop()
-        buf = bytearray(HEADER_LEN + len(PCMU))
-        buf[HEADER_LEN:] = PCMU
-        pack_header, pack_ext = HEADER.pack_into, EXT.pack_into
-        transports = self.transports
-        tick = 1.0 / (PPS * SLOTS)
-        sent = 0
-        k = 0
-        t0 = loop.time()
-        end_k = int(seconds / tick)
-        mono = time.monotonic_ns
-        while k < end_k:
-            due = min(end_k, int((loop.time() - t0) / tick) + 1)
-            while k < due:  # catch up after a descheduling: the packets are late, not lost
-                for i in range(k % SLOTS, n, SLOTS):
-                    seq = seqs[i]
-                    seqs[i] = seq + 1
-                    pack_header(buf, 0, 0x90, 0, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrcs[i])
-                    pack_ext(buf, HEADER.size, EXT_PROFILE, 3, 0x17, mono())
-                    transports[i].sendto(sessions[i].protect(bytes(buf)), targets[i])
-                    sent += 1
-                k += 1
-            await asyncio.sleep(max(0.0, t0 + k * tick - loop.time()))
-        send_seconds = loop.time() - t0
-        await asyncio.sleep(1.0)  # what is still in flight
-        self.measuring = False
-        lat = sorted(self.latency)
-        stride = max(1, len(lat) // 20000)
-        return {
-            "sent": sent,
-            "received": self.received,
-            "send_seconds": send_seconds,
-            "latency_ns": lat[::stride],
-        }
+def role_sender(args: argparse.Namespace) -> None:
+    """Sends paced SRTP for every call of one side from the inherited sockets (no event loop:
+    a plain paced loop, so its own scheduling is the only delay it adds)."""
+    import pylibsrtp
+
+    socks: list[socket.socket] = []
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["cmd"] == "open":
+            socks = [socket.socket(fileno=int(fd)) for fd in req["fds"]]
+            reply: dict[str, Any] = {}
+        elif req["cmd"] == "run":
+            calls = [str(c) for c in req["calls"]]
+            targets = [(str(h), int(p)) for h, p in req["targets"]]
+            seconds = float(req["seconds"])
+            protect, ssrcs = [], []
+            for c in calls:
+                key, salt = call_keys(c, args.side)
+                policy = pylibsrtp.Policy(
+                    key=key + salt,
+                    ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                    srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+                )
+                protect.append(pylibsrtp.Session(policy=policy).protect)
+                ssrcs.append(call_ssrc(c, args.side))
+            first = int(req["first"])
+            sends = [s.sendto for s in socks[first : first + len(calls)]]
+            n = len(calls)
+            seqs = [0] * n
+            buf = bytearray(HEADER_LEN + len(PCMU))
+            buf[HEADER_LEN:] = PCMU
+            pack_header, pack_ext = HEADER.pack_into, EXT.pack_into
+            tick = 1.0 / (PPS * SLOTS)
+            sent = errors = k = 0
+            end_k = int(seconds / tick)
+            mono, now = time.monotonic_ns, time.monotonic
+            t0 = now()
+            while k < end_k:
+                due = min(end_k, int((now() - t0) / tick) + 1)
+                while k < due:  # after a descheduling: late, not skipped
+                    for i in range(k % SLOTS, n, SLOTS):
+                        seq = seqs[i]
+                        seqs[i] = seq + 1
+                        pack_header(buf, 0, 0x90, 0, seq & 0xFFFF, seq * 160 & 0xFFFFFFFF, ssrcs[i])
+                        pack_ext(buf, HEADER.size, EXT_PROFILE, 3, 0x17, mono())
+                        try:
+                            sends[i](protect[i](bytes(buf)), targets[i])
+                            sent += 1
+                        except BlockingIOError:  # the socket is non-blocking (shared flags)
+                            errors += 1
+                    k += 1
+                delay = t0 + k * tick - now()
+                if delay > 0:
+                    time.sleep(delay)
+            reply = {"sent": sent, "send_errors": errors, "send_seconds": now() - t0}
+        elif req["cmd"] == "close":
+            for s in socks:
+                s.close()
+            socks = []
+            reply = {}
+        else:
+            reply = {"error": f"unknown {req['cmd']}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
 
 
-async def role_endpoint(args: argparse.Namespace) -> None:
-    ep = Endpoint(args.host, args.side)
-    await _commands(ep.handle)
+async def role_receiver(args: argparse.Namespace) -> None:
+    await _commands(Receiver().handle)
 
 
 class _RawLeg(asyncio.DatagramProtocol):
@@ -420,7 +428,9 @@ def _loadavg() -> list[float]:
 
 
 class Role:
-    def __init__(self, name: str, *argv: str, reads_port: bool = False) -> None:
+    def __init__(
+        self, name: str, *argv: str, reads_port: bool = False, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--role", *argv],
@@ -428,6 +438,7 @@ class Role:
             stdout=subprocess.PIPE,
             text=True,
             cwd=str(ROOT),
+            pass_fds=pass_fds,
         )
         self.port = 0
         if reads_port:
@@ -513,25 +524,58 @@ async def _release(calls: list[str], host: str) -> dict[str, int]:
     return total
 
 
+@dataclass
+class Side:
+    """One side's call sockets (bound by the driver, shared by its sender and receiver)."""
+
+    host: str
+    socks: list[socket.socket]
+    sender: Role
+    receiver: Role
+
+    def addrs(self, first: int, n: int) -> list[tuple[str, int]]:
+        return [(self.host, s.getsockname()[1]) for s in self.socks[first : first + n]]
+
+
+def _side(name: str, host: str, count: int) -> Side:
+    socks = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        socks.append(s)
+    fds = tuple(s.fileno() for s in socks)
+    snd = Role(f"snd-{name}", "sender", "--side", name, pass_fds=fds)
+    rcv = Role(f"rcv-{name}", "receiver", pass_fds=fds)
+    snd.call(cmd="open", fds=fds)
+    rcv.call(cmd="open", fds=fds)
+    return Side(host, socks, snd, rcv)
+
+
 def measure(
     mode: str,
     calls: list[str],
-    ep_a: Role,
-    ep_b: Role,
+    first: int,
+    a: Side,
+    b: Side,
     to_a: list[tuple[str, int]],
     to_b: list[tuple[str, int]],
     relay: Role | None,
     seconds: float,
 ) -> dict[str, Any]:
-    """One window: both endpoints send for ``seconds``; CPU of every process over it."""
-    procs = [ep_a, ep_b] + ([relay] if relay is not None else [])
+    """One window: both senders send for ``seconds`` (+1 s in flight); the CPU time of every
+    process over it."""
+    procs = [a.sender, a.receiver, b.sender, b.receiver] + ([relay] if relay else [])
     cpu0 = {p.name: _proc_cpu(p.pid) for p in procs}
     load0 = _loadavg()
-    ep_a.send(cmd="run", targets=to_b, calls=calls, seconds=seconds)
-    ep_b.send(cmd="run", targets=to_a, calls=calls, seconds=seconds)
-    ra, rb = ep_a._read(), ep_b._read()
+    a.receiver.call(cmd="start")
+    b.receiver.call(cmd="start")
+    a.sender.send(cmd="run", targets=to_b, calls=calls, first=first, seconds=seconds)
+    b.sender.send(cmd="run", targets=to_a, calls=calls, first=first, seconds=seconds)
+    sa, sb = a.sender._read(), b.sender._read()
+    time.sleep(1.0)  # what is still in flight
+    ra, rb = a.receiver.call(cmd="stop"), b.receiver.call(cmd="stop")
     cpu = {p.name: round(_proc_cpu(p.pid) - cpu0[p.name], 3) for p in procs}
-    sent = ra["sent"] + rb["sent"]
+    sent = sa["sent"] + sb["sent"]
     received = ra["received"] + rb["received"]
     lat = sorted(ra["latency_ns"] + rb["latency_ns"])
     out: dict[str, Any] = {
@@ -539,14 +583,18 @@ def measure(
         "calls": len(calls),
         "offered_pps": len(calls) * 2 * PPS,
         "sent": sent,
+        "send_errors": sa["send_errors"] + sb["send_errors"],
         "received": received,
         "loss_pct": round(100 * (sent - received) / max(1, sent), 3),
-        "sent_pps": round(sent / max(ra["send_seconds"], rb["send_seconds"])),
+        "sent_pps": round(sent / max(sa["send_seconds"], sb["send_seconds"])),
         "p50_us": round(_pct(lat, 0.5), 1),
         "p99_us": round(_pct(lat, 0.99), 1),
         "cpu_s": cpu,
-        "endpoint_cpu_us_per_pkt": round(
-            1e6 * (cpu["ep-a"] + cpu["ep-b"]) / max(1, sent + received), 2
+        "sender_cpu_us_per_pkt": round(
+            1e6 * (cpu[a.sender.name] + cpu[b.sender.name]) / max(1, sent), 2
+        ),
+        "receiver_cpu_us_per_pkt": round(
+            1e6 * (cpu[a.receiver.name] + cpu[b.receiver.name]) / max(1, received), 2
         ),
         "load": load0,
     }
@@ -565,8 +613,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     roles: list[Role] = []
     results: dict[str, Any] = {"runs": [], "memory": [], "started": time.strftime("%FT%TZ")}
     try:
-        ep_a = Role("ep-a", "endpoint", "--host", HOST_A, "--side", "a")
-        ep_b = Role("ep-b", "endpoint", "--host", HOST_B, "--side", "b")
+        steps = [int(x) for x in args.calls.split(",")]
+        a = _side("a", HOST_A, sum(steps))
+        roles += [a.sender, a.receiver]
+        b = _side("b", HOST_B, sum(steps))
+        roles += [b.sender, b.receiver]
         raw = Role("raw", "relay", "--host", HOST_RELAY)
         anchor = Role("anchor", "anchor", "--host", HOST_ANCHOR)
         lemf = Role(
@@ -591,19 +642,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "--lemf-port",
             str(lemf.port),
         )
-        roles += [ep_a, ep_b, raw, anchor, lemf, tap]
+        roles += [raw, anchor, lemf, tap]
         time.sleep(1.0)  # imports done before anything is timed
         lemf_seen: dict[str, int] = {}
         for rnd in range(args.rounds):
-            for n in (int(x) for x in args.calls.split(",")):
+            first = 0
+            for n in steps:
                 calls = [f"r{rnd}-n{n}-c{i}" for i in range(n)]
-                a_ports = ep_a.call(cmd="bind", calls=n)["ports"]
-                b_ports = ep_b.call(cmd="bind", calls=n)["ports"]
-                at_a = [(HOST_A, p) for p in a_ports]
-                at_b = [(HOST_B, p) for p in b_ports]
+                at_a, at_b = a.addrs(first, n), b.addrs(first, n)
+                a_ports = [p for _, p in at_a]
+                b_ports = [p for _, p in at_b]
                 if "direct" in args.modes:
                     results["runs"].append(
-                        measure("direct", calls, ep_a, ep_b, at_a, at_b, None, args.seconds)
+                        measure("direct", calls, first, a, b, at_a, at_b, None, args.seconds)
                     )
                     results["runs"][-1]["round"] = rnd
                     _show(results["runs"][-1])
@@ -613,7 +664,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     to_a = [(HOST_RELAY, p[0]) for p in ports]
                     to_b = [(HOST_RELAY, p[1]) for p in ports]
                     results["runs"].append(
-                        measure("raw", calls, ep_a, ep_b, to_a, to_b, raw, args.seconds)
+                        measure("raw", calls, first, a, b, to_a, to_b, raw, args.seconds)
                     )
                     results["runs"][-1]["round"] = rnd
                     _show(results["runs"][-1])
@@ -632,7 +683,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     mem["allocate_s"] = round(took, 3)
                     mem["fds_up"] = _proc_fds(role.pid)
                     mem["rss_kib_up"] = _proc_rss_kib(role.pid)
-                    r = measure(mode, mcalls, ep_a, ep_b, access, core, role, args.seconds)
+                    r = measure(mode, mcalls, first, a, b, access, core, role, args.seconds)
                     r["round"] = rnd
                     stats = asyncio.run(_release(mcalls, host))
                     r["anchor_relayed"] = stats.get("from_access_packets", 0) + stats.get(
@@ -667,8 +718,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results["runs"].append(r)
                     _show(r)
                     print("   ", mem, flush=True)
-                ep_a.call(cmd="close")
-                ep_b.call(cmd="close")
+                first += n
     finally:
         for r in roles:
             r.stop()
@@ -726,11 +776,14 @@ def main() -> int:
     p.add_argument("--modes", default="direct,raw,anchor,tap")
     p.add_argument("--json", help="write every result here")
     args = p.parse_args()
+    if args.role == "sender":
+        role_sender(args)
+        return 0
     if args.role:
         import uvloop
 
         role = {
-            "endpoint": role_endpoint,
+            "receiver": role_receiver,
             "relay": role_relay,
             "anchor": role_anchor,
             "lemf": role_lemf,
