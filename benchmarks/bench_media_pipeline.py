@@ -347,7 +347,15 @@ async def role_anchor(args: argparse.Namespace) -> None:
 
     async def handle(req: dict[str, Any]) -> dict[str, Any]:
         if req["cmd"] == "state":
-            return {"sessions": len(anchor.sessions), "pooled": len(anchor._pool)}
+            relayed = sum(
+                st["from_access_packets"] + st["from_core_packets"]
+                for st in (s.stats() for s in anchor.sessions.values())
+            )
+            return {
+                "sessions": len(anchor.sessions),
+                "pooled": len(anchor._pool),
+                "relayed": relayed,
+            }
         if req["cmd"] == "drain":
             assert exporter is not None and cc is not None
             t0 = time.perf_counter()
@@ -685,6 +693,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     mem["rss_kib_up"] = _proc_rss_kib(role.pid)
                     r = measure(mode, mcalls, first, a, b, access, core, role, args.seconds)
                     r["round"] = rnd
+                    r["settle_s"] = _settle(role)
                     stats = asyncio.run(_release(mcalls, host))
                     r["anchor_relayed"] = stats.get("from_access_packets", 0) + stats.get(
                         "from_core_packets", 0
@@ -726,6 +735,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["ratios"] = _ratios(results["runs"])
     results["load_end"] = _loadavg()
     return results
+
+
+def _settle(anchor: Role, limit: float = 60.0) -> float:
+    """Wait until the anchor has relayed its backlog (its counters stand still for 0.5 s) before
+    the sessions are released: a released socket drops what still arrives."""
+    t0 = time.monotonic()
+    last = -1
+    while time.monotonic() - t0 < limit:
+        now = anchor.call(cmd="state")["relayed"]
+        if now == last:
+            break
+        last = now
+        time.sleep(0.5)
+    return round(time.monotonic() - t0, 2)
 
 
 def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
