@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from ims.log import get_logger
+from ims.media.aio_relay import RelayLeg, RelaySocket, bind_leg
 from proxies.hooks import (
     AnchorSessionEvent,
     MediaDirection,
@@ -92,121 +92,73 @@ class AnchorControl(Protocol):
     ) -> Allocation: ...
 
 
-@dataclass(slots=True)
-class LegCounters:
-    packets: int = 0
-    bytes: int = 0
-    rtcp_packets: int = 0
-    dropped: int = 0
-
-
-class _LegProtocol(asyncio.DatagramProtocol):
-    """One bound RTP or RTCP socket; ``session`` is None while the socket rests in the pool."""
-
-    def __init__(self, session: AnchorSession | None, leg: str, rtcp: bool) -> None:
-        self.session = session
-        self.leg = leg
-        self.rtcp = rtcp
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        # Avoid the default loop's 256 KiB receive buffer per datagram (peers.md).
-        with contextlib.suppress(AttributeError):
-            transport.max_size = 2048  # type: ignore[attr-defined]
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        session = self.session
-        if session is not None:  # pooled sockets drop what still arrives for the old call
-            session._relay(self.leg, self.rtcp, data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a peer that has gone away: count, keep relaying.
-        if self.session is not None:
-            self.session.counters[self.leg].dropped += 1
-
-
-@dataclass(slots=True)
-class _Leg:
-    local: Addr
-    rtp: _LegProtocol | None = None
-    rtcp: _LegProtocol | None = None
-    remote: Addr | None = None
-    latched: bool = False
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class AnchorSession:
+    """One anchored stream: two :class:`~ims.media.aio_relay.RelayLeg` (``access``, ``core``)
+    relaying into each other; the anchor's media hooks are the legs' filter."""
+
     anchor: MediaAnchor
     call_id: str
     icid: str | None
     stream: int
-    legs: dict[str, _Leg]
+    legs: dict[str, RelayLeg]
     label: str = ""
-    counters: dict[str, LegCounters] = field(
-        default_factory=lambda: {"access": LegCounters(), "core": LegCounters()}
-    )
+    final: dict[str, int] | None = None  # the counters at close (the sockets are reused)
 
-    def _relay(self, leg: str, rtcp: bool, data: bytes, src: Addr) -> None:
-        here = self.legs[leg]
-        other_name = "core" if leg == "access" else "access"
-        other = self.legs[other_name]
-        counters = self.counters[leg]
-        if not here.latched:
-            # Symmetric RTP: the first packet's source is where this side really is.
-            src_rtp = (src[0], src[1] - 1) if rtcp else src
-            if here.remote != src_rtp:
-                here.remote = src_rtp
-            here.latched = True
-        if other.remote is None:
-            counters.dropped += 1
-            return
-        dst = (other.remote[0], other.remote[1] + 1) if rtcp else other.remote
-        hooks = self.anchor.hooks
-        if hooks:
-            out = hooks.process(
-                MediaPacketEvent(
-                    element=self.anchor.name,
-                    call_id=self.call_id,
-                    icid=self.icid,
-                    stream=self.stream,
-                    label=self.label,
-                    leg=leg,
-                    direction=MediaDirection.FROM_ACCESS
-                    if leg == "access"
-                    else MediaDirection.FROM_CORE,
-                    rtcp=rtcp,
-                    src=src,
-                    dst=dst,
-                    data=data,
-                )
+    def start(self) -> None:
+        """Wire the two legs together; each latches its far end from its first packet."""
+        access, core = self.legs["access"], self.legs["core"]
+        access.connect(core)
+        gate = self.anchor.hooks._hooks  # the hook list itself: filter only while it has hooks
+        for leg in (access, core):
+            leg.expect_latch()
+            for sock in (leg.rtp, leg.rtcp):
+                sock.filter = self._hooked
+                sock.gate = gate
+
+    def _hooked(self, sock: RelaySocket, data: bytes, src: Addr, dst: Addr) -> bytes | None:
+        """The media hooks on one packet (only called while the anchor has hooks)."""
+        leg = sock.owner.name
+        out = self.anchor.hooks.process(
+            MediaPacketEvent(
+                element=self.anchor.name,
+                call_id=self.call_id,
+                icid=self.icid,
+                stream=self.stream,
+                label=self.label,
+                leg=leg,
+                direction=MediaDirection.FROM_ACCESS
+                if leg == "access"
+                else MediaDirection.FROM_CORE,
+                rtcp=sock.rtcp,
+                src=src,
+                dst=dst,
+                data=data,
             )
-            if isinstance(out, _Drop):
-                counters.dropped += 1
-                return
-            data = out
-        proto = other.rtcp if rtcp else other.rtp
-        if proto is None or proto.transport is None:
-            counters.dropped += 1
-            return
-        proto.transport.sendto(data, dst)
-        if rtcp:
-            counters.rtcp_packets += 1
-        else:
-            counters.packets += 1
-            counters.bytes += len(data)
+        )
+        if isinstance(out, _Drop):
+            return None
+        return out
 
     def stats(self) -> dict[str, int]:
+        if self.final is not None:
+            return dict(self.final)
         out: dict[str, int] = {}
-        for leg, c in self.counters.items():
-            direction = "from_access" if leg == "access" else "from_core"
-            out[f"{direction}_packets"] = c.packets
-            out[f"{direction}_bytes"] = c.bytes
-            out[f"{direction}_rtcp"] = c.rtcp_packets
-            out[f"{direction}_dropped"] = c.dropped
+        for name in ("access", "core"):
+            direction = "from_access" if name == "access" else "from_core"
+            leg = self.legs.get(name)
+            packets = bytes_ = rtcp = dropped = 0
+            if leg is not None:
+                packets, bytes_, rtcp = leg.rtp.packets, leg.rtp.bytes, leg.rtcp.packets
+                dropped = leg.rtp.dropped + leg.rtcp.dropped
+            out[f"{direction}_packets"] = packets
+            out[f"{direction}_bytes"] = bytes_
+            out[f"{direction}_rtcp"] = rtcp
+            out[f"{direction}_dropped"] = dropped
         return out
 
     def event(self, change: SessionChange) -> AnchorSessionEvent:
+        access, core = self.legs.get("access"), self.legs.get("core")
         return AnchorSessionEvent(
             element=self.anchor.name,
             change=change,
@@ -214,15 +166,17 @@ class AnchorSession:
             icid=self.icid,
             stream=self.stream,
             label=self.label,
-            access=self.legs["access"].local,
-            core=self.legs["core"].local,
-            access_remote=self.legs["access"].remote,
-            core_remote=self.legs["core"].remote,
+            access=access.local_rtp_addr if access else (self.anchor.address, 0),
+            core=core.local_rtp_addr if core else (self.anchor.address, 0),
+            access_remote=access.remote if access else None,
+            core_remote=core.remote if core else None,
             stats=self.stats(),
         )
 
     def close(self) -> None:
-        """Give the session's sockets back (to the anchor's pool, or closed)."""
+        """Keep the counters, give the session's sockets back (to the anchor's pool, or closed)."""
+        if self.final is None:
+            self.final = self.stats()
         for leg in self.legs.values():
             self.anchor._recycle(leg)
 
@@ -240,80 +194,57 @@ class MediaAnchor:
         self.released: dict[str, dict[str, int]] = {}  # last stats of released calls
         lo = ports[0] + (ports[0] % 2)
         pairs = range(lo, ports[1], 2)  # (even RTP, RTCP = +1), both within the range
-        self._cursor = itertools.cycle(pairs)
+        # the next pair to try, round robin (an index: itertools.cycle would keep a copy of
+        # every port it has handed out)
+        self._pairs = pairs
+        self._cursor = 0
         self._span = len(pairs)
-        # released socket pairs, oldest first: (reusable from loop time, port, rtp, rtcp).
+        # released legs (RTP/RTCP socket pairs), oldest first: (reusable from loop time, leg).
         # Binding two sockets per leg (4 per call) cost more than the rest of the anchor's
         # per-call work; a rested pair is reused instead (docs/benchmarks/ims.md).
-        self._pool: collections.deque[tuple[float, int, _LegProtocol, _LegProtocol]] = (
-            collections.deque()
-        )
+        self._pool: collections.deque[tuple[float, RelayLeg]] = collections.deque()
 
-    def _recycle(self, leg: _Leg) -> None:
-        rtp, rtcp = leg.rtp, leg.rtcp
-        leg.rtp = leg.rtcp = None
-        usable = [p for p in (rtp, rtcp) if p is not None and p.transport is not None]
-        if (
-            rtp is not None
-            and rtcp is not None
-            and len(usable) == 2
-            and not any(p.transport.is_closing() for p in usable if p.transport is not None)
-            and len(self._pool) < POOL_MAX
-        ):
-            rtp.session = rtcp.session = None
+    def _recycle(self, leg: RelayLeg) -> None:
+        if leg.usable and len(self._pool) < POOL_MAX:
             try:
                 ready = asyncio.get_running_loop().time() + POOL_QUARANTINE
             except RuntimeError:  # no loop running: nothing can reuse it, close instead
                 pass
             else:
-                self._pool.append((ready, leg.local[1], rtp, rtcp))
+                leg.park()
+                self._pool.append((ready, leg))
                 return
-        for proto in usable:
-            if proto.transport is not None:
-                proto.transport.close()
+        leg.close()
 
-    def _take_pooled(self, session: AnchorSession, leg: str, *, rested: bool) -> Addr | None:
+    def _take_pooled(self, session: AnchorSession, name: str, *, rested: bool) -> Addr | None:
         pool = self._pool
         if not pool or (rested and pool[0][0] > asyncio.get_running_loop().time()):
             return None
-        _, port, rtp, rtcp = pool.popleft()
-        for proto in (rtp, rtcp):
-            proto.session = session
-            proto.leg = leg
-        session.legs[leg] = _Leg(local=(self.address, port), rtp=rtp, rtcp=rtcp)
-        return (self.address, port)
+        _, leg = pool.popleft()
+        leg.name = name
+        session.legs[name] = leg
+        return leg.local_rtp_addr
 
     def _close_pool(self) -> None:
         while self._pool:
-            _, _, rtp, rtcp = self._pool.popleft()
-            for proto in (rtp, rtcp):
-                if proto.transport is not None:
-                    proto.transport.close()
+            _, leg = self._pool.popleft()
+            leg.close()
 
-    async def _bind_pair(self, session: AnchorSession, leg: str) -> Addr:
-        pooled = self._take_pooled(session, leg, rested=True)
+    async def _bind_pair(self, session: AnchorSession, name: str) -> Addr:
+        pooled = self._take_pooled(session, name, rested=True)
         if pooled is not None:
             return pooled
-        loop = asyncio.get_running_loop()
         for _ in range(self._span):
-            port = next(self._cursor)
+            port = self._pairs[self._cursor]
+            self._cursor = (self._cursor + 1) % self._span
             try:
-                rtp_t, rtp_p = await loop.create_datagram_endpoint(
-                    lambda: _LegProtocol(session, leg, False), local_addr=(self.address, port)
-                )
+                leg = await bind_leg(name, self.address, port)
             except OSError:
                 continue
-            try:
-                rtcp_t, rtcp_p = await loop.create_datagram_endpoint(
-                    lambda: _LegProtocol(session, leg, True), local_addr=(self.address, port + 1)
-                )
-            except OSError:
-                rtp_t.close()
-                continue
-            session.legs[leg] = _Leg(local=(self.address, port), rtp=rtp_p, rtcp=rtcp_p)
-            return (self.address, port)
+            session.legs[name] = leg
+            return leg.local_rtp_addr
         # every port is bound: a pair still resting in the pool is better than failing
-        pooled = self._take_pooled(session, leg, rested=False)
+        pooled = self._take_pooled(session, name, rested=False)
         if pooled is not None:
             return pooled
         raise AnchorError(f"{self.name}: no free RTP port pair in {self.ports}")
@@ -338,6 +269,7 @@ class MediaAnchor:
             except AnchorError:
                 session.close()
                 raise
+            session.start()
             self.sessions[key] = session
             if self.session_observers:
                 self.session_observers.notify(session.event(SessionChange.CREATED))
@@ -347,8 +279,8 @@ class MediaAnchor:
         return Allocation(
             call_id=call_id,
             stream=stream,
-            access=session.legs["access"].local,
-            core=session.legs["core"].local,
+            access=session.legs["access"].local_rtp_addr,
+            core=session.legs["core"].local_rtp_addr,
             label=label,
         )
 
@@ -363,7 +295,7 @@ class MediaAnchor:
             raise AnchorError(f"leg must be access or core, not {leg!r}")
         target = session.legs[leg]
         if not target.latched:
-            target.remote = (remote[0], int(remote[1]))
+            target.set_remote((remote[0], int(remote[1])))
         if self.session_observers:
             self.session_observers.notify(session.event(SessionChange.UPDATED))
 
@@ -530,7 +462,7 @@ class _ClientProtocol(asyncio.DatagramProtocol):
 class AnchorClient:
     """:class:`AnchorControl` over the JSON/UDP control protocol (retransmits on loss)."""
 
-    def __init__(self, server: Addr, *, local_address: str = "0.0.0.0", timeout: float = 2.0):
+    def __init__(self, server: Addr, *, local_address: str = "0.0.0.0", timeout: float = 3.75):
         self.server = server
         self.local_address = local_address
         self.timeout = timeout
@@ -554,24 +486,27 @@ class AnchorClient:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         proto.pending[rid] = fut
-        # bounded retransmission, sent at 0, 0.25, 0.75, 1.75 s, given up at 3.75 s: one timer
-        # handle per request rather than a wait_for + shield task per attempt
+        # bounded retransmission, sent at 0, 0.25, 0.75, 1.75, 3.75 s... (doubling), given up
+        # after ``timeout`` (default 3.75 s): one timer handle per request rather than a
+        # wait_for + shield task per attempt
         attempt = 0
         timer: asyncio.TimerHandle | None = None
+        give_up = loop.time() + self.timeout
 
         def retransmit() -> None:
             nonlocal attempt, timer
             attempt += 1
             if fut.done():
                 return
-            if attempt >= 4:
+            left = give_up - loop.time()
+            if left <= 0.001:
                 fut.set_exception(AnchorError(f"anchor at {self.server} does not answer"))
                 return
             transport.sendto(data, self.server)
-            timer = loop.call_later(0.25 * 2**attempt, retransmit)
+            timer = loop.call_later(min(0.25 * 2**attempt, left), retransmit)
 
         transport.sendto(data, self.server)
-        timer = loop.call_later(0.25, retransmit)
+        timer = loop.call_later(min(0.25, self.timeout), retransmit)
         try:
             reply = await fut
         finally:

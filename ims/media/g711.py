@@ -94,11 +94,23 @@ def _encode(pcm: bytes, table: bytes) -> bytes:
     return bytes(table[s] for s in _samples_u16(pcm))
 
 
-def _decode(data: bytes, table: array.array[int]) -> bytes:
-    out = array.array("h", (table[b] for b in data))
-    if _BIG:  # pragma: no cover
+def _sample_bytes(table: array.array[int]) -> list[bytes]:
+    """Each code's 16-bit little-endian sample as bytes: decoding is then one C-level
+    ``join(map(...))`` per packet instead of a Python generator step per byte (the LEMF
+    decodes every intercepted packet, issue 19)."""
+    out = array.array("h", table)
+    if _BIG:  # pragma: no cover - little-endian hosts
         out.byteswap()
-    return out.tobytes()
+    raw = out.tobytes()
+    return [raw[2 * i : 2 * i + 2] for i in range(256)]
+
+
+_ULAW_DEC_BYTES = _sample_bytes(_ULAW_DEC)
+_ALAW_DEC_BYTES = _sample_bytes(_ALAW_DEC)
+
+
+def _decode(data: bytes, table: list[bytes]) -> bytes:
+    return b"".join(map(table.__getitem__, data))
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
@@ -106,7 +118,7 @@ def ulaw_encode(pcm: bytes) -> bytes:
 
 
 def ulaw_decode(data: bytes) -> bytes:
-    return _decode(data, _ULAW_DEC)
+    return _decode(data, _ULAW_DEC_BYTES)
 
 
 def alaw_encode(pcm: bytes) -> bytes:
@@ -114,7 +126,7 @@ def alaw_encode(pcm: bytes) -> bytes:
 
 
 def alaw_decode(data: bytes) -> bytes:
-    return _decode(data, _ALAW_DEC)
+    return _decode(data, _ALAW_DEC_BYTES)
 
 
 ENCODERS = {"PCMU": ulaw_encode, "PCMA": alaw_encode}

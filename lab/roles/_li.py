@@ -35,7 +35,7 @@ from lab import credentials as lab_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
 from li.poi.cc import AnchorCcPoi, CcRecord
-from li.poi.export import cc_pdu, iri_pdus
+from li.poi.export import cc_sender, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord
 from li.poi.x1 import wire
 from li.targets import Side
@@ -171,10 +171,9 @@ def _iri_sender(exporter: X2X3Exporter) -> Callable[[IriRecord], None]:
 
 
 def _cc_sender(exporter: X2X3Exporter) -> Callable[[CcRecord], None]:
-    def emit(r: CcRecord) -> None:
-        exporter.send_pdu(cc_pdu(r))
-
-    return emit
+    # the same bytes as send_pdu(cc_pdu(r)); its x3 fast path spares the anchor's tap a
+    # CcRecord and a Pdu per packet (issue 19)
+    return cc_sender(exporter)
 
 
 # --- LI_T3: P-CSCF -> anchor ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 from ims.media.aio_relay import RtpRelay
 from ims.media.audio import BufferSink, ToneSource
@@ -104,3 +105,60 @@ async def test_latching_and_bad_srtp_dropped() -> None:
     await a.stop()
     await b.stop()
     relay.close()
+
+
+async def test_relay_socket_engine_gate_filter_latch_and_park() -> None:
+    """The anchor's packet path (``RelaySocket``): bare forwarding, a filter that runs only
+    while its gate list is non-empty (rewrite / drop), latching once per leg, parking."""
+    from ims.media.aio_relay import bind_any_leg
+
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            got.put_nowait(data)
+
+    sink_t, _ = await loop.create_datagram_endpoint(Sink, local_addr=(HOST, 0))
+    sink = sink_t.get_extra_info("sockname")[:2]
+    a, b = await bind_any_leg("access", HOST), await bind_any_leg("core", HOST)
+    a.connect(b)
+    a.expect_latch()
+    b.set_remote(sink)
+    ue = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ue.bind((HOST, 0))
+    try:
+        seen: list[tuple[bytes, tuple[str, int], tuple[str, int]]] = []
+        gate: list[object] = []
+
+        def filt(
+            sock: object, data: bytes, src: tuple[str, int], dst: tuple[str, int]
+        ) -> bytes | None:
+            seen.append((data, src, dst))
+            return None if data == b"drop" else data.upper()
+
+        for s in (a.rtp, a.rtcp):
+            s.filter, s.gate = filt, gate
+        ue.sendto(b"one", a.local_rtp_addr)
+        async with asyncio.timeout(5):
+            assert await got.get() == b"one"  # gate empty: the filter is not called
+        assert not seen and a.remote == ue.getsockname() and a.latched
+        gate.append(object())  # e.g. a hook was added to the list the gate is
+        ue.sendto(b"two", a.local_rtp_addr)
+        ue.sendto(b"drop", a.local_rtp_addr)
+        ue.sendto(b"three", a.local_rtp_addr)
+        async with asyncio.timeout(5):
+            assert await got.get() == b"TWO"
+            assert await got.get() == b"THREE"
+        assert [d for d, _, _ in seen] == [b"two", b"drop", b"three"]
+        assert seen[0][1] == ue.getsockname() and seen[0][2] == sink
+        assert (a.rtp.packets, a.rtp.dropped, a.rtp.bytes) == (3, 1, 3 + 3 + 5)
+        a.park()
+        ue.sendto(b"late", a.local_rtp_addr)
+        await asyncio.sleep(0.1)
+        assert got.empty() and (a.rtp.packets, a.rtp.dropped) == (0, 0)  # parked: dropped
+    finally:
+        ue.close()
+        sink_t.close()
+        a.close()
+        b.close()

@@ -144,3 +144,64 @@ def test_cc_sender_writes_the_bytes_of_send_pdu_cc_pdu(tmp_path: Path) -> None:
     pdus = split_pdus(spooled[1])
     assert [p.sequence_number for p in pdus] == [0, 1, 2]
     assert [int(p.payload_direction) for p in pdus] == [2, 3, 2]
+
+
+def test_anchor_poi_hook_fast_path_spools_what_the_record_path_spools(tmp_path: Path) -> None:
+    """With ``cc_sender``'s emit the anchor CC-POI's hook skips the CcRecord (issue 19): the
+    X3 bytes, directions (by target media address, and the access-leg fallback) and
+    sequence numbers must be the record path's, and untriggered calls stay unreported."""
+    from types import SimpleNamespace
+
+    from li.poi.cc import AnchorCcPoi
+    from li.poi.iri import CcTrigger
+    from li.targets import Side
+
+    did = uuid.UUID(int=1)
+    target = ("127.0.8.10", 4000)
+    events = [
+        SimpleNamespace(
+            call_id=call_id, direction=d, src=src, dst=dst, data=bytes([0x80, 0, 0, i]), rtcp=rtcp
+        )
+        for i, (call_id, d, src, dst, rtcp) in enumerate(
+            [
+                ("c1", "from_access", target, ("127.0.8.20", 5000), False),
+                ("c1", "from_core", ("127.0.8.20", 5000), target, False),
+                ("c1", "from_access", (target[0], target[1] + 1), ("127.0.8.20", 5001), True),
+                ("c2", "from_core", ("127.0.8.21", 6000), ("127.0.8.11", 4100), False),
+                ("c3", "from_access", ("127.0.8.12", 4200), ("127.0.8.22", 6100), False),
+            ]
+        )
+    ]
+    spooled = []
+    for name in ("record", "fast"):
+        exp = X2X3Exporter(tmp_path / name, nf_id="anchor-a", clock=lambda: 1234.5)
+        exp.add_destination(DeliveryDestination(did=did, host="127.0.8.1", port=9))
+        exp.bind_task(XID, [did])
+        emit = cc_sender(exp) if name == "fast" else (lambda r, e=exp: e.send_pdu(cc_pdu(r)))
+        poi = AnchorCcPoi(element="anchor-a", emit=emit)
+        for call_id, cid, media in (("c1", 77, target), ("c2", 78, None)):
+            poi.trigger(
+                CcTrigger(
+                    xid=XID,
+                    correlation_id=cid,
+                    call_id=call_id,
+                    target_identities=frozenset({"sip:alice@ims-a.test"}),
+                    target_side=Side.ORIGINATING,
+                ),
+                target_media=media,
+            )
+        hook = poi.hook(lambda: 1234.5)
+        for ev in events:
+            hook(ev)
+        assert poi.stats == {"packets": 5, "reported": 4}
+        exp._links[did].spool.close()
+        spool = Spool(tmp_path / name / str(did))
+        spooled.append(spool.read(0, 1 << 20))
+        spool.close()
+    assert spooled[0] == spooled[1]
+    pdus = split_pdus(spooled[1])
+    assert [p.correlation_id for p in pdus] == [77, 77, 77, 78]
+    # FROM_TARGET by the target's media address (RTCP: port + 1), TO_TARGET otherwise; c2 has
+    # no target media: the access leg is the target's, so its from_core packet is TO_TARGET
+    f, t = int(TargetDirection.FROM_TARGET), int(TargetDirection.TO_TARGET)
+    assert [int(p.payload_direction) for p in pdus] == [f, t, f, t]
