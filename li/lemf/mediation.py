@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from ims.log import begin_message, end_message, get_logger
-from li.hi2.codec import warm_up as hi2_warm_up
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.callfiles import link_call
 from li.lemf.output import private_dir, write_json_private
@@ -91,7 +90,6 @@ class Mediation:
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
-        hi2_warm_up()
         self.lemf_addr = lemf_addr
         self.key_policy = key_policy
         self.task_key_policies = dict(task_key_policies or {})
