@@ -25,9 +25,10 @@ correlation [35]                   iri-to-CC: cc = the 8-octet X2/X3 Correlation
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ims.errors import DecodeError, EncodeError
@@ -48,32 +49,39 @@ class Hi2DecodeError(DecodeError):
     """Bytes that are not a BER IRIsContent."""
 
 
-_compile_lock = threading.Lock()
-
-
-def warm_up() -> None:
-    """Compile the modules in a background thread (importing asn1tools and parsing the ASN.1
-    take most of a second): a LEMF calls this at start so its first IRI does not wait."""
-    if not spec.cache_info().currsize:
-        threading.Thread(target=spec, name="hi2-asn1", daemon=True).start()
-
-
 @cache
 def spec() -> Any:
-    """The compiled HI2 modules (DER)."""
-    with _compile_lock:  # the warm-up thread and a first record may ask at the same time
-        return _compile()
+    """The compiled HI2 modules (DER), compiled at the first record a process encodes.
 
+    From the parsed form kept next to the ASN.1 (``HI2-IMS-subset.json``, the output of
+    ``asn1tools.parse_files`` on the ``.asn``; a test keeps the two equal): parsing with
+    pyparsing would add a third of a second to the first IRI of every LEMF process.
+    """
+    import asn1tools  # here, not at import: it costs 0.4 s every CLI start
 
-def _compile() -> Any:
-    import asn1tools  # here, not at import: it costs 0.4 s (pyparsing) every CLI start
-
-    folder = resources.files("li.hi2").joinpath("asn1")
-    files = sorted(str(p) for p in folder.iterdir() if p.name.endswith(".asn"))
     # DER, the canonical subset of BER: asn1tools' BER codec writes a GeneralizedTime whose
     # seconds are 0 without them, which turns ".123" into a fraction of the *minute*; DER
     # always writes seconds (X.690 11.7) and every BER decoder reads DER.
-    return asn1tools.compile_files(files, "der")
+    return asn1tools.compile_dict(parsed_modules(), "der")
+
+
+def asn1_files() -> list[str]:
+    folder = resources.files("li.hi2").joinpath("asn1")
+    return sorted(str(p) for p in folder.iterdir() if p.name.endswith(".asn"))
+
+
+def parsed_modules() -> dict[str, Any]:
+    text = resources.files("li.hi2").joinpath("asn1", "HI2-IMS-subset.json").read_text()
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
+def regenerate_parsed() -> None:
+    """Rewrite ``HI2-IMS-subset.json`` from the ``.asn`` (after editing the ASN.1)."""
+    import asn1tools
+
+    path = Path(asn1_files()[0]).with_suffix(".json")
+    path.write_text(json.dumps(asn1tools.parse_files(asn1_files()), indent=1) + "\n")
 
 
 def _asn1_error() -> type[Exception]:
@@ -183,3 +191,7 @@ def decode(data: bytes) -> IriRecord:
         ims_event=ImsEvent(p["iMSevent"]) if "iMSevent" in p else None,
         sip=p.get("sIPMessage"),
     )
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance: python -m li.hi2.codec
+    regenerate_parsed()

@@ -37,7 +37,6 @@ from typing import Any
 
 from ims.errors import ImsError
 from ims.log import begin_message, end_message, get_logger
-from li.hi2.codec import warm_up as hi2_warm_up
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.callfiles import link_call
 from li.lemf.dedup import DuplicateFilter, Verdict, digest
@@ -123,7 +122,6 @@ class Mediation:
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
-        hi2_warm_up()
         repaired = repair_wavs(self.out)  # a crash may have left WAV headers behind the data
         if repaired:
             log.info("WAV headers repaired on start", files=repaired)

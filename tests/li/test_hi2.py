@@ -80,6 +80,15 @@ def _fields(rec: IriRecord) -> dict[str, object]:
     return {f: getattr(rec, f) for f in rec.__slots__}
 
 
+def test_parsed_form_is_the_asn1() -> None:
+    import asn1tools
+
+    assert codec.parsed_modules() == json.loads(
+        json.dumps(asn1tools.parse_files(codec.asn1_files()))
+    ), "li/hi2/asn1/HI2-IMS-subset.json is stale: run python -m li.hi2.codec"
+    assert set(codec.parsed_modules()) == {"HI2Operations", "EpsHI2Operations"}
+
+
 def test_generalized_time_keeps_its_seconds() -> None:
     # X.690 11.7: seconds are always present; ".000125" must not become a minute fraction
     data = codec.encode(record(time=1_800_000_060.5))  # 08:01:00.5 UTC
