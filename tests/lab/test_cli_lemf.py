@@ -31,7 +31,19 @@ async def test_in_process_lemf_starts_from_the_topology(
 def test_a_bad_liid_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
-    rc = main(["run", "lemf", "--out", str(tmp_path), "--listen", "127.0.0.1:0", "--liid", value])
+    rc = main(
+        [
+            "run",
+            "lemf",
+            "--out",
+            str(tmp_path),
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-tcp",
+            "--liid",
+            value,
+        ]
+    )
     assert rc == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("imslab run lemf: --liid") and "1 to 25 characters" in line
