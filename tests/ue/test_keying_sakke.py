@@ -129,25 +129,20 @@ def test_the_callee_takes_the_caller_from_the_asserted_identity(keys: Path) -> N
         b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         b"m=audio 4000 RTP/SAVP 0\r\na=key-mgmt:mikey " + base64.b64encode(data) + b"\r\n"
     )
-    ctx = dict(
-        call_id="x",
-        local_uri="sip:erin@ims-b.test",
-        remote_uri="sip:alice@ims-a.test",
-        initiator=False,
-    )
-    with pytest.raises(KeyingError, match="rejected"):
-        keying.get("sakke").session(
-            KeyingContext(**ctx, asserted_uri="<sip:alice@ims-a.test>")
-        ).answer(sdp, 0)
-    _, keys_ = (
-        keying.get("sakke")
-        .session(
-            KeyingContext(
-                **ctx | {"remote_uri": "sip:carol@ims-a.test"}, asserted_uri="sip:carol@ims-a.test"
-            )
+
+    def ctx(remote: str, asserted: str) -> KeyingContext:
+        return KeyingContext(
+            call_id="x",
+            local_uri="sip:erin@ims-b.test",
+            remote_uri=remote,
+            initiator=False,
+            asserted_uri=asserted,
         )
-        .answer(sdp, 0)
-    )
+
+    sakke = keying.get("sakke")
+    with pytest.raises(KeyingError, match="rejected"):
+        sakke.session(ctx("sip:alice@ims-a.test", "<sip:alice@ims-a.test>")).answer(sdp, 0)
+    _, keys_ = sakke.session(ctx("sip:carol@ims-a.test", "sip:carol@ims-a.test")).answer(sdp, 0)
     assert keys_.secure and keys_.description == "MIKEY sakke"
 
 
