@@ -56,7 +56,8 @@ from ims.mikey.sakke_store import (
 from lab.matrix.credentials import LabPki, Pki, provision
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, MikeySecrets
-from proxies.kms import PROVISIONING, AuditRecord, KmsCore
+from proxies.kms import PROVISIONING, KmsCore
+from proxies.kms_https import append_audit
 from ue import keying_mikey, keying_sakke, registry
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
@@ -287,14 +288,6 @@ def kms_dir(topo: Topology, domain: str) -> Path:
 
 def _write_json(path: Path, doc: Any) -> None:
     _write_private(path, json.dumps(doc, indent=1).encode())
-
-
-def append_audit(path: Path, records: Iterable[AuditRecord]) -> None:
-    """Append audit records (JSON lines, 0600): the KMS's log of every issuance/recovery."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as f:
-        for r in records:
-            f.write(json.dumps(r.as_dict()) + "\n")
 
 
 def kms_cores(topo: Topology) -> dict[str, KmsCore]:

@@ -129,6 +129,10 @@ class KmsCore:
             AuditRecord(time=now, action=action, requester=requester, user=user, **kw)
         )
 
+    def refused(self, *, requester: str, detail: str, now: float) -> None:
+        """Audit a request the adapter refused before it reached the core (wrong role)."""
+        self._record(now, AuditAction.REFUSED, requester, "", detail=detail)
+
     def issue(self, user: str, period: str, *, requester: str, now: float) -> UserKeyMaterial:
         """Key material of ``user`` for ``period``, for an authenticated ``requester``."""
         try:
