@@ -29,6 +29,8 @@ Rules kept here:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +49,7 @@ from ims.mikey.sakke_keys import (
 )
 
 SCHEME = IdScheme.LAB_SIP_URI_MONTHLY
+RECENT_RECOVERIES = 64
 PROVISIONING = "provisioning"  # the requester identity of the operator's provisioning agent
 
 
@@ -96,6 +99,9 @@ class KmsCore:
     subscribers: frozenset[str]
     peers: dict[str, KmsCommunityKeys] = field(default_factory=dict)
     _audit: list[AuditRecord] = field(default_factory=list)
+    # the last decapsulations (each one pairing): an operator's P-CSCF and S-CSCF POIs hand
+    # the KMS the same I_MESSAGE; the task and audit checks still run for every request
+    _recent: OrderedDict[bytes, RecoveredKeys] = field(default_factory=OrderedDict)
 
     @classmethod
     def create(cls, domain: str, issuer: KmsKeyIssuer, subscribers: Iterable[str]) -> KmsCore:
@@ -167,8 +173,9 @@ class KmsCore:
         """LI: the call keys of an intercepted I_MESSAGE whose Responder is a subscriber of ours
         and named by an active task (``targets``: the tasks' identities; for a target that
         *initiated* the call, the task names the caller -- the I_MESSAGE's IDRi)."""
+        digest = hashlib.sha256(i_message + (responder_uri or "").encode()).digest()
         try:
-            got = kms_recover_keys(
+            got = self._recent.get(digest) or kms_recover_keys(
                 i_message, self.issuer, responder_uri=responder_uri, scheme=SCHEME
             )
         except (MikeyError, MikeyDecodeError) as exc:
@@ -193,6 +200,9 @@ class KmsCore:
                 detail=why,
             )
             raise KmsRefusedError(why)
+        self._recent[digest] = got
+        while len(self._recent) > RECENT_RECOVERIES:
+            self._recent.popitem(last=False)
         self._record(
             now,
             AuditAction.RECOVERED,
