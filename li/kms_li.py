@@ -17,6 +17,8 @@ recovery (RFC 6508 §7).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -120,4 +122,15 @@ class DeferredKeyPolicy:
                 DeferredKeyPolicy._pending -= 1
 
 
-__all__ = ["REQUESTER", "DeferredKeyPolicy", "KmsLiOpener", "is_sakke_offer"]
+def loop_deferrer(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], None]:
+    """``IriPoi.defer`` for an element on ``loop``: a completion re-enters the loop's thread;
+    one that finishes after the loop closed (the element stopped) has nobody to deliver to."""
+
+    def defer(fn: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            loop.call_soon_threadsafe(fn)
+
+    return defer
+
+
+__all__ = ["REQUESTER", "DeferredKeyPolicy", "KmsLiOpener", "is_sakke_offer", "loop_deferrer"]

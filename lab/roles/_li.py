@@ -34,7 +34,7 @@ from ims.log import get_logger
 from lab import credentials as lab_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
-from li.kms_li import DeferredKeyPolicy, KmsLiOpener
+from li.kms_li import DeferredKeyPolicy, KmsLiOpener, loop_deferrer
 from li.poi.cc import AnchorCcPoi, CcRecord
 from li.poi.export import cc_pdu, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord
@@ -292,7 +292,7 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
             extract_keys=_key_policy(topo, name, ne),
         )
         loop = asyncio.get_running_loop()
-        poi.defer = loop.call_soon_threadsafe  # deferred key records (MIKEY-SAKKE at the KMS)
+        poi.defer = loop_deferrer(loop)  # deferred key records (MIKEY-SAKKE at the KMS)
         wire(ne, iri=[poi], clock=time.time)
         running.iri = poi
         running.removers.append(proxy.sip_hooks.add(poi.hook(time.time)))
