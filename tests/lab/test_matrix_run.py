@@ -60,6 +60,8 @@ def test_row_reproduces_the_study(run: Run, key: str) -> None:
     tried = [o for o in r.rungs if not o.skipped]
     assert tried, r.rungs
     for o in tried:  # every rung that placed a call says where its LEMF output is
+        if "before anything reached the wire" in o.failure:
+            continue  # no call was placed (pke-a's MITM rungs, sakke to a non-IMS peer)
         assert o.xids and o.lemf_dirs, o
     if r.rung is not None:  # the ladder stopped at its first success
         assert r.rungs[-1].rung == r.rung and r.rungs[-1].audio_ok
