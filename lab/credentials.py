@@ -16,6 +16,13 @@ Layout under the lab state dir (``<state>/mikey``, dirs 0700, files 0600)::
     mikey/lab.json          what was provisioned for whom (regenerated when that changes)
     mikey/network-psk       the P-CSCFs' shared PSK of the hop-by-hop chain (study 2.2.2)
     mikey/<profile>/...     one :meth:`ue.keying_mikey.MikeyCredentials.save` per profile
+    mikey/kms/              MIKEY-SAKKE (profile ``kms``): every KMS's community keys and each
+                            user's keys for the acceptable key periods (:mod:`ue.keying_sakke`)
+    kms/<domain>/           each operator's KMS: master secrets and audit log (``proxies.kms``)
+
+The MIKEY-SAKKE keys are issued by each home operator's KMS core (:class:`proxies.kms.KmsCore`,
+audited) and re-issued when the key period or the subscribers change (RFC 6509 §3.3: monthly,
+the next month's from the second-to-last day).
 
 Generation runs under a file lock, so ``imslab up --subprocess`` elements, ``imslab call`` and
 ``imslab run ue`` started together all end up with the same set. Besides the UEs, two network
@@ -38,10 +45,20 @@ from pathlib import Path
 from typing import Any
 
 from ims.mikey.certs import Credentials
+from ims.mikey.sakke_keys import acceptable_periods
+from ims.mikey.sakke_store import (
+    community_doc,
+    issuer_from_doc,
+    kms_uri_of,
+    material_doc,
+    new_kms_secrets,
+)
 from lab.matrix.credentials import LabPki, Pki, provision
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, MikeySecrets
-from ue import keying_mikey, registry
+from proxies.kms import PROVISIONING, KmsCore
+from proxies.kms_https import append_audit
+from ue import keying_mikey, keying_sakke, registry
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
 #: set by ``imslab up`` (inherited by the elements it starts): the lab's credentials dir. The
@@ -172,6 +189,9 @@ class LabCredentials:
         """Make them this process's UE credentials: ``profiles`` (default: all) by name, the
         first of them also for strategies without a profile."""
         names = list(profiles) if profiles is not None else self.names
+        if registry.KMS in names:  # MIKEY-SAKKE: keys per user, read when a call needs them
+            keying_sakke.configure(self.path / registry.KMS)
+            names.remove(registry.KMS)
         loaded = {n: self.profile(n) for n in names}
         first = loaded[names[0]] if names else None
         keying_mikey.configure(first, profiles=loaded)
@@ -182,6 +202,7 @@ def _generate(topo: Topology, bits: int, now: float) -> dict[str, MikeyCredentia
     users, domains = plan["users"], plan["domains"]
     out: dict[str, MikeyCredentials] = {}
     pkis: dict[str, LabPki] = {}
+    out[registry.KMS] = MikeyCredentials()  # no certificates: ensure_kms issues its keys
     for profile, kind in _PKI_OF_PROFILE.items():
         out[profile], pkis[profile] = provision(kind, users, domains, now=now, bits=bits)
     op, op_pki = out[registry.OPERATOR], pkis[registry.OPERATOR]
@@ -221,9 +242,11 @@ def ensure(topo: Topology, *, bits: int = 2048, now: float | None = None) -> Lab
         if not fresh:
             for profile, creds in _generate(topo, bits, now).items():
                 _private_dir(path / profile)
-                creds.save(path / profile)
+                if profile != registry.KMS:
+                    creds.save(path / profile)
             _write_private(path / "network-psk", secrets.token_bytes(32))
             _write_private(meta_path, json.dumps({"plan": want, "generated": now}).encode())
+        ensure_kms(topo, now=now)
         return load(path)
 
 
@@ -253,6 +276,73 @@ def install(topo: Topology, keying: str) -> LabCredentials | None:
     creds = ensure(topo)
     creds.install([mode.profile])
     return creds
+
+
+# --- MIKEY-SAKKE: each operator's KMS issues its subscribers' keys ---------------------------
+
+
+def kms_dir(topo: Topology, domain: str) -> Path:
+    """The KMS of ``domain``: its master secrets and audit log (0700/0600)."""
+    return state_dir(topo) / "kms" / domain
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    _write_private(path, json.dumps(doc, indent=1).encode())
+
+
+def kms_cores(topo: Topology) -> dict[str, KmsCore]:
+    """Every home IMS operator's KMS core (master secrets made once, kept 0600), peered with
+    the others: one per operator running an S-CSCF (a plain SIP service has no KMS)."""
+    users = sorted(aor(s.sip_impu) for s in topo.subscribers.values())
+    homes = {topo.operators[e.operator].domain for e in topo.elements.values() if e.role == "scscf"}
+    domains = sorted({u.rpartition("@")[2] for u in users} & homes)
+    cores: dict[str, KmsCore] = {}
+    for domain in domains:
+        d = _private_dir(kms_dir(topo, domain))
+        _private_dir(d.parent)
+        secrets_path = d / "secrets.json"
+        if not secrets_path.exists():
+            _write_json(secrets_path, new_kms_secrets(kms_uri_of(domain)))
+        issuer = issuer_from_doc(json.loads(secrets_path.read_text()))
+        mine = [u for u in users if u.endswith("@" + domain)]
+        cores[domain] = KmsCore.create(domain, issuer, mine)
+    for core in cores.values():
+        for other in cores.values():
+            core.peer(other.issuer.community)
+    return cores
+
+
+def ensure_kms(topo: Topology, *, now: float) -> Path:
+    """Provision every subscriber's MIKEY-SAKKE keys for the periods acceptable at ``now``
+    (RFC 6509 §3.3), issued by its home KMS; nothing is re-issued while nothing changed."""
+    _private_dir(directory(topo))
+    out = _private_dir(directory(topo) / registry.KMS)
+    cores = kms_cores(topo)
+    periods = sorted(acceptable_periods(now))
+    plan = {
+        "users": {d: sorted(c.subscribers) for d, c in cores.items()},
+        "periods": periods,
+        "kms": {d: c.issuer.community.kpak.hex() for d, c in cores.items()},
+    }
+    plan_path = out / "plan.json"
+    try:
+        if json.loads(plan_path.read_text()) == plan:
+            return out
+    except (OSError, ValueError):
+        pass
+    community = [community_doc(k) for c in cores.values() for k in [c.issuer.community]]
+    _write_json(out / "community.json", community)
+    users_dir = _private_dir(out / "users")
+    for domain, core in cores.items():
+        for user in sorted(core.subscribers):
+            docs = [
+                material_doc(core.issue(user, p, requester=PROVISIONING, now=now)) for p in periods
+            ]
+            _write_json(keying_sakke.user_file(out, user), docs)
+        append_audit(kms_dir(topo, domain) / "audit.jsonl", core.drain_audit())
+    _private_dir(users_dir)
+    _write_json(plan_path, plan)
+    return out
 
 
 # --- the network's side ----------------------------------------------------------------------

@@ -46,6 +46,7 @@ class KeySource(StrEnum):
     MIKEY_PSK_PUBLIC = "mikey-psk-public"
     MIKEY_PSK_HOP = "mikey-psk-hop"
     MIKEY_PKE_ESCROW = "mikey-pke-escrow"  # case C: operator holds the responder's private key
+    MIKEY_SAKKE_KMS = "mikey-sakke-kms"  # the responder's KMS derived the call keys (li.kms_li)
     MITM = "mitm"  # task-authorised man-in-the-middle (li.mitm)
     NONE = "none"
 

@@ -41,6 +41,7 @@ class Method(StrEnum):
     DH_SELF_SIGNED = "dh-self-signed"  # 2.3.3 with self-signed certificates
     DHHMAC = "dhhmac"  # 2.3.4 DH-HMAC with a PSK agreed by the users
     DHHMAC_PUBLIC = "dhhmac-public"  # 2.3.4 DH-HMAC with a publicly known PSK
+    SAKKE = "sakke"  # beyond the study: MIKEY-SAKKE (RFC 6509) with the operators' KMSs
 
 
 class Scenario(StrEnum):
@@ -152,6 +153,8 @@ FAMILY: dict[Method, str] = {
     Method.DH_SELF_SIGNED: "MIKEY / DH",
     Method.DHHMAC: "MIKEY / DH",
     Method.DHHMAC_PUBLIC: "MIKEY / DH",
+    # identity-based public-key encryption of the TGK (RFC 6508): the envelope family
+    Method.SAKKE: "MIKEY / pk encryption",
 }
 
 
@@ -284,6 +287,23 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     _e(M.DHHMAC_PUBLIC, S.HOME, C.MITM_MEDIA, {N.MITM_SIGNALLING, N.MITM_MEDIA}, "2.3.3", 162,
        "the DH HMAC variant with a publicly known pre-shared key, and rely on IMS control plane "
        "security to authenticate the DH values"),
+    # beyond the study (issue 14): MIKEY-SAKKE, the SSV encrypted under the responder's KMS
+    # (RFC 6508 §6.2.1), whose operator can derive the responder's key -- case C's principle
+    _e(M.SAKKE, S.HOME, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
+       "2.3.1 case C, applied to RFC 6509", 147,
+       "Then the operator of the responder could facilitate lawful interception"),
+    _e(M.SAKKE, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OPERATOR_KEY},
+       "2.3.1 case C, applied to RFC 6509", 147,
+       "the operator of the responder could facilitate lawful interception"),
+    # the roamer calls bob: the visited network has no KMS; bob's operator's KMS has the keys
+    _e(M.SAKKE, S.ROAMING_VISITED_PCSCF, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
+       "2.3.1 case C, applied to RFC 6509", 147,
+       "Then the operator of the responder could facilitate lawful interception"),
+    # an Internet SIP user has no KMS, hence no SAKKE identity keys: no MIKEY-SAKKE call at all
+    # (RFC 6509 §2.1: the Initiator needs the Responder's KMS Public Key)
+    _e(M.SAKKE, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.1, applied to RFC 6509", 23,
+       "when only one of the involved users is an IMS user and the other is a SIP user on the "
+       "Internet", call_succeeds=False),
     # --- roaming: the visited network intercepts ---------------------------------------------
     _e(M.SDES, S.ROAMING_HOME_PCSCF, C.OTHER_POIS, {N.OTHER_NETWORK}, "2.2 Q4", 70,
        "an LI agency cannot obtain the media encryption keys from a visited network which "

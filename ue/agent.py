@@ -598,6 +598,9 @@ class UserAgent:
                     local_uri=call.local_uri,
                     remote_uri=call.remote_uri,
                     initiator=False,
+                    asserted_uri=next(
+                        (a.uri.encode() for a in req.addresses("P-Asserted-Identity")), None
+                    ),
                 )
             )
             material, keys = ks.answer(offer, index)
@@ -622,6 +625,7 @@ class UserAgent:
                     crypto=material.crypto,
                     key_mgmt=material.key_mgmt,
                     key_mgmt_at_session_level=material.key_mgmt_at_session_level,
+                    key_mgmt_accepted=material.key_mgmt_accepted,
                 ),
                 session_id=random.getrandbits(31),
                 sdes=sdes,

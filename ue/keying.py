@@ -45,6 +45,7 @@ class KeyingContext:
     local_uri: str
     remote_uri: str
     initiator: bool
+    asserted_uri: str | None = None  # the peer's P-Asserted-Identity (RFC 3325), if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +56,7 @@ class SdpKeying:
     crypto: tuple[CryptoAttribute, ...] = ()
     key_mgmt: tuple[KeyMgmtAttribute, ...] = ()
     key_mgmt_at_session_level: bool = False
+    key_mgmt_accepted: bool = False  # answer: one-way key-mgmt accepted, no message to send
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

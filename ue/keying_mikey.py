@@ -305,7 +305,10 @@ class _MikeySession:
         if reply.result is None:
             raise KeyingError(f"MIKEY {self.k.name} rejected: {reply.error}")
         self.k.check_result(reply.result, self.ctx, now)
-        return SdpKeying(secure=True, key_mgmt=_km(reply.message)), _srtp(reply.result, False)
+        sdp = SdpKeying(
+            secure=True, key_mgmt=_km(reply.message), key_mgmt_accepted=reply.message is None
+        )
+        return sdp, _srtp(reply.result, False)
 
     def answer_received(self, answer: SessionDescription, index: int) -> MediaKeys:
         if self.initiator is None:

@@ -17,6 +17,8 @@ profile         certificates
 ``escrow``      operator CAs, and the operator generated -- and keeps -- the subscriber's
                 private key (case C)
 ``self-signed`` every user signs its own certificate (case D, DH with self-signed keys)
+``kms``         no certificates: per-user MIKEY-SAKKE keys (RFC 6509) for the key period,
+                issued by each home operator's KMS (:mod:`ue.keying_sakke`)
 =============== ==========================================================================
 """
 
@@ -26,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ue import keying_mikey as km
+from ue import keying_sakke
 from ue.keying import Keying, NoKeying, SdesKeying
 
 OPERATOR = "operator"
 EXTERNAL = "external"
 ESCROW = "escrow"
 SELF_SIGNED = "self-signed"
+KMS = "kms"
 
 #: credential profiles and the study's words for them (lab.credentials maps them to PKIs)
 PROFILES: dict[str, str] = {
@@ -39,6 +43,7 @@ PROFILES: dict[str, str] = {
     EXTERNAL: "certificates from a CA outside the operators' control",
     ESCROW: "operator-issued certificates, the operator keeps the private keys",
     SELF_SIGNED: "self-signed certificates",
+    KMS: "per-user MIKEY-SAKKE keys from each home operator's KMS",
 }
 
 
@@ -95,6 +100,13 @@ MODES: tuple[KeyingMode, ...] = (
         "2.3.4",
         km.DhHmacPublicKeying,
         OPERATOR,
+    ),
+    _mode(
+        "sakke",
+        "MIKEY-SAKKE (RFC 6509), keys from the home operator's KMS",
+        "",
+        keying_sakke.SakkeKeying,
+        KMS,
     ),
 )
 

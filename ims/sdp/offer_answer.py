@@ -48,6 +48,9 @@ class LocalAudio:
     crypto: tuple[CryptoAttribute, ...] = ()  # offer: our a=crypto lines
     key_mgmt: tuple[KeyMgmtAttribute, ...] = ()
     key_mgmt_at_session_level: bool = False
+    # answer: the offer's key-mgmt was accepted by a one-way protocol, which answers with no
+    # message (MIKEY-SAKKE, RFC 6509 §2.1 "a response is not expected")
+    key_mgmt_accepted: bool = False
     ptime: int | None = 20
     rtcp_port: int | None = None  # explicit a=rtcp, when not port+1
     require_secure: bool = False  # answerer: reject plain RTP/AVP(F) streams (SRTP mandatory)
@@ -218,7 +221,7 @@ def create_answer(
         key_mgmt: tuple[KeyMgmtAttribute, ...] = ()
         if reason is None and m.is_secure:
             offered_km = offer.media_key_mgmt(i)
-            if local.key_mgmt and offered_km:
+            if (local.key_mgmt or local.key_mgmt_accepted) and offered_km:
                 key_mgmt = offered_km
             elif m.crypto:
                 try:

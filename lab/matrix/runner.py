@@ -37,12 +37,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ims.log import get_logger
 from ims.mikey.certs import Credentials, load_private_key, private_key_pem
 from lab import topology
+from lab.matrix import kms as matrix_kms
 from lab.matrix.combine import direction_tones, joined_audio
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
 from lab.matrix.ladder import Evidence, Grants, grants, needs_from_evidence
@@ -51,6 +53,7 @@ from lab.mikey_hop import intermediary_hook
 from lab.orchestrator import Lab
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, MikeySecrets, OperatorKeyPolicy
+from li.kms_li import DeferredKeyPolicy, loop_deferrer
 from li.lemf.receiver import LemfServer
 from li.mitm.media import MediaMitm
 from li.mitm.mikey import MikeyMitm
@@ -207,6 +210,7 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.DH_SELF_SIGNED: ("dh", Pki.SELF_SIGNED),
     Method.DHHMAC: ("dhhmac", Pki.NONE),
     Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE),
+    Method.SAKKE: ("sakke", Pki.NONE),  # keys from the operators' KMSs (lab.matrix.kms)
 }
 
 OPERATOR_OF_DOMAIN = {"ims-a.test": "a", "ims-b.test": "b", "internet.test": "inet"}
@@ -267,6 +271,15 @@ class _Authority:
 
     def media(self, element: str) -> bool:
         return any(m.media for m in self._mitm(element))
+
+    def lent_targets(self, element: str) -> list[str]:
+        """Targets of the element's tasks that ask for the operator's key material."""
+        return [
+            t.value
+            for task in self.tasks.get(element, {}).values()
+            if task.extension is not None and task.extension.key_delivery is not None
+            for t in task.targets
+        ]
 
     def private_keys(self, element: str) -> list[Any]:
         """The private keys the element's active tasks lend it."""
@@ -379,6 +392,7 @@ class MatrixRunner:
         self.x1_host = self.lemf_host.rsplit(".", 1)[0] + ".251"
         self.x1_pki: X1Pki | None = None
         self.x2x3_pki: X1Pki | None = None
+        self._kms: dict[str, Any] = {}  # a sakke row's KMS cores by domain (lab.matrix.kms)
 
     async def __aenter__(self) -> MatrixRunner:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -436,6 +450,7 @@ class MatrixRunner:
             bits=self.bits,
             dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
         )
+        self._kms = matrix_kms.provision(users) if exp.method is Method.SAKKE else {}
         previous: Grants | None = None
         success: tuple[RungOutcome, Evidence] | None = None
         for rung in LADDER[LADDER.index(exp.first_rung) :]:
@@ -635,7 +650,14 @@ class MatrixRunner:
                 cap.removers.append(lab.elements[net.cc].anchor.hooks.add(cc_poi.hook(clock)))
             for i, name in enumerate(net.iri):
                 el_exp = await network_element(name)
-                policy = OperatorKeyPolicy(mikey=_TaskKeys(base, authority, name, pki))
+                opener: Any = _TaskKeys(base, authority, name, pki)
+                if op_domain in self._kms:  # a sakke row: the KMS LI function, when lent
+                    opener = matrix_kms.TaskKmsOpener(
+                        self._kms[op_domain], partial(authority.lent_targets, name), opener
+                    )
+                policy: Any = OperatorKeyPolicy(mikey=opener)
+                if self._kms:
+                    policy = DeferredKeyPolicy(policy)
                 poi = IriPoi(
                     element=name,
                     address=(topo.elements[name].address, topo.elements[name].sip_port),
@@ -643,6 +665,7 @@ class MatrixRunner:
                     trigger_cc=(_trigger(cc_poi) if (i == 0 and cc_poi is not None) else None),
                     extract_keys=policy,
                 )
+                poi.defer = loop_deferrer(asyncio.get_running_loop())
                 x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
                 cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
                 if i == 0 and op == plan.operator:
@@ -716,6 +739,8 @@ class MatrixRunner:
                         reference=f"matrix {op}", signalling=True, media=g.mitm_media
                     )
                 kd = KeyDelivery(mikey_private_key_pem=held) if held and name in net.iri else None
+                if g.operator_keys and self._kms and name in net.iri:
+                    kd = KeyDelivery()  # the operator's KMS LI function (lab.matrix.kms)
                 ext = ImslabTaskExtension(mitm=mitm, key_delivery=kd) if mitm or kd else None
                 target = (
                     TargetIdentifier(kind="ipv4Address", value=topo.ues[plan.target].address)
@@ -930,7 +955,8 @@ def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
     if len(plan.networks) == 1 and (g.other_pois or g.others_assist):
         g = dataclasses.replace(g, other_pois=False, others_assist=False)
         why.append("no other network on the path")
-    if g.operator_keys and METHODS[exp.method][1] is not Pki.OPERATOR_ESCROW:
+    holds = METHODS[exp.method][1] is Pki.OPERATOR_ESCROW or exp.method is Method.SAKKE
+    if g.operator_keys and not holds:
         g = dataclasses.replace(g, operator_keys=False)
         why.append("no operator holds key material for these users")
     return g, "; ".join(why)

@@ -34,6 +34,7 @@ from ims.log import get_logger
 from lab import credentials as lab_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
+from li.kms_li import DeferredKeyPolicy, KmsLiOpener, loop_deferrer
 from li.poi.cc import AnchorCcPoi, CcRecord
 from li.poi.export import cc_sender, iri_pdus
 from li.poi.iri import CcTrigger, IriPoi, IriRecord
@@ -42,6 +43,7 @@ from li.targets import Side
 from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import CertFiles, LabPki, client_context, issue_client_cert, make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
+from proxies.kms import KmsCore
 
 _log = get_logger("lab.li")
 ADMF_ID = "admf-1"
@@ -231,14 +233,40 @@ def _t3_anchor(topo: Topology, name: str) -> tuple[str, int] | None:
     return (topo.element(e.anchor).address, li.t3_port)
 
 
-def _key_policy(topo: Topology, name: str) -> OperatorKeyPolicy:
+_KMS_CORES: dict[int, dict[str, KmsCore]] = {}
+
+
+def _key_policy(
+    topo: Topology, name: str, ne: NetworkElementLI | None = None
+) -> OperatorKeyPolicy | DeferredKeyPolicy:
     """What the element's operator can open: SDES always; MIKEY with the secrets it holds in
-    a lab whose credentials ``imslab up`` made (public PSK, hop PSKs, escrowed keys)."""
+    a lab whose credentials ``imslab up`` made (public PSK, hop PSKs, escrowed keys), and
+    MIKEY-SAKKE through its own KMS's LI function (li.kms_li) for the NE's tasked targets."""
     creds = lab_credentials.from_environment()
     if creds is None:
         return OperatorKeyPolicy()
-    return OperatorKeyPolicy(
-        mikey=lab_credentials.operator_secrets(topo, topo.element(name).operator, creds)
+    operator = topo.element(name).operator
+    secrets = lab_credentials.operator_secrets(topo, operator, creds)
+    domain = topo.operators[operator].domain
+    cores = _KMS_CORES.get(id(topo))
+    if cores is None:  # one core per KMS in this process: its POIs share its recoveries
+        cores = _KMS_CORES[id(topo)] = lab_credentials.kms_cores(topo)
+    if ne is None or domain not in cores:
+        return OperatorKeyPolicy(mikey=secrets)
+    tasks = ne.tasks
+
+    def targets() -> list[str]:
+        return [t.value for task in tasks.values() for t in task.targets]
+
+    return DeferredKeyPolicy(
+        OperatorKeyPolicy(
+            mikey=KmsLiOpener(
+                kms=cores[domain],
+                targets=targets,
+                audit_path=lab_credentials.kms_dir(topo, domain) / "audit.jsonl",
+                fallback=secrets,
+            )
+        )
     )
 
 
@@ -272,8 +300,10 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
             address=(e.address, e.sip_port),
             emit=_iri_sender(ne.exporter),
             trigger_cc=trigger_cc,
-            extract_keys=_key_policy(topo, name),
+            extract_keys=_key_policy(topo, name, ne),
         )
+        loop = asyncio.get_running_loop()
+        poi.defer = loop_deferrer(loop)  # deferred key records (MIKEY-SAKKE at the KMS)
         wire(ne, iri=[poi], clock=time.time)
         running.iri = poi
         running.removers.append(proxy.sip_hooks.add(poi.hook(time.time)))

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from li.keys import KeyRecord, Unavailable
 from li.poi.sipview import NotSipError, SipView, parse
@@ -128,7 +128,16 @@ class CcTrigger:
     stop: bool = False
 
 
-KeyExtractor = Callable[[str, bytes, bytes | None], Sequence[KeyRecord]]
+KeyExtractor = Callable[[str, bytes, bytes | None], "Sequence[KeyRecord] | DeferredKeys"]
+
+
+class DeferredKeys(Protocol):
+    """Key records still being computed (a ``concurrent.futures.Future``): the MIKEY-SAKKE
+    recovery at the KMS costs a pairing, too long to hold the element's event loop."""
+
+    def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
+
+    def result(self, timeout: float | None = None) -> Sequence[KeyRecord]: ...
 
 
 @dataclass(slots=True)
@@ -162,6 +171,9 @@ class IriPoi:
         self.emit = emit
         self.trigger_cc = trigger_cc
         self.extract_keys = extract_keys
+        # how a deferred extraction's completion re-enters this POI's thread (the adapter's
+        # loop.call_soon_threadsafe); None: wait for it in place
+        self.defer: Callable[[Callable[[], None]], object] | None = None
         self.targets = TargetTable()
         self.tasks: dict[uuid.UUID, PoiTask] = {}
         self._calls: dict[str, _Call] = {}
@@ -488,11 +500,25 @@ class IriPoi:
         call.keys_reported = True
         if self.extract_keys is None or call.offer is None:
             return
-        records = tuple(self.extract_keys(call.call_id, call.offer, call.answer))
+        got = self.extract_keys(call.call_id, call.offer, call.answer)
+        if not isinstance(got, Sequence):
+            if self.defer is None:
+                self._deliver_keys(call, tuple(got.result()), now, only)
+            else:
+                defer = self.defer
+                got.add_done_callback(
+                    lambda f: defer(lambda: self._deliver_keys(call, tuple(f.result()), now, only))
+                )
+            return
+        self._deliver_keys(call, tuple(got), now, only)
+
+    def _deliver_keys(
+        self, call: _Call, records: tuple[KeyRecord, ...], now: float, only: uuid.UUID | None
+    ) -> None:
         if not records:
             return
         xids = [only] if only is not None else list(call.xids)
-        for xid in xids:
+        for xid in [x for x in xids if x in call.xids]:  # a task may have ended meanwhile
             available = tuple(r for r in records if r.available)
             if available:
                 self._record(call, xid, IriEvent.KEYS, now, keys=available)

@@ -59,8 +59,10 @@ def test_row_reproduces_the_study(run: Run, key: str) -> None:
     assert r.differences == [], (r.differences, [o.summary() for o in r.rungs])
     tried = [o for o in r.rungs if not o.skipped]
     assert tried, r.rungs
-    for o in tried:  # every rung that placed a call says where its LEMF output is
-        assert o.xids and o.lemf_dirs, o
+    for o in tried:  # every rung was tasked; one that placed a call says where its output is
+        assert o.xids, o
+        if "before anything reached the wire" not in o.failure:
+            assert o.lemf_dirs, o  # (no call: pke-a's MITM rungs, sakke to a non-IMS peer)
     if r.rung is not None:  # the ladder stopped at its first success
         assert r.rungs[-1].rung == r.rung and r.rungs[-1].audio_ok
         assert not any(o.audio_ok for o in r.rungs[:-1])
