@@ -41,6 +41,12 @@ class Method(StrEnum):
     DH_SELF_SIGNED = "dh-self-signed"  # 2.3.3 with self-signed certificates
     DHHMAC = "dhhmac"  # 2.3.4 DH-HMAC with a PSK agreed by the users
     DHHMAC_PUBLIC = "dhhmac-public"  # 2.3.4 DH-HMAC with a publicly known PSK
+    # issue 13 item 6: the case variants the study names but the main table does not run
+    RSA_R_A = "rsa-r-a"  # 2.3.2 with 2.3.1 case A: CAs outside the operators' control
+    RSA_R_C = "rsa-r-c"  # 2.3.2 with case C: the operator holds the private keys
+    RSA_R_D = "rsa-r-d"  # 2.3.2 with case D: self-signed certificates
+    DH_A = "dh-a"  # 2.3.3: DH-SIGN, the users' CA outside the operators' control
+    PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
 
 
 class Scenario(StrEnum):
@@ -152,6 +158,11 @@ FAMILY: dict[Method, str] = {
     Method.DH_SELF_SIGNED: "MIKEY / DH",
     Method.DHHMAC: "MIKEY / DH",
     Method.DHHMAC_PUBLIC: "MIKEY / DH",
+    Method.RSA_R_A: "MIKEY / pk encryption",
+    Method.RSA_R_C: "MIKEY / pk encryption",
+    Method.RSA_R_D: "MIKEY / pk encryption",
+    Method.DH_A: "MIKEY / DH",
+    Method.PKE_B_FLAT: "MIKEY / pk encryption",
 }
 
 
@@ -313,6 +324,42 @@ EXPECTATIONS: tuple[Expectation, ...] = (
        "An LI agency then may need to interact with both the IMS provider and the media "
        "transport provider in order to lawfully intercept IMS media."),
 )  # fmt: skip
+
+#: Issue 13 item 6: the cases the study names beside its main rows (same modes, other
+#: credentials, another peer, another trust model). Kept apart so other row sets merge cleanly.
+CASE_VARIANTS: tuple[Expectation, ...] = (
+    # RSA-R (2.3.2: "quite similar considerations ... apply") under cases A, C and D of 2.3.1
+    _e(M.RSA_R_A, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.2 with 2.3.1 case A", 98,
+       "The users use CAs that are outside the operator's control. Then the operator has no "
+       "reasonable way to assist with interception."),
+    # reverse mode: the envelope key travels sealed to the *initiator's* key, so case C's
+    # "operator of the responder" becomes the initiator's operator: the target's own when it calls
+    _e(M.RSA_R_C, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY}, "2.3.2 with 2.3.1 case C", 153,
+       "the responder sends the envelope key encrypted with the initiator's public key"),
+    _e(M.RSA_R_C, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
+       "2.3.2 with 2.3.1 case C", 153,
+       "the responder sends the envelope key encrypted with the initiator's public key"),
+    _e(M.RSA_R_D, S.HOME, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.3.2 with 2.3.1 case D", 149,
+       "Interception could then be performed by acting as a man-in-the-middle in the MIKEY "
+       "exchange at the P-CSCF or S-CSCFs."),
+    _e(M.DH_A, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.3", 210,
+       "If the users use CAs that are outside the operator's control, then the operator has no "
+       "reasonable way to assist with interception."),
+    # a non-IMS Internet peer: there is no second operator to issue the peer's substitute
+    _e(M.PKE_B, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.3.1 case B / 2.1 Q3", 145,
+       "If only one operator assists, then interception is not possible."),
+    _e(M.DH_SIGN, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.3.3 / 2.1 Q3", 208,
+       "If only one operator assists in this case, then interception is not possible."),
+    # case B under a flat trust store: step 1's "fake" certificate can come from the
+    # initiator's own operator, so one operator suffices (the study's "both" assumes name-bound
+    # trust; docs/li-matrix.md)
+    _e(M.PKE_B_FLAT, S.HOME, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.3.1 case B, step 1", 104,
+       "Here the initiator would need to be provided by the operator with a \"fake\" "
+       "certificate which has the identity of the responder, but the public encryption key of "
+       "the MITM."),
+)  # fmt: skip
+
+EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS
 
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (

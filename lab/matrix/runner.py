@@ -207,9 +207,19 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.DH_SELF_SIGNED: ("dh", Pki.SELF_SIGNED),
     Method.DHHMAC: ("dhhmac", Pki.NONE),
     Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE),
+    # issue 13, item 6: the case variants (same MIKEY modes, other credentials)
+    Method.RSA_R_A: ("rsa-r", Pki.EXTERNAL),
+    Method.RSA_R_C: ("rsa-r", Pki.OPERATOR_ESCROW),
+    Method.RSA_R_D: ("rsa-r", Pki.SELF_SIGNED),
+    Method.DH_A: ("dh", Pki.EXTERNAL),
+    Method.PKE_B_FLAT: ("pke", Pki.OPERATOR_FLAT),
 }
 
 OPERATOR_OF_DOMAIN = {"ims-a.test": "a", "ims-b.test": "b", "internet.test": "inet"}
+
+
+def _domain_of_operator(op: str) -> str | None:
+    return next((d for d, o in OPERATOR_OF_DOMAIN.items() if o == op), None)
 
 
 def scenario_topology(base: Topology, plan: ScenarioPlan) -> Topology:
@@ -305,6 +315,10 @@ class _Substitutes:
                 self.issued[ident] = self_signed(ident, now=self.now, bits=self.bits)
             return self.issued[ident]
         op = OPERATOR_OF_DOMAIN.get(domain)
+        if self.pki.kind is Pki.OPERATOR_FLAT and op not in assisting:
+            # a flat trust store: any assisting operator's CA vouches for any name
+            op = next((o for o in sorted(assisting) if _domain_of_operator(o)), None)
+            domain = _domain_of_operator(op) if op else ""
         if op is None or op not in assisting or domain not in self.pki.operator_cas:
             return None
         if ident not in self.issued:
@@ -931,7 +945,7 @@ def _held_key(pki: LabPki, domain: str) -> str | None:
 def _user_issued(pki: LabPki) -> bool:
     """Whether the users, not a CSP, provided the credentials (their own PSKs, their own CA,
     self-signed certificates): TS 33.106's "encryption by the user"."""
-    return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW)
+    return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW, Pki.OPERATOR_FLAT)
 
 
 def _media_gate(
