@@ -47,6 +47,7 @@ class Method(StrEnum):
     RSA_R_D = "rsa-r-d"  # 2.3.2 with case D: self-signed certificates
     DH_A = "dh-a"  # 2.3.3: DH-SIGN, the users' CA outside the operators' control
     PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
+    PSK_OPERATOR = "psk-operator"  # 2.2.1 Q6: end-to-end PSK set up with the operator's help
 
 
 class Scenario(StrEnum):
@@ -163,6 +164,7 @@ FAMILY: dict[Method, str] = {
     Method.RSA_R_D: "MIKEY / pk encryption",
     Method.DH_A: "MIKEY / DH",
     Method.PKE_B_FLAT: "MIKEY / pk encryption",
+    Method.PSK_OPERATOR: "MIKEY / pre-shared key",
 }
 
 
@@ -359,7 +361,22 @@ CASE_VARIANTS: tuple[Expectation, ...] = (
        "the MITM."),
 )  # fmt: skip
 
-EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS
+#: Issue 13 item 4 (Q6): the caller asked its operator's key service for the PSK it shares with
+#: the callee; that operator keeps a copy and lends it under an X1 task (``operator-keys``).
+OPERATOR_PSK_ROWS: tuple[Expectation, ...] = (
+    _e(M.PSK_OPERATOR, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY}, "2.2.1 Q6", 82,
+       "any assistance by the operator to set up the pre-shared key between end users may "
+       "constitute a requirement on the operator to provide this pre-shared key to the LI "
+       "agency"),
+    # bob calls the target: bob's operator B helped, so A's agency needs B's delivery
+    _e(M.PSK_OPERATOR, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS,
+       {N.OTHER_NETWORK, N.OPERATOR_KEY}, "2.2.1 Q6", 82,
+       "any assistance by the operator to set up the pre-shared key between end users may "
+       "constitute a requirement on the operator to provide this pre-shared key to the LI "
+       "agency"),
+)  # fmt: skip
+
+EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS
 
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (

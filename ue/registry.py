@@ -17,6 +17,10 @@ profile         certificates
 ``escrow``      operator CAs, and the operator generated -- and keeps -- the subscriber's
                 private key (case C)
 ``self-signed`` every user signs its own certificate (case D, DH with self-signed keys)
+``operator-     the ``operator`` certificates under a flat trust store: a UE trusts every
+flat``          operator CA for any name (case B without name binding)
+``operator-psk`` the users' end-to-end PSKs made by their operators' key service, which
+                keeps a copy (study Q6)
 =============== ==========================================================================
 """
 
@@ -32,6 +36,8 @@ OPERATOR = "operator"
 EXTERNAL = "external"
 ESCROW = "escrow"
 SELF_SIGNED = "self-signed"
+FLAT = "operator-flat"
+OPERATOR_PSK = "operator-psk"
 
 #: credential profiles and the study's words for them (lab.credentials maps them to PKIs)
 PROFILES: dict[str, str] = {
@@ -39,6 +45,8 @@ PROFILES: dict[str, str] = {
     EXTERNAL: "certificates from a CA outside the operators' control",
     ESCROW: "operator-issued certificates, the operator keeps the private keys",
     SELF_SIGNED: "self-signed certificates",
+    FLAT: "operator-issued certificates, every operator CA trusted for any name",
+    OPERATOR_PSK: "end-to-end PSKs set up with the operators' help (they keep a copy)",
 }
 
 
@@ -77,6 +85,13 @@ MODES: tuple[KeyingMode, ...] = (
     KeyingMode(name="none", summary="plain RTP, no SRTP", study="", factory=NoKeying),
     _mode("psk", "MIKEY-PSK, key agreed by the two users", "2.2.1", km.PskKeying, OPERATOR),
     _mode("psk-public", "MIKEY-PSK, publicly known key", "2.2.1", km.PskPublicKeying, OPERATOR),
+    _mode(
+        "psk-operator",
+        "MIKEY-PSK, key set up with the operators' help",
+        "2.2.1 Q6",
+        km.PskKeying,
+        OPERATOR_PSK,
+    ),
     _mode("psk-hop", "MIKEY-PSK hop by hop via the P-CSCFs", "2.2.2", km.PskHopKeying, OPERATOR),
     _mode("pke", "MIKEY-PKE, the default PKI (as pke-b)", "2.3.1", km.PkeKeying, OPERATOR),
     _mode("pke-a", "MIKEY-PKE, CA outside the operators", "2.3.1 A", km.PkeKeying, EXTERNAL),
@@ -86,7 +101,15 @@ MODES: tuple[KeyingMode, ...] = (
     _mode(
         "rsa-r", "MIKEY-RSA-R (RFC 4738), operator certificates", "2.3.2", km.RsaRKeying, OPERATOR
     ),
+    # issue 13: the case variants the study names beside its main rows
+    _mode("pke-b-flat", "MIKEY-PKE, case B, flat trust store", "2.3.1 B", km.PkeKeying, FLAT),
+    _mode("rsa-r-a", "MIKEY-RSA-R, CA outside the operators", "2.3.2/A", km.RsaRKeying, EXTERNAL),
+    _mode("rsa-r-c", "MIKEY-RSA-R, operator holds the keys", "2.3.2/C", km.RsaRKeying, ESCROW),
+    _mode(
+        "rsa-r-d", "MIKEY-RSA-R, self-signed certificates", "2.3.2/D", km.RsaRKeying, SELF_SIGNED
+    ),
     _mode("dh", "MIKEY-DH-SIGN, operator certificates", "2.3.3", km.DhKeying, OPERATOR),
+    _mode("dh-a", "MIKEY-DH-SIGN, CA outside the operators", "2.3.3", km.DhKeying, EXTERNAL),
     _mode("dh-self-signed", "MIKEY-DH-SIGN, self-signed", "2.3.3", km.DhKeying, SELF_SIGNED),
     _mode("dhhmac", "MIKEY-DHHMAC (RFC 4650), users' PSK", "2.3.4", km.DhHmacKeying, OPERATOR),
     _mode(

@@ -45,6 +45,8 @@ class LabPki:
     operator_cas: dict[str, Credentials] = field(default_factory=dict)  # domain -> CA
     external_ca: Credentials | None = None
     users: dict[str, Credentials] = field(default_factory=dict)  # aor -> the user's own
+    # study Q6: domain -> the end-to-end PSK that domain's operator helped its user set up
+    operator_psks: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def operator_holds_private_keys(self) -> bool:
@@ -90,8 +92,11 @@ def provision(
     now: float,
     bits: int = 2048,
     dhhmac_public: bool = False,
+    operator_psk: bool = False,
 ) -> tuple[MikeyCredentials, LabPki]:
-    """Credentials for ``users`` (AoRs) and the PKI behind them."""
+    """Credentials for ``users`` (AoRs) and the PKI behind them. ``operator_psk``: the first
+    user (the caller) asked its operator's key service for the PSK it shares with the others,
+    so that operator keeps a copy (study Q6)."""
     users = [aor(u) for u in users]
     pki = LabPki(kind=kind)
     creds = MikeyCredentials()
@@ -100,6 +105,8 @@ def provision(
             creds.e2e_psk[pair(a, b)] = secrets.token_bytes(32)
             creds.dhhmac_psk[pair(a, b)] = PUBLIC_PSK if dhhmac_public else secrets.token_bytes(32)
         creds.hop_psk[a] = secrets.token_bytes(32)
+    if operator_psk and len(users) > 1:
+        pki.operator_psks[domain_of(users[0])] = creds.e2e_psk[pair(users[0], users[1])]
     if kind in (Pki.OPERATOR, Pki.OPERATOR_ESCROW, Pki.OPERATOR_FLAT):
         for d in domains:
             pki.operator_cas[d] = make_ca(f"{d} operator CA", now=now, bits=bits)

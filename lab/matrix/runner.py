@@ -213,7 +213,12 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.RSA_R_D: ("rsa-r", Pki.SELF_SIGNED),
     Method.DH_A: ("dh", Pki.EXTERNAL),
     Method.PKE_B_FLAT: ("pke", Pki.OPERATOR_FLAT),
+    # issue 13, item 4: the users' PSK, set up with the caller's operator's help (study Q6)
+    Method.PSK_OPERATOR: ("psk", Pki.NONE),
 }
+
+#: methods whose PSK the caller's operator helped set up (and keeps: lent over X1)
+OPERATOR_PSK_METHODS = frozenset({Method.PSK_OPERATOR})
 
 OPERATOR_OF_DOMAIN = {"ims-a.test": "a", "ims-b.test": "b", "internet.test": "inet"}
 
@@ -244,6 +249,7 @@ class _Authority:
         self.operator_of = operator_of  # element -> operator
         self.tasks: dict[str, dict[uuid.UUID, Any]] = {}  # element -> xid -> TaskDetails
         self.keys: dict[tuple[str, uuid.UUID], Any] = {}  # (element, xid) -> lent private key
+        self.psks: dict[tuple[str, uuid.UUID], bytes] = {}  # (element, xid) -> lent PSK (Q6)
 
     def listener(self, element: str) -> Callable[[Any], None]:
         def on_change(event: Any) -> None:
@@ -257,9 +263,12 @@ class _Authority:
                     self.keys[(element, task.xid)] = load_private_key(
                         kd.mikey_private_key_pem.encode()
                     )
+                if kd is not None and kd.mikey_psk:
+                    self.psks[(element, task.xid)] = kd.mikey_psk
             elif isinstance(getattr(event, "xid", None), uuid.UUID):
                 self.tasks.get(element, {}).pop(event.xid, None)
                 self.keys.pop((element, event.xid), None)
+                self.psks.pop((element, event.xid), None)
 
         return on_change
 
@@ -281,6 +290,10 @@ class _Authority:
     def private_keys(self, element: str) -> list[Any]:
         """The private keys the element's active tasks lend it."""
         return [k for (el, _), k in self.keys.items() if el == element]
+
+    def lent_psks(self, element: str) -> tuple[bytes, ...]:
+        """The PSKs the element's active tasks lend it (the operator helped set them up)."""
+        return tuple(k for (el, _), k in self.psks.items() if el == element)
 
 
 class _Substitutes:
@@ -318,7 +331,7 @@ class _Substitutes:
         if self.pki.kind is Pki.OPERATOR_FLAT and op not in assisting:
             # a flat trust store: any assisting operator's CA vouches for any name
             op = next((o for o in sorted(assisting) if _domain_of_operator(o)), None)
-            domain = _domain_of_operator(op) if op else ""
+            domain = (_domain_of_operator(op) if op else None) or ""
         if op is None or op not in assisting or domain not in self.pki.operator_cas:
             return None
         if ident not in self.issued:
@@ -349,7 +362,11 @@ class _TaskKeys:
                     if creds.certificate.public_key().public_numbers() == pub  # type: ignore[union-attr]
                 ]
             keys.update({user: key for user in self._owners[id(key)]})
-        opener = dataclasses.replace(self.base, private_keys=keys or None)
+        opener = dataclasses.replace(
+            self.base,
+            private_keys=keys or None,
+            operator_psks=self.authority.lent_psks(self.element),
+        )
         return opener(call_id, offer, answer)
 
 
@@ -437,6 +454,7 @@ class MatrixRunner:
             now=time.time(),
             bits=self.bits,
             dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
+            operator_psk=exp.method in OPERATOR_PSK_METHODS,
         )
         previous: Grants | None = None
         success: tuple[RungOutcome, Evidence] | None = None
@@ -703,6 +721,7 @@ class MatrixRunner:
             own = op == plan.operator
             signalling = g.mitm_signalling if own else g.others_assist
             held = _held_key(pki, topo.operators[op].domain) if g.operator_keys else None
+            psk = pki.operator_psks.get(topo.operators[op].domain) if g.operator_keys else None
             anchors = tuple(a for a in (net.cc, net.tap) if a is not None)
             for name in (*net.iri, *anchors):
                 ne = cap.nes[name]
@@ -717,7 +736,11 @@ class MatrixRunner:
                     mitm = MitmAuthorisation(
                         reference=f"matrix {op}", signalling=True, media=g.mitm_media
                     )
-                kd = KeyDelivery(mikey_private_key_pem=held) if held and name in net.iri else None
+                kd = (
+                    KeyDelivery(mikey_private_key_pem=held, mikey_psk=psk)
+                    if (held or psk) and name in net.iri
+                    else None
+                )
                 ext = ImslabTaskExtension(mitm=mitm, key_delivery=kd) if mitm or kd else None
                 target = (
                     TargetIdentifier(kind="ipv4Address", value=topo.ues[plan.target].address)
@@ -926,7 +949,11 @@ def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
     if len(plan.networks) == 1 and (g.other_pois or g.others_assist):
         g = dataclasses.replace(g, other_pois=False, others_assist=False)
         why.append("no other network on the path")
-    if g.operator_keys and METHODS[exp.method][1] is not Pki.OPERATOR_ESCROW:
+    if (
+        g.operator_keys
+        and METHODS[exp.method][1] is not Pki.OPERATOR_ESCROW
+        and exp.method not in OPERATOR_PSK_METHODS
+    ):
         g = dataclasses.replace(g, operator_keys=False)
         why.append("no operator holds key material for these users")
     return g, "; ".join(why)
@@ -945,6 +972,8 @@ def _held_key(pki: LabPki, domain: str) -> str | None:
 def _user_issued(pki: LabPki) -> bool:
     """Whether the users, not a CSP, provided the credentials (their own PSKs, their own CA,
     self-signed certificates): TS 33.106's "encryption by the user"."""
+    if pki.operator_psks:  # the PSK came from an operator's key service (study Q6)
+        return False
     return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW, Pki.OPERATOR_FLAT)
 
 

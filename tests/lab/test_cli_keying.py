@@ -10,7 +10,8 @@ caller hears the callee's 1000 Hz tone and the callee the caller's 440 Hz tone.
 What the running lab's LI recovers follows from what operator A holds (lab.credentials): SDES
 keys from the SDP, the publicly known PSK, alice's hop-by-hop PSK with its P-CSCF, and -- case
 C -- alice's escrowed private key, which opens a PKE envelope only when alice is the responder
-(``imslab call bob alice --keying pke-c``). Every other MIKEY mode stays closed to it.
+(``imslab call bob alice --keying pke-c``), and an RSA-R answer (study 2.3.2, reverse mode)
+when alice initiates (``--keying rsa-r-c``). Every other MIKEY mode stays closed to it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ OFFSET = 60
 LAB = ["--net-offset", str(OFFSET)]
 CALLER_HZ, CALLEE_HZ = 440, 1000
 
-#: keyings whose keys operator A's LI recovers when alice (its subscriber) places the call
-RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop"}
+#: keyings whose keys operator A's LI recovers when alice (its subscriber) places the call;
+#: rsa-r-c: RFC 4738 seals the envelope key to the *initiator's* key, which A holds (case C);
+#: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6)
+RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop", "psk-operator", "rsa-r-c"}
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 

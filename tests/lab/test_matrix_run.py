@@ -25,13 +25,22 @@ import pytest
 
 from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult, write_html, write_json
-from li.study import CASE_VARIANTS, EXPECTATIONS, Capability, Method, Need, Scenario, expectation
+from li.study import (
+    CASE_VARIANTS,
+    EXPECTATIONS,
+    OPERATOR_PSK_ROWS,
+    Capability,
+    Method,
+    Need,
+    Scenario,
+    expectation,
+)
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
-#: the case variants (issue 13) run in tests/lab/test_matrix_variants.py
-ROWS = [e for e in EXPECTATIONS if e not in CASE_VARIANTS]
+#: the case variants and operator-PSK rows (issue 13) run in tests/lab/test_matrix_variants.py
+ROWS = [e for e in EXPECTATIONS if e not in CASE_VARIANTS + OPERATOR_PSK_ROWS]
 
 ARTEFACTS = Path(
     os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts")

@@ -4,7 +4,8 @@ One run of :data:`li.study.CASE_VARIANTS` (each row a ladder of real calls in it
 process on 127.0.<220+i>.0/24, 1024-bit keys): RSA-R (study 2.3.2, "quite similar
 considerations as in section 3.3.1 apply") under cases A, C and D; DH-SIGN with the users' own
 CA (2.3.3, line 210); case B and DH-SIGN with a non-IMS Internet peer (no second operator
-exists); case B under a flat trust store beside the name-bound one. Each test reads what the
+exists); case B under a flat trust store beside the name-bound one; and (item 4, study Q6) the
+users' PSK set up with an operator's help, lent under an X1 task. Each test reads what the
 agency received -- ``keys.jsonl``, ``summary.json``, the WAVs of each direction, the encrypted
 CC -- not only the runner's verdict.
 """
@@ -22,10 +23,11 @@ import pytest
 from lab.matrix.combine import direction_tones
 from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult, RungOutcome
-from li.study import CASE_VARIANTS, Need
+from li.study import CASE_VARIANTS, OPERATOR_PSK_ROWS, Need
 
 pytestmark = pytest.mark.slow
 
+ROWS = [*CASE_VARIANTS, *OPERATOR_PSK_ROWS]
 CALLER, CALLEE = 440.0, 1000.0
 TARGET_CALLS = {"from-target": CALLER, "to-target": CALLEE}
 TARGET_ANSWERS = {"from-target": CALLEE, "to-target": CALLER}
@@ -35,7 +37,7 @@ TARGET_ANSWERS = {"from-target": CALLEE, "to-target": CALLER}
 def rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, CallResult]]:
     work = tmp_path_factory.mktemp("variants")
     results = asyncio.run(
-        run_rows(list(CASE_VARIANTS), work, jobs=4, subnet_base=220, media_seconds=1.0, bits=1024)
+        run_rows(ROWS, work, jobs=4, subnet_base=220, media_seconds=1.0, bits=1024)
     )
     yield {r.key: r for r in results}
 
@@ -60,7 +62,7 @@ def _ciphertext_only(o: RungOutcome, op: str) -> None:
     assert not any(t["ok"] for t in direction_tones(d, TARGET_CALLS).values()), d
 
 
-@pytest.mark.parametrize("key", [e.key for e in CASE_VARIANTS])
+@pytest.mark.parametrize("key", [e.key for e in ROWS])
 def test_variant_reproduces_the_study(rows: dict[str, CallResult], key: str) -> None:
     r = rows[key]
     assert r.differences == [], (r.differences, [o.summary() for o in r.rungs])
@@ -166,3 +168,31 @@ def test_flat_and_name_bound_trust_differ_only_in_whom_a_ca_may_vouch_for() -> N
         )
     assert flat.trust["ims-b.test"] == flat.trust["ims-a.test"]
     assert len(flat.trust["ims-b.test"]) == len(domains)
+
+
+def test_psk_set_up_with_the_operators_help_is_lent_under_a_task(
+    rows: dict[str, CallResult],
+) -> None:
+    """Q6 (line 82): the operator that helped set up the PSK can be required to provide it.
+    Without the task's key loan the LEMF gets the end-to-end PSK's ciphertext; with it, A's own
+    delivery holds the keys (source ``mikey-psk-operator``) and both directions' tones."""
+    r = rows["psk-operator/home"]
+    first = _rung(r, "own-pois")
+    _ciphertext_only(first, "a")
+    assert any("end-to-end PSK" in n for n in first.notes), first.notes
+    last = r.rungs[-1]
+    assert last.rung == "operator-keys" and last.audio_from == {"keys": "a", "media": "a"}
+    assert _key_sources(Path(last.lemf_dirs["a"])) == {"mikey-psk-operator"}
+    assert _key_sources(Path(last.lemf_dirs["b"])) == set()  # B did not help: holds nothing
+    tones = direction_tones(Path(last.lemf_dirs["a"]), TARGET_CALLS)
+    assert tones and all(t["ok"] for t in tones.values()), tones
+    assert "shall provide the keys to the LEA" in r.ts33106
+
+    # bob calls the target: his operator B helped him, so B's delivery holds the key
+    answers = rows["psk-operator/home-target-answers"]
+    last = answers.rungs[-1]
+    assert last.rung == "operator-keys" and last.audio_from == {"keys": "b", "media": "a"}
+    assert _key_sources(Path(last.lemf_dirs["b"])) == {"mikey-psk-operator"}
+    assert _key_sources(Path(last.lemf_dirs["a"])) == set()
+    tones = direction_tones(Path(last.lemf_dirs["a"]) / "joined-b", TARGET_ANSWERS)
+    assert tones and all(t["ok"] for t in tones.values()), tones
