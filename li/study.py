@@ -48,6 +48,7 @@ class Method(StrEnum):
     DH_A = "dh-a"  # 2.3.3: DH-SIGN, the users' CA outside the operators' control
     PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
     PSK_OPERATOR = "psk-operator"  # 2.2.1 Q6: end-to-end PSK set up with the operator's help
+    SDES_USER_LAYER = "sdes-user-layer"  # 2.4: SDES baseline + the users' own e2e layer inside
 
 
 class Scenario(StrEnum):
@@ -59,6 +60,8 @@ class Scenario(StrEnum):
     ROAMING_VISITED_PCSCF = "roaming-visited-pcscf"  # visited network intercepts at its P-CSCF
     NON_IMS_PEER = "non-ims-peer"  # the target calls a SIP user on the Internet
     MEDIA_PROVIDER = "media-provider"  # media carried by a separate provider (not the IMS one)
+    # issue 13 item 5: the roamer's *home* network intercepts (the roamer on the visited P-CSCF)
+    ROAMING_HOME_NETWORK = "roaming-home-network"
 
 
 class Capability(StrEnum):
@@ -165,6 +168,7 @@ FAMILY: dict[Method, str] = {
     Method.DH_A: "MIKEY / DH",
     Method.PKE_B_FLAT: "MIKEY / pk encryption",
     Method.PSK_OPERATOR: "MIKEY / pre-shared key",
+    Method.SDES_USER_LAYER: "SDES",
 }
 
 
@@ -376,7 +380,24 @@ OPERATOR_PSK_ROWS: tuple[Expectation, ...] = (
        "agency"),
 )  # fmt: skip
 
-EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS
+#: Issue 13 item 3 (study 2.4 and the TS 33.106 rule in the answer to Q9): the operator's SDES
+#: baseline with the users' own end-to-end layer inside; LI decrypts only the outer layer.
+USER_LAYER_ROWS: tuple[Expectation, ...] = (
+    _e(M.SDES_USER_LAYER, S.HOME, None, {N.NOT_POSSIBLE}, "2.4", 232,
+       "Develop the IMS media security standard such that it does not prevent (and maybe even "
+       "facilitates) end users providing their own additional end-to-end security if needed."),
+)  # fmt: skip
+
+#: Issue 13 item 5: the home network intercepting its roaming subscriber (clause 3's answer).
+#: The roamer uses the visited P-CSCF; the home S-CSCF sees the SDES keys, the media stays in
+#: the visited network.
+ROAMING_ROWS: tuple[Expectation, ...] = (
+    _e(M.SDES, S.ROAMING_HOME_NETWORK, C.OTHER_POIS, {N.OTHER_NETWORK}, "3", 249,
+       "Based upon national regulations, UMTS services executed in the home network may be "
+       "intercepted in the home network."),
+)  # fmt: skip
+
+EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
 
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (
@@ -387,12 +408,27 @@ TS_33_106_RULE = (
 )
 
 
-def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
+def ts33106_statement(
+    needs: frozenset[Need],
+    *,
+    user_applied: bool,
+    outer_layer_only: bool = False,
+    own_keys: bool = False,
+) -> str:
     """The TS 33.106 / Q7-Q8 statement for one row, from what its ladder observed.
 
     ``user_applied``: the keys or credentials came from the users, not from a CSP (the POI's
     content-unavailable reason or the issuer of the certificates in the MIKEY exchange).
+    ``outer_layer_only``: the intercepting operator's delivery held working keys for its own
+    SRTP layer, yet the decrypted media held no audio (the users encrypted again inside).
+    ``own_keys``: the keys that worked came from the intercepting operator's own delivery.
     """
+    if Need.NOT_POSSIBLE in needs and outer_layer_only:
+        return (
+            "TS 33.106: the CSP delivers the layer it encrypted, decrypted (keys from its own "
+            "signalling); the content inside is encrypted by the user, which the CSP is not "
+            "responsible for decrypting"
+        )
     if Need.NOT_POSSIBLE in needs:
         if user_applied:
             return (
@@ -413,6 +449,12 @@ def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
         return (
             "TS 33.106: the CSP provides the encryption keys but not the encryption: it shall "
             "provide the keys to the LEA if required by national regulations"
+        )
+    if Need.OTHER_NETWORK in needs and own_keys:
+        return (
+            "TS 33.106: the intercepting network delivers the IRI and the keys it holds; the "
+            "media is carried by another network (study 2.1 Q2, clause 3), which delivers the "
+            "CC of the services it provides: only together they give decrypted content"
         )
     if Need.OTHER_NETWORK in needs:
         return (

@@ -72,6 +72,12 @@ def _mikey(cls: type[km.MikeyKeying], name: str, profile: str) -> Callable[[], K
     return make
 
 
+def _user_layer() -> Keying:
+    from ue.user_layer import SdesUserLayerKeying
+
+    return SdesUserLayerKeying(profile=OPERATOR)
+
+
 def _mode(
     name: str, summary: str, study: str, cls: type[km.MikeyKeying], profile: str
 ) -> KeyingMode:
@@ -82,6 +88,13 @@ def _mode(
 
 MODES: tuple[KeyingMode, ...] = (
     KeyingMode(name="sdes", summary="SDES a=crypto (RFC 4568)", study="2.1", factory=SdesKeying),
+    KeyingMode(
+        name="sdes-user-layer",
+        summary="SDES, plus the users' own end-to-end SRTP layer inside",
+        study="2.4",
+        factory=_user_layer,
+        profile=OPERATOR,  # the users' own PSK (the one psk uses) keys the inner layer
+    ),
     KeyingMode(name="none", summary="plain RTP, no SRTP", study="", factory=NoKeying),
     _mode("psk", "MIKEY-PSK, key agreed by the two users", "2.2.1", km.PskKeying, OPERATOR),
     _mode("psk-public", "MIKEY-PSK, publicly known key", "2.2.1", km.PskPublicKeying, OPERATOR),

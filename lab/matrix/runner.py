@@ -189,6 +189,22 @@ PLANS: dict[Scenario, ScenarioPlan] = {
     ),
 }
 
+# issue 13 item 5: the home network intercepts its roamer, who uses the visited P-CSCF: the
+# home S-CSCF sees the signalling (and SDES keys), the media stays on the visited anchor
+PLANS[Scenario.ROAMING_HOME_NETWORK] = ScenarioPlan(
+    caller="carol",
+    callee="bob",
+    target="carol",
+    operator="a",
+    networks={
+        "a": Network(iri=("scscf-a",)),
+        "v": Network(iri=("pcscf-v",), cc="anchor-v"),
+        "b": _B,
+        "m": _M,
+    },
+    media_anchor="anchor-v",
+)
+
 #: keying name and PKI of each case of the study (its credentials, not its verdict)
 METHODS: dict[Method, tuple[str, Pki]] = {
     Method.SDES: ("sdes", Pki.NONE),
@@ -215,6 +231,8 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.PKE_B_FLAT: ("pke", Pki.OPERATOR_FLAT),
     # issue 13, item 4: the users' PSK, set up with the caller's operator's help (study Q6)
     Method.PSK_OPERATOR: ("psk", Pki.NONE),
+    # issue 13, item 3: SDES through the operator, the users' own SRTP layer inside (ue.user_layer)
+    Method.SDES_USER_LAYER: ("sdes-user-layer", Pki.NONE),
 }
 
 #: methods whose PSK the caller's operator helped set up (and keeps: lent over X1)
@@ -510,7 +528,14 @@ class MatrixRunner:
             result.xids = dict(shown.xids)
             result.notes = list(shown.notes)
         user_applied = any(o.user_applied for o in tried)
-        result.ts33106 = ts33106_statement(needs, user_applied=user_applied)
+        # the operator's own layer decrypted (keys it legitimately got, no MITM) and still no
+        # audio: what is left is the users' own encryption
+        own = PLANS[exp.scenario].operator
+        outer_only = success is None and any(set(o.keys.get(own, [])) - {"mitm", ""} for o in tried)
+        own_keys = success is not None and success[1].keys_from == {own}
+        result.ts33106 = ts33106_statement(
+            needs, user_applied=user_applied, outer_layer_only=outer_only, own_keys=own_keys
+        )
         result.differences = compare(
             exp,
             Observed(
@@ -890,6 +915,10 @@ class MatrixRunner:
                 if kop != mop and (kdir / "keys.jsonl").exists():
                     candidates += [(kop, mop, m, m / f"joined-{kop}") for m in mdirs]
         best: dict[str, dict[str, Any]] = {}
+        # the intercepting operator's own keys first (its own CC, then another's): the
+        # evidence then says whose keys were needed, not merely whose also worked
+        own = plan.operator
+        candidates.sort(key=lambda c: (c[0] != own, c[1] != own))
         for kop, mop, cc_dir, wav_dir in candidates:
             if kop != mop:
                 joined_audio(

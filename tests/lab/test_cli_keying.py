@@ -132,10 +132,10 @@ def call(
     keys = re.search(r"media keys: (.*)$", out, flags=re.MULTILINE)
     assert keys is not None, out
     mode = registry.BY_NAME[keying]
-    if mode.mikey:
-        assert keys.group(1).startswith("MIKEY"), out
-    elif keying == "sdes":
+    if keying.startswith("sdes"):
         assert keys.group(1).startswith("SDES"), out
+    elif mode.mikey:
+        assert keys.group(1).startswith("MIKEY"), out
     else:
         assert keys.group(1) == "plain RTP", out
     cid = re.search(r"^call-id (\S+)$", out, flags=re.MULTILINE)
@@ -189,6 +189,13 @@ def test_every_listed_keying_calls_through_the_running_lab(
     assert set(placed) | {responder_cid} <= set(calls)
     for cid, k in placed.items():
         directory, summary = calls[cid]
+        if k == "sdes-user-layer":  # the operator's SDES keys, but the users' own layer inside
+            assert {key["source"] for key in summary["keys"]} == {"sdes"}, summary
+            for direction in ("from-target", "to-target"):
+                rate, pcm = read_wav(directory / f"audio-{direction}.wav")
+                assert len(pcm) > rate // 2, direction  # the outer layer was decrypted ...
+                assert not any(detect_tone(pcm, hz, rate) for hz in (CALLER_HZ, CALLEE_HZ))
+            continue  # ... and holds the inner ciphertext, no tone
         recovered = summary["keys_available"] or summary["media_encrypted"] is False
         assert recovered == (k in RECOVERED_AS_CALLER or k == "none"), (k, summary)
         if recovered:

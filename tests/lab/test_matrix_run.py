@@ -29,6 +29,8 @@ from li.study import (
     CASE_VARIANTS,
     EXPECTATIONS,
     OPERATOR_PSK_ROWS,
+    ROAMING_ROWS,
+    USER_LAYER_ROWS,
     Capability,
     Method,
     Need,
@@ -39,8 +41,9 @@ from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
-#: the case variants and operator-PSK rows (issue 13) run in tests/lab/test_matrix_variants.py
-ROWS = [e for e in EXPECTATIONS if e not in CASE_VARIANTS + OPERATOR_PSK_ROWS]
+#: issue 13's rows run in tests/lab/test_matrix_variants.py
+ISSUE_13 = CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
+ROWS = [e for e in EXPECTATIONS if e not in ISSUE_13]
 
 ARTEFACTS = Path(
     os.environ.get("IMSLAB_ARTEFACTS", Path(__file__).parents[2] / "build" / "test-artefacts")

@@ -5,7 +5,9 @@ process on 127.0.<220+i>.0/24, 1024-bit keys): RSA-R (study 2.3.2, "quite simila
 considerations as in section 3.3.1 apply") under cases A, C and D; DH-SIGN with the users' own
 CA (2.3.3, line 210); case B and DH-SIGN with a non-IMS Internet peer (no second operator
 exists); case B under a flat trust store beside the name-bound one; and (item 4, study Q6) the
-users' PSK set up with an operator's help, lent under an X1 task. Each test reads what the
+users' PSK set up with an operator's help, lent under an X1 task; (item 3, study 2.4) the users'
+own end-to-end layer inside the operator's SDES-keyed SRTP; (item 5, clause 3) the home network
+intercepting its roamer. Each test reads what the
 agency received -- ``keys.jsonl``, ``summary.json``, the WAVs of each direction, the encrypted
 CC -- not only the runner's verdict.
 """
@@ -23,11 +25,11 @@ import pytest
 from lab.matrix.combine import direction_tones
 from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult, RungOutcome
-from li.study import CASE_VARIANTS, OPERATOR_PSK_ROWS, Need
+from li.study import CASE_VARIANTS, OPERATOR_PSK_ROWS, ROAMING_ROWS, USER_LAYER_ROWS, Need
 
 pytestmark = pytest.mark.slow
 
-ROWS = [*CASE_VARIANTS, *OPERATOR_PSK_ROWS]
+ROWS = [*CASE_VARIANTS, *OPERATOR_PSK_ROWS, *USER_LAYER_ROWS, *ROAMING_ROWS]
 CALLER, CALLEE = 440.0, 1000.0
 TARGET_CALLS = {"from-target": CALLER, "to-target": CALLEE}
 TARGET_ANSWERS = {"from-target": CALLEE, "to-target": CALLER}
@@ -196,3 +198,44 @@ def test_psk_set_up_with_the_operators_help_is_lent_under_a_task(
     assert _key_sources(Path(last.lemf_dirs["a"])) == set()
     tones = direction_tones(Path(last.lemf_dirs["a"]) / "joined-b", TARGET_ANSWERS)
     assert tones and all(t["ok"] for t in tones.values()), tones
+
+
+def test_the_users_own_layer_leaves_li_the_outer_layer_only(rows: dict[str, CallResult]) -> None:
+    """Study 2.4 / TS 33.106 (Q9): the operator delivers what it can decrypt. A's delivery
+    holds the SDES keys and the outer layer decrypts (a WAV per direction), but what it holds
+    is the users' inner ciphertext: neither tone, on any rung; the users heard each other."""
+    from ims.media.audio import read_wav
+    from ims.media.tone import detect_tone
+
+    r = rows["sdes-user-layer/home"]
+    assert r.rung is None and r.call_succeeded
+    for o in (o for o in r.rungs if not o.skipped):
+        assert o.call_ok, o.summary()  # the inner layer works end to end
+        d = Path(o.lemf_dirs["a"])
+        assert _key_sources(d) == {"sdes"}, d
+        for direction in TARGET_CALLS:
+            rate, pcm = read_wav(d / f"audio-{direction}.wav")
+            assert len(pcm) > rate // 2, (o.rung, direction)  # the outer layer decrypted
+            assert not detect_tone(pcm, CALLER, rate) and not detect_tone(pcm, CALLEE, rate)
+    assert "encrypted by the user" in r.ts33106 and "delivers the layer it encrypted" in r.ts33106
+
+
+def test_the_home_network_intercepts_its_roamer_with_the_visited_networks_cc(
+    rows: dict[str, CallResult],
+) -> None:
+    """Clause 3 (line 249): the home network may intercept services executed in the home
+    network. Carol roams on the visited P-CSCF: home A's S-CSCF delivers IRI with the SDES keys
+    but no media (the media never touches A); joined with the visited network's CC, the audio."""
+    r = rows["sdes/roaming-home-network"]
+    first = _rung(r, "own-pois")
+    a_dir = Path(first.lemf_dirs["a"])
+    assert first.call_ok and not first.audio_ok
+    assert _key_sources(a_dir) == {"sdes"}  # the home network has the keys ...
+    assert not (a_dir / "cc-encrypted.pcap").exists()  # ... and no CC of its own
+    last = r.rungs[-1]
+    assert last.rung == "other-pois" and last.audio_from == {"keys": "a", "media": "v"}
+    joined = Path(last.wavs["from-target"]).parent  # the agency's join: A's keys, V's CC
+    assert joined.name == "joined-a", joined
+    tones = direction_tones(joined, TARGET_CALLS)
+    assert tones and all(t["ok"] for t in tones.values()), tones
+    assert "delivers the IRI and the keys it holds" in r.ts33106
