@@ -885,6 +885,10 @@ class MatrixRunner:
                 flows[op] = [d for d, s in reversed(found) if s.get("x3_pdus")]
         out.xids = {op: str(x) for op, x in cap.xids.items()}
         out.lemf_dirs = {op: str(d) for op, (d, _) in dirs.items()}
+        for op, xid in cap.xids.items():  # no call filed (nothing reached the wire): the
+            task_dir = self.work / "lemf" / str(xid)  # task's directory (its registrations)
+            if op not in out.lemf_dirs and task_dir.is_dir():
+                out.lemf_dirs[op] = str(task_dir)
         for op, (d, summary) in dirs.items():
             out.keys[op] = sorted({k.get("source", "") for k in summary.get("keys", [])})
             for ev in self._lemf_iri_events(d, "cc-unavailable"):

@@ -68,7 +68,9 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
     """The hops of the calls (or, ``registration``, the REGISTERs) in these LEMF directories."""
     out: list[Hop] = []
     for d in call_dirs:
-        for rec in _records(d / "iri.jsonl"):
+        # the LEMF files a task's REGISTERs apart, in <xid>/registrations.jsonl (same records)
+        files = [d / "iri.jsonl"] + ([d / "registrations.jsonl"] if registration else [])
+        for rec in (r for f in files for r in _records(f)):
             if rec.get("type") == "sip":
                 sip = rec.get("sip") or {}
                 is_reg = str(sip.get("cseq", "")).endswith("REGISTER")
@@ -100,9 +102,13 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
 
 
 def registration_dirs(call_dirs: Iterable[Path]) -> list[Path]:
-    """The LEMF directories next to these call directories that hold a REGISTER."""
+    """The LEMF directories next to these call directories that hold a REGISTER: the task's
+    own directory (its ``registrations.jsonl``), or a sibling whose iri.jsonl has one."""
     found: list[Path] = []
     for d in call_dirs:
+        for task in (d, d.parent):
+            if (task / "registrations.jsonl").exists() and task not in found:
+                found.append(task)
         for other in sorted(d.parent.iterdir()) if d.parent.is_dir() else []:
             if other == d or not other.is_dir() or other in found:
                 continue
