@@ -185,6 +185,13 @@ class LabCredentials:
             if uri.endswith("@" + domain)
         }
 
+    def operator_psks(self, domain: str) -> tuple[bytes, ...]:
+        """The end-to-end PSKs the operator of ``domain`` helped its subscribers set up."""
+        pairs = self._doc(registry.OPERATOR_PSK)["e2e_psk"]
+        return tuple(
+            bytes.fromhex(v) for users, v in pairs if any(u.endswith("@" + domain) for u in users)
+        )
+
     def install(self, profiles: Iterable[str] | None = None) -> None:
         """Make them this process's UE credentials: ``profiles`` (default: all) by name, the
         first of them also for strategies without a profile."""
@@ -217,6 +224,27 @@ def _generate(topo: Topology, bits: int, now: float) -> dict[str, MikeyCredentia
         credentials=escrowed,
         trust=op.trust,
         directory={u: c.certificate for u, c in escrowed.items()},
+    )
+    # case B under a flat trust store: the operator profile's certificates, but every UE
+    # trusts every operator CA for any name
+    flat = tuple(ca.certificate for ca in op_pki.operator_cas.values())
+    out[registry.FLAT] = MikeyCredentials(
+        e2e_psk=op.e2e_psk,
+        hop_psk=op.hop_psk,
+        dhhmac_psk=op.dhhmac_psk,
+        credentials=op.credentials,
+        trust={d: flat for d in op.trust},
+        directory=op.directory,
+    )
+    # study Q6: end-to-end PSKs made by the operators' key service (each pair's two home
+    # operators keep a copy: operator_secrets hands them to their LI key policy)
+    out[registry.OPERATOR_PSK] = MikeyCredentials(
+        e2e_psk={k: secrets.token_bytes(32) for k in op.e2e_psk},
+        hop_psk=op.hop_psk,
+        dhhmac_psk=op.dhhmac_psk,
+        credentials=op.credentials,
+        trust=op.trust,
+        directory=op.directory,
     )
     missing = set(registry.profiles_used()) - set(out)
     assert not missing, f"no provisioning for profiles {missing}"  # programmer error
@@ -371,7 +399,8 @@ def ue_addresses(topo: Topology) -> dict[str, str]:
 def operator_secrets(topo: Topology, operator: str, creds: LabCredentials) -> MikeySecrets:
     """The MIKEY secrets operator ``operator`` legitimately holds (its LI key policy): the
     publicly known PSK, the hop PSKs of the UEs its P-CSCFs serve plus the network PSK (it runs
-    a hop-by-hop intermediary), and the private keys it escrowed for its own subscribers."""
+    a hop-by-hop intermediary), the private keys it escrowed for its own subscribers and the
+    end-to-end PSKs its key service made for them (study Q6)."""
     domain = topo.operators[operator].domain
     pcscfs = [n for n, e in topo.elements.items() if e.role == "pcscf" and e.operator == operator]
     served: set[str] = set()
@@ -383,4 +412,5 @@ def operator_secrets(topo: Topology, operator: str, creds: LabCredentials) -> Mi
         hop_psks={u: hop[u] for u in served if u in hop},
         network_psk=creds.network_psk if pcscfs else None,
         private_keys=creds.escrowed_keys(domain),
+        operator_psks=creds.operator_psks(domain),
     )

@@ -47,6 +47,7 @@ class KeySource(StrEnum):
     MIKEY_PSK_HOP = "mikey-psk-hop"
     MIKEY_PKE_ESCROW = "mikey-pke-escrow"  # case C: operator holds the responder's private key
     MIKEY_SAKKE_KMS = "mikey-sakke-kms"  # the responder's KMS derived the call keys (li.kms_li)
+    MIKEY_PSK_OPERATOR = "mikey-psk-operator"  # Q6: the operator helped set up the users' PSK
     MITM = "mitm"  # task-authorised man-in-the-middle (li.mitm)
     NONE = "none"
 
@@ -305,13 +306,15 @@ class MikeySecrets:
     * ``public_psks``: publicly known PSKs (study 2.2.1);
     * ``hop_psks``: PSKs its P-CSCF shares with its UEs, keyed by the UE's AoR, plus the
       inter-operator ``network_psk`` of the hop-by-hop chain (study 2.2.2);
-    * ``private_keys``: escrowed private keys of its subscribers, keyed by AoR (case C).
+    * ``private_keys``: escrowed private keys of its subscribers, keyed by AoR (case C);
+    * ``operator_psks``: end-to-end PSKs the operator helped its users set up (study Q6).
     """
 
     public_psks: tuple[bytes, ...] = ()
     hop_psks: dict[str, bytes] | None = None
     network_psk: bytes | None = None
     private_keys: dict[str, object] | None = None
+    operator_psks: tuple[bytes, ...] = ()
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
         from ims.mikey.constants import DataType
@@ -330,6 +333,7 @@ class MikeySecrets:
             candidates += [(hop[i], KeySource.MIKEY_PSK_HOP) for i in _ids(msg) if i in hop]
             if self.network_psk is not None:
                 candidates.append((self.network_psk, KeySource.MIKEY_PSK_HOP))
+            candidates += [(k, KeySource.MIKEY_PSK_OPERATOR) for k in self.operator_psks]
             for psk, source in candidates:
                 try:
                     opened = open_message(offer, psk=psk)

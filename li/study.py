@@ -42,6 +42,14 @@ class Method(StrEnum):
     DHHMAC = "dhhmac"  # 2.3.4 DH-HMAC with a PSK agreed by the users
     DHHMAC_PUBLIC = "dhhmac-public"  # 2.3.4 DH-HMAC with a publicly known PSK
     SAKKE = "sakke"  # beyond the study: MIKEY-SAKKE (RFC 6509) with the operators' KMSs
+    # issue 13 item 6: the case variants the study names but the main table does not run
+    RSA_R_A = "rsa-r-a"  # 2.3.2 with 2.3.1 case A: CAs outside the operators' control
+    RSA_R_C = "rsa-r-c"  # 2.3.2 with case C: the operator holds the private keys
+    RSA_R_D = "rsa-r-d"  # 2.3.2 with case D: self-signed certificates
+    DH_A = "dh-a"  # 2.3.3: DH-SIGN, the users' CA outside the operators' control
+    PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
+    PSK_OPERATOR = "psk-operator"  # 2.2.1 Q6: end-to-end PSK set up with the operator's help
+    SDES_USER_LAYER = "sdes-user-layer"  # 2.4: SDES baseline + the users' own e2e layer inside
 
 
 class Scenario(StrEnum):
@@ -53,6 +61,8 @@ class Scenario(StrEnum):
     ROAMING_VISITED_PCSCF = "roaming-visited-pcscf"  # visited network intercepts at its P-CSCF
     NON_IMS_PEER = "non-ims-peer"  # the target calls a SIP user on the Internet
     MEDIA_PROVIDER = "media-provider"  # media carried by a separate provider (not the IMS one)
+    # issue 13 item 5: the roamer's *home* network intercepts (the roamer on the visited P-CSCF)
+    ROAMING_HOME_NETWORK = "roaming-home-network"
 
 
 class Capability(StrEnum):
@@ -155,6 +165,13 @@ FAMILY: dict[Method, str] = {
     Method.DHHMAC_PUBLIC: "MIKEY / DH",
     # identity-based public-key encryption of the TGK (RFC 6508): the envelope family
     Method.SAKKE: "MIKEY / pk encryption",
+    Method.RSA_R_A: "MIKEY / pk encryption",
+    Method.RSA_R_C: "MIKEY / pk encryption",
+    Method.RSA_R_D: "MIKEY / pk encryption",
+    Method.DH_A: "MIKEY / DH",
+    Method.PKE_B_FLAT: "MIKEY / pk encryption",
+    Method.PSK_OPERATOR: "MIKEY / pre-shared key",
+    Method.SDES_USER_LAYER: "SDES",
 }
 
 
@@ -334,6 +351,74 @@ EXPECTATIONS: tuple[Expectation, ...] = (
        "transport provider in order to lawfully intercept IMS media."),
 )  # fmt: skip
 
+#: Issue 13 item 6: the cases the study names beside its main rows (same modes, other
+#: credentials, another peer, another trust model). Kept apart so other row sets merge cleanly.
+CASE_VARIANTS: tuple[Expectation, ...] = (
+    # RSA-R (2.3.2: "quite similar considerations ... apply") under cases A, C and D of 2.3.1
+    _e(M.RSA_R_A, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.2 with 2.3.1 case A", 98,
+       "The users use CAs that are outside the operator's control. Then the operator has no "
+       "reasonable way to assist with interception."),
+    # reverse mode: the envelope key travels sealed to the *initiator's* key, so case C's
+    # "operator of the responder" becomes the initiator's operator: the target's own when it calls
+    _e(M.RSA_R_C, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY}, "2.3.2 with 2.3.1 case C", 153,
+       "the responder sends the envelope key encrypted with the initiator's public key"),
+    _e(M.RSA_R_C, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
+       "2.3.2 with 2.3.1 case C", 153,
+       "the responder sends the envelope key encrypted with the initiator's public key"),
+    _e(M.RSA_R_D, S.HOME, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.3.2 with 2.3.1 case D", 149,
+       "Interception could then be performed by acting as a man-in-the-middle in the MIKEY "
+       "exchange at the P-CSCF or S-CSCFs."),
+    _e(M.DH_A, S.HOME, None, {N.NOT_POSSIBLE}, "2.3.3", 210,
+       "If the users use CAs that are outside the operator's control, then the operator has no "
+       "reasonable way to assist with interception."),
+    # a non-IMS Internet peer: there is no second operator to issue the peer's substitute
+    _e(M.PKE_B, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.3.1 case B / 2.1 Q3", 145,
+       "If only one operator assists, then interception is not possible."),
+    _e(M.DH_SIGN, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.3.3 / 2.1 Q3", 208,
+       "If only one operator assists in this case, then interception is not possible."),
+    # case B under a flat trust store: step 1's "fake" certificate can come from the
+    # initiator's own operator, so one operator suffices (the study's "both" assumes name-bound
+    # trust; docs/li-matrix.md)
+    _e(M.PKE_B_FLAT, S.HOME, C.MITM_ONE, {N.MITM_SIGNALLING}, "2.3.1 case B, step 1", 104,
+       "Here the initiator would need to be provided by the operator with a \"fake\" "
+       "certificate which has the identity of the responder, but the public encryption key of "
+       "the MITM."),
+)  # fmt: skip
+
+#: Issue 13 item 4 (Q6): the caller asked its operator's key service for the PSK it shares with
+#: the callee; that operator keeps a copy and lends it under an X1 task (``operator-keys``).
+OPERATOR_PSK_ROWS: tuple[Expectation, ...] = (
+    _e(M.PSK_OPERATOR, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY}, "2.2.1 Q6", 82,
+       "any assistance by the operator to set up the pre-shared key between end users may "
+       "constitute a requirement on the operator to provide this pre-shared key to the LI "
+       "agency"),
+    # bob calls the target: bob's operator B helped, so A's agency needs B's delivery
+    _e(M.PSK_OPERATOR, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS,
+       {N.OTHER_NETWORK, N.OPERATOR_KEY}, "2.2.1 Q6", 82,
+       "any assistance by the operator to set up the pre-shared key between end users may "
+       "constitute a requirement on the operator to provide this pre-shared key to the LI "
+       "agency"),
+)  # fmt: skip
+
+#: Issue 13 item 3 (study 2.4 and the TS 33.106 rule in the answer to Q9): the operator's SDES
+#: baseline with the users' own end-to-end layer inside; LI decrypts only the outer layer.
+USER_LAYER_ROWS: tuple[Expectation, ...] = (
+    _e(M.SDES_USER_LAYER, S.HOME, None, {N.NOT_POSSIBLE}, "2.4", 232,
+       "Develop the IMS media security standard such that it does not prevent (and maybe even "
+       "facilitates) end users providing their own additional end-to-end security if needed."),
+)  # fmt: skip
+
+#: Issue 13 item 5: the home network intercepting its roaming subscriber (clause 3's answer).
+#: The roamer uses the visited P-CSCF; the home S-CSCF sees the SDES keys, the media stays in
+#: the visited network.
+ROAMING_ROWS: tuple[Expectation, ...] = (
+    _e(M.SDES, S.ROAMING_HOME_NETWORK, C.OTHER_POIS, {N.OTHER_NETWORK}, "3", 249,
+       "Based upon national regulations, UMTS services executed in the home network may be "
+       "intercepted in the home network."),
+)  # fmt: skip
+
+EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
+
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (
     "CSPs shall not be responsible for decrypting, or ensuring the LEA's ability to decrypt, any "
@@ -343,12 +428,27 @@ TS_33_106_RULE = (
 )
 
 
-def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
+def ts33106_statement(
+    needs: frozenset[Need],
+    *,
+    user_applied: bool,
+    outer_layer_only: bool = False,
+    own_keys: bool = False,
+) -> str:
     """The TS 33.106 / Q7-Q8 statement for one row, from what its ladder observed.
 
     ``user_applied``: the keys or credentials came from the users, not from a CSP (the POI's
     content-unavailable reason or the issuer of the certificates in the MIKEY exchange).
+    ``outer_layer_only``: the intercepting operator's delivery held working keys for its own
+    SRTP layer, yet the decrypted media held no audio (the users encrypted again inside).
+    ``own_keys``: the keys that worked came from the intercepting operator's own delivery.
     """
+    if Need.NOT_POSSIBLE in needs and outer_layer_only:
+        return (
+            "TS 33.106: the CSP delivers the layer it encrypted, decrypted (keys from its own "
+            "signalling); the content inside is encrypted by the user, which the CSP is not "
+            "responsible for decrypting"
+        )
     if Need.NOT_POSSIBLE in needs:
         if user_applied:
             return (
@@ -369,6 +469,12 @@ def ts33106_statement(needs: frozenset[Need], *, user_applied: bool) -> str:
         return (
             "TS 33.106: the CSP provides the encryption keys but not the encryption: it shall "
             "provide the keys to the LEA if required by national regulations"
+        )
+    if Need.OTHER_NETWORK in needs and own_keys:
+        return (
+            "TS 33.106: the intercepting network delivers the IRI and the keys it holds; the "
+            "media is carried by another network (study 2.1 Q2, clause 3), which delivers the "
+            "CC of the services it provides: only together they give decrypted content"
         )
     if Need.OTHER_NETWORK in needs:
         return (

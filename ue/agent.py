@@ -531,9 +531,16 @@ class UserAgent:
         media = call.media
         assert media is not None and call.keys is not None
         media.payload_type = payload_type
-        if call.keys.tx is not None and call.keys.rx is not None:
-            media.sender = SrtpSender(call.keys.tx)
-            media.receiver = SrtpReceiver(call.keys.rx)
+        keys = call.keys
+        if keys.tx is not None and keys.rx is not None:
+            if keys.inner_tx is not None and keys.inner_rx is not None:
+                from ue.user_layer import LayeredReceiver, LayeredSender
+
+                media.sender = LayeredSender(keys.tx, keys.inner_tx)
+                media.receiver = LayeredReceiver(keys.rx, keys.inner_rx)
+            else:
+                media.sender = SrtpSender(keys.tx)
+                media.receiver = SrtpReceiver(keys.rx)
         media.set_remote(host, port)
         media.start()
 

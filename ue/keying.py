@@ -67,6 +67,9 @@ class MediaKeys:
     rx: SrtpKeys | None
     description: str
     details: dict[str, str] = field(default_factory=dict)
+    # the users' own end-to-end layer inside the SRTP above (ue.user_layer; None: none)
+    inner_tx: SrtpKeys | None = field(default=None, repr=False)
+    inner_rx: SrtpKeys | None = field(default=None, repr=False)
 
     @property
     def secure(self) -> bool:

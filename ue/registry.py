@@ -19,6 +19,10 @@ profile         certificates
 ``self-signed`` every user signs its own certificate (case D, DH with self-signed keys)
 ``kms``         no certificates: per-user MIKEY-SAKKE keys (RFC 6509) for the key period,
                 issued by each home operator's KMS (:mod:`ue.keying_sakke`)
+``operator-     the ``operator`` certificates under a flat trust store: a UE trusts every
+flat``          operator CA for any name (case B without name binding)
+``operator-psk`` the users' end-to-end PSKs made by their operators' key service, which
+                keeps a copy (study Q6)
 =============== ==========================================================================
 """
 
@@ -36,6 +40,8 @@ EXTERNAL = "external"
 ESCROW = "escrow"
 SELF_SIGNED = "self-signed"
 KMS = "kms"
+FLAT = "operator-flat"
+OPERATOR_PSK = "operator-psk"
 
 #: credential profiles and the study's words for them (lab.credentials maps them to PKIs)
 PROFILES: dict[str, str] = {
@@ -44,6 +50,8 @@ PROFILES: dict[str, str] = {
     ESCROW: "operator-issued certificates, the operator keeps the private keys",
     SELF_SIGNED: "self-signed certificates",
     KMS: "per-user MIKEY-SAKKE keys from each home operator's KMS",
+    FLAT: "operator-issued certificates, every operator CA trusted for any name",
+    OPERATOR_PSK: "end-to-end PSKs set up with the operators' help (they keep a copy)",
 }
 
 
@@ -69,6 +77,12 @@ def _mikey(cls: type[km.MikeyKeying], name: str, profile: str) -> Callable[[], K
     return make
 
 
+def _user_layer() -> Keying:
+    from ue.user_layer import SdesUserLayerKeying
+
+    return SdesUserLayerKeying(profile=OPERATOR)
+
+
 def _mode(
     name: str, summary: str, study: str, cls: type[km.MikeyKeying], profile: str
 ) -> KeyingMode:
@@ -79,9 +93,23 @@ def _mode(
 
 MODES: tuple[KeyingMode, ...] = (
     KeyingMode(name="sdes", summary="SDES a=crypto (RFC 4568)", study="2.1", factory=SdesKeying),
+    KeyingMode(
+        name="sdes-user-layer",
+        summary="SDES, plus the users' own end-to-end SRTP layer inside",
+        study="2.4",
+        factory=_user_layer,
+        profile=OPERATOR,  # the users' own PSK (the one psk uses) keys the inner layer
+    ),
     KeyingMode(name="none", summary="plain RTP, no SRTP", study="", factory=NoKeying),
     _mode("psk", "MIKEY-PSK, key agreed by the two users", "2.2.1", km.PskKeying, OPERATOR),
     _mode("psk-public", "MIKEY-PSK, publicly known key", "2.2.1", km.PskPublicKeying, OPERATOR),
+    _mode(
+        "psk-operator",
+        "MIKEY-PSK, key set up with the operators' help",
+        "2.2.1 Q6",
+        km.PskKeying,
+        OPERATOR_PSK,
+    ),
     _mode("psk-hop", "MIKEY-PSK hop by hop via the P-CSCFs", "2.2.2", km.PskHopKeying, OPERATOR),
     _mode("pke", "MIKEY-PKE, the default PKI (as pke-b)", "2.3.1", km.PkeKeying, OPERATOR),
     _mode("pke-a", "MIKEY-PKE, CA outside the operators", "2.3.1 A", km.PkeKeying, EXTERNAL),
@@ -91,7 +119,15 @@ MODES: tuple[KeyingMode, ...] = (
     _mode(
         "rsa-r", "MIKEY-RSA-R (RFC 4738), operator certificates", "2.3.2", km.RsaRKeying, OPERATOR
     ),
+    # issue 13: the case variants the study names beside its main rows
+    _mode("pke-b-flat", "MIKEY-PKE, case B, flat trust store", "2.3.1 B", km.PkeKeying, FLAT),
+    _mode("rsa-r-a", "MIKEY-RSA-R, CA outside the operators", "2.3.2/A", km.RsaRKeying, EXTERNAL),
+    _mode("rsa-r-c", "MIKEY-RSA-R, operator holds the keys", "2.3.2/C", km.RsaRKeying, ESCROW),
+    _mode(
+        "rsa-r-d", "MIKEY-RSA-R, self-signed certificates", "2.3.2/D", km.RsaRKeying, SELF_SIGNED
+    ),
     _mode("dh", "MIKEY-DH-SIGN, operator certificates", "2.3.3", km.DhKeying, OPERATOR),
+    _mode("dh-a", "MIKEY-DH-SIGN, CA outside the operators", "2.3.3", km.DhKeying, EXTERNAL),
     _mode("dh-self-signed", "MIKEY-DH-SIGN, self-signed", "2.3.3", km.DhKeying, SELF_SIGNED),
     _mode("dhhmac", "MIKEY-DHHMAC (RFC 4650), users' PSK", "2.3.4", km.DhHmacKeying, OPERATOR),
     _mode(

@@ -192,6 +192,22 @@ PLANS: dict[Scenario, ScenarioPlan] = {
     ),
 }
 
+# issue 13 item 5: the home network intercepts its roamer, who uses the visited P-CSCF: the
+# home S-CSCF sees the signalling (and SDES keys), the media stays on the visited anchor
+PLANS[Scenario.ROAMING_HOME_NETWORK] = ScenarioPlan(
+    caller="carol",
+    callee="bob",
+    target="carol",
+    operator="a",
+    networks={
+        "a": Network(iri=("scscf-a",)),
+        "v": Network(iri=("pcscf-v",), cc="anchor-v"),
+        "b": _B,
+        "m": _M,
+    },
+    media_anchor="anchor-v",
+)
+
 #: keying name and PKI of each case of the study (its credentials, not its verdict)
 METHODS: dict[Method, tuple[str, Pki]] = {
     Method.SDES: ("sdes", Pki.NONE),
@@ -211,9 +227,26 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.DHHMAC: ("dhhmac", Pki.NONE),
     Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE),
     Method.SAKKE: ("sakke", Pki.NONE),  # keys from the operators' KMSs (lab.matrix.kms)
+    # issue 13, item 6: the case variants (same MIKEY modes, other credentials)
+    Method.RSA_R_A: ("rsa-r", Pki.EXTERNAL),
+    Method.RSA_R_C: ("rsa-r", Pki.OPERATOR_ESCROW),
+    Method.RSA_R_D: ("rsa-r", Pki.SELF_SIGNED),
+    Method.DH_A: ("dh", Pki.EXTERNAL),
+    Method.PKE_B_FLAT: ("pke", Pki.OPERATOR_FLAT),
+    # issue 13, item 4: the users' PSK, set up with the caller's operator's help (study Q6)
+    Method.PSK_OPERATOR: ("psk", Pki.NONE),
+    # issue 13, item 3: SDES through the operator, the users' own SRTP layer inside (ue.user_layer)
+    Method.SDES_USER_LAYER: ("sdes-user-layer", Pki.NONE),
 }
 
+#: methods whose PSK the caller's operator helped set up (and keeps: lent over X1)
+OPERATOR_PSK_METHODS = frozenset({Method.PSK_OPERATOR})
+
 OPERATOR_OF_DOMAIN = {"ims-a.test": "a", "ims-b.test": "b", "internet.test": "inet"}
+
+
+def _domain_of_operator(op: str) -> str | None:
+    return next((d for d, o in OPERATOR_OF_DOMAIN.items() if o == op), None)
 
 
 def scenario_topology(base: Topology, plan: ScenarioPlan) -> Topology:
@@ -238,6 +271,7 @@ class _Authority:
         self.operator_of = operator_of  # element -> operator
         self.tasks: dict[str, dict[uuid.UUID, Any]] = {}  # element -> xid -> TaskDetails
         self.keys: dict[tuple[str, uuid.UUID], Any] = {}  # (element, xid) -> lent private key
+        self.psks: dict[tuple[str, uuid.UUID], bytes] = {}  # (element, xid) -> lent PSK (Q6)
 
     def listener(self, element: str) -> Callable[[Any], None]:
         def on_change(event: Any) -> None:
@@ -251,9 +285,12 @@ class _Authority:
                     self.keys[(element, task.xid)] = load_private_key(
                         kd.mikey_private_key_pem.encode()
                     )
+                if kd is not None and kd.mikey_psk:
+                    self.psks[(element, task.xid)] = kd.mikey_psk
             elif isinstance(getattr(event, "xid", None), uuid.UUID):
                 self.tasks.get(element, {}).pop(event.xid, None)
                 self.keys.pop((element, event.xid), None)
+                self.psks.pop((element, event.xid), None)
 
         return on_change
 
@@ -284,6 +321,10 @@ class _Authority:
     def private_keys(self, element: str) -> list[Any]:
         """The private keys the element's active tasks lend it."""
         return [k for (el, _), k in self.keys.items() if el == element]
+
+    def lent_psks(self, element: str) -> tuple[bytes, ...]:
+        """The PSKs the element's active tasks lend it (the operator helped set them up)."""
+        return tuple(k for (el, _), k in self.psks.items() if el == element)
 
 
 class _Substitutes:
@@ -318,6 +359,10 @@ class _Substitutes:
                 self.issued[ident] = self_signed(ident, now=self.now, bits=self.bits)
             return self.issued[ident]
         op = OPERATOR_OF_DOMAIN.get(domain)
+        if self.pki.kind is Pki.OPERATOR_FLAT and op not in assisting:
+            # a flat trust store: any assisting operator's CA vouches for any name
+            op = next((o for o in sorted(assisting) if _domain_of_operator(o)), None)
+            domain = (_domain_of_operator(op) if op else None) or ""
         if op is None or op not in assisting or domain not in self.pki.operator_cas:
             return None
         if ident not in self.issued:
@@ -348,7 +393,11 @@ class _TaskKeys:
                     if creds.certificate.public_key().public_numbers() == pub  # type: ignore[union-attr]
                 ]
             keys.update({user: key for user in self._owners[id(key)]})
-        opener = dataclasses.replace(self.base, private_keys=keys or None)
+        opener = dataclasses.replace(
+            self.base,
+            private_keys=keys or None,
+            operator_psks=self.authority.lent_psks(self.element),
+        )
         return opener(call_id, offer, answer)
 
 
@@ -449,6 +498,7 @@ class MatrixRunner:
             now=time.time(),
             bits=self.bits,
             dhhmac_public=exp.method is Method.DHHMAC_PUBLIC,
+            operator_psk=exp.method in OPERATOR_PSK_METHODS,
         )
         self._kms = matrix_kms.provision(users) if exp.method is Method.SAKKE else {}
         previous: Grants | None = None
@@ -505,7 +555,14 @@ class MatrixRunner:
             result.xids = dict(shown.xids)
             result.notes = list(shown.notes)
         user_applied = any(o.user_applied for o in tried)
-        result.ts33106 = ts33106_statement(needs, user_applied=user_applied)
+        # the operator's own layer decrypted (keys it legitimately got, no MITM) and still no
+        # audio: what is left is the users' own encryption
+        own = PLANS[exp.scenario].operator
+        outer_only = success is None and any(set(o.keys.get(own, [])) - {"mitm", ""} for o in tried)
+        own_keys = success is not None and success[1].keys_from == {own}
+        result.ts33106 = ts33106_statement(
+            needs, user_applied=user_applied, outer_layer_only=outer_only, own_keys=own_keys
+        )
         result.differences = compare(
             exp,
             Observed(
@@ -724,6 +781,7 @@ class MatrixRunner:
             own = op == plan.operator
             signalling = g.mitm_signalling if own else g.others_assist
             held = _held_key(pki, topo.operators[op].domain) if g.operator_keys else None
+            psk = pki.operator_psks.get(topo.operators[op].domain) if g.operator_keys else None
             anchors = tuple(a for a in (net.cc, net.tap) if a is not None)
             for name in (*net.iri, *anchors):
                 ne = cap.nes[name]
@@ -738,7 +796,11 @@ class MatrixRunner:
                     mitm = MitmAuthorisation(
                         reference=f"matrix {op}", signalling=True, media=g.mitm_media
                     )
-                kd = KeyDelivery(mikey_private_key_pem=held) if held and name in net.iri else None
+                kd = (
+                    KeyDelivery(mikey_private_key_pem=held, mikey_psk=psk)
+                    if (held or psk) and name in net.iri
+                    else None
+                )
                 if g.operator_keys and self._kms and name in net.iri:
                     kd = KeyDelivery()  # the operator's KMS LI function (lab.matrix.kms)
                 ext = ImslabTaskExtension(mitm=mitm, key_delivery=kd) if mitm or kd else None
@@ -896,6 +958,10 @@ class MatrixRunner:
                 if kop != mop and (kdir / "keys.jsonl").exists():
                     candidates += [(kop, mop, m, m / f"joined-{kop}") for m in mdirs]
         best: dict[str, dict[str, Any]] = {}
+        # the intercepting operator's own keys first (its own CC, then another's): the
+        # evidence then says whose keys were needed, not merely whose also worked
+        own = plan.operator
+        candidates.sort(key=lambda c: (c[0] != own, c[1] != own))
         for kop, mop, cc_dir, wav_dir in candidates:
             if kop != mop:
                 joined_audio(
@@ -955,7 +1021,11 @@ def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
     if len(plan.networks) == 1 and (g.other_pois or g.others_assist):
         g = dataclasses.replace(g, other_pois=False, others_assist=False)
         why.append("no other network on the path")
-    holds = METHODS[exp.method][1] is Pki.OPERATOR_ESCROW or exp.method is Method.SAKKE
+    holds = (
+        METHODS[exp.method][1] is Pki.OPERATOR_ESCROW
+        or exp.method is Method.SAKKE
+        or exp.method in OPERATOR_PSK_METHODS
+    )
     if g.operator_keys and not holds:
         g = dataclasses.replace(g, operator_keys=False)
         why.append("no operator holds key material for these users")
@@ -975,7 +1045,9 @@ def _held_key(pki: LabPki, domain: str) -> str | None:
 def _user_issued(pki: LabPki) -> bool:
     """Whether the users, not a CSP, provided the credentials (their own PSKs, their own CA,
     self-signed certificates): TS 33.106's "encryption by the user"."""
-    return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW)
+    if pki.operator_psks:  # the PSK came from an operator's key service (study Q6)
+        return False
+    return pki.kind not in (Pki.OPERATOR, Pki.OPERATOR_ESCROW, Pki.OPERATOR_FLAT)
 
 
 def _media_gate(

@@ -10,7 +10,8 @@ caller hears the callee's 1000 Hz tone and the callee the caller's 440 Hz tone.
 What the running lab's LI recovers follows from what operator A holds (lab.credentials): SDES
 keys from the SDP, the publicly known PSK, alice's hop-by-hop PSK with its P-CSCF, and -- case
 C -- alice's escrowed private key, which opens a PKE envelope only when alice is the responder
-(``imslab call bob alice --keying pke-c``). Every other MIKEY mode stays closed to it.
+(``imslab call bob alice --keying pke-c``), and an RSA-R answer (study 2.3.2, reverse mode)
+when alice initiates (``--keying rsa-r-c``). Every other MIKEY mode stays closed to it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ OFFSET = 60
 LAB = ["--net-offset", str(OFFSET)]
 CALLER_HZ, CALLEE_HZ = 440, 1000
 
-#: keyings whose keys operator A's LI recovers when alice (its subscriber) places the call
-RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop"}
+#: keyings whose keys operator A's LI recovers when alice (its subscriber) places the call;
+#: rsa-r-c: RFC 4738 seals the envelope key to the *initiator's* key, which A holds (case C);
+#: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6)
+RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop", "psk-operator", "rsa-r-c"}
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -129,10 +132,10 @@ def call(
     keys = re.search(r"media keys: (.*)$", out, flags=re.MULTILINE)
     assert keys is not None, out
     mode = registry.BY_NAME[keying]
-    if mode.mikey:
-        assert keys.group(1).startswith("MIKEY"), out
-    elif keying == "sdes":
+    if keying.startswith("sdes"):
         assert keys.group(1).startswith("SDES"), out
+    elif mode.mikey:
+        assert keys.group(1).startswith("MIKEY"), out
     else:
         assert keys.group(1) == "plain RTP", out
     cid = re.search(r"^call-id (\S+)$", out, flags=re.MULTILINE)
@@ -186,6 +189,13 @@ def test_every_listed_keying_calls_through_the_running_lab(
     assert set(placed) | {responder_cid} <= set(calls)
     for cid, k in placed.items():
         directory, summary = calls[cid]
+        if k == "sdes-user-layer":  # the operator's SDES keys, but the users' own layer inside
+            assert {key["source"] for key in summary["keys"]} == {"sdes"}, summary
+            for direction in ("from-target", "to-target"):
+                rate, pcm = read_wav(directory / f"audio-{direction}.wav")
+                assert len(pcm) > rate // 2, direction  # the outer layer was decrypted ...
+                assert not any(detect_tone(pcm, hz, rate) for hz in (CALLER_HZ, CALLEE_HZ))
+            continue  # ... and holds the inner ciphertext, no tone
         recovered = summary["keys_available"] or summary["media_encrypted"] is False
         assert recovered == (k in RECOVERED_AS_CALLER or k == "none"), (k, summary)
         if recovered:

@@ -85,6 +85,13 @@ def test_each_operator_holds_only_its_own(topo: topology.Topology) -> None:
     assert m.network_psk is None and not m.hop_psks and not m.private_keys
     hop = credentials.hop_intermediary(topo, "pcscf-b", made)
     assert set(hop.ue_psks) == {"sip:bob@ims-b.test", "sip:erin@ims-b.test"}
+    # study Q6: the PSKs the operators' key service made; the users' own (psk) stay theirs
+    alice_bob = frozenset({"sip:alice@ims-a.test", "sip:bob@ims-b.test"})
+    helped = made.profile(registry.OPERATOR_PSK).e2e_psk[alice_bob]
+    assert helped in a.operator_psks
+    assert helped in credentials.operator_secrets(topo, "b", made).operator_psks
+    assert made.profile(registry.OPERATOR).e2e_psk[alice_bob] not in a.operator_psks
+    assert not v.operator_psks and not m.operator_psks
 
 
 def test_a_missing_set_is_a_clear_error(tmp_path: Path) -> None:

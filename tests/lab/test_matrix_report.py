@@ -133,6 +133,38 @@ def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
     assert hops([a], registration=True) == []
 
 
+def test_registration_ladder_from_the_tasks_registrations_file(tmp_path: Path) -> None:
+    """The LEMF files a task's REGISTERs in ``<xid>/registrations.jsonl`` (li.lemf.registration),
+    not as a call directory: the registration ladder reads them there, in time order across
+    POIs, for a call directory of the task and for the task's own directory (a rung whose
+    INVITE never reached the wire has no call directory)."""
+    task = tmp_path / "xid-a"
+    call = _lemf_dir(
+        task, "call", [_sip(1.0, "pcscf-a", "from-target", method="INVITE", cseq="1 INVITE")]
+    )
+    (task / "registrations.jsonl").write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in (
+                _sip(0.5, "pcscf-a", "from-target", method="REGISTER", cseq="1 REGISTER"),
+                _sip(0.6, "pcscf-a", "to-target", status=401, reason="Unauthorized",
+                     cseq="1 REGISTER"),
+                _sip(0.55, "scscf-a", "from-target", method="REGISTER", cseq="1 REGISTER"),
+            )
+        )
+    )  # fmt: skip
+    for start in (call, task):
+        reg = registration_dirs([start])
+        assert reg == [task], start
+        steps = hops(reg, registration=True)
+        assert [(h.poi, h.label) for h in steps] == [
+            ("pcscf-a", "REGISTER"),
+            ("scscf-a", "REGISTER"),
+            ("pcscf-a", "401 Unauthorized"),
+        ]
+    assert [h.label for h in hops([call])] == ["INVITE"]  # the call's ladder stays the call's
+
+
 def _result(tmp_path: Path) -> CallResult:
     wav = _wav(tmp_path / "a.wav", 440)
     return CallResult(
