@@ -124,8 +124,9 @@ def call(
             f"tone:{CALLEE_HZ}",
         ]
     )
-    out = capsys.readouterr().out
-    assert rc == 0, f"{keying}: {out}"
+    captured = capsys.readouterr()
+    out = captured.out
+    assert rc == 0, f"{keying}: {out}{captured.err}"
     assert "caller heard the callee: True" in out, out
     assert "callee heard the caller: True" in out, out
     assert "auth failures 0" in out, out

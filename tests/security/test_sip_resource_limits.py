@@ -249,7 +249,25 @@ async def test_unauthenticated_register_flood_is_answered_503_and_bounded(lab_a:
     assert max(per_ip.values()) <= 16
     assert max(peak1, peak2) <= 200
     # the second wave's 5 addresses could each take 16, but only what the global bound left
-    assert sum(per_ip.get(s.addr[0], 0) for s in second) <= 200 - 160 - 1
+    # (alice's challenge, answered, no longer counts)
+    assert sum(per_ip.get(s.addr[0], 0) for s in second) <= 200 - 160
+
+
+async def test_a_ue_that_answers_its_challenges_is_never_counted_as_a_flood(lab_a: Lab) -> None:
+    """The per-source bound is for REGISTERs nobody follows up: alice registering 40 times in
+    a row from her one address -- each time challenged, each challenge answered, all within
+    Timer J (32 s, RFC 3261 §17.2.2) while the 401 transactions still live -- gets 200 every
+    time (a UE re-registering, or a SIPp loop from one address, is not a flood). Before the
+    fix, her 17th REGISTER got 503."""
+    ep = lab_a.element("pcscf-a").proxy.endpoint
+    per_source = ep.max_unauthenticated_registers_per_source
+    assert per_source is not None and per_source < 40
+    statuses = []
+    for _ in range(40):
+        async with user_agent(lab_a.topology, "alice") as alice:
+            statuses.append((await alice.register()).status)
+    assert statuses == [200] * 40
+    assert ep.overloaded == 0
 
 
 async def test_server_transaction_bound_answers_503_and_absorbs_retransmissions() -> None:

@@ -602,10 +602,22 @@ class SipEndpoint:
 
     def _on_request_received(self, event: RequestReceived) -> None:
         req = event.request
-        if req.method == "REGISTER" and not (
-            "Authorization" in req.headers or "Proxy-Authorization" in req.headers
-        ):
-            self._unauth_registers.add(event.transaction)
+        if req.method == "REGISTER":
+            if not ("Authorization" in req.headers or "Proxy-Authorization" in req.headers):
+                self._unauth_registers.add(event.transaction)
+            elif self._unauth_registers:
+                # The UE answered its challenge: the unauthenticated transaction of that
+                # registration (same Call-ID, same source) served its purpose and no longer
+                # counts against the bounds, which are for REGISTERs nobody follows up (a
+                # flood). It still lives out Timer J under max_server_transactions; without
+                # this, a UE (or a SIPp loop) re-registering from one address more than
+                # the per-source bound within 32 s got 503.
+                source = event.flow.remote[0]
+                self._unauth_registers = {
+                    tx
+                    for tx in self._unauth_registers
+                    if not (tx.request.call_id == req.call_id and tx.flow.remote[0] == source)
+                }
         cancelled = self._contexts.get(event.cancelled) if event.cancelled else None
         ctx = ServerContext(self, event.request, event.flow, event.transaction, cancelled)
         self._contexts[event.transaction] = ctx
