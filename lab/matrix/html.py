@@ -237,8 +237,20 @@ def _meta_line(meta: dict[str, Any]) -> str:
         f"run time {meta.get('seconds', '?')} s; LEMF output in {meta.get('lemf', '?')}."
     )
     rest = {k: v for k, v in meta.items() if k not in known}
-    if rest:
-        text += " " + json.dumps(rest, sort_keys=True)
+    if "cpus" in rest or "jobs" in rest:
+        text += f" {rest.pop('jobs', '?')} rows at a time on {rest.pop('cpus', '?')} CPUs"
+        if "load" in rest:
+            load = rest.pop("load")
+            text += ", load average " + (
+                " / ".join(f"{x:.2f}" for x in load) if isinstance(load, list) else str(load)
+            )
+        text += "."
+    if rest.get("withheld") == []:
+        rest.pop("withheld")
+    elif "withheld" in rest:
+        text += f" Rungs withheld: {', '.join(map(str, rest.pop('withheld')))}."
+    # anything else the run recorded, as it was recorded
+    text += "".join(f" {k}: {json.dumps(v)}." for k, v in sorted(rest.items()))
     return _e(text)
 
 

@@ -208,9 +208,13 @@ def test_table_json_html(tmp_path: Path) -> None:
     assert doc["calls"][0]["rungs"][1]["skipped"] == "withheld"
     back = CallResult.from_json(doc["calls"][0])
     assert back.rungs[0].xids == r.rungs[0].xids and not back.reproduced
-    write_html([r], tmp_path / "m.html", meta={"rows": 23, "reproduced": 22, "seconds": 30})
+    meta = {"rows": 23, "reproduced": 22, "seconds": 30, "jobs": 4, "cpus": 2}
+    write_html([r], tmp_path / "m.html", meta=meta | {"load": [2.5, 2.25, 3.0], "withheld": []})
     page = (tmp_path / "m.html").read_text()
     assert "22 of 23 rows reproduce the study" in page
+    # the run's facts as a sentence, not a JSON dump
+    assert "4 rows at a time on 2 CPUs, load average 2.50 / 2.25 / 3.00." in page
+    assert "{" not in page.split("rows reproduce the study", 1)[1].split("</p>", 1)[0]
     assert 'class="mismatch"' in page and 'id="mismatches"' in page
     assert "3f1c0000-0000-4000-8000-000000000001" in page and "seed line 66" in page
     assert '<audio id="row-sdes-home-from-target-audio" controls' in page
