@@ -38,10 +38,16 @@ from ims.sip.grammar import Params
 from ims.sip.headers import NameAddr, Via
 from ims.sip.message import Request, Response, make_response, new_branch
 from ims.sip.transport.endpoint import SipEndpoint
+from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, TelUri, Uri
 from proxies.hooks import Direction, SipHooks, SipMessageEvent, _Drop
 
 _log = get_logger("proxies.base")
+
+#: live REGISTER transactions without credentials one source address may hold at an element
+#: facing users directly (P-CSCF, Internet proxy); the rest get 503 + Retry-After (Timer J
+#: keeps each for 32 s on UDP; issue 11, finding 9)
+UNAUTH_REGISTERS_PER_SOURCE = 16
 
 ResponseProcessor = Callable[[Response], Awaitable[Response | None]]
 
@@ -113,8 +119,11 @@ class SipProxy:
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tcp: bool = True,
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.name = name
+        #: who this element trusts, by configured address and port (``ims.sip.trust``)
+        self.trust = trust or TrustPolicy()
         self.address = address
         self.sip_port = sip_port
         self.tls_port = tls_port if ssl_context is not None else None
@@ -170,6 +179,35 @@ class SipProxy:
         )
         return None if isinstance(out, _Drop) else out
 
+    # --- trust (RFC 3325 §5; docs/security.md) ---------------------------------------------
+    def classify(self, flow: Any) -> Trust:
+        """The trust level of the sender of a message received on ``flow`` (by configured
+        address and port, or by the names in the certificate of a TLS peer)."""
+        return self.trust.classify(flow, self._tls_names(flow))
+
+    def _tls_names(self, flow: Any) -> list[str]:
+        if str(getattr(flow, "transport", "")).upper() != "TLS" or not (
+            self.trust.trusted_names or self.trust.known_names
+        ):
+            return []
+        stream = self.endpoint.streams.get("TLS")
+        conn = stream.lookup(flow) if stream is not None else None
+        cert = conn.get_extra_info("peercert") if conn is not None else None
+        if not isinstance(cert, dict):
+            return []  # no verified client certificate: no TLS identity
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        for rdn in cert.get("subject", ()):
+            names += [v for k, v in rdn if k == "commonName"]
+        return names
+
+    def may_relay(self, request: Request, flow: Any, own_route: NameAddr | None) -> bool:
+        """May a request that carries a route set or a To tag (or an ACK) be relayed along it?
+
+        Default: a node of the Trust Domain may route through us; anyone else only along a
+        route set we are on (our own Route entry, i.e. a dialog we Record-Routed). Elements
+        narrow it further (the Internet proxy checks the next hop)."""
+        return own_route is not None or self.classify(flow) is Trust.TRUSTED
+
     # --- identity ------------------------------------------------------------------------
     def is_me(self, uri: Uri) -> bool:
         if not isinstance(uri, SipUri):
@@ -199,6 +237,10 @@ class SipProxy:
             if mf is not None and mf <= 0:
                 ctx.respond(make_response(request, 483))
                 return
+            if self.classify(ctx.flow) is not Trust.TRUSTED:
+                # §5: an identity asserted by a node we do not trust is removed on ingress;
+                # only an element that authenticated the user may insert one again
+                strip_asserted_identity(request)
             own_route = self.pop_own_route(request)
             decision = await self.decide(request, ctx.flow, own_route)
         except Exception as exc:
@@ -234,6 +276,9 @@ class SipProxy:
     def prepare(self, request: Request, hop: Hop, record_route: bool) -> Request:
         """The copy to send: Max-Forwards decremented, Record-Route and our Via added."""
         out = request.copy()
+        if not self.trust.trusts_hop(hop.host, hop.port) and _privacy_id(out):
+            # RFC 3325 §5: towards a node we do not trust, "Privacy: id" removes the identity
+            strip_asserted_identity(out)
         mf = out.max_forwards
         out.headers.set("Max-Forwards", str(69 if mf is None else mf - 1))
         if record_route:
@@ -283,6 +328,9 @@ class SipProxy:
                 return
             resp = resp.copy()
             resp.headers.pop_first_element("Via")
+            hop = pending.forward.hop
+            if not self.trust.trusts_hop(hop.host, hop.port):
+                strip_asserted_identity(resp)  # §5 applies to responses too
             if pending.forward.on_response is not None:
                 processed = await pending.forward.on_response(resp)
                 if processed is None:
@@ -329,7 +377,11 @@ class SipProxy:
             return None
 
     async def _on_ack(self, request: Request, flow: Any) -> None:
-        self.pop_own_route(request)
+        if self.classify(flow) is not Trust.TRUSTED:
+            strip_asserted_identity(request)
+        own_route = self.pop_own_route(request)
+        if not self.may_relay(request, flow, own_route):
+            return  # an ACK is never answered: a relay we are not entitled to is dropped
         hop = self.route_set_hop(request) or await self.ack_hop(request, flow)
         if hop is None:
             return
@@ -340,12 +392,20 @@ class SipProxy:
         vias = response.vias
         if len(vias) < 2 or vias[0].host != self.address:
             return
+        cseq = response.cseq
+        if response.status // 100 != 2 or cseq is None or cseq.method != "INVITE":
+            return  # only 2xx retransmissions to INVITE outlive our transaction (§16.7)
         out = response.copy()
         out.headers.pop_first_element("Via")
         nxt = vias[1]
         host = nxt.received or nxt.host
         port = nxt.rport or nxt.port or (5061 if nxt.transport.upper() == "TLS" else 5060)
         self.endpoint.send_stateless(out, (host, port), transport=nxt.transport.lower())
+
+
+def _privacy_id(message: Request) -> bool:
+    values = ",".join(message.headers.get_all("Privacy")).replace(";", ",")
+    return any(v.strip().lower() == "id" for v in values.split(","))
 
 
 def uri_domain(uri: Uri) -> str | None:

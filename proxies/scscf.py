@@ -15,9 +15,16 @@ One class, :class:`HomeServer`, serves a home domain:
   follows the call (RFC 7315 §5.1).
 * **Terminating** requests: the Request-URI is replaced by the registered contact and the Route
   set by the binding's Path; the S-CSCF Record-Routes (RFC 3261 §16.6).
-* **Trust domain** (RFC 3325 §5): ``P-Asserted-Identity`` and ``P-Charging-Vector`` are removed
-  when a request leaves towards a peer outside the IMS trust domain (the Internet proxy), and
-  ``P-Asserted-Identity`` is ignored when it arrives from outside.
+* **Trust domain** (RFC 3325 §5, ``ims.sip.trust``): who is trusted is configured (address *and*
+  port of each P-/S-CSCF). ``P-Asserted-Identity`` from anyone else is removed on ingress (in
+  :class:`~proxies.base.SipProxy`, before any routing decision); ``P-Asserted-Identity`` and
+  ``P-Charging-Vector`` are removed when a request leaves towards a peer outside the Trust
+  Domain (the Internet proxy).
+* **No open relay**: a request with a To tag or a Route set is relayed only when the sender is
+  entitled (:meth:`HomeServer.may_relay`): a Trust Domain node, or a configured peer / user
+  routing along a route set this element Record-Routed; the Internet proxy, whose users are
+  anyone on the Internet, also requires the next hop to be a configured peer or one of its
+  registered contacts. Out-of-dialog requests from outside go only to our own users.
 """
 
 from __future__ import annotations
@@ -34,8 +41,16 @@ from ims.sip.errors import SipParseError
 from ims.sip.headers import NameAddr
 from ims.sip.message import Request, Response, make_response
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
+from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
-from proxies.base import Forward, Hop, SipProxy, tel_number, uri_domain
+from proxies.base import (
+    UNAUTH_REGISTERS_PER_SOURCE,
+    Forward,
+    Hop,
+    SipProxy,
+    tel_number,
+    uri_domain,
+)
 from proxies.subscribers import SubscriberDb, SubscriberRecord, normalize_identity
 
 _log = get_logger("proxies.scscf")
@@ -63,7 +78,7 @@ class HomeServer(SipProxy):
         subscribers: SubscriberDb,
         peers: dict[str, Peer],
         tel_domains: dict[str, str],
-        trusted_addresses: set[str],
+        trust: TrustPolicy | None = None,
         ims: bool = True,
         sip_port: int = 5060,
         tls_port: int | None = None,
@@ -71,15 +86,23 @@ class HomeServer(SipProxy):
         digest_algorithms: tuple[str, ...] = ("MD5",),
     ) -> None:
         super().__init__(
-            name, address, sip_port=sip_port, tls_port=tls_port, ssl_context=ssl_context
+            name,
+            address,
+            sip_port=sip_port,
+            tls_port=tls_port,
+            ssl_context=ssl_context,
+            trust=trust,
         )
         self.role = "scscf" if ims else "internet_proxy"
         self.domain = domain.lower()
         self.subscribers = subscribers
         self.peers = {d.lower(): p for d, p in peers.items()}
         self.tel_domains = tel_domains
-        self.trusted_addresses = trusted_addresses
         self.ims = ims
+        if not ims:
+            # the Internet proxy faces its users directly (no P-CSCF in front): one source
+            # address may hold only a few unauthenticated REGISTERs (issue 11, finding 9)
+            self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         self.store = BindingStore()
         self.paths: dict[tuple[str, str], list[str]] = {}  # (impi, contact uri) -> Path values
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
@@ -112,24 +135,66 @@ class HomeServer(SipProxy):
         return uri_domain(request.uri)
 
     # --- decisions -----------------------------------------------------------------------
+    def may_relay(self, request: Request, flow: Any, own_route: NameAddr | None) -> bool:
+        trust = self.classify(flow)
+        if trust is Trust.TRUSTED:
+            return True
+        if own_route is None:
+            return False  # not a route set we are on: we are not this sender's relay
+        if self.ims:
+            # an S-CSCF serves no UE directly: only configured peers route through it
+            return trust is Trust.KNOWN
+        if trust is Trust.KNOWN:
+            return True
+        # the Internet proxy's users are anyone: relay only towards a configured peer or one
+        # of our registered users, never to an arbitrary next hop
+        hop = self.route_set_hop(request) or self._uri_hop(request)
+        return hop is not None and self._serves_hop(hop)
+
+    @staticmethod
+    def _uri_hop(request: Request) -> Hop | None:
+        try:
+            return Hop.from_uri(request.uri)
+        except ValueError:
+            return None
+
+    def _serves_hop(self, hop: Hop) -> bool:
+        """Is ``hop`` a configured peer or the contact of one of our registered users?"""
+        if any(p.hop.addr == hop.addr for p in self.peers.values()):
+            return True
+        if self.trust.trusts_hop(hop.host, hop.port):
+            return True
+        now = self.now()
+        for aor in self.store.aors():
+            for b in self.store.lookup(aor, now):
+                try:
+                    if Hop.from_uri(parse_uri(b.uri)).addr == hop.addr:
+                        return True
+                except (ValueError, SipParseError):
+                    continue
+        return False
+
     async def decide(self, request: Request, flow: Any, own_route: NameAddr | None) -> Any:
         if request.method == "REGISTER":
             return self._register(request)
         hop = self.route_set_hop(request)
         to = request.to
-        if to is not None and to.tag is not None:
-            # in-dialog: loose routing along the Record-Route set, else to the remote target
+        in_dialog = to is not None and to.tag is not None
+        if in_dialog or (hop is not None and own_route is None):
+            # in-dialog (loose routing along the Record-Route set, else to the remote target)
+            # or a pre-loaded route: only for a sender entitled to route through us
+            if not self.may_relay(request, flow, own_route):
+                return make_response(request, 403, "Not entitled to route through this element")
             if hop is None:
-                try:
-                    hop = Hop.from_uri(request.uri)
-                except ValueError:
+                hop = self._uri_hop(request)
+                if hop is None:
                     return make_response(request, 416)
             return Forward(request=request, hop=hop)
-        if hop is not None and own_route is None:
-            return Forward(request=request, hop=hop)
-        from_trusted = str(flow.remote[0]) in self.trusted_addresses
-        if not from_trusted:
-            request.headers.remove("P-Asserted-Identity")
+        from_trusted = self.classify(flow) is Trust.TRUSTED
+        if hop is not None and not from_trusted:
+            # an initial request is routed by its Request-URI here; a route pre-loaded by a
+            # sender outside the Trust Domain would make us its relay to anywhere
+            request.headers.remove("Route")
         originating = (
             own_route is not None
             and isinstance(own_route.uri, SipUri)

@@ -8,9 +8,19 @@ with a nonce count per nonce and a fresh cnonce.
 Server side (:class:`DigestServer`): challenges with self-validating nonces,
 ``base64(timestamp || random || HMAC-SHA256(secret, timestamp || random || realm)[:16])``, so
 no per-nonce state is needed to detect forged or expired nonces; an expired nonce with a
-correct response gets ``stale=true`` (RFC 7616 §3.3) so the UA retries silently. Nonce-count
-replays are refused using a bounded memory of the highest ``nc`` seen per nonce. Time is the
+correct response gets ``stale=true`` (RFC 7616 §3.3) so the UA retries silently. Time is the
 ``now`` argument (seconds, any origin).
+
+Replay protection (RFC 7616 §3.4, nc: "if the same nc value is seen twice, then the request is
+a replay") with bounded memory that *refuses* rather than forgets (issue 11, finding 6): the
+highest ``nc`` is kept per nonce from its first use until the nonce expires (after that the
+nonce is stale anyway). A user holds at most ``max_nonces_per_user`` live nonces, all users at
+most ``max_nonces``; making room evicts the oldest entry and raises a *floor* (per user, or
+global) to that nonce's issue time: a nonce issued at or before the floor and no longer
+remembered is answered ``stale`` (a fresh challenge), never accepted. So one subscriber's
+authentications cannot push another's nonce out of memory and make its capture replayable.
+A response without ``qop`` (the RFC 2069 form, which has no ``nc``; RFC 7616 deprecates it) makes
+its nonce single-use ("an implementation might choose to use one-time nonces", §3.3).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import struct
 from collections import OrderedDict
@@ -249,6 +260,13 @@ class AuthResult:
     reason: str = ""
 
 
+@dataclass(slots=True)
+class _NonceUse:
+    issued: float
+    count: int
+    username: str
+
+
 @dataclass
 class DigestServer:
     """Issues and verifies Digest challenges for one realm (registrar / proxy)."""
@@ -259,7 +277,17 @@ class DigestServer:
     qop: str = "auth"
     nonce_lifetime: float = 300.0
     proxy: bool = False  # 407 / Proxy-Authenticate / Proxy-Authorization
-    _nc_seen: OrderedDict[str, int] = field(default_factory=OrderedDict, repr=False, init=False)
+    #: bounds of the replay memory (see the module docstring)
+    max_nonces: int = 4096
+    max_nonces_per_user: int = 32
+    _nc_seen: OrderedDict[str, _NonceUse] = field(
+        default_factory=OrderedDict, repr=False, init=False
+    )
+    _by_user: dict[str, OrderedDict[str, None]] = field(
+        default_factory=dict, repr=False, init=False
+    )
+    _floor: float = field(default=-math.inf, repr=False, init=False)
+    _user_floor: dict[str, float] = field(default_factory=dict, repr=False, init=False)
 
     @property
     def challenge_header(self) -> str:
@@ -281,8 +309,8 @@ class DigestServer:
         stamp = struct.pack("!d", now) + secrets.token_bytes(8)
         return base64.b64encode(stamp + self._mac(stamp)).decode()
 
-    def nonce_age(self, nonce: str, now: float) -> float | None:
-        """Seconds since we issued ``nonce``, or None if we did not issue it."""
+    def nonce_issued(self, nonce: str) -> float | None:
+        """When we issued ``nonce`` (our clock), or None if we did not issue it."""
         try:
             raw = base64.b64decode(nonce, validate=True)
         except (ValueError, TypeError):
@@ -290,8 +318,67 @@ class DigestServer:
         if len(raw) != 32 or not hmac.compare_digest(raw[16:], self._mac(raw[:16])):
             return None
         (issued,) = struct.unpack("!d", raw[:8])
-        age = now - float(issued)
+        return float(issued)
+
+    def nonce_age(self, nonce: str, now: float) -> float | None:
+        """Seconds since we issued ``nonce``, or None if we did not issue it."""
+        issued = self.nonce_issued(nonce)
+        if issued is None:
+            return None
+        age = now - issued
         return age if age >= -1.0 else None  # issued in the future: not ours
+
+    @property
+    def tracked_nonces(self) -> int:
+        """How many nonces the replay memory holds (bounded by ``max_nonces``)."""
+        return len(self._nc_seen)
+
+    def _use_nonce(self, nonce: str, username: str, count: int, now: float) -> AuthResult | None:
+        """Record one use of ``nonce`` with nonce count ``count``; an AuthResult refusing it,
+        or None when it is fresh."""
+        entry = self._nc_seen.get(nonce)
+        if entry is not None:
+            if entry.username != username or count <= entry.count:
+                return AuthResult(False, username, reason="nonce count replayed")
+            entry.count = count
+            return None
+        issued = self.nonce_issued(nonce)
+        assert issued is not None  # checked by the caller
+        if issued <= max(self._floor, self._user_floor.get(username, -math.inf)):
+            # we may have forgotten this nonce's count: refuse (a fresh challenge), not accept
+            return AuthResult(False, username, stale=True, reason="nonce no longer tracked")
+        mine = self._by_user.setdefault(username, OrderedDict())
+        if len(mine) >= self.max_nonces_per_user:
+            old, _ = mine.popitem(last=False)
+            gone = self._nc_seen.pop(old)
+            self._user_floor[username] = max(self._user_floor.get(username, -math.inf), gone.issued)
+        if len(self._nc_seen) >= self.max_nonces:
+            self._expire(now)
+        if len(self._nc_seen) >= self.max_nonces:
+            old, gone = self._nc_seen.popitem(last=False)
+            self._forget(old, gone)
+            self._floor = max(self._floor, gone.issued)
+        if issued <= max(self._floor, self._user_floor.get(username, -math.inf)):
+            return AuthResult(False, username, stale=True, reason="nonce no longer tracked")
+        self._nc_seen[nonce] = _NonceUse(issued, count, username)
+        mine[nonce] = None
+        return None
+
+    def _forget(self, nonce: str, use: _NonceUse) -> None:
+        mine = self._by_user.get(use.username)
+        if mine is not None:
+            mine.pop(nonce, None)
+            if not mine:
+                del self._by_user[use.username]
+
+    def _expire(self, now: float) -> None:
+        """Drop the nonces past their lifetime: they are refused as stale without memory."""
+        cutoff = now - self.nonce_lifetime
+        for nonce, use in list(self._nc_seen.items()):
+            if use.issued < cutoff:
+                del self._nc_seen[nonce]
+                self._forget(nonce, use)
+        self._user_floor = {u: f for u, f in self._user_floor.items() if f >= cutoff}
 
     def challenge(self, now: float, *, stale: bool = False) -> list[tuple[str, str]]:
         """(header name, value) pairs to put in the 401/407, most preferred first."""
@@ -364,17 +451,15 @@ class DigestServer:
             return AuthResult(False, username, reason="nonce not issued here")
         if age > self.nonce_lifetime:
             return AuthResult(False, username, stale=True, reason="nonce expired")
+        count = 1  # RFC 2069 form (no qop, no nc): the nonce is good for one request
         if qop is not None:
             try:
                 count = int(nc, 16)
             except ValueError:
                 return AuthResult(False, username, reason="bad nc")
-            if count <= self._nc_seen.get(nonce, 0):
-                return AuthResult(False, username, reason="nonce count replayed")
-            self._nc_seen[nonce] = count
-            self._nc_seen.move_to_end(nonce)
-            while len(self._nc_seen) > 4096:
-                self._nc_seen.popitem(last=False)
+        refused = self._use_nonce(nonce, username, count, now)
+        if refused is not None:
+            return refused
         return AuthResult(True, username)
 
     def challenge_response(

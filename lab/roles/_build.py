@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 
+from ims.sip.trust import TrustPolicy
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
@@ -23,14 +25,39 @@ def pki_dir(topo: Topology) -> Path:
     return tls.default_dir()
 
 
-def core_addresses(topo: Topology) -> set[str]:
-    """Where core-side SIP comes from: every S-CSCF and the Internet proxy."""
-    return {e.address for e in topo.elements.values() if e.role in ("scscf", "internet_proxy")}
+def _sip_peer(e: topology.Element) -> tuple[str, int]:
+    # core elements send SIP from their listening socket (UDP): address *and* port
+    return (e.address, e.sip_port)
 
 
-def trusted_addresses(topo: Topology) -> set[str]:
-    """The IMS trust domain (RFC 3325): P-CSCFs and S-CSCFs of the IMS operators."""
-    return {e.address for e in topo.elements.values() if e.role in IMS_OPERATOR_ROLES}
+def trust_policy(topo: Topology, name: str) -> TrustPolicy:
+    """Who ``name`` trusts, generated from the topology (docs/security.md).
+
+    The IMS Trust Domain (RFC 3325) is every P-CSCF and S-CSCF of the IMS operators; the
+    Internet proxy is a *known* peer of the S-CSCFs (it may route in-dialog requests along a
+    route set they are on) but never trusted; the Internet proxy itself trusts nobody and knows
+    the S-CSCFs it peers with. An element never trusts itself by address (its own port is not a
+    peer)."""
+    me = topo.element(name)
+    ims = [e for e in topo.elements.values() if e.role in IMS_OPERATOR_ROLES and e.name != name]
+    if me.role == "internet_proxy":
+        return TrustPolicy.of(known=[_sip_peer(e) for e in ims if e.role == "scscf"])
+    inet = [e for e in topo.elements.values() if e.role == "internet_proxy"]
+    return TrustPolicy.of(
+        trusted=[_sip_peer(e) for e in ims],
+        known=[_sip_peer(e) for e in inet] if me.role == "scscf" else [],
+    )
+
+
+def lab_networks(topo: Topology) -> list[str]:
+    """Where the lab's SIP elements may send: the /24 of every element and UE address (all of
+    127.0.0.0/8 when the lab runs on loopback, where SIPp and baresip take addresses of their
+    own). An element tricked into relaying still cannot reach anything outside the lab."""
+    addresses = [e.address for e in topo.elements.values()] + [u.address for u in topo.ues.values()]
+    nets = {str(ipaddress.ip_network(f"{a}/24", strict=False)) for a in addresses}
+    if any(ipaddress.ip_address(a).is_loopback for a in addresses):
+        nets.add("127.0.0.0/8")
+    return sorted(nets)
 
 
 def build_home_server(topo: Topology, name: str) -> HomeServer:
@@ -43,17 +70,19 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
             continue
         p = topo.element(peer_name)
         peers[d] = Peer(hop=Hop(p.address, p.sip_port, "udp"), trusted=p.role == "scscf")
-    return HomeServer(
+    server = HomeServer(
         name,
         e.address,
         domain=domain,
         subscribers=SubscriberDb(subscriber_records(topo.subscribers_of(domain))),
         peers=peers,
         tel_domains=dict(topo.tel),
-        trusted_addresses=trusted_addresses(topo) if ims else set(),
+        trust=trust_policy(topo, name),
         ims=ims,
         sip_port=e.sip_port,
     )
+    server.endpoint.restrict_to(lab_networks(topo))
+    return server
 
 
 def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
@@ -61,6 +90,8 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
     home = {}
     for d, server in topo.peering.items():
         s = topo.element(server)
+        if s.role != "scscf":
+            continue  # a P-CSCF registers UEs only with an IMS home network's S-CSCF
         home[d] = Hop(s.address, s.sip_port, "udp")
     anchor = None
     if e.anchor is not None:
@@ -69,17 +100,19 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
     ssl_context = None
     if e.tls:
         ssl_context = tls.server_context(pki or pki_dir(topo), name, e.address)
-    return Pcscf(
+    pcscf = Pcscf(
         name,
         e.address,
         domain=topo.domain_of(name),
         home_servers=home,
-        core_addresses=core_addresses(topo),
+        trust=trust_policy(topo, name),
         anchor=anchor,
         sip_port=e.sip_port,
         tls_port=e.tls_port if e.tls else None,
         ssl_context=ssl_context,
     )
+    pcscf.endpoint.restrict_to(lab_networks(topo))
+    return pcscf
 
 
 class RunningProxy:

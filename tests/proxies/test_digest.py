@@ -40,7 +40,6 @@ def _server(*, ims: bool = True, algorithms: tuple[str, ...] = ("MD5",)) -> tupl
         subscribers=SubscriberDb([ALICE]),
         peers={"ims-b.test": Peer(hop=Hop("127.0.7.21", 5060), trusted=True)},
         tel_domains={},
-        trusted_addresses=set(),
         ims=ims,
         digest_algorithms=algorithms,
     )

@@ -80,6 +80,8 @@ from ims.sip.proxy.routing import (
     StatelessRouter,
     Target,
 )
+from ims.sip.transaction.flow import Flow
+from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, Uri
 
 _log = get_logger("ims.sip.proxy")
@@ -105,7 +107,10 @@ class ProxyConfig:
     first of each transport is used for that transport). ``aliases``: host names that also
     mean this proxy in a Route or Request-URI. ``domains``: domains it is responsible for
     (§16.5; the router uses :meth:`ProxyCore.is_our_domain`). ``supported``: option tags
-    accepted in Proxy-Require. ``timer_c``: > 3 min by default (§16.6 step 11).
+    accepted in Proxy-Require. ``timer_c``: > 3 min by default (§16.6 step 11). ``trust``: the
+    RFC 3325 Trust Domain this proxy belongs to (``ims.sip.trust``, peers by address and port);
+    when set, ``P-Asserted-Identity`` from any other source is removed on ingress, before
+    routing (RFC 3325 §5). None: a plain RFC 3261 proxy, identity headers untouched.
     """
 
     name: str = "proxy"
@@ -118,6 +123,7 @@ class ProxyConfig:
     schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
     timer_c: float = 181.0
     default_max_forwards: int = 70
+    trust: TrustPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,9 +346,27 @@ class ProxyCore:
             return True  # an alias (or 5060)
         return uri.port in self._local_ports
 
+    def _in_domains(self, uri: SipUri) -> bool:
+        """The URI's host is one of our domains *and* its port (if any) is one we listen on:
+        ``sip:127.0.0.1:OTHERPORT`` with domain 127.0.0.1 is another element on the same host
+        (a UA's contact), not a user of ours (issue 11, finding 13; RFC 3261 §19.1.4: a URI
+        with an explicit port does not equal one without)."""
+        if uri.host.lower() not in self._domains:
+            return False
+        return uri.port is None or uri.port in self._local_ports
+
+    def trusts(self, source: Peer) -> bool:
+        """Is ``source`` a node of our Trust Domain (``config.trust``, address and port)?"""
+        trust = self.config.trust
+        if trust is None:
+            return False
+        flow = Flow(source.transport.upper(), (source.host, source.port))
+        return trust.classify(flow) is Trust.TRUSTED
+
     def is_our_domain(self, uri: Uri) -> bool:
-        """True when the URI's host is a domain this proxy is responsible for (§16.5)."""
-        return isinstance(uri, SipUri) and (uri.host.lower() in self._domains or self.is_local(uri))
+        """True when the URI names a domain this proxy is responsible for (§16.5), host and
+        port."""
+        return isinstance(uri, SipUri) and (self._in_domains(uri) or self.is_local(uri))
 
     def addressed_to_me(self, request: Request) -> bool:
         """The Request-URI names the proxy itself (no user part): OPTIONS/REGISTER target."""
@@ -350,7 +374,7 @@ class ProxyCore:
         return (
             isinstance(uri, SipUri)
             and uri.user is None
-            and (self.is_local(uri) or uri.host.lower() in self._domains)
+            and (self.is_local(uri) or self._in_domains(uri))
         )
 
     def _rr_value(self, transport: str) -> str:
@@ -490,6 +514,8 @@ class ProxyCore:
         # §16.3 step 1-2: syntax, mandatory headers, URI scheme (400 / 416)
         if not checked:
             check_request(request, schemes=self.config.schemes)
+        if self.config.trust is not None and not self.trusts(source):
+            strip_asserted_identity(request)  # RFC 3325 §5, before any routing decision
         if method == "ACK":
             return self._forward_stateless(request, source, now)
         if method == "CANCEL":
@@ -650,20 +676,34 @@ class ProxyCore:
             for v in values:
                 h.add("Route", v)
             request.uri = _name_addr_uri(last)
-        while True:
-            first = h.get("Route")
-            if first is None:
-                break
-            if first in self._rr_values:
-                # fast path: a peer copied our own Record-Route value verbatim (§12.1.1)
-                h.pop_first("Route")
-                removed.append(first)
-                continue
-            routes = request.routes
-            if not routes or not self.is_local(routes[0].uri):
-                break
-            h.pop_first_element("Route")
-            removed.append(routes[0].encode())
+        first = h.get("Route")
+        if first is None:
+            return tuple(removed)
+        if first in self._rr_values and "," not in first and h.get_all("Route")[1:2] == []:
+            # fast path: one Route field, a peer copied our Record-Route value (§12.1.1)
+            h.pop_first("Route")
+            removed.append(first)
+            return tuple(removed)
+        # one parse of the whole Route set and one rewrite: popping our entries one by one
+        # re-parsed the set each time, O(n^2) for a request carrying thousands of our own
+        # Routes (issue 11, finding 10)
+        values = h.get_list("Route")
+        routes = request.routes
+        if len(routes) != len(values):
+            values = [r.encode() for r in routes]
+        own = 0
+        while own < len(values) and (
+            values[own] in self._rr_values or self.is_local(routes[own].uri)
+        ):
+            own += 1
+        if own == 0:
+            return tuple(removed)
+        removed.extend(
+            v if v in self._rr_values else routes[i].encode() for i, v in enumerate(values[:own])
+        )
+        h.remove("Route")
+        for v in values[own:]:
+            h.add("Route", v)
         return tuple(removed)
 
     # -- forwarding (§16.6) -----------------------------------------------------------------

@@ -25,6 +25,13 @@ comes within 200 bytes of a 1500-byte MTU goes over TCP instead (same destinatio
 endpoint listens on TCP.  Off by default: the lab runs on loopback, whose MTU is 65,536, so the
 rule does not apply there, and a peer without TCP on that port would otherwise fail the call.
 
+Overload (issue 11, finding 9): at most ``max_server_transactions`` live server transactions,
+of which at most ``max_unauthenticated_registers`` REGISTERs without credentials (each holds
+its request and the 401 for Timer J, 32 s on UDP; a flood of them held 130 MB). A new request
+beyond either bound is answered ``503`` with ``Retry-After`` statelessly (RFC 3261 §21.5.4: "The
+server is temporarily unable to process the request due to a temporary overloading"), never
+queued and never dropped silently; retransmissions of live transactions are still absorbed.
+
 CANCEL (§9.2): with ``auto_cancel=True`` (a UA) the endpoint answers a matching CANCEL 200,
 answers the INVITE 487 if it is still pending, and runs ``ctx`` cancel callbacks; with
 ``auto_cancel=False`` (a proxy, §16.10) the CANCEL goes to the request handler with
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -64,6 +72,7 @@ from ims.sip.transaction import (
     normalize_transport,
 )
 from ims.sip.transaction.flow import Address
+from ims.sip.transaction.server import server_key
 from ims.sip.transaction.server_tables import InviteServerState, NonInviteServerState
 
 from .errors import SipTimeoutError, SipTransportError
@@ -163,8 +172,25 @@ class SipEndpoint:
         uri_schemes: Iterable[str] = ("sip", "sips", "tel"),
         udp_to_tcp: bool = False,
         advertised_host: str | None = None,
+        max_server_transactions: int = 32768,
+        max_unauthenticated_registers: int = 1024,
+        max_unauthenticated_registers_per_source: int | None = None,
+        allowed_networks: Iterable[str] | None = None,
     ) -> None:
         self.name = name
+        self.max_server_transactions = max_server_transactions
+        self.max_unauthenticated_registers = max_unauthenticated_registers
+        #: for an element facing UEs (a P-CSCF): one source address cannot take the whole
+        #: budget (off for elements whose REGISTERs all come from a few proxies)
+        self.max_unauthenticated_registers_per_source = max_unauthenticated_registers_per_source
+        self.overloaded = 0  #: requests answered 503 by the bounds above
+        #: where this endpoint may send at all (None: anywhere). A proxy tricked into relaying
+        #: still cannot reach outside these networks; a refused send is a transport error
+        #: (503 for a forwarded request, §16.7 step 6)
+        self.allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None
+        self._allowed_cache: dict[str, bool] = {}
+        self.restrict_to(allowed_networks)
+        self._unauth_registers: set[ServerTransaction] = set()
         #: the host put in our Via sent-by (default: the address we listen on; set it when
         #: listening on 0.0.0.0 or behind an address translation)
         self.advertised_host = advertised_host
@@ -263,6 +289,7 @@ class SipEndpoint:
         """Counters: the layer's (parse errors, absorbed retransmissions...) and the transports'."""
         out = dict(self.layer.stats)
         out["transactions"] = self.layer.pending
+        out["overloaded"] = self.overloaded
         out["udp_received"] = sum(u.received for u in self.udp)
         out["udp_sent"] = sum(u.sent for u in self.udp)
         out["udp_errors"] = sum(u.errors for u in self.udp)
@@ -475,12 +502,53 @@ class SipEndpoint:
         log.info("stream framing error", peer=str(flow), error=str(exc))
         self._process(self.layer.refuse(raw, flow, exc))
 
+    def _overloaded(self, request: Request, flow: Flow) -> str | None:
+        """Why a new request must be refused now (None: it may start a transaction)."""
+        unauth = request.method == "REGISTER" and not (
+            "Authorization" in request.headers or "Proxy-Authorization" in request.headers
+        )
+        servers = self.layer.servers
+        per_source = self.max_unauthenticated_registers_per_source
+        if len(servers) < self.max_server_transactions and not (
+            unauth
+            and (
+                len(self._unauth_registers) >= self.max_unauthenticated_registers
+                or (per_source is not None and len(self._unauth_registers) >= per_source)
+            )
+        ):
+            return None
+        try:
+            if server_key(request) in servers:
+                return None  # a retransmission: the transaction absorbs it
+        except SipParseError:
+            return None  # the layer answers the malformed request itself
+        if len(servers) >= self.max_server_transactions:
+            return "server transactions"
+        if not unauth:
+            return None
+        self._unauth_registers = {tx for tx in self._unauth_registers if not tx.terminated}
+        if len(self._unauth_registers) >= self.max_unauthenticated_registers:
+            return "unauthenticated REGISTERs"
+        if per_source is not None:
+            ip = flow.remote[0]
+            if sum(1 for tx in self._unauth_registers if tx.flow.remote[0] == ip) >= per_source:
+                return "unauthenticated REGISTERs from one source"
+        return None
+
     def _inbound(self, message: Message, flow: Flow, raw: bytes | None) -> None:
         with log_message(call_id=message.call_id):
             self._inbound_message(message, flow, raw)
 
     def _inbound_message(self, message: Message, flow: Flow, raw: bytes | None) -> None:
         try:
+            if isinstance(message, Request) and message.method not in ("ACK", "CANCEL"):
+                why = self._overloaded(message, flow)
+                if why is not None:
+                    self.overloaded += 1
+                    log.info("overloaded: 503", peer=str(flow), limit=why)
+                    busy = make_response(message, 503, headers=[("Retry-After", "10")])
+                    self._process(self.layer.send_stateless_response(busy, flow))
+                    return
             for observer in self.observers:
                 observer("in", message, flow)
             for flt in self.filters:
@@ -529,9 +597,15 @@ class SipEndpoint:
                     self._pending.pop(tx, None)
                 else:
                     self._contexts.pop(tx, None)
+                    self._unauth_registers.discard(tx)
         self._rearm()
 
     def _on_request_received(self, event: RequestReceived) -> None:
+        req = event.request
+        if req.method == "REGISTER" and not (
+            "Authorization" in req.headers or "Proxy-Authorization" in req.headers
+        ):
+            self._unauth_registers.add(event.transaction)
         cancelled = self._contexts.get(event.cancelled) if event.cancelled else None
         ctx = ServerContext(self, event.request, event.flow, event.transaction, cancelled)
         self._contexts[event.transaction] = ctx
@@ -589,8 +663,36 @@ class SipEndpoint:
             task.add_done_callback(done)
 
     # ================================================================ outbound
+    def restrict_to(self, networks: Iterable[str] | None) -> None:
+        """Send only to addresses in ``networks`` (CIDR strings); None lifts the restriction."""
+        self.allowed_networks = (
+            None
+            if networks is None
+            else tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        )
+        self._allowed_cache.clear()
+
+    def allowed(self, host: str) -> bool:
+        """May this endpoint send to ``host`` (``allowed_networks``)?"""
+        if self.allowed_networks is None:
+            return True
+        ok = self._allowed_cache.get(host)
+        if ok is None:
+            try:
+                ip = ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                ok = False  # a name: we only send to resolved addresses
+            else:
+                ok = any(ip in net for net in self.allowed_networks)
+            if len(self._allowed_cache) < 4096:
+                self._allowed_cache[host] = ok
+        return ok
+
     def _transmit(self, event: SendMessage) -> None:
         message, data, flow = event.message, event.data, event.flow
+        if not self.allowed(flow.remote[0]):
+            self._transport_error(event, f"{flow.remote[0]} is outside the allowed networks")
+            return
         for flt in self.filters:
             filtered = flt("out", message, flow)
             if filtered is None:

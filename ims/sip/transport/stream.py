@@ -8,8 +8,17 @@
 * connection reuse (§18.1.1, §18.2.2): connections are kept by remote address; a request to an
   address with an open connection (inbound or outbound) goes on it; a response goes on the
   connection its request came on (``Flow.connection``).
-* idle close: connections without traffic for ``idle_timeout`` seconds are closed; at most
-  ``max_connections`` inbound connections are held (more are closed on accept).
+* limits (issue 11, finding 9: 4,200 idle connections locked every client out, and one
+  element's connections could take every descriptor of the process): an inbound connection is
+  refused (closed on accept) beyond ``max_connections`` per listener, beyond
+  ``max_per_source`` from one IP address, or beyond the process-wide budget shared by every
+  stream transport of the process (3/4 of ``RLIMIT_NOFILE``, so the other listeners of the same
+  process, its UDP sockets and files keep descriptors). Defaults scale with the descriptor
+  limit: ``ulimit -n 1024`` gives 64 per listener.
+* read timeouts: an inbound connection must deliver its first complete message, and a started
+  message must be completed, within ``read_timeout`` seconds (a slow-loris or a silent
+  connection holds a slot for seconds, not for ``idle_timeout``); connections without traffic
+  for ``idle_timeout`` seconds are closed.
 * errors: a refused or failed connection raises :class:`~.errors.SipTransportError` from
   :meth:`StreamTransport.connect`; the endpoint reports it to the transaction.
 
@@ -20,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import resource
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from typing import cast
 
@@ -35,6 +46,22 @@ from .errors import SipTransportError
 log = get_logger("sip.transport.stream")
 
 _ids = itertools.count(1)
+
+
+def _nofile() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY and soft > 0 else 65536
+
+
+#: inbound stream connections the whole process may hold (every listener together)
+PROCESS_BUDGET = max(16, _nofile() * 3 // 4)
+#: default per-listener cap: a sixteenth of the descriptors, at most 4,096
+DEFAULT_MAX_CONNECTIONS = max(16, min(4096, _nofile() // 16))
+DEFAULT_MAX_PER_SOURCE = 64
+DEFAULT_READ_TIMEOUT = 10.0
+
+_process_inbound = 0  # inbound connections open in this process, all listeners
+
 
 MessageSink = Callable[[Request | Response, Flow, bytes | None], None]
 ErrorSink = Callable[[SipParseError, bytes, Flow], None]
@@ -57,6 +84,12 @@ class StreamConnection(asyncio.Protocol):
         self.parser = StreamParser(max_message_size=owner.max_message_size)
         self._transport: asyncio.Transport | None = None
         self.last_active = 0.0
+        self.messages = 0  # complete messages received
+        self.opened_at = 0.0
+        #: when the message now being received started (None: nothing partial buffered)
+        self.partial_since: float | None = None
+        self.registered = False
+        self.refused = False  # closed on accept by a limit
         self.closed = asyncio.get_running_loop().create_future()
 
     @property
@@ -68,12 +101,15 @@ class StreamConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self.remote = _addr(transport.get_extra_info("peername"))
         self.local = _addr(transport.get_extra_info("sockname"))
-        self.last_active = asyncio.get_running_loop().time()
+        self.last_active = self.opened_at = asyncio.get_running_loop().time()
         if not self.owner._register(self):
+            self.refused = True
             transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = asyncio.get_running_loop().time()
+        now = self.last_active = asyncio.get_running_loop().time()
+        if self.refused:
+            return  # the close is under way
         parser = self.parser
         try:
             messages = parser.feed(data)
@@ -84,6 +120,12 @@ class StreamConnection(asyncio.Protocol):
             self.send(b"\r\n" * parser.keepalives)
             parser.keepalives = 0
         flow = self.flow
+        self.messages += len(messages)
+        if parser.buffered:
+            if messages or self.partial_since is None:
+                self.partial_since = now
+        else:
+            self.partial_since = None
         for message in messages:
             self.owner.on_message(message, flow, None)
         error = parser.error
@@ -134,7 +176,9 @@ class StreamTransport:
         max_message_size: int = 65535,
         idle_timeout: float = 300.0,
         connect_timeout: float = 5.0,
-        max_connections: int = 4096,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_source: int = DEFAULT_MAX_PER_SOURCE,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         assert kind in ("TCP", "TLS")
         self.kind = kind
@@ -146,7 +190,11 @@ class StreamTransport:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.read_timeout = read_timeout
         self.refused = 0
+        self.timed_out = 0
+        self.per_source: Counter[str] = Counter()  # inbound connections by remote IP
         self.local: Address | None = None
         #: source IP for outbound connections (our listening address, so that the peer's
         #: ``received`` and a §18.2.2 reconnect point at us, not at 127.0.0.1)
@@ -163,8 +211,15 @@ class StreamTransport:
         if self.kind == "TLS" and self.server_ssl is None:
             raise ValueError("a TLS listener needs an ssl_context")
         loop = asyncio.get_running_loop()
+        # a TLS connection counts against the limits once its handshake is done: bound how
+        # long a handshake may hold a descriptor before that
+        handshake = self.read_timeout if self.server_ssl and self.read_timeout > 0 else None
         self._server = await loop.create_server(
-            lambda: StreamConnection(self, outbound=False), host, port, ssl=self.server_ssl
+            lambda: StreamConnection(self, outbound=False),
+            host,
+            port,
+            ssl=self.server_ssl,
+            ssl_handshake_timeout=handshake,
         )
         self.local = _addr(self._server.sockets[0].getsockname())
         if self.local[0] not in ("0.0.0.0", "::"):
@@ -186,11 +241,28 @@ class StreamTransport:
             await self._server.wait_closed()
 
     # -- connections -------------------------------------------------------------------------
+    @property
+    def inbound(self) -> int:
+        return sum(self.per_source.values())
+
     def _register(self, conn: StreamConnection) -> bool:
-        if not conn.outbound and len(self.connections) >= self.max_connections:
-            self.refused += 1  # a bound on resources a peer can make us hold
-            log.info("connection refused: limit", remote=conn.remote, limit=self.max_connections)
-            return False
+        global _process_inbound
+        if not conn.outbound:
+            # bounds on the resources a peer can make us hold
+            why = None
+            if self.inbound >= self.max_connections:
+                why = "listener limit"
+            elif self.per_source[conn.remote[0]] >= self.max_per_source:
+                why = "per-source limit"
+            elif _process_inbound >= PROCESS_BUDGET:
+                why = "process limit"
+            if why is not None:
+                self.refused += 1
+                log.info("connection refused", remote=conn.remote, reason=why)
+                return False
+            self.per_source[conn.remote[0]] += 1
+            _process_inbound += 1
+        conn.registered = True
         self.connections[conn.id] = conn
         self.by_remote[conn.remote] = conn
         self.opened += 1
@@ -198,6 +270,16 @@ class StreamTransport:
         return True
 
     def _unregister(self, conn: StreamConnection) -> None:
+        global _process_inbound
+        if not conn.registered:
+            return
+        conn.registered = False
+        if not conn.outbound:
+            _process_inbound -= 1
+            ip = conn.remote[0]
+            self.per_source[ip] -= 1
+            if self.per_source[ip] <= 0:
+                del self.per_source[ip]
         self.connections.pop(conn.id, None)
         if self.by_remote.get(conn.remote) is conn:
             del self.by_remote[conn.remote]
@@ -251,16 +333,26 @@ class StreamTransport:
             del self._connecting[remote]
 
     def _arm_sweeper(self) -> None:
-        if self._sweeper is None and self.idle_timeout > 0:
+        periods = [t for t in (self.idle_timeout, self.read_timeout) if t > 0]
+        if self._sweeper is None and periods:
             loop = asyncio.get_running_loop()
-            self._sweeper = loop.call_later(max(self.idle_timeout / 4, 0.05), self._sweep)
+            self._sweeper = loop.call_later(max(min(periods) / 4, 0.05), self._sweep)
 
     def _sweep(self) -> None:
         self._sweeper = None
         now = asyncio.get_running_loop().time()
+        rt = self.read_timeout
         for conn in list(self.connections.values()):
-            if now - conn.last_active > self.idle_timeout:
+            if self.idle_timeout > 0 and now - conn.last_active > self.idle_timeout:
                 log.debug("closing idle connection", remote=conn.remote, kind=self.kind)
+                conn.close()
+            elif rt > 0 and (
+                (conn.partial_since is not None and now - conn.partial_since > rt)
+                or (not conn.outbound and conn.messages == 0 and now - conn.opened_at > rt)
+            ):
+                # a message not completed in time, or a connection that never sent one
+                self.timed_out += 1
+                log.info("closing connection: read timeout", remote=conn.remote, kind=self.kind)
                 conn.close()
         if self.connections or self._server is not None:
             self._arm_sweeper()
