@@ -70,7 +70,8 @@ async def test_stalled_anchor_never_lets_the_answer_past_it(lab: Lab) -> None:
         if outgoing_invite and control.is_reading():
             # the offer has been anchored (its allocation made): the anchor stops listening
             control.pause_reading()
-        if isinstance(msg, Response) and msg.status == 200 and msg.cseq.method == "INVITE":
+        cseq = msg.cseq if isinstance(msg, Response) else None
+        if isinstance(msg, Response) and msg.status == 200 and cseq and cseq.method == "INVITE":
             if ev.direction == Direction.IN:
                 ok_in += 1
             elif ev.peer[0] == alice_ip:
