@@ -15,8 +15,8 @@ would see before the core gets to it. While a probe is out, its age already coun
 stalled loop does not hide behind a missing measurement).
 
 The control law is RFC 7339's "loss" algorithm, driven locally: a rejection fraction ``p``
-is raised while the delay is above ``target`` (more steeply the further above) and lowered
-while below, and new requests are admitted in the proportion 1 - p, deterministically (an
+is raised while the standing delay (the smallest probe delay of a window, CoDel's rule) is
+above ``target`` (more steeply the further above) and lowered while below, and new requests are admitted in the proportion 1 - p, deterministically (an
 accumulator, no random draws: the same inputs give the same decisions in a test). What is
 rejected: requests that would open new work (out-of-dialog, not ACK/CANCEL). In-dialog
 requests (BYE, re-INVITE), ACK and CANCEL belong to accepted calls and always pass;
@@ -31,6 +31,7 @@ overloaded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 #: a probe out longer than this (s) is taken as lost
@@ -39,15 +40,19 @@ PROBE_LOST = 2.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OverloadConfig:
-    """``target``: queueing delay (s) above which new requests start to be shed, well below
-    T1 so that clients do not retransmit. ``interval``: seconds between probes.
-    ``step``: how much ``p`` moves per probe at twice the target. ``max_reject``: ``p``
+    """``target``: standing queueing delay (s) above which new requests start to be shed,
+    well below T1 so that clients do not retransmit. ``window``: the delay that counts is
+    the *smallest* one measured over a window (CoDel's rule, RFC 8289 §3.2: a burst or one
+    descheduling of the process drains within a window, a standing queue does not), so a
+    transient stall sheds nothing. ``interval``: seconds between probes. ``step``: how much
+    ``p`` moves per window (up: scaled by how far above the target). ``max_reject``: ``p``
     never reaches 1 (a trickle of new calls keeps measuring the way out).
     ``retry_after``: seconds in the 503's Retry-After."""
 
     target: float = 0.1
-    interval: float = 0.05
-    step: float = 0.05
+    window: float = 0.2
+    interval: float = 0.04
+    step: float = 0.1
     max_reject: float = 0.95
     retry_after: int = 2
 
@@ -64,6 +69,8 @@ class OverloadControl:
     _credit: float = 0.0
     _probe_sent: float | None = None
     _next_probe: float = 0.0
+    _window_end: float | None = None
+    _window_min: float = math.inf
 
     # -- the measured signal ---------------------------------------------------------------
     def probe_due(self, now: float) -> bool:
@@ -73,11 +80,11 @@ class OverloadControl:
             age = now - self._probe_sent
             if age > PROBE_LOST:
                 # dropped (a full socket buffer is overload too): count it, send another
-                self._update(age)
+                self._sample(age, now)
                 self._probe_sent = None
                 return True
             if age > self.config.target and now >= self._next_probe:
-                self._update(age)
+                self._sample(age, now)
                 self._next_probe = now + self.config.interval
             return False
         return now >= self._next_probe
@@ -87,10 +94,10 @@ class OverloadControl:
         self._next_probe = now + self.config.interval
 
     def probe_returned(self, now: float) -> None:
-        """The probe came out of the queue: its delay updates ``p``."""
+        """The probe came out of the queue: its delay is one sample of the window."""
         if self._probe_sent is None:
             return
-        self._update(now - self._probe_sent)
+        self._sample(now - self._probe_sent, now)
         self._probe_sent = None
 
     def probe_lost(self) -> None:
@@ -100,13 +107,23 @@ class OverloadControl:
     def next_probe(self) -> float:
         return self._next_probe
 
-    def _update(self, delay: float) -> None:
-        cfg = self.config
+    def _sample(self, delay: float, now: float) -> None:
         self.delay = delay
-        if delay > cfg.target:
-            self.reject = min(cfg.max_reject, self.reject + cfg.step * delay / cfg.target)
+        self._window_min = min(self._window_min, delay)
+        if self._window_end is None:
+            self._window_end = now + self.config.window
+        elif now >= self._window_end:
+            self._close_window(now)
+
+    def _close_window(self, now: float) -> None:
+        cfg = self.config
+        low = self._window_min
+        if low > cfg.target:
+            self.reject = min(cfg.max_reject, self.reject + cfg.step * low / cfg.target)
         else:
             self.reject = max(0.0, self.reject - cfg.step)
+        self._window_min = math.inf
+        self._window_end = now + cfg.window
 
     # -- admission -----------------------------------------------------------------------
     def admit(self) -> bool:

@@ -31,26 +31,41 @@ def test_short_queue_admits_everything() -> None:
     assert ctl.reject == 0.0 and all(ctl.admit() for _ in range(1000))
 
 
-def test_long_queue_raises_rejection_and_recovery_lowers_it() -> None:
-    ctl = OverloadControl(OverloadConfig(target=0.1, step=0.05, max_reject=0.9))
-    now = delays(ctl, 0.0, 0.3, 10)  # three times the target, ten probes
+def test_standing_queue_raises_rejection_and_recovery_lowers_it() -> None:
+    cfg = OverloadConfig(target=0.1, window=0.2, step=0.1, max_reject=0.9)
+    ctl = OverloadControl(cfg)
+    now = delays(ctl, 0.0, 0.3, 10)  # every probe waits three times the target
     assert ctl.reject == 0.9  # capped: a trickle still gets through
     admitted = sum(ctl.admit() for _ in range(1000))
     assert 95 <= admitted <= 105  # deterministic 1 - p
-    delays(ctl, now, 0.01, 10)
-    assert abs(ctl.reject - 0.4) < 1e-9  # one step down per short probe
-    delays(ctl, now + 10, 0.01, 10)
+    now = delays(ctl, now, 0.01, 6)  # short again: one or two windows (0.2 s) later...
+    assert 0.7 - 1e-9 <= ctl.reject <= 0.8 + 1e-9  # ...one step down per window
+    delays(ctl, now, 0.01, 60)
     assert ctl.reject == 0.0
 
 
-def test_a_probe_stuck_in_the_queue_counts_by_its_age() -> None:
-    ctl = OverloadControl(OverloadConfig(target=0.1, interval=0.05))
-    assert ctl.probe_due(0.0)
-    ctl.probe_sent(0.0)
-    assert not ctl.probe_due(0.05) and ctl.reject == 0.0
-    assert not ctl.probe_due(0.3)  # out 300 ms: overload is measured before it returns
+def test_a_transient_stall_sheds_nothing_a_standing_queue_does() -> None:
+    """CoDel's rule (RFC 8289 §3.2): the smallest delay of a window counts."""
+    ctl = OverloadControl(OverloadConfig(target=0.1, window=0.2))
+    now = delays(ctl, 0.0, 0.005, 5)
+    now = delays(ctl, now, 0.4, 1)  # the process was descheduled once for 400 ms
+    delays(ctl, now, 0.005, 10)  # and drains at once
+    assert ctl.reject == 0.0
+    delays(ctl, now + 5, 0.15, 10)  # 150 ms every time: a standing queue
     assert ctl.reject > 0.0
-    assert ctl.probe_due(PROBE_LOST + 0.1)  # taken as lost: a new one goes out
+
+
+def test_a_probe_stuck_in_the_queue_counts_by_its_age() -> None:
+    ctl = OverloadControl(OverloadConfig(target=0.1, interval=0.05, window=0.2))
+    delays(ctl, 0.0, 0.005, 1)  # opens the first window
+    assert ctl.probe_due(0.1)
+    ctl.probe_sent(0.1)
+    assert not ctl.probe_due(0.15) and ctl.reject == 0.0
+    assert not ctl.probe_due(0.4)  # out 300 ms: overload is measured before it returns
+    assert not ctl.probe_due(0.6)
+    assert not ctl.probe_due(0.7)  # a whole window without a delay below 300 ms
+    assert ctl.reject > 0.0
+    assert ctl.probe_due(0.1 + PROBE_LOST + 0.1)  # taken as lost: a new one goes out
 
 
 def test_core_sheds_new_requests_with_503_retry_after_but_not_in_dialog_ones() -> None:
