@@ -16,8 +16,9 @@ stalled loop does not hide behind a missing measurement).
 
 The control law is RFC 7339's "loss" algorithm, driven locally: a rejection fraction ``p``
 is raised while the standing delay (the smallest probe delay of a window, CoDel's rule) is
-above ``target`` (more steeply the further above) and lowered while below, and new requests are admitted in the proportion 1 - p, deterministically (an
-accumulator, no random draws: the same inputs give the same decisions in a test). What is
+above ``target`` (more steeply the further above) and lowered while below, and new requests
+are admitted in the proportion 1 - p, deterministically (an accumulator, no random draws: the
+same inputs give the same decisions in a test). What is
 rejected: requests that would open new work (out-of-dialog, not ACK/CANCEL). In-dialog
 requests (BYE, re-INVITE), ACK and CANCEL belong to accepted calls and always pass;
 retransmissions never reach the core (the transaction layer absorbs them), so a rejected
