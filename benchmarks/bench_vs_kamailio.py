@@ -150,6 +150,17 @@ def _int(d: dict[str, str], key: str) -> int:
 
 
 def register(sipp: str, proxy: str, contact: str, work: Path) -> bool:
+    """REGISTER the callee; a proxy still shedding load after the previous step answers 503
+    + Retry-After (2 s for imslab), so try again after that, three times at most."""
+    for attempt in range(3):
+        if attempt:
+            time.sleep(2.0)
+        if _register_once(sipp, proxy, contact, work):
+            return True
+    return False
+
+
+def _register_once(sipp: str, proxy: str, contact: str, work: Path) -> bool:
     r = subprocess.run(
         ["timeout", "15", sipp, "-sf", str(SCENARIOS / "register.xml"), proxy, "-i", UAC_IP,
          "-p", str(free_port(UAC_IP)), "-s", CALLEE, "-key", "domain", DOMAIN,
