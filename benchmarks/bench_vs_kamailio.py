@@ -178,6 +178,8 @@ def sipp_step(
     registration refreshed first (one port per proxy: one binding, no fork to an old UAS)."""
     calls = max(1, int(rate * seconds))
     uac_port = free_port(UAC_IP)
+    counts_dir = work / f"counts-{rate}-{time.monotonic_ns()}"  # SIPp names its file by pid
+    counts_dir.mkdir()
     limit = int(seconds * 3 + 20)
     tag = f"{rate}-{time.monotonic_ns()}"
     uas_csv, uac_csv = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
@@ -192,13 +194,19 @@ def sipp_step(
             return {"rate": rate, "calls": calls, "ok": 0, "shed": 0, "failed": calls,
                     "seconds": 0.0, "cps": 0.0, "error": "REGISTER failed"}  # fmt: skip
         t0 = time.monotonic()
-        subprocess.run(
+        uac = subprocess.Popen(
             ["timeout", str(limit + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy,
              "-i", UAC_IP, "-p", str(uac_port), "-s", CALLEE, "-key", "domain", DOMAIN,
              "-m", str(calls), "-r", str(rate), "-l", str(rate * 4), "-timeout", str(limit),
-             "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(uac_csv), "-fd", "1"],
-            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=limit + 20,
+             "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(uac_csv),
+             "-trace_counts", "-fd", "1"],
+            cwd=counts_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        try:
+            uac.wait(timeout=limit + 20)
+        except subprocess.TimeoutExpired:
+            uac.kill()
+            uac.wait()
         elapsed = time.monotonic() - t0
     finally:
         uas.terminate()
@@ -208,9 +216,14 @@ def sipp_step(
             uas.kill()
             uas.wait()
     a = _stats(uac_csv)
-    ok = _int(a, "SuccessfulCall(C)")
-    shed = _int(a, "FailedCallRejected(C)")
-    failed = _int(a, "FailedCall(C)") - shed
+    # a shed call ends with stop_call, which SIPp counts as *successful*: the 503s received
+    # (-trace_counts, the "<n>_503_Recv" column) are taken out of the successful calls
+    counts: dict[str, str] = {}
+    for path in counts_dir.glob("*_counts.csv"):
+        counts = _stats(path)
+    shed = sum(int(v or 0) for k, v in counts.items() if k.endswith("_503_Recv"))
+    ok = _int(a, "SuccessfulCall(C)") - shed
+    failed = _int(a, "FailedCall(C)")
     failed += max(0, calls - ok - shed - failed)  # calls never completed
     return {
         "rate": rate,
