@@ -125,7 +125,9 @@ class ProxyConfig:
     timer_c: float = 181.0
     default_max_forwards: int = 70
     trust: TrustPolicy | None = None
-    overload: OverloadConfig | None = field(default_factory=OverloadConfig)
+    #: off by default: measured with SIPp, shedding still costs more than it saves
+    #: (docs/benchmarks.md, "imslab vs Kamailio"); on with OverloadConfig()
+    overload: OverloadConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,14 +46,15 @@ class OverloadConfig:
     the *smallest* one measured over a window (CoDel's rule, RFC 8289 §3.2: a burst or one
     descheduling of the process drains within a window, a standing queue does not), so a
     transient stall sheds nothing. ``interval``: seconds between probes. ``step``: how much
-    ``p`` moves per window (up: scaled by how far above the target). ``max_reject``: ``p``
+    ``p`` moves per window (up: scaled by how far above the target, two steps at most; down:
+    two steps when the delay is below half the target). ``max_reject``: ``p``
     never reaches 1 (a trickle of new calls keeps measuring the way out).
     ``retry_after``: seconds in the 503's Retry-After."""
 
     target: float = 0.1
     window: float = 0.2
     interval: float = 0.04
-    step: float = 0.1
+    step: float = 0.05
     max_reject: float = 0.95
     retry_after: int = 2
 
@@ -120,7 +121,11 @@ class OverloadControl:
         cfg = self.config
         low = self._window_min
         if low > cfg.target:
-            self.reject = min(cfg.max_reject, self.reject + cfg.step * low / cfg.target)
+            # up by at most two steps a window: the backlog of the last windows keeps the
+            # delay high for a while after p is right, and every shed request costs too
+            self.reject = min(cfg.max_reject, self.reject + cfg.step * min(2.0, low / cfg.target))
+        elif low < cfg.target / 2:
+            self.reject = max(0.0, self.reject - 2 * cfg.step)  # the queue is gone: recover fast
         else:
             self.reject = max(0.0, self.reject - cfg.step)
         self._window_min = math.inf
