@@ -97,7 +97,7 @@ def build(args: argparse.Namespace) -> ProxyServer:
         local=local,
         domains=domains,
         record_route=not args.no_record_route,
-        overload=OverloadConfig() if args.overload else None,
+        overload=OverloadConfig() if getattr(args, "overload", False) else None,
     )
     authenticate = None
     known = None
