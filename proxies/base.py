@@ -388,6 +388,11 @@ class SipProxy:
         out = self.prepare(request, hop, record_route=False)
         self.endpoint.send_stateless(out, hop.addr, transport=hop.transport)
 
+    def stray_2xx(self, response: Response) -> Response | None:
+        """An element's say on a 2xx retransmission it relays statelessly (our Via already
+        removed): the response to send, or None to drop it (the P-CSCF anchors its SDP)."""
+        return response
+
     def _on_stray_response(self, response: Response, flow: Any) -> None:
         vias = response.vias
         if len(vias) < 2 or vias[0].host != self.address:
@@ -397,6 +402,10 @@ class SipProxy:
             return  # only 2xx retransmissions to INVITE outlive our transaction (§16.7)
         out = response.copy()
         out.headers.pop_first_element("Via")
+        processed = self.stray_2xx(out)
+        if processed is None:
+            return
+        out = processed
         nxt = vias[1]
         host = nxt.received or nxt.host
         port = nxt.rport or nxt.port or (5061 if nxt.transport.upper() == "TLS" else 5060)

@@ -34,6 +34,7 @@ The element holds no LI code: observers attach at :attr:`sip_hooks` (and the anc
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import ssl
 import time
@@ -47,9 +48,30 @@ from ims.sip.message import Request, Response, make_response
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, parse_uri, uri_equal
 from proxies.base import UNAUTH_REGISTERS_PER_SOURCE, Forward, Hop, SipProxy, uri_domain
-from proxies.media_anchor import AnchorControl, AnchorError
+from proxies.media_anchor import Allocation, AnchorControl, AnchorError
 
 _log = get_logger("proxies.pcscf")
+
+#: How long the anchoring of an answer is retried and a 2xx retransmission is matched to the
+#: anchored copy: the life of the INVITE transaction, 64*T1 (RFC 3261 §17.1.1.2 Timer B), which
+#: is also how long a UAS retransmits its 2xx (§13.3.1.4).
+ANSWER_WINDOW = 64 * 0.5
+#: bound on remembered anchored answers (each lives ANSWER_WINDOW seconds)
+ANSWERS_MAX = 65536
+
+
+class Unanchorable(Exception):
+    """An SDP that cannot be pointed at the anchor (no allocation, or not parseable)."""
+
+    status_hint = 488  # an offer we cannot anchor: Not Acceptable Here (RFC 3261 §21.4.26)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """The anchored body of one 2xx (by Call-ID, CSeq, To tag), None while being anchored."""
+
+    body: bytes | None
+    until: float
 
 
 @dataclass(slots=True)
@@ -70,6 +92,9 @@ class _Call:
     label: str  # "orig" (the UE here called) or "term" (the UE here is called)
     icid: str | None
     ue: Hop
+    #: the anchor's allocation per stream, from the offer: what an answer is pointed at when
+    #: the anchor cannot be reached while the answer crosses (fail closed, not open)
+    allocs: dict[int, Allocation] = field(default_factory=dict)
 
 
 def icid_of(request: Request | Response) -> str | None:
@@ -129,6 +154,8 @@ class Pcscf(SipProxy):
         self.by_flow: dict[tuple[str, int], UeRegistration] = {}
         self.by_contact: dict[str, UeRegistration] = {}
         self.calls: dict[str, list[_Call]] = {}
+        #: anchored 2xx answers, so that their retransmissions carry the same anchored SDP
+        self._answers: dict[tuple[str, int, str], _Answer] = {}
 
     # --- classification --------------------------------------------------------------------
     def from_core(self, flow: Any) -> bool:
@@ -356,21 +383,27 @@ class Pcscf(SipProxy):
         self, request: Request, call: _Call, *, from_access: bool, owned: bool = False
     ) -> Request:
         """``request`` with its SDP anchored; rewritten in place when ``owned`` (a copy this
-        element already made), else in a copy (the server transaction keeps the original)."""
+        element already made), else in a copy (the server transaction keeps the original).
+
+        An offer that cannot be anchored is not forwarded: :class:`AnchorError` answers the
+        request 500 and :class:`Unanchorable` (an SDP we cannot parse) 488 (RFC 3261
+        §21.4.26), so no offer leaves with addresses past the anchor."""
         if self.anchor is None or not request.body or request.content_type != "application/sdp":
             return request
-        body = await self._anchor_sdp(request.call_id or "", request.body, call, from_access)
+        try:
+            sdp = SessionDescription.parse(request.body)
+        except SdpError as exc:
+            raise Unanchorable(f"SDP not parseable: {exc}") from exc
+        body = await self._anchor_sdp(request.call_id or "", sdp, call, from_access)
         out = request if owned else request.copy()
         out.body = body
         return out
 
-    async def _anchor_sdp(self, call_id: str, body: bytes, call: _Call, from_access: bool) -> bytes:
+    async def _anchor_sdp(
+        self, call_id: str, sdp: SessionDescription, call: _Call, from_access: bool
+    ) -> bytes:
         """Point the SDP from one side at the anchor leg facing the *other* side."""
         assert self.anchor is not None
-        try:
-            sdp = SessionDescription.parse(body)
-        except SdpError:
-            return body
         ports: dict[int, int] = {}
         address = None
         side = "access" if from_access else "core"
@@ -386,12 +419,148 @@ class Pcscf(SipProxy):
                 icid=call.icid,
                 label=call.label,
             )
+            call.allocs[i] = alloc
             facing = alloc.core if from_access else alloc.access
             address = facing[0]
             ports[i] = facing[1]
         if address is None:
+            return sdp.encode()
+        return rewrite_for_anchor(sdp, address, ports).encode()
+
+    async def _anchor_answer(
+        self, call_id: str, body: bytes, call: _Call, from_access: bool, now: float
+    ) -> bytes:
+        """The answer's SDP pointed at the anchor, even when the anchor cannot be reached now.
+
+        Fail closed, as an IMS-AGW does: the answer is pointed at the anchor ports allocated
+        for the offer (the P-CSCF knows them; TS 23.334 §5.2: the IMS-AGW's terminations are
+        reserved at offer time), never forwarded with the answerer's own addresses. The
+        anchor relays to where the answerer's media really comes from (symmetric RTP
+        latching), and learning the answerer's address is retried in the background for the
+        transaction's time (:data:`ANSWER_WINDOW`). A proxy must forward a 2xx (RFC 3261
+        §16.7 step 10), so an answer with no allocation to point at (an offer in a 2xx, the
+        anchor gone) goes out with every stream rejected (port 0, RFC 3264 §6) on the
+        null address and the media session is released: the call gets no media rather
+        than media the CC-POI cannot see."""
+        assert self.anchor is not None
+        try:
+            sdp = SessionDescription.parse(body)
+        except SdpError as exc:
+            raise Unanchorable(f"SDP not parseable: {exc}") from exc
+        ports: dict[int, int] = {}
+        address = None
+        side = "access" if from_access else "core"
+        missing = False
+        for i, m in enumerate(sdp.media):
+            if m.rejected:
+                continue
+            conn = m.effective_connection(sdp)
+            remote = None if conn is None else (conn.address, m.port)
+            try:
+                alloc = await self.anchor.attach(
+                    call_id, i, side, remote, icid=call.icid, label=call.label
+                )
+            except AnchorError as exc:
+                fallback = call.allocs.get(i)
+                _log.warning(
+                    "anchoring answer failed",
+                    element=self.name,
+                    call_id=call_id,
+                    stream=i,
+                    error=str(exc),
+                    fallback=fallback is not None,
+                )
+                if fallback is None:
+                    missing = True
+                    continue
+                alloc = fallback
+                if remote is not None:
+                    self._spawn(
+                        self._retry_attach(call_id, i, side, remote, call, now + ANSWER_WINDOW)
+                    )
+            call.allocs[i] = alloc
+            facing = alloc.core if from_access else alloc.access
+            address = facing[0]
+            ports[i] = facing[1]
+        if missing:
+            raise Unanchorable("no anchor allocation for the answer")
+        if address is None:
             return body
         return rewrite_for_anchor(sdp, address, ports).encode()
+
+    async def _retry_attach(
+        self,
+        call_id: str,
+        stream: int,
+        side: str,
+        remote: tuple[str, int],
+        call: _Call,
+        until: float,
+    ) -> None:
+        """Tell the anchor where the answerer receives, until it answers or ``until``."""
+        assert self.anchor is not None
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while loop.time() + delay < until:
+            await asyncio.sleep(delay)
+            if call_id not in self.calls:
+                return  # released meanwhile
+            try:
+                await self.anchor.attach(
+                    call_id, stream, side, remote, icid=call.icid, label=call.label
+                )
+            except AnchorError:
+                delay = min(delay * 2, 4.0)
+                continue
+            _log.info("answer anchored on retry", element=self.name, call_id=call_id)
+            return
+        _log.warning("answer never reached the anchor", element=self.name, call_id=call_id)
+
+    @staticmethod
+    def _media_refused(body: bytes) -> bytes:
+        """``body`` with every stream rejected (port 0) on the null address, or no body."""
+        try:
+            sdp = SessionDescription.parse(body)
+        except SdpError:
+            return b""
+        refused = rewrite_for_anchor(sdp, "0.0.0.0", {})
+        for i, m in enumerate(refused.media):
+            refused = refused.with_media(i, m.with_port(0))
+        return refused.encode()
+
+    @staticmethod
+    def _answer_key(resp: Response) -> tuple[str, int, str] | None:
+        cseq, to = resp.cseq, resp.to
+        if cseq is None or cseq.method != "INVITE" or to is None or to.tag is None:
+            return None
+        return (resp.call_id or "", cseq.seq, to.tag)
+
+    def _remember_answer(self, key: tuple[str, int, str], body: bytes | None, now: float) -> None:
+        answers = self._answers
+        for k in [k for k, a in answers.items() if a.until <= now]:
+            del answers[k]
+        while len(answers) >= ANSWERS_MAX:
+            del answers[next(iter(answers))]
+        answers[key] = _Answer(body, now + ANSWER_WINDOW)
+
+    def stray_2xx(self, response: Response) -> Response | None:
+        """A 2xx retransmission (§16.7 forwards them statelessly) leaves with the anchored SDP
+        of its first copy; while that copy is still being anchored, or when no anchored copy
+        is known, it is dropped (the UAS retransmits it; the first copy follows), so the UE
+        never sees the answerer's own addresses (fail closed)."""
+        if self.anchor is None or not response.body:
+            return response
+        key = self._answer_key(response)
+        answer = None if key is None else self._answers.get(key)
+        if answer is None or answer.body is None:
+            _log.info(
+                "2xx retransmission held back: its answer is not anchored (yet)",
+                element=self.name,
+                call_id=response.call_id,
+            )
+            return None
+        response.body = answer.body
+        return response
 
     def _invite_response(
         self,
@@ -410,20 +579,33 @@ class Pcscf(SipProxy):
                     self.calls.pop(call_id, None)
                 await self._release(call_id, call.label)
                 return resp
-            if (
-                self.anchor is not None
-                and resp.body
-                and resp.content_type == "application/sdp"
-                and resp.status < 300
-            ):
-                # resp is already the proxy's own copy (SipProxy._relay): rewrite it in place
-                try:
-                    resp.body = await self._anchor_sdp(
-                        call_id, resp.body, call, from_access=answer_from_access
-                    )
-                except AnchorError as exc:
-                    _log.warning("anchoring answer failed", element=self.name, error=str(exc))
+            if self.anchor is None or not resp.body or resp.status >= 300:
                 return resp
+            now = asyncio.get_running_loop().time()
+            key = self._answer_key(resp) if resp.status >= 200 else None
+            if key is not None:
+                # its retransmissions are held back until this copy is anchored (stray_2xx)
+                self._remember_answer(key, None, now)
+            # resp is already the proxy's own copy (SipProxy._relay): rewrite it in place
+            try:
+                if resp.content_type != "application/sdp":
+                    raise Unanchorable(f"body of type {resp.content_type!r} not anchored")
+                resp.body = await self._anchor_answer(
+                    call_id, resp.body, call, answer_from_access, now
+                )
+            except Unanchorable as exc:
+                _log.error(
+                    "answer cannot be anchored: media refused, session released",
+                    element=self.name,
+                    call_id=call_id,
+                    error=str(exc),
+                )
+                resp.body = self._media_refused(resp.body)
+                if not resp.body:
+                    resp.headers.remove("Content-Type")
+                await self._release(call_id, call.label)
+            if key is not None:
+                self._remember_answer(key, resp.body, now)
             return resp
 
         return on_response

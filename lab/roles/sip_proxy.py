@@ -30,6 +30,7 @@ from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
+from ims.sip.proxy.overload import OverloadConfig
 from ims.sip.registrar import BindingStore, Registrar, digest_authenticator
 
 ROLE = "sip-proxy"
@@ -46,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=Path, help="users.toml: realm and [users] name = password")
     parser.add_argument("--transport", default="udp", help="comma list: udp[,tcp] (default udp)")
     parser.add_argument("--no-record-route", action="store_true", help="do not Record-Route")
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="shed new requests with 503 + Retry-After when the queue delay stays high",
+    )
     parser.add_argument("--name", default="sip-proxy", help="element name in hooks and logs")
     parser.add_argument(
         "--host", action="append", default=[], metavar="NAME=IP", help="static host entry"
@@ -91,6 +97,7 @@ def build(args: argparse.Namespace) -> ProxyServer:
         local=local,
         domains=domains,
         record_route=not args.no_record_route,
+        overload=OverloadConfig() if getattr(args, "overload", False) else None,
     )
     authenticate = None
     known = None

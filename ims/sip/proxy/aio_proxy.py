@@ -23,6 +23,11 @@ a request forwarded to ``Peer("tls", ue_host, ue_port)`` — the source a UE reg
 travels on the UE's own connection (the UE needs no TLS listener). When that connection has
 closed, a new one is opened to that address (which then usually fails: 503 for the branch).
 
+Overload (``ims.sip.proxy.overload``): with the core's overload control on, the adapter sends a
+small probe datagram to its first UDP listener every ``interval`` from a socket of its own; the
+time it takes to come back out of the kernel queue and the loop is the queueing delay a request
+arriving now would see, fed to the core with ``now``.
+
 Why not :class:`ims.sip.transport.endpoint.SipEndpoint`: a proxy needs the raw per-branch
 events (every provisional, CANCEL of a client transaction, stray 2xx), and at the time of
 writing the endpoint exposed a UA-style ``await request()`` instead. Driving the layer directly
@@ -36,6 +41,7 @@ import asyncio
 import functools
 import ipaddress
 import math
+import secrets
 import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
@@ -109,6 +115,10 @@ class ProxyServer:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"send_errors": 0, "unresolved": 0}
+        self._probe: UdpTransport | None = None  # overload probe sender (see module docstring)
+        self._probe_from: tuple[str, int] | None = None
+        self._probe_to: tuple[str, int] | None = None
+        self._probe_data = b"\0imslab-probe " + secrets.token_hex(8).encode()
         self._allowed_cache: dict[str, bool] = {}
 
     # -- set-up ---------------------------------------------------------------------------
@@ -137,6 +147,12 @@ class ProxyServer:
         # a burst arriving while the loop is busy (a batch of timers, a GC pass) waits in the
         # kernel instead of being dropped and retransmitted 500 ms later
         udp.set_buffer_sizes(UDP_BUFFER, UDP_BUFFER)
+        if self.core.overload is not None and self._probe is None:
+            probe = UdpTransport(lambda data, flow: None)
+            self._probe_from = await probe.bind(addr[0], 0)
+            self._probe_to = addr
+            self._probe = probe
+            self._arm()
         return addr
 
     def _new_stream(self, name: str, server_ssl: ssl.SSLContext | None) -> StreamTransport:
@@ -184,6 +200,9 @@ class ProxyServer:
         for udp in self._udp:
             udp.close()
         self._udp.clear()
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         for stream in self._streams.values():
             self._spawn(stream.close())
         self._streams.clear()
@@ -200,6 +219,11 @@ class ProxyServer:
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
+        if flow.remote == self._probe_from and data == self._probe_data:
+            overload = self.core.overload
+            if overload is not None:
+                overload.probe_returned(now)
+            return
         token = begin_message()  # the Call-ID tagged by _events ends with this datagram
         try:
             self._events(self.layer.receive_bytes(data, flow, now), now)
@@ -398,6 +422,10 @@ class ProxyServer:
         t1 = self.layer.get_timer()
         t2 = self.core.get_timer()
         at = t1 if t2 is None else (t2 if t1 is None else min(t1, t2))
+        overload = self.core.overload
+        if self._probe is not None and overload is not None:
+            t3 = overload.next_probe()
+            at = t3 if at is None else min(at, t3)
         if at is None:
             return
         # fire in 10 ms buckets: thousands of transactions end per second (timers D, J, K,
@@ -419,9 +447,23 @@ class ProxyServer:
         try:
             self._events(self.layer.handle_timer(now), now)
             self._act(self.core.handle_timer(now), now)
+            self._send_probe(now)
         except Exception as exc:
             _log.warning("timer processing failed", error=repr(exc))
         self._arm()
+
+    def _send_probe(self, now: float) -> None:
+        overload = self.core.overload
+        if self._probe is None or self._probe_to is None or overload is None:
+            return
+        if not overload.probe_due(now):
+            return
+        try:
+            self._probe.send(self._probe_data, self._probe_to)
+        except SipTransportError:
+            overload.probe_lost()
+            return
+        overload.probe_sent(now)
 
 
 UDP_BUFFER = 4 * 1024 * 1024

@@ -68,6 +68,7 @@ from ims.sip.grammar import Params
 from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
 from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
+from ims.sip.proxy.overload import OverloadConfig, OverloadControl
 from ims.sip.proxy.routing import (
     Defer,
     Forward,
@@ -124,6 +125,9 @@ class ProxyConfig:
     timer_c: float = 181.0
     default_max_forwards: int = 70
     trust: TrustPolicy | None = None
+    #: off by default: measured with SIPp, shedding still costs more than it saves
+    #: (docs/benchmarks.md, "imslab vs Kamailio"); on with OverloadConfig()
+    overload: OverloadConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,12 +330,18 @@ class ProxyCore:
             self._via_local.setdefault(p.transport.lower(), p)
         self._domains = {d.lower() for d in config.domains}
         self._rr_values = {self._rr_value(p.transport) for p in config.local}
+        #: fed by the adapter with the measured queueing delay (None: no overload control)
+        self.overload = None if config.overload is None else OverloadControl(config.overload)
+        self._retry_after = (
+            () if config.overload is None else (("Retry-After", str(config.overload.retry_after)),)
+        )
         self.stats: dict[str, int] = {
             "requests": 0,
             "responses": 0,
             "forwarded": 0,
             "local_responses": 0,
             "stateless": 0,
+            "shed": 0,
         }
 
     # -- identity -------------------------------------------------------------------------
@@ -520,6 +530,20 @@ class ProxyCore:
             return self._forward_stateless(request, source, now)
         if method == "CANCEL":
             return self._cancel(request, source, transaction, cancelled, now)
+        overload = self.overload
+        if (
+            overload is not None
+            and overload.reject > 0.0
+            and transaction is not None
+            and _out_of_dialog(request)
+            and not overload.admit()
+        ):
+            # new work while the queue is too long: refuse it cheaply, before any routing,
+            # and keep serving the calls already accepted (ims.sip.proxy.overload)
+            self.stats["shed"] += 1
+            return self._respond(
+                request, transaction, source, 503, "Overloaded", headers=self._retry_after
+            )
         # step 3: Max-Forwards
         mf = request.max_forwards
         if mf == 0:
@@ -1148,6 +1172,11 @@ class ProxyCore:
     @property
     def open_branches(self) -> int:
         return len(self._branches)
+
+
+def _out_of_dialog(request: Request) -> bool:
+    to = request.to
+    return to is None or to.tag is None
 
 
 def _error_status(exc: Exception) -> int:
