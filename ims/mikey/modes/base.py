@@ -146,6 +146,42 @@ class KeyExchangeResult:
     peer_id: bytes | None = None
     peer_certificate: x509.Certificate | None = None
 
+    @classmethod
+    def derived(
+        cls,
+        *,
+        mode: str,
+        csb_id: int,
+        rand: bytes,
+        tgk: bytes,
+        cs_map: Sequence[SrtpCsEntry],
+        policies: Sequence[SpPayload],
+        tek_override: Sequence[tuple[bytes, bytes]] | None = None,
+        salt_override: bytes | None = None,
+        peer_id: bytes | None = None,
+        peer_certificate: x509.Certificate | None = None,
+    ) -> KeyExchangeResult:
+        """The result of an exchange whose SRTP keys come from ``tgk`` by the RFC 3830 §4.1.3
+        derivation (:func:`derive_session_keys`) over the same CSB ID and RAND: every mode's
+        last step, on either side."""
+        return cls(
+            mode=mode,
+            csb_id=csb_id,
+            rand=rand,
+            tgk=tgk,
+            keys=derive_session_keys(
+                tgk=tgk,
+                csb_id=csb_id,
+                rand=rand,
+                cs_map=cs_map,
+                policies=policies,
+                tek_override=tek_override,
+                salt_override=salt_override,
+            ),
+            peer_id=peer_id,
+            peer_certificate=peer_certificate,
+        )
+
     def directional(self, me: Sender) -> tuple[SrtpKeyMaterial | None, SrtpKeyMaterial | None]:
         """(key I send with, key I receive with) for party ``me``: the first crypto session
         whose sender is ``me`` and the first whose sender is the peer."""

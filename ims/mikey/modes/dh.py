@@ -45,7 +45,6 @@ from ims.mikey.modes.base import (
     check_t_echo,
     choose_csb_id,
     decode_checked,
-    derive_session_keys,
     id_payload,
     replay_key,
     require_rand,
@@ -178,18 +177,13 @@ class DhInitiator:
         self.machine.fire(Input.RESPONSE_OK)
         assert self._hdr is not None
         ids = msg.find_all(IdPayload)
-        self.result = KeyExchangeResult(
+        self.result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=self.csb_id,
             rand=self.rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=self.csb_id,
-                rand=self.rand,
-                cs_map=self._hdr.cs_map,
-                policies=self._sps,
-            ),
+            cs_map=self._hdr.cs_map,
+            policies=self._sps,
             peer_id=certificate_identity(cert) if not ids else ids[0].data,
             peer_certificate=cert,
         )
@@ -250,18 +244,13 @@ class DhResponder(ResponderBase):
         r = signed_message(
             hdr, payloads, self.credentials, self.sign_type, sign_hash=self.sign_hash
         )
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
             rand=rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=msg.hdr.csb_id,
-                rand=rand,
-                cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload),
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=msg.find_all(SpPayload),
             peer_id=idi,
             peer_certificate=cert,
         )

@@ -55,7 +55,6 @@ from ims.mikey.modes.base import (
     check_t_echo,
     choose_csb_id,
     decode_checked,
-    derive_session_keys,
     id_bytes,
     id_payload,
     replay_key,
@@ -176,18 +175,13 @@ class DhHmacInitiator:
         self.machine.fire(Input.RESPONSE_OK)
         assert self._hdr is not None
         peer = ids[0] if len(ids) >= 2 else None
-        self.result = KeyExchangeResult(
+        self.result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=self.csb_id,
             rand=self.rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=self.csb_id,
-                rand=self.rand,
-                cs_map=self._hdr.cs_map,
-                policies=self._sps,
-            ),
+            cs_map=self._hdr.cs_map,
+            policies=self._sps,
             peer_id=peer,
         )
         return self.result
@@ -256,18 +250,13 @@ class DhHmacResponder(ResponderBase):
         payloads.append(idi_p)
         payloads.append(DhPayload(group=key.group, value=key.public))
         payloads.append(dhi)
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
             rand=rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=msg.hdr.csb_id,
-                rand=rand,
-                cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload),
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=msg.find_all(SpPayload),
             peer_id=idi_p.data,
         )
         return ResponderReply(message=_seal(hdr, payloads, auth), result=result)

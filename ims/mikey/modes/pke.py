@@ -75,7 +75,6 @@ from ims.mikey.modes.base import (
     check_sdp_ids,
     choose_csb_id,
     decode_checked,
-    derive_session_keys,
     id_bytes,
     id_payload,
     replay_key,
@@ -213,14 +212,13 @@ class PkeInitiator:
         data = signed_message(
             hdr, payloads, self.credentials, self.sign_type, sign_hash=self.sign_hash
         )
-        self.result = KeyExchangeResult(
+        self.result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=self.csb_id,
             rand=self.rand,
             tgk=self.tgk,
-            keys=derive_session_keys(
-                tgk=self.tgk, csb_id=self.csb_id, rand=self.rand, cs_map=hdr.cs_map, policies=sps
-            ),
+            cs_map=hdr.cs_map,
+            policies=sps,
             peer_certificate=self.responder_certificate,
         )
         self.machine.fire(Input.INITIATE if self.verification else Input.INITIATE_ONE_WAY)
@@ -303,20 +301,15 @@ class PkeResponder(ResponderBase):
         check_sdp_ids(msg, self.sdp_ids)
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
         tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
             rand=rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=msg.hdr.csb_id,
-                rand=rand,
-                cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload),
-                tek_override=teks,
-                salt_override=tgk_salt,
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=msg.find_all(SpPayload),
+            tek_override=teks,
+            salt_override=tgk_salt,
             peer_id=idi,
             peer_certificate=cert,
         )

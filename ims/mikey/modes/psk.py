@@ -58,7 +58,6 @@ from ims.mikey.modes.base import (
     check_t_echo,
     choose_csb_id,
     decode_checked,
-    derive_session_keys,
     id_bytes,
     id_payload,
     replay_key,
@@ -268,19 +267,14 @@ class PskInitiator:
         data = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()
         if self.mac_alg is MacAlg.HMAC_SHA1_160:
             data = data[:-MAC_LEN] + mac_message(self._keys.auth_key, data[:-MAC_LEN])
-        self.result = KeyExchangeResult(
+        self.result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=self.csb_id,
             rand=self.rand,
             tgk=self.tgk,
-            keys=derive_session_keys(
-                tgk=self.tgk,
-                csb_id=self.csb_id,
-                rand=self.rand,
-                cs_map=hdr.cs_map,
-                policies=sps,
-                salt_override=self.tgk_salt,
-            ),
+            cs_map=hdr.cs_map,
+            policies=sps,
+            salt_override=self.tgk_salt,
         )
         self.machine.fire(Input.INITIATE if self.verification else Input.INITIATE_ONE_WAY)
         return data
@@ -374,20 +368,15 @@ class PskResponder(ResponderBase):
         self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
         subs = open_kemac(kemac, keys, csb_id=msg.hdr.csb_id, t=t, first=PayloadType.KEY_DATA)
         tgk, teks, tgk_salt = tgk_from_sub_payloads(subs)
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
             rand=rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk,
-                csb_id=msg.hdr.csb_id,
-                rand=rand,
-                cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload),
-                tek_override=teks,
-                salt_override=tgk_salt,
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=msg.find_all(SpPayload),
+            tek_override=teks,
+            salt_override=tgk_salt,
             peer_id=idi,
         )
         if not msg.hdr.v_flag:

@@ -441,14 +441,13 @@ class RsaRResponder(ResponderBase):
             extra=signr_extra(idi, idr, t_i),
             sign_hash=self.sign_hash,
         )
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=csb_id,
             rand=rand,
             tgk=tgk,
-            keys=derive_session_keys(
-                tgk=tgk, csb_id=csb_id, rand=rand, cs_map=msg.hdr.cs_map, policies=sps
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=sps,
             peer_id=idi,
             peer_certificate=cert,
         )

@@ -52,7 +52,6 @@ from ims.mikey.modes.base import (
     build_cs_map,
     build_sps,
     decode_checked,
-    derive_session_keys,
     replay_key,
     require_rand,
     require_t,
@@ -182,18 +181,13 @@ class SakkeInitiator:
         ]
         body = MikeyMessage(hdr=hdr, payloads=tuple(payloads)).encode()[: -eccsi.SIGNATURE_LEN]
         data = body + signer.sign(body)
-        self.result = KeyExchangeResult(
+        self.result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=self.csb_id,
             rand=self.rand,
             tgk=enc.ssv,
-            keys=derive_session_keys(
-                tgk=enc.ssv,
-                csb_id=self.csb_id,
-                rand=self.rand,
-                cs_map=hdr.cs_map,
-                policies=sps,
-            ),
+            cs_map=hdr.cs_map,
+            policies=sps,
             peer_id=self.responder_uri.encode("ascii"),
         )
         self.machine.fire(Input.INITIATE_ONE_WAY)
@@ -266,18 +260,13 @@ class SakkeResponder(ResponderBase):
             ssv = sakke.decapsulate(sak.data, self.keyring.receiver(period))
         except sakke.SakkeError as exc:
             raise MikeyError(f"SAKKE: {exc}", mikey_error=ErrorNo.AUTH_FAILURE) from None
-        result = KeyExchangeResult(
+        result = KeyExchangeResult.derived(
             mode=self.mode,
             csb_id=msg.hdr.csb_id,
             rand=rand,
             tgk=ssv,
-            keys=derive_session_keys(
-                tgk=ssv,
-                csb_id=msg.hdr.csb_id,
-                rand=rand,
-                cs_map=msg.hdr.cs_map,
-                policies=msg.find_all(SpPayload),
-            ),
+            cs_map=msg.hdr.cs_map,
+            policies=msg.find_all(SpPayload),
             peer_id=caller.encode("ascii"),
         )
         return ResponderReply(message=None, result=result)
@@ -322,18 +311,13 @@ def kms_recover_keys(
         ssv = sakke.decapsulate(sak.data, issuer.receiver_key(ident))
     except sakke.SakkeError as exc:
         raise MikeyError(f"SAKKE: {exc}", mikey_error=ErrorNo.AUTH_FAILURE) from None
-    result = KeyExchangeResult(
+    result = KeyExchangeResult.derived(
         mode=MODE,
         csb_id=msg.hdr.csb_id,
         rand=rand,
         tgk=ssv,
-        keys=derive_session_keys(
-            tgk=ssv,
-            csb_id=msg.hdr.csb_id,
-            rand=rand,
-            cs_map=msg.hdr.cs_map,
-            policies=msg.find_all(SpPayload),
-        ),
+        cs_map=msg.hdr.cs_map,
+        policies=msg.find_all(SpPayload),
         peer_id=(find_idr(msg, IdRole.INITIATOR) or "").encode("ascii") or None,
     )
     return RecoveredKeys(
