@@ -9,9 +9,7 @@ after ``imslab li task remove``, must leave nothing at the LEMF.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from ims.media.audio import read_wav
 from ims.media.tone import detect_tone
 from lab import topology
 from lab.orchestrator import Lab
+from tests.lab.cli_process import imslab as run_imslab
 
 OFFSET = 90
 CONFIG = str(topology.default_path())
@@ -31,17 +30,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def imslab(*argv: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lab.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
+    return await run_imslab(*argv, timeout=30)
 
 
 async def call(caller: str, callee: str) -> None:

@@ -12,14 +12,12 @@ refuse to relay for a stranger, also one on the S-CSCF's address but another por
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from lab import topology
 from lab.matrix.combine import tone_in_wav
 from lab.orchestrator import Lab
 from lab.topology import Topology
+from tests.lab.cli_process import imslab
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "kamailio" / "internet-proxy.cfg"
@@ -89,20 +88,6 @@ def render_cfg(topo: Topology, name: str, rundir: Path) -> str:
         text = text.replace(f"@@{key}@@", value)
     assert "@@" not in text
     return text
-
-
-async def imslab(*argv: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lab.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 40)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
 
 
 async def call(caller: str, callee: str) -> str:

@@ -13,33 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
 from lab import topology
 from lab.orchestrator import Lab
+from tests.lab.cli_process import imslab
 
 OFFSET = 91
 CONFIG = str(topology.default_path())
 LAB = ["--config", CONFIG, "--net-offset", str(OFFSET)]
 
 pytestmark = pytest.mark.timeout(150)
-
-
-async def imslab(*argv: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lab.cli",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 40)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
 
 
 def call_dirs(lemf_out: Path) -> set[Path]:
