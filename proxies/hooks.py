@@ -1,7 +1,10 @@
 """Hook points on the network elements: where observers (and the LI POIs) attach.
 
-Every proxy runs each SIP message it receives or sends through its :class:`SipHooks` with a
-:class:`SipMessageEvent` (element name, direction, peer address, transport, the message); every
+One mechanism (:mod:`ims.hooks`: :class:`~ims.hooks.HookChain`, one ``Direction``, one ``DROP``)
+for every point. Every proxy runs each SIP message it receives or sends through its proxy
+core's chain (:class:`SipHooks` is :class:`ims.sip.proxy.hooks.MessageHooks`) with a
+:class:`SipMessageEvent` (= ``MessageEvent``: element name, direction, peer address, transport,
+the message); every
 media anchor runs each relayed packet through its :class:`MediaHooks` with a
 :class:`MediaPacketEvent` (call, leg, direction). A hook *observes* (returns ``None``),
 *rewrites* (returns a replacement) or *drops* (returns :data:`DROP`). Hooks run in the order they
@@ -21,45 +24,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Generic, TypeVar
 
+from ims.hooks import DROP, Direction, Drop, HookChain
 from ims.log import get_logger
+from ims.sip.proxy.hooks import MessageEvent, MessageHooks
 
 _log = get_logger("proxies.hooks")
 
+_Drop = Drop  # older name
 
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-
-
-class _Drop:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DROP"
-
-
-DROP: Final = _Drop()
-"""Returned by a hook to discard the message or packet."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SipMessageEvent:
-    """One SIP message crossing an element's boundary.
-
-    ``message`` is the stack's message object (``ims.sip.message`` request or response).
-    ``peer`` is the remote (host, port); ``transport`` is ``udp``, ``tcp`` or ``tls``.
-    ``raw`` carries the bytes when the element has them (incoming messages).
-    """
-
-    element: str
-    role: str
-    direction: Direction
-    peer: tuple[str, int]
-    transport: str
-    message: Any
-    raw: bytes | None = None
+#: the SIP event of every element: the proxy core's own (one type, one chain)
+SipMessageEvent = MessageEvent
+#: an element's SIP hook point is its proxy core's chain (``core.hooks``)
+SipHooks = MessageHooks
 
 
 class MediaDirection(StrEnum):
@@ -107,81 +84,13 @@ class AnchorSessionEvent:
     stats: dict[str, int]
 
 
-E = TypeVar("E")
-R = TypeVar("R")
-
-Hook = Callable[[E], "R | _Drop | None"]
-
-
-class HookChain(Generic[E, R]):
-    """An ordered list of hooks over events ``E`` whose payload type is ``R``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._hooks: list[Callable[[E], R | _Drop | None]] = []
-
-    def add(self, hook: Callable[[E], R | _Drop | None]) -> Callable[[], None]:
-        """Attach ``hook``; returns a function that detaches it."""
-        self._hooks.append(hook)
-
-        def remove() -> None:
-            if hook in self._hooks:
-                self._hooks.remove(hook)
-
-        return remove
-
-    def __bool__(self) -> bool:
-        return bool(self._hooks)
-
-    def __len__(self) -> int:
-        return len(self._hooks)
-
-    def run(self, event: E, payload: R, rebuild: Callable[[E, R], E]) -> R | _Drop:
-        """Pass ``event`` through every hook; return the (possibly rewritten) payload or DROP."""
-        for hook in list(self._hooks):
-            try:
-                out = hook(event)
-            except Exception as exc:  # an observer must never break the element
-                _log.warning("hook failed", chain=self.name, hook=repr(hook), error=repr(exc))
-                continue
-            if out is None:
-                continue
-            if isinstance(out, _Drop):
-                return DROP
-            payload = out
-            event = rebuild(event, payload)
-        return payload
-
-
-class SipHooks(HookChain[SipMessageEvent, Any]):
-    """Hooks over SIP messages in and out of one element."""
-
-    def process(self, event: SipMessageEvent) -> Any:
-        """The message to use (maybe rewritten), or :data:`DROP`."""
-        if not self._hooks:
-            return event.message
-        return self.run(event, event.message, _rebuild_sip)
-
-
-def _rebuild_sip(event: SipMessageEvent, message: Any) -> SipMessageEvent:
-    return SipMessageEvent(
-        element=event.element,
-        role=event.role,
-        direction=event.direction,
-        peer=event.peer,
-        transport=event.transport,
-        message=message,
-        raw=None,
-    )
-
-
 class MediaHooks(HookChain[MediaPacketEvent, bytes]):
     """Hooks over every packet an anchor relays."""
 
-    def process(self, event: MediaPacketEvent) -> bytes | _Drop:
-        if not self._hooks:
-            return event.data
-        return self.run(event, event.data, _rebuild_media)
+    __slots__ = ()
+
+    def process(self, event: MediaPacketEvent) -> bytes | Drop:
+        return self.apply(event, event.data, _rebuild_media)
 
 
 def _rebuild_media(event: MediaPacketEvent, data: bytes) -> MediaPacketEvent:
@@ -227,3 +136,19 @@ class SessionObservers:
                 obs(event)
             except Exception as exc:
                 _log.warning("session observer failed", error=repr(exc))
+
+
+__all__ = [
+    "DROP",
+    "AnchorSessionEvent",
+    "Direction",
+    "Drop",
+    "HookChain",
+    "MediaDirection",
+    "MediaHooks",
+    "MediaPacketEvent",
+    "SessionChange",
+    "SessionObservers",
+    "SipHooks",
+    "SipMessageEvent",
+]

@@ -5,34 +5,36 @@ as it is, new bytes to replace its wire form, or :data:`DROP` to discard it. Hoo
 the packet path, so they must be quick; an exception in a hook is counted and the packet goes
 on unchanged (media never raises into the loop). Observers (``Callable[[PacketEvent], None]``)
 see the decrypted packet after unprotect.
+
+The chain is the stack's one hook mechanism (:func:`ims.hooks.run_chain`, one
+:class:`~ims.hooks.Direction`, one :data:`~ims.hooks.DROP`); sessions keep their hooks in plain
+lists because they run on every packet and count failures per session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Final
 
+from ims.hooks import DROP, Direction, Drop, run_chain
 
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
+__all__ = [
+    "DROP",
+    "Direction",
+    "Drop",
+    "Hook",
+    "Observer",
+    "PacketEvent",
+    "PacketKind",
+    "run_hooks",
+    "run_observers",
+]
 
 
 class PacketKind(StrEnum):
     RTP = "rtp"
     RTCP = "rtcp"
-
-
-class Drop:
-    """Sentinel type: the hook wants the packet discarded."""
-
-    def __repr__(self) -> str:
-        return "DROP"
-
-
-DROP: Final = Drop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +52,20 @@ Hook = Callable[[PacketEvent], "bytes | None | Drop"]
 Observer = Callable[[PacketEvent], None]
 
 
+def _rebuild(event: PacketEvent, wire: bytes) -> PacketEvent:
+    return replace(event, wire=wire)
+
+
 def run_hooks(hooks: Sequence[Hook], event: PacketEvent, errors: list[int]) -> bytes | None:
     """Apply ``hooks`` in order; returns the (possibly rewritten) wire bytes, None = dropped."""
-    wire = event.wire
-    for hook in hooks:
-        try:
-            result = hook(event)
-        except Exception:
-            errors[0] += 1
-            continue
-        if isinstance(result, Drop):
-            return None
-        if result is not None:
-            wire = result
-            event = PacketEvent(
-                event.direction, event.kind, wire, event.plain, event.peer, event.time, event.leg
-            )
-    return wire
+    if not hooks:
+        return event.wire
+
+    def failed(hook: object, exc: Exception) -> None:
+        errors[0] += 1  # media never logs per packet: counted, the packet goes on
+
+    out = run_chain(hooks, event, event.wire, _rebuild, failed)
+    return None if isinstance(out, Drop) else out
 
 
 def run_observers(observers: Sequence[Observer], event: PacketEvent, errors: list[int]) -> None:

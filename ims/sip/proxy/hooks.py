@@ -9,41 +9,25 @@ element, the direction, the peer (address and transport) and the message object.
 * drops: returns :data:`DROP` (an incoming message is then ignored as if never received, an
   outgoing one is not sent).
 
-The shape matches :mod:`proxies.hooks` (``SipMessageEvent``: element, role, direction, peer,
-transport, message, raw) so a :class:`proxies.hooks.SipHooks` chain can be attached with a
-one-line adapter; ``ims`` cannot import ``proxies`` (layering), hence this own definition. A
-hook that raises is logged and skipped: an observer (an LI tap) must never break the element.
+The chain is the stack's one hook mechanism (:mod:`ims.hooks`: one :class:`Direction`, one
+:data:`DROP`); :class:`MessageEvent` is the SIP event every element (P-CSCF, S-CSCF, Internet
+proxy, ``imslab run sip-proxy``) emits and what the LI IRI-POI observes
+(``proxies.hooks.SipMessageEvent`` is this class). A hook that raises is logged and skipped:
+an observer (an LI tap) must never break the element.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import Final
 
-from ims.log import get_logger
+from ims.hooks import DROP, Direction, Drop, HookChain
 from ims.sip.message import Request, Response
 
-_log = get_logger("ims.sip.proxy.hooks")
-
 Message = Request | Response
+_Drop = Drop  # the name the core and older callers use
 
-
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-
-
-class _Drop:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DROP"
-
-
-DROP: Final = _Drop()
-"""Returned by a hook to discard the message."""
+__all__ = ["DROP", "Direction", "Drop", "MessageEvent", "MessageHook", "MessageHooks", "Peer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,46 +59,20 @@ class MessageEvent:
     raw: bytes | None = None
 
 
-MessageHook = Callable[[MessageEvent], "Message | _Drop | None"]
+MessageHook = Callable[[MessageEvent], "Message | Drop | None"]
 
 
-class MessageHooks:
-    """An ordered chain of :data:`MessageHook` callables."""
+def _rebuild(event: MessageEvent, message: Message) -> MessageEvent:
+    return replace(event, message=message, raw=None)
 
-    __slots__ = ("_hooks",)
 
-    def __init__(self) -> None:
-        self._hooks: list[MessageHook] = []
+class MessageHooks(HookChain[MessageEvent, Message]):
+    """An ordered chain of :data:`MessageHook` callables (the element's SIP hook point)."""
 
-    def add(self, hook: MessageHook) -> Callable[[], None]:
-        """Attach ``hook`` (runs after those already attached); returns its detach function."""
-        self._hooks.append(hook)
+    __slots__ = ()
 
-        def remove() -> None:
-            if hook in self._hooks:
-                self._hooks.remove(hook)
-
-        return remove
-
-    def __bool__(self) -> bool:
-        return bool(self._hooks)
-
-    def __len__(self) -> int:
-        return len(self._hooks)
-
-    def run(self, event: MessageEvent) -> Message | _Drop:
+    def run(self, event: MessageEvent) -> Message | Drop:
         """The message to use after every hook (maybe rewritten), or :data:`DROP`."""
-        message = event.message
-        for hook in list(self._hooks):
-            try:
-                out = hook(event)
-            except Exception as exc:  # an observer must never break the element
-                _log.warning("hook failed", hook=repr(hook), error=repr(exc))
-                continue
-            if out is None:
-                continue
-            if isinstance(out, _Drop):
-                return DROP
-            message = out
-            event = replace(event, message=message, raw=None)
-        return message
+        return self.apply(event, event.message, _rebuild)
+
+    process = run  # the name proxies.hooks.SipHooks callers use
