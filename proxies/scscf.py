@@ -1,6 +1,8 @@
 """The S-CSCF (TS 24.229 §5.4) and, with IMS features off, the Internet SIP proxy.
 
-One class, :class:`HomeServer`, serves a home domain:
+One class, :class:`HomeServer`, serves a home domain. It is a router on the RFC 3261 §16 proxy
+core (:mod:`proxies.element`, ``ims.sip.proxy``): it decides, the core proxies; every decision
+is synchronous and takes the core's ``now``.
 
 * **Registrar** with digest authentication (RFC 3261 §22, RFC 7616) against the subscriber
   database; the location service is :class:`ims.sip.registrar.BindingStore`. For IMS it keeps the
@@ -16,10 +18,13 @@ One class, :class:`HomeServer`, serves a home domain:
 * **Terminating** requests: the Request-URI is replaced by the registered contact and the Route
   set by the binding's Path; the S-CSCF Record-Routes (RFC 3261 §16.6).
 * **Trust domain** (RFC 3325 §5, ``ims.sip.trust``): who is trusted is configured (address *and*
-  port of each P-/S-CSCF). ``P-Asserted-Identity`` from anyone else is removed on ingress (in
-  :class:`~proxies.base.SipProxy`, before any routing decision); ``P-Asserted-Identity`` and
+  port of each P-/S-CSCF). ``P-Asserted-Identity`` from anyone else is removed on ingress (by
+  the proxy core, before any routing decision); ``P-Asserted-Identity`` and
   ``P-Charging-Vector`` are removed when a request leaves towards a peer outside the Trust
   Domain (the Internet proxy).
+* **Unauthenticated REGISTERs** at the Internet proxy (which faces its users directly) are
+  bounded per source address (:mod:`proxies.admission`): 503 + Retry-After beyond 16 unanswered
+  challenges.
 * **No open relay**: a request with a To tag or a Route set is relayed only when the sender is
   entitled (:meth:`HomeServer.may_relay`): a Trust Domain node, or a configured peer / user
   routing along a route set this element Record-Routed; the Internet proxy, whose users are
@@ -31,43 +36,41 @@ from __future__ import annotations
 
 import secrets
 import ssl
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ims.log import get_logger
 from ims.sip.auth import DigestServer
 from ims.sip.errors import SipParseError
-from ims.sip.headers import NameAddr
-from ims.sip.message import Request, Response, make_response
+from ims.sip.message import Request
+from ims.sip.proxy import Defer, Forward, Peer, Respond, RoutingContext, Target, uri_peer
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
-from proxies.base import (
-    UNAUTH_REGISTERS_PER_SOURCE,
-    Forward,
-    Hop,
-    SipProxy,
-    tel_number,
-    uri_domain,
-)
+from proxies.admission import UnauthenticatedRegisters
+from proxies.element import Element, route_hop, tel_number, uri_domain
 from proxies.subscribers import SubscriberDb, SubscriberRecord, normalize_identity
 
 _log = get_logger("proxies.scscf")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Peer:
-    """A peer serving a domain: where to send, and whether it is inside the IMS trust domain."""
+class DomainPeer:
+    """The element serving another domain: where to send (``Peer``: transport, host, port), and
+    whether it is inside the IMS Trust Domain."""
 
-    hop: Hop
+    hop: Peer
     trusted: bool
 
 
-class HomeServer(SipProxy):
-    """Registrar + routing proxy of one home domain (S-CSCF when ``ims=True``)."""
+class HomeServer(Element):
+    """Registrar + routing proxy of one home domain (S-CSCF when ``ims=True``), a router on
+    the proxy core.
 
-    role = "scscf"
+    The location service (``store``: bindings, ``paths``: the Path of each binding) and the
+    digest servers (their nonce secret) are objects of their own, passed in or made here, so a
+    shared store can replace them."""
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ class HomeServer(SipProxy):
         *,
         domain: str,
         subscribers: SubscriberDb,
-        peers: dict[str, Peer],
+        peers: dict[str, DomainPeer],
         tel_domains: dict[str, str],
         trust: TrustPolicy | None = None,
         ims: bool = True,
@@ -84,41 +87,44 @@ class HomeServer(SipProxy):
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         digest_algorithms: tuple[str, ...] = ("MD5",),
+        store: BindingStore | None = None,
+        paths: dict[tuple[str, str], list[str]] | None = None,
+        digest_secret: bytes | None = None,
+        admission: UnauthenticatedRegisters | None = None,
+        allowed_networks: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             name,
             address,
+            role="scscf" if ims else "internet_proxy",
             sip_port=sip_port,
             tls_port=tls_port,
             ssl_context=ssl_context,
             trust=trust,
+            domains=(domain,),
+            allowed_networks=allowed_networks,
         )
-        self.role = "scscf" if ims else "internet_proxy"
         self.domain = domain.lower()
         self.subscribers = subscribers
         self.peers = {d.lower(): p for d, p in peers.items()}
         self.tel_domains = tel_domains
         self.ims = ims
-        if not ims:
-            # the Internet proxy faces its users directly (no P-CSCF in front): one source
-            # address may hold only a few unauthenticated REGISTERs (issue 11, finding 9)
-            self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
-        self.store = BindingStore()
-        self.paths: dict[tuple[str, str], list[str]] = {}  # (impi, contact uri) -> Path values
+        #: the Internet proxy faces its users directly (no P-CSCF in front): one source
+        #: address may hold only a few unanswered REGISTER challenges (issue 11, finding 9)
+        self.admission = admission if admission is not None or ims else UnauthenticatedRegisters()
+        self.store = store if store is not None else BindingStore()
+        #: (impi, contact uri) -> Path values of that binding (RFC 3327)
+        self.paths: dict[tuple[str, str], list[str]] = paths if paths is not None else {}
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.
-        secret = secrets.token_bytes(32)
+        secret = digest_secret if digest_secret is not None else secrets.token_bytes(32)
         self.digest = DigestServer(realm=self.domain, secret=secret, algorithms=digest_algorithms)
         self.proxy_digest = DigestServer(
             realm=self.domain, secret=secret, algorithms=digest_algorithms, proxy=True
         )
 
     # --- helpers -------------------------------------------------------------------------
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
-
     def tel_domain(self, number: str) -> str | None:
         best, best_len = None, -1
         for prefix, domain in self.tel_domains.items():
@@ -135,11 +141,11 @@ class HomeServer(SipProxy):
         return uri_domain(request.uri)
 
     # --- decisions -----------------------------------------------------------------------
-    def may_relay(self, request: Request, flow: Any, own_route: NameAddr | None) -> bool:
-        trust = self.classify(flow)
+    def may_relay(self, request: Request, ctx: RoutingContext) -> bool:
+        trust = self.classify(ctx.source)
         if trust is Trust.TRUSTED:
             return True
-        if own_route is None:
+        if not ctx.own_routes:
             return False  # not a route set we are on: we are not this sender's relay
         if self.ims:
             # an S-CSCF serves no UE directly: only configured peers route through it
@@ -148,105 +154,101 @@ class HomeServer(SipProxy):
             return True
         # the Internet proxy's users are anyone: relay only towards a configured peer or one
         # of our registered users, never to an arbitrary next hop
-        hop = self.route_set_hop(request) or self._uri_hop(request)
-        return hop is not None and self._serves_hop(hop)
+        hop = route_hop(request) or uri_peer(request.uri)
+        return hop is not None and self._serves_hop(hop, ctx.now)
 
-    @staticmethod
-    def _uri_hop(request: Request) -> Hop | None:
-        try:
-            return Hop.from_uri(request.uri)
-        except ValueError:
-            return None
-
-    def _serves_hop(self, hop: Hop) -> bool:
+    def _serves_hop(self, hop: Peer, now: float) -> bool:
         """Is ``hop`` a configured peer or the contact of one of our registered users?"""
         if any(p.hop.addr == hop.addr for p in self.peers.values()):
             return True
         if self.trust.trusts_hop(hop.host, hop.port):
             return True
-        now = self.now()
         for aor in self.store.aors():
             for b in self.store.lookup(aor, now):
                 try:
-                    if Hop.from_uri(parse_uri(b.uri)).addr == hop.addr:
-                        return True
+                    peer = uri_peer(parse_uri(b.uri))
                 except (ValueError, SipParseError):
                     continue
+                if peer is not None and peer.addr == hop.addr:
+                    return True
         return False
 
-    async def decide(self, request: Request, flow: Any, own_route: NameAddr | None) -> Any:
+    def route(self, request: Request, ctx: RoutingContext) -> Forward | Respond | Defer:
         if request.method == "REGISTER":
-            return self._register(request)
-        hop = self.route_set_hop(request)
+            return self._register(request, ctx)
+        hop = route_hop(request)
+        own_routes = ctx.own_route_uris
+        own = own_routes[0] if own_routes else None
         to = request.to
         in_dialog = to is not None and to.tag is not None
-        if in_dialog or (hop is not None and own_route is None):
+        if in_dialog or (hop is not None and own is None):
             # in-dialog (loose routing along the Record-Route set, else to the remote target)
             # or a pre-loaded route: only for a sender entitled to route through us
-            if not self.may_relay(request, flow, own_route):
-                return make_response(request, 403, "Not entitled to route through this element")
-            if hop is None:
-                hop = self._uri_hop(request)
-                if hop is None:
-                    return make_response(request, 416)
-            return Forward(request=request, hop=hop)
-        from_trusted = self.classify(flow) is Trust.TRUSTED
-        if hop is not None and not from_trusted:
-            # an initial request is routed by its Request-URI here; a route pre-loaded by a
-            # sender outside the Trust Domain would make us its relay to anywhere
-            request.headers.remove("Route")
-        originating = (
-            own_route is not None
-            and isinstance(own_route.uri, SipUri)
-            and own_route.uri.user == "orig"
-        )
+            if not self.may_relay(request, ctx):
+                return Respond(status=403, reason="Not entitled to route through this element")
+            if hop is None and uri_peer(request.uri) is None:
+                return Respond(status=416)
+            return self.forward(request, Target(uri=request.uri))
+        from_trusted = self.classify(ctx.source) is Trust.TRUSTED
+        # an initial request is routed by its Request-URI here; a route pre-loaded by a
+        # sender outside the Trust Domain would make us its relay to anywhere
+        drop_route = hop is not None and not from_trusted
+        originating = isinstance(own, SipUri) and own.user == "orig"
         if not self.ims and request.method != "ACK" and not from_trusted:
             frm = request.from_
             if frm is not None and uri_domain(frm.uri) == self.domain:
-                auth = self._authenticate(request, proxy=True)
-                if isinstance(auth, Response):
+                auth = self._authenticate(request, proxy=True, now=ctx.now)
+                if isinstance(auth, Respond):
                     return auth
                 originating = True
         if originating and self.ims and not request.headers.get("P-Asserted-Identity"):
-            return make_response(request, 403, "No asserted identity")
+            return Respond(status=403, reason="No asserted identity")
         domain = self.target_domain(request)
         if domain == self.domain:
-            return self._terminating(request)
+            return self._terminating(request, ctx)
         if not originating:
             # neither ours nor sent by one of our users: this element is no open relay
-            return make_response(request, 403, "Not an originating request for this network")
+            return Respond(status=403, reason="Not an originating request for this network")
         peer = self.peers.get(domain or "")
         if peer is None:
-            return make_response(request, 404, "No route to the target domain")
-        out = request.copy()
-        if self.ims and not out.headers.get("P-Charging-Vector"):
-            out.headers.set(
-                "P-Charging-Vector",
-                f"icid-value={secrets.token_hex(16)};icid-generated-at={self.address}",
+            return Respond(status=404, reason="No route to the target domain")
+        remove: list[str] = ["Route"] if drop_route else []
+        set_: list[tuple[str, str]] = []
+        if self.ims and not request.headers.get("P-Charging-Vector"):
+            set_.append(
+                (
+                    "P-Charging-Vector",
+                    f"icid-value={secrets.token_hex(16)};icid-generated-at={self.address}",
+                )
             )
         if not peer.trusted:
-            out.headers.remove("P-Asserted-Identity")
-            out.headers.remove("P-Charging-Vector")
-        return Forward(request=out, hop=peer.hop, record_route=request.method == "INVITE")
+            remove += ["P-Asserted-Identity", "P-Charging-Vector"]
+            set_ = []
+        return self.forward(
+            request,
+            Target(uri=request.uri, next_hop=peer.hop),
+            record_route=request.method == "INVITE",
+            remove_headers=remove,
+            set_headers=set_,
+        )
 
-    def _terminating(self, request: Request) -> Any:
+    def _terminating(self, request: Request, ctx: RoutingContext) -> Forward | Respond:
         sub = self.subscribers.by_identity(request.uri)
         if sub is None:
-            return make_response(request, 404)
-        bindings = self.store.lookup(sub.impi, self.now())
+            return Respond(status=404)
+        bindings = self.store.lookup(sub.impi, ctx.now)
         if not bindings:
-            return make_response(request, 480, "Temporarily Unavailable")
+            return Respond(status=480, reason="Temporarily Unavailable")
         binding = bindings[0]
-        out = request.copy()
-        out.uri = parse_uri(binding.uri)
-        out.headers.remove("Route")
         path = self.paths.get((sub.impi, binding.uri), [])
-        for value in path:
-            out.headers.add("Route", value)
-        if self.ims:
-            out.headers.set("P-Called-Party-ID", f"<{request.uri.encode()}>")
-        hop = self.route_set_hop(out) or Hop.from_uri(out.uri)
-        return Forward(request=out, hop=hop, record_route=request.method == "INVITE")
+        set_ = [("P-Called-Party-ID", f"<{request.uri.encode()}>")] if self.ims else []
+        return self.forward(
+            request,
+            Target(uri=parse_uri(binding.uri), route=tuple(path)),
+            record_route=request.method == "INVITE",
+            remove_headers=("Route",),
+            set_headers=set_,
+        )
 
     # --- registrar -----------------------------------------------------------------------
     # a fresh challenge (not 403) for these: the client may simply not have the right nonce
@@ -287,30 +289,41 @@ class HomeServer(SipProxy):
             return request
         return request
 
-    def _authenticate(self, request: Request, *, proxy: bool) -> Response | str:
+    def _authenticate(self, request: Request, *, proxy: bool, now: float) -> Respond | str:
         """The authenticated digest username, or the 401/407 (stale or not) / 403 to send."""
         server = self.proxy_digest if proxy else self.digest
-        now = self.now()
         result = server.verify(self._as_digested(request, server), now, self._lookup)
         if result.ok and result.username is not None:
             return result.username
         if result.stale or result.reason in self._RECHALLENGE:
-            return server.challenge_response(request, now, stale=result.stale)
+            challenge = server.challenge_response(request, now, stale=result.stale)
+            return Respond(status=challenge.status, response=challenge)
         _log.info("digest refused", element=self.name, reason=result.reason)
-        return make_response(request, 403, "Bad credentials")
+        return Respond(status=403, reason="Bad credentials")
 
-    def _register(self, request: Request) -> Any:
+    def _register(self, request: Request, ctx: RoutingContext) -> Respond:
+        now = ctx.now
         if uri_domain(request.uri) != self.domain:
-            return make_response(request, 403, "Not our domain")
-        username = self._authenticate(request, proxy=False)
-        if isinstance(username, Response):
+            return Respond(status=403, reason="Not our domain")
+        if self.admission is not None:
+            source, call_id = ctx.source.host, request.call_id or ""
+            if "Authorization" in request.headers:
+                self.admission.answered(source, call_id)
+            elif not self.admission.admit(source, call_id, now):
+                _log.info("unauthenticated REGISTER refused", element=self.name, source=source)
+                return Respond(
+                    status=503,
+                    reason="Too Many Unauthenticated Registrations",
+                    headers=[("Retry-After", str(self.admission.retry_after))],
+                )
+        username = self._authenticate(request, proxy=False, now=now)
+        if isinstance(username, Respond):
             return username
         sub = self.subscribers.by_username(username, self.domain)
         assert sub is not None  # _lookup found its password
         to = request.to
         if to is None or self.subscribers.by_identity(to.uri) is not sub:
-            return make_response(request, 403, "Identity not owned by this subscriber")
-        now = self.now()
+            return Respond(status=403, reason="Identity not owned by this subscriber")
         contacts = [
             ContactRequest(
                 key=c.uri.encode(),
@@ -336,7 +349,7 @@ class HomeServer(SipProxy):
                 expires_header=request.expires,
             )
         except RegistrarError as exc:
-            return make_response(request, exc.status, exc.reason, headers=exc.headers)
+            return Respond(status=exc.status, reason=exc.reason, headers=exc.headers)
         path = request.headers.get_list("Path")
         for c in contacts:
             self.paths[(sub.impi, c.uri)] = list(path)
@@ -345,14 +358,16 @@ class HomeServer(SipProxy):
             if path:
                 headers += [("Path", p) for p in path]
                 headers.append(("Supported", "path"))
-            headers.append(("Service-Route", self.my_name_addr("orig")))
+            headers.append(("Service-Route", f"<sip:orig@{self.address}:{self.sip_port};lr>"))
             headers.append(("P-Associated-URI", ", ".join(f"<{i}>" for i in sub.impus)))
         _log.info("registered", element=self.name, impi=sub.impi, bindings=len(bindings))
-        return make_response(request, 200, headers=headers)
+        return Respond(status=200, headers=headers)
 
-    def registered(self, identity: str) -> bool:
+    def registered(self, identity: str, now: float | None = None) -> bool:
+        """Has ``identity`` a live binding (at ``now``; default: the core's clock now)?"""
         sub = self.subscribers.by_identity(identity)
-        return sub is not None and bool(self.store.lookup(sub.impi, self.now()))
+        when = self.now() if now is None else now
+        return sub is not None and bool(self.store.lookup(sub.impi, when))
 
 
 def subscriber_records(items: Any) -> list[SubscriberRecord]:
@@ -361,8 +376,8 @@ def subscriber_records(items: Any) -> list[SubscriberRecord]:
 
 
 __all__ = [
+    "DomainPeer",
     "HomeServer",
-    "Peer",
     "SipUri",
     "TelUri",
     "normalize_identity",

@@ -8,6 +8,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+from ims.sip.proxy import Peer
 from ims.sip.trust import TrustPolicy
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
@@ -15,7 +16,7 @@ from lab.topology import Topology
 from proxies.base import Hop
 from proxies.media_anchor import AnchorClient
 from proxies.pcscf import Pcscf
-from proxies.scscf import HomeServer, Peer, subscriber_records
+from proxies.scscf import DomainPeer, HomeServer, subscriber_records
 from proxies.subscribers import SubscriberDb
 
 IMS_OPERATOR_ROLES = ("pcscf", "scscf")
@@ -69,7 +70,10 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         if d == domain:
             continue
         p = topo.element(peer_name)
-        peers[d] = Peer(hop=Hop(p.address, p.sip_port, "udp"), trusted=p.role == "scscf")
+        peers[d] = DomainPeer(
+            hop=Peer(transport="udp", host=p.address, port=p.sip_port),
+            trusted=p.role == "scscf",
+        )
     server = HomeServer(
         name,
         e.address,
@@ -80,8 +84,8 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         trust=trust_policy(topo, name),
         ims=ims,
         sip_port=e.sip_port,
+        allowed_networks=lab_networks(topo),
     )
-    server.endpoint.restrict_to(lab_networks(topo))
     return server
 
 

@@ -258,8 +258,8 @@ async def test_endpoint_sends_only_to_allowed_networks(lab: Lab) -> None:
     from ims.sip.transport.errors import SipTransportError
 
     scscf = lab.element("scscf-a").proxy
-    assert scscf.endpoint.allowed(lab.topology.element("pcscf-b").address)
-    assert not scscf.endpoint.allowed("192.0.2.1")
+    assert scscf.server.may_send_to(lab.topology.element("pcscf-b").address)
+    assert not scscf.server.may_send_to("192.0.2.1")
     ep = SipEndpoint(name="restricted", allowed_networks=["127.0.7.0/24"])
     outside = await RawSip.open("127.0.8.1")  # loopback, but outside the allowed /24
     try:

@@ -341,6 +341,10 @@ class ProxyServer:
             return None
         return Flow(peer.transport.upper(), (host, peer.port))
 
+    def may_send_to(self, host: str) -> bool:
+        """Whether a next hop at ``host`` (an IP address) is inside ``allowed_networks``."""
+        return self.allowed is None or (_is_ip(host) and self._allowed(host))
+
     def _allowed(self, host: str) -> bool:
         ok = self._allowed_cache.get(host)
         if ok is None:

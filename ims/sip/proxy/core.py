@@ -887,6 +887,8 @@ class ProxyCore:
             )
             target: Target | None = None
             if isinstance(choice, Forward):
+                if not choice.targets:
+                    return []  # the element is not this sender's relay: not forwarded
                 choice.rewrite(req)
                 target = choice.targets[0] if choice.targets else None
                 for name, value in choice.headers:
@@ -939,6 +941,8 @@ class ProxyCore:
             return []
         assert isinstance(msg, Response)
         response = msg
+        if self.config.trust is not None and not self.trusts(b.peer):
+            strip_asserted_identity(response)  # RFC 3325 §5 applies to responses too
         ctx = b.ctx
         status = response.status
         if status < 200:

@@ -211,7 +211,9 @@ StatelessRouter = Callable[[Request, "RoutingContext"], "Target | Forward | None
 """Chooses where a stateless forward goes (an ACK for a 2xx, an unmatched CANCEL, §16.11):
 ``None`` keeps the default (top Route, else Request-URI); a :class:`Target` sets the
 Request-URI / pushes ``route`` / sends to ``next_hop`` (e.g. the TLS connection the UE
-registered from); a :class:`Forward` uses its first target and its header/body rewrites."""
+registered from); a :class:`Forward` uses its first target and its header/body rewrites, and a
+:class:`Forward` with no targets drops the request (the element is not the sender's relay; an
+ACK is never answered)."""
 
 
 ResponseProcessor = Callable[[ResponseContext], "Response | Defer | None"]
