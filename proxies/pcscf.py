@@ -29,7 +29,26 @@ What it does, and the RFC each step keeps:
 * SIP over **TLS** on the UE hop when the element has ``tls = true`` (stands in for IMS access
   security, TS 33.203, so the network between UE and P-CSCF cannot read SDES keys).
 
-The element holds no LI code: observers attach at :attr:`sip_hooks` (and the anchor's hooks).
+How it runs: a router on the RFC 3261 §16 proxy core (:mod:`proxies.element`,
+``ims.sip.proxy``). Routing decisions are synchronous with the core's ``now``; the media anchor
+round trips are asynchronous, so an INVITE whose SDP must be anchored is answered ``Defer()``
+and resumed (``server.resume``) with the anchored body, and a response carrying an answer is
+held by the core's response processor and released (``server.release``) with the anchored
+body -- in order, as the core keeps it. 2xx retransmissions (§16.7) pass the same processor
+(or ``stray_processor`` once the transaction is gone) and leave with the anchored body of their
+first copy, or not at all (fail closed).
+
+State held outside the router, passed in (a shared store can replace them): the UE
+registrations (:class:`AccessBindings`) and the media anchor (:class:`AnchorControl`, the
+P-CSCF's only view of it).
+
+The element holds no LI code: observers attach at :attr:`sip_hooks` (the core's hook chain,
+the one hook mechanism of :mod:`ims.hooks`) and at the anchor's hooks. **Attachment point for
+SIP-level media-security functions**: a function that must rewrite what the P-CSCF sends (the
+hop-by-hop MIKEY intermediary :mod:`lab.mikey_hop`, an SDES-terminating access edge) is a hook
+on :attr:`sip_hooks` that acts on ``Direction.OUT`` messages: it sees the forwarded INVITE
+after anchoring (``peer`` = the next hop: the UE or the core) and every response to the UE
+after its answer was anchored, and returns the rewritten message.
 """
 
 from __future__ import annotations
@@ -37,17 +56,29 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
-import time
+from collections import deque
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ims.hooks import DROP, Drop
 from ims.log import get_logger
 from ims.sdp import SdpError, SessionDescription, rewrite_for_anchor
-from ims.sip.headers import NameAddr
 from ims.sip.message import Request, Response, make_response
+from ims.sip.proxy import (
+    Decision,
+    Defer,
+    Forward,
+    Peer,
+    Respond,
+    ResponseContext,
+    RoutingContext,
+    Target,
+)
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, parse_uri, uri_equal
-from proxies.base import UNAUTH_REGISTERS_PER_SOURCE, Forward, Hop, SipProxy, uri_domain
+from proxies.admission import UnauthenticatedRegisters
+from proxies.element import Element, route_hop, uri_domain
 from proxies.media_anchor import Allocation, AnchorControl, AnchorError
 
 _log = get_logger("proxies.pcscf")
@@ -68,7 +99,7 @@ class Unanchorable(Exception):
 
 @dataclass(slots=True)
 class _Answer:
-    """The anchored body of one 2xx (by Call-ID, CSeq, To tag), None while being anchored."""
+    """The anchored body of one 2xx (by :func:`_answer_key`), None while being anchored."""
 
     body: bytes | None
     until: float
@@ -78,23 +109,86 @@ class _Answer:
 class UeRegistration:
     """What the P-CSCF knows of one registered UE contact."""
 
-    flow: Hop
+    flow: Peer  # transport + source address the UE registered from
     contact: str  # contact host:port (how terminating requests name the UE)
     aor: str
     service_route: list[str] = field(default_factory=list)
     associated: list[str] = field(default_factory=list)
     registered: bool = False
-    expires_at: float = float("inf")
+    expires_at: float = float("inf")  # on the core's clock
+
+
+class AccessBindings:
+    """The P-CSCF's access bindings: registered UE contacts by flow and by contact.
+
+    A store of its own (passed into :class:`Pcscf`), so that a shared store can take its
+    place; expiry is checked against the caller's ``now``."""
+
+    def __init__(self) -> None:
+        self.by_flow: dict[tuple[str, int], UeRegistration] = {}
+        self.by_contact: dict[str, UeRegistration] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_flow)
+
+    def live(self, reg: UeRegistration | None, now: float) -> UeRegistration | None:
+        """``reg`` unless its registration has expired (then it is forgotten)."""
+        if reg is not None and reg.expires_at <= now:
+            self.remove(reg.flow, reg.contact)
+            return None
+        return reg
+
+    def flow(self, addr: tuple[str, int], now: float) -> UeRegistration | None:
+        return self.live(self.by_flow.get(addr), now)
+
+    def contact(self, hostport: str, now: float) -> UeRegistration | None:
+        return self.live(self.by_contact.get(hostport), now)
+
+    def add(self, reg: UeRegistration) -> None:
+        old = self.by_flow.get(reg.flow.addr)
+        if old is not None and old.contact != reg.contact:
+            self.by_contact.pop(old.contact, None)
+        prev = self.by_contact.get(reg.contact)
+        if prev is not None and prev.flow != reg.flow:
+            self.by_flow.pop(prev.flow.addr, None)  # same UE, new flow
+        self.by_flow[reg.flow.addr] = reg
+        self.by_contact[reg.contact] = reg
+
+    def remove(self, flow: Peer, contact: str) -> None:
+        self.by_flow.pop(flow.addr, None)
+        self.by_contact.pop(contact, None)
 
 
 @dataclass(slots=True)
 class _Call:
     label: str  # "orig" (the UE here called) or "term" (the UE here is called)
     icid: str | None
-    ue: Hop
+    ue: Peer
     #: the anchor's allocation per stream, from the offer: what an answer is pointed at when
     #: the anchor cannot be reached while the answer crosses (fail closed, not open)
     allocs: dict[int, Allocation] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Register:
+    """A REGISTER forwarded to the S-CSCF, until its final response (by ``ctx.key``)."""
+
+    ue_flow: Peer
+    contact_uri: Any
+    contact: str
+    aor: str
+    now: float  # when it was routed: the binding's lifetime counts from here
+
+
+@dataclass(slots=True)
+class _Invite:
+    """An INVITE whose answers are anchored, until its final response (by ``ctx.key``)."""
+
+    call_id: str
+    call: _Call
+    answer_from_access: bool
+    release_on_failure: bool
+    until: float | None = None  # after its 2xx: forgotten then (answers of other forks)
 
 
 def icid_of(request: Request | Response) -> str | None:
@@ -121,8 +215,19 @@ def _hostport(uri: Any) -> str:
     return ""
 
 
-class Pcscf(SipProxy):
-    role = "pcscf"
+def _answer_key(resp: Response) -> tuple[str, int, str, str] | None:
+    """Names one 2xx answer as it leaves upstream (our Via already removed): Call-ID, CSeq,
+    To tag and the upstream hop's Via branch -- the branch tells the two passes of a hairpin
+    call through one P-CSCF apart (the same 2xx is anchored once as ``term``, once as
+    ``orig``)."""
+    cseq, to, via = resp.cseq, resp.to, resp.via
+    if cseq is None or cseq.method != "INVITE" or to is None or to.tag is None:
+        return None
+    return (resp.call_id or "", cseq.seq, to.tag, (via.branch or "") if via else "")
+
+
+class Pcscf(Element):
+    """The P-CSCF: a router on the proxy core (see the module docstring)."""
 
     def __init__(
         self,
@@ -130,65 +235,114 @@ class Pcscf(SipProxy):
         address: str,
         *,
         domain: str,
-        home_servers: dict[str, Hop],
+        home_servers: dict[str, Peer],
         trust: TrustPolicy,
         anchor: AnchorControl | None,
         sip_port: int = 5060,
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        bindings: AccessBindings | None = None,
+        admission: UnauthenticatedRegisters | None = None,
+        allowed_networks: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             name,
             address,
+            role="pcscf",
             sip_port=sip_port,
             tls_port=tls_port,
             ssl_context=ssl_context,
             trust=trust,
+            allowed_networks=allowed_networks,
         )
         self.domain = domain
         self.home_servers = home_servers  # domain -> S-CSCF (peering / I-CSCF stand-in)
-        # the UE-facing element: one source address may hold only a few unauthenticated
-        # REGISTER transactions (the rest get 503 + Retry-After; issue 11, finding 9)
-        self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         self.anchor = anchor
-        self.by_flow: dict[tuple[str, int], UeRegistration] = {}
-        self.by_contact: dict[str, UeRegistration] = {}
+        self.bindings = bindings if bindings is not None else AccessBindings()
+        #: the UE-facing element: one source address may hold only a few unanswered REGISTER
+        #: challenges (the rest get 503 + Retry-After; issue 11, finding 9)
+        self.admission = admission if admission is not None else UnauthenticatedRegisters()
         self.calls: dict[str, list[_Call]] = {}
+        self._registers: dict[int, _Register] = {}
+        self._invites: dict[int, _Invite] = {}
+        self._invite_expiry: deque[tuple[float, int]] = deque()  # (until, key), in order
         #: anchored 2xx answers, so that their retransmissions carry the same anchored SDP
-        self._answers: dict[tuple[str, int, str], _Answer] = {}
+        self._answers: dict[tuple[str, int, str, str], _Answer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.core.response_processor = self._process_response
+        self.core.stray_processor = self._stray_2xx
+
+    # --- compatibility views of the bindings ---------------------------------------------
+    @property
+    def by_flow(self) -> dict[tuple[str, int], UeRegistration]:
+        return self.bindings.by_flow
+
+    @property
+    def by_contact(self) -> dict[str, UeRegistration]:
+        return self.bindings.by_contact
+
+    # --- life cycle --------------------------------------------------------------------
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await super().close()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("p-cscf task failed", element=self.name, error=repr(task.exception()))
+
+    def _resume(self, key: int, decision: Forward | Respond) -> None:
+        if self.server is not None:
+            self.server.resume(key, decision)
+
+    def _release_held(self, key: int, response: Response | None) -> None:
+        if self.server is not None:
+            self.server.release(key, response)
 
     # --- classification --------------------------------------------------------------------
-    def from_core(self, flow: Any) -> bool:
+    def from_core(self, source: Peer) -> bool:
         """The core side is the configured Trust Domain (address and port), nothing else."""
-        return self.classify(flow) is Trust.TRUSTED
-
-    @staticmethod
-    def _flow_hop(flow: Any) -> Hop:
-        return Hop(str(flow.remote[0]), int(flow.remote[1]), str(flow.transport).lower())
+        return self.classify(source) is Trust.TRUSTED
 
     # --- decisions -----------------------------------------------------------------------
-    async def decide(self, request: Request, flow: Any, own_route: NameAddr | None) -> Any:
+    def route(self, request: Request, ctx: RoutingContext) -> Decision:
         if request.method == "REGISTER":
-            if self.from_core(flow):
-                return make_response(request, 403, "REGISTER from the core")
-            return self._register(request, flow)
-        if self.from_core(flow):
-            return await self._from_core(request)
-        return await self._from_access(request, flow, own_route)
+            if self.from_core(ctx.source):
+                return Respond(status=403, reason="REGISTER from the core")
+            return self._register(request, ctx)
+        if self.from_core(ctx.source):
+            return self._from_core(request, ctx)
+        return self._from_access(request, ctx)
 
-    def _register(self, request: Request, flow: Any) -> Any:
+    def _register(self, request: Request, ctx: RoutingContext) -> Decision:
         domain = uri_domain(request.uri)
         home = self.home_servers.get(domain or "")
         if home is None:
-            return make_response(request, 403, "Unknown home network")
+            return Respond(status=403, reason="Unknown home network")
+        source, call_id = ctx.source.host, request.call_id or ""
+        if "Authorization" in request.headers:
+            self.admission.answered(source, call_id)
+        elif not self.admission.admit(source, call_id, ctx.now):
+            _log.info("unauthenticated REGISTER refused", element=self.name, source=source)
+            return Respond(
+                status=503,
+                reason="Too Many Unauthenticated Registrations",
+                headers=[("Retry-After", str(self.admission.retry_after))],
+            )
         contacts = request.contacts
         if not contacts:
-            return Forward(request=request, hop=home)  # a fetch of bindings: just relay
-        ue_flow = self._flow_hop(flow)
+            return self.forward(request, Target(uri=request.uri, next_hop=home))  # a fetch
+        ue_flow = ctx.source
         contact = _hostport(contacts[0].uri)
         to = request.to
         aor = to.uri.encode() if to is not None else ""
-        refused = self._contact_refused(contacts[0].uri, ue_flow, aor)
+        refused = self._contact_refused(contacts[0].uri, ue_flow, aor, ctx.now)
         if refused is not None:
             _log.info(
                 "register refused",
@@ -198,53 +352,53 @@ class Pcscf(SipProxy):
                 contact=contacts[0].uri.encode(),
                 flow=str(ue_flow),
             )
-            return make_response(request, 403, refused)
-        out = request.copy()
-        out.headers.insert_first("Path", self.my_name_addr("term"))
-        supported = out.supported
-        if "path" not in [s.lower() for s in supported]:
-            out.headers.add("Supported", "path")
-        out.headers.set("P-Visited-Network-ID", f'"{self.domain}"')
+            return Respond(status=403, reason=refused)
+        paths = [("Path", f"<sip:term@{self.address}:{self.sip_port};lr>")]
+        paths += [("Path", v) for v in request.headers.get_list("Path")]
+        supported = [s.lower() for s in request.supported]
+        self._registers[ctx.key] = _Register(
+            ue_flow=ue_flow, contact_uri=contacts[0].uri, contact=contact, aor=aor, now=ctx.now
+        )
+        return Forward(
+            targets=[Target(uri=request.uri, next_hop=home)],
+            record_route=False,
+            remove_headers=("Path",),
+            set_headers=[("P-Visited-Network-ID", f'"{self.domain}"')],
+            headers=paths + ([] if "path" in supported else [("Supported", "path")]),
+        )
 
-        async def on_response(resp: Response) -> Response | None:
-            if resp.status == 200:
-                # the 200 lists the AOR's current bindings (§10.3 step 8): ours is registered
-                # only while it is listed with a non-zero expiry
-                mine = [c for c in resp.contacts if _hostport(c.uri) == contact]
-                lifetime = mine[0].expires if mine else None
-                if lifetime is None and mine:
-                    lifetime = resp.expires or 3600
-                if not lifetime:
-                    self._unregister(ue_flow, contact)
-                elif self._contact_refused(contacts[0].uri, ue_flow, aor) is not None:
-                    # another registration took this contact meanwhile: it keeps it
-                    return make_response(request, 403, "Contact owned by another registration")
-                else:
-                    old = self.by_flow.get(ue_flow.addr)
-                    if old is not None and old.contact != contact:
-                        self.by_contact.pop(old.contact, None)
-                    prev = self.by_contact.get(contact)
-                    if prev is not None and prev.flow != ue_flow:
-                        self.by_flow.pop(prev.flow.addr, None)  # same UE, new flow
-                    reg = UeRegistration(
-                        flow=ue_flow,
-                        contact=contact,
-                        aor=aor,
-                        service_route=[
-                            f"<{r.uri.encode()}>" for r in resp.addresses("Service-Route")
-                        ],
-                        associated=[a.uri.encode() for a in resp.addresses("P-Associated-URI")],
-                        registered=True,
-                        expires_at=time.monotonic() + lifetime,
-                    )
-                    self.by_flow[ue_flow.addr] = reg
-                    self.by_contact[contact] = reg
-                    _log.info("ue registered", element=self.name, aor=aor, flow=str(ue_flow))
-            return resp
+    def _registered(self, rc: ResponseContext, pending: _Register) -> Response | None:
+        """The 200 to a REGISTER: record (or forget) the UE's binding at this P-CSCF."""
+        resp = rc.response
+        # the 200 lists the AOR's current bindings (§10.3 step 8): ours is registered only
+        # while it is listed with a non-zero expiry
+        mine = [c for c in resp.contacts if _hostport(c.uri) == pending.contact]
+        lifetime = mine[0].expires if mine else None
+        if lifetime is None and mine:
+            lifetime = resp.expires or 3600
+        if not lifetime:
+            self.bindings.remove(pending.ue_flow, pending.contact)
+            return None
+        if (
+            self._contact_refused(pending.contact_uri, pending.ue_flow, pending.aor, pending.now)
+            is not None
+        ):
+            # another registration took this contact meanwhile: it keeps it
+            return make_response(rc.request, 403, "Contact owned by another registration")
+        reg = UeRegistration(
+            flow=pending.ue_flow,
+            contact=pending.contact,
+            aor=pending.aor,
+            service_route=[f"<{r.uri.encode()}>" for r in resp.addresses("Service-Route")],
+            associated=[a.uri.encode() for a in resp.addresses("P-Associated-URI")],
+            registered=True,
+            expires_at=pending.now + lifetime,
+        )
+        self.bindings.add(reg)
+        _log.info("ue registered", element=self.name, aor=pending.aor, flow=str(pending.ue_flow))
+        return None
 
-        return Forward(request=out, hop=home, on_response=on_response)
-
-    def _contact_refused(self, uri: Any, ue_flow: Hop, aor: str) -> str | None:
+    def _contact_refused(self, uri: Any, ue_flow: Peer, aor: str, now: float) -> str | None:
         """Why this UE may not register ``uri`` as its contact (None: it may).
 
         On UDP the flow *is* the contact (terminating requests go to the registered flow), so
@@ -256,66 +410,54 @@ class Pcscf(SipProxy):
             return "Contact is not a SIP URI"
         if ue_flow.transport == "udp" and _hostport(uri) != f"{ue_flow.host}:{ue_flow.port}":
             return "Contact is not the UE's own address"
-        existing = self._live(self.by_contact.get(_hostport(uri)))
+        existing = self.bindings.contact(_hostport(uri), now)
         if existing is not None and not _same_aor(existing.aor, aor):
             return "Contact owned by another registration"
         return None
 
-    def _live(self, reg: UeRegistration | None) -> UeRegistration | None:
-        """``reg`` unless its registration has expired (then it is forgotten)."""
-        if reg is not None and reg.expires_at <= time.monotonic():
-            self._unregister(reg.flow, reg.contact)
-            return None
-        return reg
-
-    def _unregister(self, flow: Hop, contact: str) -> None:
-        self.by_flow.pop(flow.addr, None)
-        self.by_contact.pop(contact, None)
-
-    async def _from_access(self, request: Request, flow: Any, own_route: NameAddr | None) -> Any:
-        reg = self._live(self.by_flow.get((str(flow.remote[0]), int(flow.remote[1]))))
+    def _from_access(self, request: Request, ctx: RoutingContext) -> Decision:
+        reg = self.bindings.flow(ctx.source.addr, ctx.now)
         if reg is None:
-            return make_response(request, 403, "Not registered at this P-CSCF")
+            return Respond(status=403, reason="Not registered at this P-CSCF")
         to = request.to
         call_id = request.call_id or ""
-        in_dialog = to is not None and to.tag is not None
-        if in_dialog:
-            if not self.may_relay(request, flow, own_route):
+        if to is not None and to.tag is not None:
+            if not self.may_relay(request, ctx):
                 # a To tag on a request outside any route set we are on: not a dialog of
                 # ours, and no way around the identity assertion below
-                return make_response(request, 403, "Not a dialog routed through this P-CSCF")
-            hop = self.route_set_hop(request)
-            if hop is None:
-                return make_response(request, 404, "No route")
-            return await self._in_dialog(request, hop, from_access=True)
-        # originating initial request
-        out = request.copy()
-        out.headers.remove("Route")
-        for route in reg.service_route:
-            out.headers.add("Route", route)
-        out.headers.remove("P-Preferred-Identity")
-        out.headers.set("P-Asserted-Identity", f"<{self._asserted(request, reg)}>")
-        icid = icid_of(out)
+                return Respond(status=403, reason="Not a dialog routed through this P-CSCF")
+            if route_hop(request) is None:
+                return Respond(status=404, reason="No route")
+            return self._in_dialog(request, ctx, Target(uri=request.uri), from_access=True)
+        # originating initial request: Route := Service-Route, PPI -> PAI, ICID
+        if not reg.service_route:
+            return Respond(status=403, reason="No Service-Route for this UE")
+        set_ = [("P-Asserted-Identity", f"<{self._asserted(request, reg)}>")]
+        icid = icid_of(request)
         if icid is None:
             icid = secrets.token_hex(16)
-            out.headers.set(
-                "P-Charging-Vector",
-                f"icid-value={icid};icid-generated-at={self.address};orig-ioi={self.domain}",
+            set_.append(
+                (
+                    "P-Charging-Vector",
+                    f"icid-value={icid};icid-generated-at={self.address};orig-ioi={self.domain}",
+                )
             )
-        hop = self.route_set_hop(out)
-        if hop is None:
-            return make_response(request, 403, "No Service-Route for this UE")
+        target = Target(uri=request.uri, route=tuple(reg.service_route))
+        remove = ("Route", "P-Preferred-Identity")
         if request.method != "INVITE":
-            return Forward(request=out, hop=hop, record_route=request.method == "SUBSCRIBE")
+            return self.forward(
+                request,
+                target,
+                record_route=request.method == "SUBSCRIBE",
+                remove_headers=remove,
+                set_headers=set_,
+            )
         call = _Call(label="orig", icid=icid, ue=reg.flow)
         self.calls.setdefault(call_id, []).append(call)
-        out = await self._anchor_request(out, call, from_access=True, owned=True)
-        return Forward(
-            request=out,
-            hop=hop,
-            record_route=True,
-            on_response=self._invite_response(call_id, call, answer_from_access=False),
+        fwd = self.forward(
+            request, target, record_route=True, remove_headers=remove, set_headers=set_
         )
+        return self._anchored(request, ctx, fwd, call, from_access=True)
 
     def _asserted(self, request: Request, reg: UeRegistration) -> str:
         ppi = request.addresses("P-Preferred-Identity")
@@ -326,78 +468,140 @@ class Pcscf(SipProxy):
                 return c
         return reg.associated[0] if reg.associated else reg.aor
 
-    async def _from_core(self, request: Request) -> Any:
+    def _from_core(self, request: Request, ctx: RoutingContext) -> Decision:
         to = request.to
         call_id = request.call_id or ""
-        hop = self.route_set_hop(request)
-        if hop is None:
-            reg = self._live(self.by_contact.get(_hostport(request.uri)))
+        target = Target(uri=request.uri)
+        ue: Peer | None = route_hop(request)
+        if ue is None:
+            reg = self.bindings.contact(_hostport(request.uri), ctx.now)
             if reg is None:
-                return make_response(request, 480, "UE not reachable via this P-CSCF")
-            hop = reg.flow
+                return Respond(status=480, reason="UE not reachable via this P-CSCF")
+            ue = reg.flow
+            target = Target(uri=request.uri, next_hop=reg.flow)  # the UE's own flow
         if to is not None and to.tag is not None:
-            return await self._in_dialog(request, hop, from_access=False)
+            return self._in_dialog(request, ctx, target, from_access=False, ue=ue)
         if request.method != "INVITE":
-            return Forward(request=request, hop=hop)
-        call = _Call(label="term", icid=icid_of(request), ue=hop)
+            return self.forward(request, target)
+        call = _Call(label="term", icid=icid_of(request), ue=ue)
         self.calls.setdefault(call_id, []).append(call)
-        out = await self._anchor_request(request, call, from_access=False)
-        return Forward(
-            request=out,
-            hop=hop,
-            record_route=True,
-            on_response=self._invite_response(call_id, call, answer_from_access=True),
-        )
+        fwd = self.forward(request, target, record_route=True)
+        return self._anchored(request, ctx, fwd, call, from_access=False)
 
-    async def _in_dialog(self, request: Request, hop: Hop, *, from_access: bool) -> Any:
+    def _in_dialog(
+        self,
+        request: Request,
+        ctx: RoutingContext,
+        target: Target,
+        *,
+        from_access: bool,
+        ue: Peer | None = None,
+    ) -> Decision:
         call_id = request.call_id or ""
         calls = self.calls.get(call_id, [])
         if request.method == "BYE":
             if calls:
                 self.calls.pop(call_id, None)
-                await self._release(call_id)
-            return Forward(request=request, hop=hop)
+                self._spawn(self._release(call_id))
+            return self.forward(request, target)
         if request.method == "INVITE" and calls and request.body:
-            call = self._match_call(calls, hop, from_access)
-            out = await self._anchor_request(request, call, from_access=from_access)
-            return Forward(
-                request=out,
-                hop=hop,
-                on_response=self._invite_response(
-                    call_id, call, answer_from_access=not from_access, release_on_failure=False
-                ),
+            call = self._match_call(calls, ue, from_access)
+            return self._anchored(
+                request,
+                ctx,
+                self.forward(request, target),
+                call,
+                from_access=from_access,
+                release_on_failure=False,
             )
-        return Forward(request=request, hop=hop)
+        return self.forward(request, target)
 
     @staticmethod
-    def _match_call(calls: list[_Call], hop: Hop, from_access: bool) -> _Call:
+    def _match_call(calls: list[_Call], ue: Peer | None, from_access: bool) -> _Call:
         if len(calls) == 1 or from_access:
             return calls[0]
         for c in calls:
-            if c.ue == hop:
+            if c.ue == ue:
                 return c
         return calls[0]
 
-    # --- media anchoring -----------------------------------------------------------------
-    async def _anchor_request(
-        self, request: Request, call: _Call, *, from_access: bool, owned: bool = False
-    ) -> Request:
-        """``request`` with its SDP anchored; rewritten in place when ``owned`` (a copy this
-        element already made), else in a copy (the server transaction keeps the original).
-
-        An offer that cannot be anchored is not forwarded: :class:`AnchorError` answers the
-        request 500 and :class:`Unanchorable` (an SDP we cannot parse) 488 (RFC 3261
-        §21.4.26), so no offer leaves with addresses past the anchor."""
+    # --- media anchoring: offers (Defer / resume) ------------------------------------------
+    def _anchored(
+        self,
+        request: Request,
+        ctx: RoutingContext,
+        fwd: Forward,
+        call: _Call,
+        *,
+        from_access: bool,
+        release_on_failure: bool = True,
+    ) -> Decision:
+        """``fwd`` with the offer's SDP anchored: at once when there is nothing to anchor,
+        else ``Defer()`` and resumed when the anchor has answered. An offer that cannot be
+        anchored is not forwarded: :class:`AnchorError` answers it 500 and
+        :class:`Unanchorable` (an SDP we cannot parse) 488 (RFC 3261 §21.4.26), so no offer
+        leaves with addresses past the anchor."""
+        self._invites[ctx.key] = _Invite(
+            call_id=request.call_id or "",
+            call=call,
+            answer_from_access=not from_access,
+            release_on_failure=release_on_failure,
+        )
         if self.anchor is None or not request.body or request.content_type != "application/sdp":
-            return request
+            return fwd
         try:
             sdp = SessionDescription.parse(request.body)
         except SdpError as exc:
+            self._forget(ctx.key)
             raise Unanchorable(f"SDP not parseable: {exc}") from exc
-        body = await self._anchor_sdp(request.call_id or "", sdp, call, from_access)
-        out = request if owned else request.copy()
-        out.body = body
-        return out
+        self._spawn(self._anchor_offer(ctx.key, request.call_id or "", sdp, call, from_access, fwd))
+        return Defer()
+
+    async def _anchor_offer(
+        self,
+        key: int,
+        call_id: str,
+        sdp: SessionDescription,
+        call: _Call,
+        from_access: bool,
+        fwd: Forward,
+    ) -> None:
+        try:
+            body = await self._anchor_sdp(call_id, sdp, call, from_access)
+        except AnchorError as exc:
+            _log.warning(
+                "anchoring offer failed", element=self.name, call_id=call_id, error=str(exc)
+            )
+            self._forget(key)
+            self._resume(key, Respond(status=500, reason="Media Anchor Unavailable"))
+            return
+        if not self.core.waiting(key):
+            # CANCELled while the anchor answered: the core sent 487; free the media
+            self._forget(key)
+            return
+        self._resume(
+            key,
+            Forward(
+                targets=fwd.targets,
+                record_route=fwd.record_route,
+                remove_headers=fwd.remove_headers,
+                set_headers=fwd.set_headers,
+                headers=fwd.headers,
+                body=body,
+            ),
+        )
+
+    def _forget(self, key: int) -> None:
+        """Drop an INVITE that failed or never got forwarded: its call and media session."""
+        inv = self._invites.pop(key, None)
+        if inv is None or not inv.release_on_failure:
+            return
+        calls = self.calls.get(inv.call_id, [])
+        if inv.call in calls:
+            calls.remove(inv.call)
+        if not calls:
+            self.calls.pop(inv.call_id, None)
+        self._spawn(self._release(inv.call_id, inv.call.label))
 
     async def _anchor_sdp(
         self, call_id: str, sdp: SessionDescription, call: _Call, from_access: bool
@@ -528,14 +732,15 @@ class Pcscf(SipProxy):
             refused = refused.with_media(i, m.with_port(0))
         return refused.encode()
 
-    @staticmethod
-    def _answer_key(resp: Response) -> tuple[str, int, str] | None:
-        cseq, to = resp.cseq, resp.to
-        if cseq is None or cseq.method != "INVITE" or to is None or to.tag is None:
-            return None
-        return (resp.call_id or "", cseq.seq, to.tag)
+    def _expire_invites(self, now: float) -> None:
+        expiry = self._invite_expiry
+        while expiry and expiry[0][0] <= now:
+            _, key = expiry.popleft()
+            self._invites.pop(key, None)
 
-    def _remember_answer(self, key: tuple[str, int, str], body: bytes | None, now: float) -> None:
+    def _remember_answer(
+        self, key: tuple[str, int, str, str], body: bytes | None, now: float
+    ) -> None:
         answers = self._answers
         for k in [k for k, a in answers.items() if a.until <= now]:
             del answers[k]
@@ -543,72 +748,106 @@ class Pcscf(SipProxy):
             del answers[next(iter(answers))]
         answers[key] = _Answer(body, now + ANSWER_WINDOW)
 
-    def stray_2xx(self, response: Response) -> Response | None:
-        """A 2xx retransmission (§16.7 forwards them statelessly) leaves with the anchored SDP
-        of its first copy; while that copy is still being anchored, or when no anchored copy
-        is known, it is dropped (the UAS retransmits it; the first copy follows), so the UE
-        never sees the answerer's own addresses (fail closed)."""
-        if self.anchor is None or not response.body:
-            return response
-        key = self._answer_key(response)
+    def _retransmitted_2xx(self, response: Response) -> Response | Drop | None:
+        """A 2xx we have seen before (same Call-ID, CSeq, To tag; §16.7 forwards its
+        retransmissions) leaves with the anchored SDP of its first copy; while that copy is
+        still being anchored it is dropped (the UAS retransmits it; the first copy follows), so
+        the UE never sees the answerer's own addresses (fail closed). None: not one."""
+        key = _answer_key(response)
         answer = None if key is None else self._answers.get(key)
-        if answer is None or answer.body is None:
+        if answer is None:
+            return None
+        if answer.body is None:
             _log.info(
-                "2xx retransmission held back: its answer is not anchored (yet)",
+                "2xx retransmission held back: its answer is not anchored yet",
                 element=self.name,
                 call_id=response.call_id,
             )
+            return DROP
+        out = response.copy()
+        out.body = answer.body
+        return out
+
+    def _stray_2xx(self, response: Response, now: float) -> Response | Drop | None:
+        """A 2xx retransmission after the INVITE transaction ended (``core.stray_processor``):
+        the anchored body of its first copy, or dropped when no anchored copy is known."""
+        if self.anchor is None or not response.body or response.status // 100 != 2:
             return None
-        response.body = answer.body
-        return response
+        out = self._retransmitted_2xx(response)
+        if out is None:
+            _log.info(
+                "2xx retransmission held back: no anchored answer known",
+                element=self.name,
+                call_id=response.call_id,
+            )
+            return DROP
+        return out
 
-    def _invite_response(
-        self,
-        call_id: str,
-        call: _Call,
-        *,
-        answer_from_access: bool,
-        release_on_failure: bool = True,
-    ) -> Any:
-        async def on_response(resp: Response) -> Response | None:
-            if resp.is_final and resp.status >= 300 and release_on_failure:
-                calls = self.calls.get(call_id, [])
-                if call in calls:
-                    calls.remove(call)
-                if not calls:
-                    self.calls.pop(call_id, None)
-                await self._release(call_id, call.label)
-                return resp
-            if self.anchor is None or not resp.body or resp.status >= 300:
-                return resp
-            now = asyncio.get_running_loop().time()
-            key = self._answer_key(resp) if resp.status >= 200 else None
-            if key is not None:
-                # its retransmissions are held back until this copy is anchored (stray_2xx)
-                self._remember_answer(key, None, now)
-            # resp is already the proxy's own copy (SipProxy._relay): rewrite it in place
-            try:
-                if resp.content_type != "application/sdp":
-                    raise Unanchorable(f"body of type {resp.content_type!r} not anchored")
-                resp.body = await self._anchor_answer(
-                    call_id, resp.body, call, answer_from_access, now
-                )
-            except Unanchorable as exc:
-                _log.error(
-                    "answer cannot be anchored: media refused, session released",
-                    element=self.name,
-                    call_id=call_id,
-                    error=str(exc),
-                )
-                resp.body = self._media_refused(resp.body)
-                if not resp.body:
-                    resp.headers.remove("Content-Type")
-                await self._release(call_id, call.label)
-            if key is not None:
-                self._remember_answer(key, resp.body, now)
-            return resp
+    # --- responses (the core's response processor) ----------------------------------------
+    def _process_response(self, rc: ResponseContext) -> Response | Defer | Drop | None:
+        resp = rc.response
+        pending = self._registers.get(rc.key)
+        if pending is not None:
+            if resp.is_final:
+                del self._registers[rc.key]
+            return self._registered(rc, pending) if resp.status == 200 else None
+        inv = self._invites.get(rc.key)
+        if inv is None:
+            if (
+                self.anchor is not None
+                and resp.body
+                and resp.status // 100 == 2
+                and rc.request.method == "INVITE"
+            ):
+                # a 2xx of an INVITE whose anchoring state is gone: only a retransmission
+                # of an answer we anchored may pass (another fork's answer cannot be)
+                out = self._retransmitted_2xx(resp)
+                return DROP if out is None else out
+            return None
+        self._expire_invites(rc.now)
+        if resp.status >= 300:
+            self._forget(rc.key)
+            return None
+        if resp.status >= 200 and inv.until is None:
+            # kept for the answers of other forks for the transaction's life, then dropped
+            inv.until = rc.now + ANSWER_WINDOW
+            self._invite_expiry.append((inv.until, rc.key))
+        if self.anchor is None or not resp.body:
+            return None
+        if resp.status >= 200:
+            again = self._retransmitted_2xx(resp)
+            if again is not None:
+                return again
+        key = _answer_key(resp) if resp.status >= 200 else None
+        if key is not None:
+            # its retransmissions are held back until this copy is anchored
+            self._remember_answer(key, None, rc.now)
+        self._spawn(self._anchor_response(rc, inv, key))
+        return Defer()
 
-        return on_response
+    async def _anchor_response(
+        self, rc: ResponseContext, inv: _Invite, key: tuple[str, int, str, str] | None
+    ) -> None:
+        resp = rc.response
+        now = self.now()  # the core's clock, for the background retries' deadline
+        try:
+            if resp.content_type != "application/sdp":
+                raise Unanchorable(f"body of type {resp.content_type!r} not anchored")
+            body = await self._anchor_answer(
+                inv.call_id, resp.body, inv.call, inv.answer_from_access, now
+            )
+        except Unanchorable as exc:
+            _log.error(
+                "answer cannot be anchored: media refused, session released",
+                element=self.name,
+                call_id=inv.call_id,
+                error=str(exc),
+            )
+            body = self._media_refused(resp.body)
+            await self._release(inv.call_id, inv.call.label)
+        if key is not None:
+            self._remember_answer(key, body, self.now())
+        self._release_held(rc.key, rc.rewrite(body=body))
 
     async def _release(self, call_id: str, label: str | None = None) -> None:
         if self.anchor is None:
@@ -620,6 +859,13 @@ class Pcscf(SipProxy):
             return
         _log.info("media released", element=self.name, call_id=call_id, **stats)
 
-    async def ack_hop(self, request: Request, flow: Any) -> Hop | None:
-        reg = self._live(self.by_contact.get(_hostport(request.uri)))
-        return None if reg is None else reg.flow
+    # --- ACK for a 2xx (stateless, §16.11) ----------------------------------------------
+    def stateless_route(self, request: Request, ctx: RoutingContext) -> Target | Forward | None:
+        """An ACK (or unmatched CANCEL) is relayed only for an entitled sender; with no Route
+        left it goes to the UE on the flow it registered from (a TLS UE has no listener)."""
+        if not self.may_relay(request, ctx):
+            return Forward(targets=())
+        if ctx.has_route:
+            return None
+        reg = self.bindings.contact(_hostport(request.uri), ctx.now)
+        return None if reg is None else Target(uri=request.uri, next_hop=reg.flow)

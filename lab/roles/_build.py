@@ -13,7 +13,6 @@ from ims.sip.trust import TrustPolicy
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
-from proxies.base import Hop
 from proxies.media_anchor import AnchorClient
 from proxies.pcscf import Pcscf
 from proxies.scscf import DomainPeer, HomeServer, subscriber_records
@@ -96,7 +95,7 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         s = topo.element(server)
         if s.role != "scscf":
             continue  # a P-CSCF registers UEs only with an IMS home network's S-CSCF
-        home[d] = Hop(s.address, s.sip_port, "udp")
+        home[d] = Peer(transport="udp", host=s.address, port=s.sip_port)
     anchor = None
     if e.anchor is not None:
         a = topo.element(e.anchor)
@@ -114,8 +113,8 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         sip_port=e.sip_port,
         tls_port=e.tls_port if e.tls else None,
         ssl_context=ssl_context,
+        allowed_networks=lab_networks(topo),
     )
-    pcscf.endpoint.restrict_to(lab_networks(topo))
     return pcscf
 
 

@@ -34,6 +34,7 @@ from .routing import (
     Router,
     RoutingContext,
     StatelessRouter,
+    StrayProcessor,
     Target,
     rewrite_message,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Router",
     "RoutingContext",
     "StatelessRouter",
+    "StrayProcessor",
     "SendResponse",
     "SendStateless",
     "Target",

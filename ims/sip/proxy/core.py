@@ -67,7 +67,7 @@ from ims.sip.errors import SipParseError
 from ims.sip.grammar import Params
 from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
-from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
+from ims.sip.proxy.hooks import DROP, Direction, Drop, Message, MessageEvent, MessageHooks, Peer
 from ims.sip.proxy.overload import OverloadConfig, OverloadControl
 from ims.sip.proxy.routing import (
     Defer,
@@ -79,6 +79,7 @@ from ims.sip.proxy.routing import (
     Router,
     RoutingContext,
     StatelessRouter,
+    StrayProcessor,
     Target,
 )
 from ims.sip.transaction.flow import Flow
@@ -312,6 +313,9 @@ class ProxyCore:
         #: next hop (and rewrites) of stateless forwards: the ACK for a 2xx, an unmatched
         #: CANCEL (§16.11); None or a None result: top Route, else Request-URI
         self.stateless_router: StatelessRouter | None = None
+        #: a response matching no transaction that is forwarded statelessly (a 2xx
+        #: retransmission, §16.7): returns it (maybe replaced), None (unchanged) or DROP
+        self.stray_processor: StrayProcessor | None = None
         self._keys = itertools.count(1)
         self._branches: dict[str, _Branch] = {}
         self._timers: list[tuple[float, int, str]] = []  # (deadline, seq, branch key): Timer C
@@ -634,6 +638,10 @@ class ProxyCore:
         """Requests waiting for :meth:`resume`."""
         return len(self._deferred)
 
+    def waiting(self, key: int) -> bool:
+        """Is request ``key`` still waiting for :meth:`resume` (not CANCELled meanwhile)?"""
+        return key in self._deferred
+
     def _local_answer(self, ctx: _Context, decision: Respond) -> list[Action]:
         request, transaction, source = ctx.request, ctx.transaction, ctx.source
         if decision.response is not None:
@@ -756,7 +764,7 @@ class ProxyCore:
         actions: list[Action] = []
         targets = list(decision.targets)
         if not targets:
-            return self._finish(ctx)
+            return self._finish(ctx, now)
         if not decision.parallel:
             targets.sort(key=lambda t: -(1.0 if t.q is None else t.q))
             ctx.pending = targets[1:]
@@ -764,7 +772,7 @@ class ProxyCore:
         for target in targets:
             self._fork(ctx, target, now, actions)
         if not ctx.active():
-            actions += self._finish(ctx)
+            actions += self._finish(ctx, now)
         return actions
 
     def _fork(self, ctx: _Context, target: Target, now: float, actions: list[Action]) -> None:
@@ -954,11 +962,11 @@ class ProxyCore:
                 self._arm_c(b, now)  # §16.7 step 2: reset Timer C
             if ctx.final_sent or b.state is BranchState.COMPLETED:
                 return []
-            return self._send_upstream(ctx, response)
+            return self._send_upstream(ctx, response, now)
         if b.state is BranchState.COMPLETED:
             # a 2xx retransmission (RFC 6026 Accepted) or a late final: only 2xx go on
             if 200 <= status < 300 and ctx.method == "INVITE":
-                return self._send_upstream(ctx, response, stateless=True)
+                return self._send_upstream(ctx, response, now, stateless=True)
             return []
         return self._complete_branch(b, response, now)
 
@@ -967,11 +975,23 @@ class ProxyCore:
     ) -> list[Action]:
         """A response matching no client transaction: forward it statelessly when the top
         Via is ours (§16.7 step 1 / §16.11), else drop it (§18.1.2)."""
+        if source is not None and self.hooks:  # observers see every message received
+            msg = self._hook(Direction.IN, response, source)
+            if msg is None:
+                return []
+            assert isinstance(msg, Response)
+            response = msg
         via = response.via
         if via is None or via.sent_by.lower() not in self._sent_bys:
             return []
         fwd = response.copy()
         fwd.headers.pop_first_element("Via")
+        if self.stray_processor is not None:
+            out = self.stray_processor(fwd, now)
+            if isinstance(out, Drop):
+                return []
+            if out is not None:
+                fwd = out
         peer = via_peer(fwd)
         if peer is None:
             return []
@@ -998,9 +1018,9 @@ class ProxyCore:
         if 200 <= status < 300:
             if ctx.final_sent:
                 if ctx.method == "INVITE":  # another fork answered too: every 2xx goes up
-                    actions += self._send_upstream(ctx, response, stateless=True)
+                    actions += self._send_upstream(ctx, response, now, stateless=True)
             else:
-                actions += self._send_upstream(ctx, response)
+                actions += self._send_upstream(ctx, response, now)
                 ctx.final_sent = True
                 ctx.no_new_branches = True
                 ctx.pending.clear()
@@ -1016,15 +1036,15 @@ class ProxyCore:
                 self._fork(ctx, ctx.pending.pop(0), now, actions)  # sequential search
                 if ctx.active():
                     return actions
-            actions += self._finish(ctx)
+            actions += self._finish(ctx, now)
         return actions
 
-    def _finish(self, ctx: _Context) -> list[Action]:
+    def _finish(self, ctx: _Context, now: float) -> list[Action]:
         """Every branch has ended: send the best final if none was sent, forget the context."""
         actions: list[Action] = []
         if not ctx.final_sent:
             best, ours = self._best(ctx)
-            actions += self._send_upstream(ctx, best, strip_via=ours)
+            actions += self._send_upstream(ctx, best, now, strip_via=ours)
             ctx.final_sent = True
         if ctx.transaction is not None:
             self._contexts.pop(id(ctx.transaction), None)
@@ -1068,6 +1088,7 @@ class ProxyCore:
         self,
         ctx: _Context,
         response: Response,
+        now: float,
         *,
         stateless: bool = False,
         strip_via: bool = True,
@@ -1092,12 +1113,16 @@ class ProxyCore:
             if ctx.held:  # keep the order: queue behind the response being processed
                 ctx.held.append((fwd, stateless))
                 return []
-            rc = ResponseContext(key=ctx.key, request=ctx.request, response=fwd, source=ctx.source)
+            rc = ResponseContext(
+                key=ctx.key, request=ctx.request, response=fwd, source=ctx.source, now=now
+            )
             out = self.response_processor(rc)
             if isinstance(out, Defer):
                 ctx.held.append((fwd, stateless))
                 self._holding[ctx.key] = ctx
                 return []
+            if isinstance(out, Drop):
+                return []  # held back by the element (a 2xx retransmission, fail closed)
             if out is not None:
                 fwd = out
         return self._emit_upstream(ctx, fwd, stateless)
@@ -1123,11 +1148,15 @@ class ProxyCore:
         while ctx.held:
             nxt, nxt_stateless = ctx.held[0]
             assert self.response_processor is not None
-            rc = ResponseContext(key=key, request=ctx.request, response=nxt, source=ctx.source)
+            rc = ResponseContext(
+                key=key, request=ctx.request, response=nxt, source=ctx.source, now=now
+            )
             out = self.response_processor(rc)
             if isinstance(out, Defer):
                 return actions  # stays held (first in the queue)
             ctx.held.pop(0)
+            if isinstance(out, Drop):
+                continue
             actions += self._emit_upstream(ctx, out if out is not None else nxt, nxt_stateless)
         del self._holding[key]
         return actions

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from ims.hooks import Drop
 from ims.sip.message import Message, Request, Response
 from ims.sip.proxy.hooks import Peer
 from ims.sip.uri import Uri
@@ -136,6 +137,7 @@ class ResponseContext:
     request: Request
     response: Response
     source: Peer | None = None  # where the request came from (e.g. the UE's flow)
+    now: float = 0.0  # the core's clock when the response is processed
 
     def rewrite(
         self,
@@ -216,4 +218,11 @@ registered from); a :class:`Forward` uses its first target and its header/body r
 ACK is never answered)."""
 
 
-ResponseProcessor = Callable[[ResponseContext], "Response | Defer | None"]
+ResponseProcessor = Callable[[ResponseContext], "Response | Defer | Drop | None"]
+"""Sees every response about to go upstream: a replacement, ``None`` (unchanged), ``Defer()``
+(hold it until ``release``) or ``DROP`` (not sent: e.g. a 2xx retransmission whose first copy
+an element is still rewriting)."""
+
+StrayProcessor = Callable[[Response, float], "Response | Drop | None"]
+"""Sees a response the core forwards statelessly (no transaction matched it, §16.7; our Via
+removed; and ``now``): a replacement, ``None`` (unchanged) or ``DROP``."""
