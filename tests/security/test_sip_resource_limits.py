@@ -23,6 +23,7 @@ from ims.sip.transport.endpoint import SipEndpoint
 from lab import topology
 from lab.orchestrator import Lab
 from lab.ues import user_agent
+from proxies.admission import UnauthenticatedRegisters
 from tests.security.conftest import SUBNET, RawSip, sip_addr, sip_request
 
 ATTACKERS = [f"{SUBNET}.{i}" for i in range(160, 170)]
@@ -84,7 +85,7 @@ async def test_idle_connection_flood_does_not_lock_clients_out(lab_a: Lab) -> No
     cap 150, read timeout 1 s): the caps hold, the silent connections are closed, and a new
     client is answered."""
     pcscf = lab_a.element("pcscf-a").proxy
-    tcp = pcscf.endpoint.streams["TCP"]
+    tcp = pcscf.server.streams["TCP"]
     tcp.max_per_source, tcp.max_connections = 20, 150
     host, port = sip_addr(lab_a, "pcscf-a")
     conns = []
@@ -114,7 +115,7 @@ async def test_unfinished_message_is_timed_out(lab_a: Lab) -> None:
     """A slow-loris: half a request, then nothing. The connection is closed after the read
     timeout although it sent bytes."""
     pcscf = lab_a.element("pcscf-a").proxy
-    tcp = pcscf.endpoint.streams["TCP"]
+    tcp = pcscf.server.streams["TCP"]
     tcp.read_timeout = 1.0
     _rearm(tcp)
     host, port = sip_addr(lab_a, "pcscf-a")
@@ -186,7 +187,7 @@ def _register(s: RawSip, n: int) -> tuple[str, bytes]:
 
 
 async def _flood(
-    sockets: list[RawSip], count: int, dest: tuple[str, int], ep: SipEndpoint
+    sockets: list[RawSip], count: int, dest: tuple[str, int], admission: UnauthenticatedRegisters
 ) -> tuple[list[tuple[RawSip, Response | None]], int]:
     """Send ``count`` REGISTERs round-robin from ``sockets``; retransmit the unanswered ones
     as a UDP client does (RFC 3261 §17.1.2.2 Timer E: the kernel drops datagrams a busy
@@ -201,11 +202,11 @@ async def _flood(
         sent.append((s, cid, data))
         if n % 50 == 49:
             await asyncio.sleep(0.05)
-            peak = max(peak, len(ep._unauth_registers))
+            peak = max(peak, len(admission))
     finals: dict[str, Response] = {}
     for _ in range(20):  # bounded: at most 20 retransmission rounds, 0.5 s apart (10 s)
         await asyncio.sleep(0.5)
-        peak = max(peak, len(ep._unauth_registers))
+        peak = max(peak, len(admission))
         for sock in sockets:
             for m in sock.received:
                 if isinstance(m, Response) and m.status >= 200 and m.call_id:
@@ -223,8 +224,8 @@ async def test_unauthenticated_register_flood_is_answered_503_and_bounded(lab_a:
     600 from 10 addresses, then 400 from 5 more. Every one is answered (401, or 503 with
     Retry-After: none left hanging); no address holds more than 16; the live state never
     passes 200; and alice, from her own address, still registers after the first wave."""
-    ep = lab_a.element("pcscf-a").proxy.endpoint
-    ep.max_unauthenticated_registers = 200
+    ep = lab_a.element("pcscf-a").proxy.admission
+    ep.total = 200
     dest = sip_addr(lab_a, "pcscf-a")
     first = [await RawSip.open(ip) for ip in ATTACKERS]
     second = [await RawSip.open(f"{SUBNET}.{i}") for i in range(171, 176)]
@@ -259,15 +260,15 @@ async def test_a_ue_that_answers_its_challenges_is_never_counted_as_a_flood(lab_
     Timer J (32 s, RFC 3261 §17.2.2) while the 401 transactions still live -- gets 200 every
     time (a UE re-registering, or a SIPp loop from one address, is not a flood). Before the
     fix, her 17th REGISTER got 503."""
-    ep = lab_a.element("pcscf-a").proxy.endpoint
-    per_source = ep.max_unauthenticated_registers_per_source
+    ep = lab_a.element("pcscf-a").proxy.admission
+    per_source = ep.per_source
     assert per_source is not None and per_source < 40
     statuses = []
     for _ in range(40):
         async with user_agent(lab_a.topology, "alice") as alice:
             statuses.append((await alice.register()).status)
     assert statuses == [200] * 40
-    assert ep.overloaded == 0
+    assert ep.refused == 0
 
 
 async def test_server_transaction_bound_answers_503_and_absorbs_retransmissions() -> None:

@@ -164,6 +164,11 @@ class ProxyServer:
             client_ssl=self.client_ssl if name == "TLS" else None,
         )
 
+    @property
+    def streams(self) -> Mapping[str, StreamTransport]:
+        """The stream listeners by transport (``"TCP"``, ``"TLS"``): their bounds and counters."""
+        return self._streams
+
     def connection(self, peer: Peer) -> StreamConnection | None:
         """The open TCP/TLS connection with ``peer`` (e.g. the flow a UE registered from),
         None for UDP or when it is closed."""
