@@ -72,3 +72,66 @@ def test_imports_point_downward(module: str, path: Path) -> None:
                 bad += [name for f in forbidden if _within(name, f)]
     bad = [b for b in bad if b not in EXCEPTIONS.get(module, set())]
     assert not bad, f"{module} imports {sorted(set(bad))} against the layering rules"
+
+
+# --- issue 15: one proxy engine, one hook mechanism ---------------------------------------
+#: the IMS elements: routers on the ims.sip.proxy core (proxies/element.py)
+ELEMENTS = ("proxies.element", "proxies.pcscf", "proxies.scscf", "proxies.admission")
+
+
+def _names(path: Path) -> set[str]:
+    """Every identifier a module mentions (names and attribute names)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.alias):
+            out.add(node.asname or node.name.rsplit(".", 1)[-1])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), [m for m in _modules() if _within(m[0], "proxies")], ids=lambda v: str(v)
+)
+def test_no_element_uses_sip_endpoint(module: str, path: Path) -> None:
+    """The network elements run on the §16 proxy core and its asyncio adapter
+    (``ims.sip.proxy.ProxyServer``), never on the UA-style ``SipEndpoint`` (the second proxy
+    engine, ``proxies/base.py``, is gone)."""
+    bad = {n for n in _imports(path, module) if _within(n, "ims.sip.transport")}
+    assert not bad, f"{module} imports {sorted(bad)}: elements run on ims.sip.proxy"
+    assert "SipEndpoint" not in _names(path), f"{module} uses SipEndpoint"
+
+
+def test_the_second_proxy_engine_is_gone() -> None:
+    assert not (ROOT / "proxies" / "base.py").exists()
+
+
+@pytest.mark.parametrize("module", ELEMENTS)
+def test_elements_read_no_clock(module: str) -> None:
+    """State machines take ``now`` (GUIDE.md): an element's routing decisions use the core's
+    ``ctx.now`` / ``rc.now``; none imports ``time`` to read a clock of its own."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    assert "time" not in _imports(path, module), f"{module} imports time"
+    assert not {"monotonic", "perf_counter"} & _names(path), f"{module} reads a clock"
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=lambda v: str(v))
+def test_one_hook_mechanism(module: str, path: Path) -> None:
+    """One Direction and one DROP for every hook point (``ims.hooks``): no other module
+    defines a drop sentinel, and no hook module its own Direction."""
+    if module == "ims.hooks":
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            assert node.name not in ("Drop", "_Drop"), f"{module} defines its own {node.name}"
+            if module.rsplit(".", 1)[-1] == "hooks":
+                assert node.name != "Direction", f"{module} defines its own hook Direction"
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id == "DROP":
+                    raise AssertionError(f"{module} defines its own DROP")
