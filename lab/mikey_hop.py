@@ -7,6 +7,12 @@ INVITE's offer re-protected toward the UE it goes to (``ue_at``: UE address -> A
 the network, a 2xx's R_MESSAGE replaced by the one for the previous hop. Messages that are not
 MIKEY-PSK with a key this P-CSCF holds pass untouched. Used by the running lab's P-CSCFs
 (:mod:`lab.roles.pcscf`) and the matrix runner.
+
+Attachment: ``pcscf.sip_hooks.add(intermediary_hook(...))`` -- the P-CSCF's proxy-core hook
+chain (:mod:`ims.hooks`). An OUT hook sees the forwarded INVITE after its SDP was anchored
+(``event.peer``: the UE it goes to, or the S-CSCF) and each response to the UE after its answer
+was anchored, and returns the rewritten copy; later hooks (the IRI-POI) and the wire see that
+copy. Any other SIP-level media-security function at the P-CSCF attaches the same way.
 """
 
 from __future__ import annotations

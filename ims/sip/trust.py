@@ -18,8 +18,8 @@ Two levels, because an IMS element has two kinds of neighbours:
 Anything else is *untrusted*: its identity headers are removed on ingress and it cannot use the
 element as a relay (the element decides what it is entitled to route; see ``docs/security.md``).
 
-The policy is shared by both proxy engines (``proxies.base`` and ``ims.sip.proxy``): it only
-looks at a :class:`~ims.sip.transaction.flow.Flow` and, optionally, the peer's TLS identity.
+The policy is used by the proxy core (``ims.sip.proxy``, ``ProxyConfig.trust``) and the elements
+on it (``proxies.element``): it only looks at a :class:`~ims.sip.transaction.flow.Flow` and, optionally, the peer's TLS identity.
 """
 
 from __future__ import annotations
