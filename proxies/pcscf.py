@@ -742,10 +742,14 @@ class Pcscf(Element):
         self, key: tuple[str, int, str, str], body: bytes | None, now: float
     ) -> None:
         answers = self._answers
-        for k in [k for k, a in answers.items() if a.until <= now]:
-            del answers[k]
-        while len(answers) >= ANSWERS_MAX:
-            del answers[next(iter(answers))]
+        # insertion order is expiry order (each entry lives ANSWER_WINDOW from its last
+        # write, which moves it to the end): expired ones are at the front
+        while answers:
+            first = next(iter(answers))
+            if answers[first].until > now and len(answers) < ANSWERS_MAX:
+                break
+            del answers[first]
+        answers.pop(key, None)
         answers[key] = _Answer(body, now + ANSWER_WINDOW)
 
     def _retransmitted_2xx(self, response: Response) -> Response | Drop | None:
