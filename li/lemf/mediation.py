@@ -26,6 +26,8 @@ without acknowledging it: the POI keeps it spooled and alarms).
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import time
 import uuid
@@ -52,10 +54,22 @@ from li.x2x3.pdu import (
     PduType,
     SdpSessionDescription,
     X2X3DecodeError,
+    decode_cc_fields,
     decode_pdu,
 )
 
 log = get_logger("li.lemf.mediation")
+
+_X3_TYPE = PduType.X3.to_bytes(2, "big")
+_IDENTS_MAX = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(packed: bytes | None) -> str | None:
+    """A packed IPv4/IPv6 address attribute as text (cached: a call's addresses repeat)."""
+    if packed is None:
+        return None
+    return str(ipaddress.ip_address(packed))
 
 
 def _is_uuid(name: str) -> bool:
@@ -148,6 +162,9 @@ class Mediation:
         self._dirty_regs: set[str] = set()
         self.delivered: list[tuple[str, str, int | None]] = []  # (poi, xid, seq) if recording
         self.record_delivered = False
+        # (sender, peer address, NFID, XID bytes) -> (POI, XID text, duplicate-filter key):
+        # what handle() worked out for a stream, so _content() need not again
+        self._idents: dict[tuple[str | None, str, bytes | None, bytes], tuple[str, str, str]] = {}
 
     @staticmethod
     def poi_name(pdu: Pdu, peer: tuple[str, int]) -> str:
@@ -213,22 +230,109 @@ class Mediation:
             raise PduRefused(f"POI {sender!r} may not send as NFID {name!r}")
         return name
 
-    def handle_raw(
-        self, raw: bytes, peer: tuple[str, int], sender: str | None = None
-    ) -> Pdu | None:
-        """One whole PDU from the stream. Returns the PDU (None if bad or a duplicate);
-        raises :class:`PduRefused` for a PDU that must not be acknowledged."""
+    def handle_raw(self, raw: bytes, peer: tuple[str, int], sender: str | None = None) -> bool:
+        """One whole PDU from the stream. True when stored (False: bad, a duplicate, not
+        X2/X3); raises :class:`PduRefused` for a PDU that must not be acknowledged."""
+        if raw[2:4] == _X3_TYPE:
+            stored = self._content(raw, peer, sender)
+            if stored is not None:
+                return stored
         try:
             pdu = decode_pdu(raw)
         except X2X3DecodeError as exc:
             self.stats.bad_pdus += 1
             log.warning("undecodable X2/X3 PDU", peer=peer[0], error=str(exc))
-            return None
+            return False
         token = begin_message(xid=pdu.xid, correlation_id=pdu.correlation_id)
         try:
-            return pdu if self.handle(pdu, raw, peer, sender) else None
+            return self.handle(pdu, raw, peer, sender)
         finally:
             end_message(token)
+
+    def _content(self, raw: bytes, peer: tuple[str, int], sender: str | None) -> bool | None:
+        """The hot path of :meth:`handle_raw` for X3 of a call this LEMF already knows:
+        the same steps as :meth:`handle` (sender check, duplicate filter, gaps, x2x3.pcap,
+        content), on :func:`decode_cc_fields` instead of a decoded :class:`Pdu`, with the
+        per-stream strings (POI, XID, filter key) looked up instead of built per PDU.
+
+        Returns True (stored), False (a duplicate), or None: not this path's
+        PDU (a malformed one, a new call or sender, attributes it does not carry), and
+        :meth:`handle` decides."""
+        try:
+            f = decode_cc_fields(raw)
+        except X2X3DecodeError:
+            return None
+        if f.other:
+            return None
+        ident = self._idents.get((sender, peer[0], f.nfid, f.xid))
+        if ident is None:
+            return None  # first PDU of this stream: handle() checks the sender and says
+        poi, xid, skey = ident
+        call = self.calls.get((xid, f.correlation_id))
+        if call is None or call.name is None:
+            return None
+        seq = f.sequence
+        gap: tuple[int, int] | None = None
+        dg = b""
+        if seq is not None:
+            dg = digest(raw)
+            seen = self.dedup.check(skey, seq, dg)
+            if seen.verdict is Verdict.DUPLICATE:
+                self.stats.duplicates += 1
+                return False
+            if seen.verdict is Verdict.CONFLICT:
+                self.stats.conflicts += 1
+                log.warning(
+                    "sequence number reused with other content",
+                    xid=xid,
+                    correlation_id=f.correlation_id,
+                    poi=poi,
+                    seq=seq,
+                )
+            gap = seen.gap
+            if gap is not None:
+                self.stats.gaps += 1
+                self.stats.missing += (gap[1] - gap[0]) & 0xFFFFFFFF
+            self.dedup.stored(skey, seq, dg)
+        self.stats.pdus += 1
+        if self.record_delivered:
+            self.delivered.append((poi, xid, seq))
+        ts = f.timestamp or self.clock()
+        ckey = (xid, f.correlation_id)
+        self._dirty.add(ckey)
+        if ckey not in self._open:
+            self._open[ckey] = None
+            while len(self._open) > self.max_open_calls:
+                old, _ = self._open.popitem(last=False)
+                self.calls[old].suspend()
+                self._dirty.discard(old)
+        else:
+            self._open.move_to_end(ckey)
+        if gap is not None:
+            call.note_gap(poi, gap[0], gap[1])
+            log.warning(
+                "sequence gap",
+                xid=xid,
+                correlation_id=f.correlation_id,
+                poi=poi,
+                expected=gap[0],
+                received=gap[1],
+            )
+        call.record_pdu(raw, ts, peer)
+        self.stats.x3 += 1
+        call.on_content(
+            ts,
+            poi,
+            f.payload_direction,
+            f.payload_format,
+            f.payload,
+            _ip_text(f.src),
+            f.sport,
+            _ip_text(f.dst),
+            f.dport,
+        )
+        call.after_pdu()
+        return True
 
     def handle(
         self, pdu: Pdu, raw: bytes, peer: tuple[str, int], sender: str | None = None
@@ -241,6 +345,11 @@ class Mediation:
         seq = pdu.sequence_number
         gap: tuple[int, int] | None = None
         skey = f"{sender or 'tcp:' + peer[0]}|{poi}|{xid}"
+        ident = (sender, peer[0], pdu.opaque(AttributeType.NETWORK_FUNCTION_ID), pdu.xid.bytes)
+        if ident not in self._idents:  # the sender may use this NFID: _content() may go on
+            if len(self._idents) >= _IDENTS_MAX:
+                self._idents.clear()
+            self._idents[ident] = (poi, xid, skey)
         dg = b""
         if seq is not None:
             dg = digest(raw)
