@@ -309,7 +309,7 @@ async def role_anchor(args: argparse.Namespace) -> None:
         )
         exporter.bind_task(xid, [did])
         await exporter.start()
-        cc = AnchorCcPoi(element="anchor-bench", emit=cc_sender(exporter))
+        cc = AnchorCcPoi(element="anchor-bench", emit=cc_sender(exporter, batch=True))
         anchor.hooks.add(cc.hook(time.time))
         cids: dict[str, int] = {}
 

@@ -873,15 +873,22 @@ class Call:
         if self._summary_pending and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE:
             self.write_summary()
 
-    def checkpoint(self) -> None:
-        """Before a Keepalive-Ack: flush every file; summary.json if anything is pending (or
-        the counters changed and the last write is SUMMARY_INTERVAL old)."""
+    def checkpoint(self, *, counters: bool = True) -> bool:
+        """Before a Keepalive-Ack: flush every file; summary.json if a state change is
+        pending, or (``counters``) the counters changed and the last write is
+        SUMMARY_INTERVAL old. True when summary.json was rewritten."""
         if self._summary_pending or (
-            self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
+            counters and self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
         ):
             self.write_summary()
-        else:
-            self._flush_writers()
+            return True
+        self._flush_writers()
+        return False
+
+    @property
+    def summary_written_at(self) -> float:
+        """``monotonic()`` of the last summary.json write."""
+        return self._summary_at
 
     def idle(self) -> None:
         """No PDU for a while: WAV headers brought up to date (files valid at all times)."""

@@ -108,6 +108,10 @@ class MediationStats:
     calls: int = 0
     conflicts: int = 0  # a stored sequence number arrived again with other content
     refused: int = 0  # not stored: foreign NFID, or over the task/call limits
+    # how far behind the POIs the LEMF is: at the last checkpoint, the time since the POI
+    # stamped the last PDU stored before it (spool + transit + waiting here), and its maximum
+    lag_s: float = 0.0
+    max_lag_s: float = 0.0
 
 
 class PduRefused(ImsError):
@@ -133,6 +137,7 @@ class Mediation:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
+        summaries_per_checkpoint: int = 50,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
@@ -162,6 +167,8 @@ class Mediation:
         self._dirty_regs: set[str] = set()
         self.delivered: list[tuple[str, str, int | None]] = []  # (poi, xid, seq) if recording
         self.record_delivered = False
+        self.summaries_per_checkpoint = summaries_per_checkpoint
+        self._last_ts: float | None = None  # POI timestamp of the last PDU stored
         # (sender, peer address, NFID, XID bytes) -> (POI, XID text, duplicate-filter key):
         # what handle() worked out for a stream, so _content() need not again
         self._idents: dict[tuple[str | None, str, bytes | None, bytes], tuple[str, str, str]] = {}
@@ -298,6 +305,7 @@ class Mediation:
         if self.record_delivered:
             self.delivered.append((poi, xid, seq))
         ts = f.timestamp or self.clock()
+        self._last_ts = ts
         ckey = (xid, f.correlation_id)
         self._dirty.add(ckey)
         if ckey not in self._open:
@@ -379,6 +387,7 @@ class Mediation:
         if self.record_delivered:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
+        self._last_ts = ts
         if reg_info is not None:  # a registration, not a call (li.lemf.registration)
             self.stats.x2 += 1
             regs = self.registrations(xid)
@@ -439,9 +448,28 @@ class Mediation:
         return True
 
     def checkpoint(self) -> None:
-        """Flush every call's files and persist the duplicate filter (before a KA-Ack)."""
-        for key in self._dirty:
-            self.calls[key].checkpoint()
+        """Flush every call's files and persist the duplicate filter (before a KA-Ack).
+
+        summary.json: every pending state change is written; counters-only rewrites (about a
+        millisecond each) are limited to ``summaries_per_checkpoint``, the calls written
+        longest ago first. With 1,000 busy calls a rewrite of each per second would cost the
+        LEMF a core; the rest wait for the next checkpoint (they stay on the dirty list)."""
+        budget = self.summaries_per_checkpoint
+        calls = self.calls
+        order: Collection[tuple[str, int]] = self._dirty
+        if len(order) > budget:
+            order = sorted(order, key=lambda k: calls[k].summary_written_at)
+        for key in order:
+            if calls[key].checkpoint(counters=budget > 0):
+                budget -= 1
+        now = self.clock()
+        if self._last_ts is not None:
+            lag = max(0.0, now - self._last_ts)
+            self.stats.lag_s = round(lag, 3)
+            self.stats.max_lag_s = max(self.stats.max_lag_s, self.stats.lag_s)
+            self._last_ts = None  # nothing stored since: no lag to measure
+        else:
+            self.stats.lag_s = 0.0
         for xid in self._dirty_regs:
             self.regs[xid].flush()
         self._dirty_regs.clear()
