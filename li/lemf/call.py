@@ -867,18 +867,31 @@ class Call:
         self._summary_at = self.monotonic()
         self._summary_pending = self._counted = False
 
-    def after_pdu(self) -> None:
+    def after_pdu(self, *, allowed: bool = True) -> bool:
         """Called after each PDU: writes summary.json when a state change is pending and the
-        last write is at least SUMMARY_DEBOUNCE old (else the next PDU or checkpoint does)."""
-        if self._summary_pending and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE:
+        last write is at least SUMMARY_DEBOUNCE old (else the next PDU or checkpoint does);
+        only the call's end is written when not ``allowed`` (the LEMF's summary budget,
+        li.lemf.mediation). True when written."""
+        if (
+            self._summary_pending
+            and (allowed or self.ended is not None)
+            and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE
+        ):
             self.write_summary()
+            return True
+        return False
 
-    def checkpoint(self, *, counters: bool = True) -> bool:
-        """Before a Keepalive-Ack: flush every file; summary.json if a state change is
-        pending, or (``counters``) the counters changed and the last write is
-        SUMMARY_INTERVAL old. True when summary.json was rewritten."""
-        if self._summary_pending or (
-            counters and self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
+    @property
+    def state_changed(self) -> bool:
+        """A state change is not in summary.json yet."""
+        return self._summary_pending
+
+    def checkpoint(self, *, allowed: bool = True) -> bool:
+        """Before a Keepalive-Ack: flush every file. summary.json too when ``allowed`` (the
+        LEMF's summary budget) and a state change is pending or the counters changed and the
+        last write is SUMMARY_INTERVAL old, or when the call ended. True when written."""
+        if (self._summary_pending and (allowed or self.ended is not None)) or (
+            allowed and self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
         ):
             self.write_summary()
             return True

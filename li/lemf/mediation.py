@@ -137,7 +137,7 @@ class Mediation:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
-        summaries_per_checkpoint: int = 50,
+        summaries_per_second: float = 20.0,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
@@ -167,7 +167,9 @@ class Mediation:
         self._dirty_regs: set[str] = set()
         self.delivered: list[tuple[str, str, int | None]] = []  # (poi, xid, seq) if recording
         self.record_delivered = False
-        self.summaries_per_checkpoint = summaries_per_checkpoint
+        self.summaries_per_second = summaries_per_second
+        self._summary_tokens = summaries_per_second  # a token bucket (checkpoint())
+        self._tokens_at = monotonic()
         self._last_ts: float | None = None  # POI timestamp of the last PDU stored
         # (sender, peer address, NFID, XID bytes) -> (POI, XID text, duplicate-filter key):
         # what handle() worked out for a stream, so _content() need not again
@@ -339,7 +341,7 @@ class Mediation:
             _ip_text(f.dst),
             f.dport,
         )
-        call.after_pdu()
+        self._after_pdu(call)
         return True
 
     def handle(
@@ -444,24 +446,29 @@ class Mediation:
         else:
             self.stats.x3 += 1
             call.on_cc(pdu, ts, poi)
-        call.after_pdu()
+        self._after_pdu(call)
         return True
 
     def checkpoint(self) -> None:
         """Flush every call's files and persist the duplicate filter (before a KA-Ack).
 
-        summary.json: every pending state change is written; counters-only rewrites (about a
-        millisecond each) are limited to ``summaries_per_checkpoint``, the calls written
-        longest ago first. With 1,000 busy calls a rewrite of each per second would cost the
-        LEMF a core; the rest wait for the next checkpoint (they stay on the dirty list)."""
-        budget = self.summaries_per_checkpoint
+        summary.json rewrites (a millisecond or more each: JSON, a temp file, a rename) are
+        paced to ``summaries_per_second`` over all calls (a token bucket shared with the
+        rewrites after a PDU): state changes first, then counters, the calls written longest
+        ago first. With 1,000 busy calls one rewrite of each per second would cost the LEMF
+        more than a core; the others stay on the dirty list for a later checkpoint. A call's
+        end is never held back, and ``flush()``, a suspend and a close always write."""
+        self._refill()
         calls = self.calls
         order: Collection[tuple[str, int]] = self._dirty
-        if len(order) > budget:
-            order = sorted(order, key=lambda k: calls[k].summary_written_at)
+        if len(order) > self._summary_tokens:  # state changes first, then the oldest
+            order = sorted(
+                order,
+                key=lambda k: (not calls[k].state_changed, calls[k].summary_written_at),
+            )
         for key in order:
-            if calls[key].checkpoint(counters=budget > 0):
-                budget -= 1
+            if calls[key].checkpoint(allowed=self._summary_tokens >= 1):
+                self._summary_tokens -= 1
         now = self.clock()
         if self._last_ts is not None:
             lag = max(0.0, now - self._last_ts)
@@ -476,6 +483,21 @@ class Mediation:
         # a call whose counters were not written yet (SUMMARY_INTERVAL) stays on the list
         self._dirty = {k for k in self._dirty if self.calls[k].summary_stale}
         self.dedup.save()
+
+    def _refill(self) -> None:
+        mono = self.monotonic()
+        rate = self.summaries_per_second
+        self._summary_tokens = min(rate, self._summary_tokens + (mono - self._tokens_at) * rate)
+        self._tokens_at = mono
+
+    def _after_pdu(self, call: Call) -> None:
+        """A pending state change of ``call`` into summary.json, within the budget."""
+        if not call.state_changed:
+            return
+        if self._summary_tokens < 1:
+            self._refill()
+        if call.after_pdu(allowed=self._summary_tokens >= 1):
+            self._summary_tokens -= 1
 
     def idle(self) -> None:
         """Periodic (the receiver, once a second): WAV headers of open calls up to date."""

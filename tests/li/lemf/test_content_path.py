@@ -132,3 +132,33 @@ def test_content_path_writes_what_the_general_path_writes(
     streams = [s for c in fast.calls.values() for s in c.streams.values()]
     assert len(streams) == 6 and all(s.decrypted >= 59 and not s.failures for s in streams)
     assert sum(1 for n in got if n.endswith(".wav")) == 6
+
+
+def test_summary_rewrites_are_paced_over_all_calls(tmp_path: Path) -> None:
+    """30 calls at once with a budget of 5 summary.json rewrites a second: a checkpoint
+    writes no more than the budget allows (state changes first), the rest follow at later
+    checkpoints, and a flush writes every call's summary with what its files hold."""
+    raws = exported(tmp_path, calls=30, packets=4)
+    now = [100.0]
+    m = Mediation(
+        tmp_path / "out", clock=lambda: 0.0, monotonic=lambda: now[0], summaries_per_second=5
+    )
+
+    def written() -> int:
+        return sum(c.revision for c in m.calls.values())
+
+    for r in raws:
+        m.handle_raw(r, PEER, SENDER)
+    assert written() <= 5  # the bucket starts full: 5 rewrites, then none
+    m.checkpoint()
+    assert written() <= 5  # no time has passed: no new tokens
+    pending = sum(1 for c in m.calls.values() if c.summary_stale)
+    assert pending >= 25
+    now[0] += 1.0
+    m.checkpoint()
+    assert 5 < written() <= 10
+    m.flush()
+    for call in m.calls.values():
+        summary = json.loads((call.dir / "summary.json").read_text())
+        assert summary["x3_pdus"] == 8 and summary["keys_available"]
+        assert sum(s["decrypted"] for s in summary["streams"]) == 8
