@@ -368,6 +368,8 @@ async def role_anchor(args: argparse.Namespace) -> None:
                 "spooled": status.pdus_spooled,
                 "refused": status.refused_pdus,
                 "pending_bytes": status.pending_bytes,
+                "connects": status.connects,
+                "max_lag_ms": round(1000 * status.max_lag_s),
             }
         raise ValueError(req["cmd"])
 
@@ -400,6 +402,8 @@ async def role_lemf(args: argparse.Namespace) -> None:
                 "decrypted": sum(s.decrypted for s in streams),
                 "failures": sum(s.failures for s in streams),
                 "gaps": m.stats.gaps,
+                "duplicates": m.stats.duplicates,
+                "max_lag_ms": round(1000 * m.stats.max_lag_s),
                 "wav_files": wavs,
                 "cc_pcaps": pcaps,
                 "connections": lemf.connections,
@@ -781,6 +785,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         roles += [raw, anchor, lemf, tap]
         time.sleep(1.0)  # imports done before anything is timed
+        if "lemf" in args.modes:
+            off = Role(
+                "lemf-offline",
+                "lemf-offline",
+                "--out",
+                str(work / "offline"),
+                "--offline-calls",
+                str(args.offline_calls),
+                "--offline-packets",
+                str(args.offline_packets),
+            )
+            results["lemf_offline"] = off._read()
+            off.stop()
+            _show({"mode": "lemf-offline", **results["lemf_offline"]})
         lemf_seen: dict[str, int] = {}
         for rnd in range(args.rounds):
             first = 0
@@ -820,6 +838,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     mem["allocate_s"] = round(took, 3)
                     mem["fds_up"] = _proc_fds(role.pid)
                     mem["rss_kib_up"] = _proc_rss_kib(role.pid)
+                    lemf_cpu0 = _proc_cpu(lemf.pid) if mode == "tap" else 0.0
                     r = measure(mode, mcalls, first, a, b, access, core, role, args.seconds)
                     r["round"] = rnd
                     r["settle_s"] = _settle(role)
@@ -835,12 +854,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         r["export"] = role.call(cmd="drain", timeout=300)
                         total = lemf.call(cmd="summary")
                         r["lemf"] = {k: v - lemf_seen.get(k, 0) for k, v in total.items()}
+                        r["lemf"]["max_lag_ms"] = total["max_lag_ms"]  # a maximum since start
                         lemf_seen = total
                         r["drain_cpu_s"] = {
                             "lemf": round(_proc_cpu(lemf.pid) - c0[0], 3),
                             "tap": round(_proc_cpu(role.pid) - c0[1], 3),
                         }
-                        lemf_cpu = r["drain_cpu_s"]["lemf"]
+                        # the LEMF's CPU over the whole step: sending window, settle, drain
+                        lemf_cpu = _proc_cpu(lemf.pid) - lemf_cpu0
+                        r["lemf_cpu_s"] = round(lemf_cpu, 3)
                         r["lemf_cpu_us_per_pdu"] = round(
                             1e6 * lemf_cpu / max(1, r["lemf"]["x3"]), 2
                         )
@@ -925,7 +947,7 @@ def main() -> int:
     p.add_argument("--calls", default="10,100,1000", help="concurrent calls per step")
     p.add_argument("--seconds", type=float, default=4.0, help="sending time per mode and step")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--modes", default="direct,raw,anchor,tap")
+    p.add_argument("--modes", default="lemf,direct,raw,anchor,tap")
     p.add_argument("--json", help="write every result here")
     p.add_argument("--offline-calls", type=int, default=100, help="LEMF ratio step: calls")
     p.add_argument(
@@ -951,7 +973,16 @@ def main() -> int:
         return 0
     args.modes = set(args.modes.split(","))
     results = run(args)
-    print(json.dumps({"ratios": results["ratios"], "load_end": results["load_end"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "ratios": results["ratios"],
+                "lemf_vs_pylibsrtp": results.get("lemf_offline", {}).get("lemf_vs_pylibsrtp"),
+                "load_end": results["load_end"],
+            },
+            indent=1,
+        )
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

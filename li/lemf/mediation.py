@@ -137,7 +137,7 @@ class Mediation:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
-        summaries_per_second: float = 20.0,
+        summaries_per_second: float = 10.0,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
