@@ -309,7 +309,7 @@ async def role_anchor(args: argparse.Namespace) -> None:
         )
         exporter.bind_task(xid, [did])
         await exporter.start()
-        cc = AnchorCcPoi(element="anchor-bench", emit=cc_sender(exporter))
+        cc = AnchorCcPoi(element="anchor-bench", emit=cc_sender(exporter, batch=True))
         anchor.hooks.add(cc.hook(time.time))
         cids: dict[str, int] = {}
 
@@ -368,6 +368,8 @@ async def role_anchor(args: argparse.Namespace) -> None:
                 "spooled": status.pdus_spooled,
                 "refused": status.refused_pdus,
                 "pending_bytes": status.pending_bytes,
+                "connects": status.connects,
+                "max_lag_ms": round(1000 * status.max_lag_s),
             }
         raise ValueError(req["cmd"])
 
@@ -400,12 +402,143 @@ async def role_lemf(args: argparse.Namespace) -> None:
                 "decrypted": sum(s.decrypted for s in streams),
                 "failures": sum(s.failures for s in streams),
                 "gaps": m.stats.gaps,
+                "duplicates": m.stats.duplicates,
+                "max_lag_ms": round(1000 * m.stats.max_lag_s),
                 "wav_files": wavs,
                 "cc_pcaps": pcaps,
                 "connections": lemf.connections,
             }
 
         await _commands(handle)
+
+
+def role_lemf_offline(args: argparse.Namespace) -> None:
+    """The LEMF ratio of issue 19 on one set of packets, in this process: SRTP packets of
+    ``--offline-calls`` calls (both directions, the tap's key records first) encoded as the
+    anchor's tap exports them, then (1) pylibsrtp's raw ``unprotect`` of every SRTP packet,
+    one session per key, and (2) the LEMF's :class:`li.lemf.mediation.Mediation` on the same
+    PDUs as its receiver feeds them (256 KB reads, a checkpoint after each): decode, duplicate
+    filter, x2x3.pcap, cc-encrypted.pcap, decryption, cc.pcap, call.pcap, WAV, summaries.
+    CPU time (``process_time``) of each; then the same LEMF run once more under cProfile
+    for where its time goes (relative shares only: the profiler slows everything)."""
+    import cProfile
+    import pstats
+
+    import pylibsrtp
+
+    from ims.media.keys import SrtpKeys
+    from li.keys import KeyRecord, KeySource, Sender
+    from li.lemf.mediation import Mediation
+    from li.poi.export import cc_sender
+    from li.x2x3.exporter import DeliveryDestination, X2X3Exporter
+    from li.x2x3.framing import PduFramer
+
+    work = Path(args.out)
+    exp = X2X3Exporter(work / "spool", nf_id="anchor-bench")
+    did, xid = uuid.uuid4(), uuid.uuid4()
+    exp.add_destination(DeliveryDestination(did=did, host=HOST_LEMF, port=9))
+    exp.bind_task(xid, [did])
+    x3 = cc_sender(exp).x3
+    profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    tx, rx, packets = {}, {}, []
+    for c in range(args.offline_calls):
+        call_id = f"offline-{c}"
+        for side, sender in (("a", Sender.OFFERER), ("b", Sender.ANSWERER)):
+            key, salt = call_keys(call_id, side)
+            exp.send_key_record(
+                xid=xid,
+                correlation_id=c + 1,
+                record=KeyRecord(
+                    call_id=call_id,
+                    source=KeySource.SDES,
+                    sender=sender,
+                    keys=SrtpKeys(suite=SUITE, master_key=key, master_salt=salt),
+                ),
+            )
+            for table, kind in ((tx, "OUTBOUND"), (rx, "INBOUND")):
+                table[c, side] = pylibsrtp.Session(
+                    pylibsrtp.Policy(
+                        key=key + salt,
+                        ssrc_type=getattr(pylibsrtp.Policy, f"SSRC_ANY_{kind}"),
+                        srtp_profile=profile,
+                    )
+                )
+    for i in range(args.offline_packets):
+        for c in range(args.offline_calls):
+            for side, direction in (("a", 3), ("b", 2)):
+                rtp = HEADER.pack(0x80, 0, i & 0xFFFF, 160 * i, call_ssrc(f"offline-{c}", side))
+                srtp = tx[c, side].protect(rtp + PCMU)
+                packets.append((rx[c, side], srtp))
+                x3(xid, c + 1, direction, srtp, ("10.0.0.1", 40000 + c), ("10.0.0.2", 50000 + c))
+    spool = exp._links[did].spool
+    stream = spool.read(spool.acked, spool.end - spool.acked)
+    chunks = [stream[o : o + (256 << 10)] for o in range(0, len(stream), 256 << 10)]
+    n = len(packets)
+
+    t0 = time.process_time()
+    for session, srtp in packets:
+        session.unprotect(srtp)
+    srtp_cpu = time.process_time() - t0
+
+    def lemf(out: Path) -> tuple[float, Mediation]:
+        m = Mediation(out)
+        framer = PduFramer(max_pdu_size=1 << 20)
+        peer = (HOST_TAP, 40000)
+        t0 = time.process_time()
+        for chunk in chunks:
+            for raw in framer.feed_raw(chunk):
+                m.handle_raw(raw, peer, "anchor-bench")
+            m.checkpoint()
+        m.flush()
+        return time.process_time() - t0, m
+
+    lemf_cpu, m = lemf(work / "lemf-1")
+    calls = list(m.calls.values())
+    decrypted = sum(s.decrypted for c in calls for s in c.streams.values())
+    m.close()
+    prof = cProfile.Profile()
+    prof.enable()
+    lemf(work / "lemf-2")[1].close()
+    prof.disable()
+    st = pstats.Stats(prof)
+    total = sum(v[2] for v in st.stats.values())  # type: ignore[attr-defined]
+    # (label, module file, function): cumulative time of each, as a share of the run
+    parts = (
+        ("decode (decode_cc_fields)", "pdu.py", "decode_cc_fields"),
+        ("duplicate filter: digest", "dedup.py", "digest"),
+        ("duplicate filter: check", "dedup.py", "check"),
+        ("duplicate filter: stored", "dedup.py", "stored"),
+        ("x2x3.pcap (record_pdu)", "call.py", "record_pdu"),
+        ("content, all of it (on_content)", "call.py", "on_content"),
+        ("  decrypt (SrtpReceiver.unprotect)", "srtp.py", "unprotect"),
+        ("  decrypted out: cc.pcap + call.pcap", "call.py", "_write_cc"),
+        ("  G.711 decode", "g711.py", "_decode"),
+        ("  WAV write", "output.py", "write"),
+        ("checkpoints (flush, summaries)", "mediation.py", "checkpoint"),
+    )
+    shares = {}
+    for label, module, func in parts:
+        cum = sum(
+            v[3]
+            for (path, _, name), v in st.stats.items()  # type: ignore[attr-defined]
+            if name == func and path.endswith(module)
+        )
+        shares[label] = round(cum / total, 3) if total else 0.0
+    print(
+        json.dumps(
+            {
+                "packets": n,
+                "pdus": m.stats.pdus,
+                "decrypted": decrypted,
+                "pylibsrtp_unprotect_us": round(1e6 * srtp_cpu / n, 2),
+                "lemf_us_per_pdu": round(1e6 * lemf_cpu / n, 2),
+                "lemf_vs_pylibsrtp": round(srtp_cpu / lemf_cpu, 3),
+                "profile_shares": shares,
+                "load": _loadavg(),
+            }
+        ),
+        flush=True,
+    )
 
 
 # --- driver ----------------------------------------------------------------------------------
@@ -652,6 +785,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         roles += [raw, anchor, lemf, tap]
         time.sleep(1.0)  # imports done before anything is timed
+        if "lemf" in args.modes:
+            off = Role(
+                "lemf-offline",
+                "lemf-offline",
+                "--out",
+                str(work / "offline"),
+                "--offline-calls",
+                str(args.offline_calls),
+                "--offline-packets",
+                str(args.offline_packets),
+            )
+            results["lemf_offline"] = off._read()
+            off.stop()
+            _show({"mode": "lemf-offline", **results["lemf_offline"]})
         lemf_seen: dict[str, int] = {}
         for rnd in range(args.rounds):
             first = 0
@@ -691,6 +838,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     mem["allocate_s"] = round(took, 3)
                     mem["fds_up"] = _proc_fds(role.pid)
                     mem["rss_kib_up"] = _proc_rss_kib(role.pid)
+                    lemf_cpu0 = _proc_cpu(lemf.pid) if mode == "tap" else 0.0
                     r = measure(mode, mcalls, first, a, b, access, core, role, args.seconds)
                     r["round"] = rnd
                     r["settle_s"] = _settle(role)
@@ -706,12 +854,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         r["export"] = role.call(cmd="drain", timeout=300)
                         total = lemf.call(cmd="summary")
                         r["lemf"] = {k: v - lemf_seen.get(k, 0) for k, v in total.items()}
+                        r["lemf"]["max_lag_ms"] = total["max_lag_ms"]  # a maximum since start
                         lemf_seen = total
                         r["drain_cpu_s"] = {
                             "lemf": round(_proc_cpu(lemf.pid) - c0[0], 3),
                             "tap": round(_proc_cpu(role.pid) - c0[1], 3),
                         }
-                        lemf_cpu = r["drain_cpu_s"]["lemf"]
+                        # the LEMF's CPU over the whole step: sending window, settle, drain
+                        lemf_cpu = _proc_cpu(lemf.pid) - lemf_cpu0
+                        r["lemf_cpu_s"] = round(lemf_cpu, 3)
                         r["lemf_cpu_us_per_pdu"] = round(
                             1e6 * lemf_cpu / max(1, r["lemf"]["x3"]), 2
                         )
@@ -796,11 +947,18 @@ def main() -> int:
     p.add_argument("--calls", default="10,100,1000", help="concurrent calls per step")
     p.add_argument("--seconds", type=float, default=4.0, help="sending time per mode and step")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--modes", default="direct,raw,anchor,tap")
+    p.add_argument("--modes", default="lemf,direct,raw,anchor,tap")
     p.add_argument("--json", help="write every result here")
+    p.add_argument("--offline-calls", type=int, default=100, help="LEMF ratio step: calls")
+    p.add_argument(
+        "--offline-packets", type=int, default=100, help="LEMF ratio step: packets per direction"
+    )
     args = p.parse_args()
     if args.role == "sender":
         role_sender(args)
+        return 0
+    if args.role == "lemf-offline":
+        role_lemf_offline(args)
         return 0
     if args.role:
         import uvloop
@@ -815,7 +973,16 @@ def main() -> int:
         return 0
     args.modes = set(args.modes.split(","))
     results = run(args)
-    print(json.dumps({"ratios": results["ratios"], "load_end": results["load_end"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "ratios": results["ratios"],
+                "lemf_vs_pylibsrtp": results.get("lemf_offline", {}).get("lemf_vs_pylibsrtp"),
+                "load_end": results["load_end"],
+            },
+            indent=1,
+        )
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -190,7 +190,8 @@ async def run(args: argparse.Namespace) -> int:
             s = lemf.mediation.stats
             print(
                 f"lemf: {s.pdus} PDUs ({s.x2} X2, {s.x3} X3), {s.calls} calls, "
-                f"{s.duplicates} duplicates dropped, {s.gaps} sequence gaps",
+                f"{s.duplicates} duplicates dropped, {s.gaps} sequence gaps, "
+                f"lag behind the POIs {s.lag_s:.3f} s (at most {s.max_lag_s:.3f} s)",
                 flush=True,
             )
     return 0

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ims.log import get_logger
+from ims.media.g711 import alaw_decode, ulaw_decode
+from ims.media.rtp import RtpError, header_length
 from li.hi2.writer import Hi2Writer
 from li.keys import KeyRecord, Sender
 from li.lemf.callfiles import FileRecords
@@ -113,10 +115,23 @@ def _dir_of(name: object) -> int | None:
 
 
 def default_decryptor(suite: str, master_key: bytes, master_salt: bytes, roc: int) -> Decryptor:
+    """The LEMF's SRTP decryptor for one candidate key.
+
+    With no ROC from the key management (SDES, most MIKEY) and a suite libsrtp runs, an
+    :class:`ims.media.srtp.SrtpReceiver`: libsrtp decrypts (~2.5 µs a packet) and the
+    explicit-ROC path takes over per SSRC only when libsrtp's index is wrong (the LEMF joined
+    after a wrap or after a long loss; the tag covers the ROC, so a wrong guess never
+    authenticates: RFC 3711 §3.3.1). Else the explicit-ROC decryptor alone
+    (:class:`ims.media.srtp.LateJoinDecryptor`, ~10 µs a packet in ``cryptography``)."""
     from ims.media.keys import SrtpKeys
-    from ims.media.srtp import LateJoinDecryptor
+    from ims.media.srtp import LateJoinDecryptor, SrtpReceiver
 
     keys = SrtpKeys(suite=suite, master_key=master_key, master_salt=master_salt, roc=roc)
+    if not roc:
+        try:
+            return SrtpReceiver(keys, roc_hint=0)
+        except ValueError:
+            pass  # not a libsrtp suite: the explicit-ROC path below
     return LateJoinDecryptor(keys, roc_hint=roc or None)
 
 
@@ -517,38 +532,64 @@ class Call:
 
     # -- X3 ----------------------------------------------------------------------------------
     def on_cc(self, pdu: Pdu, ts: float, poi: str) -> None:
+        """One X3 PDU (its decoded form; the LEMF's hot path calls :meth:`on_content`)."""
+        src_a, dst_a = pdu.find(SourceAddress), pdu.find(DestinationAddress)
+        src_p, dst_p = pdu.find(SourcePort), pdu.find(DestinationPort)
+        self.on_content(
+            ts,
+            poi,
+            int(pdu.payload_direction),
+            int(pdu.payload_format),
+            pdu.payload,
+            str(src_a.address) if src_a else None,
+            src_p.port if src_p else None,
+            str(dst_a.address) if dst_a else None,
+            dst_p.port if dst_p else None,
+        )
+
+    def on_content(
+        self,
+        ts: float,
+        poi: str,
+        direction: int,
+        fmt: int,
+        payload: bytes,
+        src: str | None,
+        sport: int | None,
+        dst: str | None,
+        dport: int | None,
+    ) -> None:
+        """One X3 PDU's content: kept as intercepted (``cc-encrypted.pcap``), decrypted into
+        ``cc.pcap`` and ``call.pcap``, G.711 into the direction's WAV. The addresses and ports
+        are the PDU's attributes (None where absent)."""
         self.x3_pdus += 1
         self._touch(ts, poi)
-        payload = pdu.payload
-        direction = int(pdu.payload_direction)
-        fmt = int(pdu.payload_format)
-        if self._cc_enc is None:
-            self._cc_enc = PcapWriter(self.dir / "cc-encrypted.pcap", append=True)
-        if fmt in (PayloadFormat.IPV4_PACKET, PayloadFormat.IPV6_PACKET):
+        cc_enc = self._cc_enc
+        if cc_enc is None:
+            cc_enc = self._cc_enc = PcapWriter(self.dir / "cc-encrypted.pcap", append=True)
+        if fmt == PayloadFormat.RTP_PACKET:
+            a, b = ("10.0.0.1", "10.0.0.2")
+            if direction == PayloadDirection.TO_TARGET:
+                a, b = b, a
+            addr = (
+                src if src is not None else a,
+                sport if sport is not None else 40000,
+                dst if dst is not None else b,
+                dport if dport is not None else 40000,
+            )
+            try:
+                cc_enc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], payload), ts)
+            except ValueError:
+                return
+        elif fmt in (PayloadFormat.IPV4_PACKET, PayloadFormat.IPV6_PACKET):
             # A whole IP packet (the format TS 103 221-2 prefers): kept as intercepted, and
             # UDP content is decrypted like format 8.
-            self._cc_enc.write(payload, ts)
+            cc_enc.write(payload, ts)
             seg = parse_ip(PcapRecord(ts=ts, linktype=LINKTYPE_RAW, data=payload))
             if seg is None or seg.proto != IPPROTO_UDP:
                 return
             addr = (seg.src, seg.sport, seg.dst, seg.dport)
             payload = seg.payload
-        elif fmt == PayloadFormat.RTP_PACKET:
-            src_a, dst_a = pdu.find(SourceAddress), pdu.find(DestinationAddress)
-            src_p, dst_p = pdu.find(SourcePort), pdu.find(DestinationPort)
-            a, b = ("10.0.0.1", "10.0.0.2")
-            if direction == PayloadDirection.TO_TARGET:
-                a, b = b, a
-            addr = (
-                str(src_a.address) if src_a else a,
-                src_p.port if src_p else 40000,
-                str(dst_a.address) if dst_a else b,
-                dst_p.port if dst_p else 40000,
-            )
-            try:
-                self._cc_enc.write(udp_packet(addr[0], addr[1], addr[2], addr[3], payload), ts)
-            except ValueError:
-                return
         else:
             return  # other content formats are counted and kept in x2x3.pcap only
         if len(payload) < 12 or payload[0] >> 6 != 2:
@@ -695,12 +736,16 @@ class Call:
         if pt not in (0, 8):
             return
         try:
-            from ims.media.g711 import alaw_decode, ulaw_decode
-            from ims.media.rtp import decode_rtp
-
-            audio = decode_rtp(rtp).payload
-        except Exception:
+            start = header_length(rtp)
+        except RtpError:
             return
+        end = len(rtp)
+        if rtp[0] & 0x20:  # RFC 3550 §5.1: the last octet counts the padding
+            pad = rtp[-1] if end > start else 0
+            if pad == 0 or pad > end - start:
+                return
+            end -= pad
+        audio = rtp[start:end]
         pcm = ulaw_decode(audio) if pt == 0 else alaw_decode(audio)
         wav = self._wav.get(stream.direction)
         if wav is None:
@@ -822,21 +867,41 @@ class Call:
         self._summary_at = self.monotonic()
         self._summary_pending = self._counted = False
 
-    def after_pdu(self) -> None:
+    def after_pdu(self, *, allowed: bool = True) -> bool:
         """Called after each PDU: writes summary.json when a state change is pending and the
-        last write is at least SUMMARY_DEBOUNCE old (else the next PDU or checkpoint does)."""
-        if self._summary_pending and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE:
-            self.write_summary()
-
-    def checkpoint(self) -> None:
-        """Before a Keepalive-Ack: flush every file; summary.json if anything is pending (or
-        the counters changed and the last write is SUMMARY_INTERVAL old)."""
-        if self._summary_pending or (
-            self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
+        last write is at least SUMMARY_DEBOUNCE old (else the next PDU or checkpoint does);
+        only the call's end is written when not ``allowed`` (the LEMF's summary budget,
+        li.lemf.mediation). True when written."""
+        if (
+            self._summary_pending
+            and (allowed or self.ended is not None)
+            and self.monotonic() - self._summary_at >= SUMMARY_DEBOUNCE
         ):
             self.write_summary()
-        else:
-            self._flush_writers()
+            return True
+        return False
+
+    @property
+    def state_changed(self) -> bool:
+        """A state change is not in summary.json yet."""
+        return self._summary_pending
+
+    def checkpoint(self, *, allowed: bool = True) -> bool:
+        """Before a Keepalive-Ack: flush every file. summary.json too when ``allowed`` (the
+        LEMF's summary budget) and a state change is pending or the counters changed and the
+        last write is SUMMARY_INTERVAL old, or when the call ended. True when written."""
+        if (self._summary_pending and (allowed or self.ended is not None)) or (
+            allowed and self._counted and self.monotonic() - self._summary_at >= SUMMARY_INTERVAL
+        ):
+            self.write_summary()
+            return True
+        self._flush_writers()
+        return False
+
+    @property
+    def summary_written_at(self) -> float:
+        """``monotonic()`` of the last summary.json write."""
+        return self._summary_at
 
     def idle(self) -> None:
         """No PDU for a while: WAV headers brought up to date (files valid at all times)."""

@@ -103,7 +103,8 @@ class CallPcap:
     media: int = 0  # RTP/RTCP packets in the file
     dropped: int = 0  # not representable as UDP/IP (mixed address families, oversized)
     rewrites: int = 0  # times a late packet made the file be rewritten
-    _pending: list[tuple[float, int, bytes]] = field(default_factory=list)
+    # (time, arrival order, IP packet, is SIP): what each packet is is known when it is added
+    _pending: list[tuple[float, int, bytes, bool]] = field(default_factory=list)
     _order: int = 0  # arrival order: equal timestamps keep it
     _latest: float = float("-inf")  # newest PDU time seen
     _written: float = float("-inf")  # newest time in the file
@@ -126,7 +127,7 @@ class CallPcap:
         except ValueError:  # mixed IPv4/IPv6 or an oversized message: not a UDP packet
             self.dropped += 1
             return
-        self._add(ts, packet)
+        self._add(ts, packet, True)
 
     def add_media(self, rtp: bytes, ts: float, addr: tuple[str, int, str, int]) -> None:
         """A decrypted (or plain) RTP/RTCP packet between ``addr``'s endpoints."""
@@ -135,16 +136,17 @@ class CallPcap:
         except ValueError:
             self.dropped += 1
             return
-        self._add(ts, packet)
+        self._add(ts, packet, False)
 
     def add_packet(self, ip_packet: bytes, ts: float) -> None:
         """A decrypted media packet already built as IP/UDP (what ``cc.pcap`` got)."""
-        self._add(ts, ip_packet)
+        self._add(ts, ip_packet, False)
 
-    def _add(self, ts: float, packet: bytes) -> None:
+    def _add(self, ts: float, packet: bytes, sip: bool) -> None:
         self._order += 1
-        self._pending.append((ts, self._order, packet))
-        self._latest = max(self._latest, ts)
+        self._pending.append((ts, self._order, packet, sip))
+        if ts > self._latest:
+            self._latest = ts
 
     def write(self, *, final: bool = False) -> None:
         """Write what is older than the hold-back window (everything when ``final``)."""
@@ -160,16 +162,20 @@ class CallPcap:
             self._rewrite(ready)
         else:
             with PcapWriter(self.path, append=True) as w:
-                for ts, _, packet in ready:
+                for ts, _, packet, sip in ready:
                     w.write(packet, ts)
-                    self._count(packet)
+                    if sip:
+                        self.sip += 1
+                    else:
+                        self.media += 1
         self._written = max(self._written, ready[-1][0])
 
-    def _rewrite(self, ready: list[tuple[float, int, bytes]]) -> None:
+    def _rewrite(self, ready: list[tuple[float, int, bytes, bool]]) -> None:
         """A packet older than the file's newest: merge the file and ``ready``, in order."""
         self.rewrites += 1
         old = [(rec.ts, i, rec.data) for i, rec in enumerate(_records(self.path))]
-        merged = sorted(old + ready, key=lambda p: p[0])  # stable: the file's order first
+        new = [(ts, order, packet) for ts, order, packet, _ in ready]
+        merged = sorted(old + new, key=lambda p: p[0])  # stable: the file's order first
         tmp = self.path.with_name(self.path.name + ".tmp")
         self.sip = self.media = 0
         with PcapWriter(tmp) as w:

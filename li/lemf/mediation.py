@@ -26,6 +26,8 @@ without acknowledging it: the POI keeps it spooled and alarms).
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import time
 import uuid
@@ -52,10 +54,22 @@ from li.x2x3.pdu import (
     PduType,
     SdpSessionDescription,
     X2X3DecodeError,
+    decode_cc_fields,
     decode_pdu,
 )
 
 log = get_logger("li.lemf.mediation")
+
+_X3_TYPE = PduType.X3.to_bytes(2, "big")
+_IDENTS_MAX = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(packed: bytes | None) -> str | None:
+    """A packed IPv4/IPv6 address attribute as text (cached: a call's addresses repeat)."""
+    if packed is None:
+        return None
+    return str(ipaddress.ip_address(packed))
 
 
 def _is_uuid(name: str) -> bool:
@@ -94,6 +108,10 @@ class MediationStats:
     calls: int = 0
     conflicts: int = 0  # a stored sequence number arrived again with other content
     refused: int = 0  # not stored: foreign NFID, or over the task/call limits
+    # how far behind the POIs the LEMF is: at the last checkpoint, the time since the POI
+    # stamped the last PDU stored before it (spool + transit + waiting here), and its maximum
+    lag_s: float = 0.0
+    max_lag_s: float = 0.0
 
 
 class PduRefused(ImsError):
@@ -119,6 +137,7 @@ class Mediation:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
+        summaries_per_second: float = 10.0,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
@@ -148,6 +167,13 @@ class Mediation:
         self._dirty_regs: set[str] = set()
         self.delivered: list[tuple[str, str, int | None]] = []  # (poi, xid, seq) if recording
         self.record_delivered = False
+        self.summaries_per_second = summaries_per_second
+        self._summary_tokens = summaries_per_second  # a token bucket (checkpoint())
+        self._tokens_at = monotonic()
+        self._last_ts: float | None = None  # POI timestamp of the last PDU stored
+        # (sender, peer address, NFID, XID bytes) -> (POI, XID text, duplicate-filter key):
+        # what handle() worked out for a stream, so _content() need not again
+        self._idents: dict[tuple[str | None, str, bytes | None, bytes], tuple[str, str, str]] = {}
 
     @staticmethod
     def poi_name(pdu: Pdu, peer: tuple[str, int]) -> str:
@@ -213,22 +239,110 @@ class Mediation:
             raise PduRefused(f"POI {sender!r} may not send as NFID {name!r}")
         return name
 
-    def handle_raw(
-        self, raw: bytes, peer: tuple[str, int], sender: str | None = None
-    ) -> Pdu | None:
-        """One whole PDU from the stream. Returns the PDU (None if bad or a duplicate);
-        raises :class:`PduRefused` for a PDU that must not be acknowledged."""
+    def handle_raw(self, raw: bytes, peer: tuple[str, int], sender: str | None = None) -> bool:
+        """One whole PDU from the stream. True when stored (False: bad, a duplicate, not
+        X2/X3); raises :class:`PduRefused` for a PDU that must not be acknowledged."""
+        if raw[2:4] == _X3_TYPE:
+            stored = self._content(raw, peer, sender)
+            if stored is not None:
+                return stored
         try:
             pdu = decode_pdu(raw)
         except X2X3DecodeError as exc:
             self.stats.bad_pdus += 1
             log.warning("undecodable X2/X3 PDU", peer=peer[0], error=str(exc))
-            return None
+            return False
         token = begin_message(xid=pdu.xid, correlation_id=pdu.correlation_id)
         try:
-            return pdu if self.handle(pdu, raw, peer, sender) else None
+            return self.handle(pdu, raw, peer, sender)
         finally:
             end_message(token)
+
+    def _content(self, raw: bytes, peer: tuple[str, int], sender: str | None) -> bool | None:
+        """The hot path of :meth:`handle_raw` for X3 of a call this LEMF already knows:
+        the same steps as :meth:`handle` (sender check, duplicate filter, gaps, x2x3.pcap,
+        content), on :func:`decode_cc_fields` instead of a decoded :class:`Pdu`, with the
+        per-stream strings (POI, XID, filter key) looked up instead of built per PDU.
+
+        Returns True (stored), False (a duplicate), or None: not this path's
+        PDU (a malformed one, a new call or sender, attributes it does not carry), and
+        :meth:`handle` decides."""
+        try:
+            f = decode_cc_fields(raw)
+        except X2X3DecodeError:
+            return None
+        if f.other:
+            return None
+        ident = self._idents.get((sender, peer[0], f.nfid, f.xid))
+        if ident is None:
+            return None  # first PDU of this stream: handle() checks the sender and says
+        poi, xid, skey = ident
+        call = self.calls.get((xid, f.correlation_id))
+        if call is None or call.name is None:
+            return None
+        seq = f.sequence
+        gap: tuple[int, int] | None = None
+        dg = b""
+        if seq is not None:
+            dg = digest(raw)
+            seen = self.dedup.check(skey, seq, dg)
+            if seen.verdict is Verdict.DUPLICATE:
+                self.stats.duplicates += 1
+                return False
+            if seen.verdict is Verdict.CONFLICT:
+                self.stats.conflicts += 1
+                log.warning(
+                    "sequence number reused with other content",
+                    xid=xid,
+                    correlation_id=f.correlation_id,
+                    poi=poi,
+                    seq=seq,
+                )
+            gap = seen.gap
+            if gap is not None:
+                self.stats.gaps += 1
+                self.stats.missing += (gap[1] - gap[0]) & 0xFFFFFFFF
+            self.dedup.stored(skey, seq, dg)
+        self.stats.pdus += 1
+        if self.record_delivered:
+            self.delivered.append((poi, xid, seq))
+        ts = f.timestamp or self.clock()
+        self._last_ts = ts
+        ckey = (xid, f.correlation_id)
+        self._dirty.add(ckey)
+        if ckey not in self._open:
+            self._open[ckey] = None
+            while len(self._open) > self.max_open_calls:
+                old, _ = self._open.popitem(last=False)
+                self.calls[old].suspend()
+                self._dirty.discard(old)
+        else:
+            self._open.move_to_end(ckey)
+        if gap is not None:
+            call.note_gap(poi, gap[0], gap[1])
+            log.warning(
+                "sequence gap",
+                xid=xid,
+                correlation_id=f.correlation_id,
+                poi=poi,
+                expected=gap[0],
+                received=gap[1],
+            )
+        call.record_pdu(raw, ts, peer)
+        self.stats.x3 += 1
+        call.on_content(
+            ts,
+            poi,
+            f.payload_direction,
+            f.payload_format,
+            f.payload,
+            _ip_text(f.src),
+            f.sport,
+            _ip_text(f.dst),
+            f.dport,
+        )
+        self._after_pdu(call)
+        return True
 
     def handle(
         self, pdu: Pdu, raw: bytes, peer: tuple[str, int], sender: str | None = None
@@ -241,6 +355,11 @@ class Mediation:
         seq = pdu.sequence_number
         gap: tuple[int, int] | None = None
         skey = f"{sender or 'tcp:' + peer[0]}|{poi}|{xid}"
+        ident = (sender, peer[0], pdu.opaque(AttributeType.NETWORK_FUNCTION_ID), pdu.xid.bytes)
+        if ident not in self._idents:  # the sender may use this NFID: _content() may go on
+            if len(self._idents) >= _IDENTS_MAX:
+                self._idents.clear()
+            self._idents[ident] = (poi, xid, skey)
         dg = b""
         if seq is not None:
             dg = digest(raw)
@@ -270,6 +389,7 @@ class Mediation:
         if self.record_delivered:
             self.delivered.append((poi, xid, seq))
         ts = pdu.timestamp or self.clock()
+        self._last_ts = ts
         if reg_info is not None:  # a registration, not a call (li.lemf.registration)
             self.stats.x2 += 1
             regs = self.registrations(xid)
@@ -326,19 +446,58 @@ class Mediation:
         else:
             self.stats.x3 += 1
             call.on_cc(pdu, ts, poi)
-        call.after_pdu()
+        self._after_pdu(call)
         return True
 
     def checkpoint(self) -> None:
-        """Flush every call's files and persist the duplicate filter (before a KA-Ack)."""
-        for key in self._dirty:
-            self.calls[key].checkpoint()
+        """Flush every call's files and persist the duplicate filter (before a KA-Ack).
+
+        summary.json rewrites (a millisecond or more each: JSON, a temp file, a rename) are
+        paced to ``summaries_per_second`` over all calls (a token bucket shared with the
+        rewrites after a PDU): state changes first, then counters, the calls written longest
+        ago first. With 1,000 busy calls one rewrite of each per second would cost the LEMF
+        more than a core; the others stay on the dirty list for a later checkpoint. A call's
+        end is never held back, and ``flush()``, a suspend and a close always write."""
+        self._refill()
+        calls = self.calls
+        order: Collection[tuple[str, int]] = self._dirty
+        if len(order) > self._summary_tokens:  # state changes first, then the oldest
+            order = sorted(
+                order,
+                key=lambda k: (not calls[k].state_changed, calls[k].summary_written_at),
+            )
+        for key in order:
+            if calls[key].checkpoint(allowed=self._summary_tokens >= 1):
+                self._summary_tokens -= 1
+        now = self.clock()
+        if self._last_ts is not None:
+            lag = max(0.0, now - self._last_ts)
+            self.stats.lag_s = round(lag, 3)
+            self.stats.max_lag_s = max(self.stats.max_lag_s, self.stats.lag_s)
+            self._last_ts = None  # nothing stored since: no lag to measure
+        else:
+            self.stats.lag_s = 0.0
         for xid in self._dirty_regs:
             self.regs[xid].flush()
         self._dirty_regs.clear()
         # a call whose counters were not written yet (SUMMARY_INTERVAL) stays on the list
         self._dirty = {k for k in self._dirty if self.calls[k].summary_stale}
         self.dedup.save()
+
+    def _refill(self) -> None:
+        mono = self.monotonic()
+        rate = self.summaries_per_second
+        self._summary_tokens = min(rate, self._summary_tokens + (mono - self._tokens_at) * rate)
+        self._tokens_at = mono
+
+    def _after_pdu(self, call: Call) -> None:
+        """A pending state change of ``call`` into summary.json, within the budget."""
+        if not call.state_changed:
+            return
+        if self._summary_tokens < 1:
+            self._refill()
+        if call.after_pdu(allowed=self._summary_tokens >= 1):
+            self._summary_tokens -= 1
 
     def idle(self) -> None:
         """Periodic (the receiver, once a second): WAV headers of open calls up to date."""

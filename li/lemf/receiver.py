@@ -6,6 +6,16 @@ Each connection gets a :class:`~li.x2x3.framing.PduFramer`; X2/X3 PDUs go to the
 Keepalive is answered with a Keepalive-Ack echoing its sequence number (clause 5.3)
 **after** the mediation has flushed its files and duplicate filter: an Ack therefore confirms
 that everything before the Keepalive is on disk, which is what the exporter's spool relies on.
+Checkpoints are coalesced: the Keepalives of one read -- and those arriving within
+``checkpoint_interval`` of the last checkpoint -- share one, so a busy LEMF with many calls
+does not flush every call's files per 64 KB of input. A held Keepalive is answered within
+``checkpoint_interval`` even when nothing more arrives.
+
+How far behind the POIs the LEMF is shows in ``OUT/lemf-status.json`` (:meth:`LemfServer.status`,
+rewritten every ``idle_interval``): ``lag_s``, the age of the newest PDU at the last
+checkpoint (its POI timestamp against this clock), and ``max_lag_s``. A LEMF that cannot keep
+up reads more slowly, TCP and the exporter's window stop the exporter, and the rest waits in
+the exporter's spool (li.x2x3.exporter): nothing is lost, and both sides report the lag.
 
 A PDU the mediation refuses (an NFID the POI's certificate does not entitle it to, or beyond
 the task/call limits) closes the connection *before* any later Keepalive is acknowledged: the
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -32,6 +43,7 @@ from pathlib import Path
 from ims.log import get_logger
 from li.lemf.call import DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.mediation import Mediation, PduRefused
+from li.lemf.output import write_json_private
 from li.x1.tlsutil import peer_identity
 from li.x2x3.framing import DEFAULT_MAX_PDU_SIZE, PduFramer
 from li.x2x3.pdu import PduType, X2X3DecodeError, encode_pdu, keepalive_ack
@@ -64,6 +76,7 @@ class LemfServer:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         idle_interval: float = 1.0,
+        checkpoint_interval: float = 0.05,
     ) -> None:
         if ssl is None and not plain_tcp:
             raise ValueError(
@@ -79,6 +92,12 @@ class LemfServer:
         self.max_streams = max_streams
         self.max_xids = max_xids
         self.idle_interval = idle_interval
+        # Keepalives are acknowledged after a checkpoint (every call's files flushed), at
+        # most one per checkpoint_interval: with many calls a checkpoint costs milliseconds,
+        # and an exporter sends a Keepalive per 64 KB; the held ones wait at most that long
+        self.checkpoint_interval = checkpoint_interval
+        self._next_checkpoint = 0.0
+        self.checkpoints = 0
         self._per_source: dict[str, int] = {}
         self._framers: set[PduFramer] = set()
         self._idle_task: asyncio.Task[None] | None = None
@@ -150,6 +169,39 @@ class LemfServer:
         if self.mediation is not None:
             self.mediation.flush()
 
+    def _checkpoint_due(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._next_checkpoint
+
+    def _checkpoint(self) -> None:
+        """Flush everything stored (``Mediation.checkpoint``); Keepalive-Acks may follow."""
+        assert self.mediation is not None
+        self.mediation.checkpoint()
+        self.checkpoints += 1
+        self._next_checkpoint = asyncio.get_running_loop().time() + self.checkpoint_interval
+
+    def status(self) -> dict[str, object]:
+        """The LEMF's own summary (``OUT/lemf-status.json``, rewritten every
+        ``idle_interval``): connections, PDUs, calls, duplicates, gaps, and the lag behind
+        the POIs (``lag_s`` at the last checkpoint, ``max_lag_s`` since start)."""
+        m = self.mediation
+        stats = dataclasses.asdict(m.stats) if m is not None else {}
+        return {
+            "listening": f"{self.host}:{self._port}",
+            "tls": self.ssl is not None,
+            "connections": self.connections,
+            "active_connections": self.active_connections,
+            "refused_connections": self.refused_connections,
+            "refused_pdus": self.refused_pdus,
+            "timeouts": self.timeouts,
+            "keepalives": self.keepalives,
+            "checkpoints": self.checkpoints,
+            "buffered_bytes": self.buffered_bytes,
+            **stats,
+        }
+
+    def write_status(self) -> None:
+        write_json_private(self.out_dir / "lemf-status.json", self.status())
+
     async def _idle(self) -> None:
         """Once per ``idle_interval``: WAV headers of calls whose audio paused are brought up
         to date, so a player sees every frame on disk even when no checkpoint comes."""
@@ -157,6 +209,7 @@ class LemfServer:
             await asyncio.sleep(self.idle_interval)
             if self.mediation is not None:
                 self.mediation.idle()
+                self.write_status()
 
     async def close(self) -> None:
         """Stop listening, drop every connection (unread data is not acknowledged), and close
@@ -180,6 +233,7 @@ class LemfServer:
             self._server = None
         if self.mediation is not None:
             self.mediation.close()
+            self.write_status()
 
     async def __aenter__(self) -> LemfServer:
         await self.start()
@@ -220,11 +274,23 @@ class LemfServer:
         framer = PduFramer(max_pdu_size=self.max_pdu_size)
         self._framers.add(framer)
         mediation = self.mediation
+        loop = asyncio.get_running_loop()
+        acks: list[int] = []  # Keepalives read, not acknowledged yet
+        idle_since = loop.time()
         try:
             while True:
+                wait = self.read_timeout - (loop.time() - idle_since)
+                if acks:
+                    wait = min(wait, max(0.0, self._next_checkpoint - loop.time()))
                 try:
-                    data = await asyncio.wait_for(reader.read(256 << 10), self.read_timeout)
+                    data = await asyncio.wait_for(reader.read(256 << 10), max(0.0, wait))
                 except TimeoutError:
+                    if acks:  # the held Keepalives are due: nothing more came meanwhile
+                        self._checkpoint()
+                        writer.write(b"".join(encode_pdu(keepalive_ack(q)) for q in acks))
+                        acks.clear()
+                        await writer.drain()
+                        continue
                     self.timeouts += 1
                     log.info(
                         "closing X2/X3 connection: nothing read in time",
@@ -235,17 +301,22 @@ class LemfServer:
                     break
                 if not data:
                     break
+                idle_since = loop.time()
                 for raw in framer.feed_raw(data):
                     ptype = (raw[2] << 8) | raw[3]
                     if ptype == PduType.KEEPALIVE:
-                        seq = int.from_bytes(raw[-4:], "big") if len(raw) >= 48 else 0
-                        mediation.checkpoint()
-                        writer.write(encode_pdu(keepalive_ack(seq)))
+                        # acknowledged after the checkpoint that follows everything read
+                        # so far (below): one checkpoint for all the Keepalives of a read
+                        acks.append(int.from_bytes(raw[-4:], "big") if len(raw) >= 48 else 0)
                         self.keepalives += 1
                     elif ptype == PduType.KEEPALIVE_ACK:
                         continue
                     else:
                         mediation.handle_raw(raw, peer, identity)
+                if acks and self._checkpoint_due():
+                    self._checkpoint()
+                    writer.write(b"".join(encode_pdu(keepalive_ack(q)) for q in acks))
+                    acks.clear()
                 await writer.drain()
         except PduRefused as exc:
             self.refused_pdus += 1

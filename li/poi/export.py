@@ -17,15 +17,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Callable
 from functools import lru_cache
 
 from li.keys import unavailable
 from li.poi.cc import CcRecord
 from li.poi.iri import IriEvent, IriRecord
-from li.x2x3.exporter import X2X3Exporter
+from li.x2x3.exporter import SpoolFullError, X2X3Exporter
 from li.x2x3.keyrecord import key_record_pdu
 from li.x2x3.pdu import (
     IRI_EVENT_CONTENT_TYPE,
@@ -104,14 +104,23 @@ def iri_pdus(r: IriRecord) -> list[Pdu]:
 
 class _CcSender:
     """``emit`` for a CC-POI (one :class:`CcRecord` at a time) with the fast path beside it:
-    :meth:`x3` sends one packet as X3 from its fields, without a record object."""
+    :meth:`x3` sends one packet as X3 from its fields, without a record object.
 
-    __slots__ = ("x3",)
+    With ``batch`` the packets of one event-loop iteration are gathered and handed to
+    :meth:`X2X3Exporter.send_x3_many` once, at the end of the iteration (``call_soon``): one
+    spool append and one link wake-up per iteration instead of per packet. The same PDUs in
+    the same order, sequence-numbered when spooled. A full spool then cannot raise into the
+    media path that reported the packets: the exporter alarms (``ExporterAlarm``, the log,
+    ``refused_pdus``) and :attr:`refused` counts them here. Without a running loop each
+    packet is sent at once."""
 
-    def __init__(self, exporter: X2X3Exporter) -> None:
+    __slots__ = ("flush", "refused", "x3")
+
+    def __init__(self, exporter: X2X3Exporter, *, batch: bool = False) -> None:
         send_x3 = exporter.send_x3
+        self.refused = 0
 
-        def x3(
+        def send_now(
             xid: uuid.UUID,
             correlation_id: int,
             direction: int,
@@ -127,7 +136,38 @@ class _CcSender:
                 attributes=_addresses(src, dst),
             )
 
-        self.x3 = x3
+        pending: list[tuple[uuid.UUID, int, int, bytes, tuple[Attribute, ...]]] = []
+        send_many = exporter.send_x3_many
+
+        def flush() -> None:
+            """Spool what was gathered (also callable at will, e.g. before a drain)."""
+            if not pending:
+                return
+            items = pending.copy()
+            pending.clear()
+            try:
+                send_many(items)
+            except SpoolFullError:
+                self.refused += len(items)  # alarmed by the exporter
+
+        def gather(
+            xid: uuid.UUID,
+            correlation_id: int,
+            direction: int,
+            data: bytes,
+            src: tuple[str, int],
+            dst: tuple[str, int],
+        ) -> None:
+            if not pending:
+                try:
+                    asyncio.get_running_loop().call_soon(flush)
+                except RuntimeError:  # no loop: nothing would flush a batch
+                    send_now(xid, correlation_id, direction, data, src, dst)
+                    return
+            pending.append((xid, correlation_id, direction, data, _addresses(src, dst)))
+
+        self.x3 = gather if batch else send_now
+        self.flush = flush
 
     def __call__(self, r: CcRecord) -> None:
         src, dst = r.src, r.dst  # tuples, or lists when a record was rebuilt from JSON
@@ -141,14 +181,15 @@ class _CcSender:
         )
 
 
-def cc_sender(exporter: X2X3Exporter) -> Callable[[CcRecord], None]:
+def cc_sender(exporter: X2X3Exporter, *, batch: bool = False) -> _CcSender:
     """An ``emit`` for a CC-POI that hands each record to ``exporter`` as X3 without building
     a :class:`Pdu` first (the same bytes as ``exporter.send_pdu(cc_pdu(r))``, for the media
-    path's per-packet cost). Raises what ``send_x3`` raises (``SpoolFullError``...).
+    path's per-packet cost). Raises what ``send_x3`` raises (``SpoolFullError``...); with
+    ``batch`` the packets of a loop iteration go together (see :class:`_CcSender`).
 
     Its ``x3`` attribute (``(xid, correlation_id, direction, data, src, dst)``) is what
     :meth:`li.poi.cc.AnchorCcPoi.hook` calls when present: no :class:`CcRecord` per packet."""
-    return _CcSender(exporter)
+    return _CcSender(exporter, batch=batch)
 
 
 def cc_pdu(r: CcRecord) -> Pdu:

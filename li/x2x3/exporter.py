@@ -14,9 +14,17 @@ Delivery checkpoints: a Keepalive goes after every ``checkpoint_bytes`` sent and
 data stops, within ``checkpoint_interval`` of the last byte (at once on :meth:`drain`); its
 Keepalive-Ack lets the spool drop what was sent before it (see :mod:`li.x2x3.spool`) and
 nothing earlier. Idle links send Keepalives every ``keepalive_interval`` and give up on a peer
-whose Ack is later than ``keepalive_timeout``. Keepalives from the peer are answered. A full
-spool raises :class:`SpoolFullError` to the caller and an :class:`ExporterAlarm` to
-``on_alarm`` (and the log): never silent loss.
+that owes an Ack and has sent none for ``keepalive_timeout`` (a LEMF far behind but working
+acknowledges as it catches up, so it is waited for: the lag grows in the spool, not in a
+reconnect loop that re-sends the tail).
+
+Back-pressure and lag: at most ``window_bytes`` are sent and not yet acknowledged; the rest
+stays in the spool. :meth:`X2X3Exporter.status` reports, per destination, the bytes waiting
+and ``lag_s``, the age of the oldest PDU not yet acknowledged (``max_lag_s`` its maximum).
+:meth:`X2X3Exporter.send_x3_many` spools many X3 PDUs in one append per destination.
+
+Keepalives from the peer are answered. A full spool raises :class:`SpoolFullError` to the
+caller and an :class:`ExporterAlarm` to ``on_alarm`` (and the log): never silent loss.
 
 Plain TCP mode (``tls=None``) exists because tshark cannot decode X2/X3 inside TLS.
 """
@@ -123,6 +131,11 @@ class DestinationStatus:
     keepalive_acks: int = 0
     last_error: str = ""
     spool_full: bool = False
+    # how far behind the destination is: the age of the oldest PDU not yet acknowledged
+    # (0 when everything is), and its maximum; a LEMF that cannot keep up shows here as
+    # well as in its own status (li.lemf.receiver)
+    lag_s: float = 0.0
+    max_lag_s: float = 0.0
 
 
 class _LinkDown(Exception):
@@ -130,6 +143,7 @@ class _LinkDown(Exception):
 
 
 _CACHE_MAX = 4096
+LAG_RESOLUTION = 0.01  # seconds: how finely the exporter remembers when data was spooled
 _SEQ_TS_TLVS = struct.Struct("!HHIHHII")  # Sequence Number TLV + Timestamp TLV, in one pack
 _LENGTH_FIELDS = struct.Struct("!II")
 
@@ -183,6 +197,33 @@ class _Link:
         self._waiter: asyncio.Future[None] | None = None
         self._kick_handle: asyncio.Handle | None = None
         self.last_flush = 0.0  # loop time of the last data write
+        # (spool offset, exporter clock) where a run of appends began, a new run at most
+        # every LAG_RESOLUTION: every PDU of a run was spooled within LAG_RESOLUTION of its
+        # mark; the runs wholly acknowledged are dropped from the front
+        self._marks: deque[tuple[int, float]] = deque()
+
+    def spooled(self, n: int) -> None:
+        """``n`` bytes were just appended to the spool (for :meth:`lag`)."""
+        marks = self._marks
+        now = self.x.clock()
+        if not marks or now - marks[-1][1] >= LAG_RESOLUTION:
+            marks.append((self.spool.end - n, now))
+
+    def lag(self) -> float:
+        """Age of the oldest PDU spooled and not acknowledged (at most ``LAG_RESOLUTION``
+        too old: the start of its run); 0 when everything is acknowledged."""
+        marks = self._marks
+        acked = self.spool.acked
+        while len(marks) > 1 and marks[1][0] <= acked:
+            marks.popleft()
+        if not marks or not self.spool.pending_bytes:
+            marks.clear()
+            lag = 0.0
+        else:
+            lag = max(0.0, self.x.clock() - marks[0][1])
+        self.status.lag_s = round(lag, 3)
+        self.status.max_lag_s = max(self.status.max_lag_s, self.status.lag_s)
+        return lag
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -293,6 +334,9 @@ class _Link:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pending: deque[tuple[int, int, float]] = deque()  # (keepalive seq, offset, sent at)
+        # loop time of the last Keepalive-Ack: a LEMF that acknowledges is alive, however far
+        # behind it is (its Acks follow its progress through the data sent before them)
+        last_ack = [0.0]
         send_pos = self.spool.acked
         checkpointed = send_pos  # offset the last Keepalive sent covers
         loop = asyncio.get_running_loop()
@@ -326,20 +370,27 @@ class _Link:
                     elif pdu.pdu_type is PduType.KEEPALIVE:
                         writer.write(encode_pdu(keepalive_ack(pdu.sequence_number or 0)))
                 if acked:
+                    last_ack[0] = loop.time()
                     self.status.pending_bytes = self.spool.pending_bytes
                     self.status.delivered_bytes = self.spool.acked
+                    self.lag()
                     self.acked_event.set()
                     self.wake()  # the window may have room again
 
         async def drain() -> None:
-            # A peer that stops reading fills the TCP window: give up after the keepalive
-            # timeout instead of blocking forever (the data stays in the spool).
-            if writer.transport.get_write_buffer_size() <= 0:
-                return
-            try:
-                await asyncio.wait_for(writer.drain(), x.keepalive_timeout)
-            except TimeoutError as exc:
-                raise _LinkDown("peer stopped reading (send timed out)") from exc
+            # A peer that stops reading fills the TCP window: give up when our buffer has not
+            # shrunk for the keepalive timeout instead of blocking forever (the data stays in
+            # the spool); a peer that reads slowly is waited for.
+            size = writer.transport.get_write_buffer_size()
+            while size > 0:
+                try:
+                    await asyncio.wait_for(writer.drain(), x.keepalive_timeout)
+                    return
+                except TimeoutError as exc:
+                    left = writer.transport.get_write_buffer_size()
+                    if left >= size:
+                        raise _LinkDown("peer stopped reading (send timed out)") from exc
+                    size = left
 
         reader_task = loop.create_task(read_acks())
         reader_task.add_done_callback(lambda _: self.wake())
@@ -350,7 +401,9 @@ class _Link:
                     reader_task.result()
                     raise _LinkDown("reader stopped")
                 now = loop.time()
-                if pending and now - pending[0][2] > x.keepalive_timeout:
+                if pending and now - max(pending[0][2], last_ack[0]) > x.keepalive_timeout:
+                    # no Ack at all for keepalive_timeout while one is owed: a LEMF that is
+                    # behind but working sends Acks as it catches up (li.lemf.receiver)
                     raise _LinkDown("keepalive acknowledgement timed out")
                 # everything spooled, up to the window, in chunk-sized writes
                 wrote = False
@@ -388,7 +441,8 @@ class _Link:
                         timeout, max(0.0, x.checkpoint_interval - (now - last_checkpoint))
                     )
                 if pending:
-                    timeout = min(timeout, max(0.0, pending[0][2] + x.keepalive_timeout - now))
+                    owed = max(pending[0][2], last_ack[0])
+                    timeout = min(timeout, max(0.0, owed + x.keepalive_timeout - now))
                 if send_pos < self.spool.end:  # waiting for window room: re-check soon anyway
                     timeout = min(timeout, x.checkpoint_interval)
                 await self._sleep(timeout + 0.0001)
@@ -517,6 +571,7 @@ class X2X3Exporter:
     def status(self, did: uuid.UUID) -> DestinationStatus:
         link = self._links[did]
         link.status.pending_bytes = link.spool.pending_bytes
+        link.lag()
         return link.status
 
     # -- sending ---------------------------------------------------------------------------
@@ -652,6 +707,14 @@ class X2X3Exporter:
         links = stream.links
         if not links:
             return -1
+        raw, seq = self._encode(stream, attributes, payload)
+        self._spool(links, raw, 1)
+        return seq
+
+    def _encode(
+        self, stream: _Stream, attributes: tuple[Attribute, ...], payload: bytes
+    ) -> tuple[bytes, int]:
+        """One PDU of ``stream``: stamps (sequence, timestamp, NFID/IPID), header, bytes."""
         enc = self._attr_cache.get(id(attributes))
         if enc is None or enc.attrs is not attributes:
             enc = self._encoded_attributes(attributes)
@@ -686,13 +749,18 @@ class X2X3Exporter:
                 payload,
             )
         )
+        return raw, seq
+
+    def _spool(self, links: tuple[_Link, ...], raw: bytes, pdus: int) -> None:
+        """Append ``raw`` (``pdus`` whole PDUs) to each link's spool, or to none: raises
+        :class:`SpoolFullError` (and alarms) when one of them has no room."""
         n = len(raw)
         for link in links:
             if link.spool.pending_bytes + n > link.spool.max_bytes:
                 try:
                     link.spool.check_room(n)
                 except SpoolFullError as exc:
-                    link.status.refused_pdus += 1
+                    link.status.refused_pdus += pdus
                     if not link.status.spool_full:
                         link.status.spool_full = True
                         self._alarm(
@@ -701,12 +769,53 @@ class X2X3Exporter:
                     raise
         for link in links:
             link.spool.append(raw)
-            link.status.pdus_spooled += 1
+            link.status.pdus_spooled += pdus
+            link.spooled(n)
             if link.status.spool_full:
                 link.status.spool_full = False
                 self._alarm(ExporterAlarm(kind="spool-ok", did=link.dest.did, detail="room again"))
             link.kick()
-        return seq
+
+    def send_x3_many(
+        self,
+        items: Iterable[tuple[uuid.UUID, int, int, bytes, tuple[Attribute, ...]]],
+        *,
+        payload_format: PayloadFormat | int = PayloadFormat.RTP_PACKET,
+    ) -> int:
+        """Send many X3 PDUs: ``(xid, correlation_id, direction, payload, attributes)`` each,
+        in order. The same PDUs as one :meth:`send_x3` per item, stamped and encoded alike,
+        but appended to each destination's spool in one write and with one wake-up of its
+        link (a CC-POI gathers the packets of one event-loop iteration, li.poi.export).
+
+        All or nothing per set of destinations (a task's DIDs): when a spool has no room for
+        that set's batch, :class:`SpoolFullError` is raised (and alarmed) and none of the
+        batch is spooled; its
+        sequence numbers stay used, so the LEMF reports the loss as a gap. Returns how many
+        PDUs were spooled (PDUs the delivery types exclude are counted as filtered)."""
+        batches: dict[tuple[_Link, ...], list[bytes]] = {}
+        streams = self._streams
+        fmt = payload_format
+        for xid, correlation_id, direction, payload, attributes in items:
+            key = (id(xid), correlation_id, PduType.X3, fmt, direction, VERSION)
+            stream = streams.get(key)
+            if stream is None:
+                stream = self._stream(
+                    key, xid, correlation_id, PduType.X3, fmt, direction, VERSION, None
+                )
+            for lk in stream.filtered:
+                lk.status.filtered_pdus += 1
+            if not stream.links:
+                continue
+            raw, _ = self._encode(stream, attributes, payload)
+            batch = batches.get(stream.links)
+            if batch is None:
+                batch = batches[stream.links] = []
+            batch.append(raw)
+        sent = 0
+        for links, raws in batches.items():
+            self._spool(links, b"".join(raws), len(raws))
+            sent += len(raws)
+        return sent
 
     def _alarm(self, alarm: ExporterAlarm) -> None:
         if alarm.kind == "spool-full":

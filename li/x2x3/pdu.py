@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ims.errors import DecodeError, EncodeError
 
@@ -594,6 +594,113 @@ def decode_pdu(data: bytes) -> Pdu:
         correlation_id=hdr.correlation_id,
         attributes=attrs,
         payload=data[hdr.header_length :],
+    )
+
+
+class CcFields(NamedTuple):
+    """What the LEMF's content path reads from an X3 PDU (:func:`decode_cc_fields`).
+
+    Addresses stay packed (4 or 16 bytes); the first attribute of each kind counts, as with
+    :meth:`Pdu.find`. ``other`` says the PDU also holds attributes this view does not carry
+    (a target identifier, SDP, MIME...): the caller then takes :func:`decode_pdu`."""
+
+    payload_format: int
+    payload_direction: int
+    xid: bytes
+    correlation_id: int
+    sequence: int | None
+    timestamp: float | None
+    nfid: bytes | None
+    src: bytes | None
+    dst: bytes | None
+    sport: int | None
+    dport: int | None
+    other: bool
+    payload: bytes
+
+
+# attribute types with a fixed value size (the typed decoders above check the same sizes)
+_FIXED_SIZE = {
+    AttributeType.SEQUENCE_NUMBER: 4,
+    AttributeType.TIMESTAMP: 8,
+    AttributeType.SOURCE_IPV4_ADDRESS: 4,
+    AttributeType.DESTINATION_IPV4_ADDRESS: 4,
+    AttributeType.SOURCE_IPV6_ADDRESS: 16,
+    AttributeType.DESTINATION_IPV6_ADDRESS: 16,
+    AttributeType.SOURCE_PORT: 2,
+    AttributeType.DESTINATION_PORT: 2,
+    AttributeType.IP_PROTOCOL: 1,
+}
+# types the view ignores without calling the PDU "other" (DID/IPID identify the sender only)
+_CC_PLAIN = frozenset(
+    {*_FIXED_SIZE, AttributeType.DOMAIN_ID, AttributeType.NETWORK_FUNCTION_ID}
+    | {AttributeType.INTERCEPTION_POINT_ID}
+)
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_TS_VALUE = struct.Struct("!II")
+
+
+def decode_cc_fields(data: bytes) -> CcFields:
+    """The LEMF's per-packet decode of one whole X2/X3 PDU: the same checks as
+    :func:`decode_pdu` (exact length, every TLV inside the header, fixed-size attributes of
+    their size) without an object per attribute. Raises :class:`X2X3DecodeError`."""
+    if len(data) < HEADER_LENGTH:
+        raise X2X3DecodeError(f"need {HEADER_LENGTH} header bytes, have {len(data)}")
+    _, ptype, hl, pl, fmt, direction, xid, cid = _HEADER.unpack_from(data)
+    if hl < HEADER_LENGTH:
+        raise X2X3DecodeError(f"header length {hl} < {HEADER_LENGTH}", offset=4)
+    if ptype not in _PDU_TYPES:
+        raise X2X3DecodeError(f"unknown PDU type {ptype}", offset=2)
+    if hl + pl != len(data):
+        raise X2X3DecodeError(
+            f"PDU declares {hl + pl} bytes (header {hl} + payload {pl}) but {len(data)} "
+            "bytes were given"
+        )
+    seq = ts = nfid = src = dst = sport = dport = None
+    other = False
+    pos = HEADER_LENGTH
+    fixed = _FIXED_SIZE
+    while pos < hl:
+        if hl - pos < 4:
+            raise X2X3DecodeError(f"{hl - pos} stray bytes in conditional attributes", offset=pos)
+        type_, length = _TL.unpack_from(data, pos)
+        pos += 4
+        if length > hl - pos:
+            raise X2X3DecodeError(
+                f"attribute type {type_} length {length} exceeds the {hl - pos} bytes left",
+                offset=pos,
+            )
+        size = fixed.get(type_)
+        if size is not None and size != length:
+            raise X2X3DecodeError(f"attribute type {type_} must be {size} bytes, got {length}")
+        if type_ == 8:
+            if seq is None:
+                seq = _U32.unpack_from(data, pos)[0]
+        elif type_ == 9:
+            if ts is None:
+                sec, ns = _TS_VALUE.unpack_from(data, pos)
+                ts = sec + ns / 1_000_000_000
+        elif type_ == 10 or type_ == 12:
+            if src is None:
+                src = data[pos : pos + length]
+        elif type_ == 11 or type_ == 13:
+            if dst is None:
+                dst = data[pos : pos + length]
+        elif type_ == 14:
+            if sport is None:
+                sport = _U16.unpack_from(data, pos)[0]
+        elif type_ == 15:
+            if dport is None:
+                dport = _U16.unpack_from(data, pos)[0]
+        elif type_ == 6:
+            if nfid is None:
+                nfid = data[pos : pos + length]
+        elif type_ not in _CC_PLAIN:
+            other = True
+        pos += length
+    return CcFields(
+        fmt, direction, xid, cid, seq, ts, nfid, src, dst, sport, dport, other, data[hl:]
     )
 
 

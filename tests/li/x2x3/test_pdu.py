@@ -33,6 +33,7 @@ from li.x2x3.pdu import (
     X2X3DecodeError,
     address_attributes,
     assemble_pdu,
+    decode_cc_fields,
     decode_pdu,
     encode_attributes,
     encode_pdu,
@@ -378,3 +379,96 @@ def test_tshark_decodes_our_x2_and_x3(tmp_path: Path) -> None:
     assert bytes.fromhex(rows[0]["li5g.nfid"].replace(":", "")) == b"pcscf-1"
     assert rows[0]["li5g.ts"] == "Nov 14, 2023 22:13:20.500000000 UTC"
     assert int(rows[1]["rtp.ssrc"], 16) == 0xDEADBEEF and int(rows[1]["rtp.seq"]) == 1
+
+
+# -- the LEMF's per-packet view (decode_cc_fields) -------------------------------------------
+
+
+def _agrees(raw: bytes) -> None:
+    """decode_cc_fields accepts exactly what decode_pdu accepts and reads the same fields."""
+    try:
+        pdu = decode_pdu(raw)
+    except X2X3DecodeError:
+        with pytest.raises(X2X3DecodeError):
+            decode_cc_fields(raw)
+        return
+    f = decode_cc_fields(raw)
+    src, dst = pdu.find(SourceAddress), pdu.find(DestinationAddress)
+    sport, dport = pdu.find(SourcePort), pdu.find(DestinationPort)
+    nfid = pdu.opaque(AttributeType.NETWORK_FUNCTION_ID)
+    assert (f.payload_format, f.payload_direction) == (
+        int(pdu.payload_format),
+        int(pdu.payload_direction),
+    )
+    assert (f.xid, f.correlation_id, f.payload) == (pdu.xid.bytes, pdu.correlation_id, pdu.payload)
+    assert (f.sequence, f.timestamp, f.nfid) == (pdu.sequence_number, pdu.timestamp, nfid)
+    assert f.src == (src.address.packed if src else None)
+    assert f.dst == (dst.address.packed if dst else None)
+    assert (f.sport, f.dport) == (sport.port if sport else None, dport.port if dport else None)
+    carried = {int(t) for t in (8, 9, 10, 11, 12, 13, 14, 15, 16, 5, 6, 7)}
+    assert f.other == any(a.attr_type not in carried for a in pdu.attributes)
+
+
+def test_cc_fields_of_an_exported_x3_pdu() -> None:
+    attrs = (
+        network_function_id("anchor-1"),
+        SequenceNumber(value=7),
+        Timestamp(seconds=1_700_000_000, nanoseconds=250_000_000),
+        *address_attributes(("10.0.0.1", 40000), ("2001:db8::1", 50000)),
+    )
+    # mixed families are legal on the wire (the LEMF rejects them when building pcaps)
+    raw = encode_pdu(x3_pdu(xid=XID, correlation_id=9, payload=RTP, direction=3, attributes=attrs))
+    f = decode_cc_fields(raw)
+    assert (f.sequence, f.timestamp, f.nfid, f.sport, f.dport) == (
+        7,
+        1_700_000_000.25,
+        b"anchor-1",
+        40000,
+        50000,
+    )
+    assert f.src == bytes([10, 0, 0, 1]) and f.dst == ipaddress.ip_address("2001:db8::1").packed
+    assert not f.other and f.payload == RTP
+    _agrees(raw)
+    tagged = encode_pdu(
+        x3_pdu(
+            xid=XID,
+            correlation_id=9,
+            payload=RTP,
+            direction=3,
+            attributes=(*attrs, MatchedTargetIdentifier(value="sip:t@ims.test")),
+        )
+    )
+    assert decode_cc_fields(tagged).other  # the LEMF takes the full decode for this one
+    _agrees(tagged)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_cc_fields_only_raise_decode_error_and_agree_on_random_bytes(data: bytes) -> None:
+    _agrees(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 22, 999]),
+            st.integers(0, 20),
+        ),
+        max_size=10,
+    ),
+    st.binary(max_size=64),
+    st.integers(0, 3),
+)
+def test_cc_fields_agree_with_decode_pdu_on_any_attribute_run(
+    tlvs: list[tuple[int, int]], payload: bytes, cut: int
+) -> None:
+    """Valid and invalid TLV runs alike (fixed-size types of the wrong length, truncations):
+    the fast view and the full decoder agree on the verdict and on every field."""
+    attrs = b"".join(
+        t.to_bytes(2, "big") + n.to_bytes(2, "big") + bytes((i * 7 + k) & 0xFF for k in range(n))
+        for i, (t, n) in enumerate(tlvs)
+    )
+    attrs = attrs[: len(attrs) - cut] if cut <= len(attrs) else attrs
+    prefix, tail = header_template(VERSION, PduType.X3, 8, 2, XID, 5)
+    _agrees(assemble_pdu(prefix, tail, attrs, payload))
