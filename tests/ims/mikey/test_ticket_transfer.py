@@ -4,6 +4,7 @@ layouts byte for byte, keys recomputed from the RFC's formulas, MAC coverage, re
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,13 @@ from ims.mikey.constants import DataType, ErrorNo, MapType
 from ims.mikey.crypto import hmac_sha1_160
 from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.message import MikeyMessage, decode_message
-from ims.mikey.modes.ticket import TicketKeys, TicketKms, TicketRequester, TicketResolver
+from ims.mikey.modes.ticket import (
+    GrantedTicket,
+    TicketKeys,
+    TicketKms,
+    TicketRequester,
+    TicketResolver,
+)
 from ims.mikey.modes.ticket_transfer import (
     TicketTransferInitiator,
     TicketTransferResponder,
@@ -36,7 +43,7 @@ def _kms() -> TicketKms:
     return TicketKms(kms_id=KMS_ID, psk=lambda ident, _p: PSKS.get(ident))
 
 
-def _granted(kms: TicketKms, responders: tuple[str, ...] = (BOB,)):  # type: ignore[no-untyped-def]
+def _granted(kms: TicketKms, responders: tuple[str, ...] = (BOB,)) -> GrantedTicket:
     req = TicketRequester(
         identity=ALICE, kms_id=KMS_ID, psk=PSKS[ALICE.encode()], responders=responders
     )
@@ -52,7 +59,7 @@ def _resolve(kms: TicketKms, who: str, ticket: TicketPayload) -> TicketKeys:
     return res.receive(reply.message, NOW + 1)
 
 
-def _exchange():  # type: ignore[no-untyped-def]
+def _exchange() -> Any:
     kms = _kms()
     granted = _granted(kms)
     ini = TicketTransferInitiator(granted=granted, identity=ALICE, responder=BOB, sdp_ids="mikey")
@@ -106,7 +113,7 @@ def test_transfer_end_to_end_keys_equal_and_from_the_rfc_formula() -> None:
     _kms_, granted, ini, init, _resp, keys, reply = _exchange()
     assert reply.ok and reply.message is not None
     got = ini.receive(reply.message, NOW + 2)
-    assert got.keys == reply.result.keys  # type: ignore[union-attr]
+    assert got.keys == reply.result.keys
     assert granted.ticket.flags & TicketFlags.H
     tgk = keys.tgk
     for k in got.keys:
@@ -234,7 +241,7 @@ def test_responder_never_raises_on_mutations(junk: bytes, cut: int) -> None:
 _CACHE: list[object] = []
 
 
-def _exchange_cached():  # type: ignore[no-untyped-def]
+def _exchange_cached() -> Any:
     if not _CACHE:
         _CACHE.append(_exchange())
     return _CACHE[0]
