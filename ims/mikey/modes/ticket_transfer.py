@@ -381,44 +381,15 @@ class TicketTransferResponder:
     def _complete(self, data: bytes, resolved: TicketKeys, now: float) -> ResponderReply:
         ticket = self.early_check(data, now)
         msg = decode_checked(data, DataType.TRANSFER_INIT)
-        randri = _randri(msg)
-        keys = message_keys(resolved.mpki, msg.hdr.csb_id, response=False, randri=randri)
-        idi = _idr_data(msg, IdRole.INITIATOR)
-        ident = idi + _idr_data(msg, IdRole.RESPONDER)
-        _check_v(transfer_init_mac_input(data, msg) + ident, msg, keys.auth_key)
+        result = transfer_result(data, msg, ticket, resolved)
         view = tp_data_view(ticket.tp_data)
+        idi = _idr_data(msg, IdRole.INITIATOR)
         if view.initiator is not None and idi and idi != view.initiator:
             # the Ticket Policy (integrity assured by the KMS) names who requested the ticket
             raise MikeyError("IDRi is not the ticket's requester", mikey_error=ErrorNo.INVALID_ID)
         self.replay.check_and_store(replay_key(msg, data), require_t(msg), now, msg.hdr.csb_id)
-        policies = {sp.policy_no: sp for sp in msg.find_all(SpPayload)}
-        chosen = tuple(
-            GenericCsEntry(
-                cs_id=cs.cs_id,
-                prot_type=cs.prot_type,
-                s_flag=False,
-                policies=(next(p for p in cs.policies if p in policies),),
-                # §6.1.1: Session Data "MUST be provided in the response message" (SSRC 0:
-                # the stream's sender keys by direction, RFC 6043 "no special meaning")
-                session_data=cs.session_data or srtp_session_data(0),
-                spi=cs.spi or _spi_of(_tgk_of(resolved)),
-            )
-            for cs in _generic_map(msg)
-        )
-        tgk = _tgk_of(resolved)
-        result = KeyExchangeResult(
-            mode=MODE,
-            csb_id=msg.hdr.csb_id,
-            rand=randri,
-            tgk=tgk.key,
-            keys=derive_transfer_keys(
-                tgk=tgk,
-                cs_map=chosen,
-                policies=tuple(policies.values()),
-                randri=_randri_if_h(ticket, randri),
-            ),
-            peer_id=idi or view.initiator,
-        )
+        randri = result.rand
+        chosen = chosen_sessions(msg, resolved)
         if not ticket.flags & TicketFlags.F:
             return ResponderReply(message=None, result=result)
         hdr = HdrPayload(
@@ -437,6 +408,57 @@ class TicketTransferResponder:
         return ResponderReply(message=out, result=result)
 
 
+def chosen_sessions(msg: MikeyMessage, keys: TicketKeys) -> tuple[GenericCsEntry, ...]:
+    """The Responder's CS ID map for TRANSFER_RESP (§4.2.2.3: "each crypto session has exactly
+    one security policy indicated"; Session Data and SPI "MUST" be provided): the first offered
+    policy we have an SP payload for, the Initiator's Session Data or SSRC 0 (our UEs key each
+    direction whatever its SSRC; "an SSRC field set to '0' has no special meaning"), the
+    Initiator's SPI or the TGK's."""
+    policies = {sp.policy_no for sp in msg.find_all(SpPayload)}
+    out = []
+    for cs in _generic_map(msg):
+        usable = [p for p in cs.policies if p in policies]
+        if not usable:
+            raise MikeyError(f"CS {cs.cs_id}: no SRTP policy", mikey_error=ErrorNo.INVALID_SP)
+        out.append(
+            GenericCsEntry(
+                cs_id=cs.cs_id,
+                prot_type=cs.prot_type,
+                policies=(usable[0],),
+                session_data=cs.session_data or srtp_session_data(0),
+                spi=cs.spi or _spi_of(_tgk_of(keys)),
+            )
+        )
+    return tuple(out)
+
+
+def transfer_result(
+    data: bytes, msg: MikeyMessage, ticket: TicketPayload, keys: TicketKeys
+) -> KeyExchangeResult:
+    """What the ticket's keys give for a TRANSFER_INIT -- the Responder's computation, and the
+    KMS LI function's: §4.2.3.6 "the Responder MUST verify the TRANSFER_INIT message with the
+    MPKi received from the KMS" (so a forged one yields nothing), then the SRTP keys (§5.1.3)."""
+    randri = _randri(msg)
+    mk = message_keys(keys.mpki, msg.hdr.csb_id, response=False, randri=randri)
+    ident = _idr_data(msg, IdRole.INITIATOR) + _idr_data(msg, IdRole.RESPONDER)
+    _check_v(transfer_init_mac_input(data, msg) + ident, msg, mk.auth_key)
+    tgk = _tgk_of(keys)
+    view = tp_data_view(ticket.tp_data)
+    return KeyExchangeResult(
+        mode=MODE,
+        csb_id=msg.hdr.csb_id,
+        rand=randri,
+        tgk=tgk.key,
+        keys=derive_transfer_keys(
+            tgk=tgk,
+            cs_map=chosen_sessions(msg, keys),
+            policies=tuple(msg.find_all(SpPayload)),
+            randri=_randri_if_h(ticket, randri),
+        ),
+        peer_id=_idr_data(msg, IdRole.INITIATOR) or view.initiator,
+    )
+
+
 def _spi_of(key: KeyDataPayload) -> bytes:
     """The SPI of a key data sub-payload (KV type SPI: length byte + SPI)."""
     return key.kv_data[1:] if key.kv_data else b""
@@ -444,6 +466,8 @@ def _spi_of(key: KeyDataPayload) -> bytes:
 
 __all__ = [
     "MODE",
+    "chosen_sessions",
+    "transfer_result",
     "TicketTransferInitiator",
     "TicketTransferResponder",
     "derive_transfer_keys",
