@@ -28,13 +28,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import os
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
@@ -47,6 +49,7 @@ from proxies.kms import PROVISIONING, AuditRecord, KmsCore, KmsRefusedError
 from proxies.kms_ticket import TicketService
 
 log = structlog.get_logger("kms")
+T = TypeVar("T")
 
 MAX_HEADER = 8192
 MAX_BODY = 65536
@@ -102,6 +105,7 @@ class KmsHttpsServer:
         self.peers = dict(peers or {})  # peer KMS identity -> how to reach it (RFC 6043 §10)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kms")
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -109,6 +113,12 @@ class KmsHttpsServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("KMS listening", kms=self.core.kms_uri, host=self.host, port=self.port)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run core work on the KMS's one worker thread: off the event loop, and one request
+        at a time (the cores and the audit log are not shared between threads)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kw))
 
     async def close(self) -> None:
         if self._server is not None:
@@ -119,6 +129,7 @@ class KmsHttpsServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> KmsHttpsServer:
         await self.start()
@@ -139,7 +150,9 @@ class KmsHttpsServer:
             if request is not None and request[:2] == ("POST", MIKEY_PATH):
                 status, body = await self.handle_mikey(request[2], peer=peer)
             elif request is not None:
-                status, body = self.handle(*request, peer=peer)
+                # a recovery is a pairing (~0.3 s of pure Python): on the KMS's worker thread,
+                # so an element sharing this event loop (the in-process lab) keeps relaying
+                status, body = await self._run(self.handle, *request, peer=peer)
             data = json.dumps(body).encode()
             writer.write(
                 f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
@@ -183,7 +196,7 @@ class KmsHttpsServer:
             return 404, {"error": "this KMS runs no MIKEY-TICKET service"}
         message: bytes | None
         try:
-            out = self.tickets.handle(body, requester=peer, now=self.clock())
+            out = await self._run(self.tickets.handle, body, requester=peer, now=self.clock())
             if out.forward is not None:
                 fwd = out.forward
                 client = self.peers.get(fwd.kms_id)
@@ -193,11 +206,13 @@ class KmsHttpsServer:
                         answer = await asyncio.to_thread(client.mikey, fwd.message)
                     except KmsUnreachableError as exc:
                         log.info("peer KMS unreachable", kms=fwd.kms_id, error=str(exc))
-                message = self.tickets.forwarded(fwd, answer, requester=peer, now=self.clock())
+                message = await self._run(
+                    self.tickets.forwarded, fwd, answer, requester=peer, now=self.clock()
+                )
             else:
                 message = out.message
         finally:
-            self._audit()
+            await self._run(self._audit)
         if message is None:
             return 400, {"error": "no answer to an Error message"}
         return 200, {"mikey": base64.b64encode(message).decode("ascii")}
