@@ -329,17 +329,17 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     # operator that provides the keys can hand them over: the answer to Q9 (TS 33.106)
     _e(M.TICKET, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY},
        "Q9 answer (TS 33.106), applied to RFC 6043", 241,
-       "the CSP provides encryption keys but does not provide the encryption itself, the CSP "
-       "shall provide the keys to the LEA"),
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
     _e(M.TICKET, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OPERATOR_KEY},
        "Q9 answer (TS 33.106), applied to RFC 6043", 241,
-       "the CSP provides encryption keys but does not provide the encryption itself, the CSP "
-       "shall provide the keys to the LEA"),
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
     # the roamer calls bob: the visited network holds no KMS; both home KMSs know the keys
     _e(M.TICKET, S.ROAMING_VISITED_PCSCF, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
        "Q9 answer (TS 33.106), applied to RFC 6043", 241,
-       "the CSP provides encryption keys but does not provide the encryption itself, the CSP "
-       "shall provide the keys to the LEA"),
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
     # an Internet SIP user has no KMS to resolve the ticket at: no MIKEY-TICKET call
     _e(M.TICKET, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.1, applied to RFC 6043", 23,
        "when only one of the involved users is an IMS user and the other is a SIP user on the "
