@@ -4,6 +4,8 @@ layouts byte for byte, keys recomputed from the RFC's formulas, MAC coverage, re
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,9 @@ from ims.mikey.payloads import GenericCsEntry, HdrPayload, decode_hdr, srtp_sess
 from ims.mikey.payloads_kms import TicketFlags, TicketPayload
 from ims.mikey.policy import Sender
 from ims.mikey.ticket_kdf import message_keys, session_key
+from tests.conftest import require_tool
+
+from .sip_pcap import write_pcap
 
 NOW = 1_750_000_000.0
 KMS_ID = "kms.ims.lab"
@@ -245,3 +250,53 @@ def _exchange_cached() -> Any:
     if not _CACHE:
         _CACHE.append(_exchange())
     return _CACHE[0]
+
+
+@pytest.mark.peer
+def test_tshark_reads_the_ticket_headers(tmp_path: Path) -> None:
+    """What Wireshark 4.0's MIKEY dissector makes of the six MIKEY-TICKET messages (reported
+    in docs/mikey-kms.md): it reads every HDR (data types 11/13/14/16/18 as "Unknown", #CS,
+    the map type number) and the first T, and IDRkms in REQUEST_RESP; it knows no GENERIC-ID
+    map (§6.1.1), so in TRANSFER_INIT it takes the map info for payloads, and none of RANDR,
+    TP, TICKET. We pin what it reads; ours are checked byte for byte above."""
+    tshark = require_tool("tshark")
+    kms = _kms()
+    req = TicketRequester(identity=ALICE, kms_id=KMS_ID, psk=PSKS[ALICE.encode()], responders=[BOB])
+    request_init = req.initiate(NOW)
+    request_resp = kms.receive(request_init, NOW).message
+    assert request_resp is not None
+    granted = req.receive(request_resp, NOW)
+    ini = TicketTransferInitiator(granted=granted, identity=ALICE, responder=BOB, sdp_ids="mikey")
+    transfer_init = ini.initiate(NOW)
+    resp = TicketTransferResponder(identity=BOB, sdp_ids="mikey")
+    res = TicketResolver(
+        identity=BOB,
+        kms_id=KMS_ID,
+        psk=PSKS[BOB.encode()],
+        ticket=resp.early_check(transfer_init, NOW),
+    )
+    resolve_init = res.initiate(NOW)
+    resolve_resp = kms.receive(resolve_init, NOW).message
+    assert resolve_resp is not None
+    pcap = tmp_path / "ticket.pcap"
+    write_pcap(
+        pcap,
+        [
+            (request_init, True),
+            (request_resp, False),
+            (transfer_init, True),
+            (resolve_init, True),
+            (resolve_resp, False),
+        ],
+    )
+    fields = ["mikey.type", "mikey.cs_count", "mikey.cs_id_map_type", "mikey.id.role"]
+    cmd = [tshark, "-n", "-r", str(pcap), "-T", "fields", "-E", "occurrence=a"]
+    cmd += ["-E", "aggregator=|"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [dict(zip(fields, line.split("\t"), strict=True)) for line in out.splitlines()]
+    assert [r["mikey.type"] for r in rows] == ["11", "13", "14", "16", "18"]
+    assert [r["mikey.cs_id_map_type"] for r in rows] == ["1", "1", "2", "1", "1"]
+    assert rows[2]["mikey.cs_count"] == "2"
+    assert rows[1]["mikey.id.role"] == "3"  # IDRkms, before the TICKET it does not know
