@@ -79,7 +79,7 @@ class KmsHttpsServer:
 
     def __init__(
         self,
-        core: KmsCore,
+        core: KmsCore | Callable[[], KmsCore],
         *,
         ssl_context: ssl.SSLContext,
         audit_path: Path,
@@ -93,7 +93,10 @@ class KmsHttpsServer:
     ) -> None:
         if ssl_context.verify_mode is not ssl.CERT_REQUIRED:
             raise ValueError("the KMS needs mutual TLS (RFC 6509 §3.4)")
-        self.core = core
+        # the MIKEY-SAKKE core may be given as a factory: loading a KMS's master secrets costs
+        # pairing-group arithmetic, so a KMS that serves only MIKEY-TICKET never pays it
+        self._core = core if isinstance(core, KmsCore) else None
+        self._make_core = None if isinstance(core, KmsCore) else core
         self.ssl = ssl_context
         self.audit_path = audit_path
         self.host = host
@@ -112,7 +115,14 @@ class KmsHttpsServer:
             self._on_conn, self.host, self.port, ssl=self.ssl, limit=MAX_HEADER + 1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("KMS listening", kms=self.core.kms_uri, host=self.host, port=self.port)
+        log.info("KMS listening", host=self.host, port=self.port)
+
+    @property
+    def core(self) -> KmsCore:
+        if self._core is None:
+            assert self._make_core is not None
+            self._core = self._make_core()
+        return self._core
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Run core work on the KMS's one worker thread: off the event loop, and one request
@@ -182,7 +192,7 @@ class KmsHttpsServer:
             self._audit()
 
     def _audit(self) -> None:
-        records = self.core.drain_audit()
+        records = self._core.drain_audit() if self._core is not None else []
         if self.tickets is not None:
             records += self.tickets.drain_audit()
         if records:

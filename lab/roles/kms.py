@@ -51,11 +51,10 @@ async def start(topo: topology.Topology, name: str) -> RunningKms:
     if element.role != ROLE:
         raise topology.TopologyError(f"{name} is a {element.role}, not a kms")
     domain = topo.operators[element.operator].domain
-    cores = credentials.kms_cores(topo)
-    if domain not in cores:
+    if domain not in ticket_credentials.kms_elements(topo):
         raise topology.TopologyError(f"{name}: operator {element.operator} has no subscribers")
     server = KmsHttpsServer(
-        cores[domain],
+        lambda: credentials.kms_cores(topo)[domain],  # built on the first MIKEY-SAKKE request
         ssl_context=ticket_credentials.server_context(topo, element),
         audit_path=credentials.kms_dir(topo, domain) / "audit.jsonl",
         host=element.address,
