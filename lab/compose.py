@@ -67,6 +67,8 @@ def services(topo: Topology) -> dict[str, dict[str, object]]:
             ports = [f"{li_op.x1_port}/tcp"] + ([f"{li.t3_port}/udp"] if e.role == "anchor" else [])
             li_extra = {"expose": ports, **_li_state()}
             deps = [li.lemf.name, *deps]
+        if e.role == "kms":  # its secrets and audit log live in the lab state
+            li_extra = {"expose": [f"{topology.KMS_PORT}/tcp"], **_li_state()}
         out[name] = {
             "image": "imslab:latest",
             "command": [

@@ -58,7 +58,7 @@ from lab.topology import Topology
 from li.keys import HopByHopIntermediary, MikeySecrets
 from proxies.kms import PROVISIONING, KmsCore
 from proxies.kms_https import append_audit
-from ue import keying_mikey, keying_sakke, registry
+from ue import keying_mikey, keying_sakke, keying_ticket, registry
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
 #: set by ``imslab up`` (inherited by the elements it starts): the lab's credentials dir. The
@@ -198,6 +198,7 @@ class LabCredentials:
         names = list(profiles) if profiles is not None else self.names
         if registry.KMS in names:  # MIKEY-SAKKE: keys per user, read when a call needs them
             keying_sakke.configure(self.path / registry.KMS)
+            keying_ticket.configure(self.path / registry.KMS / "ticket")  # MIKEY-TICKET
             names.remove(registry.KMS)
         loaded = {n: self.profile(n) for n in names}
         first = loaded[names[0]] if names else None
@@ -275,6 +276,9 @@ def ensure(topo: Topology, *, bits: int = 2048, now: float | None = None) -> Lab
             _write_private(path / "network-psk", secrets.token_bytes(32))
             _write_private(meta_path, json.dumps({"plan": want, "generated": now}).encode())
         ensure_kms(topo, now=now)
+        from lab import ticket_credentials  # it builds on this module
+
+        ticket_credentials.ensure(topo)
         return load(path)
 
 

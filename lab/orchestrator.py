@@ -35,8 +35,9 @@ T = TypeVar("T")
 
 _log = get_logger("lab.orchestrator")
 
-# Start order: media first, then the cores, then the first hops (which ping their anchors).
-ROLE_ORDER = ("anchor", "scscf", "internet_proxy", "pcscf")
+# Start order: the KMSs and media first, then the cores, then the first hops (which ping their
+# anchors).
+ROLE_ORDER = ("kms", "anchor", "scscf", "internet_proxy", "pcscf")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -34,7 +34,7 @@ IPv4 = Annotated[
         description="an IPv4 address",
     ),
 ]
-Role = Literal["pcscf", "scscf", "anchor", "internet_proxy"]
+Role = Literal["pcscf", "scscf", "anchor", "internet_proxy", "kms"]
 Transport = Literal["udp", "tcp", "tls"]
 Delivery = Literal["tcp", "tls"]
 
@@ -63,7 +63,8 @@ class ElementSpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):
         Role,
         msgspec.Meta(
             description="pcscf (first hop), scscf (registrar and core), anchor (media relay), "
-            "internet_proxy (a plain SIP service)"
+            "internet_proxy (a plain SIP service), kms (the home operator's key management "
+            "service: MIKEY-SAKKE keys, MIKEY-TICKET)"
         ),
     ]
     operator: Annotated[str, msgspec.Meta(description="its operator (a key of [operators])")]

@@ -113,10 +113,26 @@ def issue(directory: Path, name: str, address: str) -> tuple[Path, Path]:
         return _make_cert(directory, name, address, ca_cert_path, ca_key_path, cert_path, key_path)
 
 
+def issue_identity(directory: Path, name: str) -> tuple[Path, Path]:
+    """A client certificate + key whose subject CN is ``name`` (a UE's AoR, an LI function's
+    name) from the lab CA, for services that authenticate their clients by it (the KMS)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"not a usable certificate name: {name!r}")
+    ca_cert_path, ca_key_path = ensure_ca(directory)
+    stem = "id-" + name.replace(":", "_")
+    cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    with _locked(directory):
+        if cert_path.exists() and key_path.exists():
+            return cert_path, key_path
+        return _make_cert(directory, name, None, ca_cert_path, ca_key_path, cert_path, key_path)
+
+
 def _make_cert(
     directory: Path,
     name: str,
-    address: str,
+    address: str | None,
     ca_cert_path: Path,
     ca_key_path: Path,
     cert_path: Path,
@@ -127,7 +143,7 @@ def _make_cert(
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(ca_cert.subject)
@@ -135,15 +151,16 @@ def _make_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(
+    )
+    if address is not None:
+        builder = builder.add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(address))]
             ),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
-    )
-    _install(directory, name, key, cert, key_path, cert_path)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _install(directory, cert_path.stem, key, cert, key_path, cert_path)
     return cert_path, key_path
 
 

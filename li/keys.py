@@ -47,6 +47,7 @@ class KeySource(StrEnum):
     MIKEY_PSK_HOP = "mikey-psk-hop"
     MIKEY_PKE_ESCROW = "mikey-pke-escrow"  # case C: operator holds the responder's private key
     MIKEY_SAKKE_KMS = "mikey-sakke-kms"  # the responder's KMS derived the call keys (li.kms_li)
+    MIKEY_TICKET_KMS = "mikey-ticket-kms"  # a KMS that issued or resolved the ticket (li.kms_li)
     MIKEY_PSK_OPERATOR = "mikey-psk-operator"  # Q6: the operator helped set up the users' PSK
     MITM = "mitm"  # task-authorised man-in-the-middle (li.mitm)
     NONE = "none"

@@ -1,4 +1,4 @@
-"""LI through the operator's MIKEY-SAKKE KMS: no MITM, no key-management break (issue 14).
+"""LI through the operator's KMS (MIKEY-SAKKE, MIKEY-TICKET): no MITM, no key-management break.
 
 The IRI-POI already sees the SDP offer; for a MIKEY-SAKKE I_MESSAGE (RFC 6509, data type 26)
 it hands the message to its operator's KMS LI function (:meth:`proxies.kms.KmsCore.recover`),
@@ -13,12 +13,26 @@ Responder's KMS Public Key, RFC 6508 §6.2.1): a target calling another operator
 is not recoverable by the target's operator through the KMS -- the KMS refuses, and the
 record says so. The KMS checks an active task names a party of the call and audits every
 recovery (RFC 6508 §7).
+
+MIKEY-TICKET (RFC 6043): the offer's TRANSFER_INIT goes to the KMS, which derives the call's
+keys from the ticket -- if it issued it (the TPK is its own: the *Initiator's* KMS) or resolved
+it for one of its subscribers (the *Responder's* KMS, §10) -- and checks the V MAC with MPKi
+first. So with MIKEY-TICKET both operators of a call between two KMSs can deliver; a ticket
+neither issued nor resolved there cannot be opened (the record says so).
+
+The running lab reaches its operator's KMS element over HTTPS with mutual TLS
+(``POST /v1/li/recover``, :class:`ims.mikey.aio_kms.KmsClient`, the LI function's certificate
+``li.<domain>``): :class:`KmsLiOpener` with ``client``. The matrix runner's rows keep the KMS
+cores in process (``kms``/``tickets``). Either way the call runs on the worker thread of
+:class:`DeferredKeyPolicy`, off the element's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,46 +41,134 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ims.errors import DecodeError
+from ims.media.keys import SrtpKeys
+from ims.mikey.aio_kms import KmsClient, KmsUnreachableError
 from ims.mikey.constants import DataType
 from ims.mikey.message import decode_message
-from li.keys import KeyRecord, KeySource, MikeyOpener, _records, key_mgmt_mikey, unavailable
+from li.keys import (
+    KeyRecord,
+    KeySource,
+    MikeyOpener,
+    Sender,
+    _records,
+    key_mgmt_mikey,
+    unavailable,
+)
 from proxies.kms import KmsCore, KmsRefusedError
 from proxies.kms_https import append_audit
+from proxies.kms_ticket import TicketService
+
+#: the MIKEY data types the KMS LI function opens, and the source their records name
+KMS_TYPES = {
+    DataType.SAKKE: ("MIKEY-SAKKE", KeySource.MIKEY_SAKKE_KMS),
+    DataType.TRANSFER_INIT: ("MIKEY-TICKET", KeySource.MIKEY_TICKET_KMS),
+}
 
 REQUESTER = "li-iri-poi"
 
 
 @dataclass(slots=True, kw_only=True)
 class KmsLiOpener:
-    """A :data:`li.keys.MikeyOpener`: MIKEY-SAKKE through the operator's KMS, the rest to
-    ``fallback`` (the operator's other secrets)."""
+    """A :data:`li.keys.MikeyOpener`: MIKEY-SAKKE and MIKEY-TICKET through the operator's KMS
+    (``client``: its element over HTTPS; else the in-process ``kms``/``tickets`` cores), the
+    rest to ``fallback`` (the operator's other secrets)."""
 
-    kms: KmsCore
     targets: Callable[[], Iterable[str]]  # the identities the NE's active tasks name
+    kms: KmsCore | None = None
+    tickets: TicketService | None = None
+    client: KmsClient | None = None
+    kms_name: str = "the operator's KMS"
     audit_path: Path | None = None
     fallback: MikeyOpener | None = None
     clock: Callable[[], float] = time.time
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> Sequence[KeyRecord]:
         try:
-            is_sakke = decode_message(offer).data_type is DataType.SAKKE
+            kind = KMS_TYPES.get(decode_message(offer).data_type)
         except DecodeError:
-            is_sakke = False
-        if not is_sakke:
+            kind = None
+        if kind is None:
             if self.fallback is None:
                 return [unavailable(call_id, "key management not understood")]
             return self.fallback(call_id, offer, answer)
+        method, source = kind
+        if self.client is not None:
+            return self._remote(call_id, offer, method, source)
+        name = self.kms.kms_uri if self.kms is not None else self.kms_name
         try:
-            got = self.kms.recover(
-                offer, requester=REQUESTER, targets=list(self.targets()), now=self.clock()
-            )
+            if source is KeySource.MIKEY_TICKET_KMS:
+                if self.tickets is None:
+                    raise KmsRefusedError("no MIKEY-TICKET service", 404)
+                name = self.tickets.kms_id
+                keys = self.tickets.recover(
+                    offer, requester=REQUESTER, targets=list(self.targets()), now=self.clock()
+                ).keys
+            else:
+                if self.kms is None:
+                    raise KmsRefusedError("no MIKEY-SAKKE service", 404)
+                got = self.kms.recover(
+                    offer, requester=REQUESTER, targets=list(self.targets()), now=self.clock()
+                )
+                keys = got.result.keys
         except KmsRefusedError as exc:
-            return [unavailable(call_id, f"MIKEY-SAKKE: {self.kms.kms_uri} cannot recover: {exc}")]
+            return [unavailable(call_id, f"{method}: {name} cannot recover: {exc}")]
         finally:
-            records = self.kms.drain_audit()
+            records = [*(self.kms.drain_audit() if self.kms else [])]
+            records += self.tickets.drain_audit() if self.tickets else []
             if self.audit_path is not None and records:
                 append_audit(self.audit_path, records)
-        return _records(call_id, got.result.keys, KeySource.MIKEY_SAKKE_KMS)
+        return _records(call_id, keys, source)
+
+    def _remote(
+        self, call_id: str, offer: bytes, method: str, source: KeySource
+    ) -> Sequence[KeyRecord]:
+        """``POST /v1/li/recover`` at the KMS element (it audits; mutual TLS names us)."""
+        assert self.client is not None
+        body = json.dumps(
+            {
+                "i_message": base64.b64encode(offer).decode("ascii"),
+                "targets": sorted(set(self.targets())),
+                "responder": None,
+            }
+        ).encode()
+        where = f"(at {self.client.host}:{self.client.port})"
+        try:
+            status, doc = self.client.request("POST", "/v1/li/recover", body)
+        except KmsUnreachableError as exc:
+            return [unavailable(call_id, f"{method}: {self.kms_name} unreachable: {exc}")]
+        if status != 200:
+            why = doc.get("error", f"HTTP {status}")
+            return [
+                unavailable(call_id, f"{method}: {self.kms_name} cannot recover: {why} {where}")
+            ]
+        try:
+            return [_record(call_id, k, source) for k in doc["keys"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            return [unavailable(call_id, f"{method}: {self.kms_name} answered badly: {exc!r}")]
+
+
+def _record(call_id: str, k: dict[str, object], source: KeySource) -> KeyRecord:
+    """One crypto session's keys from the KMS's answer (its own authenticated TLS peer)."""
+    return KeyRecord(
+        call_id=call_id,
+        source=source,
+        sender=Sender.OFFERER if k["sender"] == "initiator" else Sender.ANSWERER,
+        keys=SrtpKeys(
+            suite=str(k["suite"]),
+            master_key=bytes.fromhex(str(k["master_key"])),
+            master_salt=bytes.fromhex(str(k["master_salt"])),
+        ),
+    )
+
+
+def is_kms_offer(offer_sdp: bytes) -> bool:
+    """Whether an SDP offer carries what the KMS LI function opens (RFC 6509 §4.1 data type 26,
+    RFC 6043 §6.1 TRANSFER_INIT)."""
+    try:
+        data = key_mgmt_mikey(offer_sdp)
+        return data is not None and decode_message(data).data_type in KMS_TYPES
+    except (DecodeError, ValueError):
+        return False
 
 
 def is_sakke_offer(offer_sdp: bytes) -> bool:
@@ -100,7 +202,7 @@ class DeferredKeyPolicy:
     def __call__(
         self, call_id: str, offer: bytes, answer: bytes | None
     ) -> Sequence[KeyRecord] | Future[Sequence[KeyRecord]]:
-        if not is_sakke_offer(offer):
+        if not is_kms_offer(offer):
             return self.policy(call_id, offer, answer)
         cls = DeferredKeyPolicy
         with cls._lock:
@@ -116,7 +218,7 @@ class DeferredKeyPolicy:
         try:
             return self.policy(call_id, offer, answer)
         except Exception as exc:  # a worker never loses the call: it reports why
-            return [unavailable(call_id, f"MIKEY-SAKKE recovery failed: {type(exc).__name__}")]
+            return [unavailable(call_id, f"KMS recovery failed: {type(exc).__name__}")]
         finally:
             with DeferredKeyPolicy._lock:
                 DeferredKeyPolicy._pending -= 1
@@ -133,4 +235,11 @@ def loop_deferrer(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], Non
     return defer
 
 
-__all__ = ["REQUESTER", "DeferredKeyPolicy", "KmsLiOpener", "is_sakke_offer", "loop_deferrer"]
+__all__ = [
+    "REQUESTER",
+    "DeferredKeyPolicy",
+    "KmsLiOpener",
+    "is_kms_offer",
+    "is_sakke_offer",
+    "loop_deferrer",
+]

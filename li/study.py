@@ -42,6 +42,7 @@ class Method(StrEnum):
     DHHMAC = "dhhmac"  # 2.3.4 DH-HMAC with a PSK agreed by the users
     DHHMAC_PUBLIC = "dhhmac-public"  # 2.3.4 DH-HMAC with a publicly known PSK
     SAKKE = "sakke"  # beyond the study: MIKEY-SAKKE (RFC 6509) with the operators' KMSs
+    TICKET = "ticket"  # beyond the study: MIKEY-TICKET (RFC 6043) with the operators' KMSs
     # issue 13 item 6: the case variants the study names but the main table does not run
     RSA_R_A = "rsa-r-a"  # 2.3.2 with 2.3.1 case A: CAs outside the operators' control
     RSA_R_C = "rsa-r-c"  # 2.3.2 with case C: the operator holds the private keys
@@ -165,6 +166,8 @@ FAMILY: dict[Method, str] = {
     Method.DHHMAC_PUBLIC: "MIKEY / DH",
     # identity-based public-key encryption of the TGK (RFC 6508): the envelope family
     Method.SAKKE: "MIKEY / pk encryption",
+    # keys made and handed out by a KMS the users share a PSK with (RFC 6043): the PSK family
+    Method.TICKET: "MIKEY / pre-shared key",
     Method.RSA_R_A: "MIKEY / pk encryption",
     Method.RSA_R_C: "MIKEY / pk encryption",
     Method.RSA_R_D: "MIKEY / pk encryption",
@@ -319,6 +322,26 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     # an Internet SIP user has no KMS, hence no SAKKE identity keys: no MIKEY-SAKKE call at all
     # (RFC 6509 §2.1: the Initiator needs the Responder's KMS Public Key)
     _e(M.SAKKE, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.1, applied to RFC 6509", 23,
+       "when only one of the involved users is an IMS user and the other is a SIP user on the "
+       "Internet", call_succeeds=False),
+    # beyond the study (issue 14): MIKEY-TICKET. The *Initiator's* KMS makes the keys and issues
+    # the ticket; the Responder's KMS resolves it (RFC 6043 §10) and so learns them too. The
+    # operator that provides the keys can hand them over: the answer to Q9 (TS 33.106)
+    _e(M.TICKET, S.HOME, C.OPERATOR_KEYS, {N.OPERATOR_KEY},
+       "Q9 answer (TS 33.106), applied to RFC 6043", 241,
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
+    _e(M.TICKET, S.HOME_TARGET_ANSWERS, C.OPERATOR_KEYS, {N.OPERATOR_KEY},
+       "Q9 answer (TS 33.106), applied to RFC 6043", 241,
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
+    # the roamer calls bob: the visited network holds no KMS; both home KMSs know the keys
+    _e(M.TICKET, S.ROAMING_VISITED_PCSCF, C.OPERATOR_KEYS, {N.OTHER_NETWORK, N.OPERATOR_KEY},
+       "Q9 answer (TS 33.106), applied to RFC 6043", 241,
+       "the CSP provides encryption keys to the subscriber or customer but does not provide the "
+       "encryption itself, the CSP shall provide the keys to the LEA"),
+    # an Internet SIP user has no KMS to resolve the ticket at: no MIKEY-TICKET call
+    _e(M.TICKET, S.NON_IMS_PEER, None, {N.NOT_POSSIBLE}, "2.1, applied to RFC 6043", 23,
        "when only one of the involved users is an IMS user and the other is a SIP user on the "
        "Internet", call_succeeds=False),
     # --- roaming: the visited network intercepts ---------------------------------------------

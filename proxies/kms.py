@@ -66,6 +66,8 @@ class AuditAction(StrEnum):
     REFUSED = "refused"
     RECOVERED = "recovered"
     RECOVERY_FAILED = "recovery-failed"
+    RESOLVED = "resolved"  # MIKEY-TICKET: a ticket's keys handed to its Responder (RFC 6043)
+    FORWARDED = "forwarded"  # MIKEY-TICKET: resolution asked of the issuing KMS (§10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

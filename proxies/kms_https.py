@@ -9,9 +9,14 @@ client certificate issued by the lab CA; the requester is the certificate's subj
 * ``GET /v1/community`` -- every KMS's community keys (any authenticated peer);
 * ``GET /v1/keys/<YYYY-MM>`` -- the requester's own key material for that period; the
   provisioning agents (``provisioning`` CNs) add ``?user=<uri>``;
+* ``POST /v1/mikey`` -- MIKEY-TICKET (RFC 6043, :mod:`proxies.kms_ticket`): a REQUEST_INIT_PSK
+  or RESOLVE_INIT_PSK as the body, ``{"mikey": base64}`` the KMS's answer. A resolve of another
+  KMS's ticket is forwarded to it (§10) with :class:`ims.mikey.aio_kms.KmsClient` on a worker
+  thread; peer KMSs are clients here too, their CN is their KMS identity;
 * ``POST /v1/li/recover`` -- the operator's LI function only (``li`` CNs): body
-  ``{"i_message": base64, "targets": [uri...], "responder": uri|null}``; answer the call's
-  SRTP master keys per crypto session (never logged; only the audit line, without keys).
+  ``{"i_message": base64, "targets": [uri...], "responder": uri|null}`` -- a MIKEY-SAKKE
+  I_MESSAGE or a MIKEY-TICKET TRANSFER_INIT; answer the call's SRTP master keys per crypto
+  session (never logged; only the audit line, without keys).
 
 Every request's audit records go to the append-only ``audit.jsonl`` (0600) before the answer
 is sent. Bounded: header 8 KiB, body 64 KiB, 10 s to read a request, 64 connections.
@@ -23,21 +28,28 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
+from ims.mikey.aio_kms import MIKEY_PATH, KmsClient, KmsUnreachableError
+from ims.mikey.constants import DataType
+from ims.mikey.modes.base import KeyExchangeResult
 from ims.mikey.sakke_store import community_doc, material_doc
 from proxies.kms import PROVISIONING, AuditRecord, KmsCore, KmsRefusedError
+from proxies.kms_ticket import TicketService
 
 log = structlog.get_logger("kms")
+T = TypeVar("T")
 
 MAX_HEADER = 8192
 MAX_BODY = 65536
@@ -67,7 +79,7 @@ class KmsHttpsServer:
 
     def __init__(
         self,
-        core: KmsCore,
+        core: KmsCore | Callable[[], KmsCore],
         *,
         ssl_context: ssl.SSLContext,
         audit_path: Path,
@@ -76,10 +88,15 @@ class KmsHttpsServer:
         provisioning: Iterable[str] = (),
         li: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        tickets: TicketService | None = None,
+        peers: Mapping[str, KmsClient] | None = None,
     ) -> None:
         if ssl_context.verify_mode is not ssl.CERT_REQUIRED:
             raise ValueError("the KMS needs mutual TLS (RFC 6509 §3.4)")
-        self.core = core
+        # the MIKEY-SAKKE core may be given as a factory: loading a KMS's master secrets costs
+        # pairing-group arithmetic, so a KMS that serves only MIKEY-TICKET never pays it
+        self._core = core if isinstance(core, KmsCore) else None
+        self._make_core = None if isinstance(core, KmsCore) else core
         self.ssl = ssl_context
         self.audit_path = audit_path
         self.host = host
@@ -87,15 +104,31 @@ class KmsHttpsServer:
         self.provisioning = frozenset(provisioning)
         self.li = frozenset(li)
         self.clock = clock
+        self.tickets = tickets
+        self.peers = dict(peers or {})  # peer KMS identity -> how to reach it (RFC 6043 §10)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kms")
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._on_conn, self.host, self.port, ssl=self.ssl, limit=MAX_HEADER + 1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("KMS listening", kms=self.core.kms_uri, host=self.host, port=self.port)
+        log.info("KMS listening", host=self.host, port=self.port)
+
+    @property
+    def core(self) -> KmsCore:
+        if self._core is None:
+            assert self._make_core is not None
+            self._core = self._make_core()
+        return self._core
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run core work on the KMS's one worker thread: off the event loop, and one request
+        at a time (the cores and the audit log are not shared between threads)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kw))
 
     async def close(self) -> None:
         if self._server is not None:
@@ -106,6 +139,7 @@ class KmsHttpsServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> KmsHttpsServer:
         await self.start()
@@ -123,8 +157,12 @@ class KmsHttpsServer:
         try:
             request = await asyncio.wait_for(_read(reader), READ_TIMEOUT)
             status, body = (400, {"error": "bad request"}) if request is None else (0, {})
-            if request is not None:
-                status, body = self.handle(*request, peer=peer)
+            if request is not None and request[:2] == ("POST", MIKEY_PATH):
+                status, body = await self.handle_mikey(request[2], peer=peer)
+            elif request is not None:
+                # a recovery is a pairing (~0.3 s of pure Python): on the KMS's worker thread,
+                # so an element sharing this event loop (the in-process lab) keeps relaying
+                status, body = await self._run(self.handle, *request, peer=peer)
             data = json.dumps(body).encode()
             writer.write(
                 f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
@@ -151,9 +189,43 @@ class KmsHttpsServer:
         except KmsRefusedError as exc:
             return exc.status, {"error": str(exc)}
         finally:
-            records = self.core.drain_audit()
-            if records:
-                append_audit(self.audit_path, records)
+            self._audit()
+
+    def _audit(self) -> None:
+        records = self._core.drain_audit() if self._core is not None else []
+        if self.tickets is not None:
+            records += self.tickets.drain_audit()
+        if records:
+            append_audit(self.audit_path, records)
+
+    async def handle_mikey(self, body: bytes, *, peer: str | None) -> tuple[int, dict[str, Any]]:
+        """MIKEY-TICKET: one REQUEST_INIT_PSK / RESOLVE_INIT_PSK from the authenticated ``peer``."""
+        if peer is None:
+            return 401, {"error": "no client certificate"}
+        if self.tickets is None:
+            return 404, {"error": "this KMS runs no MIKEY-TICKET service"}
+        message: bytes | None
+        try:
+            out = await self._run(self.tickets.handle, body, requester=peer, now=self.clock())
+            if out.forward is not None:
+                fwd = out.forward
+                client = self.peers.get(fwd.kms_id)
+                answer = None
+                if client is not None:
+                    try:
+                        answer = await asyncio.to_thread(client.mikey, fwd.message)
+                    except KmsUnreachableError as exc:
+                        log.info("peer KMS unreachable", kms=fwd.kms_id, error=str(exc))
+                message = await self._run(
+                    self.tickets.forwarded, fwd, answer, requester=peer, now=self.clock()
+                )
+            else:
+                message = out.message
+        finally:
+            await self._run(self._audit)
+        if message is None:
+            return 400, {"error": "no answer to an Error message"}
+        return 200, {"mikey": base64.b64encode(message).decode("ascii")}
 
     def _route(
         self, method: str, target: str, body: bytes, peer: str | None, now: float
@@ -181,6 +253,13 @@ class KmsHttpsServer:
                 )
                 raise KmsRefusedError(f"{peer} is not this operator's LI function")
             req = _recover_request(body)
+            if _is_transfer_init(req["i_message"]):
+                if self.tickets is None:
+                    raise KmsRefusedError("this KMS runs no MIKEY-TICKET service", 404)
+                r = self.tickets.recover(
+                    req["i_message"], requester=peer, targets=req["targets"], now=now
+                )
+                return {"method": "mikey-ticket", **_keys_doc(r)}
             got = self.core.recover(
                 req["i_message"],
                 requester=peer,
@@ -188,23 +267,34 @@ class KmsHttpsServer:
                 responder_uri=req["responder"],
                 now=now,
             )
-            r = got.result
             return {
+                "method": "mikey-sakke",
                 "responder": got.responder_uri,
                 "period": got.period,
-                "csb_id": r.csb_id,
-                "keys": [
-                    {
-                        "cs_id": k.cs_id,
-                        "sender": str(k.sender),
-                        "suite": str(k.suite),
-                        "master_key": k.master_key.hex(),
-                        "master_salt": k.master_salt.hex(),
-                    }
-                    for k in r.keys
-                ],
+                **_keys_doc(got.result),
             }
         raise KmsRefusedError(f"no such resource: {method} {path}", 404)
+
+
+def _is_transfer_init(data: bytes) -> bool:
+    return len(data) > 1 and data[1] == DataType.TRANSFER_INIT
+
+
+def _keys_doc(r: KeyExchangeResult) -> dict[str, Any]:
+    """The call's SRTP master keys per crypto session (for the LI function only)."""
+    return {
+        "csb_id": r.csb_id,
+        "keys": [
+            {
+                "cs_id": k.cs_id,
+                "sender": str(k.sender),
+                "suite": str(k.suite),
+                "master_key": k.master_key.hex(),
+                "master_salt": k.master_salt.hex(),
+            }
+            for k in r.keys
+        ],
+    }
 
 
 def _recover_request(body: bytes) -> dict[str, Any]:

@@ -439,6 +439,7 @@ class UserAgent:
         media = await self._new_media(audio)
         media.sink = call.sink
         call.media = media
+        await keying_mod.prepare_offer(ks)  # e.g. MIKEY-TICKET's ticket from the KMS
         material = ks.offer()
         offer = create_offer(
             LocalAudio(
@@ -610,6 +611,7 @@ class UserAgent:
                     ),
                 )
             )
+            await keying_mod.prepare_answer(ks, offer, index)  # e.g. MIKEY-TICKET's resolve
             material, keys = ks.answer(offer, index)
         except (SdpError, StopIteration, KeyingError) as exc:
             status = exc.status if isinstance(exc, KeyingError) else 488

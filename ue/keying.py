@@ -84,6 +84,21 @@ class KeyingSession(Protocol):
     def answer_received(self, answer: SessionDescription, index: int) -> MediaKeys: ...
 
 
+async def prepare_offer(ks: KeyingSession) -> None:
+    """Run what a session must do on the network before :meth:`KeyingSession.offer` (MIKEY-
+    TICKET: the Ticket Request to the KMS); nothing for the others."""
+    hook = getattr(ks, "prepare_offer", None)
+    if hook is not None:
+        await hook()
+
+
+async def prepare_answer(ks: KeyingSession, offer: SessionDescription, index: int) -> None:
+    """Likewise before :meth:`KeyingSession.answer` (MIKEY-TICKET: the Ticket Resolve)."""
+    hook = getattr(ks, "prepare_answer", None)
+    if hook is not None:
+        await hook(offer, index)
+
+
 class Keying(Protocol):
     name: str
 

@@ -285,11 +285,18 @@ class _MikeySession:
     def offer(self) -> SdpKeying:
         now = time.time()
         try:
-            self.initiator = self.k.make_initiator(self.ctx, now)
+            self.initiator = self._make_initiator(now)
             data = self.initiator.initiate(now)
         except (MikeyError, KeyError) as exc:
             raise KeyingError(f"cannot start MIKEY {self.k.name}: {exc}") from None
         return SdpKeying(secure=True, key_mgmt=_km(data))
+
+    def _make_initiator(self, now: float) -> Any:
+        """The mode's initiator (a session that prepared state first overrides these two)."""
+        return self.k.make_initiator(self.ctx, now)
+
+    def _make_responder(self, now: float) -> Any:
+        return self.k.make_responder(self.ctx, now)
 
     def answer(self, offer: SessionDescription, index: int) -> tuple[SdpKeying, MediaKeys]:
         data = _mikey_of(offer, index)
@@ -297,7 +304,7 @@ class _MikeySession:
             raise KeyingError("offer carries no a=key-mgmt:mikey")
         now = time.time()
         try:
-            responder = self.k.make_responder(self.ctx, now)
+            responder = self._make_responder(now)
         except KeyError as exc:
             raise KeyingError(f"no MIKEY credentials for {exc}") from None
         responder.sdp_ids = _sdp_ids(offer, index)  # the list to match (RFC 4567 §7)

@@ -18,7 +18,9 @@ profile         certificates
                 private key (case C)
 ``self-signed`` every user signs its own certificate (case D, DH with self-signed keys)
 ``kms``         no certificates: per-user MIKEY-SAKKE keys (RFC 6509) for the key period,
-                issued by each home operator's KMS (:mod:`ue.keying_sakke`)
+                issued by each home operator's KMS (:mod:`ue.keying_sakke`), and each
+                user's PSK and TLS client certificate for MIKEY-TICKET (RFC 6043) with that
+                KMS (:mod:`ue.keying_ticket`)
 ``operator-     the ``operator`` certificates under a flat trust store: a UE trusts every
 flat``          operator CA for any name (case B without name binding)
 ``operator-psk`` the users' end-to-end PSKs made by their operators' key service, which
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ue import keying_mikey as km
-from ue import keying_sakke
+from ue import keying_sakke, keying_ticket
 from ue.keying import Keying, NoKeying, SdesKeying
 
 OPERATOR = "operator"
@@ -49,7 +51,7 @@ PROFILES: dict[str, str] = {
     EXTERNAL: "certificates from a CA outside the operators' control",
     ESCROW: "operator-issued certificates, the operator keeps the private keys",
     SELF_SIGNED: "self-signed certificates",
-    KMS: "per-user MIKEY-SAKKE keys from each home operator's KMS",
+    KMS: "per-user MIKEY-SAKKE keys and MIKEY-TICKET PSKs from each home operator's KMS",
     FLAT: "operator-issued certificates, every operator CA trusted for any name",
     OPERATOR_PSK: "end-to-end PSKs set up with the operators' help (they keep a copy)",
 }
@@ -142,6 +144,13 @@ MODES: tuple[KeyingMode, ...] = (
         "MIKEY-SAKKE (RFC 6509), keys from the home operator's KMS",
         "",
         keying_sakke.SakkeKeying,
+        KMS,
+    ),
+    _mode(
+        "ticket",
+        "MIKEY-TICKET (RFC 6043), tickets from the home operator's KMS",
+        "",
+        keying_ticket.TicketKeying,
         KMS,
     ),
 )

@@ -81,6 +81,7 @@ class PrfFunc(IntEnum):
 class MapType(IntEnum):
     SRTP_ID = 0
     EMPTY = 1  # RFC 4563 "Empty map" (#CS = 0), required by RFC 6043 §4.2.1.1 / §4.2.3.1
+    GENERIC_ID = 2  # RFC 6043 §6.1.1, the map of the Ticket Transfer exchange
 
 
 class EncrAlg(IntEnum):

@@ -88,12 +88,54 @@ class SrtpCsEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GenericCsEntry:
+    """One GENERIC-ID crypto-session block (RFC 6043 §6.1.1): CS ID, Prot type, S flag, the
+    policy numbers ``Ps`` (#P of them), Session Data (for SRTP: SSRC, and ROC/SEQ when S is
+    set) and the SPI. As an :class:`SrtpCsEntry` stand-in it offers ``policy_no`` (the first
+    policy), ``ssrc`` and ``roc`` from the SRTP Session Data."""
+
+    cs_id: int
+    prot_type: int = 0  # SRTP (RFC 3830 §6.10)
+    s_flag: bool = False
+    policies: tuple[int, ...] = ()
+    session_data: bytes = b""
+    spi: bytes = b""
+
+    @property
+    def policy_no(self) -> int:
+        return self.policies[0] if self.policies else 0
+
+    @property
+    def ssrc(self) -> int:
+        return int.from_bytes(self.session_data[:4], "big") if len(self.session_data) >= 4 else 0
+
+    @property
+    def roc(self) -> int:
+        if self.s_flag and len(self.session_data) >= 8:
+            return int.from_bytes(self.session_data[4:8], "big")
+        return 0
+
+
+CsEntry = SrtpCsEntry | GenericCsEntry
+
+
+def srtp_session_data(ssrc: int, roc: int | None = None, seq: int | None = None) -> bytes:
+    """SRTP Session Data of a GENERIC-ID block (RFC 6043 §6.1.1): SSRC [ROC SEQ] (S flag)."""
+    out = ssrc.to_bytes(4, "big")
+    if roc is not None and seq is not None:
+        out += roc.to_bytes(4, "big") + seq.to_bytes(2, "big")
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HdrPayload:
-    """Common header (RFC 3830 §6.1). ``next_payload`` is filled in by the message encoder."""
+    """Common header (RFC 3830 §6.1). ``next_payload`` is filled in by the message encoder.
+    ``cs_map`` holds :class:`SrtpCsEntry` for the SRTP-ID map, :class:`GenericCsEntry` for
+    GENERIC-ID (RFC 6043 §6.1.1) and nothing for the Empty map (RFC 4563)."""
 
     data_type: DataType
     csb_id: int
-    cs_map: tuple[SrtpCsEntry, ...] = ()
+    cs_map: tuple[CsEntry, ...] = ()
     v_flag: bool = False
     prf: PrfFunc = PrfFunc.MIKEY_1
     map_type: MapType = MapType.SRTP_ID
@@ -108,9 +150,46 @@ class HdrPayload:
         buf.push_uint8(len(self.cs_map))
         buf.push_uint8(self.map_type)
         for cs in self.cs_map:
-            buf.push_uint8(cs.policy_no)
-            buf.push_uint32(cs.ssrc)
-            buf.push_uint32(cs.roc)
+            if isinstance(cs, GenericCsEntry):
+                if self.map_type is not MapType.GENERIC_ID:
+                    raise EncodeError("a GENERIC-ID block needs the GENERIC-ID map type")
+                _push_generic(buf, cs)
+            else:
+                if self.map_type is not MapType.SRTP_ID:
+                    raise EncodeError("an SRTP-ID entry needs the SRTP-ID map type")
+                buf.push_uint8(cs.policy_no)
+                buf.push_uint32(cs.ssrc)
+                buf.push_uint32(cs.roc)
+
+
+def _push_generic(buf: Buffer, cs: GenericCsEntry) -> None:
+    if len(cs.policies) > 0x7F or len(cs.session_data) > 0xFFFF or len(cs.spi) > 0xFF:
+        raise EncodeError("GENERIC-ID block field longer than its length field can say")
+    buf.push_uint8(cs.cs_id)
+    buf.push_uint8(cs.prot_type)
+    buf.push_uint8((0x80 if cs.s_flag else 0) | len(cs.policies))
+    buf.push_bytes(bytes(cs.policies))
+    buf.push_uint16(len(cs.session_data))
+    buf.push_bytes(cs.session_data)
+    buf.push_uint8(len(cs.spi))
+    buf.push_bytes(cs.spi)
+
+
+def _pull_generic(buf: Buffer) -> GenericCsEntry:
+    cs_id = buf.pull_uint8()
+    prot_type = buf.pull_uint8()
+    sp = buf.pull_uint8()
+    policies = tuple(buf.pull_bytes(sp & 0x7F))
+    session_data = buf.pull_bytes(buf.pull_uint16())
+    spi = buf.pull_bytes(buf.pull_uint8())
+    return GenericCsEntry(
+        cs_id=cs_id,
+        prot_type=prot_type,
+        s_flag=bool(sp & 0x80),
+        policies=policies,
+        session_data=session_data,
+        spi=spi,
+    )
 
 
 def decode_hdr(buf: Buffer) -> tuple[HdrPayload, int]:
@@ -125,16 +204,29 @@ def decode_hdr(buf: Buffer) -> tuple[HdrPayload, int]:
     csb_id = buf.pull_uint32()
     n_cs = buf.pull_uint8()
     map_type = _enum(MapType, buf.pull_uint8(), "CS ID map type", ErrorNo.UNSPECIFIED, buf)
-    entries = []
-    for _ in range(n_cs):
-        policy_no = buf.pull_uint8()
-        ssrc = buf.pull_uint32()
-        roc = buf.pull_uint32()
-        entries.append(SrtpCsEntry(policy_no=policy_no, ssrc=ssrc, roc=roc))
+    entries: tuple[CsEntry, ...]
+    if map_type is MapType.GENERIC_ID:
+        entries = tuple(_pull_generic(buf) for _ in range(n_cs))
+    elif map_type is MapType.EMPTY:
+        if n_cs:  # the Empty map (RFC 4563) carries no CS ID map info: #CS is 0
+            raise MikeyDecodeError(
+                f"#CS {n_cs} with the Empty map",
+                offset=buf.position - 2,
+                mikey_error=ErrorNo.UNSPECIFIED,
+            )
+        entries = ()
+    else:
+        srtp = []
+        for _ in range(n_cs):
+            policy_no = buf.pull_uint8()
+            ssrc = buf.pull_uint32()
+            roc = buf.pull_uint32()
+            srtp.append(SrtpCsEntry(policy_no=policy_no, ssrc=ssrc, roc=roc))
+        entries = tuple(srtp)
     hdr = HdrPayload(
         data_type=data_type,
         csb_id=csb_id,
-        cs_map=tuple(entries),
+        cs_map=entries,
         v_flag=bool(vprf & 0x80),
         prf=prf,
         map_type=map_type,

@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from ims.mikey.aio_kms import KmsClient
 from ims.mikey.sakke_keys import SakkeKeyring, key_period
 from ims.mikey.sakke_store import kms_uri_of
 from li.keys import KeyRecord, MikeyOpener, unavailable
-from li.kms_li import KmsLiOpener
+from li.kms_li import KMS_TYPES, KmsLiOpener
 from proxies.kms import PROVISIONING, KmsCore
 from ue import keying_sakke
 from ue.keying_mikey import aor
@@ -55,23 +56,32 @@ class TaskKmsOpener:
 
     def __init__(
         self,
-        kms: KmsCore,
+        kms: KmsCore | None,
         lent: Callable[[], Iterable[str]],
         fallback: MikeyOpener,
+        *,
+        client: KmsClient | None = None,
+        kms_name: str = "the operator's KMS",
     ) -> None:
         self.lent = lent  # the targets of the element's tasks that carry a keyDelivery
-        self.kms = KmsLiOpener(kms=kms, targets=lambda: list(self.lent()), fallback=fallback)
+        self.kms = KmsLiOpener(
+            kms=kms,
+            client=client,
+            kms_name=kms_name,
+            targets=lambda: list(self.lent()),
+            fallback=fallback,
+        )
         self.fallback = fallback
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> Sequence[KeyRecord]:
         if not list(self.lent()):
-            from ims.mikey.constants import DataType
             from ims.mikey.message import decode_message
 
             try:
-                if decode_message(offer).data_type is DataType.SAKKE:
-                    return [unavailable(call_id, "MIKEY-SAKKE: no task asks the operator's KMS")]
+                kind = KMS_TYPES.get(decode_message(offer).data_type)
             except ValueError:
-                pass
+                kind = None
+            if kind is not None:
+                return [unavailable(call_id, f"{kind[0]}: no task asks the operator's KMS")]
             return self.fallback(call_id, offer, answer)
         return self.kms(call_id, offer, answer)

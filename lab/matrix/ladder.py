@@ -54,7 +54,9 @@ def grants(rung: Capability, withheld: frozenset[Capability] = frozenset()) -> G
 
 
 #: LEMF key sources (li.keys.KeySource values) that are a key an operator held and lent
-OPERATOR_KEY_SOURCES = frozenset({"mikey-pke-escrow", "mikey-sakke-kms", "mikey-psk-operator"})
+OPERATOR_KEY_SOURCES = frozenset(
+    {"mikey-pke-escrow", "mikey-sakke-kms", "mikey-ticket-kms", "mikey-psk-operator"}
+)
 MITM_KEY_SOURCES = frozenset({"mitm"})
 
 

@@ -43,7 +43,8 @@ from typing import Any
 
 from ims.log import get_logger
 from ims.mikey.certs import Credentials, load_private_key, private_key_pem
-from lab import topology
+from ims.mikey.sakke_store import kms_uri_of
+from lab import ticket_credentials, topology
 from lab.matrix import kms as matrix_kms
 from lab.matrix.combine import direction_tones, joined_audio
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
@@ -88,7 +89,7 @@ from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import LabPki as X1Pki
 from li.x1.tlsutil import client_context, issue_client_cert, make_lab_pki
 from li.x2x3.exporter import X2X3Exporter
-from ue import keying_mikey
+from ue import keying_mikey, keying_ticket
 from ue.keying_mikey import PUBLIC_PSK, MikeyCredentials, aor
 
 _log = get_logger("lab.matrix")
@@ -227,6 +228,7 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.DHHMAC: ("dhhmac", Pki.NONE),
     Method.DHHMAC_PUBLIC: ("dhhmac", Pki.NONE),
     Method.SAKKE: ("sakke", Pki.NONE),  # keys from the operators' KMSs (lab.matrix.kms)
+    Method.TICKET: ("ticket", Pki.NONE),  # tickets from the KMS elements (lab.ticket_credentials)
     # issue 13, item 6: the case variants (same MIKEY modes, other credentials)
     Method.RSA_R_A: ("rsa-r", Pki.EXTERNAL),
     Method.RSA_R_C: ("rsa-r", Pki.OPERATOR_ESCROW),
@@ -442,10 +444,13 @@ class MatrixRunner:
         self.x1_pki: X1Pki | None = None
         self.x2x3_pki: X1Pki | None = None
         self._kms: dict[str, Any] = {}  # a sakke row's KMS cores by domain (lab.matrix.kms)
+        # a ticket row's KMS elements by domain, reached over HTTPS as in the running lab
+        self._ticket_kms: dict[str, Any] = {}
 
     async def __aenter__(self) -> MatrixRunner:
         self.work.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("IMSLAB_PKI", str(self.work / "pki"))
+        os.environ.setdefault("IMSLAB_STATE", str(self.work / "state"))  # the KMSs' secrets
         self.x1_pki = make_lab_pki(self.work / "x1-pki", hosts=(self.x1_host,))
         # X2/X3 over mutual TLS: the LEMF binds each POI certificate's CN to its NFID
         self.x2x3_pki = make_lab_pki(
@@ -501,6 +506,10 @@ class MatrixRunner:
             operator_psk=exp.method in OPERATOR_PSK_METHODS,
         )
         self._kms = matrix_kms.provision(users) if exp.method is Method.SAKKE else {}
+        self._ticket_kms = {}
+        if exp.method is Method.TICKET:
+            keying_ticket.configure(ticket_credentials.ensure(topo))
+            self._ticket_kms = ticket_credentials.kms_elements(topo)
         previous: Grants | None = None
         success: tuple[RungOutcome, Evidence] | None = None
         for rung in LADDER[LADDER.index(exp.first_rung) :]:
@@ -600,7 +609,9 @@ class MatrixRunner:
         keying_mikey.configure(creds)
         outcome = RungOutcome(rung=rung.value, grants=g.describe())
         cap = _Capture()
-        async with Lab(topo, mode="inprocess") as lab:
+        # the KMS elements only for the rows whose UEs talk to them
+        names = [n for n, e in topo.elements.items() if e.role != "kms" or self._ticket_kms]
+        async with Lab(topo, mode="inprocess", names=names) as lab:
             try:
                 await self._attach(lab, topo, plan, exp, creds, pki, subs, authority, networks, cap)
                 await self._provision(plan, topo, g, pki, target_aor, networks, cap)
@@ -712,8 +723,20 @@ class MatrixRunner:
                     opener = matrix_kms.TaskKmsOpener(
                         self._kms[op_domain], partial(authority.lent_targets, name), opener
                     )
+                elif op_domain in self._ticket_kms:  # a ticket row: the KMS over HTTPS
+                    opener = matrix_kms.TaskKmsOpener(
+                        None,
+                        partial(authority.lent_targets, name),
+                        opener,
+                        client=ticket_credentials.client(
+                            topo,
+                            self._ticket_kms[op_domain],
+                            ticket_credentials.li_identity(op_domain),
+                        ),
+                        kms_name=kms_uri_of(op_domain),
+                    )
                 policy: Any = OperatorKeyPolicy(mikey=opener)
-                if self._kms:
+                if self._kms or self._ticket_kms:
                     policy = DeferredKeyPolicy(policy)
                 poi = IriPoi(
                     element=name,
@@ -801,7 +824,7 @@ class MatrixRunner:
                     if (held or psk) and name in net.iri
                     else None
                 )
-                if g.operator_keys and self._kms and name in net.iri:
+                if g.operator_keys and (self._kms or self._ticket_kms) and name in net.iri:
                     kd = KeyDelivery()  # the operator's KMS LI function (lab.matrix.kms)
                 ext = ImslabTaskExtension(mitm=mitm, key_delivery=kd) if mitm or kd else None
                 target = (
@@ -1023,7 +1046,7 @@ def _effective(g: Grants, exp: Expectation) -> tuple[Grants, str]:
         why.append("no other network on the path")
     holds = (
         METHODS[exp.method][1] is Pki.OPERATOR_ESCROW
-        or exp.method is Method.SAKKE
+        or exp.method in (Method.SAKKE, Method.TICKET)
         or exp.method in OPERATOR_PSK_METHODS
     )
     if g.operator_keys and not holds:

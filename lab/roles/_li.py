@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from ims.log import get_logger
+from ims.mikey.sakke_store import kms_uri_of
 from lab import credentials as lab_credentials
+from lab import ticket_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
 from li.kms_li import DeferredKeyPolicy, KmsLiOpener, loop_deferrer
@@ -242,7 +244,9 @@ def _key_policy(
 ) -> OperatorKeyPolicy | DeferredKeyPolicy:
     """What the element's operator can open: SDES always; MIKEY with the secrets it holds in
     a lab whose credentials ``imslab up`` made (public PSK, hop PSKs, escrowed keys), and
-    MIKEY-SAKKE through its own KMS's LI function (li.kms_li) for the NE's tasked targets."""
+    MIKEY-SAKKE / MIKEY-TICKET through its own KMS's LI function (li.kms_li) for the NE's
+    tasked targets -- the KMS element over HTTPS (mutual TLS, ``li.<domain>``) when the
+    topology has one."""
     creds = lab_credentials.from_environment()
     if creds is None:
         return OperatorKeyPolicy()
@@ -259,16 +263,22 @@ def _key_policy(
     def targets() -> list[str]:
         return [t.value for task in tasks.values() for t in task.targets]
 
-    return DeferredKeyPolicy(
-        OperatorKeyPolicy(
-            mikey=KmsLiOpener(
-                kms=cores[domain],
-                targets=targets,
-                audit_path=lab_credentials.kms_dir(topo, domain) / "audit.jsonl",
-                fallback=secrets,
-            )
+    element = ticket_credentials.kms_elements(topo).get(domain)
+    if element is not None:  # the operator's KMS element, over HTTPS as its LI function
+        opener = KmsLiOpener(
+            targets=targets,
+            client=ticket_credentials.client(topo, element, ticket_credentials.li_identity(domain)),
+            kms_name=kms_uri_of(domain),
+            fallback=secrets,
         )
-    )
+    else:  # a topology without KMS elements: the operator's KMS core in this process
+        opener = KmsLiOpener(
+            kms=cores[domain],
+            targets=targets,
+            audit_path=lab_credentials.kms_dir(topo, domain) / "audit.jsonl",
+            fallback=secrets,
+        )
+    return DeferredKeyPolicy(OperatorKeyPolicy(mikey=opener))
 
 
 # --- per role ------------------------------------------------------------------------------------

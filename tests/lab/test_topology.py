@@ -13,7 +13,7 @@ from lab.topology import TopologyError
 def test_builtin_lab_has_every_role() -> None:
     topo = topology.load()
     roles = {e.role for e in topo.elements.values()}
-    assert roles == {"pcscf", "scscf", "anchor", "internet_proxy"}
+    assert roles == {"pcscf", "scscf", "anchor", "internet_proxy", "kms"}
     assert topo.domain_of("pcscf-a") == "ims-a.test"
     assert topo.server_for_domain("ims-b.test").name == "scscf-b"  # type: ignore[union-attr]
     assert topo.domain_for_tel("+494021") == "ims-b.test"

@@ -88,19 +88,23 @@ def task(capsys: pytest.CaptureFixture[str], operator: str, target: str) -> None
     assert rc == 0 and answers and all(a["ok"] == "AcknowledgedAndCompleted" for a in answers)
 
 
-def call(capsys: pytest.CaptureFixture[str], caller: str, callee: str) -> tuple[int, str]:
+def call(
+    capsys: pytest.CaptureFixture[str], caller: str, callee: str, keying: str = "sakke"
+) -> tuple[int, str]:
     rc = main(
-        ["call", caller, callee, *LAB, "--keying", "sakke", "--duration", "1.2"]
+        ["call", caller, callee, *LAB, "--keying", keying, "--duration", "1.2"]
         + ["--audio", f"tone:{CALLER_HZ}", "--callee-audio", f"tone:{CALLEE_HZ}"]
     )
     captured = capsys.readouterr()
     return rc, captured.out + captured.err
 
 
-def placed(capsys: pytest.CaptureFixture[str], caller: str, callee: str) -> str:
-    rc, out = call(capsys, caller, callee)
+def placed(
+    capsys: pytest.CaptureFixture[str], caller: str, callee: str, keying: str = "sakke"
+) -> str:
+    rc, out = call(capsys, caller, callee, keying)
     assert rc == 0, out
-    assert "media keys: MIKEY sakke" in out and "auth failures 0" in out, out
+    assert f"media keys: MIKEY {keying}" in out and "auth failures 0" in out, out
     assert "caller heard the callee: True" in out and "callee heard the caller: True" in out
     cid = re.search(r"^call-id (\S+)$", out, flags=re.MULTILINE)
     assert cid is not None, out
@@ -127,12 +131,14 @@ def hears_both(directory: Path) -> None:
     assert sorted(heard.values(), key=sorted) in ([{CALLER_HZ}, {CALLEE_HZ}],), heard
 
 
-def by_kms(found: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
+def by_kms(
+    found: list[tuple[Path, dict[str, Any]]], source: str = "mikey-sakke-kms"
+) -> tuple[list[Any], list[Any]]:
     """(deliveries with the KMS's keys, deliveries whose KMS refused)."""
     got = [
         (d, s)
         for d, s in found
-        if s["keys_available"] and {k["source"] for k in s["keys"]} == {"mikey-sakke-kms"}
+        if s["keys_available"] and {k["source"] for k in s["keys"]} == {source}
     ]
     refused = [(d, s) for d, s in found if not s["keys_available"]]
     return got, refused
@@ -184,3 +190,50 @@ def test_kms_rows_decrypt_without_mitm(
     assert "recovered" in (state / "kms" / "ims-b.test" / "audit.jsonl").read_text()
     keys = [json.loads(x) for x in (b_dir / "keys.jsonl").read_text().splitlines()]
     assert keys and all(k["master_key"] not in audit_a for k in keys)
+
+
+def test_ticket_rows_decrypt_without_mitm(
+    lab: tuple[Path, subprocess.Popen[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MIKEY-TICKET (RFC 6043) through the KMS elements over HTTPS: the POIs post the offer's
+    TRANSFER_INIT to their operator's KMS (``li.<domain>`` over mutual TLS), which derives the
+    keys from the ticket it issued (the Initiator's KMS holds the TPK) or resolved for its
+    subscriber (§10: the Responder's KMS saw the keys in RESOLVE_RESP)."""
+    state, up = lab
+    task(capsys, "a", "sip:alice@ims-a.test")
+    task(capsys, "a", "sip:carol@ims-a.test")
+    task(capsys, "b", "sip:bob@ims-b.test")
+    one_kms = placed(capsys, "alice", "carol", "ticket")
+    two_kms = placed(capsys, "alice", "bob", "ticket")
+    roaming = placed(capsys, "carol", "alice", "ticket")
+    rc, out = call(capsys, "alice", "dave", "ticket")
+    assert rc != 0, out  # dave (non-IMS) has no KMS: the ticket cannot be resolved
+    time.sleep(1.0)
+    stop(up)
+    lemf = state / "lemf"
+    source = "mikey-ticket-kms"
+    # one KMS: A issued and resolved; both of A's deliveries decrypt both directions
+    got, refused = by_kms(deliveries(lemf, one_kms), source)
+    assert len(got) == 2 and not refused
+    for d, _ in got:
+        hears_both(d)
+    # two KMSs: unlike MIKEY-SAKKE, *both* operators deliver the keys: A issued alice's
+    # ticket, B resolved it for bob. A also carries alice's media, so A decrypts on its own
+    got, refused = by_kms(deliveries(lemf, two_kms), source)
+    assert len(got) == 2 and not refused, [s for _, s in deliveries(lemf, two_kms)]
+    a_dirs = [d for d, s in got if s["x3_pdus"] > 0]
+    assert len(a_dirs) == 1
+    hears_both(a_dirs[0])
+    # roaming target carol calls alice: A's KMS issued the ticket, A's deliveries decrypt
+    got, refused = by_kms(deliveries(lemf, roaming), source)
+    assert len(got) == 2 and not refused
+    for d, _ in got:
+        hears_both(d)
+    # the KMS audits (no keys): A issued and recovered, B forwarded/resolved and recovered
+    audit_a = (state / "kms" / "ims-a.test" / "audit.jsonl").read_text()
+    audit_b = (state / "kms" / "ims-b.test" / "audit.jsonl").read_text()
+    acts_a = {(r["action"], r["requester"]) for r in map(json.loads, audit_a.splitlines())}
+    acts_b = {(r["action"], r["requester"]) for r in map(json.loads, audit_b.splitlines())}
+    assert {("issued", "sip:alice@ims-a.test"), ("recovered", "li.ims-a.test")} <= acts_a
+    assert ("resolved", "kms.ims-b.test") in acts_a
+    assert {("forwarded", "sip:bob@ims-b.test"), ("recovered", "li.ims-b.test")} <= acts_b

@@ -45,6 +45,7 @@ from ims.mikey.errors import MikeyDecodeError, MikeyError
 from ims.mikey.kdf import derive_salt, derive_tek
 from ims.mikey.message import MikeyMessage, decode_message
 from ims.mikey.payloads import (
+    CsEntry,
     ErrPayload,
     GeneralExtPayload,
     HdrPayload,
@@ -154,7 +155,7 @@ class KeyExchangeResult:
         csb_id: int,
         rand: bytes,
         tgk: bytes,
-        cs_map: Sequence[SrtpCsEntry],
+        cs_map: Sequence[CsEntry],
         policies: Sequence[SpPayload],
         tek_override: Sequence[tuple[bytes, bytes]] | None = None,
         salt_override: bytes | None = None,
@@ -372,7 +373,7 @@ def derive_session_keys(
     tgk: bytes,
     csb_id: int,
     rand: bytes,
-    cs_map: Sequence[SrtpCsEntry],
+    cs_map: Sequence[CsEntry],
     policies: Sequence[SpPayload],
     tek_override: Sequence[tuple[bytes, bytes]] | None = None,
     salt_override: bytes | None = None,

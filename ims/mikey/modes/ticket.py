@@ -23,8 +23,8 @@
   derivation; G off), N and O (standard processing), K when it differs from the request, J
   never (no reuse); TP Data = IDRkms, IDRi, TRs, TRe, (IDRr).
 
-Not here: the PK variants, key forking (I flag) and the Ticket Transfer exchange, which needs the
-GENERIC-ID map type (§6.1 "The map type SRTP-ID SHALL NOT be used") in the shared HDR codec.
+The Ticket Transfer exchange is :mod:`ims.mikey.modes.ticket_transfer`. Not here: the PK
+variants and key forking (I flag).
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ class TicketKeys:
 
     mpki: bytes = field(repr=False)
     keys: tuple[KeyDataPayload, ...] = field(repr=False)
+    mpk_spi: bytes = b""  # the SPI the KEMAC gave MPKi (RFC 6043 §6.2.1)
 
     @property
     def tgk(self) -> bytes:
@@ -266,7 +267,7 @@ class _KmsClient:
             self.machine.fire(Input.BAD)
             raise
         self.machine.fire(Input.RESPONSE_OK)
-        return msg, TicketKeys(mpki=kds[0].key, keys=kds[1:])
+        return msg, TicketKeys(mpki=kds[0].key, keys=kds[1:], mpk_spi=kds[0].kv_data[1:])
 
 
 class TicketRequester(_KmsClient):
@@ -485,13 +486,18 @@ class TicketKms:
         )
         return reply
 
-    def _resolve(self, data: bytes, msg: MikeyMessage, now: float) -> bytes:
-        t = require_t(msg)
+    def verify_resolve(self, data: bytes, msg: MikeyMessage, now: float) -> tuple[bytes, bytes]:
+        """A RESOLVE_INIT_PSK's sender: (IDRr, PSK) once its V MAC checked out (§4.2.3.4 "If
+        the KMS can verify the integrity of the received message"); replay not yet recorded."""
+        require_t(msg)
         randrr = _randr(msg, RandRole.RESPONDER)
         idr, psk = self._user_psk(msg, IdRole.RESPONDER)
         keys = message_keys(psk, msg.hdr.csb_id, response=False, randri=None, randrr=randrr)
         _check_v(data, msg, keys.auth_key, idr + _idr_data(msg, IdRole.KMS))
-        self.replay.check_and_store(replay_key(msg, data), t, now, msg.hdr.csb_id)
+        return idr, psk
+
+    def _resolve(self, data: bytes, msg: MikeyMessage, now: float) -> bytes:
+        idr, _psk = self.verify_resolve(data, msg, now)
         ticket = msg.find(TicketPayload)
         if ticket is None:
             raise MikeyError("TICKET missing", mikey_error=ErrorNo.UNSPECIFIED)
@@ -502,23 +508,33 @@ class TicketKms:
         start, end = _ntp_seconds(view.valid_from), _ntp_seconds(view.valid_to)
         if (start is not None and now < start) or (end is not None and now > end):
             raise MikeyError("ticket outside its validity period", mikey_error=ErrorNo.INVALID_TS)
-        mpki = mpk_pair(contents.mpk.key, contents.rand)[0]
-        spi = contents.mpk.kv_data[1:]
+        keys = TicketKeys(
+            mpki=mpk_pair(contents.mpk.key, contents.rand)[0],
+            keys=contents.keys,
+            mpk_spi=contents.mpk.kv_data[1:],
+        )
+        return self.answer_resolve(data, msg, keys, now)
+
+    def answer_resolve(self, data: bytes, msg: MikeyMessage, keys: TicketKeys, now: float) -> bytes:
+        """RESOLVE_RESP carrying ``keys`` to the verified sender of RESOLVE_INIT_PSK ``data``:
+        our own ticket's keys, or those another KMS resolved for us (§10)."""
+        idr, psk = self.verify_resolve(data, msg, now)
+        self.replay.check_and_store(replay_key(msg, data), require_t(msg), now, msg.hdr.csb_id)
+        randrr = _randr(msg, RandRole.RESPONDER)
         resp_keys = message_keys(psk, msg.hdr.csb_id, response=True, randri=None, randrr=randrr)
         t_resp = timestamp(now)
         kemac = _kemac(
             resp_keys,
-            [_key(KeyDataType.MPK, mpki, spi), *contents.keys],
+            [_key(KeyDataType.MPK, keys.mpki, keys.mpk_spi or random_bytes(4)), *keys.keys],
             msg.hdr.csb_id,
             t_resp.value_bytes(),
         )
-        reply = _seal(
+        return _seal(
             _hdr(DataType.RESOLVE_RESP, msg.hdr.csb_id, v=False),
             [t_resp, _idr(IdRole.KMS, self.kms_id), kemac, _idr(IdRole.RESPONDER, idr)],
             resp_keys.auth_key,
             data,
         )
-        return reply
 
 
 __all__ = [
