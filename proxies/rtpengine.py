@@ -12,7 +12,8 @@ that holds only what the relay needs -- the side's media address and port, RTP/A
 * the first ``attach`` of a stream, and any later one from the side that offered last, is an
   ``offer`` whose ``from-tag`` is the side (``access`` or ``core``);
 * an ``attach`` from the other side while an offer is pending is the ``answer`` (``to-tag``);
-* ``release`` is ``delete`` (no delete delay: the ports are free at once).
+* ``release`` is a ``query`` (the counters) and a ``delete`` with no delete delay (rtpengine
+  otherwise keeps a deleted call, and its ports, for 30 s).
 
 Both sides' ports exist from the offer on (rtpengine allocates the answerer's as well); a
 ``query`` after each exchange reads them per tag (``local port`` of each tag's RTP stream), so
@@ -301,9 +302,10 @@ class RtpengineAnchor:
         for key in keys:
             del self._streams[key]
             try:
-                reply = await self.ng("delete", **{"call-id": key, "delete-delay": 0})
-                tags = tag_streams(reply)
-            except (AnchorError, NgDecodeError) as exc:
+                # counters first: a delete without delay answers with its result only
+                tags = await self._query(key)
+                await self.ng("delete", **{"call-id": key, "delete-delay": 0})
+            except AnchorError as exc:
                 _log.warning("rtpengine delete failed", call_id=call_id, error=str(exc))
                 continue
             for side in SIDES:

@@ -332,3 +332,67 @@ def test_bencode_round_trip_and_errors() -> None:
     for bad in (b"d6:result4:ponge", b"c l1:ae", b" d6:result4:ponge"):
         with pytest.raises(NgDecodeError):
             decode_reply(bad)
+
+
+async def test_rtpengine_anchor_behind_anchor_control(tmp_path: Path) -> None:
+    """:class:`RtpengineAnchor` as a P-CSCF drives it: the access side offers, the core side
+    answers; each Allocation names rtpengine's port facing each side (the same ports on both
+    attaches), media relays between the sides, a re-offer from the core side keeps the ports,
+    and release returns rtpengine's counters per side."""
+    from lab.rtpengine import RtpengineDaemon
+    from lab.topology import Element
+    from proxies.media_anchor import AnchorError
+    from proxies.rtpengine import NgClient, RtpengineAnchor
+
+    if not Path(RTPENGINE).exists():
+        pytest.skip("rtpengine is not installed (apt-get install rtpengine-daemon)")
+    element = Element(
+        name="anchor-t",
+        role="anchor",
+        operator="m",
+        address=RELAY,
+        control_port=NG_PORT + 2,
+        rtp_ports=(42000, 42099),
+        engine="rtpengine",
+    )
+    daemon = RtpengineDaemon(element)
+    await daemon.start()
+    anchor = RtpengineAnchor(NgClient((RELAY, NG_PORT + 2), local_address="127.0.0.1"))
+    ue, core = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), None
+    try:
+        ue.bind((ALICE, 0))
+        core = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        core.bind((BOB, 0))
+        for s in (ue, core):
+            s.settimeout(1.0)
+        offer = await anchor.attach("c1@x", 0, "access", ue.getsockname(), label="term")
+        answer = await anchor.attach("c1@x", 0, "core", core.getsockname(), label="term")
+        assert offer == answer
+        assert offer.access[0] == offer.core[0] == RELAY
+        assert 42000 <= offer.access[1] <= 42099 and 42000 <= offer.core[1] <= 42099
+        assert offer.access != offer.core
+        for n in range(3):
+            ue.sendto(b"\x80\x00" + bytes([n]) * 40, offer.access)
+            assert core.recvfrom(2048)[0] == b"\x80\x00" + bytes([n]) * 40
+        core.sendto(b"\x80\x00back" * 4, offer.core)
+        assert ue.recvfrom(2048)[0] == b"\x80\x00back" * 4
+        # a re-INVITE from the core side: a re-offer, then the access side's answer
+        again = await anchor.attach("c1@x", 0, "core", core.getsockname(), label="term")
+        assert await anchor.attach("c1@x", 0, "access", ue.getsockname(), label="term") == again
+        assert again == offer
+        stats = await anchor.release("c1@x")
+        assert stats["from_access_packets"] == 3 and stats["from_core_packets"] == 1, stats
+        assert await anchor.release("c1@x") == {}  # nothing left of it
+        with pytest.raises(AnchorError):
+            await anchor.attach("c2@x", 0, "sideways", None)
+    finally:
+        anchor.close()
+        ue.close()
+        if core is not None:
+            core.close()
+        await daemon.stop()
+    # an anchor that does not answer: the bounded wait ends in AnchorError
+    silent = RtpengineAnchor(NgClient((RELAY, NG_PORT + 2), timeout=0.5))
+    with pytest.raises(AnchorError, match="does not answer"):
+        await silent.attach("c3@x", 0, "access", None)
+    silent.close()

@@ -11,13 +11,16 @@ Checked: a call with no task leaves nothing at the LEMF; with an X1 task on bob,
 calls bob (1000 Hz) and the LEMF holds one complete call with IRI from pcscf-b and scscf-b, X3
 from anchor-m, the SDES keys, both directions decrypted with no failure, and each direction's WAV
 holding its own sender's tone; the SDP pcscf-b sent toward the core points at rtpengine's
-address with the port rtpengine chose, and the UEs' ``a=crypto`` lines crossed unchanged.
+address with the port rtpengine chose, and the UEs' ``a=crypto`` lines crossed it; sngrep opens
+the LEMF's ``call.pcap`` of that call as one dialog.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -147,3 +150,15 @@ async def test_rtpengine_anchors_a_lab_call_and_li_gets_both_directions(
     assert all(crypto for _, _, crypto in at_relay), at_relay  # a=crypto passed through
     keys = (call_dir / "keys.jsonl").read_text().splitlines()
     assert len(keys) >= 2, keys
+
+    # sngrep reads the LEMF's call output (call.pcap: the SIP and the decrypted RTP) as one call
+    sngrep = shutil.which("sngrep")
+    if sngrep is not None:
+        res = subprocess.run(
+            [sngrep, "-N", "-c", "-I", str(call_dir / "call.pcap"), "-O", str(tmp_path / "s.pcap")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert res.returncode == 0 and "Dialog count: 1" in res.stdout, (res.stdout, res.stderr)
