@@ -307,7 +307,10 @@ class MikeySecrets:
     * ``hop_psks``: PSKs its P-CSCF shares with its UEs, keyed by the UE's AoR, plus the
       inter-operator ``network_psk`` of the hop-by-hop chain (study 2.2.2);
     * ``private_keys``: escrowed private keys of its subscribers, keyed by AoR (case C);
-    * ``operator_psks``: end-to-end PSKs the operator helped its users set up (study Q6).
+    * ``operator_psks``: end-to-end PSKs the operator helped its users set up (study Q6);
+    * ``link_psks``: the keys of the hop-by-hop links its intermediaries are on when the chain
+      runs through the S-CSCFs too (its UEs' links to its P-CSCFs, P-CSCF to S-CSCF, S-CSCF to
+      S-CSCF), study 2.2.2 "all or some of the involved P-CSCFs and S-CSCFs".
     """
 
     public_psks: tuple[bytes, ...] = ()
@@ -315,6 +318,7 @@ class MikeySecrets:
     network_psk: bytes | None = None
     private_keys: dict[str, object] | None = None
     operator_psks: tuple[bytes, ...] = ()
+    link_psks: tuple[bytes, ...] = ()
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
         from ims.mikey.constants import DataType
@@ -333,6 +337,7 @@ class MikeySecrets:
             candidates += [(hop[i], KeySource.MIKEY_PSK_HOP) for i in _ids(msg) if i in hop]
             if self.network_psk is not None:
                 candidates.append((self.network_psk, KeySource.MIKEY_PSK_HOP))
+            candidates += [(k, KeySource.MIKEY_PSK_HOP) for k in self.link_psks]
             candidates += [(k, KeySource.MIKEY_PSK_OPERATOR) for k in self.operator_psks]
             for psk, source in candidates:
                 try:
@@ -377,18 +382,30 @@ class MikeySecrets:
 
 
 class HopByHopIntermediary:
-    """The operator's MIKEY intermediary at a P-CSCF (study 2.2.2, "PSK between intermediaries").
+    """The operator's MIKEY intermediary at a P-CSCF or S-CSCF (study 2.2.2, "PSK between
+    intermediaries").
 
-    Each UE shares a PSK with its own P-CSCF; the P-CSCFs share ``network_psk``. A MIKEY-PSK
+    Each UE shares a PSK with its own P-CSCF; the P-CSCFs share ``network_psk``, or, when the
+    S-CSCFs are intermediaries too, each link has its own key (``link_psks``, by the next hop's
+    address). A MIKEY-PSK
     I_MESSAGE is opened with the key of the hop it came from (the MAC says which) and re-protected
     with the key of the hop it goes to, keeping TGK, RAND and CSB ID -- so both UEs derive the
     same SRTP keys while each only knows its own PSK. This is a network function, not LI; its
     keys are what lets the operator's POI read the MIKEY exchange like SDES.
     """
 
-    def __init__(self, *, ue_psks: dict[str, bytes], network_psk: bytes) -> None:
+    def __init__(
+        self,
+        *,
+        ue_psks: dict[str, bytes],
+        network_psk: bytes | None,
+        link_psks: dict[str, bytes] | None = None,
+    ) -> None:
         self.ue_psks = ue_psks
         self.network_psk = network_psk
+        #: next-hop address -> the PSK of that link (a chain through the S-CSCFs: each
+        #: P-CSCF/S-CSCF and S-CSCF/S-CSCF link its own key); ``network_psk`` for the others
+        self.link_psks = dict(link_psks or {})
         self.stats = {"reprotected": 0, "unopened": 0}
         # CSB ID -> the verification message for the previous hop (RFC 3830 §3.1 V flag)
         self._answers: dict[int, bytes | None] = {}
@@ -404,9 +421,12 @@ class HopByHopIntermediary:
             return None
         return self._answers.get(csb)
 
-    def reprotect(self, mikey: bytes, *, toward_ue: str | None, now: float) -> bytes | None:
+    def reprotect(
+        self, mikey: bytes, *, toward_ue: str | None, now: float, toward: str | None = None
+    ) -> bytes | None:
         """The I_MESSAGE for the next hop (``toward_ue``: that UE's AoR, or None for the
-        network side); None when the message is not ours to touch."""
+        network side, ``toward``: the next hop's address); None when the message is not ours
+        to touch."""
         from ims.mikey.constants import DataType
         from ims.mikey.errors import MikeyDecodeError, MikeyError
         from ims.mikey.inspect import open_message
@@ -423,12 +443,14 @@ class HopByHopIntermediary:
             return None
         ids = [p.data for p in msg.find_all(IdPayload)]
         keys = [
-            self.network_psk,
+            *(k for k in (self.network_psk,) if k is not None),
+            *dict.fromkeys(self.link_psks.values()),
             *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
         ]
-        target = (
-            self.network_psk if toward_ue is None else self.ue_psks.get(identity_aor(toward_ue))
-        )
+        if toward_ue is not None:
+            target = self.ue_psks.get(identity_aor(toward_ue))
+        else:
+            target = self.link_psks.get(toward or "", self.network_psk)
         if target is None:
             return None
         for psk in keys:

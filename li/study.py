@@ -50,6 +50,7 @@ class Method(StrEnum):
     PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
     PSK_OPERATOR = "psk-operator"  # 2.2.1 Q6: end-to-end PSK set up with the operator's help
     SDES_USER_LAYER = "sdes-user-layer"  # 2.4: SDES baseline + the users' own e2e layer inside
+    PSK_HOP_CSCF = "psk-hop-cscf"  # 2.2.2 hop by hop through the S-CSCFs as well as the P-CSCFs
 
 
 class Scenario(StrEnum):
@@ -151,6 +152,7 @@ FAMILY: dict[Method, str] = {
     Method.PSK_E2E: "MIKEY / pre-shared key",
     Method.PSK_PUBLIC: "MIKEY / pre-shared key",
     Method.PSK_HOP: "MIKEY / pre-shared key",
+    Method.PSK_HOP_CSCF: "MIKEY / pre-shared key",
     Method.PKE_A: "MIKEY / pk encryption",
     Method.PKE_A_MITM: "MIKEY / pk encryption",
     Method.PKE_B: "MIKEY / pk encryption",
@@ -417,7 +419,21 @@ ROAMING_ROWS: tuple[Expectation, ...] = (
        "intercepted in the home network."),
 )  # fmt: skip
 
-EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
+#: Issue 13 item 6, the intermediaries' variants: the hop-by-hop chain through the S-CSCFs as
+#: well as the P-CSCFs (each link its own PSK).
+HOP_ROWS: tuple[Expectation, ...] = (
+    _e(M.PSK_HOP_CSCF, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2.2", 89,
+       "If all or some of the involved P-CSCFs and S-CSCFs act as intermediaries, then this "
+       "case has the same LI characteristics and issues as the use of SDES"),
+    # the target answers: the chain's keys at the target's end are its own operator's too
+    _e(M.PSK_HOP_CSCF, S.HOME_TARGET_ANSWERS, C.OWN_POIS, {N.NOTHING}, "2.2.2", 89,
+       "If all or some of the involved P-CSCFs and S-CSCFs act as intermediaries, then this "
+       "case has the same LI characteristics and issues as the use of SDES"),
+)  # fmt: skip
+
+EXPECTATIONS = (
+    EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS
+)
 
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (

@@ -111,6 +111,13 @@ MODES: tuple[KeyingMode, ...] = (
         OPERATOR_PSK,
     ),
     _mode("psk-hop", "MIKEY-PSK hop by hop via the P-CSCFs", "2.2.2", km.PskHopKeying, OPERATOR),
+    _mode(
+        "psk-hop-cscf",
+        "MIKEY-PSK hop by hop via the P-CSCFs and S-CSCFs",
+        "2.2.2",
+        km.PskHopCscfKeying,
+        OPERATOR,
+    ),
     _mode("pke", "MIKEY-PKE, the default PKI (as pke-b)", "2.3.1", km.PkeKeying, OPERATOR),
     _mode("pke-a", "MIKEY-PKE, CA outside the operators", "2.3.1 A", km.PkeKeying, EXTERNAL),
     _mode("pke-b", "MIKEY-PKE, operator-issued certificates", "2.3.1 B", km.PkeKeying, OPERATOR),

@@ -49,7 +49,7 @@ from lab.matrix.combine import direction_tones, joined_audio
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
 from lab.matrix.ladder import Evidence, Grants, grants, needs_from_evidence
 from lab.matrix.report import CallResult, RungOutcome
-from lab.mikey_hop import intermediary_hook
+from lab.mikey_hop import chain_intermediaries, chain_links, chain_secrets, intermediary_hook
 from lab.orchestrator import Lab
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, MikeySecrets, OperatorKeyPolicy
@@ -214,6 +214,7 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.PSK_E2E: ("psk", Pki.NONE),
     Method.PSK_PUBLIC: ("psk-public", Pki.NONE),
     Method.PSK_HOP: ("psk-hop", Pki.NONE),
+    Method.PSK_HOP_CSCF: ("psk-hop-cscf", Pki.NONE),  # issue 13 item 6: via the S-CSCFs too
     Method.PKE_A: ("pke", Pki.EXTERNAL),
     Method.PKE_A_MITM: ("pke", Pki.EXTERNAL),
     Method.PKE_B: ("pke", Pki.OPERATOR),
@@ -679,6 +680,22 @@ class MatrixRunner:
                         lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
                     )
 
+        # the chain through the S-CSCFs as well (psk-hop-cscf): every P-CSCF and S-CSCF an
+        # intermediary, each link its own fresh key for this rung
+        chain_link: Callable[[str], bytes] | None = None
+        if exp.method is Method.PSK_HOP_CSCF:
+            links = {name: os.urandom(32) for name in chain_links(topo)}
+            chain_link = links.__getitem__
+            ue_at = {
+                topo.ues[u].address: topo.subscribers[topo.ues[u].subscriber].sip_impu
+                for u in topo.ues
+            }
+            for name, inter in chain_intermediaries(topo, creds.hop_psk, chain_link).items():
+                if name in lab.elements:
+                    cap.removers.append(
+                        lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
+                    )
+
         # the media MITM sits on the target's media path; it re-keys only while the anchor's
         # own task authorises it (hooked after the CC-POIs: they see the packets as they arrived)
         media_anchor = plan.media_anchor
@@ -698,6 +715,11 @@ class MatrixRunner:
                     else {}
                 ),
                 network_psk=network_psk,
+                link_psks=(
+                    chain_secrets(topo, op, creds.hop_psk, chain_link)
+                    if chain_link is not None
+                    else ()
+                ),
             )
             cc_poi: AnchorCcPoi | None = None
             if net.cc is not None:

@@ -1,0 +1,129 @@
+"""Issue 13 item 6, the intermediaries: MIKEY-PSK hop by hop through the S-CSCFs as well as
+the P-CSCFs (study 2.2.2, seed line 89: "If all or some of the involved P-CSCFs and S-CSCFs act
+as intermediaries, then this case has the same LI characteristics and issues as the use of
+SDES").
+
+The chain UE - P-CSCF - S-CSCF - S-CSCF - P-CSCF - UE, each link its own PSK
+(:func:`lab.mikey_hop.chain_intermediaries`), is checked twice: sans-I/O, message by message
+(each intermediary re-protects for the next link, and without the S-CSCFs' step the callee
+cannot open the offer: they are really on the chain), and as matrix rows (real calls through
+the in-process lab), on the LEMF's own files: the keys the LEMF filed came from the hop chain
+(source ``mikey-psk-hop``), and each direction's WAV holds its sender's tone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ims.mikey.errors import MikeyError
+from ims.mikey.inspect import open_message
+from ims.mikey.modes.psk import PskInitiator, PskResponder
+from lab import topology
+from lab.matrix.combine import direction_tones
+from lab.matrix.parallel import run_rows
+from lab.matrix.report import CallResult
+from lab.mikey_hop import chain_intermediaries, chain_links, chain_secrets, link_name
+from li.keys import KeySource, MikeySecrets
+from li.study import HOP_ROWS
+from ue.keying_mikey import chain_psk
+
+CALLER, CALLEE = 440.0, 1000.0
+TARGET_CALLS = {"from-target": CALLER, "to-target": CALLEE}
+TARGET_ANSWERS = {"from-target": CALLEE, "to-target": CALLER}
+ALICE, BOB = "sip:alice@ims-a.test", "sip:bob@ims-b.test"
+
+
+def _chain() -> tuple[topology.Topology, dict[str, bytes], dict[str, bytes]]:
+    topo = topology.load()
+    hop = {ALICE: os.urandom(32), BOB: os.urandom(32)}
+    links = {name: os.urandom(32) for name in chain_links(topo)}
+    return topo, hop, links
+
+
+def test_the_chain_reprotects_at_every_cscf_and_needs_the_s_cscfs() -> None:
+    topo, hop, links = _chain()
+    inters = chain_intermediaries(topo, hop, links.__getitem__)
+    addr = {n: topo.element(n).address for n in ("pcscf-a", "scscf-a", "scscf-b", "pcscf-b")}
+    first = chain_psk(hop[ALICE])
+    offer = PskInitiator(psk=first, idi="alice@ims-a.test", idr="bob@ims-b.test").initiate(0.0)
+    path = [
+        ("pcscf-a", None, addr["scscf-a"], links[link_name("a", "a")]),
+        ("scscf-a", None, addr["scscf-b"], links[link_name("a", "b")]),
+        ("scscf-b", None, addr["pcscf-b"], links[link_name("b", "b")]),
+        ("pcscf-b", BOB, None, chain_psk(hop[BOB])),
+    ]
+    msg = offer
+    seen = [msg]
+    for element, toward_ue, toward, key in path:
+        out = inters[element].reprotect(msg, toward_ue=toward_ue, now=0.0, toward=toward)
+        assert out is not None and out != msg, element
+        # the same TGK (so the same SRTP keys at both ends), under the next link's key
+        assert open_message(out, psk=key).tgk == open_message(offer, psk=first).tgk
+        msg = out
+        seen.append(msg)
+    bob = PskResponder(psk=chain_psk(hop[BOB]), idr="bob@ims-b.test")
+    assert bob.receive(msg, 0.0) is not None
+    # without the S-CSCFs' step the P-CSCF of the callee cannot open what reaches it
+    assert inters["pcscf-b"].reprotect(seen[1], toward_ue=BOB, now=0.0) is None
+    with pytest.raises(MikeyError):
+        open_message(seen[1], psk=chain_psk(hop[BOB]))
+    # the chains side by side: the P-CSCF-only chain's key (psk-hop) opens none of these
+    for m in seen:
+        with pytest.raises(MikeyError):
+            open_message(m, psk=hop[ALICE])
+    # what each operator holds opens the hops its elements are on, and only those
+    a = MikeySecrets(link_psks=chain_secrets(topo, "a", hop, links.__getitem__))
+    b = MikeySecrets(link_psks=chain_secrets(topo, "b", hop, links.__getitem__))
+    for i, m in enumerate(seen):
+        ka, kb = a("c", m, None), b("c", m, None)
+        assert (ka[0].source is KeySource.MIKEY_PSK_HOP) == (i <= 2), i  # A: alice..S-CSCF B
+        assert (kb[0].source is KeySource.MIKEY_PSK_HOP) == (i >= 2), i  # B: S-CSCF A..bob
+
+
+def test_running_lab_link_keys_per_operator_pair() -> None:
+    topo = topology.load()
+    assert chain_links(topo) == ["a|a", "a|b", "a|v", "b|b", "b|v", "v|v"]
+    inters = chain_intermediaries(topo, {}, lambda name: name.encode().ljust(32, b"."))
+    # S-CSCF A: to its P-CSCF, to the visited P-CSCF and to S-CSCF B, each link's own key
+    links = inters["scscf-a"].link_psks
+    assert links[topo.element("pcscf-a").address].startswith(b"a|a")
+    assert links[topo.element("pcscf-v").address].startswith(b"a|v")
+    assert links[topo.element("scscf-b").address].startswith(b"a|b")
+    assert inters["pcscf-a"].network_psk is None and "scscf-a" in inters
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, CallResult]]:
+    work = tmp_path_factory.mktemp("hops")
+    results = asyncio.run(
+        run_rows(list(HOP_ROWS), work, jobs=2, subnet_base=240, media_seconds=1.0, bits=1024)
+    )
+    yield {r.key: r for r in results}
+
+
+def _key_sources(call_dir: Path) -> set[str]:
+    path = call_dir / "keys.jsonl"
+    if not path.exists():
+        return set()
+    return {json.loads(line).get("source", "") for line in path.read_text().splitlines() if line}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [e.key for e in HOP_ROWS])
+def test_hop_chain_row_reproduces_the_study(rows: dict[str, CallResult], key: str) -> None:
+    r = rows[key]
+    assert r.differences == [], (r.differences, [o.summary() for o in r.rungs])
+    own = r.rungs[0]
+    assert own.rung == "own-pois" and not own.skipped, own
+    assert r.rung == "own-pois" and r.audio_recovered, r
+    a_dir = Path(own.lemf_dirs["a"])
+    assert _key_sources(a_dir) == {"mikey-psk-hop"}, a_dir
+    expected = TARGET_CALLS if key.endswith("/home") else TARGET_ANSWERS
+    tones = direction_tones(a_dir, expected)
+    assert set(tones) == set(expected) and all(t["ok"] for t in tones.values()), tones
