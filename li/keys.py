@@ -28,9 +28,13 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ims.errors import ImsError
 from ims.media.keys import SrtpKeys
+
+if TYPE_CHECKING:
+    from ims.mikey.message import MikeyMessage
 
 
 class Sender(StrEnum):
@@ -375,6 +379,15 @@ class MikeySecrets:
                         return _records(call_id, opened.keys, KeySource.MIKEY_PKE_ESCROW)
             return [unavailable(call_id, Unavailable.NO_PRIVATE_KEY)]
         if dt is DataType.DHHMAC_INIT:
+            from ims.mikey.modes.dhhmac import mac_verifies
+
+            rand = msg.find(RandPayload)
+            hop = self.hop_psks or {}
+            held = [*self.link_psks, *(hop[i] for i in _ids(msg) if i in hop)]
+            if rand is not None and any(mac_verifies(offer, rand.data, k) for k in held):
+                # the operator authenticates this hop (its intermediary's key) yet holds no
+                # key: the DH values are all that cross (study 2.3.4 through intermediaries)
+                return [unavailable(call_id, Unavailable.PFS)]
             return [unavailable(call_id, Unavailable.USER_HMAC_PSK)]
         if dt is DataType.DH_INIT:
             return [unavailable(call_id, Unavailable.PFS)]
@@ -409,16 +422,71 @@ class HopByHopIntermediary:
         self.stats = {"reprotected": 0, "unopened": 0}
         # CSB ID -> the verification message for the previous hop (RFC 3830 §3.1 V flag)
         self._answers: dict[int, bytes | None] = {}
+        # DHHMAC: CSB ID -> (RAND, previous hop's key, next hop's key), for the R_MESSAGE
+        self._dh: dict[int, tuple[bytes, bytes, bytes]] = {}
+
+    def _keys(
+        self, ids: list[bytes], toward_ue: str | None, toward: str | None
+    ) -> tuple[list[bytes], bytes | None]:
+        """(the keys a message from the previous hop may be under, the next hop's key)."""
+        keys = [
+            *(k for k in (self.network_psk,) if k is not None),
+            *dict.fromkeys(self.link_psks.values()),
+            *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
+        ]
+        if toward_ue is not None:
+            return keys, self.ue_psks.get(identity_aor(toward_ue))
+        return keys, self.link_psks.get(toward or "", self.network_psk)
+
+    def _dhhmac_offer(
+        self, data: bytes, msg: MikeyMessage, *, toward_ue: str | None, toward: str | None
+    ) -> bytes | None:
+        """DHHMAC (study 2.3.4, "HMAC authentication between the end users and
+        intermediaries"): the I_MESSAGE's MAC checked with the previous hop's key and redone
+        with the next hop's; the DH values cross untouched, so no intermediary (and no POI
+        holding its keys) learns the TGK. The R_MESSAGE is re-MACed back in :meth:`answer`."""
+        from ims.mikey.modes.dhhmac import mac_verifies, reseal
+        from ims.mikey.payloads import IdPayload, RandPayload
+
+        rand = msg.find(RandPayload)
+        if rand is None:
+            return None
+        keys, target = self._keys([p.data for p in msg.find_all(IdPayload)], toward_ue, toward)
+        if target is None:
+            return None
+        for psk in keys:
+            if not mac_verifies(data, rand.data, psk):
+                continue
+            if psk == target:
+                return None  # already authenticated for the next hop
+            self._dh[msg.hdr.csb_id] = (rand.data, psk, target)
+            while len(self._dh) > 4096:
+                self._dh.pop(next(iter(self._dh)))
+            self.stats["reprotected"] += 1
+            return reseal(data, rand.data, old_psk=psk, new_psk=target)
+        self.stats["unopened"] += 1
+        return None
 
     def answer(self, r_message: bytes) -> bytes | None:
         """The R_MESSAGE for the previous hop, replacing the next hop's (None: not ours)."""
+        from ims.mikey.constants import DataType
         from ims.mikey.errors import MikeyDecodeError
         from ims.mikey.message import decode_message
+        from ims.mikey.modes.dhhmac import mac_verifies, reseal
 
         try:
-            csb = decode_message(r_message).hdr.csb_id
+            msg = decode_message(r_message)
         except MikeyDecodeError:
             return None
+        csb = msg.hdr.csb_id
+        if msg.data_type is DataType.DHHMAC_RESP:
+            entry = self._dh.get(csb)
+            if entry is None:
+                return None
+            rand, previous, following = entry
+            if not mac_verifies(r_message, rand, following):
+                return None  # not from the next hop (already for the previous one, or forged)
+            return reseal(r_message, rand, old_psk=following, new_psk=previous)
         return self._answers.get(csb)
 
     def reprotect(
@@ -439,18 +507,12 @@ class HopByHopIntermediary:
             msg = decode_message(mikey)
         except MikeyDecodeError:
             return None
+        if msg.data_type is DataType.DHHMAC_INIT:
+            return self._dhhmac_offer(mikey, msg, toward_ue=toward_ue, toward=toward)
         if msg.data_type is not DataType.PSK_INIT:
             return None
         ids = [p.data for p in msg.find_all(IdPayload)]
-        keys = [
-            *(k for k in (self.network_psk,) if k is not None),
-            *dict.fromkeys(self.link_psks.values()),
-            *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
-        ]
-        if toward_ue is not None:
-            target = self.ue_psks.get(identity_aor(toward_ue))
-        else:
-            target = self.link_psks.get(toward or "", self.network_psk)
+        keys, target = self._keys(ids, toward_ue, toward)
         if target is None:
             return None
         for psk in keys:

@@ -556,6 +556,17 @@ class DhHmacKeying(MikeyKeying):
         return DhHmacResponder(psk=self.psk(ctx), idr=aor(ctx.local_uri), idi=aor(ctx.remote_uri))
 
 
+class DhHmacHopKeying(DhHmacKeying):
+    """DH-HMAC authenticated hop by hop (study 2.3.4, "running the HMAC authentication between
+    the end users and intermediaries"): the UE's key is its link key of the chain through the
+    P-CSCFs and S-CSCFs (:func:`chain_psk`), each intermediary re-MACs for the next link."""
+
+    name = "dhhmac-hop"
+
+    def psk(self, ctx: KeyingContext) -> bytes:
+        return chain_psk(self.creds().hop_psk[aor(ctx.local_uri)])
+
+
 class DhHmacPublicKeying(DhHmacKeying):
     """DH-HMAC keyed with the publicly known PSK (study 2.3.4): anyone can authenticate."""
 

@@ -138,6 +138,13 @@ MODES: tuple[KeyingMode, ...] = (
     _mode("dh-self-signed", "MIKEY-DH-SIGN, self-signed", "2.3.3", km.DhKeying, SELF_SIGNED),
     _mode("dhhmac", "MIKEY-DHHMAC (RFC 4650), users' PSK", "2.3.4", km.DhHmacKeying, OPERATOR),
     _mode(
+        "dhhmac-hop",
+        "MIKEY-DHHMAC, HMAC hop by hop via the P-CSCFs and S-CSCFs",
+        "2.3.4",
+        km.DhHmacHopKeying,
+        OPERATOR,
+    ),
+    _mode(
         "dhhmac-public",
         "MIKEY-DHHMAC, publicly known PSK",
         "2.3.4",

@@ -23,13 +23,14 @@ import pytest
 
 from ims.mikey.errors import MikeyError
 from ims.mikey.inspect import open_message
+from ims.mikey.modes.dhhmac import DhHmacInitiator, DhHmacResponder
 from ims.mikey.modes.psk import PskInitiator, PskResponder
 from lab import topology
 from lab.matrix.combine import direction_tones
 from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult
 from lab.mikey_hop import chain_intermediaries, chain_links, chain_secrets, link_name
-from li.keys import KeySource, MikeySecrets
+from li.keys import KeySource, MikeySecrets, Unavailable
 from li.study import HOP_ROWS
 from ue.keying_mikey import chain_psk
 
@@ -84,6 +85,47 @@ def test_the_chain_reprotects_at_every_cscf_and_needs_the_s_cscfs() -> None:
         ka, kb = a("c", m, None), b("c", m, None)
         assert (ka[0].source is KeySource.MIKEY_PSK_HOP) == (i <= 2), i  # A: alice..S-CSCF B
         assert (kb[0].source is KeySource.MIKEY_PSK_HOP) == (i >= 2), i  # B: S-CSCF A..bob
+
+
+def test_dhhmac_is_re_maced_hop_by_hop_and_no_hop_learns_the_tgk() -> None:
+    """Study 2.3.4: "running the HMAC authentication between the end users and
+    intermediaries". Each intermediary checks the MAC with the previous link's key and redoes
+    it with the next one's (RFC 4650 §4.2: the HMAC covers the whole message but the MAC); the
+    R_MESSAGE goes back the same way; both UEs get the same TGK, and an operator holding its
+    hops' keys authenticates what crosses them but opens no key (PFS)."""
+    topo, hop, links = _chain()
+    inters = chain_intermediaries(topo, hop, links.__getitem__)
+    addr = {n: topo.element(n).address for n in ("scscf-a", "scscf-b", "pcscf-b")}
+    alice = DhHmacInitiator(psk=chain_psk(hop[ALICE]), idi=ALICE, idr=BOB)
+    msg = alice.initiate(0.0)
+    path = [
+        ("pcscf-a", None, addr["scscf-a"]),
+        ("scscf-a", None, addr["scscf-b"]),
+        ("scscf-b", None, addr["pcscf-b"]),
+        ("pcscf-b", BOB, None),
+    ]
+    crossing = [msg]
+    for element, toward_ue, toward in path:
+        out = inters[element].reprotect(msg, toward_ue=toward_ue, now=0.0, toward=toward)
+        assert out is not None and out[:-20] == msg[:-20] and out[-20:] != msg[-20:], element
+        msg = out
+        crossing.append(msg)
+    reply = DhHmacResponder(psk=chain_psk(hop[BOB]), idr=BOB, idi=ALICE).receive(msg, 0.0)
+    assert reply.result is not None and reply.message is not None
+    r: bytes = reply.message
+    for element, _, _ in reversed(path):
+        back = inters[element].answer(r)
+        assert back is not None and back != r, element
+        r = back
+    assert alice.receive(r, 0.0).tgk == reply.result.tgk
+    # skipping the S-CSCFs: the callee's P-CSCF does not authenticate what reaches it
+    assert inters["pcscf-b"].reprotect(crossing[1], toward_ue=BOB, now=0.0) is None
+    # A authenticates alice's first hop and its links, yet recovers no key: DH (PFS)
+    a = MikeySecrets(link_psks=chain_secrets(topo, "a", hop, links.__getitem__))
+    b = MikeySecrets(link_psks=chain_secrets(topo, "b", hop, links.__getitem__))
+    assert [k.reason for k in a("c", crossing[0], None)] == [str(Unavailable.PFS)]
+    assert [k.reason for k in b("c", crossing[0], None)] == [str(Unavailable.USER_HMAC_PSK)]
+    assert all(not k.available for m in crossing for k in a("c", m, None) + b("c", m, None))
 
 
 def test_running_lab_link_keys_per_operator_pair() -> None:
