@@ -39,7 +39,7 @@ from ims.sdes.attribute import CryptoAttribute
 from ims.sdes.negotiation import keys_of, make_offer
 from li.poi.cc import CcRecord, PassiveTapPoi, flow_correlation_id
 from li.poi.iri import TargetDirection
-from proxies.ng import NgDecodeError, bdecode, bencode, decode_reply, encode_request
+from proxies.ng import decode_reply, encode_request
 
 RTPENGINE = shutil.which("rtpengine") or "/usr/bin/rtpengine"
 RELAY = "127.0.201.42"  # the media provider's relay address (this test only)
@@ -315,23 +315,6 @@ def _inline(key_salt: bytes) -> str:
     import base64
 
     return base64.b64encode(key_salt).decode()
-
-
-def test_bencode_round_trip_and_errors() -> None:
-    """BEP 3: dictionary keys sorted; decoding consumes exactly one value or raises."""
-    value = {"sdp": b"v=0\r\n", "n": 3, "flags": ["a", "b"], "command": "offer"}
-    data = bencode(value)
-    assert data == b"d7:command5:offer5:flagsl1:a1:be1:ni3e3:sdp5:v=0\r\ne"
-    assert bdecode(data) == {"command": b"offer", "flags": [b"a", b"b"], "n": 3, "sdp": b"v=0\r\n"}
-    for bad in (b"d3:abc", b"5:ab", b"i3", b"i3ee", b"x", b"", b"d1:ae", b"di1ei2ee", b"ixe"):
-        with pytest.raises(NgDecodeError):
-            bdecode(bad)
-    with pytest.raises(NgDecodeError):
-        bdecode(b"l" * 40 + b"e" * 40)  # nesting is bounded
-    assert decode_reply(b"c00k1e d6:result4:ponge") == (b"c00k1e", {"result": b"pong"})
-    for bad in (b"d6:result4:ponge", b"c l1:ae", b" d6:result4:ponge"):
-        with pytest.raises(NgDecodeError):
-            decode_reply(bad)
 
 
 async def test_rtpengine_anchor_behind_anchor_control(tmp_path: Path) -> None:
