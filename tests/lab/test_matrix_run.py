@@ -27,8 +27,8 @@ from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult, write_html, write_json
 from li.study import (
     CASE_VARIANTS,
-    HOP_ROWS,
     EXPECTATIONS,
+    HOP_ROWS,
     OPERATOR_PSK_ROWS,
     ROAMING_ROWS,
     USER_LAYER_ROWS,
