@@ -15,6 +15,7 @@ Layout under the lab state dir (``<state>/mikey``, dirs 0700, files 0600)::
 
     mikey/lab.json          what was provisioned for whom (regenerated when that changes)
     mikey/network-psk       the P-CSCFs' shared PSK of the hop-by-hop chain (study 2.2.2)
+    mikey/link-psks.json    one PSK per link of the chain through the S-CSCFs (psk-hop-cscf)
     mikey/<profile>/...     one :meth:`ue.keying_mikey.MikeyCredentials.save` per profile
     mikey/kms/              MIKEY-SAKKE (profile ``kms``): every KMS's community keys and each
                             user's keys for the acceptable key periods (:mod:`ue.keying_sakke`)
@@ -53,6 +54,7 @@ from ims.mikey.sakke_store import (
     material_doc,
     new_kms_secrets,
 )
+from lab import mikey_hop
 from lab.matrix.credentials import LabPki, Pki, provision
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, MikeySecrets
@@ -170,6 +172,16 @@ class LabCredentials:
             raise CredentialsError(f"MIKEY credentials {self.path / name}: not an object")
         return doc
 
+    def link_psk(self, name: str) -> bytes:
+        """The key of one link of the chain through the S-CSCFs (lab.mikey_hop.link_name)."""
+        try:
+            doc = json.loads((self.path / LINK_PSKS).read_text())
+            return bytes.fromhex(doc[name])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CredentialsError(
+                f"no link PSK {name!r} in {self.path / LINK_PSKS} ({exc}); `imslab up` makes it"
+            ) from None
+
     def hop_psks(self) -> dict[str, bytes]:
         """Each UE's PSK with its P-CSCF (without loading any private key)."""
         return {k: bytes.fromhex(v) for k, v in self._doc(registry.OPERATOR)["hop_psk"].items()}
@@ -275,11 +287,30 @@ def ensure(topo: Topology, *, bits: int = 2048, now: float | None = None) -> Lab
                     creds.save(path / profile)
             _write_private(path / "network-psk", secrets.token_bytes(32))
             _write_private(meta_path, json.dumps({"plan": want, "generated": now}).encode())
+        _ensure_link_psks(path / LINK_PSKS, mikey_hop.chain_links(topo), regenerate=not fresh)
         ensure_kms(topo, now=now)
         from lab import ticket_credentials  # it builds on this module
 
         ticket_credentials.ensure(topo)
         return load(path)
+
+
+LINK_PSKS = "link-psks.json"
+
+
+def _ensure_link_psks(path: Path, links: list[str], *, regenerate: bool) -> None:
+    """One fresh PSK per link of the chain through the S-CSCFs (psk-hop-cscf), kept until the
+    credentials are regenerated; links of a grown topology are added."""
+    try:
+        have = {} if regenerate else json.loads(path.read_text())
+    except (OSError, ValueError):
+        have = {}
+    if not isinstance(have, dict):
+        have = {}
+    missing = [name for name in links if name not in have]
+    if missing or regenerate:
+        have.update({name: secrets.token_bytes(32).hex() for name in missing})
+        _write_json(path, have)
 
 
 def load(path: Path) -> LabCredentials:
@@ -395,6 +426,11 @@ def hop_intermediary(topo: Topology, pcscf: str, creds: LabCredentials) -> HopBy
     return HopByHopIntermediary(ue_psks=mine, network_psk=creds.network_psk)
 
 
+def chain_intermediary(topo: Topology, name: str, creds: LabCredentials) -> HopByHopIntermediary:
+    """The element's (P-CSCF or S-CSCF) intermediary of the chain through the S-CSCFs."""
+    return mikey_hop.chain_intermediaries(topo, creds.hop_psks(), creds.link_psk)[name]
+
+
 def ue_addresses(topo: Topology) -> dict[str, str]:
     """UE address -> its subscriber's IMPU (where a P-CSCF sends toward which UE)."""
     return {u.address: topo.subscribers[u.subscriber].sip_impu for u in topo.ues.values()}
@@ -403,7 +439,8 @@ def ue_addresses(topo: Topology) -> dict[str, str]:
 def operator_secrets(topo: Topology, operator: str, creds: LabCredentials) -> MikeySecrets:
     """The MIKEY secrets operator ``operator`` legitimately holds (its LI key policy): the
     publicly known PSK, the hop PSKs of the UEs its P-CSCFs serve plus the network PSK (it runs
-    a hop-by-hop intermediary), the private keys it escrowed for its own subscribers and the
+    a hop-by-hop intermediary), the keys of the links its CSCFs are on in the chain through the
+    S-CSCFs, the private keys it escrowed for its own subscribers and the
     end-to-end PSKs its key service made for them (study Q6)."""
     domain = topo.operators[operator].domain
     pcscfs = [n for n, e in topo.elements.items() if e.role == "pcscf" and e.operator == operator]
@@ -417,4 +454,5 @@ def operator_secrets(topo: Topology, operator: str, creds: LabCredentials) -> Mi
         network_psk=creds.network_psk if pcscfs else None,
         private_keys=creds.escrowed_keys(domain),
         operator_psks=creds.operator_psks(domain),
+        link_psks=mikey_hop.chain_secrets(topo, operator, hop, creds.link_psk),
     )

@@ -35,6 +35,7 @@ IPv4 = Annotated[
     ),
 ]
 Role = Literal["pcscf", "scscf", "anchor", "internet_proxy", "kms"]
+Engine = Literal["imslab", "rtpengine"]
 Transport = Literal["udp", "tcp", "tls"]
 Delivery = Literal["tcp", "tls"]
 
@@ -81,6 +82,13 @@ class ElementSpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):
     rtp_ports: Annotated[
         tuple[Port, Port], msgspec.Meta(description="anchor: first and last RTP port")
     ] = (30000, 39999)
+    engine: Annotated[
+        Engine,
+        msgspec.Meta(
+            description="anchor: imslab (our relay, JSON control) or rtpengine (Debian's "
+            "rtpengine daemon, userspace, ng control; its CC-POI taps the relay's interface)"
+        ),
+    ] = "imslab"
 
 
 class SubscriberSpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):

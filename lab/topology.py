@@ -90,6 +90,7 @@ class Element:
     anchor: str | None = None
     control_port: int = ANCHOR_CONTROL_PORT
     rtp_ports: tuple[int, int] = RTP_PORTS
+    engine: str = "imslab"  # an anchor's relay: our MediaAnchor or rtpengine (lab.rtpengine)
 
     @property
     def sip_uri(self) -> str:
@@ -356,6 +357,7 @@ def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
             anchor=e.anchor,
             control_port=e.control_port,
             rtp_ports=e.rtp_ports,
+            engine=e.engine,
         )
         for name, e in spec.elements.items()
     }
@@ -470,7 +472,7 @@ def _validate_li(topo: Topology, li: LiConfig) -> None:
             e = topo.elements.get(name)
             if e is None:
                 raise _refuse(f"{at}.elements", f"unknown element {name!r}")
-            if e.operator != op.operator:
+            if e.operator != op.operator and not _media_provider_of(topo, name, op.operator):
                 raise _refuse(f"{at}.elements", f"{name} is not its element")
             if e.role not in LI_ROLES:
                 raise _refuse(
@@ -479,6 +481,17 @@ def _validate_li(topo: Topology, li: LiConfig) -> None:
             if name in seen:
                 raise _refuse(f"{at}.elements", f"{name} is listed twice")
             seen[name] = op.operator
+
+
+def _media_provider_of(topo: Topology, anchor: str, operator: str) -> bool:
+    """``anchor`` is another operator's relay that ``operator``'s P-CSCFs buy their media path
+    from: the operator's LI may list it, its CC-POI then armed over LI_T3 by those P-CSCFs
+    (the media provider assisting the operator's interception, study 2.1 Q2)."""
+    e = topo.elements[anchor]
+    return e.role == "anchor" and any(
+        p.operator == operator and p.role == "pcscf" and p.anchor == anchor
+        for p in topo.elements.values()
+    )
 
 
 def default_path() -> Path:

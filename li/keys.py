@@ -28,9 +28,13 @@ import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ims.errors import ImsError
 from ims.media.keys import SrtpKeys
+
+if TYPE_CHECKING:
+    from ims.mikey.message import MikeyMessage
 
 
 class Sender(StrEnum):
@@ -308,7 +312,10 @@ class MikeySecrets:
     * ``hop_psks``: PSKs its P-CSCF shares with its UEs, keyed by the UE's AoR, plus the
       inter-operator ``network_psk`` of the hop-by-hop chain (study 2.2.2);
     * ``private_keys``: escrowed private keys of its subscribers, keyed by AoR (case C);
-    * ``operator_psks``: end-to-end PSKs the operator helped its users set up (study Q6).
+    * ``operator_psks``: end-to-end PSKs the operator helped its users set up (study Q6);
+    * ``link_psks``: the keys of the hop-by-hop links its intermediaries are on when the chain
+      runs through the S-CSCFs too (its UEs' links to its P-CSCFs, P-CSCF to S-CSCF, S-CSCF to
+      S-CSCF), study 2.2.2 "all or some of the involved P-CSCFs and S-CSCFs".
     """
 
     public_psks: tuple[bytes, ...] = ()
@@ -316,6 +323,7 @@ class MikeySecrets:
     network_psk: bytes | None = None
     private_keys: dict[str, object] | None = None
     operator_psks: tuple[bytes, ...] = ()
+    link_psks: tuple[bytes, ...] = ()
 
     def __call__(self, call_id: str, offer: bytes, answer: bytes | None) -> list[KeyRecord]:
         from ims.mikey.constants import DataType
@@ -334,6 +342,7 @@ class MikeySecrets:
             candidates += [(hop[i], KeySource.MIKEY_PSK_HOP) for i in _ids(msg) if i in hop]
             if self.network_psk is not None:
                 candidates.append((self.network_psk, KeySource.MIKEY_PSK_HOP))
+            candidates += [(k, KeySource.MIKEY_PSK_HOP) for k in self.link_psks]
             candidates += [(k, KeySource.MIKEY_PSK_OPERATOR) for k in self.operator_psks]
             for psk, source in candidates:
                 try:
@@ -371,6 +380,15 @@ class MikeySecrets:
                         return _records(call_id, opened.keys, KeySource.MIKEY_PKE_ESCROW)
             return [unavailable(call_id, Unavailable.NO_PRIVATE_KEY)]
         if dt is DataType.DHHMAC_INIT:
+            from ims.mikey.modes.dhhmac import mac_verifies
+
+            rand = msg.find(RandPayload)
+            hop = self.hop_psks or {}
+            held = [*self.link_psks, *(hop[i] for i in _ids(msg) if i in hop)]
+            if rand is not None and any(mac_verifies(offer, rand.data, k) for k in held):
+                # the operator authenticates this hop (its intermediary's key) yet holds no
+                # key: the DH values are all that cross (study 2.3.4 through intermediaries)
+                return [unavailable(call_id, Unavailable.PFS)]
             return [unavailable(call_id, Unavailable.USER_HMAC_PSK)]
         if dt is DataType.DH_INIT:
             return [unavailable(call_id, Unavailable.PFS)]
@@ -378,36 +396,106 @@ class MikeySecrets:
 
 
 class HopByHopIntermediary:
-    """The operator's MIKEY intermediary at a P-CSCF (study 2.2.2, "PSK between intermediaries").
+    """The operator's MIKEY intermediary at a P-CSCF or S-CSCF (study 2.2.2, "PSK between
+    intermediaries").
 
-    Each UE shares a PSK with its own P-CSCF; the P-CSCFs share ``network_psk``. A MIKEY-PSK
+    Each UE shares a PSK with its own P-CSCF; the P-CSCFs share ``network_psk``, or, when the
+    S-CSCFs are intermediaries too, each link has its own key (``link_psks``, by the next hop's
+    address). A MIKEY-PSK
     I_MESSAGE is opened with the key of the hop it came from (the MAC says which) and re-protected
     with the key of the hop it goes to, keeping TGK, RAND and CSB ID -- so both UEs derive the
     same SRTP keys while each only knows its own PSK. This is a network function, not LI; its
     keys are what lets the operator's POI read the MIKEY exchange like SDES.
     """
 
-    def __init__(self, *, ue_psks: dict[str, bytes], network_psk: bytes) -> None:
+    def __init__(
+        self,
+        *,
+        ue_psks: dict[str, bytes],
+        network_psk: bytes | None,
+        link_psks: dict[str, bytes] | None = None,
+    ) -> None:
         self.ue_psks = ue_psks
         self.network_psk = network_psk
+        #: next-hop address -> the PSK of that link (a chain through the S-CSCFs: each
+        #: P-CSCF/S-CSCF and S-CSCF/S-CSCF link its own key); ``network_psk`` for the others
+        self.link_psks = dict(link_psks or {})
         self.stats = {"reprotected": 0, "unopened": 0}
         # CSB ID -> the verification message for the previous hop (RFC 3830 §3.1 V flag)
         self._answers: dict[int, bytes | None] = {}
+        # DHHMAC: CSB ID -> (RAND, previous hop's key, next hop's key), for the R_MESSAGE
+        self._dh: dict[int, tuple[bytes, bytes, bytes]] = {}
+
+    def _keys(
+        self, ids: list[bytes], toward_ue: str | None, toward: str | None
+    ) -> tuple[list[bytes], bytes | None]:
+        """(the keys a message from the previous hop may be under, the next hop's key)."""
+        keys = [
+            *(k for k in (self.network_psk,) if k is not None),
+            *dict.fromkeys(self.link_psks.values()),
+            *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
+        ]
+        if toward_ue is not None:
+            return keys, self.ue_psks.get(identity_aor(toward_ue))
+        return keys, self.link_psks.get(toward or "", self.network_psk)
+
+    def _dhhmac_offer(
+        self, data: bytes, msg: MikeyMessage, *, toward_ue: str | None, toward: str | None
+    ) -> bytes | None:
+        """DHHMAC (study 2.3.4, "HMAC authentication between the end users and
+        intermediaries"): the I_MESSAGE's MAC checked with the previous hop's key and redone
+        with the next hop's; the DH values cross untouched, so no intermediary (and no POI
+        holding its keys) learns the TGK. The R_MESSAGE is re-MACed back in :meth:`answer`."""
+        from ims.mikey.modes.dhhmac import mac_verifies, reseal
+        from ims.mikey.payloads import IdPayload, RandPayload
+
+        rand = msg.find(RandPayload)
+        if rand is None:
+            return None
+        keys, target = self._keys([p.data for p in msg.find_all(IdPayload)], toward_ue, toward)
+        if target is None:
+            return None
+        for psk in keys:
+            if not mac_verifies(data, rand.data, psk):
+                continue
+            if psk == target:
+                return None  # already authenticated for the next hop
+            self._dh[msg.hdr.csb_id] = (rand.data, psk, target)
+            while len(self._dh) > 4096:
+                self._dh.pop(next(iter(self._dh)))
+            self.stats["reprotected"] += 1
+            return reseal(data, rand.data, old_psk=psk, new_psk=target)
+        self.stats["unopened"] += 1
+        return None
 
     def answer(self, r_message: bytes) -> bytes | None:
         """The R_MESSAGE for the previous hop, replacing the next hop's (None: not ours)."""
+        from ims.mikey.constants import DataType
         from ims.mikey.errors import MikeyDecodeError
         from ims.mikey.message import decode_message
+        from ims.mikey.modes.dhhmac import mac_verifies, reseal
 
         try:
-            csb = decode_message(r_message).hdr.csb_id
+            msg = decode_message(r_message)
         except MikeyDecodeError:
             return None
+        csb = msg.hdr.csb_id
+        if msg.data_type is DataType.DHHMAC_RESP:
+            entry = self._dh.get(csb)
+            if entry is None:
+                return None
+            rand, previous, following = entry
+            if not mac_verifies(r_message, rand, following):
+                return None  # not from the next hop (already for the previous one, or forged)
+            return reseal(r_message, rand, old_psk=following, new_psk=previous)
         return self._answers.get(csb)
 
-    def reprotect(self, mikey: bytes, *, toward_ue: str | None, now: float) -> bytes | None:
+    def reprotect(
+        self, mikey: bytes, *, toward_ue: str | None, now: float, toward: str | None = None
+    ) -> bytes | None:
         """The I_MESSAGE for the next hop (``toward_ue``: that UE's AoR, or None for the
-        network side); None when the message is not ours to touch."""
+        network side, ``toward``: the next hop's address); None when the message is not ours
+        to touch."""
         from ims.mikey.constants import DataType
         from ims.mikey.errors import MikeyDecodeError, MikeyError
         from ims.mikey.inspect import open_message
@@ -420,16 +508,12 @@ class HopByHopIntermediary:
             msg = decode_message(mikey)
         except MikeyDecodeError:
             return None
+        if msg.data_type is DataType.DHHMAC_INIT:
+            return self._dhhmac_offer(mikey, msg, toward_ue=toward_ue, toward=toward)
         if msg.data_type is not DataType.PSK_INIT:
             return None
         ids = [p.data for p in msg.find_all(IdPayload)]
-        keys = [
-            self.network_psk,
-            *(self.ue_psks[a] for a in map(identity_aor, ids) if a in self.ue_psks),
-        ]
-        target = (
-            self.network_psk if toward_ue is None else self.ue_psks.get(identity_aor(toward_ue))
-        )
+        keys, target = self._keys(ids, toward_ue, toward)
         if target is None:
             return None
         for psk in keys:

@@ -51,6 +51,8 @@ class Method(StrEnum):
     PKE_B_FLAT = "pke-b-flat"  # case B, a UE trusts every operator CA for any name
     PSK_OPERATOR = "psk-operator"  # 2.2.1 Q6: end-to-end PSK set up with the operator's help
     SDES_USER_LAYER = "sdes-user-layer"  # 2.4: SDES baseline + the users' own e2e layer inside
+    PSK_HOP_CSCF = "psk-hop-cscf"  # 2.2.2 hop by hop through the S-CSCFs as well as the P-CSCFs
+    DHHMAC_HOP = "dhhmac-hop"  # 2.3.4 DH-HMAC authenticated between users and intermediaries
 
 
 class Scenario(StrEnum):
@@ -152,6 +154,8 @@ FAMILY: dict[Method, str] = {
     Method.PSK_E2E: "MIKEY / pre-shared key",
     Method.PSK_PUBLIC: "MIKEY / pre-shared key",
     Method.PSK_HOP: "MIKEY / pre-shared key",
+    Method.PSK_HOP_CSCF: "MIKEY / pre-shared key",
+    Method.DHHMAC_HOP: "MIKEY / DH",
     Method.PKE_A: "MIKEY / pk encryption",
     Method.PKE_A_MITM: "MIKEY / pk encryption",
     Method.PKE_B: "MIKEY / pk encryption",
@@ -440,7 +444,27 @@ ROAMING_ROWS: tuple[Expectation, ...] = (
        "intercepted in the home network."),
 )  # fmt: skip
 
-EXPECTATIONS = EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
+#: Issue 13 item 6, the intermediaries' variants: the hop-by-hop chain through the S-CSCFs as
+#: well as the P-CSCFs (each link its own PSK), for MIKEY-PSK and for DH-HMAC.
+HOP_ROWS: tuple[Expectation, ...] = (
+    _e(M.PSK_HOP_CSCF, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2.2", 89,
+       "If all or some of the involved P-CSCFs and S-CSCFs act as intermediaries, then this "
+       "case has the same LI characteristics and issues as the use of SDES"),
+    # the target answers: the chain's keys at the target's end are its own operator's too
+    _e(M.PSK_HOP_CSCF, S.HOME_TARGET_ANSWERS, C.OWN_POIS, {N.NOTHING}, "2.2.2", 89,
+       "If all or some of the involved P-CSCFs and S-CSCFs act as intermediaries, then this "
+       "case has the same LI characteristics and issues as the use of SDES"),
+    # DH-HMAC authenticated hop by hop: the intermediaries hold the HMAC keys, never the DH
+    # secret -- so no key to hand over, but the target's own operator can MITM (it holds the
+    # keys of both hops at its P-CSCF) without the other operator
+    _e(M.DHHMAC_HOP, S.HOME, C.MITM_MEDIA, {N.MITM_SIGNALLING, N.MITM_MEDIA}, "2.3.4", 218,
+       "or could involve running the HMAC authentication between the end users and "
+       "intermediaries"),
+)  # fmt: skip
+
+EXPECTATIONS = (
+    EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS
+)
 
 #: TS 33.106 rule quoted in the answer to Question 9.
 TS_33_106_RULE = (

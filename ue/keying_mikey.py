@@ -404,6 +404,31 @@ class PskHopKeying(PskKeying):
         return self.creds().hop_psk[aor(ctx.local_uri)]
 
 
+CHAIN_INFO = b"imslab psk-hop-cscf link"
+
+
+def chain_psk(hop_psk: bytes) -> bytes:
+    """The UE's link key of the hop-by-hop chain through the S-CSCFs, from its P-CSCF PSK.
+
+    HKDF-SHA256 (RFC 5869) over the PSK the UE already shares with its P-CSCF, so the two
+    chains (P-CSCFs only, ``psk-hop``; P-CSCFs and S-CSCFs, ``psk-hop-cscf``) run side by side
+    in one lab and each intermediary touches only the messages of its own chain (the MAC tells
+    them apart). A lab construction: the study leaves the provisioning of hop keys open."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=CHAIN_INFO).derive(hop_psk)
+
+
+class PskHopCscfKeying(PskKeying):
+    """PSK with the UE's own P-CSCF, re-protected at every P-CSCF and S-CSCF on the path."""
+
+    name = "psk-hop-cscf"
+
+    def psk(self, ctx: KeyingContext) -> bytes:
+        return chain_psk(self.creds().hop_psk[aor(ctx.local_uri)])
+
+
 class _SignedKeying(MikeyKeying):
     def own(self, ctx: KeyingContext) -> Credentials:
         return self.creds().credentials[aor(ctx.local_uri)]
@@ -536,6 +561,17 @@ class DhHmacKeying(MikeyKeying):
         from ims.mikey.modes.dhhmac import DhHmacResponder
 
         return DhHmacResponder(psk=self.psk(ctx), idr=aor(ctx.local_uri), idi=aor(ctx.remote_uri))
+
+
+class DhHmacHopKeying(DhHmacKeying):
+    """DH-HMAC authenticated hop by hop (study 2.3.4, "running the HMAC authentication between
+    the end users and intermediaries"): the UE's key is its link key of the chain through the
+    P-CSCFs and S-CSCFs (:func:`chain_psk`), each intermediary re-MACs for the next link."""
+
+    name = "dhhmac-hop"
+
+    def psk(self, ctx: KeyingContext) -> bytes:
+        return chain_psk(self.creds().hop_psk[aor(ctx.local_uri)])
 
 
 class DhHmacPublicKeying(DhHmacKeying):

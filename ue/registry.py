@@ -113,6 +113,13 @@ MODES: tuple[KeyingMode, ...] = (
         OPERATOR_PSK,
     ),
     _mode("psk-hop", "MIKEY-PSK hop by hop via the P-CSCFs", "2.2.2", km.PskHopKeying, OPERATOR),
+    _mode(
+        "psk-hop-cscf",
+        "MIKEY-PSK hop by hop via the P-CSCFs and S-CSCFs",
+        "2.2.2",
+        km.PskHopCscfKeying,
+        OPERATOR,
+    ),
     _mode("pke", "MIKEY-PKE, the default PKI (as pke-b)", "2.3.1", km.PkeKeying, OPERATOR),
     _mode("pke-a", "MIKEY-PKE, CA outside the operators", "2.3.1 A", km.PkeKeying, EXTERNAL),
     _mode("pke-b", "MIKEY-PKE, operator-issued certificates", "2.3.1 B", km.PkeKeying, OPERATOR),
@@ -132,6 +139,13 @@ MODES: tuple[KeyingMode, ...] = (
     _mode("dh-a", "MIKEY-DH-SIGN, CA outside the operators", "2.3.3", km.DhKeying, EXTERNAL),
     _mode("dh-self-signed", "MIKEY-DH-SIGN, self-signed", "2.3.3", km.DhKeying, SELF_SIGNED),
     _mode("dhhmac", "MIKEY-DHHMAC (RFC 4650), users' PSK", "2.3.4", km.DhHmacKeying, OPERATOR),
+    _mode(
+        "dhhmac-hop",
+        "MIKEY-DHHMAC, HMAC hop by hop via the P-CSCFs and S-CSCFs",
+        "2.3.4",
+        km.DhHmacHopKeying,
+        OPERATOR,
+    ),
     _mode(
         "dhhmac-public",
         "MIKEY-DHHMAC, publicly known PSK",

@@ -43,6 +43,8 @@ def describe(topo: topology.Topology) -> str:
         extra = f" tls:{e.tls_port}" if e.tls else ""
         if e.role == "anchor":
             extra = f" control:{e.control_port} rtp:{e.rtp_ports[0]}-{e.rtp_ports[1]}"
+            if e.engine != "imslab":
+                extra += f" ({e.engine})"
         lines.append(f"  {name:<11} {e.role:<15} {e.address:<13} {op.domain:<14}{extra}")
     if topo.li is not None:
         li = topo.li

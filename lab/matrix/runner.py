@@ -50,7 +50,7 @@ from lab.matrix.combine import direction_tones, joined_audio
 from lab.matrix.credentials import LabPki, Pki, provision, self_signed
 from lab.matrix.ladder import Evidence, Grants, grants, needs_from_evidence
 from lab.matrix.report import CallResult, RungOutcome
-from lab.mikey_hop import intermediary_hook
+from lab.mikey_hop import chain_intermediaries, chain_links, chain_secrets, intermediary_hook
 from lab.orchestrator import Lab
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, MikeySecrets, OperatorKeyPolicy
@@ -215,6 +215,8 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.PSK_E2E: ("psk", Pki.NONE),
     Method.PSK_PUBLIC: ("psk-public", Pki.NONE),
     Method.PSK_HOP: ("psk-hop", Pki.NONE),
+    Method.PSK_HOP_CSCF: ("psk-hop-cscf", Pki.NONE),  # issue 13 item 6: via the S-CSCFs too
+    Method.DHHMAC_HOP: ("dhhmac-hop", Pki.NONE),  # issue 13 item 6: HMAC via intermediaries
     Method.PKE_A: ("pke", Pki.EXTERNAL),
     Method.PKE_A_MITM: ("pke", Pki.EXTERNAL),
     Method.PKE_B: ("pke", Pki.OPERATOR),
@@ -240,6 +242,28 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     # issue 13, item 3: SDES through the operator, the users' own SRTP layer inside (ue.user_layer)
     Method.SDES_USER_LAYER: ("sdes-user-layer", Pki.NONE),
 }
+
+#: methods keyed hop by hop through every P-CSCF and S-CSCF (lab.mikey_hop.chain_intermediaries)
+CHAIN_METHODS = frozenset({Method.PSK_HOP_CSCF, Method.DHHMAC_HOP})
+
+
+def target_of(plan: ScenarioPlan, topo: Topology) -> str:
+    """The target's AoR (``sip:user@domain``)."""
+    return aor(topo.subscribers[topo.ues[plan.target].subscriber].sip_impu)
+
+
+def _first_hop_keys(
+    topo: Topology, inter: HopByHopIntermediary | None, target: str
+) -> tuple[bytes, bytes] | None:
+    """At the target's P-CSCF in a chain: (the target's link key, the key of the link to the
+    P-CSCF's home S-CSCF) -- what the operator's own intermediary holds, so its MITM can
+    authenticate toward both sides (DHHMAC through intermediaries, study 2.3.4)."""
+    if inter is None or target not in inter.ue_psks:
+        return None
+    home = topo.peering.get(target.rpartition("@")[2])
+    key = None if home is None else inter.link_psks.get(topo.element(home).address)
+    return None if key is None else (inter.ue_psks[target], key)
+
 
 #: methods whose PSK the caller's operator helped set up (and keeps: lent over X1)
 OPERATOR_PSK_METHODS = frozenset({Method.PSK_OPERATOR})
@@ -690,6 +714,17 @@ class MatrixRunner:
                         lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
                     )
 
+        # the chain through the S-CSCFs as well (psk-hop-cscf): every P-CSCF and S-CSCF an
+        # intermediary, each link its own fresh key for this rung
+        # (psk-hop-cscf, dhhmac-hop); hooked last, after the POIs and the MITM function: a MITM
+        # at the first hop answers the UE with the UE's key and forwards with the next link's
+        chain_link: Callable[[str], bytes] | None = None
+        chain: dict[str, HopByHopIntermediary] = {}
+        if exp.method in CHAIN_METHODS:
+            links = {name: os.urandom(32) for name in chain_links(topo)}
+            chain_link = links.__getitem__
+            chain = chain_intermediaries(topo, creds.hop_psk, chain_link)
+
         # the media MITM sits on the target's media path; it re-keys only while the anchor's
         # own task authorises it (hooked after the CC-POIs: they see the packets as they arrived)
         media_anchor = plan.media_anchor
@@ -709,6 +744,11 @@ class MatrixRunner:
                     else {}
                 ),
                 network_psk=network_psk,
+                link_psks=(
+                    chain_secrets(topo, op, creds.hop_psk, chain_link)
+                    if chain_link is not None
+                    else ()
+                ),
             )
             cc_poi: AnchorCcPoi | None = None
             if net.cc is not None:
@@ -749,6 +789,8 @@ class MatrixRunner:
                 x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
                 cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
                 if i == 0 and op == plan.operator:
+                    # through intermediaries: the operator's own hop keys at its first hop
+                    hop_keys = _first_hop_keys(topo, chain.get(name), target_of(plan, topo))
                     # the intercepting operator's MITM function at its first hop: it acts only
                     # for calls of a task that authorises it (li.mitm.signalling)
                     sig = SignallingMitm(
@@ -760,7 +802,8 @@ class MatrixRunner:
                         on_keys=_mitm_sender(el_exp, cap),
                         media=media_mitm,
                         media_authorised=lambda: authority.media(media_anchor),
-                        known_psk=PUBLIC_PSK,
+                        known_psk=hop_keys[0] if hop_keys else PUBLIC_PSK,
+                        responder_psk=hop_keys[1] if hop_keys else None,
                         clock=clock,
                     )
                     cap.removers.append(lab.elements[name].sip_hooks.add(sig.hook()))
@@ -774,6 +817,17 @@ class MatrixRunner:
                 tap = PassiveTapPoi(element=net.tap, emit=_cc_sender(tap_exp, cap))
                 x1_wire(tap_ne, taps=[tap], clock=clock)
                 cap.removers.append(lab.elements[net.tap].anchor.hooks.add(tap.hook(clock)))
+
+        if chain:
+            ue_at = {
+                topo.ues[u].address: topo.subscribers[topo.ues[u].subscriber].sip_impu
+                for u in topo.ues
+            }
+            for name, inter in chain.items():
+                if name in lab.elements:
+                    cap.removers.append(
+                        lab.elements[name].sip_hooks.add(intermediary_hook(inter, ue_at, clock))
+                    )
 
         if media_mitm is not None:
             gate = _media_gate(media_mitm, authority, media_anchor)

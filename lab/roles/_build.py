@@ -13,8 +13,9 @@ from ims.sip.trust import TrustPolicy
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
-from proxies.media_anchor import AnchorClient
+from proxies.media_anchor import AnchorClient, AnchorControl
 from proxies.pcscf import Pcscf
+from proxies.rtpengine import NgClient, RtpengineAnchor
 from proxies.scscf import DomainPeer, HomeServer, subscriber_records
 from proxies.subscribers import SubscriberDb
 
@@ -96,10 +97,15 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         if s.role != "scscf":
             continue  # a P-CSCF registers UEs only with an IMS home network's S-CSCF
         home[d] = Peer(transport="udp", host=s.address, port=s.sip_port)
-    anchor = None
+    anchor: AnchorControl | None = None
     if e.anchor is not None:
         a = topo.element(e.anchor)
-        anchor = AnchorClient((a.address, a.control_port), local_address=e.address)
+        ng = (a.address, a.control_port)
+        anchor = (
+            RtpengineAnchor(NgClient(ng, local_address=e.address))
+            if a.engine == "rtpengine"
+            else AnchorClient(ng, local_address=e.address)
+        )
     ssl_context = None
     if e.tls:
         ssl_context = tls.server_context(pki or pki_dir(topo), name, e.address)

@@ -22,9 +22,13 @@ async def start(topo: Topology, name: str, *, li: bool = False) -> _build.Runnin
     running = await _build.start_proxy(topo, name, proxy, li=li)
     creds = credentials.from_environment()  # imslab up: the lab's MIKEY credentials
     if creds is not None:  # the P-CSCF's hop-by-hop MIKEY function (study 2.2.2, psk-hop)
+        ue_at = credentials.ue_addresses(topo)
         inter = credentials.hop_intermediary(topo, name, creds)
-        hook = intermediary_hook(inter, credentials.ue_addresses(topo), time.time)
-        running.sip_hooks.add(hook)
+        running.sip_hooks.add(intermediary_hook(inter, ue_at, time.time))
+        # and its link in the chain through the S-CSCFs (psk-hop-cscf): each hook re-protects
+        # only what its own keys open
+        chain = credentials.chain_intermediary(topo, name, creds)
+        running.sip_hooks.add(intermediary_hook(chain, ue_at, time.time))
     return running
 
 

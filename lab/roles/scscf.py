@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 
-from lab import topology
+from lab import credentials, topology
+from lab.mikey_hop import intermediary_hook
 from lab.roles import _build
 from lab.topology import Topology
 
@@ -17,7 +19,12 @@ async def start(topo: Topology, name: str, *, li: bool = False) -> _build.Runnin
     if topo.element(name).role != ROLE:
         raise topology.TopologyError(f"{name} is not a {ROLE}")
     server = _build.build_home_server(topo, name)
-    return await _build.start_proxy(topo, name, server, li=li)
+    running = await _build.start_proxy(topo, name, server, li=li)
+    creds = credentials.from_environment()  # imslab up: the lab's MIKEY credentials
+    if creds is not None:  # hop by hop through the S-CSCFs too (study 2.2.2, psk-hop-cscf)
+        inter = credentials.chain_intermediary(topo, name, creds)
+        running.sip_hooks.add(intermediary_hook(inter, {}, time.time))
+    return running
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

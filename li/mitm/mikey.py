@@ -86,6 +86,9 @@ class MikeyMitm:
     substitutes: SubstituteProvider
     real_certificates: Callable[[str], x509.Certificate | None]
     known_psk: bytes | None = None  # DHHMAC: the PSK the operator knows (publicly known)
+    #: DHHMAC through intermediaries (study 2.3.4): the key of the hop toward the responder,
+    #: when it is not ``known_psk`` (the operator's intermediary holds both hops' keys)
+    responder_psk: bytes | None = None
     authorised: frozenset[MitmFunction] = frozenset()
     state: MitmState = MitmState.IDLE
     reason: str = ""
@@ -269,7 +272,7 @@ class MikeyMitm:
             if reply.result is None:
                 raise MikeyError(f"DH-HMAC offer not opened: {reply.error}")
             ini: Any = DhHmacInitiator(
-                psk=self.known_psk,
+                psk=self.responder_psk or self.known_psk,
                 sessions=_sessions(msg, reply.result),
                 idi=idi or None,
                 idr=idr,

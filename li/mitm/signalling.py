@@ -78,6 +78,7 @@ class SignallingMitm:
         media: MediaMitm | None = None,
         media_authorised: Callable[[], bool] | None = None,
         known_psk: bytes | None = None,
+        responder_psk: bytes | None = None,
         clock: Callable[[], float],
     ) -> None:
         self.poi = poi
@@ -88,6 +89,7 @@ class SignallingMitm:
         # the media path's own task must authorise the re-keying (None: always, with media)
         self.media_authorised = media_authorised or (lambda: True)
         self.known_psk = known_psk
+        self.responder_psk = responder_psk  # DHHMAC: the next hop's key, when not known_psk
         self.clock = clock
         self.calls: dict[str, MitmCall] = {}
 
@@ -137,6 +139,7 @@ class SignallingMitm:
                     substitutes=self.substitutes,
                     real_certificates=self.real_certificates,
                     known_psk=self.known_psk,
+                    responder_psk=self.responder_psk,
                     authorised=authorised,
                 ),
                 xids=[t.xid for t in tasks],

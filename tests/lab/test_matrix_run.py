@@ -28,6 +28,7 @@ from lab.matrix.report import CallResult, write_html, write_json
 from li.study import (
     CASE_VARIANTS,
     EXPECTATIONS,
+    HOP_ROWS,
     OPERATOR_PSK_ROWS,
     ROAMING_ROWS,
     USER_LAYER_ROWS,
@@ -41,8 +42,9 @@ from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
-#: issue 13's rows run in tests/lab/test_matrix_variants.py
-ISSUE_13 = CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS
+#: issue 13's rows run in tests/lab/test_matrix_variants.py (and the intermediaries' in
+#: tests/lab/test_matrix_hops.py)
+ISSUE_13 = CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS
 ROWS = [e for e in EXPECTATIONS if e not in ISSUE_13]
 
 ARTEFACTS = Path(

@@ -29,6 +29,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from ims.sdes.attribute import CryptoAttribute
 from ims.sdes.negotiation import keys_of, make_offer
 from li.poi.cc import CcRecord, PassiveTapPoi, flow_correlation_id
 from li.poi.iri import TargetDirection
+from proxies.ng import decode_reply, encode_request
 
 RTPENGINE = shutil.which("rtpengine") or "/usr/bin/rtpengine"
 RELAY = "127.0.201.42"  # the media provider's relay address (this test only)
@@ -62,57 +64,6 @@ PASSTHROUGH = {"SDES": [f"no-{s}" for s in OTHER_SUITES], "DTLS": "off"}
 
 pytestmark = [pytest.mark.peer, pytest.mark.timeout(60)]
 
-BValue = int | bytes | list["BValue"] | dict[str, "BValue"]
-
-
-def bencode(x: object) -> bytes:
-    """The ng protocol's encoding (BitTorrent bencode: i..e, N:bytes, l..e, d..e sorted)."""
-    if isinstance(x, bool) or not isinstance(x, int | str | bytes | list | dict):
-        raise TypeError(type(x))
-    if isinstance(x, int):
-        return b"i%de" % x
-    if isinstance(x, str):
-        x = x.encode()
-    if isinstance(x, bytes):
-        return b"%d:%s" % (len(x), x)
-    if isinstance(x, list):
-        return b"l" + b"".join(bencode(i) for i in x) + b"e"
-    items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in x.items())
-    return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
-
-
-def bdecode(data: bytes) -> BValue:
-    value, end = _bdecode(data, 0)
-    if end != len(data):
-        raise ValueError("trailing bytes after bencoded value")
-    return value
-
-
-def _bdecode(b: bytes, i: int) -> tuple[BValue, int]:
-    c = b[i : i + 1]
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1 : j]), j + 1
-    if c in (b"l", b"d"):
-        i += 1
-        items: list[BValue] = []
-        while b[i : i + 1] != b"e":
-            if i >= len(b):
-                raise ValueError("unterminated list/dict")
-            v, i = _bdecode(b, i)
-            items.append(v)
-        if c == b"l":
-            return items, i + 1
-        keys = items[0::2]
-        if not all(isinstance(k, bytes) for k in keys):
-            raise ValueError("dict key not a string")
-        return {k.decode(): v for k, v in zip(keys, items[1::2], strict=True)}, i + 1  # type: ignore[union-attr]
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    if j + 1 + n > len(b):
-        raise ValueError("string past the end")
-    return b[j + 1 : j + 1 + n], j + 1 + n
-
 
 class Ng:
     """A bounded ng client: cookie, bencoded dict; retransmits, checks the echoed cookie."""
@@ -123,18 +74,16 @@ class Ng:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.5)
 
-    def __call__(self, command: str, **args: object) -> dict[str, BValue]:
+    def __call__(self, command: str, **args: object) -> dict[str, Any]:
         cookie = os.urandom(6).hex().encode()
-        msg = cookie + b" " + bencode({"command": command, **args})
+        msg = encode_request(cookie, command, args)
         for _ in range(6):
             self.sock.sendto(msg, self.server)
             try:
                 while True:
                     data, _ = self.sock.recvfrom(65535)
-                    got, _, body = data.partition(b" ")
+                    got, reply = decode_reply(data)
                     if got == cookie:
-                        reply = bdecode(body)
-                        assert isinstance(reply, dict)
                         return reply
             except TimeoutError:
                 continue
@@ -271,7 +220,7 @@ def test_rtpengine_relays_sdes_srtp_untouched(rtpengine: Ng) -> None:
 
 def _udp_on_lo(raw: socket.socket) -> list[tuple[tuple[str, int], tuple[str, int], bytes]]:
     """The IPv4/UDP datagrams captured so far on lo (each once: the received copy)."""
-    out = []
+    out: list[tuple[tuple[str, int], tuple[str, int], bytes]] = []
     while True:
         try:
             frame, meta = raw.recvfrom(65535)
@@ -368,11 +317,65 @@ def _inline(key_salt: bytes) -> str:
     return base64.b64encode(key_salt).decode()
 
 
-def test_bencode_round_trip_and_errors() -> None:
-    value = {"command": "offer", "flags": ["a", "b"], "n": 3, "sdp": b"v=0\r\n"}
-    data = bencode(value)
-    assert data == b"d7:command5:offer5:flagsl1:a1:be1:ni3e3:sdp5:v=0\r\ne"
-    assert bdecode(data) == {"command": b"offer", "flags": [b"a", b"b"], "n": 3, "sdp": b"v=0\r\n"}
-    for bad in (b"d3:abc", b"5:ab", b"i3", b"i3ee"):
-        with pytest.raises(ValueError):
-            bdecode(bad)
+async def test_rtpengine_anchor_behind_anchor_control(tmp_path: Path) -> None:
+    """:class:`RtpengineAnchor` as a P-CSCF drives it: the access side offers, the core side
+    answers; each Allocation names rtpengine's port facing each side (the same ports on both
+    attaches), media relays between the sides, a re-offer from the core side keeps the ports,
+    and release returns rtpengine's counters per side."""
+    from lab.rtpengine import RtpengineDaemon
+    from lab.topology import Element
+    from proxies.media_anchor import AnchorError
+    from proxies.rtpengine import NgClient, RtpengineAnchor
+
+    if not Path(RTPENGINE).exists():
+        pytest.skip("rtpengine is not installed (apt-get install rtpengine-daemon)")
+    element = Element(
+        name="anchor-t",
+        role="anchor",
+        operator="m",
+        address=RELAY,
+        control_port=NG_PORT + 2,
+        rtp_ports=(42000, 42099),
+        engine="rtpengine",
+    )
+    daemon = RtpengineDaemon(element)
+    await daemon.start()
+    anchor = RtpengineAnchor(NgClient((RELAY, NG_PORT + 2), local_address="127.0.0.1"))
+    ue, core = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), None
+    try:
+        ue.bind((ALICE, 0))
+        core = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        core.bind((BOB, 0))
+        for s in (ue, core):
+            s.settimeout(1.0)
+        offer = await anchor.attach("c1@x", 0, "access", ue.getsockname(), label="term")
+        answer = await anchor.attach("c1@x", 0, "core", core.getsockname(), label="term")
+        assert offer == answer
+        assert offer.access[0] == offer.core[0] == RELAY
+        assert 42000 <= offer.access[1] <= 42099 and 42000 <= offer.core[1] <= 42099
+        assert offer.access != offer.core
+        for n in range(3):
+            ue.sendto(b"\x80\x00" + bytes([n]) * 40, offer.access)
+            assert core.recvfrom(2048)[0] == b"\x80\x00" + bytes([n]) * 40
+        core.sendto(b"\x80\x00back" * 4, offer.core)
+        assert ue.recvfrom(2048)[0] == b"\x80\x00back" * 4
+        # a re-INVITE from the core side: a re-offer, then the access side's answer
+        again = await anchor.attach("c1@x", 0, "core", core.getsockname(), label="term")
+        assert await anchor.attach("c1@x", 0, "access", ue.getsockname(), label="term") == again
+        assert again == offer
+        stats = await anchor.release("c1@x")
+        assert stats["from_access_packets"] == 3 and stats["from_core_packets"] == 1, stats
+        assert await anchor.release("c1@x") == {}  # nothing left of it
+        with pytest.raises(AnchorError):
+            await anchor.attach("c2@x", 0, "sideways", None)
+    finally:
+        anchor.close()
+        ue.close()
+        if core is not None:
+            core.close()
+        await daemon.stop()
+    # an anchor that does not answer: the bounded wait ends in AnchorError
+    silent = RtpengineAnchor(NgClient((RELAY, NG_PORT + 2), timeout=0.5))
+    with pytest.raises(AnchorError, match="does not answer"):
+        await silent.attach("c3@x", 0, "access", None)
+    silent.close()

@@ -260,3 +260,32 @@ class DhHmacResponder(ResponderBase):
             peer_id=idi_p.data,
         )
         return ResponderReply(message=_seal(hdr, payloads, auth), result=result)
+
+
+def mac_verifies(data: bytes, rand: bytes, psk: bytes) -> bool:
+    """Whether ``data`` (a DHHMAC I_ or R_MESSAGE) carries the MAC of ``psk`` for this exchange
+    (auth_key from the PSK, the CSB ID and the initiator's RAND). Never raises on bad input."""
+    from ims.mikey.message import decode_message
+
+    try:
+        msg = decode_message(data)
+        _check_mac(data, msg, derive_transport_keys(psk, msg.hdr.csb_id, rand).auth_key)
+    except (MikeyError, MikeyDecodeError):
+        return False
+    return True
+
+
+def reseal(data: bytes, rand: bytes, *, old_psk: bytes, new_psk: bytes) -> bytes:
+    """The same DHHMAC message authenticated for the next hop (study 2.3.4: "running the HMAC
+    authentication between the end users and intermediaries"): the MAC is checked with
+    ``old_psk``'s auth_key and recomputed with ``new_psk``'s over the same bytes -- RFC 4650
+    §4.2, "The HMAC is then calculated over the entire MIKEY message, excluding the MAC field"
+    -- so the DH values, T, RAND and IDs cross unchanged and the intermediary learns no TGK."""
+    from ims.mikey.message import decode_message
+
+    msg = decode_message(data)
+    if msg.data_type not in (DataType.DHHMAC_INIT, DataType.DHHMAC_RESP):
+        raise MikeyError("not a DHHMAC message", mikey_error=ErrorNo.UNSPECIFIED)
+    _check_mac(data, msg, derive_transport_keys(old_psk, msg.hdr.csb_id, rand).auth_key)
+    auth = derive_transport_keys(new_psk, msg.hdr.csb_id, rand).auth_key
+    return data[:-MAC_LEN] + hmac_sha1_160(auth, data[:-MAC_LEN])
