@@ -38,7 +38,11 @@ def edge_hook(proxy: Any) -> None:
     proxy.sip_hooks.add(
         signalling_hook(
             EdgeSignalling(),
-            is_access=lambda peer: peer in proxy.by_flow,
+            # a registered UE: its flow (UDP), or its contact (a response over TLS names the
+            # UE's Via sent-by, not the connection's port)
+            is_access=lambda peer: (
+                peer in proxy.by_flow or f"{peer[0]}:{peer[1]}" in proxy.by_contact
+            ),
             control=anchor_control(proxy.anchor),
         )
     )
