@@ -328,7 +328,8 @@ async def attach_anchor(
     try:
         cc = AnchorCcPoi(element=name, emit=_cc_sender(ne.exporter))
         running.cc = cc
-        running.removers.append((tap or anchor.hooks).add(cc.hook(time.time)))
+        chain = anchor.hooks if tap is None else tap  # (an empty hook chain is falsy)
+        running.removers.append(chain.add(cc.hook(time.time)))
         op = li.operator_of(name)
         assert op is not None
         allowed = {
