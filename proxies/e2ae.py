@@ -328,9 +328,23 @@ class EdgeMedia:
         self.element = element
         self.allowed = allowed
         self.max_streams = max_streams
-        self.content_hooks = MediaHooks(f"{element}.content")
+        self.content_hooks = _ContentHooks(f"{element}.content", self._sync)
         self.streams: dict[tuple[str, str, int], _Stream] = {}
         self.stats = {"terminated": 0, "unkeyed": 0, "failed": 0}
+        self._anchor: Any = None
+        self._detach: Callable[[], None] | None = None
+
+    def _sync(self) -> None:
+        """On the anchor's media hooks only while there is work (a terminated stream, or an
+        observer of the content): without hooks the anchor relays on its bare path."""
+        if self._anchor is None:
+            return
+        needed = bool(self.streams) or bool(self.content_hooks)
+        if needed and self._detach is None:
+            self._detach = self._anchor.hooks.add(self.hook)
+        elif not needed and self._detach is not None:
+            self._detach()
+            self._detach = None
 
     # control
     def control(self, req: dict[str, Any], sender: tuple[str, int]) -> dict[str, Any]:
@@ -356,6 +370,7 @@ class EdgeMedia:
             while len(self.streams) >= self.max_streams:
                 del self.streams[next(iter(self.streams))]
             s = self.streams[key] = _Stream()
+            self._sync()
         return s
 
     def expect(self, call_id: str, label: str, stream: int) -> None:
@@ -370,10 +385,12 @@ class EdgeMedia:
     def release(self, call_id: str, label: str | None = None) -> None:
         for k in [k for k in self.streams if k[0] == call_id and (label is None or k[1] == label)]:
             del self.streams[k]
+        self._sync()
 
     def on_session(self, event: AnchorSessionEvent) -> None:
-        if event.change is SessionChange.RELEASED:
-            self.streams.pop((event.call_id, event.label, event.stream), None)
+        key = (event.call_id, event.label, event.stream)
+        if event.change is SessionChange.RELEASED and self.streams.pop(key, None) is not None:
+            self._sync()
 
     # media
     def hook(self, event: Any) -> bytes | _Drop | None:
@@ -408,14 +425,38 @@ class EdgeMedia:
         return sent
 
     def install(self, anchor: Any) -> Callable[[], None]:
-        """Attach to ``anchor`` (a MediaAnchor); returns the detach function."""
-        remove_hook = anchor.hooks.add(self.hook)
+        """Attach to ``anchor`` (a MediaAnchor); returns the detach function. Install it before
+        anything else hooks the anchor's media: an observer of the content (the CC-POI) then
+        sees packets as they arrived, ahead of any later rewriting hook."""
+        self._anchor = anchor
+        self._sync()
         remove_obs = anchor.session_observers.add(self.on_session)
         anchor.extensions[COMMAND] = self.control
 
         def remove() -> None:
-            remove_hook()
+            if self._detach is not None:
+                self._detach()
+                self._detach = None
+            self._anchor = None
             remove_obs()
             anchor.extensions.pop(COMMAND, None)
 
         return remove
+
+
+class _ContentHooks(MediaHooks):
+    """The content hook chain, telling its :class:`EdgeMedia` when observers come and go."""
+
+    def __init__(self, name: str, changed: Callable[[], None]) -> None:
+        super().__init__(name)
+        self._changed = changed
+
+    def add(self, hook: Callable[[Any], bytes | _Drop | None]) -> Callable[[], None]:
+        remove = super().add(hook)
+        self._changed()
+
+        def detach() -> None:
+            remove()
+            self._changed()
+
+        return detach

@@ -184,6 +184,27 @@ def test_media_rekeys_each_direction_and_shows_the_clear_packet_to_the_content_h
     assert seen[-1] is relayed and not seen[-1].clear
 
 
+def test_on_the_anchors_hooks_only_while_there_is_work() -> None:
+    """Without a terminated stream or a content observer the anchor keeps its bare relay path
+    (its filter runs only while its hook list is non-empty)."""
+    from proxies.media_anchor import MediaAnchor
+
+    anchor = MediaAnchor("anchor-x", "127.0.0.1")
+    media = EdgeMedia("anchor-x")
+    remove = media.install(anchor)
+    assert len(anchor.hooks) == 0 and "e2ae" in anchor.extensions
+    detach = media.content_hooks.add(lambda e: None)
+    assert len(anchor.hooks) == 1
+    detach()
+    assert len(anchor.hooks) == 0
+    media.expect("c1", "orig", 0)
+    assert len(anchor.hooks) == 1
+    media.release("c1")
+    assert len(anchor.hooks) == 0
+    remove()
+    assert "e2ae" not in anchor.extensions
+
+
 @pytest.fixture
 async def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lab]:
     monkeypatch.setenv("IMSLAB_PKI", str(tmp_path / "pki"))
