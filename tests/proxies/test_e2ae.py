@@ -184,6 +184,38 @@ def test_media_rekeys_each_direction_and_shows_the_clear_packet_to_the_content_h
     assert seen[-1] is relayed and not seen[-1].clear
 
 
+@pytest.mark.parametrize(
+    "req",
+    [
+        {"op": "keys", "call_id": "c1", "stream": 0},  # no legs
+        {"op": "keys", "call_id": "c1", "stream": "x", "from_access": [], "from_core": []},
+        {"op": "expect", "call_id": "c1", "streams": 3},
+        {"op": "nonsense"},
+        {  # a suite the anchor cannot run
+            "op": "keys",
+            "call_id": "c1",
+            "stream": 0,
+            "from_access": ["1 F8_128_HMAC_SHA1_80 inline:" + _inline()] * 2,
+            "from_core": ["1 F8_128_HMAC_SHA1_80 inline:" + _inline()] * 2,
+        },
+        {  # not an a=crypto value
+            "op": "keys",
+            "call_id": "c1",
+            "stream": 0,
+            "from_access": ["garbage", "x"],
+            "from_core": ["garbage", "x"],
+        },
+    ],
+)
+def test_bad_control_requests_are_refused_with_a_value_error(req: dict[str, object]) -> None:
+    """What the anchor's control server turns into an error reply (ValueError/KeyError);
+    nothing is keyed."""
+    media = EdgeMedia("anchor-x", allowed=frozenset({"10.0.0.9"}))
+    with pytest.raises((ValueError, KeyError)):
+        media.control(req, ("10.0.0.9", 1))
+    assert not any(s.from_access or s.from_core for s in media.streams.values())
+
+
 def test_on_the_anchors_hooks_only_while_there_is_work() -> None:
     """Without a terminated stream or a content observer the anchor keeps its bare relay path
     (its filter runs only while its hook list is non-empty)."""
