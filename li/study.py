@@ -53,6 +53,8 @@ class Method(StrEnum):
     SDES_USER_LAYER = "sdes-user-layer"  # 2.4: SDES baseline + the users' own e2e layer inside
     PSK_HOP_CSCF = "psk-hop-cscf"  # 2.2.2 hop by hop through the S-CSCFs as well as the P-CSCFs
     DHHMAC_HOP = "dhhmac-hop"  # 2.3.4 DH-HMAC authenticated between users and intermediaries
+    # issue 13 item 2: SDES ending at the access edge (TS 33.328 e2ae), the anchor re-keying
+    SDES_E2AE = "sdes-e2ae"
 
 
 class Scenario(StrEnum):
@@ -179,6 +181,7 @@ FAMILY: dict[Method, str] = {
     Method.PKE_B_FLAT: "MIKEY / pk encryption",
     Method.PSK_OPERATOR: "MIKEY / pre-shared key",
     Method.SDES_USER_LAYER: "SDES",
+    Method.SDES_E2AE: "SDES",
 }
 
 
@@ -462,8 +465,26 @@ HOP_ROWS: tuple[Expectation, ...] = (
        "intermediaries"),
 )  # fmt: skip
 
+#: Issue 13 items 2 and 5: the SDES security ends at the access edge (TS 33.328 e2ae, the
+#: anchor decrypts and re-encrypts), at home and at the roamer's visited P-CSCF: the network
+#: where it ends delivers the content en clair from its own anchor.
+ACCESS_EDGE_ROWS: tuple[Expectation, ...] = (
+    _e(M.SDES_E2AE, S.HOME, C.OWN_POIS, {N.NOTHING}, "2.2 Q4", 69,
+       "The provider would have an obligation to deliver unencrypted (“en clair”) "
+       "intercept subject’s media when encrypted tunnels terminate in their network."),
+    _e(M.SDES_E2AE, S.ROAMING_VISITED_PCSCF, C.OWN_POIS, {N.NOTHING}, "3 (TS 33.106)", 249,
+       "The visited network shall intercept only those UMTS services that the visited network "
+       "provides to the target subscriber."),
+)  # fmt: skip
+
 EXPECTATIONS = (
-    EXPECTATIONS + CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS
+    EXPECTATIONS
+    + CASE_VARIANTS
+    + OPERATOR_PSK_ROWS
+    + USER_LAYER_ROWS
+    + ROAMING_ROWS
+    + HOP_ROWS
+    + ACCESS_EDGE_ROWS
 )
 
 #: TS 33.106 rule quoted in the answer to Question 9.
@@ -481,6 +502,8 @@ def ts33106_statement(
     user_applied: bool,
     outer_layer_only: bool = False,
     own_keys: bool = False,
+    en_clair: bool = False,
+    visited: bool = False,
 ) -> str:
     """The TS 33.106 / Q7-Q8 statement for one row, from what its ladder observed.
 
@@ -489,7 +512,21 @@ def ts33106_statement(
     ``outer_layer_only``: the intercepting operator's delivery held working keys for its own
     SRTP layer, yet the decrypted media held no audio (the users encrypted again inside).
     ``own_keys``: the keys that worked came from the intercepting operator's own delivery.
+    ``en_clair``: the CC came decrypted by the intercepting network itself (its anchor
+    terminated the SRTP: e2ae). ``visited``: the intercepting network is the target's visited
+    network, not its home.
     """
+    if en_clair and needs == frozenset({Need.NOTHING}):
+        if visited:
+            return (
+                "TS 33.106: the visited network intercepts the service it provides to the "
+                "roamer -- the access-edge media security ends at its anchor -- and delivers "
+                "the media en clair"
+            )
+        return (
+            "Q4: the encryption terminates in the provider's network (its access edge): the "
+            "provider delivers the media en clair, no keys needed"
+        )
     if Need.NOT_POSSIBLE in needs and outer_layer_only:
         return (
             "TS 33.106: the CSP delivers the layer it encrypted, decrypted (keys from its own "

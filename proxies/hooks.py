@@ -61,6 +61,9 @@ class MediaPacketEvent:
     src: tuple[str, int]
     dst: tuple[str, int]
     data: bytes
+    #: ``data`` is the decrypted content of an SRTP session this element terminates
+    #: (proxies.e2ae), not the packet as it arrived
+    clear: bool = False
 
 
 class SessionChange(StrEnum):
@@ -106,6 +109,7 @@ def _rebuild_media(event: MediaPacketEvent, data: bytes) -> MediaPacketEvent:
         src=event.src,
         dst=event.dst,
         data=data,
+        clear=event.clear,
     )
 
 

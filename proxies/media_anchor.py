@@ -26,6 +26,7 @@ import asyncio
 import collections
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -190,6 +191,10 @@ class MediaAnchor:
         self.ports = ports
         self.hooks = MediaHooks(f"{name}.media")
         self.session_observers = SessionObservers()
+        #: control commands of media functions installed on this anchor (proxies.e2ae): name
+        #: -> handler(request, sender address) returning the reply fields; raises ValueError,
+        #: KeyError or AnchorError on a bad request
+        self.extensions: dict[str, Callable[[dict[str, Any], Addr], dict[str, Any]]] = {}
         self.sessions: dict[tuple[str, str, int], AnchorSession] = {}
         self.released: dict[str, dict[str, int]] = {}  # last stats of released calls
         lo = ports[0] + (ports[0] % 2)
@@ -414,6 +419,9 @@ class _ControlProtocol(asyncio.DatagramProtocol):
                 reply = {"stats": self.anchor.stats(str(req["call_id"]))}
             elif cmd == "ping":
                 reply = {"name": self.anchor.name}
+            elif isinstance(cmd, str) and cmd in self.anchor.extensions:
+                # a media function on the anchor (proxies.e2ae) with its own commands
+                reply = self.anchor.extensions[cmd](req, addr)
             else:
                 raise AnchorError(f"unknown command {cmd!r}")
             reply["ok"] = True
@@ -578,6 +586,10 @@ class AnchorClient:
     async def stats(self, call_id: str) -> dict[str, int]:
         r = await self._call(cmd="stats", call_id=call_id)
         return {str(k): int(v) for k, v in r["stats"].items()}
+
+    async def command(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """An extension command of a media function installed on the anchor (proxies.e2ae)."""
+        return await self._call(cmd=cmd, **fields)
 
     async def ping(self) -> str:
         return str((await self._call(cmd="ping"))["name"])

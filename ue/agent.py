@@ -38,6 +38,7 @@ from ims.media.session import MediaSession
 from ims.media.srtp import SrtpReceiver, SrtpSender
 from ims.media.tone import detect_tone, tone_ratio
 from ims.sdes import SdesAnswerer, SdesChoice
+from ims.sdp import Attribute as SdpAttribute
 from ims.sdp import (
     LocalAudio,
     SdpError,
@@ -453,6 +454,9 @@ class UserAgent:
             ),
             session_id=random.getrandbits(31),
         )
+        if material.media_attributes:  # e.g. a=3ge2ae:requested (ue.keying.SdesE2aeKeying)
+            extra = (SdpAttribute.parse(a) for a in material.media_attributes)
+            offer = offer.with_media(0, offer.media[0].with_attributes_appended(extra))
         call._offer = offer
         invite = build_invite(
             call.remote_uri,

@@ -57,6 +57,8 @@ class SdpKeying:
     key_mgmt: tuple[KeyMgmtAttribute, ...] = ()
     key_mgmt_at_session_level: bool = False
     key_mgmt_accepted: bool = False  # answer: one-way key-mgmt accepted, no message to send
+    # further attribute lines (name[:value]) for the offer's audio m-line
+    media_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +152,22 @@ class _SdesSession:
         return MediaKeys(
             tx=keys.tx, rx=keys.rx, description=f"SDES {keys.suite}", details={"tag": str(keys.tag)}
         )
+
+
+class SdesE2aeKeying(SdesKeying):
+    """SDES that ends at the access edge (3GPP TS 33.328 e2ae): the offer asks the P-CSCF for
+    it with ``a=3ge2ae:requested`` (TS 24.229); the keys in the answer are the IMS-AGW's."""
+
+    name = "sdes-e2ae"
+
+    def session(self, ctx: KeyingContext) -> KeyingSession:
+        return _SdesE2aeSession(self.suites)
+
+
+class _SdesE2aeSession(_SdesSession):
+    def offer(self) -> SdpKeying:
+        base = super().offer()
+        return SdpKeying(secure=True, crypto=base.crypto, media_attributes=("3ge2ae:requested",))
 
 
 # --- no keying -------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ue import keying_mikey as km
 from ue import keying_sakke, keying_ticket
-from ue.keying import Keying, NoKeying, SdesKeying
+from ue.keying import Keying, NoKeying, SdesE2aeKeying, SdesKeying
 
 OPERATOR = "operator"
 EXTERNAL = "external"
@@ -101,6 +101,12 @@ MODES: tuple[KeyingMode, ...] = (
         study="2.4",
         factory=_user_layer,
         profile=OPERATOR,  # the users' own PSK (the one psk uses) keys the inner layer
+    ),
+    KeyingMode(
+        name="sdes-e2ae",
+        summary="SDES to the access edge (TS 33.328 e2ae): the IMS-AGW re-keys",
+        study="2.2 Q4",
+        factory=SdesE2aeKeying,
     ),
     KeyingMode(name="none", summary="plain RTP, no SRTP", study="", factory=NoKeying),
     _mode("psk", "MIKEY-PSK, key agreed by the two users", "2.2.1", km.PskKeying, OPERATOR),

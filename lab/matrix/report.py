@@ -33,6 +33,8 @@ class RungOutcome:
     substitutes_from: list[str] = field(default_factory=list)  # operators' CAs used by a MITM
     media_rekeyed: int = 0
     user_applied: bool = False
+    #: operators whose delivery held CC their own network decrypted (an e2ae anchor)
+    en_clair: list[str] = field(default_factory=list)
     repeated: str = ""  # the call was placed twice: why, and the first attempt
     wavs: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -241,6 +241,8 @@ METHODS: dict[Method, tuple[str, Pki]] = {
     Method.PSK_OPERATOR: ("psk", Pki.NONE),
     # issue 13, item 3: SDES through the operator, the users' own SRTP layer inside (ue.user_layer)
     Method.SDES_USER_LAYER: ("sdes-user-layer", Pki.NONE),
+    # issue 13, items 2 and 5: SDES to the access edge (proxies.e2ae on every P-CSCF/anchor)
+    Method.SDES_E2AE: ("sdes-e2ae", Pki.NONE),
 }
 
 #: methods keyed hop by hop through every P-CSCF and S-CSCF (lab.mikey_hop.chain_intermediaries)
@@ -593,8 +595,21 @@ class MatrixRunner:
         own = PLANS[exp.scenario].operator
         outer_only = success is None and any(set(o.keys.get(own, [])) - {"mitm", ""} for o in tried)
         own_keys = success is not None and success[1].keys_from == {own}
+        # the audio came from CC the intercepting network decrypted itself (its e2ae anchor)
+        en_clair = success is not None and success[0].audio_from.get("media") in (
+            set(success[0].en_clair) & {own}
+        )
+        base = self.base
+        target_domain = base.subscribers[
+            base.ues[PLANS[exp.scenario].target].subscriber
+        ].sip_impu.rpartition("@")[2]
         result.ts33106 = ts33106_statement(
-            needs, user_applied=user_applied, outer_layer_only=outer_only, own_keys=own_keys
+            needs,
+            user_applied=user_applied,
+            outer_layer_only=outer_only,
+            own_keys=own_keys,
+            en_clair=en_clair,
+            visited=OPERATOR_OF_DOMAIN.get(target_domain) != own,
         )
         result.differences = compare(
             exp,
@@ -755,7 +770,10 @@ class MatrixRunner:
                 cc_exp = await network_element(net.cc)
                 cc_poi = AnchorCcPoi(element=net.cc, emit=_cc_sender(cc_exp, cap))
                 x1_wire(cap.nes[net.cc], clock=clock)
-                cap.removers.append(lab.elements[net.cc].anchor.hooks.add(cc_poi.hook(clock)))
+                # the CC-POI taps the anchor's content: as relayed, or decrypted where the
+                # anchor terminates the SRTP (proxies.e2ae: delivered en clair, study Q4)
+                cc_tap = lab.elements[net.cc].edge.content_hooks
+                cap.removers.append(cc_tap.add(cc_poi.hook(clock)))
             for i, name in enumerate(net.iri):
                 el_exp = await network_element(name)
                 opener: Any = _TaskKeys(base, authority, name, pki)
@@ -1007,6 +1025,8 @@ class MatrixRunner:
                 out.lemf_dirs[op] = str(task_dir)
         for op, (d, summary) in dirs.items():
             out.keys[op] = sorted({k.get("source", "") for k in summary.get("keys", [])})
+            if any(st.get("decrypted_by_network") for st in summary.get("streams", [])):
+                out.en_clair.append(op)
             for ev in self._lemf_iri_events(d, "cc-unavailable"):
                 out.notes.append(f"{op}: {ev.get('poi')}: content unavailable: {ev.get('reason')}")
             reason = summary.get("keys_unavailable_reason")
@@ -1065,6 +1085,10 @@ class MatrixRunner:
         kop = out.audio_from["keys"]
         key_sources = frozenset(out.keys.get(kop, []))
         out.key_source = sorted(key_sources)
+        if kop == out.audio_from["media"] and kop in out.en_clair:
+            # the network decrypted the CC itself (e2ae): no key was needed to hear it
+            key_sources = frozenset()
+            out.key_source = ["none: CC delivered en clair"]
         return Evidence(
             intercepting_operator=plan.operator,
             keys_from=frozenset({kop}),

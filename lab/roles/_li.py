@@ -325,9 +325,12 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
     return running
 
 
-async def attach_anchor(topo: Topology, name: str, anchor: Any) -> ElementLi | None:
-    """Anchor: NE + CC-POI on the media hooks, armed over LI_T3 by its operator's P-CSCFs.
-    Call it before the anchor accepts traffic: it returns with every stored task armed."""
+async def attach_anchor(
+    topo: Topology, name: str, anchor: Any, *, tap: Any = None
+) -> ElementLi | None:
+    """Anchor: NE + CC-POI on the media hooks (``tap``: another hook chain, the e2ae content
+    as decrypted), armed over LI_T3 by its operator's P-CSCFs. Call it before the anchor
+    accepts traffic: it returns with every stored task armed."""
     ne = _make_ne(topo, name)
     if ne is None:
         return None
@@ -336,7 +339,8 @@ async def attach_anchor(topo: Topology, name: str, anchor: Any) -> ElementLi | N
     try:
         cc = AnchorCcPoi(element=name, emit=_cc_sender(ne.exporter))
         running.cc = cc
-        running.removers.append(anchor.hooks.add(cc.hook(time.time)))
+        chain = anchor.hooks if tap is None else tap  # (an empty hook chain is falsy)
+        running.removers.append(chain.add(cc.hook(time.time)))
         op = li.operator_of(name)
         assert op is not None
         allowed = {

@@ -16,6 +16,7 @@ from lab.roles._build import add_li_argument
 from lab.roles._li import ElementLi, attach_anchor
 from lab.rtpengine import RelayTap, RtpengineDaemon
 from lab.topology import Topology
+from proxies.e2ae import EdgeMedia
 from proxies.media_anchor import AnchorControlServer, MediaAnchor
 from proxies.rtpengine import NgClient
 
@@ -27,9 +28,16 @@ class RunningAnchor:
     """A started anchor with its control server; ``close()`` stops both."""
 
     def __init__(
-        self, anchor: MediaAnchor, server: AnchorControlServer, li: ElementLi | None = None
+        self,
+        anchor: MediaAnchor,
+        server: AnchorControlServer,
+        li: ElementLi | None = None,
+        *,
+        edge: EdgeMedia | None = None,
     ) -> None:
         self.anchor = anchor
+        #: the e2ae SRTP termination; its ``content_hooks`` is where the CC-POI taps
+        self.edge = edge
         self.server = server
         self.name = anchor.name
         self.li = li
@@ -88,12 +96,20 @@ async def start(topo: Topology, name: str, *, li: bool = False) -> RunningAnchor
     if element.engine == "rtpengine":
         return await start_rtpengine(topo, name, li=li)
     anchor = MediaAnchor(name, element.address, element.rtp_ports)
+    # SRTP ending here for the UEs that ask for it (TS 33.328 e2ae), keyed by its P-CSCFs
+    edge = EdgeMedia(
+        name,
+        allowed=frozenset(
+            e.address for e in topo.elements.values() if e.role == "pcscf" and e.anchor == name
+        ),
+    )
+    edge.install(anchor)
     server = AnchorControlServer(anchor)
-    running = RunningAnchor(anchor, server)
+    running = RunningAnchor(anchor, server, edge=edge)
     try:
         # the LI side first: every stored task is armed before the anchor relays media
         if li:
-            running.li = await attach_anchor(topo, name, anchor)
+            running.li = await attach_anchor(topo, name, anchor, tap=edge.content_hooks)
         await server.start(element.address, element.control_port)
     except BaseException:
         await running.close()

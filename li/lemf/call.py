@@ -56,6 +56,7 @@ from li.pcap import (
     udp_packet,
 )
 from li.x2x3.pdu import (
+    DECRYPTED_CONTENT,
     DestinationAddress,
     DestinationPort,
     PayloadDirection,
@@ -174,6 +175,7 @@ class Stream:
     decrypted: int = 0
     failures: int = 0
     plain: bool = False
+    clear_delivered: bool = False  # the POI marked it decrypted by the network (e2ae)
     key: KeyCandidate | None = None
     decryptor: Decryptor | None = None
     tried: set[str] = field(default_factory=set)
@@ -606,6 +608,11 @@ class Call:
         stream.packets += 1
         if self.secure_media is False and not self.candidates:
             stream.plain = True
+        elif not stream.plain and pdu.opaque(DECRYPTED_CONTENT.type) == DECRYPTED_CONTENT.value:
+            # the network decrypted it (SRTP terminated at its anchor, e2ae): en clair
+            stream.plain = True
+            stream.clear_delivered = True
+            self._changed()
         if stream.plain:
             self._emit(stream, ts, payload, addr)
             return
@@ -820,6 +827,7 @@ class Call:
                     "ssrc": f"{s.ssrc:08x}",
                     "packets": s.packets,
                     "plain_rtp": s.plain,
+                    "decrypted_by_network": s.clear_delivered,
                     "decrypted": s.decrypted,
                     "decrypt_failures": s.failures + (0 if s.key else len(s.pending)),
                     "key": s.key.fingerprint if s.key else None,
@@ -1009,6 +1017,7 @@ class Call:
                 decrypted=int(st.get("decrypted", 0)),
                 failures=int(st.get("decrypt_failures", 0)),
                 plain=bool(st.get("plain_rtp", False)),
+                clear_delivered=bool(st.get("decrypted_by_network", False)),
                 payload_types=set(st.get("payload_types") or ()),
             )
             bound = by_fp.get(st.get("key") or "")

@@ -11,8 +11,10 @@
   the IMS provider's IRI by media address.
 
 Packets are copied as they are on the wire (SRTP stays encrypted): decryption is the LEMF's, with
-the keys that travel in X2. Nothing is reported for a call without a trigger, and nothing is
-logged per packet.
+the keys that travel in X2 -- except where the element itself terminates the SRTP (an e2ae anchor,
+:mod:`proxies.e2ae`): there the CC-POI taps the decrypted content (the event's ``clear``) and
+reports it as such, en clair (study Q4). Nothing is reported for a call without a trigger, and
+nothing is logged per packet.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CcRecord:
     src: tuple[str, int]
     dst: tuple[str, int]
     rtcp: bool = False
+    clear: bool = False  # decrypted by the element itself (e2ae): delivered en clair
 
 
 @dataclass(slots=True)
@@ -85,12 +88,13 @@ class AnchorCcPoi:
         data: bytes,
         rtcp: bool,
         now: float,
+        clear: bool = False,
     ) -> None:
         """One packet relayed by the anchor (the hook's event fields)."""
         self.stats["packets"] += 1
         armed = self._armed.get(call_id)
         if armed is not None:
-            self._report(armed, call_id, str(direction), src, dst, data, rtcp, now)
+            self._report(armed, call_id, str(direction), src, dst, data, rtcp, now, clear)
 
     def _report(
         self,
@@ -102,6 +106,7 @@ class AnchorCcPoi:
         data: bytes,
         rtcp: bool,
         now: float,
+        clear: bool = False,
     ) -> None:
         tm = armed.target_media
         if tm is not None:
@@ -123,6 +128,7 @@ class AnchorCcPoi:
                     src=src,
                     dst=dst,
                     rtcp=rtcp,
+                    clear=clear,
                 )
             )
 
@@ -146,7 +152,17 @@ class AnchorCcPoi:
             armed = armed_calls.get(e.call_id)
             if armed is None:
                 return  # the common case: one dict look-up per packet
-            report(armed, e.call_id, str(e.direction), e.src, e.dst, e.data, e.rtcp, clock())
+            report(
+                armed,
+                e.call_id,
+                str(e.direction),
+                e.src,
+                e.dst,
+                e.data,
+                e.rtcp,
+                clock(),
+                getattr(e, "clear", False),
+            )
 
         return observe
 
@@ -163,7 +179,12 @@ class AnchorCcPoi:
             d = _direction(armed, e.direction, e.src, e.rtcp)
             for xid, cid in armed.xids.items():
                 stats["reported"] += 1
-                x3(xid, cid, d, e.data, e.src, e.dst)
+                if getattr(
+                    e, "clear", False
+                ):  # decrypted by the element (e2ae): marked en clair on X3
+                    x3(xid, cid, d, e.data, e.src, e.dst, True)
+                else:
+                    x3(xid, cid, d, e.data, e.src, e.dst)
 
         return observe
 

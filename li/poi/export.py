@@ -12,7 +12,9 @@
 * Key records: the LI-interfaces extension (``li.x2x3.keyrecord``), one PDU per record; a
   content-unavailable event also goes as a key record without keys, so the LEMF's call
   summary states the reason.
-* CC: X3, payload format 8 (RTP), as intercepted (SRTP stays encrypted).
+* CC: X3, payload format 8 (RTP), as intercepted (SRTP stays encrypted); content the network
+  decrypted itself (an e2ae anchor, :mod:`proxies.e2ae`) carries
+  :data:`li.x2x3.pdu.DECRYPTED_CONTENT`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from li.poi.iri import IriEvent, IriRecord
 from li.x2x3.exporter import SpoolFullError, X2X3Exporter
 from li.x2x3.keyrecord import key_record_pdu
 from li.x2x3.pdu import (
+    DECRYPTED_CONTENT,
     IRI_EVENT_CONTENT_TYPE,
     Attribute,
     MatchedTargetIdentifier,
@@ -127,13 +130,15 @@ class _CcSender:
             data: bytes,
             src: tuple[str, int],
             dst: tuple[str, int],
+            clear: bool = False,
         ) -> None:
+            attrs = _addresses(src, dst)
             send_x3(
                 xid=xid,
                 correlation_id=correlation_id,
                 payload=data,
                 direction=direction,
-                attributes=_addresses(src, dst),
+                attributes=(*attrs, DECRYPTED_CONTENT) if clear else attrs,
             )
 
         pending: list[tuple[uuid.UUID, int, int, bytes, tuple[Attribute, ...]]] = []
@@ -178,6 +183,7 @@ class _CcSender:
             r.data,
             (str(src[0]), int(src[1])),
             (str(dst[0]), int(dst[1])),
+            r.clear,
         )
 
 
@@ -193,10 +199,11 @@ def cc_sender(exporter: X2X3Exporter, *, batch: bool = False) -> _CcSender:
 
 
 def cc_pdu(r: CcRecord) -> Pdu:
+    attrs = _addresses(tuple(r.src), tuple(r.dst))
     return x3_pdu(
         xid=r.xid,
         correlation_id=r.correlation_id,
         payload=r.data,
         direction=int(r.direction),
-        attributes=_addresses(tuple(r.src), tuple(r.dst)),
+        attributes=(*attrs, DECRYPTED_CONTENT) if r.clear else attrs,
     )

@@ -350,6 +350,11 @@ def domain_id(value: str) -> OpaqueAttribute:
 # li.poi.export, read by li.lemf; docs/li-extensions.md section 4).
 IRI_EVENT_CONTENT_TYPE = "application/vnd.imslab.iri-event+json"
 
+#: X3 conditional attribute "Proprietary" (type 4) marking content the network decrypted before
+#: delivery: SRTP it terminates (TS 33.328 e2ae), delivered en clair (study Q4, TS 33.107
+#: 7A.x: "CC delivered decrypted"). TS 103 221-2 has no field for it.
+DECRYPTED_CONTENT = OpaqueAttribute(type=AttributeType.PROPRIETARY, value=b"imslab-cc=decrypted")
+
 
 def mime_content_type(value: str) -> OpaqueAttribute:
     """Type 19 (MIME Content Type) from text."""

@@ -44,7 +44,16 @@ CALLER_HZ, CALLEE_HZ = 440, 1000
 #: rsa-r-c: RFC 4738 seals the envelope key to the *initiator's* key, which A holds (case C);
 #: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6);
 #: psk-hop-cscf: A's P-CSCF and S-CSCF are intermediaries of the chain, A holds their links' keys
-RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop", "psk-hop-cscf", "psk-operator", "rsa-r-c"}
+#: sdes-e2ae: the SRTP ends at A's anchor, whose CC-POI delivers it decrypted (study Q4)
+RECOVERED_AS_CALLER = {
+    "sdes",
+    "sdes-e2ae",
+    "psk-public",
+    "psk-hop",
+    "psk-hop-cscf",
+    "psk-operator",
+    "rsa-r-c",
+}
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -200,6 +209,10 @@ def test_every_listed_keying_calls_through_the_running_lab(
             continue  # ... and holds the inner ciphertext, no tone
         recovered = summary["keys_available"] or summary["media_encrypted"] is False
         assert recovered == (k in RECOVERED_AS_CALLER or k == "none"), (k, summary)
+        if k == "sdes-e2ae":  # en clair from the anchor: no key was needed to hear it
+            streams = [st for st in summary["streams"] if st["packets"] > 10]
+            assert len(streams) == 2, summary
+            assert all(st["decrypted_by_network"] and st["key"] is None for st in streams)
         if recovered:
             hears(directory, k)
         else:

@@ -26,6 +26,7 @@ import pytest
 from lab.matrix.parallel import run_rows
 from lab.matrix.report import CallResult, write_html, write_json
 from li.study import (
+    ACCESS_EDGE_ROWS,
     CASE_VARIANTS,
     EXPECTATIONS,
     HOP_ROWS,
@@ -42,9 +43,11 @@ from tests.conftest import require_tool
 
 pytestmark = pytest.mark.slow
 
-#: issue 13's rows run in tests/lab/test_matrix_variants.py (and the intermediaries' in
-#: tests/lab/test_matrix_hops.py)
-ISSUE_13 = CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS
+#: issue 13's rows run in tests/lab/test_matrix_variants.py (the intermediaries' in
+#: tests/lab/test_matrix_hops.py, the access edge's in test_matrix_edge.py)
+ISSUE_13 = (
+    CASE_VARIANTS + OPERATOR_PSK_ROWS + USER_LAYER_ROWS + ROAMING_ROWS + HOP_ROWS + ACCESS_EDGE_ROWS
+)
 ROWS = [e for e in EXPECTATIONS if e not in ISSUE_13]
 
 ARTEFACTS = Path(
