@@ -471,7 +471,11 @@ def role_lemf_offline(args: argparse.Namespace) -> None:
                 packets.append((rx[c, side], srtp))
                 x3(xid, c + 1, direction, srtp, ("10.0.0.1", 40000 + c), ("10.0.0.2", 50000 + c))
     spool = exp._links[did].spool
-    stream = spool.read(spool.acked, spool.end - spool.acked)
+    parts, pos = [], spool.acked
+    while pos < spool.end:  # a read never crosses a spool segment (8 MB)
+        parts.append(spool.read(pos, spool.end - pos))
+        pos += len(parts[-1])
+    stream = b"".join(parts)
     chunks = [stream[o : o + (256 << 10)] for o in range(0, len(stream), 256 << 10)]
     n = len(packets)
 
@@ -493,6 +497,8 @@ def role_lemf_offline(args: argparse.Namespace) -> None:
         return time.process_time() - t0, m
 
     lemf_cpu, m = lemf(work / "lemf-1")
+    if m.stats.x3 != n:
+        raise RuntimeError(f"the LEMF stored {m.stats.x3} of {n} X3 PDUs")
     calls = list(m.calls.values())
     decrypted = sum(s.decrypted for c in calls for s in c.streams.values())
     m.close()
