@@ -21,6 +21,11 @@ Processes (all on uvloop, each started by this driver and spoken to over a JSON-
 * ``lemf``: a :class:`li.lemf.receiver.LemfServer` (TLS, client certificate required) that
   decrypts every call and writes ``cc.pcap`` and one WAV per direction.
 
+* ``lemf-offline`` (first, once): the issue's LEMF ratio on one set of packets -- pylibsrtp's
+  raw ``unprotect`` of every SRTP packet against the LEMF's ``Mediation`` on the same packets as
+  X3 PDUs (decode, duplicate filter, four pcaps, decryption, WAV, checkpoints), CPU time of each,
+  and a cProfile breakdown of the LEMF (``role_lemf_offline``).
+
 Modes per call count, in one run: ``direct`` (a to b, no relay: the latency zero), ``raw``,
 ``anchor``, ``tap``. Reported: offered and delivered packets, loss, packets/s, CPU time per
 packet of each process (``/proc/<pid>/stat`` utime+stime over the window), the latency
