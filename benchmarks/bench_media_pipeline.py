@@ -21,6 +21,11 @@ Processes (all on uvloop, each started by this driver and spoken to over a JSON-
 * ``lemf``: a :class:`li.lemf.receiver.LemfServer` (TLS, client certificate required) that
   decrypts every call and writes ``cc.pcap`` and one WAV per direction.
 
+* ``lemf-offline`` (first, once): the issue's LEMF ratio on one set of packets -- pylibsrtp's
+  raw ``unprotect`` of every SRTP packet against the LEMF's ``Mediation`` on the same packets as
+  X3 PDUs (decode, duplicate filter, four pcaps, decryption, WAV, checkpoints), CPU time of each,
+  and a cProfile breakdown of the LEMF (``role_lemf_offline``).
+
 Modes per call count, in one run: ``direct`` (a to b, no relay: the latency zero), ``raw``,
 ``anchor``, ``tap``. Reported: offered and delivered packets, loss, packets/s, CPU time per
 packet of each process (``/proc/<pid>/stat`` utime+stime over the window), the latency
@@ -471,7 +476,11 @@ def role_lemf_offline(args: argparse.Namespace) -> None:
                 packets.append((rx[c, side], srtp))
                 x3(xid, c + 1, direction, srtp, ("10.0.0.1", 40000 + c), ("10.0.0.2", 50000 + c))
     spool = exp._links[did].spool
-    stream = spool.read(spool.acked, spool.end - spool.acked)
+    parts, pos = [], spool.acked
+    while pos < spool.end:  # a read never crosses a spool segment (8 MB)
+        parts.append(spool.read(pos, spool.end - pos))
+        pos += len(parts[-1])
+    stream = b"".join(parts)
     chunks = [stream[o : o + (256 << 10)] for o in range(0, len(stream), 256 << 10)]
     n = len(packets)
 
@@ -493,6 +502,8 @@ def role_lemf_offline(args: argparse.Namespace) -> None:
         return time.process_time() - t0, m
 
     lemf_cpu, m = lemf(work / "lemf-1")
+    if m.stats.x3 != n:
+        raise RuntimeError(f"the LEMF stored {m.stats.x3} of {n} X3 PDUs")
     calls = list(m.calls.values())
     decrypted = sum(s.decrypted for c in calls for s in c.streams.values())
     m.close()

@@ -143,6 +143,20 @@ def tcp_packet(
 ) -> bytes:
     """An IPv4/IPv6 + TCP segment (default flags PSH|ACK) with a correct TCP checksum."""
     version, addrs = _route(src, dst)
+    return _tcp_segment(version, addrs, sport, dport, payload, seq, ack, flags, ident)
+
+
+def _tcp_segment(
+    version: int,
+    addrs: bytes,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    seq: int,
+    ack: int,
+    flags: int,
+    ident: int,
+) -> bytes:
     length = 20 + len(payload)
     ip = _ip_header(version, addrs, IPPROTO_TCP, length, ident)
     seq &= 0xFFFFFFFF
@@ -215,13 +229,22 @@ class TcpFlowWriter:
     ) -> None:
         self.pcap = pcap
         self.src, self.sport, self.dst, self.dport = _addr(src), sport, _addr(dst), dport
+        self._version, self._addrs = _route(self.src, self.dst)  # once per flow, not per PDU
         self.seq = isn
         self._ident = 0
 
     def write(self, payload: bytes, ts: float) -> None:
         self._ident += 1
-        pkt = tcp_packet(
-            self.src, self.sport, self.dst, self.dport, payload, seq=self.seq, ident=self._ident
+        pkt = _tcp_segment(
+            self._version,
+            self._addrs,
+            self.sport,
+            self.dport,
+            payload,
+            self.seq,
+            0,
+            0x18,
+            self._ident,
         )
         self.pcap.write(pkt, ts)
         self.seq = (self.seq + len(payload)) & 0xFFFFFFFF

@@ -73,8 +73,10 @@ def exported(tmp_path: Path, calls: int = 3, packets: int = 60) -> list[bytes]:
                 rtp = struct.pack("!BBHII", 0x80, pt, 100 + i, 160 * i, 0x1000 * c + ord(side))
                 srtp = tx[c, side].protect(rtp + bytes(range(i, i + 160)))
                 x3(XID, c + 1, direction, srtp, ("10.0.0.1", 40000 + c), ("10.0.0.2", 50000 + c))
-    link = exp._links[did]
-    return split_raw(link.spool.read(link.spool.acked, link.spool.end - link.spool.acked))
+    spool = exp._links[did].spool
+    data = spool.read(spool.acked, spool.end - spool.acked)
+    assert len(data) == spool.end - spool.acked  # one spool segment (8 MB) holds it all
+    return split_raw(data)
 
 
 def split_raw(data: bytes) -> list[bytes]:
