@@ -547,6 +547,7 @@ class Call:
             src_p.port if src_p else None,
             str(dst_a.address) if dst_a else None,
             dst_p.port if dst_p else None,
+            clear=pdu.opaque(DECRYPTED_CONTENT.type) == DECRYPTED_CONTENT.value,
         )
 
     def on_content(
@@ -560,10 +561,14 @@ class Call:
         sport: int | None,
         dst: str | None,
         dport: int | None,
+        *,
+        clear: bool = False,
     ) -> None:
         """One X3 PDU's content: kept as intercepted (``cc-encrypted.pcap``), decrypted into
         ``cc.pcap`` and ``call.pcap``, G.711 into the direction's WAV. The addresses and ports
-        are the PDU's attributes (None where absent)."""
+        are the PDU's attributes (None where absent). ``clear``: the POI marked the content as
+        decrypted by the network (:data:`~li.x2x3.pdu.DECRYPTED_CONTENT`, e2ae); such PDUs carry
+        an extra attribute, so they never take the mediation's content fast path."""
         self.x3_pdus += 1
         self._touch(ts, poi)
         cc_enc = self._cc_enc
@@ -608,7 +613,7 @@ class Call:
         stream.packets += 1
         if self.secure_media is False and not self.candidates:
             stream.plain = True
-        elif not stream.plain and pdu.opaque(DECRYPTED_CONTENT.type) == DECRYPTED_CONTENT.value:
+        elif not stream.plain and clear:
             # the network decrypted it (SRTP terminated at its anchor, e2ae): en clair
             stream.plain = True
             stream.clear_delivered = True
