@@ -42,8 +42,9 @@ CALLER_HZ, CALLEE_HZ = 440, 1000
 
 #: keyings whose keys operator A's LI recovers when alice (its subscriber) places the call;
 #: rsa-r-c: RFC 4738 seals the envelope key to the *initiator's* key, which A holds (case C);
-#: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6)
-RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop", "psk-operator", "rsa-r-c"}
+#: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6);
+#: ticket: A's KMS issued alice's ticket (RFC 6043), so its LI function derives the keys
+RECOVERED_AS_CALLER = {"sdes", "psk-public", "psk-hop", "psk-operator", "rsa-r-c", "ticket"}
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
