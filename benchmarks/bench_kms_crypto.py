@@ -2,7 +2,9 @@
 
 Per operation: ECCSI sign / verify (RFC 6507, P-256), SAKKE encapsulate / decapsulate
 (RFC 6508, 1024-bit Parameter Set 1), the pairing alone, the KMS's per-user issuance (SSK/PVT +
-RSK) and the user's validation of it, and a whole MIKEY-SAKKE exchange (initiator + responder).
+RSK) and the user's validation of it, and a whole MIKEY-SAKKE exchange (initiator + responder);
+for comparison, a whole MIKEY-TICKET call (RFC 6043: REQUEST, TRANSFER, RESOLVE forwarded by the
+callee's KMS to the issuing one per §10, all sans-I/O: HMAC-SHA-1 and AES-CM only).
 Anchors from ``cryptography`` (OpenSSL) in the same process: ECDSA P-256 sign and verify, and
 an RSA-2048 sign (what the RFC 3830 PK modes pay). Ratios are what to compare across machines;
 the absolute numbers move with load, which is printed (1-minute load average) with them.
@@ -76,6 +78,36 @@ def main() -> None:
         data = SakkeInitiator(keyring=alice, responder_uri=bob_uri).initiate(NOW)
         assert SakkeResponder(keyring=bob, replay=cache).receive(data, NOW).ok
 
+    from ims.mikey.modes.ticket import TicketRequester, TicketResolver
+    from ims.mikey.modes.ticket_transfer import TicketTransferInitiator, TicketTransferResponder
+    from proxies.kms_ticket import TicketService
+
+    psk_a, psk_b, peer = os.urandom(16), os.urandom(16), os.urandom(16)
+    kms_a = TicketService(kms_id="kms.a", user_psks={alice_uri: psk_a}, peer_psks={"kms.b": peer})
+    kms_b = TicketService(kms_id="kms.b", user_psks={bob_uri: psk_b}, peer_psks={"kms.a": peer})
+    kms_a.core.replay = kms_b.core.replay = ReplayCache(window=1e9, max_entries=1_000_000)
+
+    def ticket_call() -> None:
+        req = TicketRequester(identity=alice_uri, kms_id="kms.a", psk=psk_a, responders=[bob_uri])
+        granted = req.receive(
+            kms_a.handle(req.initiate(NOW), requester=alice_uri, now=NOW).message or b"", NOW
+        )
+        ini = TicketTransferInitiator(granted=granted, identity=alice_uri, responder=bob_uri)
+        init = ini.initiate(NOW)
+        resp = TicketTransferResponder(identity=bob_uri, replay=cache)
+        res = TicketResolver(
+            identity=bob_uri, kms_id="kms.b", psk=psk_b, ticket=resp.early_check(init, NOW)
+        )
+        out = kms_b.handle(res.initiate(NOW), requester=bob_uri, now=NOW)
+        assert out.forward is not None
+        answer = kms_a.handle(out.forward.message, requester="kms.b", now=NOW).message
+        keys = res.receive(kms_b.forwarded(out.forward, answer, requester=bob_uri, now=NOW), NOW)
+        done = resp.complete(init, keys, NOW)
+        assert done.message is not None
+        ini.receive(done.message, NOW)
+        kms_a.drain_audit()
+        kms_b.drain_audit()
+
     n = [0]
 
     def issue_and_validate() -> None:
@@ -105,6 +137,7 @@ def main() -> None:
         ("Tate-Lichtenbaum pairing (§3.2)", lambda: sakke.pairing(sakke.CURVE.g, receiver.rsk)),
         ("KMS issue + user validate, one user-month", issue_and_validate),
         ("MIKEY-SAKKE exchange, both sides", exchange),
+        ("MIKEY-TICKET call: 8 messages, 2 KMSs (RFC 6043 §4, §10)", ticket_call),
     ]
     load = os.getloadavg()[0]
     print(

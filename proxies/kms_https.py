@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import structlog
-
+from ims.log import get_logger
 from ims.mikey.aio_kms import MIKEY_PATH, KmsClient, KmsUnreachableError
 from ims.mikey.constants import DataType
 from ims.mikey.modes.base import KeyExchangeResult
@@ -48,7 +47,7 @@ from ims.mikey.sakke_store import community_doc, material_doc
 from proxies.kms import PROVISIONING, AuditRecord, KmsCore, KmsRefusedError
 from proxies.kms_ticket import TicketService
 
-log = structlog.get_logger("kms")
+log = get_logger("proxies.kms")
 T = TypeVar("T")
 
 MAX_HEADER = 8192

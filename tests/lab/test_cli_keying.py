@@ -44,6 +44,7 @@ CALLER_HZ, CALLEE_HZ = 440, 1000
 #: rsa-r-c: RFC 4738 seals the envelope key to the *initiator's* key, which A holds (case C);
 #: psk-operator: A's key service made alice's PSK with bob and kept a copy (study Q6);
 #: psk-hop-cscf: A's P-CSCF and S-CSCF are intermediaries of the chain, A holds their links' keys
+#: ticket: A's KMS issued alice's ticket (RFC 6043), so its LI function derives the keys
 #: sdes-e2ae: the SRTP ends at A's anchor, whose CC-POI delivers it decrypted (study Q4)
 RECOVERED_AS_CALLER = {
     "sdes",
@@ -53,6 +54,7 @@ RECOVERED_AS_CALLER = {
     "psk-hop-cscf",
     "psk-operator",
     "rsa-r-c",
+    "ticket",
 }
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

@@ -21,6 +21,7 @@ from lab.callflow import run_call
 from lab.orchestrator import Lab
 from proxies.hooks import Direction, SipMessageEvent
 from ue import keying_ticket
+from ue.keying import KeyingError
 
 SUBNET = "127.0.48"
 
@@ -126,3 +127,19 @@ async def test_ticket_call_inside_one_operator(lab: Lab, topo: topology.Topology
     )
     assert report.ok, report
     assert report.stats.get("auth_failures") == 0
+
+
+async def test_a_peer_without_a_kms_cannot_resolve(lab: Lab, topo: topology.Topology) -> None:
+    """RFC 6043 §4.2.3: the Responder needs a KMS to resolve the ticket; dave (a plain SIP
+    service on the Internet) has none, so the call is refused (488) after alice's KMS issued
+    her a ticket naming dave -- audited at A."""
+    report = await run_call(
+        topo, "alice", "dave", keying="ticket", duration=0.5, progress=lambda _: None
+    )
+    assert not report.ok
+    state = credentials.state_dir(topo)
+    audit = (state / "kms" / "ims-a.test" / "audit.jsonl").read_text().splitlines()
+    issued = [json.loads(x) for x in audit if json.loads(x)["action"] == "issued"]
+    assert issued and "sip:dave@internet.test" in issued[-1]["detail"]
+    with pytest.raises(KeyingError, match="no MIKEY-TICKET KMS"):
+        keying_ticket.user("sip:dave@internet.test")
