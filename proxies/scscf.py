@@ -68,9 +68,10 @@ class HomeServer(Element):
     """Registrar + routing proxy of one home domain (S-CSCF when ``ims=True``), a router on
     the proxy core.
 
-    The location service (``store``: bindings, ``paths``: the Path of each binding) and the
-    digest servers (their nonce secret) are objects of their own, passed in or made here, so a
-    shared store can replace them."""
+    The location service (``store``: bindings, ``paths``: the Path of each binding), the
+    digest servers (``digest``/``proxy_digest``: nonce secret and nonce-count state) and the
+    REGISTER admission are objects of their own, passed in or made here, so a shared store can
+    replace them."""
 
     def __init__(
         self,
@@ -90,6 +91,8 @@ class HomeServer(Element):
         store: BindingStore | None = None,
         paths: dict[tuple[str, str], list[str]] | None = None,
         digest_secret: bytes | None = None,
+        digest: DigestServer | None = None,
+        proxy_digest: DigestServer | None = None,
         admission: UnauthenticatedRegisters | None = None,
         allowed_networks: Sequence[str] | None = None,
     ) -> None:
@@ -118,9 +121,13 @@ class HomeServer(Element):
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.
+        # The digest servers hold the nonce state (issued nonces, nonce counts seen): passed
+        # in, several instances can share it.
         secret = digest_secret if digest_secret is not None else secrets.token_bytes(32)
-        self.digest = DigestServer(realm=self.domain, secret=secret, algorithms=digest_algorithms)
-        self.proxy_digest = DigestServer(
+        self.digest = digest or DigestServer(
+            realm=self.domain, secret=secret, algorithms=digest_algorithms
+        )
+        self.proxy_digest = proxy_digest or DigestServer(
             realm=self.domain, secret=secret, algorithms=digest_algorithms, proxy=True
         )
 
