@@ -1,6 +1,6 @@
 """The common async proxy behind the P-CSCF, the S-CSCF and the Internet proxy (RFC 3261 §16).
 
-A transaction-stateful proxy on :class:`ims.sip.transport.endpoint.SipEndpoint`: each new request
+A transaction-stateful proxy on :class:`ims.sip.aio.endpoint.SipEndpoint`: each new request
 arrives as a server transaction; the element decides (:meth:`SipProxy.decide`, async, so it may
 talk to the media anchor) to answer it or to forward it; a forwarded request runs as one client
 transaction whose provisional and final responses are relayed back in order, each through the
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ims.log import get_logger
+from ims.sip.aio.endpoint import SipEndpoint
 from ims.sip.grammar import Params
 from ims.sip.headers import NameAddr, Via
 from ims.sip.message import Request, Response, make_response, new_branch
-from ims.sip.transport.endpoint import SipEndpoint
 from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, TelUri, Uri
 from proxies.hooks import Direction, SipHooks, SipMessageEvent, _Drop

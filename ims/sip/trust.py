@@ -19,7 +19,7 @@ Anything else is *untrusted*: its identity headers are removed on ingress and it
 element as a relay (the element decides what it is entitled to route; see ``docs/security.md``).
 
 The policy is shared by both proxy engines (``proxies.base`` and ``ims.sip.proxy``): it only
-looks at a :class:`~ims.sip.transaction.flow.Flow` and, optionally, the peer's TLS identity.
+looks at a :class:`~ims.sip.transport.flow.Flow` and, optionally, the peer's TLS identity.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ims.sip.message import Request, Response
-from ims.sip.transaction.flow import Address, Flow
+from ims.sip.transport.flow import Address, Flow
 
 __all__ = [
     "ASSERTED_IDENTITY_HEADERS",

@@ -28,7 +28,7 @@ small probe datagram to its first UDP listener every ``interval`` from a socket 
 time it takes to come back out of the kernel queue and the loop is the queueing delay a request
 arriving now would see, fed to the core with ``now``.
 
-Why not :class:`ims.sip.transport.endpoint.SipEndpoint`: a proxy needs the raw per-branch
+Why not :class:`ims.sip.aio.endpoint.SipEndpoint`: a proxy needs the raw per-branch
 events (every provisional, CANCEL of a client transaction, stray 2xx), and at the time of
 writing the endpoint exposed a UA-style ``await request()`` instead. Driving the layer directly
 also keeps the hot path short (no task per branch). Host names in next hops are resolved from

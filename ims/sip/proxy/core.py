@@ -81,7 +81,7 @@ from ims.sip.proxy.routing import (
     StatelessRouter,
     Target,
 )
-from ims.sip.transaction.flow import Flow
+from ims.sip.transport.flow import Flow
 from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, Uri
 

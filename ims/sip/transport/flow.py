@@ -3,8 +3,10 @@
 A :class:`Flow` is what the transaction layer knows of the transport (RFC 3261 §18): its kind
 (reliability decides the timers, §17), the remote address, our local address, and for TCP/TLS
 the id of the connection, so a response goes back on the connection its request came in on
-(§18.2.2) and a client reuses an open connection (§18.1.1).  It is plain data: the asyncio
-adapters in :mod:`ims.sip.transport` fill it in.
+(§18.2.2) and a client reuses an open connection (§18.1.1).  It is plain data: the socket
+adapters beside it (:mod:`.udp`, :mod:`.stream`) fill it in, the transaction layer above
+keys its transactions' destinations by it, and the proxy core's next hop
+(:class:`ims.sip.proxy.hooks.Peer`) becomes one when a branch is sent.
 """
 
 from __future__ import annotations
