@@ -10,8 +10,9 @@ from typing import Any
 
 from ims.sip.trust import TrustPolicy
 from lab import tls, topology
-from lab.roles._li import ElementLi, attach_proxy
+from lab.roles._li import attach_proxy
 from lab.topology import Topology
+from li.wiring import ElementLi
 from proxies.base import Hop
 from proxies.media_anchor import AnchorClient
 from proxies.pcscf import Pcscf

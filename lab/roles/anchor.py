@@ -7,8 +7,9 @@ import asyncio
 
 from lab import topology
 from lab.roles._build import add_li_argument
-from lab.roles._li import ElementLi, attach_anchor
+from lab.roles._li import attach_anchor
 from lab.topology import Topology
+from li.wiring import ElementLi
 from proxies.media_anchor import AnchorControlServer, MediaAnchor
 
 ROLE = "anchor"
