@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ims.sip.transport.flow import Peer
+
 from .core import (
     Action,
     CancelBranch,
@@ -21,7 +23,7 @@ from .core import (
     uri_peer,
     via_peer,
 )
-from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks, Peer
+from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks
 from .location import LocationRouter, uas_checks
 from .routing import (
     Decision,

@@ -57,7 +57,6 @@ from ims.sip.proxy.core import (
     SendResponse,
     SendStateless,
 )
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.routing import Forward, Respond
 from ims.sip.transaction import (
     AckReceived,
@@ -76,6 +75,7 @@ from ims.sip.transaction import (
     TransactionTimedOut,
     TransportFailed,
 )
+from ims.sip.transport import Peer
 from ims.sip.transport.errors import SipTransportError
 from ims.sip.transport.stream import StreamConnection, StreamTransport
 from ims.sip.transport.udp import UdpTransport
@@ -244,14 +244,14 @@ class ProxyServer:
                 if tx.method == "CANCEL":
                     continue  # the 200 to our CANCEL: nothing to do
                 self._act(
-                    core.receive_response(ev.response, tx.branch, now, source=_peer(ev.flow)),
+                    core.receive_response(ev.response, tx.branch, now, source=ev.flow.peer),
                     now,
                 )
             elif isinstance(ev, RequestReceived):
                 self._act(
                     core.receive_request(
                         ev.request,
-                        _peer(ev.flow),
+                        ev.flow.peer,
                         now,
                         transaction=ev.transaction,
                         cancelled=ev.cancelled,
@@ -260,9 +260,9 @@ class ProxyServer:
                     now,
                 )
             elif isinstance(ev, AckReceived):
-                self._act(core.receive_request(ev.request, _peer(ev.flow), now, checked=True), now)
+                self._act(core.receive_request(ev.request, ev.flow.peer, now, checked=True), now)
             elif isinstance(ev, StrayResponse):
-                self._act(core.receive_stray_response(ev.response, now, source=_peer(ev.flow)), now)
+                self._act(core.receive_stray_response(ev.response, now, source=ev.flow.peer), now)
             elif isinstance(ev, TransactionTimedOut | TransportFailed):
                 tx2 = ev.transaction
                 if isinstance(tx2, ClientTransaction) and tx2.method != "CANCEL":
@@ -476,7 +476,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _peer(flow: Flow) -> Peer:
-    return Peer(transport=flow.transport.lower(), host=flow.remote[0], port=flow.remote[1])

@@ -67,7 +67,7 @@ from ims.sip.errors import SipParseError
 from ims.sip.grammar import Params
 from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
-from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks, Peer
+from ims.sip.proxy.hooks import DROP, Direction, Message, MessageEvent, MessageHooks
 from ims.sip.proxy.overload import OverloadConfig, OverloadControl
 from ims.sip.proxy.routing import (
     Defer,
@@ -81,6 +81,7 @@ from ims.sip.proxy.routing import (
     StatelessRouter,
     Target,
 )
+from ims.sip.transport import Peer
 from ims.sip.transport.flow import Flow
 from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, Uri

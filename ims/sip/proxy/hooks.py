@@ -47,22 +47,6 @@ DROP: Final = _Drop()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Peer:
-    """The other end of a hop: transport (``udp``/``tcp``/``tls``), host and port."""
-
-    transport: str
-    host: str
-    port: int
-
-    @property
-    def addr(self) -> tuple[str, int]:
-        return (self.host, self.port)
-
-    def __str__(self) -> str:
-        return f"{self.transport}:{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageEvent:
     """One SIP message crossing the element's boundary."""
 

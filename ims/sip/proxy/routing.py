@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from ims.sip.message import Message, Request, Response
-from ims.sip.proxy.hooks import Peer
+from ims.sip.transport import Peer
 from ims.sip.uri import Uri
 
 

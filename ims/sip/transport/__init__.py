@@ -1,7 +1,7 @@
 """SIP transport (RFC 3261 §18): the lowest layer of the stack, sockets and flows only.
 
-* :mod:`.flow`: :class:`Flow`, the transport-level path of one message (plain data, what the
-  transaction layer above is told and tells back);
+* :mod:`.flow`: the addresses (plain data): :class:`Peer`, where to send or listen, and
+  :class:`Flow`, the path one message took (what the transaction layer is told and tells back);
 * :mod:`.udp`, :mod:`.stream`: the asyncio socket adapters (UDP; TCP and TLS with framing by
   Content-Length), which hand parsed messages and their :class:`Flow` upward;
 * :mod:`.errors`: the transport's exceptions.
@@ -13,13 +13,14 @@ use :class:`Flow` without loading asyncio.
 """
 
 from .errors import SipTimeoutError, SipTransportError
-from .flow import DEFAULT_PORTS, TRANSPORTS, Address, Flow, normalize_transport
+from .flow import DEFAULT_PORTS, TRANSPORTS, Address, Flow, Peer, normalize_transport
 
 __all__ = [
     "DEFAULT_PORTS",
     "TRANSPORTS",
     "Address",
     "Flow",
+    "Peer",
     "SipTimeoutError",
     "SipTransportError",
     "normalize_transport",
