@@ -27,6 +27,9 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("ims.media", ("ims.sip",)),
     ("ims.sip.transport", ("ims.sip.transaction", *_ABOVE_TRANSACTION)),
     ("ims.sip.transaction", _ABOVE_TRANSACTION),
+    # the sans-I/O cores above the transaction layer never import the asyncio adapters
+    ("ims.sip.proxy", ("ims.sip.aio",)),
+    ("ims.sip.dialog", ("ims.sip.aio",)),
     ("proxies", ("li", "ue", "lab")),
     ("ue", ("li", "proxies", "lab")),
     ("li", ("lab",)),

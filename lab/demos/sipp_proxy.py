@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.location import LocationRouter
 from ims.sip.transport import Peer

@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 
 from ims.log import get_logger
-from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
 from ims.sip.proxy.location import LocationRouter
 from ims.sip.proxy.overload import OverloadConfig

@@ -1,15 +1,37 @@
-"""The asyncio adapters above the transaction layer (STYLE.md §1, pjsip's UA over nta).
+"""The asyncio adapters of the SIP stack, in one place (STYLE.md §1; pjsip's UA and proxy
+over its transaction layer).
 
-:class:`SipEndpoint` (:mod:`ims.sip.aio.endpoint`) runs the sans-I/O
-:class:`~ims.sip.transaction.TransactionLayer` on the socket adapters of
-:mod:`ims.sip.transport` for a user agent (or a simple element built like one): one timer, an
-``await request()`` API, server contexts. The layering is transport (sockets, flows) <
-transaction (sans-I/O §17 machines) < this package; tests/test_layering.py checks that
-transport never imports upward.
+Each runs sans-I/O engines on the socket adapters of :mod:`ims.sip.transport`, owns one
+``loop.call_at`` timer and is the only place its engines' time is read:
+
+* :class:`SipEndpoint` (:mod:`.endpoint`): the :class:`~ims.sip.transaction.TransactionLayer`
+  for a user agent (or a simple element built like one): ``await request()``, server
+  contexts, hooks;
+* :class:`ProxyServer` (:mod:`.proxy`): the RFC 3261 §16 :class:`~ims.sip.proxy.ProxyCore`
+  on the transaction layer, for proxies.
+
+The layering is transport (sockets, flows) < transaction (sans-I/O §17 machines) < dialog and
+proxy core (sans-I/O) < this package; tests/test_layering.py checks that nothing below imports
+upward. ``ProxyServer`` is imported on first use, so a UA never loads the proxy.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ims.sip.transport.errors import SipTimeoutError, SipTransportError
 
 from .endpoint import ServerContext, SipEndpoint
 
-__all__ = ["ServerContext", "SipEndpoint", "SipTimeoutError", "SipTransportError"]
+if TYPE_CHECKING:
+    from .proxy import ProxyServer
+
+__all__ = ["ProxyServer", "ServerContext", "SipEndpoint", "SipTimeoutError", "SipTransportError"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProxyServer":
+        from .proxy import ProxyServer
+
+        return ProxyServer
+    raise AttributeError(name)

@@ -1,13 +1,11 @@
-"""RFC 3261 §16 proxy core (sans-I/O), routing policy types, hook points and the asyncio
-adapter. See docs/sip-proxy-api.md.
+"""RFC 3261 §16 proxy core (sans-I/O), routing policy types and hook points.
 
-``ProxyServer`` (asyncio) is imported lazily so that sans-I/O users of the core never load
-the event loop machinery.
+The asyncio adapter that runs the core on sockets is :class:`ims.sip.aio.ProxyServer`, beside
+the UA endpoint (the adapters live in one package above the sans-I/O layers). See
+docs/sip-proxy-api.md.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from ims.sip.transport.flow import Peer
 
@@ -40,9 +38,6 @@ from .routing import (
     rewrite_message,
 )
 
-if TYPE_CHECKING:
-    from .aio_proxy import ProxyServer
-
 __all__ = [
     "DROP",
     "Action",
@@ -59,7 +54,6 @@ __all__ = [
     "Peer",
     "ProxyConfig",
     "ProxyCore",
-    "ProxyServer",
     "RequestUriRouter",
     "Respond",
     "ResponseContext",
@@ -76,11 +70,3 @@ __all__ = [
     "uri_peer",
     "via_peer",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ProxyServer":
-        from .aio_proxy import ProxyServer
-
-        return ProxyServer
-    raise AttributeError(name)

@@ -34,7 +34,7 @@ Inputs: :meth:`ProxyCore.receive_request` (with the layer's server-transaction h
 :meth:`~ProxyCore.receive_response` (with the branch key the core chose),
 ``receive_stray_response``, ``branch_failed``, ``handle_timer(now)``. Outputs: a list of actions
 (:class:`SendResponse`, :class:`ForwardRequest`, :class:`CancelBranch`, :class:`SendStateless`)
-for the adapter (:mod:`ims.sip.proxy.aio_proxy`) to hand to the transaction layer; plus
+for the adapter (:mod:`ims.sip.aio.proxy`) to hand to the transaction layer; plus
 ``get_timer()``. Every message in and out runs through the :class:`MessageHooks` chain.
 Asynchronous applications: a router may return ``Defer()`` and call ``resume(key, decision,
 now)`` later; a ``response_processor`` may hold responses (``Defer()``) until
