@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ims.sip.transport import ServerContext, SipEndpoint
+from ims.sip.aio import ServerContext, SipEndpoint
 
 SIPP_IP = "127.0.2.92"
 EP_IP = "127.0.2.93"

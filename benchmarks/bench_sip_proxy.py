@@ -48,12 +48,12 @@ def free_port(ip: str) -> int:
 # ------------------------------------------------------------------------------ cpu
 def cpu_per_call(calls: int = 3000) -> float:
     """Seconds of CPU per call through ProxyServer with the socket replaced by a list."""
+    from ims.sip.aio.proxy import ProxyServer
     from ims.sip.parser import parse_message
-    from ims.sip.proxy.aio_proxy import ProxyServer
     from ims.sip.proxy.core import ProxyConfig, ProxyCore
-    from ims.sip.proxy.hooks import Peer
     from ims.sip.proxy.location import LocationRouter
     from ims.sip.transaction import Flow
+    from ims.sip.transport import Peer
 
     me = Peer(transport="udp", host=PROXY_IP, port=5070)
     srv = ProxyServer(ProxyCore(ProxyConfig(local=(me,)), LocationRouter()))

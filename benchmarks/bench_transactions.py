@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import time
 
+from ims.sip.aio import ServerContext, SipEndpoint
 from ims.sip.message import Request, make_response, new_branch, new_call_id
 from ims.sip.transaction import (
     Flow,
@@ -22,7 +23,6 @@ from ims.sip.transaction import (
     SendMessage,
     TransactionLayer,
 )
-from ims.sip.transport import ServerContext, SipEndpoint
 
 A = ("127.0.2.1", 5060)
 B = ("127.0.2.2", 5060)

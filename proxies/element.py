@@ -29,6 +29,7 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 
+from ims.sip.aio import ProxyServer
 from ims.sip.message import Request
 from ims.sip.proxy import (
     Decision,
@@ -37,13 +38,12 @@ from ims.sip.proxy import (
     Peer,
     ProxyConfig,
     ProxyCore,
-    ProxyServer,
     Respond,
     RoutingContext,
     Target,
     uri_peer,
 )
-from ims.sip.transaction.flow import Flow
+from ims.sip.transport.flow import Flow
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, Uri
 

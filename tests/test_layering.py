@@ -1,7 +1,11 @@
 """The layering rules of docs/architecture.md, checked on every module's imports.
 
 lab -> ue/proxies/li -> ims; inside ims, sdp/sdes/mikey/media never import ims.sip;
-proxies never import li (li attaches to the proxies' hook points instead).
+proxies never import li (li attaches to the proxies' hook points instead). Inside ims.sip the
+layers are pjsip's: transport (sockets, flows) < transaction (the sans-I/O §17 machines) <
+the UA endpoint and the proxy core with their asyncio adapters (ims.sip.aio, ims.sip.proxy).
+A UE never imports li: its keyings are one explicit table (ue.registry), so an import the
+registry makes is an import this test reads.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+_ABOVE_TRANSACTION = ("ims.sip.aio", "ims.sip.proxy", "ims.sip.dialog")
 # (package prefix of the importing module, forbidden import prefixes)
 RULES: list[tuple[str, tuple[str, ...]]] = [
     ("ims", ("proxies", "ue", "li", "lab")),
@@ -20,6 +25,11 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("ims.sdes", ("ims.sip",)),
     ("ims.mikey", ("ims.sip",)),
     ("ims.media", ("ims.sip",)),
+    ("ims.sip.transport", ("ims.sip.transaction", *_ABOVE_TRANSACTION)),
+    ("ims.sip.transaction", _ABOVE_TRANSACTION),
+    # the sans-I/O cores above the transaction layer never import the asyncio adapters
+    ("ims.sip.proxy", ("ims.sip.aio",)),
+    ("ims.sip.dialog", ("ims.sip.aio",)),
     ("proxies", ("li", "ue", "lab")),
     ("ue", ("li", "proxies", "lab")),
     ("li", ("lab",)),
@@ -41,7 +51,13 @@ def _modules() -> list[tuple[str, Path]]:
 
 
 def _imports(path: Path, module: str) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return _source_imports(
+        path.read_text(encoding="utf-8"), module, is_pkg=path.name == "__init__.py"
+    )
+
+
+def _source_imports(source: str, module: str, *, is_pkg: bool) -> set[str]:
+    tree = ast.parse(source)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -49,13 +65,14 @@ def _imports(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import: resolve against the module's package
                 base = module.split(".")
-                is_pkg = path.name == "__init__.py"
                 base = base if is_pkg else base[:-1]
                 base = base[: len(base) - (node.level - 1)]
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
             names.add(target)
+            # "from ims.sip import transaction" imports the module ims.sip.transaction
+            names.update(f"{target}.{alias.name}" for alias in node.names if target)
     return names
 
 
@@ -100,7 +117,10 @@ def test_no_element_uses_sip_endpoint(module: str, path: Path) -> None:
     """The network elements run on the §16 proxy core and its asyncio adapter
     (``ims.sip.proxy.ProxyServer``), never on the UA-style ``SipEndpoint`` (the second proxy
     engine, ``proxies/base.py``, is gone)."""
-    bad = {n for n in _imports(path, module) if _within(n, "ims.sip.transport")}
+    # (ims.sip.transport holds only sockets and addresses now; an element may name a Peer or
+    # a Flow, never open sockets or run the UA endpoint itself)
+    engines = ("ims.sip.aio.endpoint", "ims.sip.transport.udp", "ims.sip.transport.stream")
+    bad = {n for n in _imports(path, module) if any(_within(n, e) for e in engines)}
     assert not bad, f"{module} imports {sorted(bad)}: elements run on ims.sip.proxy"
     assert "SipEndpoint" not in _names(path), f"{module} uses SipEndpoint"
 
@@ -135,3 +155,39 @@ def test_one_hook_mechanism(module: str, path: Path) -> None:
             for t in targets:
                 if isinstance(t, ast.Name) and t.id == "DROP":
                     raise AssertionError(f"{module} defines its own DROP")
+
+
+def _forbidden(module: str, names: set[str]) -> list[str]:
+    rules = [f for owner, fs in RULES if _within(module, owner) for f in fs]
+    return sorted({n for n in names for f in rules if _within(n, f)})
+
+
+def test_rules_catch_the_imports_they_name() -> None:
+    """The rules themselves: a transport module importing the transaction layer, and a UE
+    module importing li, are both reported (so a green run above means something)."""
+    assert _forbidden("ims.sip.transport.udp", {"ims.sip.transaction.layer"}) == [
+        "ims.sip.transaction.layer"
+    ]
+    assert _forbidden("ims.sip.transport.flow", {"ims.sip.aio.endpoint"}) == [
+        "ims.sip.aio.endpoint"
+    ]
+    assert _forbidden("ue.registry", {"li.keys", "ims.sdp"}) == ["li.keys"]
+    assert _forbidden("ims.sip.aio.endpoint", {"ims.sip.transaction", "ims.sip.transport"}) == []
+    # a submodule imported by name from its package, or relatively, is read as that submodule
+    source = "from ims.sip import transaction\nfrom .. import proxy\n"
+    names = _source_imports(source, "ims.sip.transport.udp", is_pkg=False)
+    assert _forbidden("ims.sip.transport.udp", names) == ["ims.sip.proxy", "ims.sip.transaction"]
+
+
+def test_keying_registry_is_static() -> None:
+    """ue.registry names every keying module by a plain import this test reads, and no UE
+    module loads modules by name (importlib / __import__), which would hide an import."""
+    imports = _imports(ROOT / "ue" / "registry.py", "ue.registry")
+    assert {"ue.keying_mikey", "ue.keying_sakke", "ue.keying"} <= imports
+    for path in sorted((ROOT / "ue").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                assert name not in ("import_module", "__import__"), f"{path} imports by name"
+        assert "importlib" not in _imports(path, path.stem)

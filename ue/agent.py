@@ -47,6 +47,7 @@ from ims.sdp import (
     create_offer,
     process_answer,
 )
+from ims.sip.aio.endpoint import SipEndpoint
 from ims.sip.auth import DigestClient
 from ims.sip.dialog import (
     AckNeeded,
@@ -67,7 +68,6 @@ from ims.sip.dialog import (
 from ims.sip.dialog import RegistrationFailed as _RegFailed
 from ims.sip.errors import SipBuildError
 from ims.sip.message import Request, Response, make_response, new_call_id, new_tag
-from ims.sip.transport.endpoint import SipEndpoint
 from ue import keying as keying_mod
 from ue.keying import KeyingContext, KeyingError, KeyingSession, MediaKeys
 

@@ -19,7 +19,7 @@ Anything else is *untrusted*: its identity headers are removed on ingress and it
 element as a relay (the element decides what it is entitled to route; see ``docs/security.md``).
 
 The policy is used by the proxy core (``ims.sip.proxy``, ``ProxyConfig.trust``) and the elements
-on it (``proxies.element``): it only looks at a :class:`~ims.sip.transaction.flow.Flow` and,
+on it (``proxies.element``): it only looks at a :class:`~ims.sip.transport.flow.Flow` and,
 optionally, the peer's TLS identity.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ims.sip.message import Request, Response
-from ims.sip.transaction.flow import Address, Flow
+from ims.sip.transport.flow import Address, Flow
 
 __all__ = [
     "ASSERTED_IDENTITY_HEADERS",

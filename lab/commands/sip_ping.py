@@ -16,9 +16,9 @@ import ssl
 import time
 from typing import Any
 
+from ims.sip.aio import SipEndpoint, SipTimeoutError, SipTransportError
 from ims.sip.message import Request, new_call_id, new_tag
 from ims.sip.transaction import TimerConfig
-from ims.sip.transport import SipEndpoint, SipTimeoutError, SipTransportError
 
 
 def register(sub: Any) -> None:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
+from ims.sip.transport import Peer
 
 NAME = "sipp-proxy"
 HELP = "SIPp calls through the imslab RFC 3261 proxy (Record-Route), with a summary"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.matrix.report import CallResult, RungOutcome, table_row
-from lab.matrix.sipladder import hops, ladder_svg, registration_dirs
+from lab.matrix.sipladder import ladder_steps, ladder_svg, registration_dirs
 from lab.matrix.spectrogram import spectrogram_png
 
 _CSS = """
@@ -205,11 +205,11 @@ def _section(r: CallResult, base: Path) -> str:
             f"<h3>SIP ladder of the {_e(shown.rung)} call (from the LEMF's iri.jsonl, every "
             "POI)</h3>"
         )
-        parts.append(ladder_svg(hops(dirs), target=target, svg_id=f"{sid}-sip"))
+        parts.append(ladder_svg(ladder_steps(dirs), target=target, svg_id=f"{sid}-sip"))
         parts.append("<h4>Registration</h4>")
         parts.append(
             ladder_svg(
-                hops(registration_dirs(dirs), registration=True),
+                ladder_steps(registration_dirs(dirs), registration=True),
                 target=target,
                 peer="registrar side",
                 svg_id=f"{sid}-register",

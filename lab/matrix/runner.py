@@ -54,15 +54,12 @@ from lab.mikey_hop import chain_intermediaries, chain_links, chain_secrets, inte
 from lab.orchestrator import Lab
 from lab.topology import Topology
 from li.keys import HopByHopIntermediary, KeyRecord, MikeySecrets, OperatorKeyPolicy
-from li.kms_li import DeferredKeyPolicy, loop_deferrer
+from li.kms_li import DeferredKeyPolicy
 from li.lemf.receiver import LemfServer
 from li.mitm.media import MediaMitm
 from li.mitm.mikey import MikeyMitm
 from li.mitm.signalling import SignallingMitm
-from li.poi.cc import AnchorCcPoi, CcRecord, PassiveTapPoi
-from li.poi.export import cc_pdu, iri_pdus
-from li.poi.iri import CcTrigger, IriPoi, IriRecord
-from li.poi.x1 import wire as x1_wire
+from li.poi.cc import AnchorCcPoi
 from li.study import (
     EXPECTATIONS,
     LADDER,
@@ -75,6 +72,7 @@ from li.study import (
     compare,
     ts33106_statement,
 )
+from li.wiring import ElementLi
 from li.x1.client import X1Client
 from li.x1.model import (
     DeliveryType,
@@ -433,10 +431,9 @@ class _TaskKeys:
 class _Capture:
     """What the LI side of one rung did (besides what reached the LEMF)."""
 
-    cc: int = 0
-    iri: int = 0
     mitm: list[MikeyMitm] = field(default_factory=list)
     nes: dict[str, NetworkElementLI] = field(default_factory=dict)
+    li: dict[str, ElementLi] = field(default_factory=dict)  # li.wiring, by element
     removers: list[Callable[[], None]] = field(default_factory=list)
     xids: dict[str, uuid.UUID] = field(default_factory=dict)  # operator -> XID
     media_mitm: MediaMitm | None = None
@@ -669,8 +666,8 @@ class MatrixRunner:
                 creds.directory = directory
                 for remove in cap.removers:
                     remove()
-                for ne in cap.nes.values():
-                    await ne.close()
+                for element_li in cap.li.values():
+                    await element_li.close()
         await asyncio.sleep(0.1)
         if self.lemf is not None:
             # every exporter drained (the LEMF acknowledged all of it): the explicit flush
@@ -696,12 +693,13 @@ class MatrixRunner:
         clock = time.time
         state = self.work / "ne" / exp.key.replace("/", "-") / f"{time.time_ns():x}"
 
-        async def network_element(name: str) -> X2X3Exporter:
+        def network_element(name: str) -> ElementLi:
+            """The element's LI (li.wiring), its POIs attached by the caller, then started."""
             ne = self._network_element(name, state)
-            await ne.start()
             ne.on_change.append(authority.listener(name))
             cap.nes[name] = ne
-            return ne.exporter
+            running = cap.li[name] = ElementLi(ne, clock=clock)
+            return running
 
         # hop-by-hop MIKEY intermediaries: a network function of the home P-CSCFs (psk-hop),
         # running whatever LI does
@@ -767,15 +765,13 @@ class MatrixRunner:
             )
             cc_poi: AnchorCcPoi | None = None
             if net.cc is not None:
-                cc_exp = await network_element(net.cc)
-                cc_poi = AnchorCcPoi(element=net.cc, emit=_cc_sender(cc_exp, cap))
-                x1_wire(cap.nes[net.cc], clock=clock)
+                cc_li = network_element(net.cc)
                 # the CC-POI taps the anchor's content: as relayed, or decrypted where the
                 # anchor terminates the SRTP (proxies.e2ae: delivered en clair, study Q4)
-                cc_tap = lab.elements[net.cc].edge.content_hooks
-                cap.removers.append(cc_tap.add(cc_poi.hook(clock)))
+                cc_poi = cc_li.attach_cc(lab.elements[net.cc].edge.content_hooks)
+                await cc_li.start()
             for i, name in enumerate(net.iri):
-                el_exp = await network_element(name)
+                iri_li = network_element(name)
                 opener: Any = _TaskKeys(base, authority, name, pki)
                 if op_domain in self._kms:  # a sakke row: the KMS LI function, when lent
                     opener = matrix_kms.TaskKmsOpener(
@@ -796,16 +792,14 @@ class MatrixRunner:
                 policy: Any = OperatorKeyPolicy(mikey=opener)
                 if self._kms or self._ticket_kms:
                     policy = DeferredKeyPolicy(policy)
-                poi = IriPoi(
-                    element=name,
+                # LI_T3 in one process: the operator's first IRI-POI arms its CC-POI directly
+                poi = iri_li.attach_iri(
+                    lab.elements[name].sip_hooks,
                     address=(topo.elements[name].address, topo.elements[name].sip_port),
-                    emit=_iri_sender(el_exp, cap),
-                    trigger_cc=(_trigger(cc_poi) if (i == 0 and cc_poi is not None) else None),
                     extract_keys=policy,
+                    trigger_cc=cc_poi.trigger if (i == 0 and cc_poi is not None) else None,
                 )
-                poi.defer = loop_deferrer(asyncio.get_running_loop())
-                x1_wire(cap.nes[name], iri=[poi], clock=clock)  # armed by X1 ActivateTask
-                cap.removers.append(lab.elements[name].sip_hooks.add(poi.hook(clock)))
+                await iri_li.start()  # armed by X1 ActivateTask from here on
                 if i == 0 and op == plan.operator:
                     # through intermediaries: the operator's own hop keys at its first hop
                     hop_keys = _first_hop_keys(topo, chain.get(name), target_of(plan, topo))
@@ -817,7 +811,7 @@ class MatrixRunner:
                         real_certificates=lambda ident: (
                             pki.users[aor(ident)].certificate if aor(ident) in pki.users else None
                         ),
-                        on_keys=_mitm_sender(el_exp, cap),
+                        on_keys=_mitm_sender(iri_li.ne.exporter, cap),
                         media=media_mitm,
                         media_authorised=lambda: authority.media(media_anchor),
                         known_psk=hop_keys[0] if hop_keys else PUBLIC_PSK,
@@ -826,15 +820,10 @@ class MatrixRunner:
                     )
                     cap.removers.append(lab.elements[name].sip_hooks.add(sig.hook()))
             if net.tap is not None:
-                tap_exp = await network_element(net.tap)
-                tap_ne = cap.nes[net.tap]
                 # a media provider is tasked with the target's address (it never sees SIP)
-                tap_ne.handler.supported_targets = tap_ne.handler.supported_targets | {
-                    "ipv4Address"
-                }
-                tap = PassiveTapPoi(element=net.tap, emit=_cc_sender(tap_exp, cap))
-                x1_wire(tap_ne, taps=[tap], clock=clock)
-                cap.removers.append(lab.elements[net.tap].anchor.hooks.add(tap.hook(clock)))
+                tap_li = network_element(net.tap)
+                tap_li.attach_tap(lab.elements[net.tap].anchor.hooks)
+                await tap_li.start()
 
         if chain:
             ue_at = {
@@ -1164,23 +1153,6 @@ def _media_gate(
     return rewrite
 
 
-def _iri_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[IriRecord], None]:
-    def emit(r: IriRecord) -> None:
-        cap.iri += 1
-        for pdu in iri_pdus(r):
-            exp.send_pdu(pdu)
-
-    return emit
-
-
-def _cc_sender(exp: X2X3Exporter, cap: _Capture) -> Callable[[CcRecord], None]:
-    def emit(r: CcRecord) -> None:
-        cap.cc += 1
-        exp.send_pdu(cc_pdu(r))
-
-    return emit
-
-
 def _mitm_sender(
     exp: X2X3Exporter, cap: _Capture
 ) -> Callable[[Any, str, list[KeyRecord], MikeyMitm], None]:
@@ -1193,13 +1165,6 @@ def _mitm_sender(
             exp.send_key_record(xid=xid, correlation_id=correlation_id_for(call_id), record=k)
 
     return on_keys
-
-
-def _trigger(cc: AnchorCcPoi) -> Callable[[CcTrigger], None]:
-    def trigger(t: CcTrigger) -> None:
-        cc.trigger(t)
-
-    return trigger
 
 
 def select(methods: Iterable[str] = (), scenarios: Iterable[str] = ()) -> list[Expectation]:

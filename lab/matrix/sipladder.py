@@ -20,7 +20,7 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Hop:
+class LadderStep:
     """One message as one POI reported it (or a MITM's rewrite marker: ``mark``)."""
 
     time: float
@@ -64,9 +64,9 @@ def _label(sip: dict[str, Any]) -> str:
     return text
 
 
-def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
-    """The hops of the calls (or, ``registration``, the REGISTERs) in these LEMF directories."""
-    out: list[Hop] = []
+def ladder_steps(call_dirs: Iterable[Path], *, registration: bool = False) -> list[LadderStep]:
+    """The ladder of the calls (or, ``registration``, the REGISTERs) in these LEMF dirs."""
+    out: list[LadderStep] = []
     for d in call_dirs:
         # the LEMF files a task's REGISTERs apart from its calls (registrations.jsonl)
         log = d / ("registrations.jsonl" if registration else "iri.jsonl")
@@ -77,7 +77,7 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
                 if is_reg != registration:
                     continue
                 out.append(
-                    Hop(
+                    LadderStep(
                         time=float(rec.get("time") or 0),
                         poi=str(rec.get("poi")),
                         towards_target=rec.get("direction") == "to-target",
@@ -89,7 +89,7 @@ def hops(call_dirs: Iterable[Path], *, registration: bool = False) -> list[Hop]:
             ):
                 what = "keys to the LEMF" if rec.get("available") else str(rec.get("reason"))
                 out.append(
-                    Hop(
+                    LadderStep(
                         time=float(rec.get("time") or 0),
                         poi=str(rec.get("poi")),
                         towards_target=False,
@@ -115,7 +115,7 @@ def registration_dirs(dirs: Iterable[Path]) -> list[Path]:
 
 
 def ladder_svg(
-    steps: Sequence[Hop], *, target: str = "target UE", peer: str = "peer", svg_id: str
+    steps: Sequence[LadderStep], *, target: str = "target UE", peer: str = "peer", svg_id: str
 ) -> str:
     """The ladder as inline SVG (``svg_id`` must be unique in the page)."""
     if not steps:

@@ -11,8 +11,9 @@ from typing import Any
 from ims.sip.proxy import Peer
 from ims.sip.trust import TrustPolicy
 from lab import tls, topology
-from lab.roles._li import ElementLi, attach_proxy
+from lab.roles._li import attach_proxy
 from lab.topology import Topology
+from li.wiring import ElementLi
 from proxies.media_anchor import AnchorClient, AnchorControl
 from proxies.pcscf import Pcscf
 from proxies.rtpengine import NgClient, RtpengineAnchor

@@ -7,10 +7,12 @@ store, X2/X3 exporter toward the LEMF) and attaches the POIs:
 * P-CSCF / S-CSCF: an :class:`li.poi.iri.IriPoi` on the proxy's SIP hooks (X2: SIP, keys);
 * anchor: an :class:`li.poi.cc.AnchorCcPoi` on its media hooks (X3: the packets as relayed).
 
-The anchor runs in another process than the P-CSCF, so the P-CSCF's IRI-POI arms the anchor's
-CC-POI over a small LI_T3 channel: one JSON datagram per :class:`li.poi.iri.CcTrigger` to the
-anchor's ``address:t3_port``; the anchor accepts it only from its operator's LI P-CSCFs. The
-anchor's NE must be tasked with the same XID (``imslab li ... --element pcscf-a`` does that).
+The wiring itself is :class:`li.wiring.ElementLi` (the matrix runner uses the same); this
+module decides what to wire from the topology. The anchor runs in another process than the
+P-CSCF, so the P-CSCF's IRI-POI arms the anchor's CC-POI over LI_T3 (:mod:`li.poi.t3`: one JSON
+datagram per :class:`li.poi.iri.CcTrigger` to the anchor's ``address:t3_port``); the anchor
+accepts it only from its operator's LI P-CSCFs. The anchor's NE must be tasked with the same
+XID (``imslab li ... --element pcscf-a`` does that).
 
 PKIs are generated on first start under the lab state dir (one X1 PKI per operator: CA, an NE
 server certificate for all its LI element addresses, the ADMF client certificate; and with
@@ -20,13 +22,12 @@ starting in parallel share them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,10 @@ from lab import credentials as lab_credentials
 from lab import ticket_credentials
 from lab.topology import LiConfig, Topology, TopologyError
 from li.keys import OperatorKeyPolicy
-from li.kms_li import DeferredKeyPolicy, KmsLiOpener, loop_deferrer
-from li.poi.cc import AnchorCcPoi, CcRecord
-from li.poi.export import cc_sender, iri_pdus
-from li.poi.iri import CcTrigger, IriPoi, IriRecord
-from li.poi.x1 import wire
-from li.targets import Side
+from li.kms_li import DeferredKeyPolicy, KmsLiOpener
+from li.wiring import ElementLi
 from li.x1.ne import NetworkElementLI
 from li.x1.tlsutil import CertFiles, LabPki, client_context, issue_client_cert, make_lab_pki
-from li.x2x3.exporter import X2X3Exporter
 from proxies.kms import KmsCore
 
 _log = get_logger("lab.li")
@@ -114,26 +110,8 @@ def destination_did(topo: Topology) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"imslab:{topo.name}:{li.lemf.name}")
 
 
-class ElementLi:
-    """One element's running LI side; ``close()`` detaches the POIs and stops the NE."""
-
-    def __init__(self, ne: NetworkElementLI) -> None:
-        self.ne = ne
-        self.removers: list[Callable[[], None]] = []
-        self.transports: list[asyncio.BaseTransport] = []
-        self.iri: IriPoi | None = None
-        self.cc: AnchorCcPoi | None = None
-
-    async def close(self) -> None:
-        for remove in self.removers:
-            remove()
-        for t in self.transports:
-            t.close()
-        await self.ne.close()
-
-
 def _make_ne(topo: Topology, name: str) -> NetworkElementLI | None:
-    """The element's NE, not started: its POIs are wired first (see :func:`_start_ne`)."""
+    """The element's NE, not started: its POIs are wired first (see :func:`_start`)."""
     li = topo.li
     op = li.operator_of(name) if li is not None else None
     if li is None or op is None:
@@ -157,71 +135,12 @@ def _make_ne(topo: Topology, name: str) -> NetworkElementLI | None:
     )
 
 
-async def _start_ne(ne: NetworkElementLI, name: str) -> None:
-    """Start the NE once its POIs are wired: the stored tasks are replayed into them (issue
-    11 finding 7: replayed before the wiring, they armed nothing and the next call gave 0
-    IRI), and only then does X1 accept requests; the caller starts the element's traffic
-    after this returns."""
-    await ne.start()
-    _log.info("x1 ne started", element=name, x1_port=ne.x1_port, tasks=len(ne.tasks))
-
-
-def _iri_sender(exporter: X2X3Exporter) -> Callable[[IriRecord], None]:
-    def emit(r: IriRecord) -> None:
-        for pdu in iri_pdus(r):
-            exporter.send_pdu(pdu)
-
-    return emit
-
-
-def _cc_sender(exporter: X2X3Exporter) -> Callable[[CcRecord], None]:
-    # the same bytes as send_pdu(cc_pdu(r)); its x3 fast path spares the anchor's tap a
-    # CcRecord and a Pdu per packet, and the packets of a loop iteration share one spool
-    # append (issue 19)
-    return cc_sender(exporter, batch=True)
-
-
-# --- LI_T3: P-CSCF -> anchor ------------------------------------------------------------------
-
-
-def encode_trigger(t: CcTrigger) -> bytes:
-    return json.dumps(
-        {
-            "xid": str(t.xid),
-            "correlation_id": t.correlation_id,
-            "call_id": t.call_id,
-            "target_identities": sorted(t.target_identities),
-            "target_side": str(t.target_side),
-            "stop": t.stop,
-        }
-    ).encode()
-
-
-def decode_trigger(data: bytes) -> CcTrigger:
-    d = json.loads(data)
-    side = Side(str(d["target_side"]))
-    return CcTrigger(
-        xid=uuid.UUID(d["xid"]),
-        correlation_id=int(d["correlation_id"]),
-        call_id=str(d["call_id"]),
-        target_identities=frozenset(str(x) for x in d["target_identities"]),
-        target_side=side,
-        stop=bool(d["stop"]),
-    )
-
-
-class _T3Listener(asyncio.DatagramProtocol):
-    def __init__(self, cc: AnchorCcPoi, allowed: set[str]) -> None:
-        self.cc, self.allowed = cc, allowed
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        if addr[0] not in self.allowed:
-            _log.warning("li_t3 trigger from a stranger dropped", peer=addr[0])
-            return
-        try:
-            self.cc.trigger(decode_trigger(data))
-        except (ValueError, KeyError, TypeError) as exc:
-            _log.warning("li_t3 trigger unreadable", error=str(exc))
+async def _start(running: ElementLi) -> None:
+    """Start the NE once its POIs are attached (li.wiring: stored tasks replayed into them,
+    then X1 accepts requests); the caller starts the element's traffic after this returns."""
+    await running.start()
+    ne = running.ne
+    _log.info("x1 ne started", element=ne.ne_id, x1_port=ne.x1_port, tasks=len(ne.tasks))
 
 
 def _t3_anchor(topo: Topology, name: str) -> tuple[str, int] | None:
@@ -290,35 +209,17 @@ async def attach_proxy(topo: Topology, name: str, proxy: Any) -> ElementLi | Non
     ne = _make_ne(topo, name)
     if ne is None:
         return None
-    running = ElementLi(ne)
+    running = ElementLi(ne, clock=time.time)
     try:
-        trigger_cc = None
-        t3 = _t3_anchor(topo, name)
-        if t3 is not None:
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=(topo.element(name).address, 0)
-            )
-            running.transports.append(transport)
-            sock_transport: Any = transport
-
-            def trigger_cc(t: CcTrigger) -> None:
-                sock_transport.sendto(encode_trigger(t), t3)
-
         e = topo.element(name)
-        poi = IriPoi(
-            element=name,
+        t3 = _t3_anchor(topo, name)
+        running.attach_iri(
+            proxy.sip_hooks,
             address=(e.address, e.sip_port),
-            emit=_iri_sender(ne.exporter),
-            trigger_cc=trigger_cc,
             extract_keys=_key_policy(topo, name, ne),
+            trigger_cc=await running.t3_sender(e.address, t3) if t3 is not None else None,
         )
-        loop = asyncio.get_running_loop()
-        poi.defer = loop_deferrer(loop)  # deferred key records (MIKEY-SAKKE at the KMS)
-        wire(ne, iri=[poi], clock=time.time)
-        running.iri = poi
-        running.removers.append(proxy.sip_hooks.add(poi.hook(time.time)))
-        await _start_ne(ne, name)
+        await _start(running)
     except BaseException:
         await running.close()
         raise
@@ -335,12 +236,11 @@ async def attach_anchor(
     if ne is None:
         return None
     li = _li(topo)
-    running = ElementLi(ne)
+    running = ElementLi(ne, clock=time.time)
     try:
-        cc = AnchorCcPoi(element=name, emit=_cc_sender(ne.exporter))
-        running.cc = cc
-        chain = anchor.hooks if tap is None else tap  # (an empty hook chain is falsy)
-        running.removers.append(chain.add(cc.hook(time.time)))
+        # (an empty hook chain is falsy: test for None, not truth); the packets of a loop
+        # iteration share one spool append (issue 19)
+        cc = running.attach_cc(anchor.hooks if tap is None else tap, batch=True)
         op = li.operator_of(name)
         assert op is not None
         allowed = {
@@ -348,13 +248,8 @@ async def attach_anchor(
             for n in op.elements
             if topo.element(n).role == "pcscf" and topo.element(n).anchor == name
         }
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _T3Listener(cc, allowed),
-            local_addr=(topo.element(name).address, li.t3_port),
-        )
-        running.transports.append(transport)
-        await _start_ne(ne, name)
+        await running.listen_t3(cc, (topo.element(name).address, li.t3_port), allowed)
+        await _start(running)
     except BaseException:
         await running.close()
         raise

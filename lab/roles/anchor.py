@@ -13,9 +13,10 @@ import asyncio
 
 from lab import topology
 from lab.roles._build import add_li_argument
-from lab.roles._li import ElementLi, attach_anchor
+from lab.roles._li import attach_anchor
 from lab.rtpengine import RelayTap, RtpengineDaemon
 from lab.topology import Topology
+from li.wiring import ElementLi
 from proxies.e2ae import EdgeMedia
 from proxies.media_anchor import AnchorControlServer, MediaAnchor
 from proxies.rtpengine import NgClient

@@ -26,12 +26,12 @@ import tomllib
 from pathlib import Path
 
 from ims.log import get_logger
-from ims.sip.proxy.aio_proxy import ProxyServer
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
 from ims.sip.proxy.overload import OverloadConfig
 from ims.sip.registrar import BindingStore, Registrar, digest_authenticator
+from ims.sip.transport import Peer
 
 ROLE = "sip-proxy"
 HELP = "RFC 3261 stateful proxy + registrar (Record-Route, forking, digest REGISTER)"

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ims.sip.errors import SipParseError
 from li.lemf.call import _dir_name
 from li.lemf.output import JsonlWriter, private_dir, write_json_private
 from li.lemf.sipinfo import SipSummary, summarise
@@ -36,9 +37,6 @@ from li.x2x3.pdu import Pdu
 
 MAX_CONTACTS = 32  # bindings kept per message (a registrar's 2xx lists them all)
 MAX_AORS = 1024  # registration states kept per task (oldest dropped from the summary)
-_EXPIRES_RE = re.compile(r";\s*expires\s*=\s*(\d{1,10})", re.IGNORECASE)
-_URI_RE = re.compile(r"<([^>]*)>")
-_HEADER_NAMES = {"contact": "contact", "m": "contact", "expires": "expires"}
 
 
 def is_registration(info: SipSummary) -> bool:
@@ -46,63 +44,40 @@ def is_registration(info: SipSummary) -> bool:
     return info.method == "REGISTER" or (info.status is not None and info.cseq_method == "REGISTER")
 
 
-def _header_values(message: bytes, name: str, *, limit: int = 200) -> list[str]:
-    """Every value of header ``name`` (compact form included), folded lines joined."""
-    text = message[: 64 << 10].decode("utf-8", "replace")
-    head = re.split(r"\r?\n\r?\n", text, maxsplit=1)[0]
-    out: list[str] = []
-    current: str | None = None
-    for line in head.splitlines()[1:limit]:
-        if line[:1] in (" ", "\t") and current is not None:
-            out[-1] += " " + line.strip()
-            continue
-        key, sep, value = line.partition(":")
-        current = _HEADER_NAMES.get(key.strip().lower()) if sep else None
-        if current == name:
-            out.append(value.strip())
-        elif sep:
-            current = None
-    return out
+def associated_uris(info: SipSummary) -> list[str]:
+    """The implicit registration set of a 2xx (P-Associated-URI, RFC 7315 §4.1), read through
+    ims.sip; empty when absent or unreadable."""
+    if info.message is None:
+        return []
+    try:
+        return [a.uri.encode() for a in info.message.addresses("P-Associated-URI")]
+    except SipParseError:
+        return []
 
 
-def _split_commas(value: str) -> list[str]:
-    """A header list split at commas outside ``<...>`` and quotes (RFC 3261 §7.3.1)."""
-    parts: list[str] = []
-    cur: list[str] = []
-    depth, quoted = 0, False
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "<":
-            depth += 1
-        elif not quoted and ch == ">":
-            depth = max(0, depth - 1)
-        if ch == "," and depth == 0 and not quoted:
-            parts.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur).strip())
-    return [p for p in parts if p]
-
-
-def contacts(message: bytes) -> list[dict[str, Any]]:
-    """The Contact bindings of a REGISTER or its response: URI and ``expires`` (the
-    parameter, else the Expires header, else None); ``*`` (remove all) is kept as is."""
-    default: int | None = None
-    for v in _header_values(message, "expires"):
-        if v.isdigit() and len(v) <= 10:
-            default = int(v)
-    out: list[dict[str, Any]] = []
-    for value in _header_values(message, "contact"):
-        for c in _split_commas(value):
-            if len(out) >= MAX_CONTACTS:
-                return out
-            m = _URI_RE.search(c)
-            uri = m.group(1).strip() if m else c.split(";", 1)[0].strip()
-            params = c[m.end() :] if m else c[len(c.split(";", 1)[0]) :]
-            e = _EXPIRES_RE.search(params)
-            out.append({"uri": uri, "expires": int(e.group(1)) if e else default})
+def contacts(info: SipSummary) -> list[dict[str, Any]]:
+    """The Contact bindings of a REGISTER or its response, read through ims.sip: URI and
+    ``expires`` (the parameter, else the Expires header, else None); ``*`` (remove all) is
+    kept as is. Contacts that do not parse give no bindings (the message is still filed)."""
+    msg = info.message
+    if msg is None:
+        return []
+    try:
+        default = msg.expires
+    except SipParseError:
+        default = None
+    try:
+        star = msg.contact_star
+        addrs = msg.contacts
+    except SipParseError:
+        return []
+    out: list[dict[str, Any]] = [{"uri": "*", "expires": default}] if star else []
+    for c in addrs[:MAX_CONTACTS]:
+        try:
+            expires = c.expires
+        except SipParseError:
+            expires = None
+        out.append({"uri": c.uri.encode(), "expires": default if expires is None else expires})
     return out
 
 
@@ -175,7 +150,7 @@ class Registrations:
         self.messages += 1
         self._record_pdu(raw, ts, peer)
         direction = int(pdu.payload_direction)
-        bindings = contacts(pdu.payload)
+        bindings = contacts(info)
         aor = info.to_uri or ""
         rec: dict[str, Any] = {
             "type": "sip",
@@ -221,11 +196,7 @@ class Registrations:
             for b in bindings
             if b["uri"] != "*"
         ]
-        associated = [
-            u.strip().strip("<>")
-            for u in _split_commas(info.headers.get("p-associated-uri", ""))
-            if u.strip()
-        ]
+        associated = associated_uris(info)
         self.log.write(
             {
                 "type": "registration",

@@ -1,11 +1,16 @@
 """What the LEMF reads from an intercepted SIP message: a lenient, bounded summary.
 
-Intercepted signalling must never stop the mediation, so this reader does not validate: it
-takes the start line, the few headers an IRI record needs (compact forms included, RFC 3261
-§7.3.3), and the SDP body's media lines, ``a=crypto`` (RFC 4568) and ``a=key-mgmt``
-(RFC 4567). Anything it cannot read is left out of the summary. Key material is returned
-separately (:attr:`SipSummary.crypto_lines`, :attr:`SipSummary.key_mgmt`) so the IRI record
-can list fingerprints without the keys.
+Intercepted signalling must never stop the mediation, so this reader never raises: the SIP
+message is read through :mod:`ims.sip` (the parser every element uses, issue 15), without
+validation, so each header is parsed only when the summary asks for it, and a header that does
+not parse is left out of the summary rather than failing it. A capture whose framing is off
+(bare LF line ends, no empty line after a truncated header block) is read once more with the
+framing repaired; what still does not parse gives a summary holding only :attr:`SipSummary.error`.
+
+From the SDP body it takes the media lines, ``a=crypto`` (RFC 4568) and ``a=key-mgmt``
+(RFC 4567), line by line and leniently (a key the LEMF can use must not be lost to a syntax
+nit elsewhere in the SDP). Key material is returned separately (:attr:`MediaLine.crypto`,
+:attr:`MediaLine.key_mgmt`) so the IRI record can list fingerprints without the keys.
 """
 
 from __future__ import annotations
@@ -15,19 +20,12 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-_COMPACT = {
-    "f": "from",
-    "t": "to",
-    "i": "call-id",
-    "m": "contact",
-    "c": "content-type",
-    "l": "content-length",
-    "v": "via",
-}
-_STATUS_RE = re.compile(r"^SIP/2\.0\s+(\d{3})\s*(.*)$")
-_REQUEST_RE = re.compile(r"^([A-Za-z!%*_+`'~.-]+)\s+(\S+)\s+SIP/2\.0$")
-_URI_RE = re.compile(r"<([^>]*)>|^\s*([^;\s]+)")
-_TAG_RE = re.compile(r";\s*tag=([^;\s]+)", re.IGNORECASE)
+from ims.sip import parse_message
+from ims.sip.errors import SipParseError
+from ims.sip.headers import NameAddr
+from ims.sip.message import Request, Response
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +55,9 @@ class SipSummary:
     session_address: str | None = None
     media: tuple[MediaLine, ...] = ()
     session_key_mgmt: tuple[str, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
+    #: the message as ims.sip parsed it (None when it could not be read: see ``error``)
+    message: Request | Response | None = field(default=None, repr=False, compare=False)
+    error: str | None = None  # why the message could not be read
 
     @property
     def cseq_method(self) -> str | None:
@@ -111,75 +111,91 @@ class _MediaBuilder:
     key_mgmt: list[str] = field(default_factory=list)
 
 
-def _uri(value: str) -> str:
-    m = _URI_RE.search(value)
-    if m is None:
-        return value.strip()
-    return (m.group(1) or m.group(2) or "").strip()
+def _read(data: bytes) -> Request | Response:
+    """ims.sip's parse; once more with the framing repaired when that is what failed."""
+    try:
+        return parse_message(data, validate=False)
+    except SipParseError:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, body = data.partition(b"\n\n")
+        repaired = _BARE_LF.sub(b"\r\n", head.rstrip(b"\r\n")) + b"\r\n\r\n" + body
+        if repaired == data:
+            raise
+        return parse_message(repaired, validate=False)
+
+
+def _name_addr(message: Request | Response, name: str) -> NameAddr | None:
+    try:
+        return message.to if name == "To" else message.from_
+    except SipParseError:
+        return None  # an unreadable From/To is left out, the rest of the summary stays
 
 
 def summarise(data: bytes, *, max_bytes: int = 256 << 10) -> SipSummary:
     """Summarise one SIP message (bytes as intercepted). Never raises on odd input."""
-    text = data[:max_bytes].decode("utf-8", "replace")
-    head, _, body = text.partition("\r\n\r\n")
-    if not _ and "\n\n" in text:
-        head, _, body = text.partition("\n\n")
-    lines = head.replace("\r\n", "\n").split("\n")
-    start = lines[0].strip() if lines else ""
-    method = request_uri = reason = None
-    status = None
-    if (sm := _STATUS_RE.match(start)) is not None:
-        status, reason = int(sm.group(1)), sm.group(2)
-    elif (rm := _REQUEST_RE.match(start)) is not None:
-        method, request_uri = rm.group(1).upper(), rm.group(2)
-    headers: dict[str, str] = {}
-    last: str | None = None
-    for line in lines[1:200]:
-        if line[:1] in (" ", "\t") and last is not None:
-            headers[last] += " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = name.strip().lower()
-        key = _COMPACT.get(key, key)
-        if key not in headers:  # the first occurrence is what a summary needs
-            headers[key] = value.strip()
-        last = key
+    try:
+        msg = _read(data[:max_bytes])
+    except SipParseError as exc:
+        return SipSummary(error=str(exc))
+    ctype = msg.headers.get("Content-Type") or ""
+    session_addr, session_km, media_lines = _sdp(msg.body, ctype)
+    from_, to = _name_addr(msg, "From"), _name_addr(msg, "To")
+    return SipSummary(
+        method=msg.method.upper() if isinstance(msg, Request) else None,
+        request_uri=msg.uri.encode() if isinstance(msg, Request) else None,
+        status=msg.status if isinstance(msg, Response) else None,
+        reason=msg.reason if isinstance(msg, Response) else None,
+        from_uri=from_.uri.encode() if from_ is not None else None,
+        from_tag=from_.tag if from_ is not None else None,
+        to_uri=to.uri.encode() if to is not None else None,
+        to_tag=to.tag if to is not None else None,
+        call_id=msg.call_id,
+        cseq=msg.headers.get("CSeq"),
+        content_type=ctype or None,
+        session_address=session_addr,
+        media=media_lines,
+        session_key_mgmt=session_km,
+        message=msg,
+    )
+
+
+def _sdp(body: bytes, ctype: str) -> tuple[str | None, tuple[str, ...], tuple[MediaLine, ...]]:
+    """Session address, session-level key-mgmt and media lines of an SDP body (lenient)."""
+    if "application/sdp" not in ctype.lower() or not body:
+        return None, (), ()
     media: list[_MediaBuilder] = []
     session_addr: str | None = None
     session_km: list[str] = []
-    ctype = headers.get("content-type", "")
-    if "application/sdp" in ctype.lower() and body:
-        cur: _MediaBuilder | None = None
-        for raw in body.replace("\r\n", "\n").split("\n"):
-            line = raw.strip()
-            if len(line) < 2 or line[1] != "=":
-                continue
-            kind, value = line[0], line[2:]
-            if kind == "m":
-                parts = value.split()
-                if len(parts) >= 3:
-                    try:
-                        port = int(parts[1].split("/")[0])
-                    except ValueError:
-                        port = 0
-                    cur = _MediaBuilder(parts[0], port, parts[2], tuple(parts[3:]))
-                    media.append(cur)
-            elif kind == "c":
-                parts = value.split()
-                addr = parts[2].split("/")[0] if len(parts) >= 3 else None
-                if cur is None:
-                    session_addr = addr
-                else:
-                    cur.address = addr
-            elif kind == "a":
-                name, _, val = value.partition(":")
-                if name == "crypto" and cur is not None:
-                    cur.crypto.append(val)
-                elif name == "key-mgmt":
-                    (session_km if cur is None else cur.key_mgmt).append(val)
-    media_lines = tuple(
+    cur: _MediaBuilder | None = None
+    for raw in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            parts = value.split()
+            if len(parts) >= 3:
+                try:
+                    port = int(parts[1].split("/")[0])
+                except ValueError:
+                    port = 0
+                cur = _MediaBuilder(parts[0], port, parts[2], tuple(parts[3:]))
+                media.append(cur)
+        elif kind == "c":
+            parts = value.split()
+            addr = parts[2].split("/")[0] if len(parts) >= 3 else None
+            if cur is None:
+                session_addr = addr
+            else:
+                cur.address = addr
+        elif kind == "a":
+            name, _, val = value.partition(":")
+            if name == "crypto" and cur is not None:
+                cur.crypto.append(val)
+            elif name == "key-mgmt":
+                (session_km if cur is None else cur.key_mgmt).append(val)
+    lines = tuple(
         MediaLine(
             media=m.media,
             port=m.port,
@@ -191,25 +207,7 @@ def summarise(data: bytes, *, max_bytes: int = 256 << 10) -> SipSummary:
         )
         for m in media
     )
-    from_h, to_h = headers.get("from", ""), headers.get("to", "")
-    ft, tt = _TAG_RE.search(from_h), _TAG_RE.search(to_h)
-    return SipSummary(
-        method=method,
-        request_uri=request_uri,
-        status=status,
-        reason=reason,
-        from_uri=_uri(from_h) if from_h else None,
-        from_tag=ft.group(1) if ft else None,
-        to_uri=_uri(to_h) if to_h else None,
-        to_tag=tt.group(1) if tt else None,
-        call_id=headers.get("call-id"),
-        cseq=headers.get("cseq"),
-        content_type=ctype or None,
-        session_address=session_addr,
-        media=media_lines,
-        session_key_mgmt=tuple(session_km),
-        headers=headers,
-    )
+    return session_addr, tuple(session_km), lines
 
 
 def mikey_bytes(key_mgmt_value: str) -> bytes | None:

@@ -30,6 +30,7 @@ from enum import IntEnum, StrEnum
 from functools import lru_cache
 from typing import Any, Protocol
 
+from ims.sip.message import Request, Response
 from li.keys import KeyRecord, Unavailable
 from li.poi.sipview import NotSipError, SipView, parse
 from li.targets import (
@@ -251,7 +252,9 @@ class IriPoi:
                         self.stats["duplicates"] += 1
                         return
             raw = event.raw if event.raw is not None else event.message.encode()
-            self.observe_bytes(raw, incoming=incoming, peer=tuple(event.peer), now=clock())
+            self.observe_message(
+                event.message, raw, incoming=incoming, peer=tuple(event.peer), now=clock()
+            )
 
         def _worth_reading(msg: Any) -> bool:
             """Whether an incoming message can matter (the proxy parsed it already; its typed
@@ -276,13 +279,37 @@ class IriPoi:
     def observe_bytes(
         self, raw: bytes, *, incoming: bool, peer: tuple[str, int], now: float
     ) -> None:
-        """One SIP message in or out of the element."""
+        """One SIP message in or out of the element, as bytes (read through ims.sip)."""
         self.stats["messages"] += 1
         try:
             msg = parse(raw)
         except NotSipError:
             self.stats["unreadable"] += 1
             return
+        self._observe_view(msg, incoming=incoming, peer=peer, now=now)
+
+    def observe_message(
+        self,
+        message: Request | Response,
+        raw: bytes,
+        *,
+        incoming: bool,
+        peer: tuple[str, int],
+        now: float,
+    ) -> None:
+        """One SIP message in or out of the element, as the element parsed it (an
+        :class:`ims.sip.Request`/``Response``) with its bytes: nothing is parsed again."""
+        self.stats["messages"] += 1
+        try:
+            msg = SipView.of(message, raw)
+        except NotSipError:
+            self.stats["unreadable"] += 1
+            return
+        self._observe_view(msg, incoming=incoming, peer=peer, now=now)
+
+    def _observe_view(
+        self, msg: SipView, *, incoming: bool, peer: tuple[str, int], now: float
+    ) -> None:
         src, dst = (peer, self.address) if incoming else (self.address, peer)
         self.observe(msg, src=src, dst=dst, now=now)
 

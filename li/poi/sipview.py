@@ -1,48 +1,78 @@
-"""The few facts the IRI-POI needs from a SIP message, read straight from its bytes.
+"""The IRI-POI's reading of a SIP message: the :mod:`ims.sip` message, its bytes, a few facts.
 
-The POI must be cheap for the 90 % of calls that are not intercepted (the benchmark asks for a
-P-CSCF throughput ratio >= 0.9 with 10 % of calls tasked), so it does not build a full message
-object: it splits the header block once (RFC 3261 §7.3.1: folding, compact forms) and keeps the
-start line, Call-ID, CSeq, top Via branch, From/To/P-Asserted-Identity and the body. The bytes
-themselves are what X2 carries (payload format 9), so nothing is re-encoded.
+The POI reads SIP the one way the stack does (issue 15): through :mod:`ims.sip`. On an
+element's hook it is handed the message the element has already parsed
+(:meth:`SipView.of`), so reading costs the POI nothing but the fields it asks for, which the
+element's parser has usually cached (Via, From, To, CSeq). Bytes alone (:func:`parse`: tests,
+a replay) go through :func:`ims.sip.parse_message` without validation: the start line, the
+header block split once (folding, compact forms: RFC 3261 §7.3.1, §7.3.3) and each field parsed
+only when a property asks for it. ``benchmarks/bench_li_sipread.py`` and ``bench_li_overhead.py
+--only hook`` measure both paths (docs/benchmarks/li.md).
+
+What the POI needs is the start line, Call-ID, CSeq, From/To/P-Asserted-Identity and the body;
+a message without a readable Call-ID or CSeq is :class:`NotSipError` (the POI counts it as
+unreadable and goes on). The bytes themselves are what X2 carries (payload format 9), so
+nothing is re-encoded.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from ims.sip import parse_message
+from ims.sip.errors import SipParseError
+from ims.sip.message import Request, Response
 
-_COMPACT = {
-    "i": "call-id",
-    "f": "from",
-    "t": "to",
-    "v": "via",
-    "l": "content-length",
-    "c": "content-type",
-    "m": "contact",
-}
-_WANTED = frozenset({"call-id", "cseq", "from", "to", "via", "p-asserted-identity", "content-type"})
+__all__ = ["NotSipError", "SipView", "parse"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+class NotSipError(ValueError):
+    """The bytes are not a SIP message the POI can read."""
+
+
 class SipView:
-    raw: bytes
-    method: str  # request method, or the CSeq method of a response
-    status: int | None  # None for requests
-    reason: str
-    request_uri: str | None
-    call_id: str
-    cseq: int
-    via: str  # the first Via header field (its top entry holds the branch)
-    from_: str
-    to: str
-    pai: tuple[str, ...]
-    content_type: str
-    body: bytes
+    """One SIP message as the POI reads it (immutable by convention: the POI only reads)."""
+
+    __slots__ = ("call_id", "cseq", "message", "method", "raw", "status")
+
+    def __init__(self, message: Request | Response, raw: bytes) -> None:
+        """Use :meth:`of` or :func:`parse`: they check what every view must have."""
+        self.message = message
+        self.raw = raw
+        cseq = message.cseq  # cached by the element's parser; parsed here otherwise
+        call_id = message.call_id
+        if cseq is None or not call_id:
+            raise NotSipError("missing Call-ID or CSeq")
+        self.call_id: str = call_id
+        self.cseq: int = cseq.seq
+        if isinstance(message, Response):
+            self.status: int | None = message.status
+            self.method: str = cseq.method  # a response is known by its CSeq method
+        else:
+            self.status = None
+            self.method = message.method
+
+    @classmethod
+    def of(cls, message: Request | Response, raw: bytes) -> SipView:
+        """The view of a message an element parsed (``raw``: its bytes on the wire)."""
+        try:
+            return cls(message, raw)
+        except SipParseError as exc:  # a lazily parsed CSeq that does not parse
+            raise NotSipError(str(exc)) from exc
+
+    # -- the start line ----------------------------------------------------------------------
 
     @property
     def is_request(self) -> bool:
         return self.status is None
+
+    @property
+    def reason(self) -> str:
+        m = self.message
+        return m.reason if isinstance(m, Response) else ""
+
+    @property
+    def request_uri(self) -> str | None:
+        m = self.message
+        return m.uri.encode() if isinstance(m, Request) else None
 
     @property
     def first_line(self) -> str:
@@ -50,90 +80,66 @@ class SipView:
             return f"{self.method} {self.request_uri}"
         return f"{self.status} {self.reason}".strip()
 
+    # -- header fields, raw (li.targets normalises the identities in them) -----------------
+
+    def _first(self, name: str) -> str:
+        return self.message.headers.get(name) or ""
+
+    @property
+    def via(self) -> str:
+        """The first Via header field (its top entry holds the branch)."""
+        return self._first("Via")
+
+    @property
+    def from_(self) -> str:
+        return self._first("From")
+
+    @property
+    def to(self) -> str:
+        return self._first("To")
+
+    @property
+    def pai(self) -> tuple[str, ...]:
+        return tuple(self.message.headers.get_all("P-Asserted-Identity"))
+
+    @property
+    def content_type(self) -> str:
+        return self._first("Content-Type")
+
+    @property
+    def body(self) -> bytes:
+        return self.message.body
+
+    # -- parsed on demand through ims.sip ---------------------------------------------------
+
     @property
     def to_tag(self) -> str | None:
-        return _param(self.to, "tag") if ";" in self.to else None
+        try:
+            to = self.message.to
+        except SipParseError:
+            return None  # a To the element never had to parse; no tag to key on
+        return None if to is None else to.tag
 
     @property
     def branch(self) -> str:
-        return _param(self.via.split(",", 1)[0], "branch") or ""
+        try:
+            via = self.message.via
+        except SipParseError:
+            return ""
+        return (via.branch or "") if via is not None else ""
 
     @property
     def sdp(self) -> bytes | None:
-        if self.body and "application/sdp" in self.content_type.lower():
-            return self.body
+        body = self.message.body
+        if body and self.message.content_type == "application/sdp":
+            return body
         return None
 
 
-def _param(value: str, name: str) -> str | None:
-    # parameters after the name-addr's ">" (or the whole value for addr-spec)
-    tail = value.rsplit(">", 1)[-1]
-    for p in tail.split(";")[1:]:
-        k, _, v = p.partition("=")
-        if k.strip().lower() == name:
-            return v.strip()
-    return None
-
-
-class NotSipError(ValueError):
-    """The bytes are not a SIP message the POI can read."""
-
-
-# One C-level scan of the header block for the headers the POI reads (full or compact names,
-# RFC 3261 §7.3.3); folded continuation lines (§7.3.1) are joined first.
-_HEADER = re.compile(
-    r"^(call-id|i|cseq|from|f|to|t|via|v|p-asserted-identity|content-type|c)"
-    r"[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_FOLD = re.compile(r"\r?\n[ \t]+")
-
-
 def parse(raw: bytes) -> SipView:
-    """Read a SIP message; raises :class:`NotSipError` on anything unreadable."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = raw.partition(b"\n\n")
+    """Read a SIP message from its bytes; raises :class:`NotSipError` on anything unreadable."""
     try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise NotSipError("header block is not UTF-8") from exc
-    first, _, rest = text.partition("\n")
-    start = first.rstrip("\r").split(" ", 2)
-    if len(start) < 3:
-        raise NotSipError("bad start line")
-    if "\n " in rest or "\n\t" in rest:
-        rest = _FOLD.sub(" ", rest)
-    headers: dict[str, list[str]] = {}
-    for name, value in _HEADER.findall(rest):
-        key = name.lower()
-        headers.setdefault(_COMPACT.get(key, key), []).append(value)
-    if start[0].startswith("SIP/"):
-        try:
-            status: int | None = int(start[1])
-        except ValueError as exc:
-            raise NotSipError("bad status code") from exc
-        request_uri, reason = None, start[2]
-    else:
-        status, request_uri, reason = None, start[1], ""
-    cseq_parts = (headers.get("cseq") or [""])[0].split()
-    if len(cseq_parts) != 2 or not cseq_parts[0].isdigit():
-        raise NotSipError("missing or bad CSeq")
-    call_ids = headers.get("call-id")
-    if not call_ids:
-        raise NotSipError("missing Call-ID")
-    return SipView(
-        raw=raw,
-        method=start[0] if status is None else cseq_parts[1],
-        status=status,
-        reason=reason,
-        request_uri=request_uri,
-        call_id=call_ids[0],
-        cseq=int(cseq_parts[0]),
-        via=(headers.get("via") or [""])[0],
-        from_=(headers.get("from") or [""])[0],
-        to=(headers.get("to") or [""])[0],
-        pai=tuple(headers.get("p-asserted-identity", ())),
-        content_type=(headers.get("content-type") or [""])[0],
-        body=body,
-    )
+        message = parse_message(raw, validate=False)
+    except SipParseError as exc:
+        raise NotSipError(str(exc)) from exc
+    return SipView.of(message, raw)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lab.matrix.html import spectrogram_svg, write_html
 from lab.matrix.report import CallResult, RungOutcome, format_table, write_json
-from lab.matrix.sipladder import hops, ladder_svg, registration_dirs
+from lab.matrix.sipladder import ladder_steps, ladder_svg, registration_dirs
 from lab.matrix.spectrogram import _fft, peak_frequency, spectrogram_png
 
 
@@ -106,7 +106,7 @@ def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
     (tmp_path / "xid-a" / "registrations.jsonl").write_text(
         json.dumps(_sip(0.5, "pcscf-a", "from-target", method="REGISTER", cseq="1 REGISTER")) + "\n"
     )
-    steps = hops([a, b])
+    steps = ladder_steps([a, b])
     assert [h.poi for h in steps] == [
         "pcscf-a",
         "pcscf-a",
@@ -129,8 +129,8 @@ def test_sip_ladder_from_iri_over_every_poi(tmp_path: Path) -> None:
     # the registration is drawn apart, from the task directory of the call's
     reg = registration_dirs([a])
     assert [d.name for d in reg] == ["xid-a"]
-    assert [h.label for h in hops(reg, registration=True)] == ["REGISTER"]
-    assert hops([a], registration=True) == []
+    assert [h.label for h in ladder_steps(reg, registration=True)] == ["REGISTER"]
+    assert ladder_steps([a], registration=True) == []
 
 
 def test_registration_ladder_from_the_tasks_registrations_file(tmp_path: Path) -> None:
@@ -156,13 +156,14 @@ def test_registration_ladder_from_the_tasks_registrations_file(tmp_path: Path) -
     for start in (call, task):
         reg = registration_dirs([start])
         assert reg == [task], start
-        steps = hops(reg, registration=True)
+        steps = ladder_steps(reg, registration=True)
         assert [(h.poi, h.label) for h in steps] == [
             ("pcscf-a", "REGISTER"),
             ("scscf-a", "REGISTER"),
             ("pcscf-a", "401 Unauthorized"),
         ]
-    assert [h.label for h in hops([call])] == ["INVITE"]  # the call's ladder stays the call's
+    # the call's ladder stays the call's
+    assert [h.label for h in ladder_steps([call])] == ["INVITE"]
 
 
 def _result(tmp_path: Path) -> CallResult:

@@ -118,18 +118,3 @@ def test_destination_did_is_stable() -> None:
     did = _li.destination_did(topology.load())
     assert did == _li.destination_did(topology.load(net_offset=90))
     assert isinstance(did, uuid.UUID)
-
-
-def test_li_t3_trigger_round_trips() -> None:
-    from li.poi.iri import CcTrigger
-    from li.targets import Side
-
-    t = CcTrigger(
-        xid=uuid.uuid4(),
-        correlation_id=0x1234,
-        call_id="abc@127.0.0.1",
-        target_identities=frozenset({"sip:alice@ims-a.test"}),
-        target_side=Side.TERMINATING,
-        stop=True,
-    )
-    assert _li.decode_trigger(_li.encode_trigger(t)) == t

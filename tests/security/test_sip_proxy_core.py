@@ -22,12 +22,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.message import Request, Response
 from ims.sip.parser import parse_message
-from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
+from ims.sip.transport import Peer
 from lab.roles import sip_proxy
 
 HOST = "127.0.0.1"

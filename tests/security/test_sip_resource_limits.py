@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ims.sip.aio.endpoint import SipEndpoint
 from ims.sip.message import Response
 from ims.sip.transport import stream as stream_mod
-from ims.sip.transport.endpoint import SipEndpoint
 from lab import topology
 from lab.orchestrator import Lab
 from lab.ues import user_agent

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from ims.sip.parser import parse_message
-from ims.sip.transaction.flow import Flow
+from ims.sip.transport.flow import Flow
 from ims.sip.trust import Trust
 from lab.orchestrator import Lab
 from lab.ues import user_agent
@@ -253,8 +253,8 @@ async def test_pcscf_does_not_trust_a_core_address_on_another_port(lab: Lab) -> 
 async def test_endpoint_sends_only_to_allowed_networks(lab: Lab) -> None:
     """The lab restricts every SIP element to the lab's networks; a send elsewhere is a
     transport error (a forwarded request gets 503, §16.7 step 6), and nothing leaves."""
+    from ims.sip.aio.endpoint import SipEndpoint
     from ims.sip.dialog import Local, build_request
-    from ims.sip.transport.endpoint import SipEndpoint
     from ims.sip.transport.errors import SipTransportError
 
     scscf = lab.element("scscf-a").proxy

@@ -1,13 +1,13 @@
-"""RFC 3261 §16 proxy core (sans-I/O), routing policy types, hook points and the asyncio
-adapter. See docs/sip-proxy-api.md.
+"""RFC 3261 §16 proxy core (sans-I/O), routing policy types and hook points.
 
-``ProxyServer`` (asyncio) is imported lazily so that sans-I/O users of the core never load
-the event loop machinery.
+The asyncio adapter that runs the core on sockets is :class:`ims.sip.aio.ProxyServer`, beside
+the UA endpoint (the adapters live in one package above the sans-I/O layers). See
+docs/sip-proxy-api.md.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from ims.sip.transport.flow import Peer
 
 from .core import (
     Action,
@@ -21,7 +21,7 @@ from .core import (
     uri_peer,
     via_peer,
 )
-from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks, Peer
+from .hooks import DROP, Direction, MessageEvent, MessageHook, MessageHooks
 from .location import LocationRouter, uas_checks
 from .routing import (
     Decision,
@@ -39,9 +39,6 @@ from .routing import (
     rewrite_message,
 )
 
-if TYPE_CHECKING:
-    from .aio_proxy import ProxyServer
-
 __all__ = [
     "DROP",
     "Action",
@@ -58,7 +55,6 @@ __all__ = [
     "Peer",
     "ProxyConfig",
     "ProxyCore",
-    "ProxyServer",
     "RequestUriRouter",
     "Respond",
     "ResponseContext",
@@ -76,11 +72,3 @@ __all__ = [
     "uri_peer",
     "via_peer",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ProxyServer":
-        from .aio_proxy import ProxyServer
-
-        return ProxyServer
-    raise AttributeError(name)

@@ -34,7 +34,7 @@ Inputs: :meth:`ProxyCore.receive_request` (with the layer's server-transaction h
 :meth:`~ProxyCore.receive_response` (with the branch key the core chose),
 ``receive_stray_response``, ``branch_failed``, ``handle_timer(now)``. Outputs: a list of actions
 (:class:`SendResponse`, :class:`ForwardRequest`, :class:`CancelBranch`, :class:`SendStateless`)
-for the adapter (:mod:`ims.sip.proxy.aio_proxy`) to hand to the transaction layer; plus
+for the adapter (:mod:`ims.sip.aio.proxy`) to hand to the transaction layer; plus
 ``get_timer()``. Every message in and out runs through the :class:`MessageHooks` chain.
 Asynchronous applications: a router may return ``Defer()`` and call ``resume(key, decision,
 now)`` later; a ``response_processor`` may hold responses (``Defer()``) until
@@ -67,7 +67,7 @@ from ims.sip.errors import SipParseError
 from ims.sip.grammar import Params
 from ims.sip.headers import Via
 from ims.sip.message import Request, Response, check_request, make_response, new_tag
-from ims.sip.proxy.hooks import DROP, Direction, Drop, Message, MessageEvent, MessageHooks, Peer
+from ims.sip.proxy.hooks import DROP, Direction, Drop, Message, MessageEvent, MessageHooks
 from ims.sip.proxy.overload import OverloadConfig, OverloadControl
 from ims.sip.proxy.routing import (
     Defer,
@@ -82,7 +82,8 @@ from ims.sip.proxy.routing import (
     StrayProcessor,
     Target,
 )
-from ims.sip.transaction.flow import Flow
+from ims.sip.transport import Peer
+from ims.sip.transport.flow import Flow
 from ims.sip.trust import Trust, TrustPolicy, strip_asserted_identity
 from ims.sip.uri import SipUri, Uri
 

@@ -27,23 +27,7 @@ from ims.sip.message import Request, Response
 Message = Request | Response
 _Drop = Drop  # the name the core and older callers use
 
-__all__ = ["DROP", "Direction", "Drop", "MessageEvent", "MessageHook", "MessageHooks", "Peer"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Peer:
-    """The other end of a hop: transport (``udp``/``tcp``/``tls``), host and port."""
-
-    transport: str
-    host: str
-    port: int
-
-    @property
-    def addr(self) -> tuple[str, int]:
-        return (self.host, self.port)
-
-    def __str__(self) -> str:
-        return f"{self.transport}:{self.host}:{self.port}"
+__all__ = ["DROP", "Direction", "Drop", "MessageEvent", "MessageHook", "MessageHooks"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

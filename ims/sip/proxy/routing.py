@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 from ims.hooks import Drop
 from ims.sip.message import Message, Request, Response
-from ims.sip.proxy.hooks import Peer
+from ims.sip.transport import Peer
 from ims.sip.uri import Uri
 
 

@@ -3,6 +3,8 @@
 See docs/sip-transaction-api.md for the public API and docs/sip-transactions.md for the design.
 """
 
+from ims.sip.transport.flow import Address, Flow, normalize_transport
+
 from .client import ClientTransaction, build_ack, build_cancel
 from .events import (
     AckReceived,
@@ -15,7 +17,6 @@ from .events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from .flow import Address, Flow, normalize_transport
 from .layer import (
     TransactionLayer,
     error_response_for,

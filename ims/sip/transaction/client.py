@@ -18,6 +18,7 @@ from enum import Enum
 from ims.sip.errors import SipBuildError
 from ims.sip.headers import Headers
 from ims.sip.message import Request, Response
+from ims.sip.transport.flow import Flow
 
 from .client_tables import (
     INVITE_CLIENT,
@@ -34,7 +35,6 @@ from .events import (
     TransactionTimedOut,
     TransportFailed,
 )
-from .flow import Flow
 from .machine import Action, Machine
 from .timers import TimerConfig
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ims.sip.message import Request, Response
-
-from .flow import Flow
+from ims.sip.transport.flow import Flow
 
 if TYPE_CHECKING:
     from .client import ClientTransaction

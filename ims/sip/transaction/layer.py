@@ -40,6 +40,7 @@ from ims.sip.errors import SipBuildError, SipParseError
 from ims.sip.headers import Headers, Via, parse_vias
 from ims.sip.message import REASONS, Request, Response, check_request, make_response
 from ims.sip.parser import is_keepalive, parse_message
+from ims.sip.transport.flow import DEFAULT_PORTS, Flow
 
 from .client import ClientKey, ClientTransaction, build_cancel, client_key
 from .client_tables import InviteClientState
@@ -51,7 +52,6 @@ from .events import (
     StrayResponse,
     TransactionTerminated,
 )
-from .flow import DEFAULT_PORTS, Flow
 from .machine import TransactionProtocolError
 from .server import ServerKey, ServerTransaction, server_key
 from .timers import TimerConfig

@@ -17,9 +17,9 @@ from __future__ import annotations
 from enum import Enum
 
 from ims.sip.message import Request, Response, make_response
+from ims.sip.transport.flow import Flow
 
 from .events import AckReceived, Event, SendMessage, TransactionTimedOut, TransportFailed
-from .flow import Flow
 from .machine import Action, Machine
 from .server_tables import (
     INVITE_SERVER,

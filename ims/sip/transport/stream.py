@@ -39,7 +39,7 @@ from ims.log import get_logger
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response
 from ims.sip.parser import StreamParser
-from ims.sip.transaction.flow import Address, Flow
+from ims.sip.transport.flow import Address, Flow
 
 from .errors import SipTransportError
 

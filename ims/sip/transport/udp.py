@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ims.log import get_logger
-from ims.sip.transaction.flow import Address, Flow
+from ims.sip.transport.flow import Address, Flow
 
 from .errors import SipTransportError
 

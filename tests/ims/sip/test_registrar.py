@@ -6,7 +6,6 @@ from __future__ import annotations
 from ims.sip.auth import DigestClient
 from ims.sip.message import Request, Response
 from ims.sip.parser import parse_message
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
 from ims.sip.proxy.routing import Forward, Respond, RoutingContext
 from ims.sip.registrar import (
@@ -16,6 +15,7 @@ from ims.sip.registrar import (
     contact_key,
     digest_authenticator,
 )
+from ims.sip.transport import Peer
 from ims.sip.uri import parse_uri
 
 

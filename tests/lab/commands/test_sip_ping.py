@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from ims.sip.transport import ServerContext, SipEndpoint
+from ims.sip.aio import ServerContext, SipEndpoint
 from lab.cli import build_parser
 from lab.commands.sip_ping import ping
 

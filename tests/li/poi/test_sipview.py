@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from li.poi.sipview import NotSipError, parse
+from li.poi.sipview import NotSipError, SipView, parse
 
 
 def test_request_with_compact_and_folded_headers() -> None:
@@ -60,3 +60,36 @@ def test_never_raises_anything_else(raw: bytes) -> None:
         parse(raw)
     except NotSipError:
         pass
+
+
+def test_the_hook_path_reads_the_elements_message_without_parsing_again() -> None:
+    """On a hook the POI gets the message the element parsed: the view reads that object
+    (same facts as from the bytes) and parses nothing it does not ask for."""
+    from ims.sip import parse_message
+    from tests.li.poi.sipmsgs import call
+
+    for raw, _ in call("c-hook"):
+        message = parse_message(raw)
+        view = SipView.of(message, raw)
+        again = parse(raw)
+        assert view.message is message and view.raw is raw
+        for name in ("method", "status", "call_id", "cseq", "from_", "to", "pai", "sdp"):
+            assert getattr(view, name) == getattr(again, name), name
+        assert view.to_tag == again.to_tag and view.first_line == again.first_line
+
+
+def test_a_cseq_the_element_never_parsed_is_checked_on_the_hook_path() -> None:
+    """RFC 3261 §20.16: ``CSeq = "CSeq" HCOLON 1*DIGIT LWS Method``; a lazily parsed message
+    with a CSeq that does not match it is unreadable, not a crash."""
+    from ims.sip import parse_message
+
+    raw = b"OPTIONS sip:x SIP/2.0\r\nCall-ID: c\r\nCSeq: one OPTIONS\r\n\r\n"
+    with pytest.raises(NotSipError):
+        SipView.of(parse_message(raw, validate=False), raw)
+
+
+def test_bare_lf_is_not_sip() -> None:
+    """RFC 3261 §7: the start line and each header end in CRLF; the POI reads what the element
+    accepted, through the same parser, so a bare-LF message is unreadable to both."""
+    with pytest.raises(NotSipError):
+        parse(b"BYE sip:x SIP/2.0\nCall-ID: c\nCSeq: 1 BYE\n\n")

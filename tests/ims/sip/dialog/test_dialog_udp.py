@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from ims.sip import Request, Response
+from ims.sip.aio.endpoint import ServerContext, SipEndpoint
 from ims.sip.auth import DigestClient, DigestServer
 from ims.sip.dialog import (
     AckNeeded,
@@ -18,7 +19,6 @@ from ims.sip.dialog import (
     UasInvite,
     build_invite,
 )
-from ims.sip.transport.endpoint import ServerContext, SipEndpoint
 
 ALICE_IP, BOB_IP = "127.0.1.21", "127.0.1.22"
 SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.1.21\r\ns=-\r\nc=IN IP4 127.0.1.21\r\nt=0 0\r\n"

@@ -14,7 +14,7 @@ from ims.sip.proxy.core import (
     SendResponse,
     SendStateless,
 )
-from ims.sip.proxy.hooks import DROP, Direction, MessageEvent, Peer
+from ims.sip.proxy.hooks import DROP, Direction, MessageEvent
 from ims.sip.proxy.routing import (
     Defer,
     Forward,
@@ -23,6 +23,7 @@ from ims.sip.proxy.routing import (
     RoutingContext,
     Target,
 )
+from ims.sip.transport import Peer
 from ims.sip.uri import parse_uri
 
 ME = Peer(transport="udp", host="127.0.3.1", port=5070)

@@ -17,8 +17,8 @@ from ims.sip.proxy.core import (
     SendResponse,
     SendStateless,
 )
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.location import LocationRouter
+from ims.sip.transport import Peer
 
 ME = Peer(transport="udp", host="127.0.3.1", port=5070)
 UAC = Peer(transport="udp", host="127.0.3.2", port=5061)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from ims.sip.aio import ServerContext, SipEndpoint
 from ims.sip.message import Request, new_call_id
 from ims.sip.transaction import TimerConfig
-from ims.sip.transport import ServerContext, SipEndpoint
 
 HOST_A = "127.0.2.11"
 HOST_B = "127.0.2.12"

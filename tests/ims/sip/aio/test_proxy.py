@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.message import Request, Response, make_response
 from ims.sip.parser import parse_message
-from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
-from ims.sip.proxy.hooks import Direction, MessageEvent, Peer
+from ims.sip.proxy.hooks import Direction, MessageEvent
 from ims.sip.proxy.location import LocationRouter
 from ims.sip.proxy.routing import Defer, Forward, RoutingContext, Target
 from ims.sip.transaction import TimerConfig
+from ims.sip.transport import Peer
 
 PROXY_IP, UAC_IP, UAS_IP = "127.0.3.1", "127.0.3.2", "127.0.3.3"
 

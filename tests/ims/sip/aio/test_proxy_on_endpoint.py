@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+from ims.sip.aio import ServerContext, SipEndpoint
 from ims.sip.message import Request, Response, new_call_id
 from ims.sip.transaction import ClientTransaction, Flow, TimerConfig
-from ims.sip.transport import ServerContext, SipEndpoint
 
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5, timer_d=0.5)
 A_IP, P_IP, B_IP = "127.0.2.101", "127.0.2.102", "127.0.2.103"

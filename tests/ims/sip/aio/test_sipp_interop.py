@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ims.sip.aio import ServerContext, SipEndpoint
 from ims.sip.message import Request, Response, new_call_id, new_tag
 from ims.sip.transaction import Flow, TimerConfig
-from ims.sip.transport import ServerContext, SipEndpoint
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.peer

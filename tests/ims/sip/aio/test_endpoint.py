@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ims.sip.aio import ServerContext, SipEndpoint, SipTimeoutError, SipTransportError
 from ims.sip.message import Request, Response, new_call_id
 from ims.sip.parser import parse_message
 from ims.sip.transaction import Flow, TimerConfig
-from ims.sip.transport import ServerContext, SipEndpoint, SipTimeoutError, SipTransportError
 
 HOST_A = "127.0.2.1"
 HOST_B = "127.0.2.2"

@@ -28,7 +28,7 @@ small probe datagram to its first UDP listener every ``interval`` from a socket 
 time it takes to come back out of the kernel queue and the loop is the queueing delay a request
 arriving now would see, fed to the core with ``now``.
 
-Why not :class:`ims.sip.transport.endpoint.SipEndpoint`: a proxy needs the raw per-branch
+Why not :class:`ims.sip.aio.endpoint.SipEndpoint`: a proxy needs the raw per-branch
 events (every provisional, CANCEL of a client transaction, stray 2xx), and at the time of
 writing the endpoint exposed a UA-style ``await request()`` instead. Driving the layer directly
 also keeps the hot path short (no task per branch). Host names in next hops are resolved from
@@ -57,7 +57,6 @@ from ims.sip.proxy.core import (
     SendResponse,
     SendStateless,
 )
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.routing import Forward, Respond
 from ims.sip.transaction import (
     AckReceived,
@@ -76,6 +75,7 @@ from ims.sip.transaction import (
     TransactionTimedOut,
     TransportFailed,
 )
+from ims.sip.transport import Peer
 from ims.sip.transport.errors import SipTransportError
 from ims.sip.transport.stream import StreamConnection, StreamTransport
 from ims.sip.transport.udp import UdpTransport
@@ -249,14 +249,14 @@ class ProxyServer:
                 if tx.method == "CANCEL":
                     continue  # the 200 to our CANCEL: nothing to do
                 self._act(
-                    core.receive_response(ev.response, tx.branch, now, source=_peer(ev.flow)),
+                    core.receive_response(ev.response, tx.branch, now, source=ev.flow.peer),
                     now,
                 )
             elif isinstance(ev, RequestReceived):
                 self._act(
                     core.receive_request(
                         ev.request,
-                        _peer(ev.flow),
+                        ev.flow.peer,
                         now,
                         transaction=ev.transaction,
                         cancelled=ev.cancelled,
@@ -265,9 +265,9 @@ class ProxyServer:
                     now,
                 )
             elif isinstance(ev, AckReceived):
-                self._act(core.receive_request(ev.request, _peer(ev.flow), now, checked=True), now)
+                self._act(core.receive_request(ev.request, ev.flow.peer, now, checked=True), now)
             elif isinstance(ev, StrayResponse):
-                self._act(core.receive_stray_response(ev.response, now, source=_peer(ev.flow)), now)
+                self._act(core.receive_stray_response(ev.response, now, source=ev.flow.peer), now)
             elif isinstance(ev, TransactionTimedOut | TransportFailed):
                 tx2 = ev.transaction
                 if isinstance(tx2, ClientTransaction) and tx2.method != "CANCEL":
@@ -485,7 +485,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _peer(flow: Flow) -> Peer:
-    return Peer(transport=flow.transport.lower(), host=flow.remote[0], port=flow.remote[1])

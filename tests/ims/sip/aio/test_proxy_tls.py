@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ims.sip.aio.proxy import ProxyServer
 from ims.sip.message import Request, Response, make_response
 from ims.sip.parser import StreamParser, parse_message
-from ims.sip.proxy.aio_proxy import ProxyServer
 from ims.sip.proxy.core import ProxyConfig, ProxyCore
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.routing import Forward, Respond, ResponseContext, RoutingContext, Target
 from ims.sip.transaction import TimerConfig
+from ims.sip.transport import Peer
 from ims.sip.uri import SipUri
 
 PROXY_IP, CALLER_IP, UE_IP = "127.0.3.1", "127.0.3.2", "127.0.3.4"

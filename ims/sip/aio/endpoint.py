@@ -71,13 +71,12 @@ from ims.sip.transaction import (
     TransportFailed,
     normalize_transport,
 )
-from ims.sip.transaction.flow import Address
 from ims.sip.transaction.server import server_key
 from ims.sip.transaction.server_tables import InviteServerState, NonInviteServerState
-
-from .errors import SipTimeoutError, SipTransportError
-from .stream import StreamTransport
-from .udp import UdpTransport
+from ims.sip.transport.errors import SipTimeoutError, SipTransportError
+from ims.sip.transport.flow import Address
+from ims.sip.transport.stream import StreamTransport
+from ims.sip.transport.udp import UdpTransport
 
 log = get_logger("sip.endpoint")
 
