@@ -165,7 +165,7 @@ class HomeServer(SipProxy):
         if self.trust.trusts_hop(hop.host, hop.port):
             return True
         now = self.now()
-        for aor in self.store.aors():
+        for aor in self.store.aors(now):
             for b in self.store.lookup(aor, now):
                 try:
                     if Hop.from_uri(parse_uri(b.uri)).addr == hop.addr:
