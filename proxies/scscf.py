@@ -43,6 +43,8 @@ from ims.sip.message import Request, Response, make_response
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
+from ims.store import Store
+from ims.store.shared import shared_secret
 from proxies.base import (
     UNAUTH_REGISTERS_PER_SOURCE,
     Forward,
@@ -84,6 +86,7 @@ class HomeServer(SipProxy):
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         digest_algorithms: tuple[str, ...] = ("MD5",),
+        store: Store | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -103,21 +106,33 @@ class HomeServer(SipProxy):
             # the Internet proxy faces its users directly (no P-CSCF in front): one source
             # address may hold only a few unauthenticated REGISTERs (issue 11, finding 9)
             self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
-        self.store = BindingStore()
-        self.paths: dict[tuple[str, str], list[str]] = {}  # (impi, contact uri) -> Path values
+        # bindings, nonce counts and the nonce key in the shared store (ims.store), when given:
+        # every instance of this S-CSCF then serves every registered user (issue 18)
+        self.store = BindingStore(store)
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.
-        secret = secrets.token_bytes(32)
-        self.digest = DigestServer(realm=self.domain, secret=secret, algorithms=digest_algorithms)
+        if store is None:
+            secret = secrets.token_bytes(32)
+        else:
+            secret = shared_secret(store, f"digest/{self.domain}", self.now())
+        self.digest = DigestServer(
+            realm=self.domain, secret=secret, algorithms=digest_algorithms, nonce_store=store
+        )
         self.proxy_digest = DigestServer(
-            realm=self.domain, secret=secret, algorithms=digest_algorithms, proxy=True
+            realm=self.domain,
+            secret=secret,
+            algorithms=digest_algorithms,
+            proxy=True,
+            nonce_store=store,
         )
 
     # --- helpers -------------------------------------------------------------------------
     @staticmethod
     def now() -> float:
-        return time.monotonic()
+        # wall clock: binding expiries and nonce issue times are shared between instances
+        # and kept across restarts (ims.store)
+        return time.time()
 
     def tel_domain(self, number: str) -> str | None:
         best, best_len = None, -1
@@ -240,8 +255,7 @@ class HomeServer(SipProxy):
         out = request.copy()
         out.uri = parse_uri(binding.uri)
         out.headers.remove("Route")
-        path = self.paths.get((sub.impi, binding.uri), [])
-        for value in path:
+        for value in binding.path:
             out.headers.add("Route", value)
         if self.ims:
             out.headers.set("P-Called-Party-ID", f"<{request.uri.encode()}>")
@@ -311,6 +325,7 @@ class HomeServer(SipProxy):
         if to is None or self.subscribers.by_identity(to.uri) is not sub:
             return make_response(request, 403, "Identity not owned by this subscriber")
         now = self.now()
+        path = request.headers.get_list("Path")
         contacts = [
             ContactRequest(
                 key=c.uri.encode(),
@@ -321,6 +336,7 @@ class HomeServer(SipProxy):
                 params=tuple(
                     (n, v) for n, v in c.params.items if n.lower() not in ("expires", "q")
                 ),
+                path=tuple(path),
             )
             for c in request.contacts
         ]
@@ -337,9 +353,6 @@ class HomeServer(SipProxy):
             )
         except RegistrarError as exc:
             return make_response(request, exc.status, exc.reason, headers=exc.headers)
-        path = request.headers.get_list("Path")
-        for c in contacts:
-            self.paths[(sub.impi, c.uri)] = list(path)
         headers = [("Contact", b.contact_value(now)) for b in bindings]
         if self.ims:
             if path:
