@@ -108,7 +108,7 @@ class HomeServer(SipProxy):
             self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         # bindings, nonce counts and the nonce key in the shared store (ims.store), when given:
         # every instance of this S-CSCF then serves every registered user (issue 18)
-        self.store = BindingStore(store)
+        self.store = BindingStore(store, namespace=f"location.{self.domain}")
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.

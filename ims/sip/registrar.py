@@ -182,17 +182,19 @@ class BindingStore:
     a private in-memory SQLite database (one process, nothing kept).
     """
 
-    NAMESPACE = "location"
-
     def __init__(
         self,
         store: Store | None = None,
         *,
+        namespace: str = "location",
         default_expires: int = DEFAULT_EXPIRES,
         min_expires: int = MIN_EXPIRES,
         max_expires: int = MAX_EXPIRES,
     ) -> None:
         self.store: Store = store if store is not None else SqliteStore(":memory:")
+        #: one namespace per registrar service (its instances share it; another operator's
+        #: registrar on the same store has its own)
+        self.NAMESPACE = namespace
         self.default_expires = default_expires
         self.min_expires = min_expires
         self.max_expires = max_expires

@@ -8,7 +8,9 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+from ims.sip.registrar import BindingStore
 from ims.sip.trust import TrustPolicy
+from ims.store import Store, open_store
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
@@ -60,6 +62,11 @@ def lab_networks(topo: Topology) -> list[str]:
     return sorted(nets)
 
 
+def open_element_store(topo: Topology) -> Store:
+    """The lab's shared store (``[store]`` in lab.toml), one connection per element."""
+    return open_store(topo.store.resolved_url(topo.name))
+
+
 def build_home_server(topo: Topology, name: str) -> HomeServer:
     e = topo.element(name)
     domain = topo.domain_of(name)
@@ -80,6 +87,7 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         trust=trust_policy(topo, name),
         ims=ims,
         sip_port=e.sip_port,
+        store=open_element_store(topo),
     )
     server.endpoint.restrict_to(lab_networks(topo))
     return server
@@ -133,6 +141,9 @@ class RunningProxy:
         if anchor is not None and hasattr(anchor, "close"):
             anchor.close()
         await self.proxy.close()
+        bindings = getattr(self.proxy, "store", None)
+        if isinstance(bindings, BindingStore):
+            bindings.store.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from ims.sip.auth import DigestClient, DigestServer
 from ims.sip.message import Request
 from ims.sip.parser import parse_message
 from ims.store import Store
 from ims.store.shared import shared_secret
 from tests.ims.sip.test_auth import REGISTER, lookup
-from tests.ims.store.conftest import Backend
+from tests.store_backends import Backend
 
 NOW = time.time()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_now() -> None:
+    """``now`` near the real clock for each test: the Redis server reclaims records at their
+    wall-clock ``expires_at``, so a time taken at import would be stale by the later tests."""
+    global NOW
+    NOW = time.time()
+
+
 REALM = "ims.example.test"
 
 

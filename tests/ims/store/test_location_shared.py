@@ -8,9 +8,19 @@ import time
 import pytest
 
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
-from tests.ims.store.conftest import Backend
+from tests.store_backends import Backend
 
 NOW = time.time()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_now() -> None:
+    """``now`` near the real clock for each test: the Redis server reclaims records at their
+    wall-clock ``expires_at``, so a time taken at import would be stale by the later tests."""
+    global NOW
+    NOW = time.time()
+
+
 AOR = "sip:alice@ims.example"
 
 

@@ -11,10 +11,18 @@ import time
 import pytest
 
 from ims.store import Store, StoreError, Write, keep, open_store
-from tests.ims.store.conftest import Backend
+from tests.store_backends import Backend
 
 #: wall-clock origin: the Redis backend also asks the server to reclaim records at expires_at
 NOW = time.time()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_now() -> None:
+    """``now`` near the real clock for each test: the Redis server reclaims records at their
+    wall-clock ``expires_at``, so a time taken at import would be stale by the later tests."""
+    global NOW
+    NOW = time.time()
 
 
 def test_put_get_delete(store: Store) -> None:
