@@ -216,7 +216,7 @@ class StoreConfig:
         redis_dir = self.managed_redis()
         if redis_dir is not None:
             return f"unix://{redis_dir / 'redis.sock'}"
-        return f"sqlite:///{self.directory() / (lab + '.db')}"
+        return f"sqlite://{(self.directory() / (lab + '.db')).resolve()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ class Backend:
             self.server.start()
             self.url = self.server.url
         else:
-            self.url = f"sqlite:///{tmp / 'state' / 'store.db'}"
+            self.url = f"sqlite://{tmp / 'state' / 'store.db'}"
 
     def open(self) -> Store:
         store = open_store(self.url)

@@ -36,8 +36,8 @@ BUSY_TIMEOUT_MS = 5000
 
 class SqliteStore(Store):
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
-        self.url = f"sqlite://{self.path}" if self.path == ":memory:" else f"sqlite:///{self.path}"
+        self.path = str(path) if str(path) == ":memory:" else str(Path(path).resolve())
+        self.url = f"sqlite://{self.path}"
         if self.path != ":memory:":
             p = Path(self.path)
             if not p.parent.exists():

@@ -19,7 +19,7 @@ def open_store(url: str) -> Store:
             return SqliteStore(":memory:")
         if not rest.startswith("/"):
             raise StoreError(f"sqlite store needs an absolute path: {url}")
-        return SqliteStore(rest)
+        return SqliteStore("/" + rest.lstrip("/"))
     if scheme in ("redis", "rediss", "unix"):
         # imported here: an SQLite-only lab needs no Redis client loaded
         from ims.store.redis import RedisStore

@@ -364,4 +364,5 @@ class Mediation:
             regs.close()
         self.regs.clear()
         self.dedup.save()
+        self.dedup.close()
         self.calls.clear()

@@ -55,6 +55,7 @@ class NetworkElementLI:
         # the lab's shared store when given (Redis: every instance and restart sees the same
         # tasks), else the NE's own SQLite file in its state dir
         self.store = X1Store(store if store is not None else self.state_dir / "x1.sqlite", ne=ne_id)
+        self._shared = store  # handed over: closed with the NE
         self.exporter = exporter or X2X3Exporter(self.state_dir / "spool", nf_id=ne_id)
         self.x2x3_tls = x2x3_tls
         self.tasks: dict[uuid.UUID, TaskDetails] = {}
@@ -78,6 +79,8 @@ class NetworkElementLI:
             await t
         await self.exporter.close()
         self.store.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def _destination(self, d: DestinationDetails) -> DeliveryDestination:
         return DeliveryDestination(

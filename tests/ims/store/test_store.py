@@ -161,7 +161,7 @@ def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: object) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "d" / "s.db"
-    s = open_store(f"sqlite:///{path}")
+    s = open_store(f"sqlite://{path}")
     s.put("ns", "k", b"v")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
