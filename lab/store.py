@@ -2,7 +2,7 @@
 
 :func:`prepare` runs once when a whole lab comes up (``imslab up``, ``imslab demo``, the
 orchestrator): it starts the lab's own redis-server when the backend is Redis with no ``url``,
-and clears the *session* state of the previous run — location bindings, the digest nonce
+and clears the *session* state of the previous run — location and access bindings, the digest nonce
 counts — because a lab brought up from nothing is a network after power-on, and a binding to
 a UE address of the last run would swallow the next call. LI state (X1 tasks and
 destinations, the LEMF's delivery state) is never cleared: every task is active again after a
@@ -28,7 +28,9 @@ SESSION_NAMESPACES = ("digest-nc",)
 def session_namespaces(topo: Topology) -> list[str]:
     registrars = [e for e in topo.elements.values() if e.role in ("scscf", "internet_proxy")]
     domains = sorted({topo.domain_of(e.name) for e in registrars})
-    return [f"location.{d}" for d in domains] + list(SESSION_NAMESPACES)
+    pcscfs = sorted(e.name for e in topo.elements.values() if e.role == "pcscf")
+    access = [f"access-{kind}.{n}" for n in pcscfs for kind in ("flow", "contact")]
+    return [f"location.{d}" for d in domains] + access + list(SESSION_NAMESPACES)
 
 
 def start_server(topo: Topology) -> RedisServer | None:

@@ -47,6 +47,9 @@ from ims.sip.headers import NameAddr
 from ims.sip.message import Request, Response, make_response
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, parse_uri, uri_equal
+from ims.store import Store
+from ims.store.sqlite import SqliteStore
+from proxies.access import access_maps
 from proxies.base import UNAUTH_REGISTERS_PER_SOURCE, Forward, Hop, SipProxy, uri_domain
 from proxies.media_anchor import Allocation, AnchorControl, AnchorError
 
@@ -136,6 +139,7 @@ class Pcscf(SipProxy):
         sip_port: int = 5060,
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        store: Store | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -151,8 +155,14 @@ class Pcscf(SipProxy):
         # REGISTER transactions (the rest get 503 + Retry-After; issue 11, finding 9)
         self.endpoint.max_unauthenticated_registers_per_source = UNAUTH_REGISTERS_PER_SOURCE
         self.anchor = anchor
-        self.by_flow: dict[tuple[str, int], UeRegistration] = {}
-        self.by_contact: dict[str, UeRegistration] = {}
+        # access bindings in the element store (proxies.access): kept across a restart and
+        # shared by instances; a private in-memory one when no store is given
+        self.by_flow, self.by_contact = access_maps(
+            store if store is not None else SqliteStore(":memory:"),
+            name,
+            registration=UeRegistration,
+            hop=Hop,
+        )
         self.calls: dict[str, list[_Call]] = {}
         #: anchored 2xx answers, so that their retransmissions carry the same anchored SDP
         self._answers: dict[tuple[str, int, str], _Answer] = {}
@@ -235,7 +245,7 @@ class Pcscf(SipProxy):
                         ],
                         associated=[a.uri.encode() for a in resp.addresses("P-Associated-URI")],
                         registered=True,
-                        expires_at=time.monotonic() + lifetime,
+                        expires_at=time.time() + lifetime,
                     )
                     self.by_flow[ue_flow.addr] = reg
                     self.by_contact[contact] = reg
@@ -263,7 +273,7 @@ class Pcscf(SipProxy):
 
     def _live(self, reg: UeRegistration | None) -> UeRegistration | None:
         """``reg`` unless its registration has expired (then it is forgotten)."""
-        if reg is not None and reg.expires_at <= time.monotonic():
+        if reg is not None and reg.expires_at <= time.time():
             self._unregister(reg.flow, reg.contact)
             return None
         return reg

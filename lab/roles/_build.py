@@ -11,6 +11,7 @@ from typing import Any
 from ims.sip.registrar import BindingStore
 from ims.sip.trust import TrustPolicy
 from ims.store import Store, open_store
+from ims.store.mapping import StoredMap
 from lab import tls, topology
 from lab.roles._li import ElementLi, attach_proxy
 from lab.topology import Topology
@@ -118,6 +119,7 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         sip_port=e.sip_port,
         tls_port=e.tls_port if e.tls else None,
         ssl_context=ssl_context,
+        store=open_element_store(topo),
     )
     pcscf.endpoint.restrict_to(lab_networks(topo))
     return pcscf
@@ -144,6 +146,9 @@ class RunningProxy:
         bindings = getattr(self.proxy, "store", None)
         if isinstance(bindings, BindingStore):
             bindings.store.close()
+        access = getattr(self.proxy, "by_flow", None)
+        if isinstance(access, StoredMap):
+            access.store.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
