@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from ims.log import get_logger
+from ims.store import Store
 from li.lemf.call import DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.mediation import Mediation, PduRefused
 from li.x1.tlsutil import peer_identity
@@ -64,6 +65,7 @@ class LemfServer:
         max_streams: int = 4096,
         max_xids: int = 10_000,
         idle_interval: float = 1.0,
+        delivery_store: Store | None = None,
     ) -> None:
         if ssl is None and not plain_tcp:
             raise ValueError(
@@ -79,6 +81,7 @@ class LemfServer:
         self.max_streams = max_streams
         self.max_xids = max_xids
         self.idle_interval = idle_interval
+        self.delivery_store = delivery_store  # the lab's shared store, else a file in out_dir
         self._per_source: dict[str, int] = {}
         self._framers: set[PduFramer] = set()
         self._idle_task: asyncio.Task[None] | None = None
@@ -128,6 +131,7 @@ class LemfServer:
             poi_identities=self.poi_identities,
             max_streams=self.max_streams,
             max_xids=self.max_xids,
+            delivery_store=self.delivery_store,
         )
         self._server = await asyncio.start_server(
             self._on_conn,
