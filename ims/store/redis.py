@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 _HEAD = struct.Struct("!d")
 _SCAN_BATCH = 500
+#: optimistic attempts of one update before giving up (each lost one means another writer won)
+MAX_ATTEMPTS = 64
 
 
 def _pack(value: bytes, expires_at: float | None) -> bytes:
@@ -90,26 +92,28 @@ class RedisStore(Store):
         self, ns: str, key: str, now: float, fn: Callable[[bytes | None], tuple[Write, T]]
     ) -> T:
         k = self._k(ns, key)
-        results: list[T] = []
-
-        def attempt(pipe: redis.client.Pipeline) -> None:
-            results.clear()
-            current = _unpack(pipe.get(k), now)  # type: ignore[arg-type]
-            write, result = fn(current)
-            results.append(result)
-            pipe.multi()
-            if write is keep:
-                return
-            if write.value is None:
-                pipe.delete(k)
-            else:
-                pipe.set(k, _pack(write.value, write.expires_at), pxat=self._pxat(write.expires_at))
-
         try:
-            self.r.transaction(attempt, k)
+            for _ in range(MAX_ATTEMPTS):
+                with self.r.pipeline() as pipe:
+                    try:
+                        pipe.watch(k)  # type: ignore[no-untyped-call]
+                        current = _unpack(pipe.get(k), now)  # type: ignore[arg-type]
+                        write, result = fn(current)
+                        pipe.multi()
+                        if write is not keep:
+                            if write.value is None:
+                                pipe.delete(k)
+                            else:
+                                value = _pack(write.value, write.expires_at)
+                                pipe.set(k, value, pxat=self._pxat(write.expires_at))
+                        pipe.execute()
+                        return result
+                    except redis.WatchError:
+                        continue  # another client wrote the key meanwhile: read again
         except redis.RedisError as exc:
             raise StoreError(str(exc)) from exc
-        return results[0]
+        # bounded: a key written faster than we can read-modify-write it is an error, not a spin
+        raise StoreError(f"update of {ns}/{key} kept conflicting ({MAX_ATTEMPTS} attempts)")
 
     def _keys(self, ns: str) -> list[bytes]:
         check_key(ns, "")

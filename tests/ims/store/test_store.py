@@ -179,3 +179,21 @@ def test_open_store_refuses_unknown_and_relative_urls() -> None:
 def test_unreachable_redis_is_a_store_error(tmp_path: object) -> None:
     with pytest.raises(StoreError):
         open_store(f"unix://{tmp_path}/nobody.sock")
+
+
+def test_update_that_always_conflicts_gives_up(backend: Backend) -> None:
+    """Bounded: on Redis an update whose record another writer changes on every attempt fails
+    with a StoreError after a counted number of optimistic retries, instead of spinning. (SQLite
+    has no such case: its update holds the write lock, another writer waits for it.)"""
+    if backend.kind != "redis":
+        pytest.skip("SQLite serialises writers with its lock: nothing to retry")
+    s, other = backend.open(), backend.open()
+    s.put("ns", "hot", b"0")
+
+    def meddle(raw: bytes | None) -> tuple[Write, None]:
+        other.put("ns", "hot", str(time.perf_counter_ns()).encode())  # wins every time
+        return Write(b"mine"), None
+
+    with pytest.raises(StoreError):
+        s.update("ns", "hot", NOW, meddle)
+    assert s.get("ns", "hot", NOW) != b"mine"
