@@ -16,7 +16,15 @@ MAX_KEY = 1024
 
 
 class StoreError(ImsError):
-    """The store could not be reached, or refused an operation."""
+    """The store could not be reached, or refused an operation.
+
+    An element that cannot reach its state answers ``503 Service Unavailable`` (RFC 3261
+    §21.5.4: "temporarily unable to process the request due to a temporary overloading or
+    maintenance"): ``status_hint`` is what the proxies' error path answers with, and a
+    dispatcher in front fails the request over to another instance on it.
+    """
+
+    status_hint = 503
 
 
 @dataclass(frozen=True, slots=True)

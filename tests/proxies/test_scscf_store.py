@@ -17,7 +17,7 @@ from ims.sip.auth import DigestClient
 from ims.sip.dialog import Local, build_invite, build_register
 from ims.sip.message import Request, Response
 from ims.sip.trust import TrustPolicy
-from ims.store import Store
+from ims.store import Store, StoreError
 from proxies.base import Forward, Hop
 from proxies.scscf import HomeServer, Peer
 from proxies.subscribers import SubscriberDb, SubscriberRecord
@@ -103,3 +103,17 @@ async def test_a_restarted_instance_finds_the_registrations(backend: Backend) ->
     assert isinstance(fwd, Forward) and fwd.hop.addr == PCSCF
     replay = await _decide(restarted, retry)
     assert isinstance(replay, Response) and replay.status == 403
+
+
+async def test_store_unreachable_is_a_503(backend: Backend) -> None:
+    """RFC 3261 §21.5.4: "The server is temporarily unable to process the request due to a
+    temporary overloading or maintenance of the server." An S-CSCF whose store is gone answers
+    503 (the proxies' error path uses the StoreError's status_hint), never a crash."""
+    if backend.kind != "redis":
+        pytest.skip("an SQLite file does not go away while open")
+    one = _instance(backend.open(), "127.0.7.11")
+    assert backend.server is not None
+    backend.server.kill()
+    with pytest.raises(StoreError) as e:
+        await _decide(one, _invite(), FROM_PEER)
+    assert e.value.status_hint == 503
