@@ -7,6 +7,8 @@ reach the user through either instance (the binding and its Path are shared). On
 killed: the dispatcher marks it inactive (OPTIONS probing, or the failed branch) and every new
 INVITE reaches the user through the survivor, the first one after the kill by failover. The
 instance restarts: the dispatcher marks it active again and it serves the user from the store.
+A call established through the survivor before the kill finishes normally (ACK and BYE along
+its route set, which names the instance, not the balancer).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ims.sip.auth import DigestClient
-from ims.sip.dialog import Local, build_invite, build_register
+from ims.sip.dialog import Dialog, Local, build_invite, build_register
 from ims.sip.message import Request, Response, make_response
 from ims.sip.parser import parse_message
 from ims.sip.trust import TrustPolicy
@@ -70,9 +72,12 @@ class Udp:
     async def send(self, message: Request | Response, to: tuple[str, int]) -> None:
         await asyncio.to_thread(self.sock.sendto, message.encode(), to)
 
-    async def receive(self, want: str, timeout: float) -> Request | Response:
-        """The next message that is a request ``want`` or a final response (``want`` = "final");
-        provisional responses and others are skipped."""
+    async def receive(
+        self, want: str, timeout: float, call_id: str | None = None
+    ) -> Request | Response:
+        """The next message that is a request ``want`` or a final response (``want`` = "final"),
+        of call ``call_id`` when given; provisional responses, retransmissions for earlier calls
+        and others are skipped."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -80,6 +85,8 @@ class Udp:
             except TimeoutError:
                 continue
             msg = parse_message(data)
+            if call_id is not None and msg.call_id != call_id:
+                continue
             if want == "final" and isinstance(msg, Response) and msg.status >= 200:
                 return msg
             if isinstance(msg, Request) and msg.method == want:
@@ -118,7 +125,7 @@ async def _terminating_call(peer: Udp, pcscf: Udp, timeout: float = 10) -> str:
         headers=[("P-Asserted-Identity", "<sip:bob@ims-b.test>")],
     )
     await peer.send(invite, BALANCER)
-    arrived = await pcscf.receive("INVITE", timeout)
+    arrived = await pcscf.receive("INVITE", timeout, invite.call_id)
     assert isinstance(arrived, Request)
     assert arrived.uri.encode() == UE_CONTACT  # the shared binding ...
     rr = arrived.headers.get_list("Record-Route")
@@ -126,6 +133,37 @@ async def _terminating_call(peer: Udp, pcscf: Udp, timeout: float = 10) -> str:
     via = arrived.headers.get_list("Via")[0]
     await pcscf.send(make_response(arrived, 486, to_tag="ue"), _via_addr(via))
     return next(a for a, _ in INSTANCES if a in rr[0])
+
+
+async def _established_call(peer: Udp, pcscf: Udp) -> tuple[Dialog, Request, str]:
+    """A terminating call answered 200 and acknowledged: (the peer's dialog, its INVITE, the
+    instance on its route set). The test's P-CSCF Record-Routes itself, as a P-CSCF does."""
+    local = Local(host=PEER[0], port=PEER[1], user="bob")
+    invite = build_invite(
+        "sip:alice@ims-a.test",
+        local=local,
+        from_="sip:bob@ims-b.test",
+        call_id=f"{os.urandom(6).hex()}@test",
+        headers=[("P-Asserted-Identity", "<sip:bob@ims-b.test>")],
+    )
+    await peer.send(invite, BALANCER)
+    arrived = await pcscf.receive("INVITE", 10, invite.call_id)
+    assert isinstance(arrived, Request)
+    rr = [f"<sip:{PCSCF[0]}:{PCSCF[1]};lr>", *arrived.headers.get_list("Record-Route")]
+    ok = make_response(
+        arrived,
+        200,
+        to_tag="ue-call",
+        headers=[("Record-Route", r) for r in rr] + [("Contact", f"<{UE_CONTACT}>")],
+    )
+    await pcscf.send(ok, _via_addr(arrived.headers.get_list("Via")[0]))
+    answer = await peer.receive("final", 10, invite.call_id)
+    assert isinstance(answer, Response) and answer.status == 200, answer
+    dialog = Dialog.uac(invite, answer)
+    instance = next(a for a, _ in INSTANCES if a in dialog.route_set[0].uri.encode())
+    await peer.send(dialog.create_ack(local=local), (instance, 5060))
+    assert isinstance(await pcscf.receive("ACK", 10, invite.call_id), Request)  # route set
+    return dialog, invite, instance
 
 
 def _via_addr(via: str) -> tuple[str, int]:
@@ -170,19 +208,34 @@ async def test_failover_and_rejoin_behind_the_dispatcher(tmp_path: Path) -> None
         served = {await _terminating_call(peer, pcscf) for _ in range(4)}
         assert served == {INSTANCES[0][0], INSTANCES[1][0]}, balancer.log()[-3000:]
 
-        # kill the first instance: every new call reaches alice through the survivor
-        await servers.pop(INSTANCES[0][0]).close()
+        # a call established through one instance ...
+        dialog, _, carrier = await _established_call(peer, pcscf)
+        other = next(a for a, _ in INSTANCES if a != carrier)
+        dead_uri, survivor_uri = (a, b) if other == INSTANCES[0][0] else (b, a)
+
+        # ... the other instance is killed: every new call reaches alice through the survivor
+        await servers.pop(other).close()
         for _ in range(4):
-            assert await _terminating_call(peer, pcscf) == INSTANCES[1][0]
-        await _until(lambda: balancer.active() == {a: False, b: True}, 15)
+            assert await _terminating_call(peer, pcscf) == carrier
+        await _until(lambda: balancer.active() == {dead_uri: False, survivor_uri: True}, 15)
+
+        # the established call finishes normally: BYE along its route set, 200 back
+        local = Local(host=PEER[0], port=PEER[1], user="bob")
+        bye = dialog.create_request("BYE", local=local)
+        await peer.send(bye, (carrier, 5060))
+        got = await pcscf.receive("BYE", 10, bye.call_id)
+        assert isinstance(got, Request) and got.call_id == bye.call_id
+        await pcscf.send(make_response(got, 200), _via_addr(got.headers.get_list("Via")[0]))
+        done = await peer.receive("final", 10, bye.call_id)
+        assert isinstance(done, Response) and done.status == 200 and done.call_id == bye.call_id
 
         # restart it: the dispatcher's probe finds it and it serves alice from the store again
-        restarted = _instance(redis.url, INSTANCES[0][0])
-        servers[INSTANCES[0][0]] = restarted
+        restarted = _instance(redis.url, other)
+        servers[other] = restarted
         await restarted.start()
         await _until(lambda: balancer.active() == {a: True, b: True}, 15)
         served = {await _terminating_call(peer, pcscf) for _ in range(4)}
-        assert INSTANCES[0][0] in served
+        assert other in served
     finally:
         balancer.stop()
         for s in servers.values():
