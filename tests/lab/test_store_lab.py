@@ -15,6 +15,8 @@ from ims.store.redis import RedisStore
 from ims.store.sqlite import SqliteStore
 from lab import store as lab_store
 from lab import topology
+from lab.cli import main
+from lab.redisd import RedisServer
 from lab.roles import _build
 from lab.roles import lemf as lemf_role
 from lab.topology import StoreConfig
@@ -90,5 +92,34 @@ async def test_redis_lab_store_shared_and_session_cleared(
             await lemf.close()
         scscf.store.store.close()
         pcscf.by_flow.store.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_demo_on_the_redis_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``[store] backend = "redis"``: ``imslab demo`` starts the lab's own redis-server, the
+    call passes with every element on it, and the server's append-only file holds the
+    registrations afterwards (read back by a restarted server)."""
+    require_tool("redis-server")
+    monkeypatch.setenv("IMSLAB_PKI", str(tmp_path / "pki"))
+    monkeypatch.setenv("IMSLAB_STATE", str(tmp_path / "st"))
+    config = tmp_path / "lab.toml"
+    config.write_text(topology.default_path().read_text() + '\n[store]\nbackend = "redis"\n')
+    rc = main(["demo", "ims", "--config", str(config), "--subnet", "127.0.94", "--duration", "1"])
+    assert "imslab demo ims: PASSED" in capsys.readouterr().out
+    assert rc == 0
+    directory = tmp_path / "st" / "subnet-127.0.94" / "store" / "redis"
+    server = RedisServer(directory)
+    server.start()  # the lab stopped its server: a new one reads the append-only file
+    try:
+        s = open_store(server.url)
+        now = time.time()
+        assert [k for k, _ in s.scan("location.ims-a.test", now)] == ["alice@ims-a.test"]
+        assert [k for k, _ in s.scan("location.ims-b.test", now)] == ["bob@ims-b.test"]
+        assert len(list(s.scan("access-flow.pcscf-a", now))) == 1
+        s.close()
     finally:
         server.stop()
