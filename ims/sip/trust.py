@@ -19,7 +19,8 @@ Anything else is *untrusted*: its identity headers are removed on ingress and it
 element as a relay (the element decides what it is entitled to route; see ``docs/security.md``).
 
 The policy is used by the proxy core (``ims.sip.proxy``, ``ProxyConfig.trust``) and the elements
-on it (``proxies.element``): it only looks at a :class:`~ims.sip.transaction.flow.Flow` and, optionally, the peer's TLS identity.
+on it (``proxies.element``): it only looks at a :class:`~ims.sip.transaction.flow.Flow` and,
+optionally, the peer's TLS identity.
 """
 
 from __future__ import annotations

@@ -162,14 +162,25 @@ class _CcSender:
             data: bytes,
             src: tuple[str, int],
             dst: tuple[str, int],
+            clear: bool = False,
         ) -> None:
             if not pending:
                 try:
                     asyncio.get_running_loop().call_soon(flush)
                 except RuntimeError:  # no loop: nothing would flush a batch
-                    send_now(xid, correlation_id, direction, data, src, dst)
+                    send_now(xid, correlation_id, direction, data, src, dst, clear)
                     return
-            pending.append((xid, correlation_id, direction, data, _addresses(src, dst)))
+            attrs = _addresses(src, dst)
+            # content the network decrypted keeps its mark in a batch too (e2ae, TS 33.328)
+            pending.append(
+                (
+                    xid,
+                    correlation_id,
+                    direction,
+                    data,
+                    (*attrs, DECRYPTED_CONTENT) if clear else attrs,
+                )
+            )
 
         self.x3 = gather if batch else send_now
         self.flush = flush
