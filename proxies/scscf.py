@@ -70,9 +70,10 @@ class HomeServer(Element):
     """Registrar + routing proxy of one home domain (S-CSCF when ``ims=True``), a router on
     the proxy core.
 
-    The location service (``store``: bindings, ``paths``: the Path of each binding) and the
-    digest servers (their nonce secret) are objects of their own, passed in or made here, so a
-    shared store can replace them."""
+    State that instances share or a restart keeps lives in ``store`` (:mod:`ims.store`): the
+    location service (bindings with their Path, RFC 3327 §5.3), the nonce key and nonce
+    counts. With a store the core runs on the store's wall clock (``Store.now``). The digest
+    servers (``digest``/``proxy_digest``) and the REGISTER admission may also be passed in."""
 
     def __init__(
         self,
@@ -91,6 +92,8 @@ class HomeServer(Element):
         digest_algorithms: tuple[str, ...] = ("MD5",),
         store: Store | None = None,
         digest_secret: bytes | None = None,
+        digest: DigestServer | None = None,
+        proxy_digest: DigestServer | None = None,
         admission: UnauthenticatedRegisters | None = None,
         allowed_networks: Sequence[str] | None = None,
     ) -> None:
@@ -122,16 +125,18 @@ class HomeServer(Element):
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.
+        # The digest servers hold the nonce state (nonce key, nonce counts seen): passed in,
+        # or on the store when one is given, so that several instances share it.
         if digest_secret is not None:
             secret = digest_secret
         elif store is not None:
             secret = shared_secret(store, f"digest/{self.domain}", store.now())
         else:
             secret = secrets.token_bytes(32)
-        self.digest = DigestServer(
+        self.digest = digest or DigestServer(
             realm=self.domain, secret=secret, algorithms=digest_algorithms, nonce_store=store
         )
-        self.proxy_digest = DigestServer(
+        self.proxy_digest = proxy_digest or DigestServer(
             realm=self.domain,
             secret=secret,
             algorithms=digest_algorithms,

@@ -25,7 +25,13 @@ from ims.sip.message import Response
 from lab import topology
 from lab.orchestrator import Lab
 from lab.ues import user_agent
-from proxies.hooks import Direction, MediaPacketEvent, SipMessageEvent
+from proxies.hooks import (
+    AnchorSessionEvent,
+    Direction,
+    MediaPacketEvent,
+    SessionChange,
+    SipMessageEvent,
+)
 
 SUBNET = "127.0.7"
 
@@ -128,3 +134,47 @@ def test_an_answer_with_nothing_to_point_at_leaves_with_no_media() -> None:
     assert sdp_addresses(refused.encode()) == set()
     assert [ln.split()[1] for ln in refused.splitlines() if ln.startswith("m=")] == ["0", "0"]
     assert Pcscf._media_refused(b"not sdp") == b""
+
+
+async def test_invite_cancelled_while_the_anchor_answers_frees_its_media(lab: Lab) -> None:
+    """The P-CSCF anchors an offer asynchronously (the core holds the INVITE, ``Defer``). A
+    CANCEL meanwhile is answered by the core (RFC 3261 §16.10: 200 to the CANCEL, then "the
+    original request ... 487 (Request Terminated)"); when the anchor then answers, the P-CSCF
+    must not forward the INVITE and must release the media session it just allocated."""
+    topo = lab.topology
+    anchor_a = lab.element("anchor-a")
+    control = anchor_a.server._transport
+    assert control is not None
+    forwarded: list[str] = []
+
+    def watch(ev: SipMessageEvent) -> None:
+        msg = ev.message
+        if ev.direction == Direction.OUT and getattr(msg, "method", None) == "INVITE":
+            forwarded.append(msg.call_id or "")
+
+    lab.element("pcscf-a").proxy.sip_hooks.add(watch)
+    changes: list[AnchorSessionEvent] = []
+    anchor_a.anchor.session_observers.add(changes.append)
+    async with user_agent(topo, "alice") as alice, user_agent(topo, "bob") as bob:
+        await alice.register()
+        await bob.register()
+        control.pause_reading()  # the anchor does not answer the offer's allocation yet
+        try:
+            call = alice.dial("sip:bob@ims-b.test", audio="tone:440")
+            await asyncio.sleep(0.5)  # the core answered 100 Trying while it waits
+            await call.cancel()
+            await asyncio.wait_for(call.ended.wait(), 10)
+        finally:
+            control.resume_reading()  # the queued control requests are answered now
+        assert call.status == 487
+        pcscf = lab.element("pcscf-a").proxy
+        for _ in range(100):  # bounded (10 s): the late answer arrives, the P-CSCF cleans up
+            live = [k for k in anchor_a.anchor.sessions if k[0] == call.call_id]
+            if call.call_id not in pcscf.calls and not live:
+                break
+            await asyncio.sleep(0.1)
+        # the anchor did allocate for the offer (late), and that session was released again
+        mine = [(e.change, e.stream) for e in changes if e.call_id == call.call_id]
+        assert (SessionChange.CREATED, 0) in mine and (SessionChange.RELEASED, 0) in mine
+        assert live == [] and call.call_id not in pcscf.calls
+        assert call.call_id not in forwarded  # the offer never left the P-CSCF

@@ -640,7 +640,8 @@ class ProxyCore:
 
     def waiting(self, key: int) -> bool:
         """Is request ``key`` still waiting for :meth:`resume` (not CANCELled meanwhile)?"""
-        return key in self._deferred
+        ctx = self._deferred.get(key)
+        return ctx is not None and not ctx.final_sent  # a CANCEL answered it 487 meanwhile
 
     def _local_answer(self, ctx: _Context, decision: Respond) -> list[Action]:
         request, transaction, source = ctx.request, ctx.transaction, ctx.source

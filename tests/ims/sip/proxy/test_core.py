@@ -746,3 +746,97 @@ def test_stateless_response_over_tcp_goes_back_on_the_source_connection() -> Non
     acts = p.receive_response(answer(f2.request, 200, tag="b2"), f2.branch, 0.2)
     (b,) = only(acts, SendStateless)
     assert b.peer == src and b.message.status == 200  # type: ignore[union-attr]
+
+
+# --- what the IMS elements need of the core (issue 15) -------------------------------------
+def test_waiting_says_whether_a_deferred_request_can_still_be_resumed() -> None:
+    """An element whose asynchronous work (a media-anchor round trip) ends after a CANCEL must
+    learn that its request is gone (to free what it allocated): ``waiting(key)``."""
+    router = DeferringRouter()
+    p = core(router)
+    p.receive_request(invite(), UAC, 0.0, transaction="t1")
+    (key,) = router.keys
+    assert p.waiting(key)
+    p.receive_request(invite(method="CANCEL"), UAC, 0.5, transaction="c1", cancelled="t1")
+    assert not p.waiting(key) and not p.waiting(key + 1000)
+
+
+def test_processor_sees_now_and_may_drop_a_2xx_copy() -> None:
+    """A response processor gets the core's clock (``rc.now``) and may hold a copy back
+    (``DROP``): the P-CSCF drops a 2xx whose answer it cannot anchor (fail closed) rather than
+    letting an unanchored SDP pass. Here: a forked INVITE, the second fork's 2xx (RFC 3261
+    §16.7 step 10 forwards every 2xx) is dropped by the processor."""
+    p = core(StaticRouter("sip:bob@127.0.3.3:5062", "sip:bob@127.0.3.4:5062"))
+    seen: list[tuple[int, float]] = []
+
+    def process(rc: ResponseContext) -> Response | Defer | object | None:
+        seen.append((rc.response.status, rc.now))
+        return DROP if len(seen) > 1 else None
+
+    p.response_processor = process  # type: ignore[assignment]
+    acts = p.receive_request(invite(), UAC, 0.0, transaction="t")
+    one, two = only(acts, ForwardRequest)
+    (ok,) = only(p.receive_response(answer(one.request, 200), one.branch, 2.0), SendResponse)
+    assert ok.response.status == 200
+    late = p.receive_response(answer(two.request, 200, tag="b2"), two.branch, 2.5)
+    assert only(late, SendResponse) == [] and only(late, SendStateless) == []
+    assert seen == [(200, 2.0), (200, 2.5)]
+
+
+def test_stray_processor_replaces_or_drops_a_stray_2xx_and_hooks_see_it() -> None:
+    p = core()
+    observed: list[Direction] = []
+    p.hooks.add(lambda ev: observed.append(ev.direction))
+    req = invite()
+    req.headers.insert_first("Via", "SIP/2.0/UDP 127.0.3.1:5070;branch=z9hG4bKgone.1")
+    stray = answer(req, 200)
+    calls: list[float] = []
+
+    def stray_processor(resp: Response, now: float) -> Response | object | None:
+        calls.append(now)
+        if len(calls) == 1:
+            out = resp.copy()
+            out.headers.set("X-Rewritten", "yes")
+            return out
+        return DROP
+
+    p.stray_processor = stray_processor  # type: ignore[assignment]
+    (sent,) = p.receive_stray_response(stray, 3.0, source=UAC)
+    assert isinstance(sent, SendStateless)
+    assert sent.message.headers.get("X-Rewritten") == "yes" and len(sent.message.vias) == 1
+    assert p.receive_stray_response(stray, 3.5, source=UAC) == []
+    assert calls == [3.0, 3.5]
+    assert observed[:2] == [Direction.IN, Direction.OUT] and observed[2] == Direction.IN
+
+
+def test_asserted_identity_removed_from_responses_of_an_untrusted_next_hop() -> None:
+    """RFC 3325 §5: "If the proxy received the message from an element that it does not
+    trust and there is a P-Asserted-Identity header present ... the proxy MUST replace that
+    SIP or SIPS URI with a single SIP or SIPS URI or remove this header field" -- a response
+    is a message too."""
+    from ims.sip.trust import TrustPolicy
+
+    trusted = Peer(transport="udp", host="127.0.3.3", port=5062)
+    for next_hop, kept in (
+        (trusted, True),
+        (Peer(transport="udp", host="127.0.3.4", port=5062), False),
+    ):
+        p = core(StaticRouter(f"sip:bob@{next_hop.host}:{next_hop.port}"),
+                 trust=TrustPolicy.of(trusted=[trusted.addr]))  # fmt: skip
+        (fwd,) = only(p.receive_request(invite(), UAC, 0.0, transaction="t"), ForwardRequest)
+        ok = answer(fwd.request, 200, extra=[("P-Asserted-Identity", "<sip:bob@example.com>")])
+        (up,) = p.receive_response(ok, fwd.branch, 0.1, source=next_hop)
+        assert ("P-Asserted-Identity" in up.response.headers) is kept
+
+
+def test_stateless_router_may_refuse_to_relay_an_ack() -> None:
+    """An element not entitled to relay an ACK drops it (an ACK is never answered): the
+    stateless router returns a Forward with no targets."""
+    p = core()
+    p.stateless_router = lambda request, ctx: Forward(targets=())
+    ack = invite(method="ACK")
+    ack.headers.set("To", "<sip:bob@example.com>;tag=b1")
+    assert p.receive_request(ack, UAC, 0.0) == []
+    p.stateless_router = None
+    (sent,) = p.receive_request(invite(method="ACK"), UAC, 0.0)
+    assert isinstance(sent, SendStateless)
