@@ -16,7 +16,7 @@ PY="${PYTHON:-python3}"
 # iproute2 for network namespaces, sox for audio checks.
 # sngrep reads the LEMF's call.pcap; chromium renders matrix.html in the report test.
 APT_PACKAGES=(sip-tester tshark sngrep baresip iproute2 python3-venv python3-gi
-              gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base sox ca-certificates chromium)
+              gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base sox ca-certificates chromium redis-server)
 
 apt_setup() {
     [ "${IMSLAB_NO_APT:-0}" = 1 ] && return 0

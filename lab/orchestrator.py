@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from ims.log import bound, get_logger
 from ims.log import current as log_settings
+from lab import store as lab_store
+from lab.redisd import RedisServer
 from lab.topology import LI_ROLES, Topology
 
 T = TypeVar("T")
@@ -117,6 +119,7 @@ class Lab:
         self.procs: dict[str, _Proc] = {}
         self.li = li and topo.li is not None
         self.lemf_name = topo.li.lemf.name if topo.li is not None and self.li else None
+        self.redis: RedisServer | None = None  # the lab's own, when [store] wants one
 
     async def __aenter__(self) -> Lab:
         try:
@@ -130,6 +133,8 @@ class Lab:
         await self.stop()
 
     async def start(self) -> None:
+        # the shared store first: every element opens it as it starts (lab.store)
+        self.redis = await asyncio.to_thread(lab_store.prepare, self.topology)
         if self.lemf_name is not None:  # the LEMF first: the NEs connect to it when tasked
             if self.mode == "subprocess":
                 await self._spawn(self.lemf_name, "lemf")
@@ -226,6 +231,9 @@ class Lab:
             if entry.stderr_task is not None:
                 entry.stderr_task.cancel()
         self.procs.clear()
+        if self.redis is not None:
+            await asyncio.to_thread(self.redis.stop)
+            self.redis = None
 
     def element(self, name: str) -> Any:
         return self.elements[name]

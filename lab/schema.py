@@ -150,6 +150,25 @@ class LiSpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):
     t3_port: Annotated[Port, msgspec.Meta(description="LI_T3: P-CSCF to anchor CC trigger")] = 2224
 
 
+StoreBackend = Literal["sqlite", "redis"]
+
+
+class StoreSpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """``[store]``: where the elements keep shared, durable state (docs/scale-out.md)."""
+
+    backend: Annotated[
+        StoreBackend,
+        msgspec.Meta(description="sqlite (embedded, one file) or redis (a redis-server)"),
+    ] = "sqlite"
+    url: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="redis://HOST:PORT/DB or unix:///PATH?db=N of a running server; "
+            "default: the lab's own (redis) or STATE_DIR/store/LAB.db (sqlite)"
+        ),
+    ] = None
+
+
 class TopologySpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """A whole topology file. Relative paths are taken from the file's directory."""
 
@@ -167,6 +186,7 @@ class TopologySpec(_Spec, forbid_unknown_fields=True, kw_only=True, frozen=True)
     subscribers: list[SubscriberSpec] = []
     ues: dict[str, UeSpec] = {}
     li: LiSpec | None = None
+    store: StoreSpec = StoreSpec()
 
 
 class SchemaError(ImsError, ValueError):
@@ -300,6 +320,7 @@ _TABLES: list[tuple[str, type[msgspec.Struct]]] = [
     ("[li]", LiSpec),
     ("[li.lemf]", LemfSpec),
     ("[li.operators.NAME]", LiOperatorSpec),
+    ("[store]", StoreSpec),
 ]
 
 

@@ -165,8 +165,7 @@ class LiConfig:
         sub-directory of the default one, so labs side by side never share NE stores."""
         if self.state_dir:
             return Path(self.state_dir)
-        base = Path(os.environ.get("IMSLAB_STATE") or Path(tempfile.gettempdir()) / "imslab-state")
-        return base / self.plan if self.plan else base
+        return default_state_dir(self.plan)
 
     def operator_of(self, element: str) -> LiOperator | None:
         for op in self.operators.values():
@@ -190,6 +189,38 @@ class LiConfig:
         return Path(self.lemf.out) if self.lemf.out else self.state() / "lemf"
 
 
+def default_state_dir(plan: str = "") -> Path:
+    """``$IMSLAB_STATE`` or ``/tmp/imslab-state``; a moved lab gets its own sub-directory."""
+    base = Path(os.environ.get("IMSLAB_STATE") or Path(tempfile.gettempdir()) / "imslab-state")
+    return base / plan if plan else base
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """``[store]``: the backend of the elements' shared, durable state (:mod:`ims.store`)."""
+
+    backend: str = "sqlite"
+    url: str | None = None
+    plan: str = ""  # set by Topology.remap, like LiConfig.plan
+
+    def directory(self) -> Path:
+        return default_state_dir(self.plan) / "store"
+
+    def managed_redis(self) -> Path | None:
+        """The directory of the lab's own redis-server (redis backend, no ``url``), else None."""
+        if self.backend == "redis" and self.url is None:
+            return self.directory() / "redis"
+        return None
+
+    def resolved_url(self, lab: str) -> str:
+        if self.url is not None:
+            return self.url
+        redis_dir = self.managed_redis()
+        if redis_dir is not None:
+            return f"unix://{redis_dir / 'redis.sock'}"
+        return f"sqlite://{(self.directory() / (lab + '.db')).resolve()}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Topology:
     name: str
@@ -203,6 +234,7 @@ class Topology:
     net_offset: int = 0
     subnet: str | None = None
     li: LiConfig | None = None
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     # --- look-ups -------------------------------------------------------------------------
     def element(self, name: str) -> Element:
@@ -292,8 +324,18 @@ class Topology:
                 lemf=dataclasses.replace(li.lemf, address=fn(li.lemf.address)),
                 plan=f"subnet-{subnet}" if subnet is not None else f"net-offset-{net_offset}",
             )
+        store = dataclasses.replace(
+            self.store,
+            plan=f"subnet-{subnet}" if subnet is not None else f"net-offset-{net_offset}",
+        )
         topo = dataclasses.replace(
-            self, elements=elements, ues=ues, net_offset=net_offset, subnet=subnet, li=li
+            self,
+            elements=elements,
+            ues=ues,
+            net_offset=net_offset,
+            subnet=subnet,
+            li=li,
+            store=store,
         )
         _check_unique_addresses(topo)
         return topo
@@ -386,6 +428,7 @@ def parse(data: dict[str, Any], *, source: str = "<dict>") -> Topology:
         ues=ues,
         source=source,
         li=_parse_li(spec.li, source),
+        store=StoreConfig(backend=spec.store.backend, url=spec.store.url),
     )
     try:
         _validate(topo)

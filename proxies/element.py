@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ims.sip.aio import ProxyServer
 from ims.sip.message import Request
@@ -64,8 +64,13 @@ class Element:
         trust: TrustPolicy | None = None,
         domains: Sequence[str] = (),
         allowed_networks: Sequence[str] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.name = name
+        #: the clock the core runs on (``ProxyServer(clock=)``): None = the loop's monotonic
+        #: clock; an element keeping state in a shared store passes the store's wall clock
+        #: (``Store.now``), so ``ctx.now`` and the stored expiries are on one clock
+        self.clock = clock
         self.role = role
         self.address = address
         self.sip_port = sip_port
@@ -102,7 +107,7 @@ class Element:
 
     # --- life cycle --------------------------------------------------------------------
     async def start(self) -> None:
-        server = ProxyServer(self.core, allowed_networks=self.allowed_networks)
+        server = ProxyServer(self.core, allowed_networks=self.allowed_networks, clock=self.clock)
         self.server = server
         await server.listen("udp", self.address, self.sip_port)
         if self.tcp:
@@ -115,11 +120,12 @@ class Element:
             self.server.close()
             self.server = None
 
-    @staticmethod
-    def now() -> float:
-        """The clock the core runs on (its adapter's ``loop.time()``), for callers outside a
-        routing decision (a routing decision has ``ctx.now``) -- tests, asynchronous anchor
-        work. Nothing on the routing path calls it."""
+    def now(self) -> float:
+        """The clock the core runs on (its adapter's ``loop.time()``, or ``clock``), for
+        callers outside a routing decision (a routing decision has ``ctx.now``) -- tests,
+        asynchronous anchor work. Nothing on the routing path calls it."""
+        if self.clock is not None:
+            return self.clock()
         return asyncio.get_running_loop().time()
 
     # --- routing (subclasses) ----------------------------------------------------------

@@ -77,6 +77,9 @@ from ims.sip.proxy import (
 )
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, parse_uri, uri_equal
+from ims.store import Store
+from ims.store.mapping import StoredMap
+from proxies.access import access_maps
 from proxies.admission import UnauthenticatedRegisters
 from proxies.element import Element, route_hop, uri_domain
 from proxies.media_anchor import Allocation, AnchorControl, AnchorError
@@ -118,15 +121,27 @@ class UeRegistration:
     expires_at: float = float("inf")  # on the core's clock
 
 
+def _access_peer(host: str, port: int, transport: str) -> Peer:
+    return Peer(transport=transport, host=host, port=port)
+
+
 class AccessBindings:
     """The P-CSCF's access bindings: registered UE contacts by flow and by contact.
 
-    A store of its own (passed into :class:`Pcscf`), so that a shared store can take its
-    place; expiry is checked against the caller's ``now``."""
+    In memory, or with ``store`` in the element store (:mod:`proxies.access`, namespaces
+    ``access-flow.<name>`` / ``access-contact.<name>``): kept across a restart and shared by
+    instances. Expiry is checked against the caller's ``now`` (the store's wall clock when a
+    store is given: ``Pcscf`` then runs its core on ``Store.now``)."""
 
-    def __init__(self) -> None:
-        self.by_flow: dict[tuple[str, int], UeRegistration] = {}
-        self.by_contact: dict[str, UeRegistration] = {}
+    def __init__(self, store: Store | None = None, name: str = "") -> None:
+        self.by_flow: dict[tuple[str, int], UeRegistration] | StoredMap[tuple[str, int], Any]
+        self.by_contact: dict[str, UeRegistration] | StoredMap[str, Any]
+        if store is None:
+            self.by_flow, self.by_contact = {}, {}
+        else:
+            self.by_flow, self.by_contact = access_maps(
+                store, name, registration=UeRegistration, hop=_access_peer, clock=store.now
+            )
 
     def __len__(self) -> int:
         return len(self.by_flow)
@@ -242,6 +257,7 @@ class Pcscf(Element):
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         bindings: AccessBindings | None = None,
+        store: Store | None = None,
         admission: UnauthenticatedRegisters | None = None,
         allowed_networks: Sequence[str] | None = None,
     ) -> None:
@@ -254,11 +270,13 @@ class Pcscf(Element):
             ssl_context=ssl_context,
             trust=trust,
             allowed_networks=allowed_networks,
+            # access bindings in a shared store expire on its wall clock: the core runs on it
+            clock=store.now if store is not None else None,
         )
         self.domain = domain
         self.home_servers = home_servers  # domain -> S-CSCF (peering / I-CSCF stand-in)
         self.anchor = anchor
-        self.bindings = bindings if bindings is not None else AccessBindings()
+        self.bindings = bindings if bindings is not None else AccessBindings(store, name)
         #: the UE-facing element: one source address may hold only a few unanswered REGISTER
         #: challenges (the rest get 503 + Retry-After; issue 11, finding 9)
         self.admission = admission if admission is not None else UnauthenticatedRegisters()
@@ -274,11 +292,11 @@ class Pcscf(Element):
 
     # --- compatibility views of the bindings ---------------------------------------------
     @property
-    def by_flow(self) -> dict[tuple[str, int], UeRegistration]:
+    def by_flow(self) -> dict[tuple[str, int], UeRegistration] | StoredMap[tuple[str, int], Any]:
         return self.bindings.by_flow
 
     @property
-    def by_contact(self) -> dict[str, UeRegistration]:
+    def by_contact(self) -> dict[str, UeRegistration] | StoredMap[str, Any]:
         return self.bindings.by_contact
 
     # --- life cycle --------------------------------------------------------------------

@@ -48,6 +48,8 @@ from ims.sip.proxy import Defer, Forward, Peer, Respond, RoutingContext, Target,
 from ims.sip.registrar import BindingStore, ContactRequest, RegistrarError
 from ims.sip.trust import Trust, TrustPolicy
 from ims.sip.uri import SipUri, TelUri, parse_uri, uri_equal
+from ims.store import Store
+from ims.store.shared import shared_secret
 from proxies.admission import UnauthenticatedRegisters
 from proxies.element import Element, route_hop, tel_number, uri_domain
 from proxies.subscribers import SubscriberDb, SubscriberRecord, normalize_identity
@@ -68,10 +70,10 @@ class HomeServer(Element):
     """Registrar + routing proxy of one home domain (S-CSCF when ``ims=True``), a router on
     the proxy core.
 
-    The location service (``store``: bindings, ``paths``: the Path of each binding), the
-    digest servers (``digest``/``proxy_digest``: nonce secret and nonce-count state) and the
-    REGISTER admission are objects of their own, passed in or made here, so a shared store can
-    replace them."""
+    State that instances share or a restart keeps lives in ``store`` (:mod:`ims.store`): the
+    location service (bindings with their Path, RFC 3327 §5.3), the nonce key and nonce
+    counts. With a store the core runs on the store's wall clock (``Store.now``). The digest
+    servers (``digest``/``proxy_digest``) and the REGISTER admission may also be passed in."""
 
     def __init__(
         self,
@@ -88,8 +90,7 @@ class HomeServer(Element):
         tls_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         digest_algorithms: tuple[str, ...] = ("MD5",),
-        store: BindingStore | None = None,
-        paths: dict[tuple[str, str], list[str]] | None = None,
+        store: Store | None = None,
         digest_secret: bytes | None = None,
         digest: DigestServer | None = None,
         proxy_digest: DigestServer | None = None,
@@ -106,6 +107,7 @@ class HomeServer(Element):
             trust=trust,
             domains=(domain,),
             allowed_networks=allowed_networks,
+            clock=store.now if store is not None else None,
         )
         self.domain = domain.lower()
         self.subscribers = subscribers
@@ -115,20 +117,31 @@ class HomeServer(Element):
         #: the Internet proxy faces its users directly (no P-CSCF in front): one source
         #: address may hold only a few unanswered REGISTER challenges (issue 11, finding 9)
         self.admission = admission if admission is not None or ims else UnauthenticatedRegisters()
-        self.store = store if store is not None else BindingStore()
-        #: (impi, contact uri) -> Path values of that binding (RFC 3327)
-        self.paths: dict[tuple[str, str], list[str]] = paths if paths is not None else {}
+        # bindings (with their Path, RFC 3327), nonce counts and the nonce key in the shared
+        # store (ims.store), when given: every instance of this S-CSCF then serves every
+        # registered user, and a restarted one keeps them (issue 18). The core then runs on
+        # the store's wall clock (see __init__'s clock=), so ctx.now matches stored expiries.
+        self.store = BindingStore(store, namespace=f"location.{self.domain}")
         # ims.sip.auth: stateless HMAC nonces, stale detection, nc replay refusal. MD5 by
         # default because SIPp 3.6 answers only the first challenge and only with MD5; our UE
         # (ims.sip.auth.DigestClient) also answers SHA-256.
-        # The digest servers hold the nonce state (issued nonces, nonce counts seen): passed
-        # in, several instances can share it.
-        secret = digest_secret if digest_secret is not None else secrets.token_bytes(32)
+        # The digest servers hold the nonce state (nonce key, nonce counts seen): passed in,
+        # or on the store when one is given, so that several instances share it.
+        if digest_secret is not None:
+            secret = digest_secret
+        elif store is not None:
+            secret = shared_secret(store, f"digest/{self.domain}", store.now())
+        else:
+            secret = secrets.token_bytes(32)
         self.digest = digest or DigestServer(
-            realm=self.domain, secret=secret, algorithms=digest_algorithms
+            realm=self.domain, secret=secret, algorithms=digest_algorithms, nonce_store=store
         )
         self.proxy_digest = proxy_digest or DigestServer(
-            realm=self.domain, secret=secret, algorithms=digest_algorithms, proxy=True
+            realm=self.domain,
+            secret=secret,
+            algorithms=digest_algorithms,
+            proxy=True,
+            nonce_store=store,
         )
 
     # --- helpers -------------------------------------------------------------------------
@@ -170,7 +183,7 @@ class HomeServer(Element):
             return True
         if self.trust.trusts_hop(hop.host, hop.port):
             return True
-        for aor in self.store.aors():
+        for aor in self.store.aors(now):
             for b in self.store.lookup(aor, now):
                 try:
                     peer = uri_peer(parse_uri(b.uri))
@@ -247,11 +260,12 @@ class HomeServer(Element):
         if not bindings:
             return Respond(status=480, reason="Temporarily Unavailable")
         binding = bindings[0]
-        path = self.paths.get((sub.impi, binding.uri), [])
         set_ = [("P-Called-Party-ID", f"<{request.uri.encode()}>")] if self.ims else []
+        # the Path recorded with the binding (RFC 3327 §5.3): kept in the store, so another
+        # instance, or this one after a restart, routes through the same P-CSCF
         return self.forward(
             request,
-            Target(uri=parse_uri(binding.uri), route=tuple(path)),
+            Target(uri=parse_uri(binding.uri), route=tuple(binding.path)),
             record_route=request.method == "INVITE",
             remove_headers=("Route",),
             set_headers=set_,
@@ -331,6 +345,7 @@ class HomeServer(Element):
         to = request.to
         if to is None or self.subscribers.by_identity(to.uri) is not sub:
             return Respond(status=403, reason="Identity not owned by this subscriber")
+        path = request.headers.get_list("Path")
         contacts = [
             ContactRequest(
                 key=c.uri.encode(),
@@ -341,6 +356,7 @@ class HomeServer(Element):
                 params=tuple(
                     (n, v) for n, v in c.params.items if n.lower() not in ("expires", "q")
                 ),
+                path=tuple(path),
             )
             for c in request.contacts
         ]
@@ -357,9 +373,6 @@ class HomeServer(Element):
             )
         except RegistrarError as exc:
             return Respond(status=exc.status, reason=exc.reason, headers=exc.headers)
-        path = request.headers.get_list("Path")
-        for c in contacts:
-            self.paths[(sub.impi, c.uri)] = list(path)
         headers = [("Contact", b.contact_value(now)) for b in bindings]
         if self.ims:
             if path:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ims.store import Store
+from tests import store_backends
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CONFORMANCE = SHARED / "conformance"
@@ -25,3 +28,13 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (./dev.sh setup installs it)")
     return path
+
+
+# ims.store's two backends (SQLite file, a real redis-server), for every suite that must hold
+# on both: ``backend`` opens stores on one location and restarts what holds the data
+backend = pytest.fixture(params=["sqlite", "redis"])(store_backends.backend_fixture)
+
+
+@pytest.fixture
+def store(backend: store_backends.Backend) -> Store:
+    return backend.open()

@@ -35,11 +35,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from ims.sip.errors import SipBuildError, SipParseError
 from ims.sip.grammar import Params, quote
 from ims.sip.headers import AuthHeader, CSeq, parse_auth
 from ims.sip.message import Request, Response, make_response, new_branch
 from ims.sip.uri import parse_uri, uri_equal
+from ims.store import Store, Write, keep
 
 __all__ = [
     "ALGORITHMS",
@@ -288,6 +291,9 @@ class DigestServer:
     )
     _floor: float = field(default=-math.inf, repr=False, init=False)
     _user_floor: dict[str, float] = field(default_factory=dict, repr=False, init=False)
+    #: shared nonce-count memory (:mod:`ims.store`), for several instances of one element and
+    #: across restarts; None keeps it in this process (see :meth:`_use_nonce_shared`)
+    nonce_store: Store | None = field(default=None, repr=False)
 
     @property
     def challenge_header(self) -> str:
@@ -336,6 +342,8 @@ class DigestServer:
     def _use_nonce(self, nonce: str, username: str, count: int, now: float) -> AuthResult | None:
         """Record one use of ``nonce`` with nonce count ``count``; an AuthResult refusing it,
         or None when it is fresh."""
+        if self.nonce_store is not None:
+            return self._use_nonce_shared(self.nonce_store, nonce, username, count, now)
         entry = self._nc_seen.get(nonce)
         if entry is not None:
             if entry.username != username or count <= entry.count:
@@ -363,6 +371,53 @@ class DigestServer:
         self._nc_seen[nonce] = _NonceUse(issued, count, username)
         mine[nonce] = None
         return None
+
+    def _use_nonce_shared(
+        self, store: Store, nonce: str, username: str, count: int, now: float
+    ) -> AuthResult | None:
+        """The same rules on a shared store: one record per (realm, authenticated user) holding
+        that user's live nonces with their highest nc and the user's floor, changed in one
+        atomic update, so two instances never both accept one nc. The global bound of the
+        in-process memory is not needed: records exist only for subscribers whose response
+        verified, each holds at most ``max_nonces_per_user`` nonces, and it expires with the
+        newest of them."""
+        issued = self.nonce_issued(nonce)
+        assert issued is not None  # checked by the caller
+        cutoff = now - self.nonce_lifetime
+
+        def change(raw: bytes | None) -> tuple[Write, AuthResult | None]:
+            floor, live = -math.inf, {}
+            if raw is not None:
+                state = msgspec.json.decode(raw)
+                floor = -math.inf if state["floor"] is None else float(state["floor"])
+                nonces = state["nonces"].items()
+                live = {n: (float(i), int(c)) for n, (i, c) in nonces if i >= cutoff}
+            entry = live.get(nonce)
+            if entry is not None:
+                if count <= entry[1]:
+                    return keep, AuthResult(False, username, reason="nonce count replayed")
+                live[nonce] = (entry[0], count)
+            else:
+                if issued <= floor:
+                    return keep, AuthResult(
+                        False, username, stale=True, reason="nonce no longer tracked"
+                    )
+                while len(live) >= self.max_nonces_per_user:
+                    oldest = min(live, key=lambda n: live[n][0])
+                    floor = max(floor, live.pop(oldest)[0])
+                if issued <= floor:
+                    return keep, AuthResult(
+                        False, username, stale=True, reason="nonce no longer tracked"
+                    )
+                live[nonce] = (issued, count)
+            record = {
+                "floor": None if floor == -math.inf else floor,
+                "nonces": {n: [i, c] for n, (i, c) in live.items()},
+            }
+            expires_at = max(i for i, _ in live.values()) + self.nonce_lifetime
+            return Write(msgspec.json.encode(record), expires_at), None
+
+        return store.update("digest-nc", f"{self.realm}/{int(self.proxy)}/{username}", now, change)
 
     def _forget(self, nonce: str, use: _NonceUse) -> None:
         mine = self._by_user.get(use.username)

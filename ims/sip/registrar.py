@@ -23,20 +23,29 @@ Two layers, like every engine here:
   binding with its remaining ``expires`` (step 8), or with the error's status (400, 401, 404,
   420, 423 + Min-Expires).
 
-Time is always the ``now`` argument (seconds, any monotonic origin); nothing here reads a clock.
+Time is always the ``now`` argument; nothing here reads a clock. The bindings live in an
+:class:`ims.store.Store`, shared by instances and kept across restarts, so ``now`` is wall-clock
+seconds (``time.time()``) wherever the store outlives the process.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import secrets
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from ims.errors import ImsError
 from ims.sip.auth import DigestServer
 from ims.sip.errors import SipParseError
 from ims.sip.message import Request, Response, make_response, new_tag
 from ims.sip.uri import SipUri, Uri, unescape
+from ims.store import Store, Write, keep
+from ims.store.sqlite import SqliteStore
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -71,6 +80,8 @@ class ContactRequest:
     expires: int | None = None
     q: float | None = None
     params: tuple[tuple[str, str | None], ...] = ()
+    #: the REGISTER's Path header values (RFC 3327 §5.3: stored with the binding)
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +97,7 @@ class Binding:
     call_id: str
     cseq: int
     params: tuple[tuple[str, str | None], ...] = ()
+    path: tuple[str, ...] = ()
 
     def expires_in(self, now: float) -> int:
         """Seconds left, rounded up, never negative (the ``expires`` to report)."""
@@ -113,14 +125,79 @@ def _format_q(q: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-@dataclass(slots=True)
-class BindingStore:
-    """The location service: AOR -> bindings, with §10.3 update rules."""
+def _tuplify(value: Any) -> Any:
+    """JSON gives lists back where the contact key had tuples (hashable again)."""
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    return value
 
-    default_expires: int = DEFAULT_EXPIRES
-    min_expires: int = MIN_EXPIRES
-    max_expires: int = MAX_EXPIRES
-    _bindings: dict[str, dict[Hashable, Binding]] = field(default_factory=dict)
+
+def _encode_bindings(bindings: Iterable[Binding]) -> bytes:
+    return msgspec.json.encode(
+        [
+            [
+                b.key,
+                b.uri,
+                b.display_name,
+                b.q,
+                b.expires_at,
+                b.call_id,
+                b.cseq,
+                [list(p) for p in b.params],
+                list(b.path),
+            ]
+            for b in bindings
+        ]
+    )
+
+
+def _decode_bindings(aor: str, raw: bytes | None) -> dict[Hashable, Binding]:
+    if raw is None:
+        return {}
+    out: dict[Hashable, Binding] = {}
+    for key, uri, display, q, expires_at, call_id, cseq, params, path in msgspec.json.decode(raw):
+        k = _tuplify(key)
+        out[k] = Binding(
+            aor=aor,
+            key=k,
+            uri=uri,
+            display_name=display,
+            q=q,
+            expires_at=expires_at,
+            call_id=call_id,
+            cseq=cseq,
+            params=tuple((n, v) for n, v in params),
+            path=tuple(path),
+        )
+    return out
+
+
+class BindingStore:
+    """The location service: AOR -> bindings, with §10.3 update rules.
+
+    The bindings live in an :class:`ims.store.Store` (namespace ``location``, one record per
+    AOR holding all its bindings, expiring with the last of them), so several registrar
+    instances share them and they outlive a restart; every REGISTER is one atomic
+    read-check-write of its AOR's record (:meth:`ims.store.Store.update`). With no store given,
+    a private in-memory SQLite database (one process, nothing kept).
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        namespace: str = "location",
+        default_expires: int = DEFAULT_EXPIRES,
+        min_expires: int = MIN_EXPIRES,
+        max_expires: int = MAX_EXPIRES,
+    ) -> None:
+        self.store: Store = store if store is not None else SqliteStore(":memory:")
+        #: one namespace per registrar service (its instances share it; another operator's
+        #: registrar on the same store has its own)
+        self.NAMESPACE = namespace
+        self.default_expires = default_expires
+        self.min_expires = min_expires
+        self.max_expires = max_expires
 
     def apply(
         self,
@@ -137,16 +214,37 @@ class BindingStore:
 
         Raises :class:`RegistrarError` (400, 423) without changing anything.
         """
-        self._purge(aor, now)
-        current = self._bindings.get(aor, {})
+
+        def change(raw: bytes | None) -> tuple[Write, list[Binding]]:
+            current = _live(_decode_bindings(aor, raw), now)
+            updated = self._changed(
+                aor, current, contacts, call_id, cseq, now, wildcard, expires_header
+            )
+            if not updated:
+                return Write(None), []
+            expires_at = max(b.expires_at for b in updated.values())
+            return Write(_encode_bindings(updated.values()), expires_at), _ordered(updated)
+
+        return self.store.update(self.NAMESPACE, aor, now, change)
+
+    def _changed(
+        self,
+        aor: str,
+        current: dict[Hashable, Binding],
+        contacts: Sequence[ContactRequest],
+        call_id: str,
+        cseq: int,
+        now: float,
+        wildcard: bool,
+        expires_header: int | None,
+    ) -> dict[Hashable, Binding]:
         if wildcard:
             if contacts or expires_header != 0:
                 raise RegistrarError(400, "Wildcard Contact Needs Expires 0 And No Other Contact")
             for binding in current.values():
                 if binding.call_id == call_id and cseq <= binding.cseq:
                     raise RegistrarError(400, "CSeq Not Higher Than Existing Binding")
-            self._bindings.pop(aor, None)
-            return []
+            return {}
 
         # First pass: compute every change, so that a failure leaves the store untouched.
         changes: list[tuple[ContactRequest, int]] = []
@@ -184,45 +282,64 @@ class BindingStore:
                 call_id=call_id,
                 cseq=cseq,
                 params=contact.params,
+                path=contact.path,
             )
-        if updated:
-            self._bindings[aor] = updated
-        else:
-            self._bindings.pop(aor, None)
-        return self.lookup(aor, now)
+        return updated
 
     def lookup(self, aor: str, now: float) -> list[Binding]:
         """Current bindings of ``aor``, highest q first (absent q counts as 1.0, §16.6)."""
-        self._purge(aor, now)
-        found = list(self._bindings.get(aor, {}).values())
-        found.sort(key=lambda b: -(1.0 if b.q is None else b.q))
-        return found
+        raw = self.store.get(self.NAMESPACE, aor, now)
+        return _ordered(_live(_decode_bindings(aor, raw), now))
 
-    def aors(self) -> Iterable[str]:
-        return tuple(self._bindings)
+    def aors(self, now: float) -> Iterable[str]:
+        """The AORs with a binding current at ``now``."""
+        return tuple(
+            aor
+            for aor, raw in self.store.scan(self.NAMESPACE, now)
+            if _live(_decode_bindings(aor, raw), now)
+        )
 
     def expire(self, now: float) -> int:
-        """Drop every expired binding; return how many were dropped."""
+        """Drop every binding expired at ``now``; return how many the store still held (a
+        Redis server may already have reclaimed whole records itself)."""
         dropped = 0
-        for aor in list(self._bindings):
-            dropped += self._purge(aor, now)
+        # read at -inf: records whose every binding has expired are still seen, and each AOR
+        # is pruned in one atomic update (a REGISTER racing in on another instance is kept)
+        for aor, _ in list(self.store.scan(self.NAMESPACE, -math.inf)):
+            dropped += self.store.update(
+                self.NAMESPACE, aor, -math.inf, functools.partial(_prune, aor, now=now)
+            )
         return dropped
 
-    def next_expiry(self) -> float | None:
-        """When the earliest binding expires (for an adapter's timer), or None."""
-        times = [b.expires_at for bs in self._bindings.values() for b in bs.values()]
+    def next_expiry(self, now: float) -> float | None:
+        """When the earliest binding current at ``now`` expires (for a timer), or None."""
+        times = [
+            b.expires_at
+            for aor, raw in self.store.scan(self.NAMESPACE, now)
+            for b in _live(_decode_bindings(aor, raw), now).values()
+        ]
         return min(times) if times else None
 
-    def _purge(self, aor: str, now: float) -> int:
-        bindings = self._bindings.get(aor)
-        if not bindings:
-            return 0
-        stale = [k for k, b in bindings.items() if b.expires_at <= now]
-        for k in stale:
-            del bindings[k]
-        if not bindings:
-            del self._bindings[aor]
-        return len(stale)
+
+def _live(bindings: dict[Hashable, Binding], now: float) -> dict[Hashable, Binding]:
+    return {k: b for k, b in bindings.items() if b.expires_at > now}
+
+
+def _ordered(bindings: dict[Hashable, Binding]) -> list[Binding]:
+    found = list(bindings.values())
+    found.sort(key=lambda b: -(1.0 if b.q is None else b.q))
+    return found
+
+
+def _prune(aor: str, raw: bytes | None, *, now: float) -> tuple[Write, int]:
+    every = _decode_bindings(aor, raw)
+    live = _live(every, now)
+    if len(live) == len(every):
+        return keep, 0
+    if not live:
+        return Write(None), len(every)
+    expires_at = max(b.expires_at for b in live.values())
+    return Write(_encode_bindings(live.values()), expires_at), len(every) - len(live)
 
 
 # ---------------------------------------------------------------------------------------

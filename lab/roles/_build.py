@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ims.sip.proxy import Peer
+from ims.sip.registrar import BindingStore
 from ims.sip.trust import TrustPolicy
+from ims.store import Store, open_store
+from ims.store.mapping import StoredMap
 from lab import tls, topology
 from lab.roles._li import attach_proxy
 from lab.topology import Topology
@@ -62,6 +65,11 @@ def lab_networks(topo: Topology) -> list[str]:
     return sorted(nets)
 
 
+def open_element_store(topo: Topology) -> Store:
+    """The lab's shared store (``[store]`` in lab.toml), one connection per element."""
+    return open_store(topo.store.resolved_url(topo.name))
+
+
 def build_home_server(topo: Topology, name: str) -> HomeServer:
     e = topo.element(name)
     domain = topo.domain_of(name)
@@ -86,6 +94,7 @@ def build_home_server(topo: Topology, name: str) -> HomeServer:
         ims=ims,
         sip_port=e.sip_port,
         allowed_networks=lab_networks(topo),
+        store=open_element_store(topo),
     )
     return server
 
@@ -121,6 +130,7 @@ def build_pcscf(topo: Topology, name: str, *, pki: Path | None = None) -> Pcscf:
         tls_port=e.tls_port if e.tls else None,
         ssl_context=ssl_context,
         allowed_networks=lab_networks(topo),
+        store=open_element_store(topo),
     )
     return pcscf
 
@@ -143,6 +153,12 @@ class RunningProxy:
         if anchor is not None and hasattr(anchor, "close"):
             anchor.close()
         await self.proxy.close()
+        bindings = getattr(self.proxy, "store", None)
+        if isinstance(bindings, BindingStore):
+            bindings.store.close()
+        access = getattr(self.proxy, "by_flow", None)
+        if isinstance(access, StoredMap):
+            access.store.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

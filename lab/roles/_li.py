@@ -33,6 +33,7 @@ from typing import Any
 
 from ims.log import get_logger
 from ims.mikey.sakke_store import kms_uri_of
+from ims.store import open_store
 from lab import credentials as lab_credentials
 from lab import ticket_credentials
 from lab.topology import LiConfig, Topology, TopologyError
@@ -132,6 +133,11 @@ def _make_ne(topo: Topology, name: str) -> NetworkElementLI | None:
         x1_port=op.x1_port,
         x1_tls=pki.server_context(),
         x2x3_tls=x2x3_tls,
+        # [store]: Redis (or an explicit url) holds every NE's tasks; the embedded default
+        # keeps them in the NE's own file in its state dir
+        store=None
+        if topo.store.url is None and topo.store.backend == "sqlite"
+        else open_store(topo.store.resolved_url(topo.name)),
     )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import ssl
 from pathlib import Path
 
+from ims.store import open_store
 from lab import topology
 from lab.errors import UserError
 from lab.topology import Topology
@@ -170,6 +171,10 @@ async def _start(args: argparse.Namespace, topo: Topology | None = None) -> Lemf
         task_key_policies=per_task,
         liids=liids,
         plain_tcp=ctx is None,
+        # [store] naming a shared backend (Redis, or a url) holds the delivery state too
+        delivery_store=None
+        if topo is None or (topo.store.url is None and topo.store.backend == "sqlite")
+        else open_store(topo.store.resolved_url(topo.name)),
     )
     await lemf.start()
     mode = "TLS (mutual)" if ctx is not None else "TCP"

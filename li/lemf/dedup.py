@@ -20,10 +20,13 @@ So:
 * the state is bounded: ``window`` slots per stream (13 bytes each, allocated on first use),
   at most ``max_streams`` streams (least recently used evicted: its re-sends would be stored
   twice, never lost);
-* it persists per stream (``state_dir/<hash>.dedup``, 0600, written at checkpoints, before a
-  Keepalive-Ack), so a restarted LEMF still recognises re-sent PDUs.
+* it persists per stream in the element store (:mod:`ims.store`, namespace ``lemf-dedup``, one
+  record per stream, written at checkpoints, before a Keepalive-Ack), so a restarted LEMF
+  still recognises re-sent PDUs: by default ``state_dir/dedup.sqlite`` (0600), or the lab's
+  shared store (Redis) when one is given. Stream files of earlier versions
+  (``state_dir/<hash>.dedup``) are imported once.
 
-Sans-I/O apart from :meth:`save`/:meth:`load` on its own directory.
+Sans-I/O apart from :meth:`save`/:meth:`load` through its store.
 """
 
 from __future__ import annotations
@@ -36,11 +39,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ims.store import Store
+from ims.store.sqlite import SqliteStore
+
 _SLOT = struct.Struct("!BI8s")  # used flag, sequence number, digest
 _HEAD = struct.Struct("!4sHBI")  # magic, key length, has-last flag, last sequence
 _MAGIC = b"LDD1"
 HALF = 0x80000000
 MASK = 0xFFFFFFFF
+NAMESPACE = "lemf-dedup"
+#: the records never expire (a stream leaves only by eviction)
+_ALWAYS = -float("inf")
 
 
 class Verdict(enum.Enum):
@@ -71,20 +80,32 @@ class _Stream:
 class DuplicateFilter:
     def __init__(
         self,
-        state_dir: Path | None = None,
+        state: Path | Store | None = None,
         *,
         window: int = 4096,
         max_streams: int = 4096,
     ) -> None:
         self.window = window
         self.max_streams = max_streams
-        self.state_dir = state_dir
+        self.state_dir = state if isinstance(state, Path) else None
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self.evicted = 0
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(state_dir, 0o700)
+        self.store: Store | None = None
+        self._owned = False
+        if isinstance(state, Path):
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(state, 0o700)
+            self.store, self._owned = SqliteStore(state / "dedup.sqlite"), True
+        elif state is not None:
+            self.store = state
+        if self.store is not None:
+            if self.state_dir is not None:
+                self._import_files(self.state_dir)
             self.load()
+
+    def close(self) -> None:
+        if self._owned and self.store is not None:
+            self.store.close()
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -96,8 +117,8 @@ class DuplicateFilter:
             while len(self._streams) >= self.max_streams:
                 old, _ = self._streams.popitem(last=False)
                 self.evicted += 1
-                if self.state_dir is not None:
-                    self._path(old).unlink(missing_ok=True)
+                if self.store is not None:
+                    self.store.delete(NAMESPACE, _record_key(old))
             st = self._streams[key] = _Stream(self.window)
         else:
             self._streams.move_to_end(key)
@@ -128,39 +149,51 @@ class DuplicateFilter:
         st.dirty = True
 
     # -- persistence -----------------------------------------------------------------------
-    def _path(self, key: str) -> Path:
-        assert self.state_dir is not None
-        return self.state_dir / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".dedup")
-
     def save(self) -> None:
-        """Write every stream changed since the last save (atomically, 0600)."""
-        if self.state_dir is None:
+        """Write every stream changed since the last save (one record per stream)."""
+        if self.store is None:
             return
         for key, st in self._streams.items():
             if not st.dirty:
                 continue
-            kb = key.encode()
-            head = _HEAD.pack(_MAGIC, len(kb), st.last is not None, st.last or 0)
-            path = self._path(key)
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(head + kb + bytes(st.ring))
-            os.replace(tmp, path)
+            self.store.put(NAMESPACE, _record_key(key), _encode(key, st))
             st.dirty = False
 
     def load(self) -> None:
-        assert self.state_dir is not None
-        files = sorted(self.state_dir.glob("*.dedup"), key=lambda p: p.stat().st_mtime)
-        for path in files[-self.max_streams :]:
+        assert self.store is not None
+        for _, data in list(self.store.scan(NAMESPACE, _ALWAYS))[-self.max_streams :]:
+            decoded = self._decode(data)
+            if decoded is not None:
+                self._streams[decoded[0]] = decoded[1]
+
+    def _decode(self, data: bytes) -> tuple[str, _Stream] | None:
+        if len(data) < _HEAD.size:
+            return None
+        magic, klen, has_last, last = _HEAD.unpack_from(data)
+        ring = data[_HEAD.size + klen :]
+        if magic != _MAGIC or len(ring) != self.window * _SLOT.size:
+            return None  # another window size or a foreign record: start that stream afresh
+        st = _Stream(self.window)
+        st.last = last if has_last else None
+        st.ring[:] = ring
+        return data[_HEAD.size : _HEAD.size + klen].decode("utf-8", "replace"), st
+
+    def _import_files(self, directory: Path) -> None:
+        """Stream files of the file-per-stream format: into the store, then removed."""
+        assert self.store is not None
+        for path in sorted(directory.glob("*.dedup"), key=lambda p: p.stat().st_mtime):
             data = path.read_bytes()
-            if len(data) < _HEAD.size:
-                continue
-            magic, klen, has_last, last = _HEAD.unpack_from(data)
-            ring = data[_HEAD.size + klen :]
-            if magic != _MAGIC or len(ring) != self.window * _SLOT.size:
-                continue  # another window size or a foreign file: start that stream afresh
-            st = _Stream(self.window)
-            st.last = last if has_last else None
-            st.ring[:] = ring
-            self._streams[data[_HEAD.size : _HEAD.size + klen].decode("utf-8", "replace")] = st
+            decoded = self._decode(data)
+            if decoded is not None:
+                self.store.put(NAMESPACE, _record_key(decoded[0]), data)
+            path.unlink()
+
+
+def _record_key(key: str) -> str:
+    # the stream key holds a TLS identity and an XID: hashed, it fits any backend's key
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _encode(key: str, st: _Stream) -> bytes:
+    kb = key.encode()
+    return _HEAD.pack(_MAGIC, len(kb), st.last is not None, st.last or 0) + kb + bytes(st.ring)

@@ -39,6 +39,7 @@ from typing import Any
 
 from ims.errors import ImsError
 from ims.log import begin_message, end_message, get_logger
+from ims.store import Store
 from li.lemf.call import Call, DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.callfiles import link_call
 from li.lemf.dedup import DuplicateFilter, Verdict, digest
@@ -138,6 +139,7 @@ class Mediation:
         max_xids: int = 10_000,
         max_calls_per_xid: int = 100_000,
         summaries_per_second: float = 10.0,
+        delivery_store: Store | None = None,
     ) -> None:
         self.out = private_dir(Path(out_dir))
         self.liids = dict(liids or {})  # XID -> LIID for the HI2 records (li.hi2)
@@ -156,7 +158,12 @@ class Mediation:
         self._open: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.stats = MediationStats()
         self.poi_identities = {k: frozenset(v) for k, v in (poi_identities or {}).items()}
-        self.dedup = DuplicateFilter(self.out / ".dedup", max_streams=max_streams)
+        # delivery state per authenticated sender: the shared store when given (ims.store),
+        # else the LEMF's own file under OUT/.dedup
+        self.dedup = DuplicateFilter(
+            delivery_store if delivery_store is not None else self.out / ".dedup",
+            max_streams=max_streams,
+        )
         self.max_xids = max_xids
         self.max_calls_per_xid = max_calls_per_xid
         # tasks with a directory (also from before a restart) and calls per task
@@ -523,4 +530,5 @@ class Mediation:
             regs.close()
         self.regs.clear()
         self.dedup.save()
+        self.dedup.close()
         self.calls.clear()

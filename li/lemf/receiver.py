@@ -41,6 +41,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from ims.log import get_logger
+from ims.store import Store
 from li.lemf.call import DecryptorFactory, KeyPolicy, default_decryptor
 from li.lemf.mediation import Mediation, PduRefused
 from li.lemf.output import write_json_private
@@ -77,6 +78,7 @@ class LemfServer:
         max_xids: int = 10_000,
         idle_interval: float = 1.0,
         checkpoint_interval: float = 0.05,
+        delivery_store: Store | None = None,
     ) -> None:
         if ssl is None and not plain_tcp:
             raise ValueError(
@@ -98,6 +100,7 @@ class LemfServer:
         self.checkpoint_interval = checkpoint_interval
         self._next_checkpoint = 0.0
         self.checkpoints = 0
+        self.delivery_store = delivery_store  # the lab's shared store, else a file in out_dir
         self._per_source: dict[str, int] = {}
         self._framers: set[PduFramer] = set()
         self._idle_task: asyncio.Task[None] | None = None
@@ -147,6 +150,7 @@ class LemfServer:
             poi_identities=self.poi_identities,
             max_streams=self.max_streams,
             max_xids=self.max_xids,
+            delivery_store=self.delivery_store,
         )
         self._server = await asyncio.start_server(
             self._on_conn,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ims.log import get_logger
+from ims.store import Store
 from li.x1.handler import (
     DestinationCreated,
     DestinationModified,
@@ -46,11 +47,15 @@ class NetworkElementLI:
         x1_tls: ssl.SSLContext | None = None,
         x2x3_tls: ssl.SSLContext | None = None,
         exporter: X2X3Exporter | None = None,
+        store: Store | None = None,
     ) -> None:
         self.ne_id = ne_id
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = X1Store(self.state_dir / "x1.sqlite")
+        # the lab's shared store when given (Redis: every instance and restart sees the same
+        # tasks), else the NE's own SQLite file in its state dir
+        self.store = X1Store(store if store is not None else self.state_dir / "x1.sqlite", ne=ne_id)
+        self._shared = store  # handed over: closed with the NE
         self.exporter = exporter or X2X3Exporter(self.state_dir / "spool", nf_id=ne_id)
         self.x2x3_tls = x2x3_tls
         self.tasks: dict[uuid.UUID, TaskDetails] = {}
@@ -74,6 +79,8 @@ class NetworkElementLI:
             await t
         await self.exporter.close()
         self.store.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def _destination(self, d: DestinationDetails) -> DeliveryDestination:
         return DeliveryDestination(

@@ -1,18 +1,24 @@
-"""Persistence of an NE's X1 state (tasks and destinations) in SQLite.
+"""Persistence of an NE's X1 state (tasks and destinations) in the element store (ims.store).
 
 Tasks and destinations are stored as their X1 XML (``taskDetails`` / ``destinationDetails``),
 so everything the ADMF sent — including the imslab extension and its secrets — survives an NE
-restart exactly. The database file is created 0600: it may hold MIKEY secrets lent to the
-task. ``":memory:"`` gives a throw-away store for tests.
+restart exactly. Each NE has its own two namespaces (``x1-tasks.<ne>``, ``x1-dests.<ne>``),
+on either backend: its own SQLite file (0600: it may hold MIKEY secrets lent to the task; the
+default, ``X1Store(path)``) or the lab's shared store (``X1Store(store, ne=...)``, e.g. Redis).
+A modification is one atomic update (the count cannot be lost between two writers).
+``":memory:"`` gives a throw-away store for tests.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
+import math
 import uuid
 from pathlib import Path
 
+import msgspec
+
+from ims.store import Store, Write
+from ims.store.sqlite import SqliteStore
 from li.x1.model import DestinationDetails, TaskDetails, TaskStatus
 from li.x1.xml import (
     decode_destination_details,
@@ -21,83 +27,89 @@ from li.x1.xml import (
     encode_task_details,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    xid TEXT PRIMARY KEY,
-    details BLOB NOT NULL,
-    modifications INTEGER NOT NULL DEFAULT 0,
-    last_modified TEXT
-);
-CREATE TABLE IF NOT EXISTS destinations (
-    did TEXT PRIMARY KEY,
-    details BLOB NOT NULL
-);
-"""
+#: LI records never expire; a read at -inf sees every record whatever the clock says
+_ALWAYS = -math.inf
+
+
+class _TaskRecord(msgspec.Struct, frozen=True):
+    details: str
+    modifications: int = 0
+    last_modified: str | None = None
 
 
 class X1Store:
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            p = Path(self.path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
-            os.fchmod(fd, 0o600)
-            os.close(fd)
-        # used from the X1 server's single worker thread and, at start-up and close, from the
-        # event loop's thread -- never at the same time (li.x1.server serialises requests)
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+    def __init__(self, store: Store | str | Path = ":memory:", *, ne: str = "ne") -> None:
+        self._owned = not isinstance(store, Store)
+        self.store: Store = store if isinstance(store, Store) else SqliteStore(store)
+        safe = ne.replace(":", "_")
+        self._tasks = f"x1-tasks.{safe}"
+        self._dests = f"x1-dests.{safe}"
+        if isinstance(self.store, SqliteStore):
+            self._import_legacy(self.store)
+
+    def _import_legacy(self, sqlite: SqliteStore) -> None:
+        """An NE file written before the element store (tables ``tasks``/``destinations``):
+        its tasks move into the store once, so none is lost on upgrade."""
+        db = sqlite.db
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "tasks" not in names or "destinations" not in names:
+            return
+        for xid, details, mods, last in db.execute(
+            "SELECT xid, details, modifications, last_modified FROM tasks"
+        ).fetchall():
+            rec = _TaskRecord(
+                details=bytes(details).decode(), modifications=mods, last_modified=last
+            )
+            self.store.put(self._tasks, str(xid), msgspec.json.encode(rec))
+        for did, details in db.execute("SELECT did, details FROM destinations").fetchall():
+            self.store.put(self._dests, str(did), bytes(details))
+        db.execute("DROP TABLE tasks")
+        db.execute("DROP TABLE destinations")
 
     def close(self) -> None:
-        self.db.close()
+        if self._owned:
+            self.store.close()
 
     # -- tasks ---------------------------------------------------------------------------
     def get_task(self, xid: uuid.UUID) -> tuple[TaskDetails, TaskStatus] | None:
-        row = self.db.execute(
-            "SELECT details, modifications, last_modified FROM tasks WHERE xid = ?", (str(xid),)
-        ).fetchone()
-        if row is None:
+        raw = self.store.get(self._tasks, str(xid), _ALWAYS)
+        if raw is None:
             return None
-        return decode_task_details(row[0]), TaskStatus(
-            number_of_modifications=row[1], time_of_last_modification=row[2]
+        rec = msgspec.json.decode(raw, type=_TaskRecord)
+        return decode_task_details(rec.details.encode()), TaskStatus(
+            number_of_modifications=rec.modifications, time_of_last_modification=rec.last_modified
         )
 
     def put_task(self, task: TaskDetails, *, modified_at: str, modification: bool) -> None:
-        with self.db:
-            if modification:
-                self.db.execute(
-                    "UPDATE tasks SET details = ?, modifications = modifications + 1, "
-                    "last_modified = ? WHERE xid = ?",
-                    (encode_task_details(task), modified_at, str(task.xid)),
-                )
-            else:
-                self.db.execute(
-                    "INSERT INTO tasks (xid, details, modifications, last_modified) "
-                    "VALUES (?, ?, 0, ?)",
-                    (str(task.xid), encode_task_details(task), modified_at),
-                )
+        details = encode_task_details(task).decode()
+
+        def change(raw: bytes | None) -> tuple[Write, None]:
+            count = 0
+            if modification and raw is not None:
+                count = msgspec.json.decode(raw, type=_TaskRecord).modifications + 1
+            rec = _TaskRecord(details=details, modifications=count, last_modified=modified_at)
+            return Write(msgspec.json.encode(rec)), None
+
+        self.store.update(self._tasks, str(task.xid), _ALWAYS, change)
 
     def delete_task(self, xid: uuid.UUID) -> bool:
-        with self.db:
-            cur = self.db.execute("DELETE FROM tasks WHERE xid = ?", (str(xid),))
-        return cur.rowcount > 0
+        return self.store.delete(self._tasks, str(xid))
 
     def delete_all_tasks(self) -> list[uuid.UUID]:
         xids = self.task_ids()
-        with self.db:
-            self.db.execute("DELETE FROM tasks")
+        for xid in xids:
+            self.store.delete(self._tasks, str(xid))
         return xids
 
     def count(self, table: str) -> int:
         """Rows in ``tasks`` or ``destinations``."""
         if table not in ("tasks", "destinations"):
             raise ValueError(table)
-        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        ns = self._tasks if table == "tasks" else self._dests
+        return sum(1 for _ in self.store.scan(ns, _ALWAYS))
 
     def task_ids(self) -> list[uuid.UUID]:
-        return [uuid.UUID(r[0]) for r in self.db.execute("SELECT xid FROM tasks ORDER BY xid")]
+        return [uuid.UUID(k) for k, _ in self.store.scan(self._tasks, _ALWAYS)]
 
     def tasks(self) -> list[tuple[TaskDetails, TaskStatus]]:
         out = []
@@ -109,27 +121,17 @@ class X1Store:
 
     # -- destinations --------------------------------------------------------------------
     def get_destination(self, did: uuid.UUID) -> DestinationDetails | None:
-        row = self.db.execute(
-            "SELECT details FROM destinations WHERE did = ?", (str(did),)
-        ).fetchone()
-        return None if row is None else decode_destination_details(row[0])
+        raw = self.store.get(self._dests, str(did), _ALWAYS)
+        return None if raw is None else decode_destination_details(raw)
 
     def put_destination(self, dest: DestinationDetails) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO destinations (did, details) VALUES (?, ?)",
-                (str(dest.did), encode_destination_details(dest)),
-            )
+        self.store.put(self._dests, str(dest.did), encode_destination_details(dest))
 
     def delete_destination(self, did: uuid.UUID) -> bool:
-        with self.db:
-            cur = self.db.execute("DELETE FROM destinations WHERE did = ?", (str(did),))
-        return cur.rowcount > 0
+        return self.store.delete(self._dests, str(did))
 
     def destination_ids(self) -> list[uuid.UUID]:
-        return [
-            uuid.UUID(r[0]) for r in self.db.execute("SELECT did FROM destinations ORDER BY did")
-        ]
+        return [uuid.UUID(k) for k, _ in self.store.scan(self._dests, _ALWAYS)]
 
     def destinations(self) -> list[DestinationDetails]:
         out = []

@@ -43,7 +43,7 @@ import ipaddress
 import math
 import secrets
 import ssl
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from ims.log import begin_message, end_message, get_logger, tag_message
@@ -94,8 +94,13 @@ class ProxyServer:
         hosts: Mapping[str, str] | None = None,
         allowed_networks: Sequence[str] | None = None,
         client_ssl: ssl.SSLContext | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.core = core
+        # the clock the core and the transaction layer run on: the loop's monotonic clock by
+        # default; the wall clock when the router keeps state in a shared store (ims.store),
+        # whose expiries every instance and a restarted process must read alike
+        self._clock = clock
         self.client_ssl = client_ssl  # TLS connections we open (None: no outbound TLS)
         # next hops outside these networks are refused (503) instead of contacted: a lab
         # safety net so that a torture message's Route cannot make us talk to other hosts
@@ -220,7 +225,7 @@ class ProxyServer:
     # -- input ----------------------------------------------------------------------------
     def _now(self) -> float:
         assert self._loop is not None
-        return self._loop.time()
+        return self._loop.time() if self._clock is None else self._clock()
 
     def _on_datagram(self, data: bytes, flow: Flow) -> None:
         now = self._now()
@@ -447,6 +452,9 @@ class ProxyServer:
             self._timer.cancel()
         assert self._loop is not None
         self._timer_at = at
+        if self._clock is not None:
+            # a deadline on another clock: the same distance from now on the loop's clock
+            at = self._loop.time() + max(0.0, at - self._clock())
         self._timer = self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from li.lemf.dedup import DuplicateFilter, Verdict, digest
+from li.lemf.dedup import NAMESPACE, DuplicateFilter, Verdict, _encode, digest
+from tests.store_backends import Backend
 
 
 def test_only_identical_bytes_are_duplicates() -> None:
@@ -31,9 +32,35 @@ def test_bounded_streams_and_persistence(tmp_path: Path) -> None:
         f.stored(f"s{i}|x", 1, digest(b"x"))
     assert len(f) == 3 and f.evicted == 7
     f.save()
-    assert len(list((tmp_path / "d").glob("*.dedup"))) <= 3
+    assert f.store is not None and len(list(f.store.scan(NAMESPACE, 0.0))) == 3  # evicted: gone
     for p in (tmp_path / "d").iterdir():
         assert p.stat().st_mode & 0o077 == 0
+    f.close()
     g = DuplicateFilter(tmp_path / "d", window=16, max_streams=3)
     assert g.check("s9|x", 1, digest(b"x")).verdict is Verdict.DUPLICATE
     assert g.check("s0|x", 1, digest(b"x")).verdict is Verdict.NEW  # evicted: stored again
+
+
+def test_stream_files_of_the_earlier_format_are_imported(tmp_path: Path) -> None:
+    """A LEMF restarted on this version still recognises PDUs stored before the upgrade."""
+    old = tmp_path / "d"
+    old.mkdir()
+    f = DuplicateFilter(window=16)
+    f.stored("tls:poi-a|x", 7, digest(b"pdu"))
+    key = "tls:poi-a|x"
+    (old / "0123.dedup").write_bytes(_encode(key, f._streams[key]))
+    g = DuplicateFilter(old, window=16)
+    assert g.check(key, 7, digest(b"pdu")).verdict is Verdict.DUPLICATE
+    assert not list(old.glob("*.dedup"))  # moved into the store
+
+
+def test_delivery_state_on_both_backends_survives_a_restart(backend: Backend) -> None:
+    f = DuplicateFilter(backend.open(), window=16)
+    f.stored("tls:poi-a|x", 1, digest(b"one"))
+    f.stored("tls:poi-a|x", 2, digest(b"two"))
+    f.save()
+    backend.restart_server()
+    g = DuplicateFilter(backend.open(), window=16)
+    assert g.check("tls:poi-a|x", 2, digest(b"two")).verdict is Verdict.DUPLICATE
+    assert g.check("tls:poi-a|x", 2, digest(b"forged")).verdict is Verdict.CONFLICT
+    assert g.check("tls:poi-a|x", 5, digest(b"five")).gap == (3, 5)
