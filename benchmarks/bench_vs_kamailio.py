@@ -50,6 +50,16 @@ KAMAILIO_CFG = ROOT / "benchmarks" / "kamailio-proxy.cfg"
 DOMAIN = "bench.test"
 CALLEE = "bob"
 PROXY_IP, UAC_IP, UAS_IP = "127.0.4.1", "127.0.4.2", "127.0.4.3"
+# SIPp's own sockets: its default -buff_size is 65,535 bytes, about 100 INVITEs; a scheduling
+# hiccup of a few ms at 1,000+ calls/s overflows it (nstat UdpRcvbufErrors) and every lost
+# datagram costs a 500 ms retransmission: that, not the proxies, capped the first runs of this
+# benchmark at 400-600 calls/s. 4 MiB is net.core.rmem_max on the project's machines.
+SIPP_BUFFER = ("-buff_size", str(4 * 1024 * 1024))
+# the UAC opens one socket per call (-t un): imslab's workers share the proxy's address with
+# SO_REUSEPORT, where the kernel picks a worker per source address and port; calls from one
+# SIPp socket would all land on one worker (real UEs come from many addresses). Kamailio's
+# workers read one shared socket, so this changes nothing for it.
+SIPP_UAC_SOCKETS = ("-t", "un", "-max_socket", "16000")
 
 
 def free_port(ip: str) -> int:
@@ -84,14 +94,15 @@ class Proxy:
                 self.proc.wait()
 
 
-def start_imslab(work: Path, *, shed: bool = False) -> Proxy:
-    """``imslab run sip-proxy``; ``shed``: with its overload control (``--overload``)."""
+def start_imslab(work: Path, *, shed: bool = False, workers: int = 1) -> Proxy:
+    """``imslab run sip-proxy``; ``shed``: with its overload control (``--overload``);
+    ``workers`` processes sharing the address (``--workers``)."""
     port = free_port(PROXY_IP)
     log = work / "imslab.log"
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())",
          "run", "sip-proxy", "--listen", f"{PROXY_IP}:{port}", "--domain", DOMAIN,
-         *(["--overload"] if shed else [])],
+         "--workers", str(workers), *(["--overload"] if shed else [])],
         cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -175,11 +186,29 @@ def _register_once(sipp: str, proxy: str, contact: str, work: Path) -> bool:
     return r.returncode == 0
 
 
+def direct_scenarios(work: Path) -> Path:
+    """The UAC and UAS scenarios without their Record-Route checks, for SIPp against SIPp
+    with no proxy between (the harness's own ceiling)."""
+    out = work / "direct"
+    out.mkdir(exist_ok=True)
+    for name in ("uac.xml", "uas.xml"):
+        text = (SCENARIOS / name).read_text().replace('check_it="true"', 'check_it="false"')
+        (out / name).write_text(text)
+    return out
+
+
 def sipp_step(
-    sipp: str, proxy: str, rate: int, seconds: float, work: Path, uas_port: int
+    sipp: str,
+    proxy: str,
+    rate: int,
+    seconds: float,
+    work: Path,
+    uas_port: int,
+    scenarios: Path | None = None,
 ) -> dict[str, object]:
     """``rate`` calls/s for ``seconds`` through ``proxy`` to the UAS on ``uas_port``, its
-    registration refreshed first (one port per proxy: one binding, no fork to an old UAS)."""
+    registration refreshed first (one port per proxy: one binding, no fork to an old UAS).
+    ``scenarios``: SIPp straight to the UAS (``proxy`` is then the UAS), no registration."""
     calls = max(1, int(rate * seconds))
     uac_port = free_port(UAC_IP)
     counts_dir = work / f"counts-{rate}-{time.monotonic_ns()}"  # SIPp names its file by pid
@@ -187,23 +216,26 @@ def sipp_step(
     limit = int(seconds * 3 + 20)
     tag = f"{rate}-{time.monotonic_ns()}"
     uas_csv, uac_csv = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
+    uas_xml = scenarios / "uas.xml" if scenarios else UAS_XML
+    uac_xml = (scenarios or SCENARIOS) / "uac.xml"
     uas = subprocess.Popen(
-        ["timeout", str(limit + 10), sipp, "-sf", str(UAS_XML), "-i", UAS_IP,
-         "-p", str(uas_port), "-nostdin", "-trace_stat", "-stf", str(uas_csv), "-fd", "1"],
+        ["timeout", str(limit + 10), sipp, "-sf", str(uas_xml), "-i", UAS_IP,
+         "-p", str(uas_port), *SIPP_BUFFER, "-nostdin", "-trace_stat", "-stf", str(uas_csv),
+         "-fd", "1"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(0.3)
-        if not register(sipp, proxy, f"{UAS_IP}:{uas_port}", work):
+        if scenarios is None and not register(sipp, proxy, f"{UAS_IP}:{uas_port}", work):
             return {"rate": rate, "calls": calls, "ok": 0, "shed": 0, "failed": calls,
                     "seconds": 0.0, "cps": 0.0, "error": "REGISTER failed"}  # fmt: skip
         t0 = time.monotonic()
         uac = subprocess.Popen(
-            ["timeout", str(limit + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy,
+            ["timeout", str(limit + 5), sipp, "-sf", str(uac_xml), proxy,
              "-i", UAC_IP, "-p", str(uac_port), "-s", CALLEE, "-key", "domain", DOMAIN,
              "-m", str(calls), "-r", str(rate), "-l", str(rate * 4), "-timeout", str(limit),
-             "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(uac_csv),
-             "-trace_counts", "-fd", "1"],
+             "-timeout_error", *SIPP_BUFFER, *SIPP_UAC_SOCKETS, "-nostdin", "-trace_stat",
+             "-stf", str(uac_csv), "-trace_counts", "-fd", "1"],
             cwd=counts_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -249,14 +281,23 @@ def loss_free(r: dict[str, object], seconds: float) -> bool:
 
 
 def ramp(
-    sipp: str, proxy: Proxy, rates: list[int], seconds: float, work: Path
+    sipp: str,
+    proxy: Proxy | None,
+    rates: list[int],
+    seconds: float,
+    work: Path,
 ) -> tuple[int, list[dict[str, object]]]:
+    """Step through ``rates`` until one is not loss-free; ``proxy`` None: SIPp to SIPp."""
     best, runs = 0, []
+    direct = direct_scenarios(work) if proxy is None else None
+    name = "sipp" if proxy is None else proxy.name
+    uas_port = free_port(UAS_IP) if proxy is None else proxy.uas_port
     for rate in rates:
-        r = sipp_step(sipp, proxy.address, rate, seconds, work, proxy.uas_port)
-        r["proxy"], r["load"] = proxy.name, load()
+        address = f"{UAS_IP}:{uas_port}" if proxy is None else proxy.address
+        r = sipp_step(sipp, address, rate, seconds, work, uas_port, direct)
+        r["proxy"], r["load"] = name, load()
         runs.append(r)
-        print(f"{proxy.name:>9} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['shed']:>6} "
+        print(f"{name:>9} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['shed']:>6} "
               f"{r['failed']:>7} {r['seconds']:>8} {r['cps']:>8} {r['load']:>6} "
               f"{r.get('error', '')}", flush=True)  # fmt: skip
         if not loss_free(r, seconds):
@@ -280,8 +321,13 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=250)
     ap.add_argument("--max-rate", type=int, default=6000)
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of calls per step")
-    ap.add_argument("--workers", type=int, default=2, help="Kamailio UDP workers")
+    ap.add_argument("--workers", type=int, default=2, help="UDP workers of each proxy")
     ap.add_argument("--only", choices=("imslab", "kamailio"), help="measure one proxy only")
+    ap.add_argument(
+        "--harness",
+        action="store_true",
+        help="first ramp SIPp against SIPp with no proxy: the harness's own ceiling",
+    )
     ap.add_argument("--overload", action="store_true", help="imslab at 2x its max, then 1x")
     ap.add_argument("--overload-seconds", type=float, default=10.0)
     ap.add_argument("--shed", action="store_true", help="imslab with its overload control on")
@@ -308,6 +354,9 @@ def main() -> int:
     runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-vs-kamailio-") as tmp:
         work = Path(tmp)
+        if args.harness:
+            best["sipp"], r = ramp(sipp, None, rates, args.seconds, work)
+            runs += r
         if args.only != "imslab":
             if kamailio is None:
                 print("kamailio is not installed (apt-get install kamailio): imslab only")
@@ -316,7 +365,7 @@ def main() -> int:
                     best["kamailio"], r = ramp(sipp, k, rates, args.seconds, work)
                     runs += r
         if args.only != "kamailio":
-            with running(start_imslab(work, shed=args.shed)) as p:
+            with running(start_imslab(work, shed=args.shed, workers=args.workers)) as p:
                 best["imslab"], r = ramp(sipp, p, rates, args.seconds, work)
                 runs += r
                 top = best["imslab"]

@@ -42,6 +42,7 @@ import functools
 import ipaddress
 import math
 import secrets
+import socket
 import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
@@ -120,13 +121,27 @@ class ProxyServer:
         self._probe_to: tuple[str, int] | None = None
         self._probe_data = b"\0imslab-probe " + secrets.token_hex(8).encode()
         self._allowed_cache: dict[str, bool] = {}
+        # a worker sharing its listen address sends what it forwards from its own port (the
+        # Via sent-by it writes, ProxyConfig.sent_by), so the responses come back to it
+        self._sender: dict[str, tuple[str, int]] = {
+            p.transport.upper(): (p.host, p.port) for p in core.config.sent_by
+        }
 
     # -- set-up ---------------------------------------------------------------------------
     async def listen(
-        self, transport: str, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
     ) -> tuple[str, int]:
         """Listen on ``transport`` (``"udp"``, ``"tcp"``, ``"tls"`` — TLS needs
-        ``ssl_context``, the server context); returns the bound address."""
+        ``ssl_context``, the server context); returns the bound address. UDP only:
+        ``reuse_port`` shares the address with sibling worker processes (``SO_REUSEPORT``);
+        ``sock`` adopts an already bound socket (a worker's own port, ``ProxyConfig.sent_by``)."""
         self._loop = asyncio.get_running_loop()
         kind = transport.lower()
         if kind in ("tcp", "tls"):
@@ -142,7 +157,7 @@ class ProxyServer:
         if kind != "udp":
             raise ValueError(f"transport {transport!r} is not available (udp, tcp, tls)")
         udp = UdpTransport(self._on_datagram)
-        addr = await udp.bind(host, port)
+        addr = await udp.bind(host, port, reuse_port=reuse_port, sock=sock)
         self._udp.append(udp)
         # a burst arriving while the loop is busy (a batch of timers, a GC pass) waits in the
         # kernel instead of being dropped and retransmitted 500 ms later
@@ -305,6 +320,9 @@ class ProxyServer:
                     self.stats["unresolved"] += 1
                     self._act(self.core.branch_failed(a.branch, 503, now), now)
                     continue
+                sender = self._sender.get(flow.transport)
+                if sender is not None:
+                    flow = Flow(flow.transport, flow.remote, sender)
                 tx, events = layer.send_request(a.request, flow, now)
                 self._clients[a.branch] = tx
                 self._events(events, now)
