@@ -72,6 +72,30 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants (Kamailio's
+    forked workers, imslab's worker processes): calls per CPU-second is the comparison that a
+    loaded machine disturbs least."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        p = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(p)
+        cpu[p] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo += children.get(p, [])
+    return total
+
+
 # ------------------------------------------------------------------------------ proxies
 @dataclass
 class Proxy:
@@ -205,15 +229,18 @@ def sipp_step(
     work: Path,
     uas_port: int,
     scenarios: Path | None = None,
+    grace: float | None = None,
 ) -> dict[str, object]:
     """``rate`` calls/s for ``seconds`` through ``proxy`` to the UAS on ``uas_port``, its
     registration refreshed first (one port per proxy: one binding, no fork to an old UAS).
-    ``scenarios``: SIPp straight to the UAS (``proxy`` is then the UAS), no registration."""
+    ``scenarios``: SIPp straight to the UAS (``proxy`` is then the UAS), no registration.
+    ``grace``: seconds SIPp waits after the last call is placed before it stops and counts
+    what did not complete as failed (default 2 * seconds + 20)."""
     calls = max(1, int(rate * seconds))
     uac_port = free_port(UAC_IP)
     counts_dir = work / f"counts-{rate}-{time.monotonic_ns()}"  # SIPp names its file by pid
     counts_dir.mkdir()
-    limit = int(seconds * 3 + 20)
+    limit = int(seconds + (2 * seconds + 20 if grace is None else grace))
     tag = f"{rate}-{time.monotonic_ns()}"
     uas_csv, uac_csv = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
     uas_xml = scenarios / "uas.xml" if scenarios else UAS_XML
@@ -286,6 +313,7 @@ def ramp(
     rates: list[int],
     seconds: float,
     work: Path,
+    grace: float | None = None,
 ) -> tuple[int, list[dict[str, object]]]:
     """Step through ``rates`` until one is not loss-free; ``proxy`` None: SIPp to SIPp."""
     best, runs = 0, []
@@ -294,12 +322,16 @@ def ramp(
     uas_port = free_port(UAS_IP) if proxy is None else proxy.uas_port
     for rate in rates:
         address = f"{UAS_IP}:{uas_port}" if proxy is None else proxy.address
-        r = sipp_step(sipp, address, rate, seconds, work, uas_port, direct)
+        cpu0 = 0.0 if proxy is None else tree_cpu(proxy.proc.pid)
+        r = sipp_step(sipp, address, rate, seconds, work, uas_port, direct, grace)
+        ok = int(str(r["ok"]))
+        if proxy is not None and ok:
+            r["cpu_ms_per_call"] = round((tree_cpu(proxy.proc.pid) - cpu0) * 1000 / ok, 3)
         r["proxy"], r["load"] = name, load()
         runs.append(r)
         print(f"{name:>9} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['shed']:>6} "
               f"{r['failed']:>7} {r['seconds']:>8} {r['cps']:>8} {r['load']:>6} "
-              f"{r.get('error', '')}", flush=True)  # fmt: skip
+              f"{r.get('cpu_ms_per_call', '-'):>8} {r.get('error', '')}", flush=True)  # fmt: skip
         if not loss_free(r, seconds):
             break
         best = rate
@@ -349,7 +381,7 @@ def main() -> int:
     results: dict[str, object] = {"cores": os.cpu_count(), "load_before": load()}
     print(f"machine: {os.cpu_count()} cores, load average {results['load_before']}")
     print(f"{'proxy':>9} {'rate':>6} {'calls':>7} {'ok':>7} {'shed':>6} {'failed':>7} "
-          f"{'seconds':>8} {'cps':>8} {'load':>6}")  # fmt: skip
+          f"{'seconds':>8} {'cps':>8} {'load':>6} {'cpu ms/call':>8}")  # fmt: skip
     best: dict[str, int] = {}
     runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-vs-kamailio-") as tmp:
@@ -397,6 +429,18 @@ def main() -> int:
     if best.get("kamailio"):
         results["ratio"] = round(best.get("imslab", 0) / best["kamailio"], 2)
         print(f"ratio imslab / kamailio: {results['ratio']}")
+    # CPU per completed call over the loss-free steps of each (all steps when none was)
+    per_call: dict[str, float] = {}
+    for name in ("kamailio", "imslab"):
+        mine = [r for r in runs if r.get("proxy") == name and "cpu_ms_per_call" in r]
+        clean = [r for r in mine if loss_free(r, args.seconds)] or mine
+        if clean:
+            per_call[name] = min(float(str(r["cpu_ms_per_call"])) for r in clean)
+            print(f"CPU per call {name}: {per_call[name]} ms")
+    if len(per_call) == 2 and per_call["imslab"] > 0:
+        results["cpu_ratio"] = round(per_call["kamailio"] / per_call["imslab"], 2)
+        print(f"calls per CPU-second, imslab / kamailio: {results['cpu_ratio']}")
+    results["cpu_ms_per_call"] = per_call
     print(f"load average: before {results['load_before']}, after {results['load_after']}")
     if args.json:
         print(json.dumps(results))

@@ -169,6 +169,7 @@ class OverloadControl:
 # of the head, each up to its CRLF (the obsolete line folding of §7.3.1 makes it give up)
 _HEADER = re.compile(rb"([A-Za-z-]+)[ \t]*:[ \t]*(.*)")
 _TAG = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+_BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
 _SENT_BY_PORT = re.compile(
     rb"^SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*UDP[ \t]+[^:;, \t]+(?::(\d+))?", re.I
 )
@@ -208,12 +209,18 @@ class OverloadGate:
 
     #: 64*T1 (RFC 3261 §17.1.1.2, Timer B): the longest an ACK for a 503 may still come
     ABSORB_FOR = 32.0
+    #: verdicts remembered (top Via branch -> admitted?), oldest forgotten first
+    REMEMBER = 65_536
 
     def __init__(self, control: OverloadControl, tag: str) -> None:
         self.control = control
         self.tag = tag.encode()
         self._retry = f"Retry-After: {control.config.retry_after}\r\n".encode()
         self._absorb_until = -math.inf
+        # a retransmitted request gets the verdict its first copy got: an admitted INVITE
+        # whose copy is then shed would see a 503 *and* the callee's 200 (a broken call); a
+        # shed one whose 503 was lost gets the 503 again (§17.2.1: the same response)
+        self._verdicts: dict[bytes, bool] = {}
         self.shed = 0
         self.absorbed = 0
 
@@ -259,8 +266,19 @@ class OverloadGate:
                 self.absorbed += 1
                 return ABSORBED
             return None
-        if tag is not None or control.reject <= 0.0 or control.admit():
-            return None  # in-dialog, or admitted: the full path
+        if tag is not None:
+            return None  # in-dialog: accepted work
+        branch = _BRANCH.search(top_via.split(b",", 1)[0])
+        key = b"" if branch is None else branch.group(1) + b" " + method
+        verdict = self._verdicts.get(key) if key else None
+        if verdict is None:
+            verdict = control.reject <= 0.0 or control.admit()
+            if key:
+                if len(self._verdicts) >= self.REMEMBER:
+                    del self._verdicts[next(iter(self._verdicts))]
+                self._verdicts[key] = verdict
+        if verdict:
+            return None  # admitted: the full path
         shed = self._shed(kept, top_via, source)
         if shed is not None:
             self._absorb_until = now + self.ABSORB_FOR
