@@ -9,7 +9,7 @@ instead of collapsing into retransmissions, so its goodput (calls completed per 
 >= 80 % of R; and at the normal rate afterwards (R/2) every call completes again, none shed.
 
 Addresses: 127.0.4.0/24; every SIPp run is bounded by ``timeout`` and a call count; a step
-that loses calls ends 6 s after its last call (SIPp counts the rest failed), so the whole test
+that loses calls ends 4 s after its last call (SIPp counts the rest failed), so the whole test
 stays near 40 s.
 """
 
@@ -28,7 +28,7 @@ STEP_SECONDS = 2.0
 # doubling, then one step between the last good rate and the first bad one: few steps (CI
 # time) and R within a factor 1.5
 RATES = [100, 200, 400, 800, 1600]
-GRACE = 6.0  # a lost call is counted failed 6 s after the last call was placed
+GRACE = 4.0  # a lost call is counted failed 4 s after the last call was placed
 
 
 def find_max_rate(sipp: str, proxy: Proxy, work: Path) -> tuple[int, list[dict[str, object]]]:
@@ -57,6 +57,7 @@ def test_goodput_at_twice_the_max_rate_and_recovery(tmp_path: Path) -> None:
         )
     finally:
         proxy.stop()
+    print(f"R = {top}/s; 2R for 10 s: {over}; then R/2: {after}")  # pytest -s: the numbers
     # past its capacity the proxy keeps carrying calls (shedding the rest with 503)
     assert float(str(over["goodput"])) >= 0.8 * top, (top, over, runs)
     # and it recovered: the normal rate is loss-free again
