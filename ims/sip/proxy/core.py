@@ -129,8 +129,9 @@ class ProxyConfig:
     timer_c: float = 181.0
     default_max_forwards: int = 70
     trust: TrustPolicy | None = None
-    #: off by default: measured with SIPp, shedding still costs more than it saves
-    #: (docs/benchmarks.md, "imslab vs Kamailio"); on with OverloadConfig()
+    #: off by default (on: OverloadConfig(), `run sip-proxy --overload`): on a machine
+    #: shared with other work the probe also reads others' CPU use as queueing delay and
+    #: sheds below capacity (docs/benchmarks.md, "imslab vs Kamailio")
     overload: OverloadConfig | None = None
     sent_by: tuple[Peer, ...] = ()
 
