@@ -1,7 +1,7 @@
 """Graceful overload of `imslab run sip-proxy`, measured with SIPp (issue 15).
 
 `imslab run sip-proxy --overload`: the proxy's max loss-free rate R is found on this machine,
-in this run (SIPp steps of 2 s, doubling, then one step half-way; the callee registered,
+in this run (SIPp steps of 3 s, doubling, then one step half-way; the callee registered,
 INVITE/100/180/200/ACK/BYE/200 with Record-Route: ``benchmarks/bench_vs_kamailio.py``'s
 scenario). Then SIPp offers 2R calls/s for 10 s: the
 proxy must shed what it cannot carry with 503 + Retry-After (``ims.sip.proxy.overload``)
@@ -24,20 +24,24 @@ from benchmarks.bench_vs_kamailio import Proxy, loss_free, ramp, sipp_step, star
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
-STEP_SECONDS = 2.0
+STEP_SECONDS = 3.0
 # doubling, then one step between the last good rate and the first bad one: few steps (CI
 # time) and R within a factor 1.5
 RATES = [100, 200, 400, 800, 1600]
 GRACE = 4.0  # a lost call is counted failed 4 s after the last call was placed
+# a step counts as loss-free only if its calls completed within 0.5 s of the schedule: with
+# short steps a proxy beyond its capacity still completes everything from its backlog (R = 600
+# measured that way for a process that costs 2.1 ms of CPU per call, i.e. < 480 calls/s)
+SLACK = 0.5
 
 
 def find_max_rate(sipp: str, proxy: Proxy, work: Path) -> tuple[int, list[dict[str, object]]]:
-    top, runs = ramp(sipp, proxy, RATES, STEP_SECONDS, work, grace=GRACE)
+    top, runs = ramp(sipp, proxy, RATES, STEP_SECONDS, work, grace=GRACE, slack=SLACK)
     if 0 < top < RATES[-1]:
         mid = top * 3 // 2
         r = sipp_step(sipp, proxy.address, mid, STEP_SECONDS, work, proxy.uas_port, grace=GRACE)
         runs.append(r)
-        if loss_free(r, STEP_SECONDS):
+        if loss_free(r, STEP_SECONDS, SLACK):
             top = mid
     return top, runs
 
@@ -45,10 +49,9 @@ def find_max_rate(sipp: str, proxy: Proxy, work: Path) -> tuple[int, list[dict[s
 @pytest.mark.timeout(120)
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 15 target met in 4 of 6 runs, not reliably: with the stateless gate and the "
-    "final law goodput at 2R was 86-161 % of R (R 200-300, load 8-12) but 68 % once and 35 % "
-    "at R = 600 (load ~2: 7,983 of 12,000 shed, 1,926 admitted calls failed); "
-    "docs/benchmarks.md",
+    reason="issue 15 target not met reliably: with the stateless gate goodput at 2R was "
+    "86-161 % of R when R was 200-400, but 35-54 % whenever R was 600 (quiet machine: at "
+    "1,200/s two thirds shed and 1,000-2,000 admitted calls failed); docs/benchmarks.md",
 )
 def test_goodput_at_twice_the_max_rate_and_recovery(tmp_path: Path) -> None:
     sipp = shutil.which("sipp")
