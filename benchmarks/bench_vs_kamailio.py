@@ -50,6 +50,16 @@ KAMAILIO_CFG = ROOT / "benchmarks" / "kamailio-proxy.cfg"
 DOMAIN = "bench.test"
 CALLEE = "bob"
 PROXY_IP, UAC_IP, UAS_IP = "127.0.4.1", "127.0.4.2", "127.0.4.3"
+# SIPp's own sockets: its default -buff_size is 65,535 bytes, about 100 INVITEs; a scheduling
+# hiccup of a few ms at 1,000+ calls/s overflows it (nstat UdpRcvbufErrors) and every lost
+# datagram costs a 500 ms retransmission: that, not the proxies, capped the first runs of this
+# benchmark at 400-600 calls/s. 4 MiB is net.core.rmem_max on the project's machines.
+SIPP_BUFFER = ("-buff_size", str(4 * 1024 * 1024))
+# the UAC opens one socket per call (-t un): imslab's workers share the proxy's address with
+# SO_REUSEPORT, where the kernel picks a worker per source address and port; calls from one
+# SIPp socket would all land on one worker (real UEs come from many addresses). Kamailio's
+# workers read one shared socket, so this changes nothing for it.
+SIPP_UAC_SOCKETS = ("-t", "un", "-max_socket", "16000")
 
 
 def free_port(ip: str) -> int:
@@ -60,6 +70,30 @@ def free_port(ip: str) -> int:
 
 def load() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants (Kamailio's
+    forked workers, imslab's worker processes): calls per CPU-second is the comparison that a
+    loaded machine disturbs least."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        p = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(p)
+        cpu[p] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo += children.get(p, [])
+    return total
 
 
 # ------------------------------------------------------------------------------ proxies
@@ -84,14 +118,15 @@ class Proxy:
                 self.proc.wait()
 
 
-def start_imslab(work: Path, *, shed: bool = False) -> Proxy:
-    """``imslab run sip-proxy``; ``shed``: with its overload control (``--overload``)."""
+def start_imslab(work: Path, *, shed: bool = False, workers: int = 1) -> Proxy:
+    """``imslab run sip-proxy``; ``shed``: with its overload control (``--overload``);
+    ``workers`` processes sharing the address (``--workers``)."""
     port = free_port(PROXY_IP)
     log = work / "imslab.log"
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())",
          "run", "sip-proxy", "--listen", f"{PROXY_IP}:{port}", "--domain", DOMAIN,
-         *(["--overload"] if shed else [])],
+         "--workers", str(workers), *(["--overload"] if shed else [])],
         cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -130,8 +165,11 @@ def start_kamailio(kamailio: str, work: Path, workers: int) -> Proxy:
     if check.returncode != 0:
         raise SystemExit(f"kamailio config check failed: {check.stderr[-800:]}")
     log = rundir / "kamailio.log"
+    # -m: shared memory (MB) for transactions; with 64, Kamailio ran out at 1,000 calls/s
+    # ("tm: build_cell(): could not allocate shared memory", every new transaction refused
+    # while the wait timers held the old ones): the earlier runs measured that, not Kamailio
     proc = subprocess.Popen(
-        [kamailio, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8",
+        [kamailio, "-f", str(cfg), "-DD", "-E", "-m", "1024", "-M", "8",
          "-Y", str(rundir), "-w", str(rundir), "-P", str(rundir / "kamailio.pid")],
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -175,35 +213,59 @@ def _register_once(sipp: str, proxy: str, contact: str, work: Path) -> bool:
     return r.returncode == 0
 
 
+def direct_scenarios(work: Path) -> Path:
+    """The UAC and UAS scenarios without their Record-Route checks, for SIPp against SIPp
+    with no proxy between (the harness's own ceiling)."""
+    out = work / "direct"
+    out.mkdir(exist_ok=True)
+    for name in ("uac.xml", "uas.xml"):
+        text = (SCENARIOS / name).read_text().replace('check_it="true"', 'check_it="false"')
+        (out / name).write_text(text)
+    return out
+
+
 def sipp_step(
-    sipp: str, proxy: str, rate: int, seconds: float, work: Path, uas_port: int
+    sipp: str,
+    proxy: str,
+    rate: int,
+    seconds: float,
+    work: Path,
+    uas_port: int,
+    scenarios: Path | None = None,
+    grace: float | None = None,
 ) -> dict[str, object]:
     """``rate`` calls/s for ``seconds`` through ``proxy`` to the UAS on ``uas_port``, its
-    registration refreshed first (one port per proxy: one binding, no fork to an old UAS)."""
+    registration refreshed first (one port per proxy: one binding, no fork to an old UAS).
+    ``scenarios``: SIPp straight to the UAS (``proxy`` is then the UAS), no registration.
+    ``grace``: seconds SIPp waits after the last call is placed before it stops and counts
+    what did not complete as failed (default 2 * seconds + 20)."""
     calls = max(1, int(rate * seconds))
     uac_port = free_port(UAC_IP)
     counts_dir = work / f"counts-{rate}-{time.monotonic_ns()}"  # SIPp names its file by pid
     counts_dir.mkdir()
-    limit = int(seconds * 3 + 20)
+    limit = int(seconds + (2 * seconds + 20 if grace is None else grace))
     tag = f"{rate}-{time.monotonic_ns()}"
     uas_csv, uac_csv = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
+    uas_xml = scenarios / "uas.xml" if scenarios else UAS_XML
+    uac_xml = (scenarios or SCENARIOS) / "uac.xml"
     uas = subprocess.Popen(
-        ["timeout", str(limit + 10), sipp, "-sf", str(UAS_XML), "-i", UAS_IP,
-         "-p", str(uas_port), "-nostdin", "-trace_stat", "-stf", str(uas_csv), "-fd", "1"],
+        ["timeout", str(limit + 10), sipp, "-sf", str(uas_xml), "-i", UAS_IP,
+         "-p", str(uas_port), *SIPP_BUFFER, "-nostdin", "-trace_stat", "-stf", str(uas_csv),
+         "-fd", "1"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(0.3)
-        if not register(sipp, proxy, f"{UAS_IP}:{uas_port}", work):
+        if scenarios is None and not register(sipp, proxy, f"{UAS_IP}:{uas_port}", work):
             return {"rate": rate, "calls": calls, "ok": 0, "shed": 0, "failed": calls,
                     "seconds": 0.0, "cps": 0.0, "error": "REGISTER failed"}  # fmt: skip
         t0 = time.monotonic()
         uac = subprocess.Popen(
-            ["timeout", str(limit + 5), sipp, "-sf", str(SCENARIOS / "uac.xml"), proxy,
+            ["timeout", str(limit + 5), sipp, "-sf", str(uac_xml), proxy,
              "-i", UAC_IP, "-p", str(uac_port), "-s", CALLEE, "-key", "domain", DOMAIN,
              "-m", str(calls), "-r", str(rate), "-l", str(rate * 4), "-timeout", str(limit),
-             "-timeout_error", "-nostdin", "-trace_stat", "-stf", str(uac_csv),
-             "-trace_counts", "-fd", "1"],
+             "-timeout_error", *SIPP_BUFFER, *SIPP_UAC_SOCKETS, "-nostdin", "-trace_stat",
+             "-stf", str(uac_csv), "-trace_counts", "-fd", "1"],
             cwd=counts_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -243,23 +305,40 @@ def sipp_step(
     }
 
 
-def loss_free(r: dict[str, object], seconds: float) -> bool:
-    behind = float(str(r["seconds"])) > seconds * 1.2 + 2
+def loss_free(r: dict[str, object], seconds: float, slack: float | None = None) -> bool:
+    """Every call completed, none shed, and SIPp finished within ``slack`` seconds of its
+    schedule (default 20 % + 2 s): a proxy behind schedule is only living off its backlog."""
+    behind = float(str(r["seconds"])) > seconds + (seconds * 0.2 + 2 if slack is None else slack)
     return r["failed"] == 0 and r["shed"] == 0 and r["ok"] == r["calls"] and not behind
 
 
 def ramp(
-    sipp: str, proxy: Proxy, rates: list[int], seconds: float, work: Path
+    sipp: str,
+    proxy: Proxy | None,
+    rates: list[int],
+    seconds: float,
+    work: Path,
+    grace: float | None = None,
+    slack: float | None = None,
 ) -> tuple[int, list[dict[str, object]]]:
+    """Step through ``rates`` until one is not loss-free; ``proxy`` None: SIPp to SIPp."""
     best, runs = 0, []
+    direct = direct_scenarios(work) if proxy is None else None
+    name = "sipp" if proxy is None else proxy.name
+    uas_port = free_port(UAS_IP) if proxy is None else proxy.uas_port
     for rate in rates:
-        r = sipp_step(sipp, proxy.address, rate, seconds, work, proxy.uas_port)
-        r["proxy"], r["load"] = proxy.name, load()
+        address = f"{UAS_IP}:{uas_port}" if proxy is None else proxy.address
+        cpu0 = 0.0 if proxy is None else tree_cpu(proxy.proc.pid)
+        r = sipp_step(sipp, address, rate, seconds, work, uas_port, direct, grace)
+        ok = int(str(r["ok"]))
+        if proxy is not None and ok:
+            r["cpu_ms_per_call"] = round((tree_cpu(proxy.proc.pid) - cpu0) * 1000 / ok, 3)
+        r["proxy"], r["load"] = name, load()
         runs.append(r)
-        print(f"{proxy.name:>9} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['shed']:>6} "
+        print(f"{name:>9} {r['rate']:>6} {r['calls']:>7} {r['ok']:>7} {r['shed']:>6} "
               f"{r['failed']:>7} {r['seconds']:>8} {r['cps']:>8} {r['load']:>6} "
-              f"{r.get('error', '')}", flush=True)  # fmt: skip
-        if not loss_free(r, seconds):
+              f"{r.get('cpu_ms_per_call', '-'):>8} {r.get('error', '')}", flush=True)  # fmt: skip
+        if not loss_free(r, seconds, slack):
             break
         best = rate
     return best, runs
@@ -280,14 +359,28 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=250)
     ap.add_argument("--max-rate", type=int, default=6000)
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of calls per step")
-    ap.add_argument("--workers", type=int, default=2, help="Kamailio UDP workers")
+    ap.add_argument("--workers", type=int, default=2, help="UDP workers of each proxy")
     ap.add_argument("--only", choices=("imslab", "kamailio"), help="measure one proxy only")
+    ap.add_argument(
+        "--uac-transport",
+        choices=("un", "u1"),
+        default="un",
+        help="SIPp UAC sockets: one per call (un, default) or one (u1)",
+    )
+    ap.add_argument(
+        "--harness",
+        action="store_true",
+        help="first ramp SIPp against SIPp with no proxy: the harness's own ceiling",
+    )
     ap.add_argument("--overload", action="store_true", help="imslab at 2x its max, then 1x")
     ap.add_argument("--overload-seconds", type=float, default=10.0)
     ap.add_argument("--shed", action="store_true", help="imslab with its overload control on")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    global SIPP_UAC_SOCKETS
+    if args.uac_transport == "u1":
+        SIPP_UAC_SOCKETS = ("-t", "u1")
     sipp = shutil.which("sipp")
     if sipp is None:
         print("sipp is not installed (apt-get install sip-tester)")
@@ -303,11 +396,14 @@ def main() -> int:
     results: dict[str, object] = {"cores": os.cpu_count(), "load_before": load()}
     print(f"machine: {os.cpu_count()} cores, load average {results['load_before']}")
     print(f"{'proxy':>9} {'rate':>6} {'calls':>7} {'ok':>7} {'shed':>6} {'failed':>7} "
-          f"{'seconds':>8} {'cps':>8} {'load':>6}")  # fmt: skip
+          f"{'seconds':>8} {'cps':>8} {'load':>6} {'cpu ms/call':>8}")  # fmt: skip
     best: dict[str, int] = {}
     runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-vs-kamailio-") as tmp:
         work = Path(tmp)
+        if args.harness:
+            best["sipp"], r = ramp(sipp, None, rates, args.seconds, work)
+            runs += r
         if args.only != "imslab":
             if kamailio is None:
                 print("kamailio is not installed (apt-get install kamailio): imslab only")
@@ -316,7 +412,7 @@ def main() -> int:
                     best["kamailio"], r = ramp(sipp, k, rates, args.seconds, work)
                     runs += r
         if args.only != "kamailio":
-            with running(start_imslab(work, shed=args.shed)) as p:
+            with running(start_imslab(work, shed=args.shed, workers=args.workers)) as p:
                 best["imslab"], r = ramp(sipp, p, rates, args.seconds, work)
                 runs += r
                 top = best["imslab"]
@@ -348,6 +444,18 @@ def main() -> int:
     if best.get("kamailio"):
         results["ratio"] = round(best.get("imslab", 0) / best["kamailio"], 2)
         print(f"ratio imslab / kamailio: {results['ratio']}")
+    # CPU per completed call over the loss-free steps of each (all steps when none was)
+    per_call: dict[str, float] = {}
+    for name in ("kamailio", "imslab"):
+        mine = [r for r in runs if r.get("proxy") == name and "cpu_ms_per_call" in r]
+        clean = [r for r in mine if loss_free(r, args.seconds)] or mine
+        if clean:
+            per_call[name] = min(float(str(r["cpu_ms_per_call"])) for r in clean)
+            print(f"CPU per call {name}: {per_call[name]} ms")
+    if len(per_call) == 2 and per_call["imslab"] > 0:
+        results["cpu_ratio"] = round(per_call["kamailio"] / per_call["imslab"], 2)
+        print(f"calls per CPU-second, imslab / kamailio: {results['cpu_ratio']}")
+    results["cpu_ms_per_call"] = per_call
     print(f"load average: before {results['load_before']}, after {results['load_after']}")
     if args.json:
         print(json.dumps(results))

@@ -26,7 +26,11 @@ closed, a new one is opened to that address (which then usually fails: 503 for t
 Overload (``ims.sip.proxy.overload``): with the core's overload control on, the adapter sends a
 small probe datagram to its first UDP listener every ``interval`` from a socket of its own; the
 time it takes to come back out of the kernel queue and the loop is the queueing delay a request
-arriving now would see, fed to the core with ``now``.
+arriving now would see, fed to the core with ``now``. A worker sharing its address with
+siblings (SO_REUSEPORT) picks a probe port that the kernel's hash hands back to itself: it
+tries ports until a probe returns (the hash of a source address and port is stable while the
+group of sockets is). Every UDP datagram first meets the :class:`OverloadGate`, which sheds new
+requests with a stateless 503 before anything is parsed.
 
 Why not :class:`ims.sip.aio.endpoint.SipEndpoint`: a proxy needs the raw per-branch
 events (every provisional, CANCEL of a client transaction, stray 2xx), and at the time of
@@ -42,13 +46,14 @@ import functools
 import ipaddress
 import math
 import secrets
+import socket
 import ssl
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from ims.log import begin_message, end_message, get_logger, tag_message
 from ims.sip.errors import SipParseError
-from ims.sip.message import Request, Response
+from ims.sip.message import Request, Response, new_tag
 from ims.sip.proxy.core import (
     Action,
     CancelBranch,
@@ -57,6 +62,7 @@ from ims.sip.proxy.core import (
     SendResponse,
     SendStateless,
 )
+from ims.sip.proxy.overload import OverloadGate, Shed
 from ims.sip.proxy.routing import Forward, Respond
 from ims.sip.transaction import (
     AckReceived,
@@ -124,14 +130,31 @@ class ProxyServer:
         self._probe_from: tuple[str, int] | None = None
         self._probe_to: tuple[str, int] | None = None
         self._probe_data = b"\0imslab-probe " + secrets.token_hex(8).encode()
+        self._probe_back: asyncio.Future[None] | None = None
+        # new UDP requests shed before parsing while overloaded (ims.sip.proxy.overload)
+        self._gate = None if core.overload is None else OverloadGate(core.overload, new_tag())
         self._allowed_cache: dict[str, bool] = {}
+        # a worker sharing its listen address sends what it forwards from its own port (the
+        # Via sent-by it writes, ProxyConfig.sent_by), so the responses come back to it
+        self._sender: dict[str, tuple[str, int]] = {
+            p.transport.upper(): (p.host, p.port) for p in core.config.sent_by
+        }
 
     # -- set-up ---------------------------------------------------------------------------
     async def listen(
-        self, transport: str, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
     ) -> tuple[str, int]:
         """Listen on ``transport`` (``"udp"``, ``"tcp"``, ``"tls"`` — TLS needs
-        ``ssl_context``, the server context); returns the bound address."""
+        ``ssl_context``, the server context); returns the bound address. UDP only:
+        ``reuse_port`` shares the address with sibling worker processes (``SO_REUSEPORT``);
+        ``sock`` adopts an already bound socket (a worker's own port, ``ProxyConfig.sent_by``)."""
         self._loop = asyncio.get_running_loop()
         kind = transport.lower()
         if kind in ("tcp", "tls"):
@@ -147,18 +170,38 @@ class ProxyServer:
         if kind != "udp":
             raise ValueError(f"transport {transport!r} is not available (udp, tcp, tls)")
         udp = UdpTransport(self._on_datagram)
-        addr = await udp.bind(host, port)
+        addr = await udp.bind(host, port, reuse_port=reuse_port, sock=sock)
         self._udp.append(udp)
         # a burst arriving while the loop is busy (a batch of timers, a GC pass) waits in the
         # kernel instead of being dropped and retransmitted 500 ms later
         udp.set_buffer_sizes(UDP_BUFFER, UDP_BUFFER)
         if self.core.overload is not None and self._probe is None:
+            await self._bind_probe(addr)
+        return addr
+
+    async def _bind_probe(self, addr: tuple[str, int]) -> None:
+        """A probe socket whose datagrams to ``addr`` reach this process (see the module
+        docstring: with SO_REUSEPORT siblings, the kernel picks the receiver by source port)."""
+        assert self._loop is not None
+        for _ in range(PROBE_PORT_TRIES):
             probe = UdpTransport(lambda data, flow: None)
             self._probe_from = await probe.bind(addr[0], 0)
             self._probe_to = addr
+            self._probe_back = self._loop.create_future()
+            probe.send(self._probe_data, addr)
+            try:
+                async with asyncio.timeout(0.2):
+                    await self._probe_back
+            except TimeoutError:
+                probe.close()
+                continue
+            finally:
+                self._probe_back = None
             self._probe = probe
             self._arm()
-        return addr
+            return
+        self._probe_from = None
+        _log.warning("no probe port reaches this worker: overload control measures nothing")
 
     def _new_stream(self, name: str, server_ssl: ssl.SSLContext | None) -> StreamTransport:
         return StreamTransport(
@@ -231,9 +274,19 @@ class ProxyServer:
         now = self._now()
         if flow.remote == self._probe_from and data == self._probe_data:
             overload = self.core.overload
-            if overload is not None:
+            if self._probe_back is not None and not self._probe_back.done():
+                self._probe_back.set_result(None)
+            elif overload is not None:
                 overload.probe_returned(now)
             return
+        gate = self._gate
+        if gate is not None:
+            verdict = gate.screen(data, flow.remote, now)
+            if verdict is not None:
+                self.core.stats["shed"] += 1
+                if isinstance(verdict, Shed):
+                    self._send_shed(verdict, flow.local)
+                return
         token = begin_message()  # the Call-ID tagged by _events ends with this datagram
         try:
             self._events(self.layer.receive_bytes(data, flow, now), now)
@@ -315,6 +368,9 @@ class ProxyServer:
                     self.stats["unresolved"] += 1
                     self._act(self.core.branch_failed(a.branch, 503, now), now)
                     continue
+                sender = self._sender.get(flow.transport)
+                if sender is not None:
+                    flow = Flow(flow.transport, flow.remote, sender)
                 tx, events = layer.send_request(a.request, flow, now)
                 self._clients[a.branch] = tx
                 self._events(events, now)
@@ -394,6 +450,18 @@ class ProxyServer:
             udp.send(ev.data, remote)
         except (SipTransportError, ValueError) as exc:
             self._send_failed(ev, str(exc))
+
+    def _send_shed(self, shed: Shed, local: tuple[str, int] | None) -> None:
+        """A gate's stateless 503, from the socket the request came in on."""
+        if self.allowed is not None and not self._allowed(shed.to[0]):
+            return
+        for u in self._udp:
+            if u.local == local:
+                try:
+                    u.send(shed.response, shed.to)
+                except SipTransportError:
+                    self.stats["send_errors"] += 1
+                return
 
     def _send_stream(self, ev: SendMessage) -> None:
         stream = self._streams.get(ev.flow.transport)
@@ -484,6 +552,8 @@ class ProxyServer:
 
 
 UDP_BUFFER = 4 * 1024 * 1024
+#: probe ports tried before giving up (with N workers, each try reaches us with chance 1/N)
+PROBE_PORT_TRIES = 32
 
 
 @functools.lru_cache(maxsize=4096)

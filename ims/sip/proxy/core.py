@@ -114,6 +114,10 @@ class ProxyConfig:
     RFC 3325 Trust Domain this proxy belongs to (``ims.sip.trust``, peers by address and port);
     when set, ``P-Asserted-Identity`` from any other source is removed on ingress, before
     routing (RFC 3325 §5). None: a plain RFC 3261 proxy, identity headers untouched.
+    ``sent_by``: the Via sent-by of requests this proxy forwards, when it is not ``local``'s:
+    one of several worker processes sharing ``local`` (SO_REUSEPORT) puts a port of its own
+    there, so that the responses (§18.2.2: sent to the Via) come back to the worker holding
+    the client transaction; Record-Route keeps naming ``local``.
     """
 
     name: str = "proxy"
@@ -127,9 +131,11 @@ class ProxyConfig:
     timer_c: float = 181.0
     default_max_forwards: int = 70
     trust: TrustPolicy | None = None
-    #: off by default: measured with SIPp, shedding still costs more than it saves
-    #: (docs/benchmarks.md, "imslab vs Kamailio"); on with OverloadConfig()
+    #: off by default (on: OverloadConfig(), `run sip-proxy --overload`): on a machine
+    #: shared with other work the probe also reads others' CPU use as queueing delay and
+    #: sheds below capacity (docs/benchmarks.md, "imslab vs Kamailio")
     overload: OverloadConfig | None = None
+    sent_by: tuple[Peer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +332,16 @@ class ProxyCore:
         }
         self._local_ports = {p.port for p in config.local}
         self._sent_bys = set()
-        for p in config.local:
+        for p in (*config.local, *config.sent_by):
             self._sent_bys.add(f"{p.host}:{p.port}".lower())
             if p.port == 5060:
                 self._sent_bys.add(p.host.lower())
         self._via_local: dict[str, Peer] = {}
         for p in config.local:
             self._via_local.setdefault(p.transport.lower(), p)
+        self._sent_by = dict(self._via_local)
+        for p in config.sent_by:
+            self._sent_by[p.transport.lower()] = p
         self._domains = {d.lower() for d in config.domains}
         self._rr_values = {self._rr_value(p.transport) for p in config.local}
         #: fed by the adapter with the measured queueing delay (None: no overload control)
@@ -403,7 +412,7 @@ class ProxyCore:
         return f"{BRANCH_COOKIE}{lhash}.{self._prefix}{next(self._counter):x}"
 
     def _via(self, transport: str, branch: str) -> Via:
-        p = self._via_local.get(transport.lower()) or self.config.local[0]
+        p = self._sent_by.get(transport.lower()) or self.config.local[0]
         return Via(p.transport.upper(), p.host, p.port, Params.of(branch=branch))
 
     def _via_value(self, transport: str, branch: str) -> str:
@@ -540,6 +549,7 @@ class ProxyCore:
             overload is not None
             and overload.reject > 0.0
             and transaction is not None
+            and source.transport != "udp"  # UDP: shed before parsing (aio_proxy's gate)
             and _out_of_dialog(request)
             and not overload.admit()
         ):

@@ -51,8 +51,12 @@ class LocationRouter:
         *,
         static: Mapping[str, Sequence[str]] | None = None,
         is_known_user: Callable[[str], bool] | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
         self.registrar = registrar or Registrar()
+        #: added to the core's ``now`` for the registrar: a store shared between processes
+        #: (``ims.store``) keeps wall-clock expiry times, the core runs on a monotonic clock
+        self.clock_offset = clock_offset
         self.store: BindingStore = self.registrar.store
         self.static = {k: [parse_uri(u) for u in v] for k, v in (static or {}).items()}
         self.is_known_user = is_known_user
@@ -61,15 +65,16 @@ class LocationRouter:
         uri = request.uri
         if ctx.has_route:
             return Forward(targets=[Target(uri=uri)])
+        now = ctx.now + self.clock_offset
         if request.method == "REGISTER" and ctx.is_our_domain(uri):
-            return Respond(status=200, response=self.registrar.handle(request, ctx.now))
+            return Respond(status=200, response=self.registrar.handle(request, now))
         if ctx.is_our_domain(uri):
             aor = aor_of(uri)
             if aor is None:
                 if ctx.is_local(uri) and isinstance(uri, SipUri) and uri.user is None:
                     return Respond(status=404, reason="No Such Service")
                 return Respond(status=404)
-            targets = [Target(uri=parse_uri(b.uri), q=b.q) for b in self.store.lookup(aor, ctx.now)]
+            targets = [Target(uri=parse_uri(b.uri), q=b.q) for b in self.store.lookup(aor, now)]
             targets += [Target(uri=u) for u in self.static.get(aor, ())]
             if targets:
                 return Forward(targets=targets, parallel=True)

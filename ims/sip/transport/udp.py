@@ -76,11 +76,21 @@ class UdpTransport:
         self.sent = 0
         self.errors = 0
 
-    async def bind(self, host: str, port: int) -> Address:
+    async def bind(
+        self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None
+    ) -> Address:
+        """Bind ``host:port``; ``reuse_port``: with ``SO_REUSEPORT``, so that several worker
+        processes share the address (the kernel picks one per source address and port);
+        ``sock``: use this bound socket instead (host and port are then ignored)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, port)
-        )
+        if sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), sock=sock
+            )
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(host, port), reuse_port=reuse_port or None
+            )
         self._transport = transport
         sockname = transport.get_extra_info("sockname")
         self.local = (str(sockname[0]), int(sockname[1]))

@@ -841,3 +841,20 @@ def test_stateless_router_may_refuse_to_relay_an_ack() -> None:
     p.stateless_router = None
     (sent,) = p.receive_request(invite(method="ACK"), UAC, 0.0)
     assert isinstance(sent, SendStateless)
+
+
+def test_worker_sent_by_names_its_own_port_record_route_the_shared_address() -> None:
+    """A worker sharing the listen address (``ProxyConfig.sent_by``): its Via names its own
+    port, so the responses (RFC 3261 §18.2.2: "the response MUST be sent to the address
+    indicated by the 'sent-by' value") reach it; Record-Route names the shared address
+    (in-dialog requests may go to any worker); a stray response with that Via is ours."""
+    own = Peer(transport="udp", host="127.0.3.1", port=40001)
+    p = core(sent_by=(own,))
+    (fwd,) = only(p.receive_request(invite(), UAC, 0.0, transaction="stx"), ForwardRequest)
+    assert fwd.request.via is not None and fwd.request.via.sent_by == "127.0.3.1:40001"
+    assert fwd.request.headers.get("Record-Route") == RR
+    (r180,) = only(p.receive_response(answer(fwd.request, 180), fwd.branch, 0.1), SendResponse)
+    assert r180.response.vias[0].branch == "z9hG4bKuac1"
+    # a 2xx retransmission after the transaction: forwarded statelessly, our Via removed
+    (stray,) = only(p.receive_stray_response(answer(fwd.request, 200), 40.0), SendStateless)
+    assert [v.branch for v in stray.message.vias] == ["z9hG4bKuac1"]
