@@ -549,7 +549,7 @@ class ProxyCore:
             overload is not None
             and overload.reject > 0.0
             and transaction is not None
-            and source.transport != "udp"  # UDP: shed before parsing (aio_proxy's gate)
+            and source.transport != "udp"  # UDP: shed before parsing (ims.sip.aio.proxy's gate)
             and _out_of_dialog(request)
             and not overload.admit()
         ):

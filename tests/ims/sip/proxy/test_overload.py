@@ -11,7 +11,6 @@ from __future__ import annotations
 from ims.sip.message import Response
 from ims.sip.parser import parse_message
 from ims.sip.proxy.core import ForwardRequest, SendResponse
-from ims.sip.proxy.hooks import Peer
 from ims.sip.proxy.overload import (
     ABSORBED,
     PROBE_LOST,
@@ -20,6 +19,7 @@ from ims.sip.proxy.overload import (
     OverloadGate,
     Shed,
 )
+from ims.sip.transport import Peer
 from tests.ims.sip.proxy.test_core import UAC, core, invite, only
 
 UAC_TCP = Peer(transport="tcp", host="127.0.3.2", port=5061)
