@@ -105,8 +105,15 @@ async def test_rtpengine_anchors_a_lab_call_and_li_gets_both_directions(
     lemf = topo.li.lemf_out()
     async with Lab(topo, mode="subprocess", li=True, ready_timeout=30):
         await call("alice", "bob")  # no task yet: nobody intercepted
-        # (the LEMF's own status file, OUT/lemf-status.json, is there from its start)
-        filed = [p for p in lemf.rglob("*") if p.is_file() and p.name != "lemf-status.json"]
+        # (the LEMF's own state is there from its start: OUT/lemf-status.json and the delivery
+        # store under OUT/.dedup; no intercept record may be)
+        filed = [
+            p
+            for p in lemf.rglob("*")
+            if p.is_file()
+            and p.name != "lemf-status.json"
+            and not any(part.startswith(".") for part in p.relative_to(lemf).parts)
+        ]
         assert not filed if lemf.exists() else True, filed
 
         rc, out = await imslab(
